@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// First step of `npm run dev`, `npm test` and `npm run bench` on any machine: make sure the
+// project can run, then hand over to the real command on the project's own Node.
+//
+// Plain JavaScript on purpose: on a fresh clone this runs on the machine's Node (20 here), before
+// node_modules exists. It installs dependencies when package-lock.json is newer than the install,
+// installs Debian's redis-server when no redis-server is on PATH (and no Upstash database is
+// configured), then runs the command with node_modules/.bin first on PATH, so `node` there is the
+// Node 24 that the `node` devDependency provides (wrangler needs >= 22.12).
+//
+//   node dev/bootstrap.mjs dev|test|bench [args...]
+
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = join(root, "node_modules", ".bin");
+
+const commands = {
+  dev: [join(bin, "node"), join(root, "dev", "stack.ts")],
+  test: [join(bin, "vitest"), "run"],
+  bench: [join(bin, "node"), join(root, "bench", "run.ts")],
+};
+
+function log(message) {
+  process.stderr.write(`[bootstrap] ${message}\n`);
+}
+
+function ensureDependencies() {
+  const marker = join(root, "node_modules", ".package-lock.json");
+  const lock = join(root, "package-lock.json");
+  const fresh =
+    existsSync(marker) &&
+    existsSync(join(bin, "node")) &&
+    statSync(marker).mtimeMs >= statSync(lock).mtimeMs;
+  if (fresh) return;
+  log("installing dependencies (npm ci)...");
+  execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
+}
+
+function has(command) {
+  return spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
+}
+
+function ensureRedis() {
+  if (has("redis-server")) return;
+  const isRoot = process.getuid?.() === 0;
+  const apt = (...args) =>
+    spawnSync(isRoot ? "apt-get" : "sudo", isRoot ? args : ["-n", "apt-get", ...args], {
+      stdio: "inherit",
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    }).status === 0;
+  log("redis-server not found: installing Debian's redis-server...");
+  if (!apt("install", "-y", "redis-server")) {
+    apt("update");
+    apt("install", "-y", "redis-server");
+  }
+  if (!has("redis-server")) {
+    log("could not install redis-server; install it (apt-get install -y redis-server) and retry");
+    process.exit(1);
+  }
+}
+
+const [name = "test", ...args] = process.argv.slice(2);
+const command = commands[name];
+if (!command) {
+  log(`unknown command "${name}"; expected one of ${Object.keys(commands).join(", ")}`);
+  process.exit(2);
+}
+
+ensureDependencies();
+const usesUpstash = name === "dev" && process.env.UPSTASH_REDIS_REST_URL;
+if (!usesUpstash) ensureRedis();
+
+const env = {
+  ...process.env,
+  PATH: `${bin}:${process.env.PATH ?? ""}`,
+  WRANGLER_SEND_METRICS: "false",
+  WRANGLER_HIDE_BANNER: "true",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+};
+const child = spawn(command[0], [...command.slice(1), ...args], {
+  cwd: root,
+  env,
+  stdio: "inherit",
+});
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => child.kill(signal));
+}
+child.on("exit", (code, signal) => {
+  process.exit(code ?? (signal ? 1 : 0));
+});
