@@ -1,0 +1,38 @@
+// `npm run bridge`: the Upstash REST bridge in front of a local redis-server, until Ctrl-C.
+//
+//   REDIS_URL     the redis-server to front        default redis://127.0.0.1:6380
+//   BRIDGE_PORT   port on 127.0.0.1 (0 = any free)  default 8079
+//   BRIDGE_TOKEN  the bearer token clients send     default dev-bridge-token
+//
+// Point the Worker at it with UPSTASH_REDIS_REST_URL=<printed URL> and the token.
+
+import { startBridge } from "./bridge.ts";
+import { redacted } from "./bridge-redis.ts";
+
+const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6380";
+const token = process.env.BRIDGE_TOKEN || "dev-bridge-token";
+const port = Number(process.env.BRIDGE_PORT || 8079);
+if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+  console.error(`BRIDGE_PORT must be a port number (0-65535), got "${process.env.BRIDGE_PORT}"`);
+  process.exit(2);
+}
+
+try {
+  const bridge = await startBridge({ redisUrl, token, port, host: "127.0.0.1" });
+  console.log(`bridge listening on ${bridge.url} -> ${redacted(redisUrl)}`);
+  const stop = (signal: NodeJS.Signals) => {
+    console.log(`bridge: ${signal}, stopping (served ${bridge.stats.requests} requests)`);
+    bridge.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error("bridge: could not close cleanly", error);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+} catch (error) {
+  console.error(`bridge: ${(error as Error).message}`);
+  process.exit(1);
+}
