@@ -1,0 +1,140 @@
+// The HTTP API: middleware, routes, and the one place errors become HTTP responses.
+//
+// Every error leaves as {"error":{"code","message"}}: typed AppErrors thrown by routes and the
+// data layer, Hono's HTTPExceptions (malformed JSON, wrong content type, auth challenges), an
+// unreachable Redis (503), and anything unexpected (logged, 500).
+
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bearerAuth } from "hono/bearer-auth";
+import { HTTPException } from "hono/http-exception";
+import { timingSafeEqual } from "hono/utils/buffer";
+import type { ZodError } from "zod";
+import { type Config, ConfigError, type Env, loadConfig } from "../shared/config.ts";
+import type { Delivery, DeliveryFactory } from "../shared/delivery.ts";
+import { AppError, InvalidInput, RedisUnavailable, Unauthorized } from "../shared/errors.ts";
+import { type Db, getDb, isUnavailable } from "../shared/redis.ts";
+import { methodNotAllowed } from "./method-not-allowed.ts";
+import { channelRoutes } from "./routes/channels.ts";
+import { healthRoutes } from "./routes/health.ts";
+
+interface Variables {
+  config: Config;
+  db: Db;
+  delivery: Delivery;
+}
+
+export interface AppEnv {
+  Bindings: Env;
+  Variables: Variables;
+}
+
+// Hono's documented way to type c.var in middleware that is not generic (bearerAuth's callback).
+declare module "hono" {
+  interface ContextVariableMap extends Variables {}
+}
+
+export function createApp(deliveryFactory: DeliveryFactory) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: rejectInvalid });
+
+  app.use(async (c, next) => {
+    const config = loadConfig(c.env);
+    const db = getDb(config);
+    c.set("config", config);
+    c.set("db", db);
+    c.set("delivery", deliveryFactory(config, db));
+    await next();
+  });
+  // Hono's timingSafeEqual hashes both sides, then compares every byte: constant time.
+  app.use(
+    "/v1/*",
+    bearerAuth({ verifyToken: (token, c) => timingSafeEqual(token, c.var.config.apiToken) }),
+  );
+
+  app.route("/", healthRoutes());
+  app.route("/", channelRoutes());
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "streamhook",
+      version: "1.0.0",
+      description: "Webhook push on Redis Streams: publish to channels, subscribe webhooks.",
+    },
+    security: [{ bearer: [] }],
+  });
+
+  app.notFound((c) => {
+    const allowed = methodNotAllowed(app.routes, c.req.method, c.req.path);
+    if (allowed.length > 0) {
+      const error = new AppError("method_not_allowed", 405, `${c.req.method} is not allowed here`);
+      return errorResponse(error, { Allow: allowed.join(", ") });
+    }
+    return errorResponse(new AppError("not_found", 404, `no route for ${c.req.path}`));
+  });
+
+  app.onError((error) => {
+    const headers: Record<string, string> = {};
+    const appError = toAppError(error, headers);
+    if (appError.status === 500) console.error("unhandled error", error);
+    return errorResponse(appError, headers);
+  });
+
+  return app;
+}
+
+function errorResponse(error: AppError, headers: Record<string, string> = {}): Response {
+  return Response.json(
+    { error: { code: error.code, message: error.message } },
+    { status: error.status, headers },
+  );
+}
+
+function toAppError(error: unknown, headers: Record<string, string>): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof HTTPException) {
+    const challenge = error.getResponse().headers.get("WWW-Authenticate");
+    // bearerAuth answers a malformed Authorization header with 400; to a client it is the same
+    // mistake as a wrong token, so both are 401 (with the challenge header kept).
+    if (challenge) {
+      headers["WWW-Authenticate"] = challenge;
+      return new Unauthorized();
+    }
+    switch (error.status) {
+      case 400:
+        return new InvalidInput(`${error.message}`, "invalid_json");
+      case 413:
+        return new AppError("payload_too_large", 413, error.message);
+      case 415:
+        return new AppError("unsupported_media_type", 415, "the body must be application/json");
+      default:
+        return new AppError("http_error", error.status === 404 ? 404 : 500, error.message);
+    }
+  }
+  if (isUnavailable(error)) return new RedisUnavailable(error);
+  if (error instanceof ConfigError) return new AppError("misconfigured", 500, error.message);
+  return new AppError("internal", 500, "internal error");
+}
+
+// The defaultHook of every validated route: turns the first schema failures into one 400 that
+// names the fields ("body.messages[2].type: ...").
+function rejectInvalid(result: { success: boolean; error?: ZodError; target: string }): undefined {
+  if (result.success || !result.error) return;
+  const where: Record<string, string> = {
+    json: "body",
+    query: "query",
+    param: "path",
+    header: "header",
+  };
+  const problems = result.error.issues.slice(0, 5).map((issue) => {
+    const path = issue.path.reduce<string>(
+      (acc, part) => (typeof part === "number" ? `${acc}[${part}]` : `${acc}.${String(part)}`),
+      where[result.target] ?? result.target,
+    );
+    return `${path}: ${issue.message}`;
+  });
+  throw new InvalidInput(problems.join("; "));
+}

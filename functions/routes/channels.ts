@@ -1,0 +1,136 @@
+// Channels: publish, list, inspect, read history.
+
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { NotFound, PayloadTooLarge } from "../../shared/errors.ts";
+import { channelInfo, listChannels, publish, readHistory } from "../../shared/streams.ts";
+import type { AppEnv } from "../app.ts";
+import {
+  bodyErrors,
+  ChannelInfo,
+  ChannelParams,
+  ChannelSummary,
+  commonErrors,
+  HistoryPage,
+  HistoryQuery,
+  IdempotencyHeaders,
+  json,
+  notFoundError,
+  PublishBody,
+  PublishedMany,
+  PublishedOne,
+} from "../schemas.ts";
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+const publishRoute = createRoute({
+  method: "post",
+  path: "/v1/channels/{channel}/messages",
+  summary: "Publish one message ({data, type?}) or a batch ({messages: [...]})",
+  middleware: [
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: async (c) => {
+        await drain(c.req.raw.body);
+        throw new PayloadTooLarge(`the request body is over ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+  ] as const,
+  request: {
+    params: ChannelParams,
+    headers: IdempotencyHeaders,
+    body: { content: { "application/json": { schema: PublishBody } }, required: true },
+  },
+  responses: {
+    201: json(z.union([PublishedOne, PublishedMany]), "Appended; ids in order"),
+    200: json(z.union([PublishedOne, PublishedMany]), "Idempotency-Key seen within 24 h"),
+    ...commonErrors,
+    ...bodyErrors,
+  },
+});
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/v1/channels",
+  summary: "Every channel with its length, subscription count and last id",
+  responses: {
+    200: json(z.object({ channels: z.array(ChannelSummary) }), "The channels"),
+    ...commonErrors,
+  },
+});
+
+const getRoute = createRoute({
+  method: "get",
+  path: "/v1/channels/{channel}",
+  summary: "One channel",
+  request: { params: ChannelParams },
+  responses: { 200: json(ChannelInfo, "The channel"), ...commonErrors, ...notFoundError },
+});
+
+const historyRoute = createRoute({
+  method: "get",
+  path: "/v1/channels/{channel}/messages",
+  summary: "The channel's messages, oldest first, paged with `after`",
+  request: { params: ChannelParams, query: HistoryQuery },
+  responses: { 200: json(HistoryPage, "A page of messages"), ...commonErrors, ...notFoundError },
+});
+
+const encoder = new TextEncoder();
+
+// Reads (and drops) what is left of a refused body, up to 16 MiB, before the 413 goes out: a
+// client still sending when the server answers and closes sees "connection reset", not the 413.
+async function drain(body: ReadableStream<Uint8Array> | null): Promise<void> {
+  if (!body || body.locked) return;
+  const reader = body.getReader();
+  for (let read = 0; read < 16 * MAX_BODY_BYTES; ) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    read += value.byteLength;
+  }
+  await reader.cancel();
+}
+
+export function channelRoutes() {
+  return new OpenAPIHono<AppEnv>()
+    .openapi(publishRoute, async (c) => {
+      const { channel } = c.req.valid("param");
+      const body = c.req.valid("json");
+      const idempotencyKey = c.req.valid("header")["idempotency-key"];
+      const { config, db } = c.var;
+      const batch = body.messages !== undefined;
+      const messages = (body.messages ?? [{ data: body.data, type: body.type }]).map((m, i) => {
+        const data = JSON.stringify(m.data);
+        const bytes = encoder.encode(data).byteLength;
+        if (bytes > config.maxMessageBytes) {
+          const field = batch ? `messages[${i}].data` : "data";
+          throw new PayloadTooLarge(
+            `${field} is ${bytes} bytes as JSON; the limit is ${config.maxMessageBytes} (MAX_MESSAGE_BYTES)`,
+          );
+        }
+        return { type: m.type, data };
+      });
+
+      const result = await publish(db, channel, messages, { idempotencyKey, now: Date.now() });
+      if (!result.duplicate && result.woken.length > 0 && config.kickOnPublish) {
+        c.executionCtx.waitUntil(c.var.delivery.kick(channel, result.woken));
+      }
+      if (result.duplicate) c.header("Idempotent-Replayed", "true");
+      const status = result.duplicate ? 200 : 201;
+      return batch ? c.json({ ids: result.ids }, status) : c.json({ id: result.ids[0]! }, status);
+    })
+    .openapi(listRoute, async (c) => c.json({ channels: await listChannels(c.var.db) }, 200))
+    .openapi(getRoute, async (c) => {
+      const { channel } = c.req.valid("param");
+      const info = await channelInfo(c.var.db, channel);
+      if (!info) throw new NotFound(`no channel named "${channel}"`, "channel_not_found");
+      return c.json(info, 200);
+    })
+    .openapi(historyRoute, async (c) => {
+      const { channel } = c.req.valid("param");
+      const { after, limit } = c.req.valid("query");
+      const page = await readHistory(c.var.db, channel, { after, limit });
+      if (!page) throw new NotFound(`no channel named "${channel}"`, "channel_not_found");
+      const messages = page.messages.map((m) => ({ ...m, data: JSON.parse(m.data) }));
+      return c.json({ messages, next: page.next }, 200);
+    });
+}

@@ -1,0 +1,131 @@
+// Request and response schemas. Declared once with @hono/zod-openapi's `z`, they validate requests
+// and generate /openapi.json, so the document cannot drift from what the API accepts.
+
+import { z } from "@hono/zod-openapi";
+
+export const CHANNEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
+
+export const ChannelParams = z.object({
+  channel: z
+    .string()
+    .regex(CHANNEL_NAME, "must be 1-128 of A-Za-z0-9._- starting with a letter or digit")
+    .openapi({ param: { name: "channel", in: "path" }, example: "orders" }),
+});
+
+export const MessageType = z
+  .string()
+  .max(256)
+  .regex(/^[A-Za-z0-9._-]+$/, "must be 1-256 of A-Za-z0-9._-")
+  .openapi({ example: "order.created" });
+
+// Any JSON value. Not z.json(): its recursive schema sends the OpenAPI generator into endless
+// recursion; the body has been parsed from JSON already, so every value here is JSON anyway.
+const JsonValue = z.unknown().openapi({ description: "Any JSON value", example: { orderId: 42 } });
+const requiredJson = JsonValue.refine((value) => value !== undefined, "is required");
+
+const NewMessage = z.strictObject({ data: requiredJson, type: MessageType.optional() });
+
+export const PublishBody = z
+  .strictObject({
+    data: JsonValue.optional().openapi({ description: "Single publish: any JSON value" }),
+    type: MessageType.optional(),
+    messages: z.array(NewMessage).min(1).max(1000).optional().openapi({
+      description: "Batch publish: 1-1000 messages, appended in order in one round trip",
+    }),
+  })
+  .superRefine((body, ctx) => {
+    const single = body.data !== undefined || body.type !== undefined;
+    if (single === (body.messages !== undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        message: 'give either "data" (and optionally "type") or "messages", not both or neither',
+      });
+    } else if (single && body.data === undefined) {
+      ctx.addIssue({ code: "custom", path: ["data"], message: "is required" });
+    }
+  })
+  .openapi("PublishRequest");
+
+export const IdempotencyHeaders = z.object({
+  "idempotency-key": z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, "must be 1-255 printable ASCII characters")
+    .optional()
+    .openapi({
+      param: { name: "idempotency-key", in: "header" },
+      description: "A repeat within 24 h returns the first publish's ids (200) and adds nothing",
+    }),
+});
+
+export const PublishedOne = z.object({ id: z.string() }).openapi("Published");
+export const PublishedMany = z.object({ ids: z.array(z.string()) }).openapi("PublishedBatch");
+
+export const HistoryQuery = z.object({
+  after: z
+    .string()
+    .regex(STREAM_ID, "must be a stream id like 1712345678901-0")
+    .optional()
+    .openapi({ description: "Return messages after this id (exclusive)" }),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const Message = z
+  .object({
+    id: z.string(),
+    type: z.string().nullable(),
+    data: JsonValue,
+    publishedAt: z.iso.datetime(),
+  })
+  .openapi("Message");
+
+export const HistoryPage = z
+  .object({ messages: z.array(Message), next: z.string().nullable() })
+  .openapi("MessagePage");
+
+export const ChannelSummary = z
+  .object({
+    name: z.string(),
+    length: z.number().int(),
+    subscriptions: z.number().int(),
+    lastId: z.string().nullable(),
+  })
+  .openapi("ChannelSummary");
+
+export const ChannelInfo = ChannelSummary.extend({
+  firstId: z.string().nullable(),
+  firstPublishedAt: z.iso.datetime().nullable(),
+  lastPublishedAt: z.iso.datetime().nullable(),
+}).openapi("Channel");
+
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: "invalid_request" }),
+      message: z.string(),
+    }),
+  })
+  .openapi("Error");
+
+const errorResponse = (description: string) => ({
+  content: { "application/json": { schema: ErrorBody } },
+  description,
+});
+
+/** The error responses every authenticated route can give, for the OpenAPI document. */
+export const commonErrors = {
+  400: errorResponse("Invalid JSON or a field that fails validation (the message names it)"),
+  401: errorResponse("Missing or invalid bearer token"),
+  503: errorResponse("Redis is unreachable"),
+} as const;
+
+export const notFoundError = { 404: errorResponse("No such channel") } as const;
+export const bodyErrors = {
+  413: errorResponse("Message data over MAX_MESSAGE_BYTES, or a body over 1 MiB"),
+  415: errorResponse("The body is not application/json"),
+} as const;
+
+export const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { "application/json": { schema } },
+  description,
+});

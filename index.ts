@@ -1,0 +1,8 @@
+// The Worker: its fetch is the HTTP API, its scheduled handler the cron's delivery pass.
+import { createApp } from "./functions/app.ts";
+import type { Env } from "./shared/config.ts";
+import { createDelivery, scheduled } from "./worker/entry.ts";
+
+const app = createApp(createDelivery);
+
+export default { fetch: app.fetch, scheduled } satisfies ExportedHandler<Env>;

@@ -1,0 +1,150 @@
+// Configuration, typed once. `Env` is the Worker's raw bindings (every value a string, as
+// `wrangler types` writes them); `Config` is what the code wants (numbers as numbers, durations in
+// ms). `loadConfig` validates, applies defaults and throws naming the variable; below the entry
+// points nothing reads `env`.
+//
+// The README's configuration table lists exactly these variables; `npm run dev` passes any of them
+// that is set in its environment through to the Worker (see CONFIG_VARIABLES).
+
+import { z } from "zod";
+
+export interface Env {
+  UPSTASH_REDIS_REST_URL: string;
+  UPSTASH_REDIS_REST_TOKEN: string;
+  API_TOKEN: string;
+  KEY_PREFIX?: string;
+  MAX_MESSAGE_BYTES?: string;
+  RETRY_BASE_MS?: string;
+  RETRY_MAX_MS?: string;
+  PASS_BUDGET_MS?: string;
+  PASS_MAX_SUBREQUESTS?: string;
+  PASS_CONCURRENCY?: string;
+  PASS_MAX_SUBSCRIPTIONS?: string;
+  KICK_ON_PUBLISH?: string;
+}
+
+export interface Config {
+  /** Upstash REST endpoint (or the local bridge). */
+  redisUrl: string;
+  /** Upstash REST token. */
+  redisToken: string;
+  /** Bearer token every API route but /health requires. */
+  apiToken: string;
+  /** Versioned prefix of every Redis key; default "sh:v1". */
+  keyPrefix: string;
+  /** Largest `data` of one message, as UTF-8 JSON bytes; default 256 KiB. */
+  maxMessageBytes: number;
+  /** First retry delay in ms, doubled per attempt, with jitter; default 30 s. */
+  retryBaseMs: number;
+  /** Longest retry delay in ms (also caps Retry-After); default 6 h. */
+  retryMaxMs: number;
+  /** A delivery pass starts no new batch after this many ms; default 20 s (waitUntil ends ~30 s). */
+  passBudgetMs: number;
+  /** Subrequests (Redis calls + webhook POSTs) one pass may make; default 5,000 (paid plan). */
+  passMaxSubrequests: number;
+  /** Subscriptions delivered at once in a pass; default 6 (Workers' open-connection limit). */
+  passConcurrency: number;
+  /** Subscriptions one pass picks up; default 200, the rest wait for the next pass. */
+  passMaxSubscriptions: number;
+  /** Start a delivery for the channel right after a publish (ctx.waitUntil); default true. */
+  kickOnPublish: boolean;
+}
+
+/** The Worker's configuration variables, for `npm run dev` pass-through and the docs test. */
+export const CONFIG_VARIABLES = [
+  "UPSTASH_REDIS_REST_URL",
+  "UPSTASH_REDIS_REST_TOKEN",
+  "API_TOKEN",
+  "KEY_PREFIX",
+  "MAX_MESSAGE_BYTES",
+  "RETRY_BASE_MS",
+  "RETRY_MAX_MS",
+  "PASS_BUDGET_MS",
+  "PASS_MAX_SUBREQUESTS",
+  "PASS_CONCURRENCY",
+  "PASS_MAX_SUBSCRIPTIONS",
+  "KICK_ON_PUBLISH",
+] as const satisfies readonly (keyof Env)[];
+
+const integer = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .optional()
+    .transform((value) => value ?? fallback);
+
+const required = z.string({ error: "is required" }).trim().min(1, "is required");
+
+const schema = z.object({
+  UPSTASH_REDIS_REST_URL: required.pipe(z.url({ protocol: /^https?$/ })),
+  UPSTASH_REDIS_REST_TOKEN: required,
+  // The characters a bearer token may hold (RFC 6750 b64token), so a valid token is always sendable.
+  API_TOKEN: required.pipe(z.string().regex(/^[A-Za-z0-9._~+/-]+=*$/, "must be an RFC 6750 token")),
+  KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,64}$/, "must be 1-64 of A-Za-z0-9._:-")
+    .optional()
+    .transform((value) => value ?? "sh:v1"),
+  MAX_MESSAGE_BYTES: integer(256 * 1024, 1, 1024 * 1024),
+  RETRY_BASE_MS: integer(30_000, 1, 24 * 3_600_000),
+  RETRY_MAX_MS: integer(6 * 3_600_000, 1, 7 * 24 * 3_600_000),
+  PASS_BUDGET_MS: integer(20_000, 100, 15 * 60_000),
+  PASS_MAX_SUBREQUESTS: integer(5_000, 10, 1_000_000),
+  PASS_CONCURRENCY: integer(6, 1, 64),
+  PASS_MAX_SUBSCRIPTIONS: integer(200, 1, 10_000),
+  KICK_ON_PUBLISH: z
+    .enum(["true", "false"], { error: 'must be "true" or "false"' })
+    .optional()
+    .transform((value) => value !== "false"),
+});
+
+/** Thrown at start-up when a variable is missing or malformed; names the variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const cache = new WeakMap<object, Config>();
+
+/** Validates the bindings once per isolate (cached by the env object) and returns the config. */
+export function loadConfig(env: Env): Config {
+  const cached = cache.get(env);
+  if (cached) return cached;
+  const parsed = schema.safeParse(pickStrings(env));
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")} ${issue.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  }
+  const v = parsed.data;
+  if (v.RETRY_MAX_MS < v.RETRY_BASE_MS) {
+    throw new ConfigError("invalid configuration: RETRY_MAX_MS must be >= RETRY_BASE_MS");
+  }
+  const config: Config = {
+    redisUrl: v.UPSTASH_REDIS_REST_URL,
+    redisToken: v.UPSTASH_REDIS_REST_TOKEN,
+    apiToken: v.API_TOKEN,
+    keyPrefix: v.KEY_PREFIX,
+    maxMessageBytes: v.MAX_MESSAGE_BYTES,
+    retryBaseMs: v.RETRY_BASE_MS,
+    retryMaxMs: v.RETRY_MAX_MS,
+    passBudgetMs: v.PASS_BUDGET_MS,
+    passMaxSubrequests: v.PASS_MAX_SUBREQUESTS,
+    passConcurrency: v.PASS_CONCURRENCY,
+    passMaxSubscriptions: v.PASS_MAX_SUBSCRIPTIONS,
+    kickOnPublish: v.KICK_ON_PUBLISH,
+  };
+  cache.set(env, config);
+  return config;
+}
+
+// Empty strings count as unset, so `FOO=` in a shell or a blank wrangler var means "default".
+function pickStrings(env: Env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of CONFIG_VARIABLES) {
+    const value = env[name];
+    if (typeof value === "string" && value.trim() !== "") out[name] = value;
+  }
+  return out;
+}

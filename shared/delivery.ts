@@ -1,0 +1,35 @@
+// The seam between the HTTP functions and the delivery worker. functions/ and worker/ never import
+// each other: the Worker's entry (index.ts) hands the app a `DeliveryFactory` built by worker/.
+
+import type { Config } from "./config.ts";
+import type { Db } from "./redis.ts";
+import type { WokenSubscriber } from "./streams.ts";
+
+export interface SubscriptionSummary {
+  channel: string;
+  subscription: string;
+  delivered: number;
+  retried: number;
+  deadLettered: number;
+  filtered: number;
+  error?: string;
+}
+
+export interface PassSummary {
+  startedAt: string;
+  durationMs: number;
+  delivered: number;
+  retried: number;
+  deadLettered: number;
+  filtered: number;
+  subscriptions: SubscriptionSummary[];
+}
+
+export interface Delivery {
+  /** Delivers to the subscribers a publish just woke; the caller runs it in ctx.waitUntil. */
+  kick(channel: string, woken: WokenSubscriber[]): Promise<void>;
+  /** One delivery pass over everything due (the cron's job; also POST /v1/deliver). */
+  pass(): Promise<PassSummary>;
+}
+
+export type DeliveryFactory = (config: Config, db: Db) => Delivery;

@@ -1,0 +1,54 @@
+// Typed errors, thrown at the source and mapped to HTTP once (functions/app.ts `onError`).
+// Each carries the snake_case `code` and the HTTP `status` the API answers with; the body is
+// always {"error":{"code","message"}}.
+
+export type ErrorStatus = 400 | 401 | 404 | 405 | 409 | 413 | 415 | 500 | 503;
+
+export class AppError extends Error {
+  override name = "AppError";
+  readonly code: string;
+  readonly status: ErrorStatus;
+  constructor(code: string, status: ErrorStatus, message: string) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+export class InvalidInput extends AppError {
+  constructor(message: string, code = "invalid_request") {
+    super(code, 400, message);
+  }
+}
+
+export class Unauthorized extends AppError {
+  constructor(message = "missing or invalid bearer token") {
+    super("unauthorized", 401, message);
+  }
+}
+
+export class NotFound extends AppError {
+  constructor(message: string, code = "not_found") {
+    super(code, 404, message);
+  }
+}
+
+export class Conflict extends AppError {
+  constructor(message: string, code = "conflict") {
+    super(code, 409, message);
+  }
+}
+
+export class PayloadTooLarge extends AppError {
+  constructor(message: string) {
+    super("payload_too_large", 413, message);
+  }
+}
+
+/** Redis (Upstash or the local bridge) could not be reached or did not answer sensibly. */
+export class RedisUnavailable extends AppError {
+  constructor(cause: unknown) {
+    super("redis_unavailable", 503, "Redis is unreachable; nothing was written, retry later");
+    this.cause = cause;
+  }
+}

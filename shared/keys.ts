@@ -1,0 +1,94 @@
+// The Redis key layout. This is the only module that spells a key; everything else (tests
+// included) builds keys through `createKeys(prefix)`. The prefix is versioned (KEY_PREFIX, default
+// "sh:v1") so a new layout can live beside an old one; renaming a key is a data migration, and
+// test/shared/keys.test.ts pins the literal strings.
+//
+// {p}:channels            SET     channel names: the registry GET /v1/channels lists (no SCAN)
+//                                 written by publish (when it creates the stream) and subscribe
+// {p}:ch:<ch>             STREAM  the channel's messages, fields t (type, optional) and d (data
+//                                 as JSON text); id = publish time. Written by publish only
+// {p}:subs:<ch>           HASH    <sub> -> subscription JSON (url, secrets, batchSize, ...)
+//                                 <sub>#paused -> "1" while paused (apart, so publish's script
+//                                 can skip paused subscribers without decoding JSON)
+//                                 written by the API; the worker sets #paused on 410 Gone
+// {p}:state:<ch>          HASH    <sub> -> delivery state JSON (consecutiveFailures, lastError,
+//                                 lastSuccessAt, lastDeliveredId); worker only
+// {p}:due                 ZSET    member -> due time (ms). The whole delivery schedule, so an idle
+//                                 pass is one ZRANGE whatever the number of subscriptions:
+//                                   wake:<unit>   the unit may have unread messages
+//                                   retry:<unit>  the unit's pending list holds failed messages,
+//                                                 scored by the earliest retry
+//                                 written by publish (wake), the API (replay, redrive, resume) and
+//                                 the worker (schedule, backoff)
+// {p}:lease:<ch>:<sub>    STRING  a deliverer's token while it works on the subscription, PX lease
+//                                 (outlives the pass budget plus the longest webhook timeout)
+// {p}:dlq:<ch>:<sub>      STREAM  dead letters: o (original id), t, d, a (attempts), e (last
+//                                 error); id = time of death. Worker writes; API lists, purges
+// {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d; read with the
+//                                 subscription's group like the channel. API writes, worker reads
+// {p}:idem:<ch>:<key>     STRING  the ids a publish with Idempotency-Key got, EX 24 h; publish
+//
+// A unit is what one consumer group reads: "<ch>/<sub>" (the channel stream) or
+// "<ch>/<sub>/redrive" (the subscription's redrive stream). Channel and subscription names are
+// [A-Za-z0-9._-], so ":" and "/" never occur inside them.
+
+/** Consumer name inside every group: one deliverer at a time holds the lease, so one suffices. */
+export const CONSUMER = "deliverer";
+
+export type UnitKind = "main" | "redrive";
+
+export interface Unit {
+  channel: string;
+  subscription: string;
+  kind: UnitKind;
+}
+
+export type Keys = ReturnType<typeof createKeys>;
+
+export function createKeys(prefix: string) {
+  return {
+    channels: () => `${prefix}:channels`,
+    channel: (channel: string) => `${prefix}:ch:${channel}`,
+    subscriptions: (channel: string) => `${prefix}:subs:${channel}`,
+    state: (channel: string) => `${prefix}:state:${channel}`,
+    due: () => `${prefix}:due`,
+    lease: (channel: string, sub: string) => `${prefix}:lease:${channel}:${sub}`,
+    deadLetters: (channel: string, sub: string) => `${prefix}:dlq:${channel}:${sub}`,
+    redrive: (channel: string, sub: string) => `${prefix}:redrive:${channel}:${sub}`,
+    idempotency: (channel: string, key: string) => `${prefix}:idem:${channel}:${key}`,
+    /** The stream a unit's consumer group reads. */
+    unitStream: (unit: Unit) =>
+      unit.kind === "main"
+        ? `${prefix}:ch:${unit.channel}`
+        : `${prefix}:redrive:${unit.channel}:${unit.subscription}`,
+  };
+}
+
+/** Suffix of the hash field marking a subscription paused in {p}:subs:<ch>. */
+export const PAUSED_SUFFIX = "#paused";
+export const pausedField = (sub: string) => `${sub}${PAUSED_SUFFIX}`;
+
+export const unitName = (unit: Unit) =>
+  unit.kind === "main"
+    ? `${unit.channel}/${unit.subscription}`
+    : `${unit.channel}/${unit.subscription}/redrive`;
+
+export const wakeMember = (unit: Unit) => `wake:${unitName(unit)}`;
+export const retryMember = (unit: Unit) => `retry:${unitName(unit)}`;
+
+/** The {p}:due member prefixes of a channel's main units, for scripts that append the name. */
+export const duePrefixes = (channel: string) => ({
+  wake: `wake:${channel}/`,
+  retry: `retry:${channel}/`,
+});
+
+/** Parses a {p}:due member back into its kind and unit; null for anything else. */
+export function parseDueMember(member: string): { kind: "wake" | "retry"; unit: Unit } | null {
+  const match = /^(wake|retry):([^/:]+)\/([^/:]+)(\/redrive)?$/.exec(member);
+  if (!match) return null;
+  const [, kind, channel, subscription, redrive] = match;
+  return {
+    kind: kind as "wake" | "retry",
+    unit: { channel: channel!, subscription: subscription!, kind: redrive ? "redrive" : "main" },
+  };
+}

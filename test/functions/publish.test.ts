@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countCommands } from "../helpers/redis-server.ts";
+import { type Stack, startStack } from "../helpers/stack.ts";
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({ vars: { MAX_MESSAGE_BYTES: "1000" } });
+});
+afterAll(() => stack?.stop());
+
+const xlen = (channel: string) => stack.redis.xlen(stack.keys.channel(channel));
+
+describe("publishing one message", () => {
+  it("appends it to the channel's stream and answers 201 with its id", async () => {
+    const res = await stack.post("/v1/channels/orders/messages", {
+      data: { orderId: 42, note: "ünïcødé ✓" },
+      type: "order.created",
+    });
+    expect(res.status).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    expect(id).toMatch(/^\d+-\d+$/);
+    const [[entryId, fields]] = (await stack.redis.xrange(
+      stack.keys.channel("orders"),
+      id,
+      id,
+    )) as [[string, string[]]];
+    expect(entryId).toBe(id);
+    expect(fields).toEqual(["t", "order.created", "d", '{"orderId":42,"note":"ünïcødé ✓"}']);
+  });
+
+  it("accepts any JSON value as data, null included, and no type", async () => {
+    for (const data of [null, 0, "text", [1, { a: [] }], false]) {
+      const res = await stack.post("/v1/channels/values/messages", { data });
+      expect(res.status).toBe(201);
+    }
+    const history = await stack.api("/v1/channels/values/messages");
+    const body = (await history.json()) as { messages: { data: unknown; type: unknown }[] };
+    expect(body.messages.map((m) => m.data)).toEqual([null, 0, "text", [1, { a: [] }], false]);
+    expect(body.messages.every((m) => m.type === null)).toBe(true);
+  });
+
+  it("registers the channel so it is listed", async () => {
+    await stack.post("/v1/channels/listed.channel_1/messages", { data: 1 });
+    const members = await stack.redis.smembers(stack.keys.channels());
+    expect(members).toContain("listed.channel_1");
+  });
+
+  it("costs exactly 3 Redis commands on a channel without subscriptions", async () => {
+    await stack.post("/v1/channels/cost/messages", { data: "first" });
+    const counted = await countCommands(stack.redis, async () => {
+      expect((await stack.post("/v1/channels/cost/messages", { data: "x" })).status).toBe(201);
+    });
+    expect(counted.byCommand).toEqual({ evalsha: 1, xadd: 1, hgetall: 1 });
+    expect(counted.total).toBe(3);
+  });
+});
+
+describe("publishing a batch", () => {
+  it("appends every message in order, in one round trip, and answers with the ids", async () => {
+    const before = stack.bridge.stats.requests;
+    const messages = Array.from({ length: 50 }, (_, i) => ({ data: { i }, type: `t.${i % 3}` }));
+    const res = await stack.post("/v1/channels/batch/messages", { messages });
+    expect(res.status).toBe(201);
+    expect(stack.bridge.stats.requests - before).toBe(1);
+    const { ids } = (await res.json()) as { ids: string[] };
+    expect(ids).toHaveLength(50);
+    expect([...ids].sort(compareIds)).toEqual(ids);
+    const entries = await stack.redis.xrange(stack.keys.channel("batch"), "-", "+");
+    expect(entries.map(([id]) => id)).toEqual(ids);
+    expect(entries.map(([, f]) => JSON.parse(f[3]!).i)).toEqual(messages.map((_, i) => i));
+  });
+
+  it("costs N + 2 commands for N messages on a channel without subscriptions", async () => {
+    await stack.post("/v1/channels/batch-cost/messages", { data: "first" });
+    const messages = Array.from({ length: 10 }, (_, i) => ({ data: i }));
+    const counted = await countCommands(stack.redis, async () => {
+      await stack.post("/v1/channels/batch-cost/messages", { messages });
+    });
+    expect(counted.total).toBe(12);
+  });
+
+  it("accepts 1000 messages and refuses 1001, writing nothing", async () => {
+    const ok = await stack.post("/v1/channels/big-batch/messages", {
+      messages: Array.from({ length: 1000 }, (_, i) => ({ data: i })),
+    });
+    expect(ok.status).toBe(201);
+    const tooMany = await stack.post("/v1/channels/big-batch/messages", {
+      messages: Array.from({ length: 1001 }, (_, i) => ({ data: i })),
+    });
+    expect(tooMany.status).toBe(400);
+    expect(await xlen("big-batch")).toBe(1000);
+  });
+});
+
+describe("Idempotency-Key", () => {
+  it("returns the first id with 200 on a repeat and adds nothing", async () => {
+    const headers = { "idempotency-key": "order-7-created" };
+    const first = await stack.post("/v1/channels/idem/messages", { data: 7 }, headers);
+    expect(first.status).toBe(201);
+    const repeat = await stack.post("/v1/channels/idem/messages", { data: 7 }, headers);
+    expect(repeat.status).toBe(200);
+    expect(repeat.headers.get("idempotent-replayed")).toBe("true");
+    expect(await repeat.json()).toEqual(await first.json());
+    expect(await xlen("idem")).toBe(1);
+  });
+
+  it("keeps the key for 24 hours", async () => {
+    await stack.post("/v1/channels/idem-ttl/messages", { data: 1 }, { "idempotency-key": "k1" });
+    const ttl = await stack.redis.ttl(stack.keys.idempotency("idem-ttl", "k1"));
+    expect(ttl).toBeGreaterThan(24 * 3600 - 60);
+    expect(ttl).toBeLessThanOrEqual(24 * 3600);
+  });
+
+  it("is scoped to the channel", async () => {
+    const headers = { "idempotency-key": "same-key" };
+    expect((await stack.post("/v1/channels/idem-a/messages", { data: 1 }, headers)).status).toBe(
+      201,
+    );
+    expect((await stack.post("/v1/channels/idem-b/messages", { data: 1 }, headers)).status).toBe(
+      201,
+    );
+  });
+
+  it("treats different keys as different publishes", async () => {
+    await stack.post("/v1/channels/idem-c/messages", { data: 1 }, { "idempotency-key": "a" });
+    await stack.post("/v1/channels/idem-c/messages", { data: 1 }, { "idempotency-key": "b" });
+    expect(await xlen("idem-c")).toBe(2);
+  });
+});
+
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split("-").map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split("-").map(BigInt) as [bigint, bigint];
+  return am === bm ? Number(as - bs) : am < bm ? -1 : 1;
+}

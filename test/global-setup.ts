@@ -1,0 +1,31 @@
+// Builds the Worker once for the whole run, exactly as `wrangler deploy` would bundle it; each
+// test file then starts that bundle in its own workerd (test/helpers/stack.ts).
+
+import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+
+export const WORKER_BUILD_DIR = join(import.meta.dirname, "..", ".build", "worker");
+
+export default function setup(): void {
+  rmSync(WORKER_BUILD_DIR, { recursive: true, force: true });
+  const wrangler = join(
+    import.meta.dirname,
+    "..",
+    "node_modules",
+    "wrangler",
+    "bin",
+    "wrangler.js",
+  );
+  // Run with this process' Node (24): wrangler refuses the machine's Node 20.
+  execFileSync(process.execPath, [wrangler, "deploy", "--dry-run", "--outdir", WORKER_BUILD_DIR], {
+    cwd: join(import.meta.dirname, ".."),
+    stdio: ["ignore", "ignore", "inherit"],
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: "false",
+      WRANGLER_HIDE_BANNER: "true",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    },
+  });
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { type Env, loadConfig } from "../../shared/config.ts";
+
+const valid: Env = {
+  UPSTASH_REDIS_REST_URL: "https://example.upstash.io",
+  UPSTASH_REDIS_REST_TOKEN: "token",
+  API_TOKEN: "api-token",
+};
+
+describe("loadConfig", () => {
+  it("applies the documented defaults", () => {
+    expect(loadConfig({ ...valid })).toEqual({
+      redisUrl: "https://example.upstash.io",
+      redisToken: "token",
+      apiToken: "api-token",
+      keyPrefix: "sh:v1",
+      maxMessageBytes: 262_144,
+      retryBaseMs: 30_000,
+      retryMaxMs: 21_600_000,
+      passBudgetMs: 20_000,
+      passMaxSubrequests: 5_000,
+      passConcurrency: 6,
+      passMaxSubscriptions: 200,
+      kickOnPublish: true,
+    });
+  });
+
+  it("reads numbers and booleans from their string bindings", () => {
+    const config = loadConfig({ ...valid, MAX_MESSAGE_BYTES: "1000", KICK_ON_PUBLISH: "false" });
+    expect(config.maxMessageBytes).toBe(1000);
+    expect(config.kickOnPublish).toBe(false);
+  });
+
+  it("treats an empty value as unset", () => {
+    expect(loadConfig({ ...valid, RETRY_BASE_MS: "" }).retryBaseMs).toBe(30_000);
+  });
+
+  it.each([
+    [{ API_TOKEN: "" }, "API_TOKEN is required"],
+    [{ UPSTASH_REDIS_REST_URL: "not a url" }, "UPSTASH_REDIS_REST_URL"],
+    [{ UPSTASH_REDIS_REST_TOKEN: undefined }, "UPSTASH_REDIS_REST_TOKEN is required"],
+    [{ MAX_MESSAGE_BYTES: "lots" }, "MAX_MESSAGE_BYTES must be a whole number"],
+    [{ PASS_CONCURRENCY: "0" }, "PASS_CONCURRENCY"],
+    [{ KICK_ON_PUBLISH: "yes" }, "KICK_ON_PUBLISH"],
+    [{ RETRY_BASE_MS: "60000", RETRY_MAX_MS: "1000" }, "RETRY_MAX_MS must be >= RETRY_BASE_MS"],
+    [{ API_TOKEN: "has spaces" }, "API_TOKEN"],
+  ])("rejects %o naming the variable", (override, expected) => {
+    expect(() => loadConfig({ ...valid, ...override } as Env)).toThrow(expected);
+  });
+});

@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import {
+  createKeys,
+  duePrefixes,
+  parseDueMember,
+  pausedField,
+  retryMember,
+  type Unit,
+  wakeMember,
+} from "../../shared/keys.ts";
+
+// Renaming a key is a data migration: this test is where that shows.
+describe("the Redis key layout", () => {
+  const keys = createKeys("sh:v1");
+
+  it("spells every key under the versioned prefix", () => {
+    expect(keys.channels()).toBe("sh:v1:channels");
+    expect(keys.channel("orders")).toBe("sh:v1:ch:orders");
+    expect(keys.subscriptions("orders")).toBe("sh:v1:subs:orders");
+    expect(keys.state("orders")).toBe("sh:v1:state:orders");
+    expect(keys.due()).toBe("sh:v1:due");
+    expect(keys.lease("orders", "billing")).toBe("sh:v1:lease:orders:billing");
+    expect(keys.deadLetters("orders", "billing")).toBe("sh:v1:dlq:orders:billing");
+    expect(keys.redrive("orders", "billing")).toBe("sh:v1:redrive:orders:billing");
+    expect(keys.idempotency("orders", "k-1")).toBe("sh:v1:idem:orders:k-1");
+  });
+
+  it("spells the schedule's members and the paused marker", () => {
+    const main: Unit = { channel: "orders", subscription: "billing", kind: "main" };
+    const redrive: Unit = { ...main, kind: "redrive" };
+    expect(wakeMember(main)).toBe("wake:orders/billing");
+    expect(retryMember(main)).toBe("retry:orders/billing");
+    expect(wakeMember(redrive)).toBe("wake:orders/billing/redrive");
+    expect(retryMember(redrive)).toBe("retry:orders/billing/redrive");
+    expect(duePrefixes("orders")).toEqual({ wake: "wake:orders/", retry: "retry:orders/" });
+    expect(pausedField("billing")).toBe("billing#paused");
+  });
+
+  it("reads members back into units and ignores anything else", () => {
+    expect(parseDueMember("retry:a.b/c-d/redrive")).toEqual({
+      kind: "retry",
+      unit: { channel: "a.b", subscription: "c-d", kind: "redrive" },
+    });
+    expect(parseDueMember("wake:a/b")).toEqual({
+      kind: "wake",
+      unit: { channel: "a", subscription: "b", kind: "main" },
+    });
+    for (const junk of ["wake:a", "later:a/b", "wake:a/b/c", "wake:a:x/b"]) {
+      expect(parseDueMember(junk)).toBeNull();
+    }
+  });
+});
