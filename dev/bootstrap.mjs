@@ -3,7 +3,7 @@
 // project can run, then hand over to the real command on the project's own Node.
 //
 // Plain JavaScript on purpose: on a fresh clone this runs on the machine's Node (20 here), before
-// node_modules exists. It installs dependencies when package-lock.json is newer than the install,
+// node_modules exists. It installs dependencies unless they were installed from this lockfile,
 // installs Debian's redis-server when no redis-server is on PATH (and no Upstash database is
 // configured), then runs the command with node_modules/.bin first on PATH, so `node` there is the
 // Node 24 that the `node` devDependency provides (wrangler needs >= 22.12).
@@ -11,7 +11,8 @@
 //   node dev/bootstrap.mjs dev|test|bench [args...]
 
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -28,16 +29,18 @@ function log(message) {
   process.stderr.write(`[bootstrap] ${message}\n`);
 }
 
+// node_modules is current when it was installed from this exact package-lock.json.
 function ensureDependencies() {
-  const marker = join(root, "node_modules", ".package-lock.json");
-  const lock = join(root, "package-lock.json");
-  const fresh =
-    existsSync(marker) &&
-    existsSync(join(bin, "node")) &&
-    statSync(marker).mtimeMs >= statSync(lock).mtimeMs;
-  if (fresh) return;
-  log("installing dependencies (npm ci)...");
-  execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
+  const stamp = join(root, "node_modules", ".streamhook-lock-sha256");
+  const lockHash = () =>
+    createHash("sha256").update(readFileSync(join(root, "package-lock.json"))).digest("hex");
+  const current = existsSync(join(bin, "node")) && existsSync(stamp);
+  if (current && readFileSync(stamp, "utf8") === lockHash()) return;
+  log("installing dependencies (npm install, from package-lock.json)...");
+  // Not `npm ci`: npm 11 leaves other platforms' optional binaries (workerd's, Biome's) out of
+  // the lockfile it writes, and then `npm ci` refuses that same lockfile as out of sync.
+  execFileSync("npm", ["install", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
+  writeFileSync(stamp, lockHash());
 }
 
 function has(command) {
