@@ -33,7 +33,9 @@ function log(message) {
 function ensureDependencies() {
   const stamp = join(root, "node_modules", ".streamhook-lock-sha256");
   const lockHash = () =>
-    createHash("sha256").update(readFileSync(join(root, "package-lock.json"))).digest("hex");
+    createHash("sha256")
+      .update(readFileSync(join(root, "package-lock.json")))
+      .digest("hex");
   const current = existsSync(join(bin, "node")) && existsSync(stamp);
   if (current && readFileSync(stamp, "utf8") === lockHash()) return;
   log("installing dependencies (npm install, from package-lock.json)...");
