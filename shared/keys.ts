@@ -11,8 +11,10 @@
 //                                 <sub>#paused -> "1" while paused (apart, so publish's script
 //                                 can skip paused subscribers without decoding JSON)
 //                                 written by the API; the worker sets #paused on 410 Gone
-// {p}:state:<ch>          HASH    <sub> -> delivery state JSON (consecutiveFailures, lastError,
-//                                 lastSuccessAt, lastDeliveredId); worker only
+// {p}:state:<ch>          HASH    delivery state, one field per fact so the worker writes it
+//                                 without reading it first: <sub>:failures (consecutive failed
+//                                 requests; HINCRBY), <sub>:lastError, <sub>:lastErrorAt,
+//                                 <sub>:lastSuccessAt, <sub>:lastAckedId. Worker only
 // {p}:due                 ZSET    member -> due time (ms). The whole delivery schedule, so an idle
 //                                 pass is one ZRANGE whatever the number of subscriptions:
 //                                   wake:<unit>   the unit may have unread messages
@@ -63,6 +65,11 @@ export function createKeys(prefix: string) {
         : `${prefix}:redrive:${unit.channel}:${unit.subscription}`,
   };
 }
+
+export type StateFact = "failures" | "lastError" | "lastErrorAt" | "lastSuccessAt" | "lastAckedId";
+
+/** A field of {p}:state:<ch>. */
+export const stateField = (sub: string, fact: StateFact) => `${sub}:${fact}`;
 
 /** Suffix of the hash field marking a subscription paused in {p}:subs:<ch>. */
 export const PAUSED_SUFFIX = "#paused";

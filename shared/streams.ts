@@ -130,6 +130,10 @@ export async function readHistory(
   return { messages, next: more ? (messages.at(-1)?.id ?? null) : null };
 }
 
+export async function channelExists(db: Db, channel: string): Promise<boolean> {
+  return asNumber(await db.redis.exists(db.keys.channel(channel))) === 1;
+}
+
 export interface ChannelSummary {
   name: string;
   length: number;

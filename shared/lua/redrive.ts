@@ -1,0 +1,48 @@
+// redrive: move dead letters back into delivery, atomically.
+//
+// Dead letters go to the subscription's redrive stream, which the worker reads with the
+// subscription's group like the channel itself (same retries, same dead-lettering), so redriven
+// messages reach only this subscriber and keep their original ids. Moving (XADD there, XDEL here)
+// in one script means a message is never in both places, nor in neither.
+//
+// KEYS[1] dlq {p}:dlq:<ch>:<sub>, KEYS[2] redrive {p}:redrive:<ch>:<sub>, KEYS[3] due {p}:due
+// ARGV[1] group (the subscription's name), ARGV[2] the redrive unit's wake member,
+// ARGV[3] now (ms), ARGV[4] limit (how many, oldest first, when no ids are given),
+// ARGV[5..] dead-letter ids to move (none = the oldest <limit>)
+//
+// Returns {moved, missing ids...}. Cost: 1 EVALSHA + 1 XGROUP CREATE + per message (1 XRANGE when
+// by id) + 1 XADD, + 1 XRANGE (oldest) + 1 XDEL + 1 ZADD.
+export const REDRIVE_LUA = `
+local dlq, redrive, due = KEYS[1], KEYS[2], KEYS[3]
+local group, wake, now, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+redis.pcall('XGROUP', 'CREATE', redrive, group, '0', 'MKSTREAM')
+local entries, missing = {}, {}
+if #ARGV < 5 then
+  entries = redis.call('XRANGE', dlq, '-', '+', 'COUNT', limit)
+else
+  for i = 5, #ARGV do
+    local found = redis.call('XRANGE', dlq, ARGV[i], ARGV[i])
+    if found[1] then entries[#entries + 1] = found[1] else missing[#missing + 1] = ARGV[i] end
+  end
+end
+local moved = {}
+for _, entry in ipairs(entries) do
+  local fields, keep = entry[2], {}
+  for j = 1, #fields, 2 do
+    local f = fields[j]
+    if f == 'o' or f == 't' or f == 'd' then
+      keep[#keep + 1] = f
+      keep[#keep + 1] = fields[j + 1]
+    end
+  end
+  redis.call('XADD', redrive, '*', unpack(keep))
+  moved[#moved + 1] = entry[1]
+end
+if #moved > 0 then
+  redis.call('XDEL', dlq, unpack(moved))
+  redis.call('ZADD', due, 'LT', now, wake)
+end
+local out = {#moved}
+for _, id in ipairs(missing) do out[#out + 1] = id end
+return out
+`;

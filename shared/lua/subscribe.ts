@@ -1,0 +1,31 @@
+// subscribe: register a subscription and create its consumer group, atomically.
+//
+// Why one script: the hash entry and the group must appear together. A name already in the hash
+// answers 0 before anything is written; a group that cannot be created (a malformed start id)
+// answers Redis' error before anything is written either. A group left over under the same name
+// (BUSYGROUP) is moved to the requested start rather than trusted.
+//
+// KEYS[1] subs      {p}:subs:<ch>
+// KEYS[2] stream    {p}:ch:<ch>
+// KEYS[3] registry  {p}:channels
+// KEYS[4] due       {p}:due
+// ARGV[1] name, ARGV[2] subscription JSON, ARGV[3] group start id ("$", "0" or an id),
+// ARGV[4] channel name, ARGV[5] now (ms), ARGV[6] the main unit's wake member, or "" when
+// starting at "$" (nothing to deliver yet); history to deliver makes the subscription due now
+//
+// Returns 1 (created) or 0 (the name is taken). Cost: 1 EVALSHA + 1 HEXISTS + 1 XGROUP CREATE
+// (+1 XGROUP SETID) + 1 HSET + 1 SADD (+1 ZADD).
+export const SUBSCRIBE_LUA = `
+local subs, stream, registry, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local name, json, startId, channel, now, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if redis.call('HEXISTS', subs, name) == 1 then return 0 end
+local created = redis.pcall('XGROUP', 'CREATE', stream, name, startId, 'MKSTREAM')
+if type(created) == 'table' and created.err then
+  if not string.find(created.err, 'BUSYGROUP', 1, true) then return created end
+  redis.call('XGROUP', 'SETID', stream, name, startId)
+end
+redis.call('HSET', subs, name, json)
+redis.call('SADD', registry, channel)
+if wake ~= '' then redis.call('ZADD', due, now, wake) end
+return 1
+`;

@@ -1,0 +1,30 @@
+// update: replace a subscription's settings, pause or resume it, and wake it, atomically.
+//
+// Why one script: the write must only happen while the subscription exists (HSET alone would
+// resurrect one deleted a moment ago, without its group), and a resume must wake the
+// subscription in the same step, or a publish in between could find it paused and not wake it.
+//
+// KEYS[1] subs {p}:subs:<ch>, KEYS[2] due {p}:due
+// ARGV[1] name, ARGV[2] subscription JSON, ARGV[3] paused field,
+// ARGV[4] "1" pause, "0" resume, "" leave as is, ARGV[5] now (ms),
+// ARGV[6..] due members to make due now (ZADD LT: added if absent, moved earlier if later)
+//
+// Returns 1 (updated) or 0 (no such subscription). Cost: 1 EVALSHA + 1 HEXISTS + 1 HSET
+// (+1 HSET/HDEL for pause/resume) (+1 ZADD when waking).
+export const UPDATE_LUA = `
+local subs, due = KEYS[1], KEYS[2]
+local name, json, pausedField, paused, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('HEXISTS', subs, name) == 0 then return 0 end
+redis.call('HSET', subs, name, json)
+if paused == '1' then redis.call('HSET', subs, pausedField, '1') end
+if paused == '0' then redis.call('HDEL', subs, pausedField) end
+if #ARGV >= 6 then
+  local wakes = {}
+  for i = 6, #ARGV do
+    wakes[#wakes + 1] = now
+    wakes[#wakes + 1] = ARGV[i]
+  end
+  redis.call('ZADD', due, 'LT', unpack(wakes))
+end
+return 1
+`;

@@ -1,0 +1,100 @@
+// A subscription as stored and as the code uses it.
+//
+// Stored as JSON in {p}:subs:<ch> under its name; "paused" lives apart in the <name>#paused field
+// (see keys.ts), so the publish script can skip paused subscribers without decoding JSON, and the
+// worker can pause one on 410 Gone without rewriting (and racing) the JSON.
+
+export interface SigningSecret {
+  /** "whsec_" + base64 of the key bytes (Standard Webhooks). */
+  secret: string;
+  /** When a rotated-out secret stops signing (ms); null for the current one. */
+  expiresAt: number | null;
+}
+
+export interface SubscriptionSettings {
+  url: string;
+  batchSize: number;
+  maxAttempts: number;
+  /** Type patterns ("order.created", "invoice.*"); null = every message. */
+  types: string[] | null;
+  timeoutMs: number;
+}
+
+export interface Subscription extends SubscriptionSettings {
+  channel: string;
+  name: string;
+  /** Newest first. */
+  secrets: SigningSecret[];
+  paused: boolean;
+  createdAt: string;
+}
+
+export const SUBSCRIPTION_DEFAULTS = {
+  batchSize: 10,
+  maxAttempts: 15,
+  timeoutMs: 10_000,
+} as const;
+
+/** Longest webhook timeout a subscription may ask for; the lease is sized from it. */
+export const MAX_TIMEOUT_MS = 30_000;
+
+interface StoredSubscription extends SubscriptionSettings {
+  secrets: SigningSecret[];
+  createdAt: string;
+}
+
+export function serializeSubscription(sub: Subscription): string {
+  const stored: StoredSubscription = {
+    url: sub.url,
+    batchSize: sub.batchSize,
+    maxAttempts: sub.maxAttempts,
+    types: sub.types,
+    timeoutMs: sub.timeoutMs,
+    secrets: sub.secrets,
+    createdAt: sub.createdAt,
+  };
+  return JSON.stringify(stored);
+}
+
+export function parseSubscription(
+  channel: string,
+  name: string,
+  json: string,
+  paused: boolean,
+): Subscription {
+  const stored = JSON.parse(json) as StoredSubscription;
+  return { ...stored, channel, name, paused };
+}
+
+/** The secrets that sign now: the current one and rotated-out ones still in their grace period. */
+export function signingSecrets(sub: Subscription, now: number): string[] {
+  return sub.secrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.secret);
+}
+
+/** Does a message of this type pass the subscription's filter? `*` matches any run of chars. */
+export function matchesTypes(types: string[] | null, type: string | null): boolean {
+  if (types === null) return true;
+  if (type === null) return false;
+  return types.some((pattern) => globToRegExp(pattern).test(type));
+}
+
+const patterns = new Map<string, RegExp>();
+
+function globToRegExp(pattern: string): RegExp {
+  let re = patterns.get(pattern);
+  if (!re) {
+    const source = pattern
+      .split("*")
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*");
+    re = new RegExp(`^${source}$`);
+    patterns.set(pattern, re);
+  }
+  return re;
+}
+
+/** A new Standard Webhooks secret: "whsec_" + base64 of 24 random bytes (as Svix issues). */
+export function generateSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  return `whsec_${btoa(String.fromCharCode(...bytes))}`;
+}
