@@ -8,7 +8,7 @@
 // configured), then runs the command with node_modules/.bin first on PATH, so `node` there is the
 // Node 24 that the `node` devDependency provides (wrangler needs >= 22.12).
 //
-//   node dev/bootstrap.mjs dev|test|bench [args...]
+//   node dev/bootstrap.mjs dev|test|bench|receiver [args...]
 
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -23,6 +23,7 @@ const commands = {
   dev: [join(bin, "node"), join(root, "dev", "stack.ts")],
   test: [join(bin, "vitest"), "run"],
   bench: [join(bin, "node"), join(root, "bench", "run.ts")],
+  receiver: [join(bin, "node"), join(root, "dev", "receiver.ts")],
 };
 
 function log(message) {
@@ -76,8 +77,9 @@ if (!command) {
 }
 
 ensureDependencies();
-const usesUpstash = name === "dev" && process.env.UPSTASH_REDIS_REST_URL;
-if (!usesUpstash) ensureRedis();
+const needsRedis =
+  name === "test" || name === "bench" || (name === "dev" && !process.env.UPSTASH_REDIS_REST_URL);
+if (needsRedis) ensureRedis();
 
 const env = {
   ...process.env,
