@@ -15,7 +15,10 @@ import { AppError, InvalidInput, RedisUnavailable, Unauthorized } from "../share
 import { type Db, getDb, isUnavailable } from "../shared/redis.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
 import { channelRoutes } from "./routes/channels.ts";
+import { deadLetterRoutes } from "./routes/dead-letters.ts";
+import { deliverRoutes } from "./routes/deliver.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { subscriptionRoutes } from "./routes/subscriptions.ts";
 
 interface Variables {
   config: Config;
@@ -52,6 +55,9 @@ export function createApp(deliveryFactory: DeliveryFactory) {
 
   app.route("/", healthRoutes());
   app.route("/", channelRoutes());
+  app.route("/", subscriptionRoutes());
+  app.route("/", deadLetterRoutes());
+  app.route("/", deliverRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

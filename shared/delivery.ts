@@ -28,6 +28,8 @@ export interface PassSummary {
 export interface Delivery {
   /** Delivers to the subscribers a publish just woke; the caller runs it in ctx.waitUntil. */
   kick(channel: string, woken: WokenSubscriber[]): Promise<void>;
+  /** Delivers to one subscription now (after a replay, redrive or resume), in ctx.waitUntil. */
+  wake(channel: string, name: string): Promise<void>;
   /** One delivery pass over everything due (the cron's job; also POST /v1/deliver). */
   pass(): Promise<PassSummary>;
 }

@@ -1,29 +1,31 @@
-// The delivery worker's side of the Worker: the `Delivery` the HTTP app uses (kick after a
-// publish, POST /v1/deliver) and the cron's `scheduled` handler, which runs one pass.
+// The delivery worker's side of the Worker: the `Delivery` the HTTP app uses (a kick after a
+// publish, a wake after a replay/redrive/resume, POST /v1/deliver) and the cron's `scheduled`
+// handler, which runs one pass.
 
 import { type Env, loadConfig } from "../shared/config.ts";
-import type { Delivery, DeliveryFactory, PassSummary } from "../shared/delivery.ts";
+import type { DeliveryFactory } from "../shared/delivery.ts";
 import { getDb } from "../shared/redis.ts";
+import { kick, runPass, wake } from "./pass.ts";
 
-export const createDelivery: DeliveryFactory = (): Delivery => ({
-  // TODO(delivery issue): deliver to the woken subscribers; until then the cron pass is a log line.
-  kick: async () => {},
-  pass: async (): Promise<PassSummary> => {
-    const startedAt = Date.now();
-    console.log("delivery pass: nothing to deliver yet");
-    return {
-      startedAt: new Date(startedAt).toISOString(),
-      durationMs: Date.now() - startedAt,
-      delivered: 0,
-      retried: 0,
-      deadLettered: 0,
-      filtered: 0,
-      subscriptions: [],
-    };
+export const createDelivery: DeliveryFactory = (config, db) => ({
+  kick: async (channel, woken) => {
+    const summary = await kick(db, config, channel, woken);
+    for (const s of summary.subscriptions) if (s.error) console.error("kick failed", s);
   },
+  wake: async (channel, name) => {
+    await wake(db, config, channel, name);
+  },
+  pass: () => runPass(db, config),
 });
 
 export async function scheduled(_controller: ScheduledController, env: Env): Promise<void> {
   const config = loadConfig(env);
-  await createDelivery(config, getDb(config)).pass();
+  const summary = await runPass(getDb(config), config);
+  if (summary.subscriptions.length > 0) {
+    const { delivered, retried, deadLettered, filtered, durationMs } = summary;
+    console.log(
+      `delivery pass: ${summary.subscriptions.length} subscriptions, delivered ${delivered}, ` +
+        `retried ${retried}, dead-lettered ${deadLettered}, filtered ${filtered}, ${durationMs} ms`,
+    );
+  }
 }

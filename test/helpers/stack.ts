@@ -21,6 +21,8 @@ export interface Stack {
   bridge: Bridge;
   harness: TestHarness;
   keys: Keys;
+  /** Kills the Worker (whatever it was doing) and starts a fresh one on the same Redis. */
+  restartWorker(): Promise<void>;
   /** fetch against the Worker with the API token (override headers to break it). */
   api(path: string, init?: RequestInit): Promise<Response>;
   /** POST JSON to the Worker with the API token. */
@@ -38,13 +40,62 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const redisServer = await startRedisServer();
   const bridge = await startBridge({ redisUrl: redisServer.url, token: BRIDGE_TOKEN, port: 0 });
   const keyPrefix = options.keyPrefix ?? "sh:v1";
-  const harness = createTestHarness({
+  const startWorker = async () => {
+    const harness = createWorker(bridge, keyPrefix, options.vars ?? {});
+    const { url } = await harness.listen();
+    return { harness, base: url.href.replace(/\/$/, "") };
+  };
+  let worker = await startWorker();
+
+  const api = (path: string, init: RequestInit = {}) =>
+    fetch(`${worker.base}${path}`, {
+      ...init,
+      headers: {
+        authorization: `Bearer ${API_TOKEN}`,
+        ...(init.headers as Record<string, string>),
+      },
+    });
+
+  const stack: Stack = {
+    get url() {
+      return worker.base;
+    },
+    get harness() {
+      return worker.harness;
+    },
+    redisServer,
+    redis: redisServer.client,
+    bridge,
+    keys: createKeys(keyPrefix),
+    api,
+    // No body (undefined): no content type either, as `curl -X POST` sends it.
+    post: (path, body, headers = {}) =>
+      api(path, {
+        method: "POST",
+        headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }),
+    async restartWorker() {
+      await worker.harness.close();
+      worker = await startWorker();
+    },
+    async stop() {
+      await worker.harness.close();
+      await bridge.close();
+      await redisServer.stop();
+    },
+  };
+  return stack;
+}
+
+function createWorker(bridge: Bridge, keyPrefix: string, vars: Record<string, string>) {
+  return createTestHarness({
     root: `${import.meta.dirname}/../..`,
     workers: [
       {
         configPath: "wrangler.toml",
         prebuiltWorkerDir: WORKER_BUILD_DIR,
-        vars: { KEY_PREFIX: keyPrefix, ...options.vars },
+        vars: { KEY_PREFIX: keyPrefix, ...vars },
         secrets: {
           UPSTASH_REDIS_REST_URL: bridge.url,
           UPSTASH_REDIS_REST_TOKEN: BRIDGE_TOKEN,
@@ -53,36 +104,4 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       },
     ],
   });
-  const { url } = await harness.listen();
-  const base = url.href.replace(/\/$/, "");
-
-  const api = (path: string, init: RequestInit = {}) =>
-    fetch(`${base}${path}`, {
-      ...init,
-      headers: {
-        authorization: `Bearer ${API_TOKEN}`,
-        ...(init.headers as Record<string, string>),
-      },
-    });
-
-  return {
-    url: base,
-    redisServer,
-    redis: redisServer.client,
-    bridge,
-    harness,
-    keys: createKeys(keyPrefix),
-    api,
-    post: (path, body, headers = {}) =>
-      api(path, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...headers },
-        body: JSON.stringify(body),
-      }),
-    async stop() {
-      await harness.close();
-      await bridge.close();
-      await redisServer.stop();
-    },
-  };
 }

@@ -1,0 +1,19 @@
+// POST /v1/deliver: one delivery pass now, the same the cron runs every minute.
+
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import type { AppEnv } from "../app.ts";
+import { commonErrors, json } from "../schemas.ts";
+import { PassSummary } from "../subscription-schemas.ts";
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/deliver",
+  summary: "Run one delivery pass now and return its summary",
+  responses: { 200: json(PassSummary, "What the pass did, per subscription"), ...commonErrors },
+});
+
+export function deliverRoutes() {
+  return new OpenAPIHono<AppEnv>().openapi(route, async (c) =>
+    c.json(await c.var.delivery.pass(), 200),
+  );
+}

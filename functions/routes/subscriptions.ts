@@ -1,0 +1,214 @@
+// Subscriptions: create, list, inspect, change, delete, rotate the secret, replay.
+
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { Conflict, NotFound } from "../../shared/errors.ts";
+import { channelExists } from "../../shared/streams.ts";
+import {
+  generateSecret,
+  SUBSCRIPTION_DEFAULTS,
+  type Subscription,
+} from "../../shared/subscription.ts";
+import {
+  createSubscription,
+  deleteSubscription,
+  loadChannelSubscriptions,
+  loadSubscription,
+  replay,
+  saveSubscription,
+  startIdFor,
+} from "../../shared/subscriptions.ts";
+import type { AppEnv } from "../app.ts";
+import { ChannelParams, commonErrors, json, notFoundError } from "../schemas.ts";
+import {
+  CreateSubscriptionBody,
+  ReplayBody,
+  SubscriptionParams,
+  Subscription as SubscriptionSchema,
+  SubscriptionWithSecret,
+  UpdateSubscriptionBody,
+} from "../subscription-schemas.ts";
+import { describe } from "../views.ts";
+
+// A rotated-out secret keeps signing (beside the new one) this long, so receivers can switch.
+const ROTATION_GRACE_MS = 24 * 60 * 60 * 1000;
+
+const base = "/v1/channels/{channel}/subscriptions";
+const body = <T extends z.ZodType>(schema: T) => ({
+  content: { "application/json": { schema } },
+  required: true,
+});
+const conflict = {
+  409: json(
+    z.object({ error: z.object({ code: z.string(), message: z.string() }) }),
+    "The name is taken on this channel",
+  ),
+};
+
+const routes = {
+  create: createRoute({
+    method: "post",
+    path: base,
+    summary: "Subscribe a webhook to the channel (its own consumer group)",
+    request: { params: ChannelParams, body: body(CreateSubscriptionBody) },
+    responses: {
+      201: json(SubscriptionWithSecret, "Created; the signing secret is shown only now"),
+      ...commonErrors,
+      ...conflict,
+    },
+  }),
+  list: createRoute({
+    method: "get",
+    path: base,
+    summary: "The channel's subscribers, with their lag and pending counts",
+    request: { params: ChannelParams },
+    responses: {
+      200: json(z.object({ subscriptions: z.array(SubscriptionSchema) }), "The subscriptions"),
+      ...commonErrors,
+      ...notFoundError,
+    },
+  }),
+  get: createRoute({
+    method: "get",
+    path: `${base}/{name}`,
+    summary: "One subscription",
+    request: { params: SubscriptionParams },
+    responses: {
+      200: json(SubscriptionSchema, "The subscription"),
+      ...commonErrors,
+      ...notFoundError,
+    },
+  }),
+  update: createRoute({
+    method: "patch",
+    path: `${base}/{name}`,
+    summary: "Change url, batchSize, maxAttempts, types, timeoutMs; pause or resume",
+    request: { params: SubscriptionParams, body: body(UpdateSubscriptionBody) },
+    responses: { 200: json(SubscriptionSchema, "Updated"), ...commonErrors, ...notFoundError },
+  }),
+  remove: createRoute({
+    method: "delete",
+    path: `${base}/{name}`,
+    summary: "Delete the subscription, its group, its dead letters",
+    request: { params: SubscriptionParams },
+    responses: { 204: { description: "Deleted" }, ...commonErrors, ...notFoundError },
+  }),
+  rotate: createRoute({
+    method: "post",
+    path: `${base}/{name}/rotate-secret`,
+    summary: "New signing secret; the old one keeps signing for 24 h",
+    request: { params: SubscriptionParams },
+    responses: {
+      200: json(SubscriptionWithSecret, "Rotated; the new secret is shown only now"),
+      ...commonErrors,
+      ...notFoundError,
+    },
+  }),
+  replay: createRoute({
+    method: "post",
+    path: `${base}/{name}/replay`,
+    summary: "Deliver history again from an id or a time (moves the group's cursor)",
+    request: { params: SubscriptionParams, body: body(ReplayBody) },
+    responses: { 200: json(SubscriptionSchema, "Replaying"), ...commonErrors, ...notFoundError },
+  }),
+};
+
+async function mustLoad(c: Context<AppEnv>, channel: string, name: string) {
+  const sub = await loadSubscription(c.var.db, channel, name);
+  if (!sub) throw notFound(channel, name);
+  return sub;
+}
+
+const notFound = (channel: string, name: string) =>
+  new NotFound(`no subscription "${name}" on channel "${channel}"`, "subscription_not_found");
+
+async function show(c: Context<AppEnv>, sub: Subscription) {
+  return (await describe(c.var.db, sub.channel, [sub]))[0]!;
+}
+
+function startPoint(from: string | undefined) {
+  if (from === undefined || from === "latest") return startIdFor("latest");
+  if (from === "earliest") return startIdFor("earliest");
+  if (/^\d+-\d+$/.test(from)) return startIdFor({ id: from });
+  return startIdFor({ time: Date.parse(from) });
+}
+
+export function subscriptionRoutes() {
+  return new OpenAPIHono<AppEnv>()
+    .openapi(routes.create, async (c) => {
+      const { channel } = c.req.valid("param");
+      const input = c.req.valid("json");
+      const sub: Subscription = {
+        channel,
+        name: input.name,
+        url: input.url,
+        batchSize: input.batchSize ?? SUBSCRIPTION_DEFAULTS.batchSize,
+        maxAttempts: input.maxAttempts ?? SUBSCRIPTION_DEFAULTS.maxAttempts,
+        types: input.types ?? null,
+        timeoutMs: input.timeoutMs ?? SUBSCRIPTION_DEFAULTS.timeoutMs,
+        secrets: [{ secret: generateSecret(), expiresAt: null }],
+        paused: false,
+        createdAt: new Date().toISOString(),
+      };
+      const startId = startPoint(input.from);
+      if (!(await createSubscription(c.var.db, sub, startId))) {
+        throw new Conflict(
+          `"${sub.name}" already subscribes to "${channel}"`,
+          "subscription_exists",
+        );
+      }
+      if (startId !== "$") c.executionCtx.waitUntil(c.var.delivery.wake(channel, sub.name));
+      return c.json({ ...(await show(c, sub)), secret: sub.secrets[0]!.secret }, 201);
+    })
+    .openapi(routes.list, async (c) => {
+      const { channel } = c.req.valid("param");
+      if (!(await channelExists(c.var.db, channel))) {
+        throw new NotFound(`no channel named "${channel}"`, "channel_not_found");
+      }
+      const subs = await loadChannelSubscriptions(c.var.db, channel);
+      return c.json({ subscriptions: await describe(c.var.db, channel, subs) }, 200);
+    })
+    .openapi(routes.get, async (c) => {
+      const { channel, name } = c.req.valid("param");
+      return c.json(await show(c, await mustLoad(c, channel, name)), 200);
+    })
+    .openapi(routes.update, async (c) => {
+      const { channel, name } = c.req.valid("param");
+      const { paused, ...changes } = c.req.valid("json");
+      const before = await mustLoad(c, channel, name);
+      const after: Subscription = { ...before, ...changes, paused: paused ?? before.paused };
+      // Resuming, or a new URL, is worth a try now, whatever backoff the old state was in.
+      const wake =
+        (before.paused && paused === false) ||
+        (changes.url !== undefined && changes.url !== before.url);
+      if (!(await saveSubscription(c.var.db, after, { paused, wake })))
+        throw notFound(channel, name);
+      if (wake && !after.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
+      return c.json(await show(c, after), 200);
+    })
+    .openapi(routes.remove, async (c) => {
+      const { channel, name } = c.req.valid("param");
+      if (!(await deleteSubscription(c.var.db, channel, name))) throw notFound(channel, name);
+      return c.body(null, 204);
+    })
+    .openapi(routes.rotate, async (c) => {
+      const { channel, name } = c.req.valid("param");
+      const sub = await mustLoad(c, channel, name);
+      const now = Date.now();
+      const secret = generateSecret();
+      const kept = sub.secrets
+        .map((s) => (s.expiresAt === null ? { ...s, expiresAt: now + ROTATION_GRACE_MS } : s))
+        .filter((s) => s.expiresAt === null || s.expiresAt > now);
+      const rotated: Subscription = { ...sub, secrets: [{ secret, expiresAt: null }, ...kept] };
+      if (!(await saveSubscription(c.var.db, rotated, {}))) throw notFound(channel, name);
+      return c.json({ ...(await show(c, rotated)), secret }, 200);
+    })
+    .openapi(routes.replay, async (c) => {
+      const { channel, name } = c.req.valid("param");
+      const { from } = c.req.valid("json");
+      const sub = await mustLoad(c, channel, name);
+      await replay(c.var.db, channel, name, startPoint(from));
+      if (!sub.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
+      return c.json(await show(c, sub), 200);
+    });
+}

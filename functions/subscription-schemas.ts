@@ -1,0 +1,151 @@
+// Request and response schemas of the subscription API (see schemas.ts for the channel ones).
+
+import { z } from "@hono/zod-openapi";
+import { MAX_TIMEOUT_MS, SUBSCRIPTION_DEFAULTS } from "../shared/subscription.ts";
+import { CHANNEL_NAME, ChannelParams, STREAM_ID } from "./schemas.ts";
+
+const SubscriptionName = z
+  .string()
+  .regex(CHANNEL_NAME, "must be 1-128 of A-Za-z0-9._- starting with a letter or digit");
+
+export const SubscriptionParams = ChannelParams.extend({
+  name: SubscriptionName.openapi({ param: { name: "name", in: "path" }, example: "billing" }),
+});
+
+const WebhookUrl = z
+  .url({ protocol: /^https?$/, error: "must be an http(s) URL" })
+  .max(2048)
+  .openapi({ example: "https://example.com/webhooks/orders" });
+
+const TypePattern = z
+  .string()
+  .regex(/^[A-Za-z0-9._*-]{1,256}$/, "must be 1-256 of A-Za-z0-9._- with * as a wildcard")
+  .openapi({ example: "invoice.*" });
+
+const Types = z
+  .array(TypePattern)
+  .min(1)
+  .max(100)
+  .nullable()
+  .openapi({ description: "Deliver only these types (`*` matches anything); null: all" });
+
+const settings = {
+  url: WebhookUrl,
+  batchSize: z.number().int().min(1).max(1000),
+  maxAttempts: z.number().int().min(1).max(100),
+  types: Types,
+  timeoutMs: z.number().int().min(100).max(MAX_TIMEOUT_MS),
+};
+
+/** "latest" | "earliest" | a stream id | an ISO-8601 time: where delivery starts (inclusive). */
+const StartPoint = (allowLatest: boolean) =>
+  z
+    .string()
+    .refine(
+      (v) =>
+        (allowLatest && v === "latest") ||
+        v === "earliest" ||
+        STREAM_ID.test(v) ||
+        (/^\d{4}-\d{2}-\d{2}T/.test(v) && !Number.isNaN(Date.parse(v))),
+      `must be ${allowLatest ? '"latest", ' : ""}"earliest", a stream id or an ISO-8601 time`,
+    );
+
+export const CreateSubscriptionBody = z
+  .strictObject({
+    name: SubscriptionName,
+    url: settings.url,
+    from: StartPoint(true)
+      .optional()
+      .openapi({ description: 'Default "latest": new messages only' }),
+    batchSize: settings.batchSize.optional().openapi({ default: SUBSCRIPTION_DEFAULTS.batchSize }),
+    maxAttempts: settings.maxAttempts
+      .optional()
+      .openapi({ default: SUBSCRIPTION_DEFAULTS.maxAttempts }),
+    types: Types.optional(),
+    timeoutMs: settings.timeoutMs.optional().openapi({ default: SUBSCRIPTION_DEFAULTS.timeoutMs }),
+  })
+  .openapi("CreateSubscription");
+
+export const UpdateSubscriptionBody = z
+  .strictObject({
+    url: settings.url.optional(),
+    batchSize: settings.batchSize.optional(),
+    maxAttempts: settings.maxAttempts.optional(),
+    types: Types.optional(),
+    timeoutMs: settings.timeoutMs.optional(),
+    paused: z.boolean().optional(),
+  })
+  .refine((body) => Object.keys(body).length > 0, "give at least one field to change")
+  .openapi("UpdateSubscription");
+
+export const ReplayBody = z.strictObject({ from: StartPoint(false) }).openapi("Replay");
+
+export const RedriveBody = z
+  .strictObject({ ids: z.array(z.string().regex(STREAM_ID)).min(1).max(1000).optional() })
+  .openapi("Redrive");
+
+export const DeadLetterQuery = z.object({
+  after: z.string().regex(STREAM_ID, "must be a stream id").optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const Subscription = z
+  .object({
+    name: z.string(),
+    channel: z.string(),
+    url: z.string(),
+    batchSize: z.number().int(),
+    maxAttempts: z.number().int(),
+    types: z.array(z.string()).nullable(),
+    timeoutMs: z.number().int(),
+    paused: z.boolean(),
+    createdAt: z.iso.datetime(),
+    lag: z.number().int().nullable().openapi({ description: "Messages not yet delivered" }),
+    pending: z.number().int().openapi({ description: "Delivered, awaiting ack or retry" }),
+    lastDeliveredId: z.string().nullable(),
+    deadLetters: z.number().int(),
+    consecutiveFailures: z.number().int(),
+    lastError: z.string().nullable(),
+    lastErrorAt: z.iso.datetime().nullable(),
+    lastSuccessAt: z.iso.datetime().nullable(),
+  })
+  .openapi("Subscription");
+
+export const SubscriptionWithSecret = Subscription.extend({
+  secret: z.string().openapi({ description: "whsec_...: shown only on create and rotation" }),
+}).openapi("SubscriptionWithSecret");
+
+export const DeadLetter = z
+  .object({
+    id: z.string(),
+    type: z.string().nullable(),
+    data: z.unknown(),
+    publishedAt: z.iso.datetime(),
+    attempts: z.number().int(),
+    lastError: z.string(),
+    deadAt: z.iso.datetime(),
+  })
+  .openapi("DeadLetter");
+
+const Counts = {
+  delivered: z.number().int(),
+  retried: z.number().int(),
+  deadLettered: z.number().int(),
+  filtered: z.number().int(),
+};
+
+export const PassSummary = z
+  .object({
+    startedAt: z.iso.datetime(),
+    durationMs: z.number().int(),
+    ...Counts,
+    subscriptions: z.array(
+      z.object({
+        channel: z.string(),
+        subscription: z.string(),
+        ...Counts,
+        error: z.string().optional(),
+      }),
+    ),
+  })
+  .openapi("PassSummary");

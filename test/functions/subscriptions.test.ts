@@ -1,0 +1,367 @@
+import { Webhook } from "standardwebhooks";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
+import { type Stack, startStack } from "../helpers/stack.ts";
+import { publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({
+    vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "100", RETRY_MAX_MS: "500" },
+  });
+});
+afterAll(() => stack?.stop());
+
+let receiver: TestReceiver;
+let channel: string;
+let counter = 0;
+beforeEach(async () => {
+  receiver = await startReceiver();
+  channel = `subs-${++counter}`;
+});
+afterEach(() => receiver?.close());
+
+const path = (name = "sub", rest = "") => `/v1/channels/${channel}/subscriptions/${name}${rest}`;
+const patch = (body: unknown, name = "sub") =>
+  stack.api(path(name), {
+    method: "PATCH",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+const view = async (name = "sub") =>
+  (await (await stack.api(path(name))).json()) as Record<string, unknown>;
+
+describe("creating a subscription", () => {
+  it("answers 201 with its settings, defaults and a whsec_ signing secret", async () => {
+    const sub = await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    expect(sub).toMatchObject({
+      name: "sub",
+      channel,
+      url: receiver.url,
+      batchSize: 10,
+      maxAttempts: 15,
+      types: null,
+      timeoutMs: 10_000,
+      paused: false,
+      lag: 0,
+      pending: 0,
+      deadLetters: 0,
+      consecutiveFailures: 0,
+      lastError: null,
+      lastSuccessAt: null,
+    });
+    expect(sub.secret).toMatch(/^whsec_[A-Za-z0-9+/]{32}$/);
+  });
+
+  it("creates the channel's consumer group and registers the channel", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const groups = (await stack.redis.xinfo("GROUPS", stack.keys.channel(channel))) as unknown[][];
+    expect(groups.map((g) => g[1])).toEqual(["sub"]);
+    const listed = (await (await stack.api("/v1/channels")).json()) as {
+      channels: { name: string; subscriptions: number }[];
+    };
+    expect(listed.channels.find((c) => c.name === channel)?.subscriptions).toBe(1);
+  });
+
+  it("409s when the name is taken on that channel, and changes nothing", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const before = await stack.redis.hgetall(stack.keys.subscriptions(channel));
+    const res = await stack.post(`/v1/channels/${channel}/subscriptions`, {
+      name: "sub",
+      url: "https://other.example/hook",
+    });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+      "subscription_exists",
+    );
+    expect(await stack.redis.hgetall(stack.keys.subscriptions(channel))).toEqual(before);
+  });
+
+  it.each([
+    [{ url: "ftp://example.com" }, "body.url"],
+    [{ url: "not a url" }, "body.url"],
+    [{ batchSize: 0 }, "body.batchSize"],
+    [{ batchSize: 1001 }, "body.batchSize"],
+    [{ maxAttempts: 101 }, "body.maxAttempts"],
+    [{ timeoutMs: 60_000 }, "body.timeoutMs"],
+    [{ types: ["has space"] }, "body.types[0]"],
+    [{ types: [] }, "body.types"],
+    [{ from: "yesterday" }, "body.from"],
+    [{ name: "-bad" }, "body.name"],
+    [{ colour: "blue" }, "body"],
+  ])("400s on %o naming the field, and writes nothing", async (override, field) => {
+    const res = await stack.post(`/v1/channels/${channel}/subscriptions`, {
+      name: "sub",
+      url: receiver.url,
+      ...override,
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain(field);
+    expect(await stack.redis.exists(stack.keys.subscriptions(channel))).toBe(0);
+    expect(await stack.redis.exists(stack.keys.channel(channel))).toBe(0);
+  });
+});
+
+describe("listing and reading subscriptions", () => {
+  it("lists the channel's subscribers with lag and pending, never their secrets", async () => {
+    await subscribe(stack, channel, { name: "b", url: receiver.url });
+    await subscribe(stack, channel, { name: "a", url: receiver.url, types: ["x.*"] });
+    await publish(stack, channel, [{ data: 1 }, { data: 2 }, { data: 3 }]);
+    const res = await stack.api(`/v1/channels/${channel}/subscriptions`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).not.toContain("whsec_");
+    const { subscriptions } = JSON.parse(text) as { subscriptions: Record<string, unknown>[] };
+    expect(subscriptions.map((s) => [s.name, s.lag, s.pending])).toEqual([
+      ["a", 3, 0],
+      ["b", 3, 0],
+    ]);
+    expect(Object.keys(subscriptions[0]!).sort()).toEqual(
+      [
+        "name",
+        "channel",
+        "url",
+        "batchSize",
+        "maxAttempts",
+        "types",
+        "timeoutMs",
+        "paused",
+        "createdAt",
+        "lag",
+        "pending",
+        "lastDeliveredId",
+        "deadLetters",
+        "consecutiveFailures",
+        "lastError",
+        "lastErrorAt",
+        "lastSuccessAt",
+      ].sort(),
+    );
+  });
+
+  it("shows delivery progress: lag 0, lastDeliveredId and lastSuccessAt after a pass", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const ids = await publish(stack, channel, [{ data: 1 }, { data: 2 }]);
+    await runPass(stack);
+    const v = await view();
+    expect(v).toMatchObject({ lag: 0, pending: 0, lastDeliveredId: ids[1] });
+    expect(Date.parse(v.lastSuccessAt as string)).toBeGreaterThan(Date.now() - 10_000);
+  });
+
+  it("404s for an unknown subscription or channel", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const res = await stack.api(path("nobody"));
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+      "subscription_not_found",
+    );
+    expect((await stack.api("/v1/channels/no-such-channel/subscriptions")).status).toBe(404);
+  });
+});
+
+describe("changing a subscription", () => {
+  it("changes only the given fields", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const res = await patch({ batchSize: 50, types: ["a.*"] });
+    expect(res.status).toBe(200);
+    expect(await view()).toMatchObject({ batchSize: 50, types: ["a.*"], url: receiver.url });
+    await patch({ types: null });
+    expect((await view()).types).toBeNull();
+  });
+
+  it("400s on an empty change and 404s on an unknown subscription", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    expect((await patch({})).status).toBe(400);
+    expect((await patch({ batchSize: 5 }, "nobody")).status).toBe(404);
+  });
+
+  it("delivers to the new URL after a URL change", async () => {
+    const other = await startReceiver();
+    try {
+      await subscribe(stack, channel, { name: "sub", url: receiver.url });
+      await patch({ url: other.url });
+      await publish(stack, channel, [{ data: 1 }]);
+      await runPass(stack);
+      await other.waitFor((r) => r.messages().length === 1);
+      expect(receiver.requests).toHaveLength(0);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe("deleting a subscription", () => {
+  it("removes its group, settings, state, schedule and dead letters (204), then 404s", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    receiver.respond({ status: 500 });
+    await publish(stack, channel, [{ data: 1 }]);
+    await runPass(stack);
+    expect(await stack.redis.xlen(stack.keys.deadLetters(channel, "sub"))).toBe(1);
+
+    const res = await stack.api(path(), { method: "DELETE" });
+    expect(res.status).toBe(204);
+    expect(await stack.redis.xinfo("GROUPS", stack.keys.channel(channel))).toEqual([]);
+    expect(await stack.redis.exists(stack.keys.deadLetters(channel, "sub"))).toBe(0);
+    expect(await stack.redis.hlen(stack.keys.subscriptions(channel))).toBe(0);
+    expect(await stack.redis.hlen(stack.keys.state(channel))).toBe(0);
+    expect(await stack.redis.zrange(stack.keys.due(), "0", "-1")).not.toContainEqual(
+      expect.stringContaining(`${channel}/sub`),
+    );
+    expect((await stack.api(path(), { method: "DELETE" })).status).toBe(404);
+  });
+
+  it("keeps the channel's messages", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    await publish(stack, channel, [{ data: 1 }]);
+    await stack.api(path(), { method: "DELETE" });
+    expect(await stack.redis.xlen(stack.keys.channel(channel))).toBe(1);
+  });
+});
+
+describe("rotating the secret", () => {
+  it("returns a new secret and signs with both while the old one is in its grace period", async () => {
+    const { secret: old } = await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const res = await stack.post(path("sub", "/rotate-secret"), undefined);
+    expect(res.status).toBe(200);
+    const { secret: fresh } = (await res.json()) as { secret: string };
+    expect(fresh).not.toBe(old);
+    await publish(stack, channel, [{ data: 1 }]);
+    await runPass(stack);
+    const request = receiver.requests[0]!;
+    expect(request.headers["webhook-signature"]!.split(" ")).toHaveLength(2);
+    for (const secret of [old, fresh]) {
+      expect(() => new Webhook(secret).verify(request.raw, request.headers)).not.toThrow();
+    }
+    const stored = JSON.parse(
+      (await stack.redis.hget(stack.keys.subscriptions(channel), "sub"))!,
+    ) as { secrets: { secret: string; expiresAt: number | null }[] };
+    const grace = stored.secrets.find((s) => s.secret === old)!.expiresAt!;
+    expect(grace - Date.now()).toBeGreaterThan(23.9 * 3600_000);
+    expect(grace - Date.now()).toBeLessThanOrEqual(24 * 3600_000);
+  });
+});
+
+describe("replay", () => {
+  it("delivers history again from a stream id (inclusive)", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const ids = await publish(
+      stack,
+      channel,
+      [1, 2, 3, 4].map((data) => ({ data })),
+    );
+    await runPass(stack);
+    const res = await stack.post(path("sub", "/replay"), { from: ids[2] });
+    expect(res.status).toBe(200);
+    await runPass(stack);
+    await receiver.waitFor((r) => r.messages().length >= 6);
+    expect(receiver.messages().map((m) => m.data)).toEqual([1, 2, 3, 4, 3, 4]);
+  });
+
+  it("delivers history again from a time", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    await publish(stack, channel, [{ data: "old" }]);
+    await sleep(20);
+    const from = new Date().toISOString();
+    await sleep(20);
+    await publish(stack, channel, [{ data: "new" }]);
+    await runPass(stack);
+    await stack.post(path("sub", "/replay"), { from });
+    await runPass(stack);
+    await receiver.waitFor((r) => r.messages().length >= 3);
+    expect(receiver.messages().map((m) => m.data)).toEqual(["old", "new", "new"]);
+  });
+
+  it("400s on a start point it cannot read, 404s on an unknown subscription", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    expect((await stack.post(path("sub", "/replay"), { from: "latest" })).status).toBe(400);
+    expect((await stack.post(path("nobody", "/replay"), { from: "earliest" })).status).toBe(404);
+  });
+});
+
+describe("dead letters", () => {
+  async function deadLetter(count: number) {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    receiver.respond({ status: 500 });
+    const ids = await publish(
+      stack,
+      channel,
+      Array.from({ length: count }, (_, i) => ({ data: { i } })),
+    );
+    await runPass(stack);
+    receiver.respond({ status: 204 });
+    return ids;
+  }
+  const list = async () =>
+    (
+      (await (await stack.api(path("sub", "/dead-letters"))).json()) as {
+        messages: { id: string }[];
+      }
+    ).messages.map((m) => m.id);
+
+  it("lists them oldest first, paged with limit and after", async () => {
+    const ids = await deadLetter(3);
+    const res = await stack.api(path("sub", "/dead-letters?limit=2"));
+    const page = (await res.json()) as { messages: { id: string }[]; next: string };
+    expect(page.messages.map((m) => m.id)).toEqual(ids.slice(0, 2));
+    const rest = (await (
+      await stack.api(path("sub", `/dead-letters?after=${page.next}`))
+    ).json()) as { messages: { id: string }[]; next: null };
+    expect(rest.messages.map((m) => m.id)).toEqual(ids.slice(2));
+    expect(rest.next).toBeNull();
+  });
+
+  it("redrives all of them to this subscriber only, with their original ids", async () => {
+    const ids = await deadLetter(3);
+    const other = await startReceiver();
+    try {
+      await subscribe(stack, channel, { name: "other", url: other.url, from: "earliest" });
+      await other.waitFor((r) => r.messages().length === 3);
+      const res = await stack.post(path("sub", "/dead-letters/redrive"), undefined);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ redriven: 3, missing: [] });
+      await runPass(stack);
+      await receiver.waitFor((r) => r.acceptedIds().length === 3);
+      expect(receiver.acceptedIds()).toEqual(ids);
+      expect(await list()).toEqual([]);
+      await runPass(stack);
+      expect(other.messages()).toHaveLength(3);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("redrives only the given ids and reports the ones it did not find", async () => {
+    const ids = await deadLetter(3);
+    const res = await stack.post(path("sub", "/dead-letters/redrive"), {
+      ids: [ids[1], "1-1"],
+    });
+    expect(await res.json()).toEqual({ redriven: 1, missing: ["1-1"] });
+    await runPass(stack);
+    await receiver.waitFor((r) => r.acceptedIds().length === 1);
+    expect(receiver.acceptedIds()).toEqual([ids[1]]);
+    expect(await list()).toEqual([ids[0], ids[2]]);
+  });
+
+  it("dead-letters a redriven message again when it keeps failing", async () => {
+    const [id] = await deadLetter(1);
+    receiver.respond({ status: 500 });
+    await stack.post(path("sub", "/dead-letters/redrive"), undefined);
+    await runPass(stack);
+    await receiver.waitFor((r) => r.requests.length >= 2);
+    await runPass(stack);
+    expect(await list()).toEqual([id]);
+  });
+
+  it("purges them", async () => {
+    await deadLetter(2);
+    const res = await stack.api(path("sub", "/dead-letters"), { method: "DELETE" });
+    expect(await res.json()).toEqual({ purged: 2 });
+    expect(await list()).toEqual([]);
+  });
+
+  it("404s for an unknown subscription", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    expect((await stack.api(path("nobody", "/dead-letters"))).status).toBe(404);
+    expect((await stack.post(path("nobody", "/dead-letters/redrive"), undefined)).status).toBe(404);
+  });
+});

@@ -1,0 +1,55 @@
+// Test shorthands for the subscription API, over real HTTP to the Worker.
+
+import { expect } from "vitest";
+import type { Stack } from "./stack.ts";
+
+export interface CreatedSubscription {
+  name: string;
+  secret: string;
+  [field: string]: unknown;
+}
+
+/** Subscribes `url` to `channel` (201 expected) and returns the subscription with its secret. */
+export async function subscribe(
+  stack: Stack,
+  channel: string,
+  body: Record<string, unknown>,
+): Promise<CreatedSubscription> {
+  const res = await stack.post(`/v1/channels/${channel}/subscriptions`, body);
+  expect(res.status, await res.clone().text()).toBe(201);
+  return (await res.json()) as CreatedSubscription;
+}
+
+/** Publishes messages (201 expected) and returns their ids in order. */
+export async function publish(
+  stack: Stack,
+  channel: string,
+  messages: { data: unknown; type?: string }[],
+): Promise<string[]> {
+  const res = await stack.post(`/v1/channels/${channel}/messages`, { messages });
+  expect(res.status, await res.clone().text()).toBe(201);
+  return ((await res.json()) as { ids: string[] }).ids;
+}
+
+export interface PassSummary {
+  delivered: number;
+  retried: number;
+  deadLettered: number;
+  filtered: number;
+  subscriptions: { channel: string; subscription: string; error?: string }[];
+}
+
+/** Runs one delivery pass through POST /v1/deliver. */
+export async function runPass(stack: Stack): Promise<PassSummary> {
+  const res = await stack.post("/v1/deliver", undefined);
+  expect(res.status, await res.clone().text()).toBe(200);
+  return (await res.json()) as PassSummary;
+}
+
+export async function getSubscription(stack: Stack, channel: string, name: string) {
+  const res = await stack.api(`/v1/channels/${channel}/subscriptions/${name}`);
+  expect(res.status).toBe(200);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
+import { type Stack, startStack } from "../helpers/stack.ts";
+import { publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
+
+// A seeded generator (mulberry32), so a failing run can be replayed exactly.
+function random(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+let stack: Stack;
+const receivers: TestReceiver[] = [];
+beforeAll(async () => {
+  stack = await startStack({
+    vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "20", RETRY_MAX_MS: "80" },
+  });
+});
+afterAll(async () => {
+  for (const r of receivers) await r.close();
+  await stack?.stop();
+});
+
+describe("with receivers failing at random", () => {
+  it("ends with every published message received or dead-lettered, none missing", async () => {
+    const channel = "accounting";
+    const subscribers = 3;
+    for (let i = 0; i < subscribers; i++) {
+      const r = await startReceiver();
+      const next = random(1000 + i);
+      // 30% of requests fail as a whole, 20% reject a random part of the batch.
+      r.respond((req) => {
+        const roll = next();
+        if (roll < 0.3) return { status: 500 };
+        if (roll < 0.5) {
+          const ids = (req.body?.messages ?? []).map((m) => m.id).filter(() => next() < 0.5);
+          return { status: 200, body: { failed: ids } };
+        }
+        return { status: 204 };
+      });
+      receivers.push(r);
+      await subscribe(stack, channel, { name: `s${i}`, url: r.url, batchSize: 8, maxAttempts: 3 });
+    }
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push(
+        ...(await publish(
+          stack,
+          channel,
+          Array.from({ length: 40 }, (_, j) => ({ data: j })),
+        )),
+      );
+    }
+
+    for (let pass = 0; pass < 300; pass++) {
+      await runPass(stack);
+      if ((await stack.redis.zcard(stack.keys.due())) === 0) break;
+      await sleep(25);
+    }
+    expect(await stack.redis.zcard(stack.keys.due())).toBe(0);
+
+    for (const [i, r] of receivers.entries()) {
+      const dead = (
+        await stack.redis.xrange(stack.keys.deadLetters(channel, `s${i}`), "-", "+")
+      ).map(([, fields]) => fields[fields.indexOf("o") + 1]!);
+      const accepted = new Set(r.acceptedIds());
+      expect(dead.filter((id) => accepted.has(id))).toEqual([]);
+      expect([...accepted, ...dead].sort()).toEqual([...ids].sort());
+      const [pending] = (await stack.redis.xpending(stack.keys.channel(channel), `s${i}`)) as [
+        number,
+      ];
+      expect(pending).toBe(0);
+      expect(dead.length).toBeGreaterThan(0); // the failures were real enough to exhaust some
+    }
+  }, 120_000);
+});
