@@ -1,25 +1,22 @@
 import { Webhook } from "standardwebhooks";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { deliveryFixture } from "../helpers/fixture.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
-import { type Stack, startStack } from "../helpers/stack.ts";
+import type { Stack } from "../helpers/stack.ts";
 import { publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
 
 let stack: Stack;
-beforeAll(async () => {
-  stack = await startStack({
-    vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "100", RETRY_MAX_MS: "500" },
-  });
-});
-afterAll(() => stack?.stop());
-
 let receiver: TestReceiver;
 let channel: string;
-let counter = 0;
-beforeEach(async () => {
-  receiver = await startReceiver();
-  channel = `subs-${++counter}`;
-});
-afterEach(() => receiver?.close());
+deliveryFixture(
+  "subs",
+  {
+    vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "100", RETRY_MAX_MS: "500" },
+  },
+  (f) => {
+    ({ stack, receiver, channel } = f);
+  },
+);
 
 const path = (name = "sub", rest = "") => `/v1/channels/${channel}/subscriptions/${name}${rest}`;
 const patch = (body: unknown, name = "sub") =>

@@ -1,26 +1,23 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { deliveryFixture } from "../helpers/fixture.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
-import { type Stack, startStack } from "../helpers/stack.ts";
+import type { Stack } from "../helpers/stack.ts";
 import { publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
 
 // The kick is on (as in production); a short pass budget keeps leases short (budget + the
 // subscription's timeout + 5 s), so a dead pass's lease expires within the test.
 let stack: Stack;
-beforeAll(async () => {
-  stack = await startStack({
-    vars: { RETRY_BASE_MS: "100", RETRY_MAX_MS: "500", PASS_BUDGET_MS: "1000" },
-  });
-});
-afterAll(() => stack?.stop());
-
 let receiver: TestReceiver;
 let channel: string;
-let counter = 0;
-beforeEach(async () => {
-  receiver = await startReceiver();
-  channel = `concurrency-${++counter}`;
-});
-afterEach(() => receiver?.close());
+deliveryFixture(
+  "concurrency",
+  {
+    vars: { RETRY_BASE_MS: "100", RETRY_MAX_MS: "500", PASS_BUDGET_MS: "1000" },
+  },
+  (f) => {
+    ({ stack, receiver, channel } = f);
+  },
+);
 
 const pending = async () =>
   ((await stack.redis.xpending(stack.keys.channel(channel), "sub")) as [number])[0];

@@ -1,25 +1,22 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
-import { type Stack, startStack } from "../helpers/stack.ts";
+import { describe, expect, it } from "vitest";
+import { deliveryFixture } from "../helpers/fixture.ts";
+import type { TestReceiver } from "../helpers/receiver.ts";
+import type { Stack } from "../helpers/stack.ts";
 import { publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
 
 // Passes run by hand (no kick), retries come quickly: timing is real, but short.
 let stack: Stack;
-beforeAll(async () => {
-  stack = await startStack({
-    vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "300", RETRY_MAX_MS: "2000" },
-  });
-});
-afterAll(() => stack?.stop());
-
 let receiver: TestReceiver;
 let channel: string;
-let counter = 0;
-beforeEach(async () => {
-  receiver = await startReceiver();
-  channel = `delivery-${++counter}`;
-});
-afterEach(() => receiver?.close());
+deliveryFixture(
+  "delivery",
+  {
+    vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "300", RETRY_MAX_MS: "2000" },
+  },
+  (f) => {
+    ({ stack, receiver, channel } = f);
+  },
+);
 
 async function subscribeReceiver(body: Record<string, unknown> = {}) {
   const sub = await subscribe(stack, channel, { name: "sub", url: receiver.url, ...body });
@@ -198,6 +195,7 @@ describe("a failing subscriber", () => {
     expect(summary.deadLettered).toBe(1);
     expect(receiver.requests).toHaveLength(2);
     expect(await pending()).toBe(0);
+    expect(await dlqLength()).toBe(1);
     const res = await stack.api(`/v1/channels/${channel}/subscriptions/sub/dead-letters`);
     const { messages } = (await res.json()) as { messages: Record<string, unknown>[] };
     expect(messages).toEqual([
