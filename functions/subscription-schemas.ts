@@ -1,6 +1,7 @@
 // Request and response schemas of the subscription API (see schemas.ts for the channel ones).
 
 import { z } from "@hono/zod-openapi";
+import { isValidSecret } from "../shared/signing.ts";
 import { MAX_TIMEOUT_MS, SUBSCRIPTION_DEFAULTS } from "../shared/subscription.ts";
 import { CHANNEL_NAME, ChannelParams, STREAM_ID } from "./schemas.ts";
 
@@ -63,6 +64,11 @@ export const CreateSubscriptionBody = z
       .openapi({ default: SUBSCRIPTION_DEFAULTS.maxAttempts }),
     types: Types.optional(),
     timeoutMs: settings.timeoutMs.optional().openapi({ default: SUBSCRIPTION_DEFAULTS.timeoutMs }),
+    secret: z
+      .string()
+      .refine(isValidSecret, "must be whsec_ followed by the base64 of 24 to 64 bytes")
+      .optional()
+      .openapi({ description: "Bring your own signing secret; default: a new random one" }),
   })
   .openapi("CreateSubscription");
 

@@ -231,9 +231,11 @@ function parseGroups(value: unknown): Map<string, GroupInfo> {
     const flat = asArray(raw);
     const info: Record<string, unknown> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) info[asString(flat[i])] = flat[i + 1];
+    const delivered = asOptionalString(info["last-delivered-id"]);
     out.set(asString(info.name), {
       pending: asNumber(info.pending ?? 0),
-      lastDeliveredId: asOptionalString(info["last-delivered-id"]),
+      // "0-0": the group has delivered nothing yet.
+      lastDeliveredId: delivered === "0-0" ? null : delivered,
       lag: info.lag === null || info.lag === undefined ? null : asNumber(info.lag),
     });
   }

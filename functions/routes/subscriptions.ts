@@ -146,7 +146,7 @@ export function subscriptionRoutes() {
         maxAttempts: input.maxAttempts ?? SUBSCRIPTION_DEFAULTS.maxAttempts,
         types: input.types ?? null,
         timeoutMs: input.timeoutMs ?? SUBSCRIPTION_DEFAULTS.timeoutMs,
-        secrets: [{ secret: generateSecret(), expiresAt: null }],
+        secrets: [{ secret: input.secret ?? generateSecret(), expiresAt: null }],
         paused: false,
         createdAt: new Date().toISOString(),
       };

@@ -50,6 +50,16 @@ describe("creating a subscription", () => {
     expect(sub.secret).toMatch(/^whsec_[A-Za-z0-9+/]{32}$/);
   });
 
+  it("signs with a secret of the caller's own when given one", async () => {
+    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const sub = await subscribe(stack, channel, { name: "sub", url: receiver.url, secret });
+    expect(sub.secret).toBe(secret);
+    receiver.setSecret(secret);
+    await publish(stack, channel, [{ data: 1 }]);
+    await runPass(stack);
+    expect(receiver.requests[0]!.verified).toBe(true);
+  });
+
   it("creates the channel's consumer group and registers the channel", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url });
     const groups = (await stack.redis.xinfo("GROUPS", stack.keys.channel(channel))) as unknown[][];
@@ -85,6 +95,8 @@ describe("creating a subscription", () => {
     [{ types: [] }, "body.types"],
     [{ from: "yesterday" }, "body.from"],
     [{ name: "-bad" }, "body.name"],
+    [{ secret: "whsec_tooshort" }, "body.secret"],
+    [{ secret: "not-a-whsec" }, "body.secret"],
     [{ colour: "blue" }, "body"],
   ])("400s on %o naming the field, and writes nothing", async (override, field) => {
     const res = await stack.post(`/v1/channels/${channel}/subscriptions`, {
