@@ -2,8 +2,8 @@
 // dead letters, failures). Never its secrets.
 
 import type { Db } from "../shared/redis.ts";
+import { loadStatuses, type SubscriptionStatus } from "../shared/status.ts";
 import type { Subscription } from "../shared/subscription.ts";
-import { loadStatuses, type SubscriptionStatus } from "../shared/subscriptions.ts";
 
 export async function describe(db: Db, channel: string, subs: Subscription[]) {
   const statuses = await loadStatuses(

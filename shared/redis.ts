@@ -34,6 +34,10 @@ export function getRedis(config: Config): Redis {
       url: config.redisUrl,
       token: config.redisToken,
       automaticDeserialization: false,
+      // Plain UTF-8 replies instead of base64: every value stored here is text (JSON, ids,
+      // names), and base64 costs an atob + TextDecoder per string on the hot path (measured:
+      // see the README's Performance section). Binary values would need it back.
+      responseEncoding: false,
       enableTelemetry: false,
       // Two quick retries on a network error, not the default five (~4 s): an unreachable Redis
       // should become a 503 while the caller still waits.

@@ -15,15 +15,7 @@ import {
 import { SUBSCRIBE_LUA } from "./lua/subscribe.ts";
 import { UNSUBSCRIBE_LUA } from "./lua/unsubscribe.ts";
 import { UPDATE_LUA } from "./lua/update.ts";
-import {
-  asArray,
-  asFields,
-  asNumber,
-  asOptionalString,
-  asString,
-  type Db,
-  runScript,
-} from "./redis.ts";
+import { asArray, asFields, asNumber, asOptionalString, type Db, runScript } from "./redis.ts";
 import { parseSubscription, type Subscription, serializeSubscription } from "./subscription.ts";
 
 const STATE_FACTS: StateFact[] = [
@@ -165,79 +157,4 @@ export async function replay(db: Db, channel: string, name: string, startId: str
     .xgroup(db.keys.channel(channel), { type: "SETID", group: name, id: startId })
     .zadd(db.keys.due(), { lt: true }, { score: Date.now(), member: wakeMember(main) })
     .exec();
-}
-
-export interface DeliveryState {
-  consecutiveFailures: number;
-  lastError: string | null;
-  lastErrorAt: string | null;
-  lastSuccessAt: string | null;
-  lastAckedId: string | null;
-}
-
-export interface GroupInfo {
-  pending: number;
-  lastDeliveredId: string | null;
-  /** Entries not yet delivered to the group; null when Redis cannot tell (after a replay). */
-  lag: number | null;
-}
-
-export interface SubscriptionStatus {
-  state: DeliveryState;
-  group: GroupInfo;
-  deadLetters: number;
-}
-
-/** Delivery state, group position and dead-letter count of each named subscription. */
-export async function loadStatuses(
-  db: Db,
-  channel: string,
-  names: string[],
-): Promise<Map<string, SubscriptionStatus>> {
-  const { keys } = db;
-  const pipeline = db.redis.pipeline();
-  pipeline.hgetall(keys.state(channel));
-  pipeline.xinfo(keys.channel(channel), { type: "GROUPS" });
-  for (const name of names) pipeline.xlen(keys.deadLetters(channel, name));
-  // keepErrors: XINFO GROUPS fails on a channel whose stream is gone; the rest still holds.
-  const replies = await pipeline.exec({ keepErrors: true });
-  const state = asFields(replies[0]?.result);
-  const groups = replies[1]?.error ? new Map<string, GroupInfo>() : parseGroups(replies[1]?.result);
-  const out = new Map<string, SubscriptionStatus>();
-  names.forEach((name, i) => {
-    const fact = (f: StateFact) => state[stateField(name, f)] ?? null;
-    const time = (f: StateFact) => {
-      const ms = fact(f);
-      return ms === null ? null : new Date(Number(ms)).toISOString();
-    };
-    out.set(name, {
-      state: {
-        consecutiveFailures: Number(fact("failures") ?? 0),
-        lastError: fact("lastError"),
-        lastErrorAt: time("lastErrorAt"),
-        lastSuccessAt: time("lastSuccessAt"),
-        lastAckedId: fact("lastAckedId"),
-      },
-      group: groups.get(name) ?? { pending: 0, lastDeliveredId: null, lag: null },
-      deadLetters: asNumber(replies[2 + i]?.result ?? 0),
-    });
-  });
-  return out;
-}
-
-function parseGroups(value: unknown): Map<string, GroupInfo> {
-  const out = new Map<string, GroupInfo>();
-  for (const raw of asArray(value)) {
-    const flat = asArray(raw);
-    const info: Record<string, unknown> = {};
-    for (let i = 0; i + 1 < flat.length; i += 2) info[asString(flat[i])] = flat[i + 1];
-    const delivered = asOptionalString(info["last-delivered-id"]);
-    out.set(asString(info.name), {
-      pending: asNumber(info.pending ?? 0),
-      // "0-0": the group has delivered nothing yet.
-      lastDeliveredId: delivered === "0-0" ? null : delivered,
-      lag: info.lag === null || info.lag === undefined ? null : asNumber(info.lag),
-    });
-  }
-  return out;
 }

@@ -27,8 +27,11 @@ export class Budget {
     this.subrequests += subrequests;
   }
 
-  /** May a new batch start (a read, its POST and its settle)? */
-  allowsBatch(): boolean {
-    return Date.now() < this.deadline && this.subrequests + 3 + this.reserve <= this.maxSubrequests;
+  /** May `batches` more batches start (each a read, a POST and a settle)? */
+  allowsBatch(batches = 1): boolean {
+    const needed = 3 * batches;
+    return (
+      Date.now() < this.deadline && this.subrequests + needed + this.reserve <= this.maxSubrequests
+    );
   }
 }

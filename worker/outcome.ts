@@ -2,7 +2,8 @@
 // pending), or dead (dead-letter stream + ack) once it used its last attempt. And whether the
 // endpoint failed as a whole, in which case the unit backs off and reads nothing new meanwhile.
 
-import type { DeadLetterRecord, UnitEntry } from "../shared/units.ts";
+import type { DeadLetterRecord } from "../shared/settlement.ts";
+import type { UnitEntry } from "../shared/units.ts";
 import type { AttemptResult } from "./deliver.ts";
 import { nextAttemptAt, type RetryPolicy } from "./retry.ts";
 

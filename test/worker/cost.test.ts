@@ -75,7 +75,7 @@ describe("publishing to a channel with an idle subscriber", () => {
     expect(counted.byCommand).toEqual({ evalsha: 1, xadd: 1, hgetall: 1, zmscore: 1, zadd: 1 });
   });
 
-  it("costs 3 once it is already woken: nothing to add to the schedule", async () => {
+  it("costs 4 once it is already woken: nothing to add to the schedule", async () => {
     await subscribe(stack, "woken", { name: "sub", url: receiver.url });
     await publish(stack, "woken", [{ data: 1 }]);
     const counted = await countCommands(stack.redis, () => publish(stack, "woken", [{ data: 2 }]));

@@ -25,6 +25,13 @@ async function subscribeReceiver(body: Record<string, unknown> = {}) {
 }
 
 const dlqLength = () => stack.redis.xlen(stack.keys.deadLetters(channel, "sub"));
+const groupInfo = async () => {
+  const flat = (
+    (await stack.redis.xinfo("GROUPS", stack.keys.channel(channel))) as unknown[][]
+  )[0]!;
+  const field = (name: string) => Number(flat[flat.indexOf(name) + 1]);
+  return { pending: field("pending"), lag: field("lag") };
+};
 const pending = async () =>
   ((await stack.redis.xpending(stack.keys.channel(channel), "sub")) as [number])[0];
 
@@ -129,10 +136,35 @@ describe("a failing subscriber", () => {
     await publish(stack, channel, [{ data: 1 }, { data: 2 }, { data: 3 }, { data: 4 }]);
     receiver.respond({ status: 503 });
     await runPass(stack);
+    const before = await groupInfo();
     await publish(stack, channel, [{ data: 5 }]);
     await runPass(stack);
     expect(receiver.requests).toHaveLength(1);
-    expect(await pending()).toBe(2);
+    const after = await groupInfo();
+    expect(after.pending).toBe(before.pending);
+    expect(after.lag).toBe(before.lag + 1);
+  });
+
+  it("does not count an attempt for messages read ahead but never sent", async () => {
+    await subscribeReceiver({ batchSize: 2 });
+    const ids = await publish(
+      stack,
+      channel,
+      [1, 2, 3, 4].map((data) => ({ data })),
+    );
+    receiver.respond({ status: 503 });
+    await runPass(stack);
+    receiver.respond({ status: 204 });
+    await sleep(700);
+    await runPass(stack);
+    await runPass(stack);
+    const attempts = receiver.requests.slice(1).flatMap((r) => r.body!.messages);
+    expect(attempts.map((m) => [m.id, m.attempt])).toEqual([
+      [ids[0], 2],
+      [ids[1], 2],
+      [ids[2], 1],
+      [ids[3], 1],
+    ]);
   });
 
   it("retries only the messages listed in failed, while the rest of the stream flows", async () => {
