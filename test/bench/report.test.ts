@@ -1,0 +1,89 @@
+import { describe, expect, it } from "vitest";
+import { chart } from "../../bench/chart.ts";
+import { markdown, type Results, targets } from "../../bench/report.ts";
+
+const load = (perSecond: number, p50Ms = 1, p99Ms = 2) => ({
+  operations: 100,
+  seconds: 100 / perSecond,
+  perSecond,
+  p50Ms,
+  p99Ms,
+});
+
+const row = (subscriptions: number, batchSize: number, perSecond: number, reference: number) => ({
+  subscriptions,
+  batchSize,
+  backlog: 1000,
+  delivered: subscriptions * 1000,
+  perSecond,
+  reference,
+  vsReference: perSecond / reference,
+  passes: 1,
+  rounds: 1,
+  commandsPerMessage: batchSize === 1 ? 0.5 : 0.005,
+  restRequestsPerMessage: 0.01,
+});
+
+const results: Results = {
+  startedAt: "2026-11-24T00:00:00.000Z",
+  cost: {
+    publishCommands: 3,
+    batchPublishCommands: 102,
+    batchSize: 100,
+    idlePass: [
+      { subscriptions: 0, commands: 1 },
+      { subscriptions: 1000, commands: 4 },
+    ],
+  },
+  publish: [
+    {
+      concurrency: 8,
+      single: load(400),
+      baseline: load(700),
+      floor: load(900),
+      batch: { ...load(300 * 100), batchSize: 100 },
+      vsBaseline: 400 / 700,
+      batchGain: (300 * 100) / 400,
+    },
+  ],
+  latency: {
+    ratePerSecond: 50,
+    messages: 500,
+    p50Ms: 60,
+    p99Ms: 90,
+    maxMs: 99,
+    commandsPerMessage: 13,
+  },
+  delivery: [row(10, 100, 60_000, 100_000), row(1, 1, 900, 1000)],
+};
+
+describe("the benchmark report", () => {
+  it("checks each target against the measured figure", () => {
+    const met = Object.fromEntries(targets(results).map((t) => [t.target, t.met]));
+    expect(met).toMatchObject({
+      "Delivery, batch 100, 10 subscriptions: >= 0.7x the reference pass": false,
+      "Healthy publish -> receive p50 <= 50 ms, no manual pass": false,
+      "Idle pass <= 3 commands whatever the number of subscriptions": false,
+      "Single publish <= 3 commands in all, kick included (no subscriptions)": true,
+      "Batch publish of 100 <= 103 commands": true,
+      "Delivery <= 0.05 commands per message at batch 100": true,
+      "Delivery <= 3 commands per message at batch 1": true,
+      "Publish at concurrency 8 >= 0.5x raw XADD through the bridge": true,
+      "Batch publish of 100 at concurrency 8 >= 20x single-publish msg/s": true,
+    });
+  });
+
+  it("prints unmet targets in bold and the cost per million against QStash", () => {
+    const md = markdown(results);
+    expect(md).toContain("| **no** |");
+    expect(md).toContain("vs QStash $10");
+  });
+
+  it("draws one throughput bar per publish and delivery figure, and the latencies", () => {
+    const svg = chart(results);
+    expect(svg.startsWith("<svg")).toBe(true);
+    expect(svg.match(/fill="#2563eb"/g)).toHaveLength(2 + 2 + 2);
+    expect(svg).toContain("deliver 10 sub(s), batch 100");
+    expect(svg).toContain("publish -&gt; receive p50/p99");
+  });
+});
