@@ -3,8 +3,9 @@
 // the distinct message ids it accepted. A failure rate makes it answer 500 to that share of
 // requests (the retries scenario).
 
-import { createServer, type IncomingMessage } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { text } from "node:stream/consumers";
 import { Webhook } from "standardwebhooks";
 
 interface Endpoint {
@@ -24,21 +25,11 @@ export interface Receivers {
   setFailureRate(rate: number): void;
   close(): Promise<void>;
 }
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
 export async function startReceivers(): Promise<Receivers> {
   const endpoints = new Map<string, Endpoint>();
   let failureRate = 0;
   const server = createServer(async (req, res) => {
-    const body = await readBody(req);
+    const body = await text(req);
     const endpoint = endpoints.get((req.url ?? "/").slice(1));
     if (!endpoint) return void res.writeHead(404).end();
     endpoint.requests++;

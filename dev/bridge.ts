@@ -16,6 +16,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { buffer } from "node:stream/consumers";
 import { encodeReply } from "./bridge-encoding.ts";
 import { connect, type Outcome, type RedisConnection, Unavailable } from "./bridge-redis.ts";
 import { BadRequest, type Call, parseCall } from "./bridge-request.ts";
@@ -94,7 +95,7 @@ async function answer(
   if (!METHODS.has(method)) return { status: 405, body: { error: "Method Not Allowed" } };
   const target = req.url ?? "/";
   if (!authorized(req, target, token)) return { status: 401, body: { error: "Unauthorized" } };
-  const body = await readBody(req);
+  const body = await buffer(req);
   let call: Call;
   try {
     call = parseCall(target, method, body);
@@ -150,16 +151,6 @@ function authorized(req: IncomingMessage, target: string, token: string): boolea
   const digest = (value: string) => createHash("sha256").update(value).digest();
   return timingSafeEqual(digest(given), digest(token));
 }
-
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
-}
-
 function send(res: ServerResponse, reply: Reply, syncToken: number) {
   const text = JSON.stringify(reply.body);
   res.writeHead(reply.status, {

@@ -12,6 +12,7 @@
 import { appendFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { text } from "node:stream/consumers";
 import { parseArgs } from "node:util";
 import { Webhook } from "standardwebhooks";
 
@@ -52,7 +53,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<Receiver>
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== "POST") return void res.writeHead(405, { allow: "POST" }).end();
-    const raw = await readBody(req);
+    const raw = await text(req);
     let batch: Batch;
     try {
       batch = webhook.verify(raw, req.headers as Record<string, string>) as Batch;
@@ -130,16 +131,6 @@ export function parseCli(argv: string[]): ReceiverOptions {
   }
   return { secret: values.secret, port, host: values.host, out: values.out, failRate };
 }
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 if (import.meta.main) {

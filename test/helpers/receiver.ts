@@ -9,6 +9,7 @@
 
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { text } from "node:stream/consumers";
 import { Webhook } from "standardwebhooks";
 
 export interface WebhookMessage {
@@ -96,7 +97,7 @@ export async function startReceiver(
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const at = Date.now();
-    const raw = await readBody(req);
+    const raw = await text(req);
     const headers = flatHeaders(req);
     const record: ReceivedRequest = {
       method: req.method ?? "",
@@ -115,12 +116,12 @@ export async function startReceiver(
     // The sender gave up (its timeout) while the answer was held, or close() cut it: nothing was
     // told, so nothing is recorded as answered.
     if (res.destroyed || !res.socket || res.socket.destroyed) return;
-    const text = typeof reply.body === "object" ? JSON.stringify(reply.body) : (reply.body ?? "");
+    const out = typeof reply.body === "object" ? JSON.stringify(reply.body) : (reply.body ?? "");
     const contentType = typeof reply.body === "object" ? "application/json" : "text/plain";
-    res.writeHead(reply.status, { ...(text && { "content-type": contentType }), ...reply.headers });
-    res.end(text);
+    res.writeHead(reply.status, { ...(out && { "content-type": contentType }), ...reply.headers });
+    res.end(out);
     record.status = reply.status;
-    record.replyBody = parseJson(text) ?? (text === "" ? undefined : text);
+    record.replyBody = parseJson(out) ?? (out === "" ? undefined : out);
   }
 
   const server = createServer((req, res) => {
@@ -232,13 +233,4 @@ function parseJson(text: string): unknown {
   } catch {
     return null;
   }
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
 }
