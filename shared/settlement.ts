@@ -3,7 +3,14 @@
 // with the close script that lets go of a unit only if nothing new arrived (lua/close.ts).
 
 import { deadLetterFields } from "./dead-letters.ts";
-import { CONSUMER, retryMember, stateField, type Unit, wakeMember } from "./keys.ts";
+import {
+  CONSUMER,
+  retryMember,
+  type StateFact,
+  stateField,
+  type Unit,
+  wakeMember,
+} from "./keys.ts";
 import { CLOSE_LUA } from "./lua/close.ts";
 import { type Db, runScript } from "./redis.ts";
 import { readEntries, type UnitEntry } from "./units.ts";
@@ -23,18 +30,27 @@ export interface Settlement {
   dead: DeadLetterRecord[];
   /** Move the unit's retry member to this time if earlier (ZADD LT); null: no new failures. */
   retryAt: number | null;
-  /** The endpoint accepted a request: reset the failure count. */
-  success: { at: number; lastAckedId: string | null } | null;
-  /** The endpoint failed a request. */
-  failure: { at: number; error: string } | null;
+  /** The delivery state to record; written once per drain, not once per batch. */
+  state: StateChange;
 }
+
+/** What happened to the subscription's requests since the state was last written. */
+export interface StateChange {
+  /** When the endpoint last accepted a request (2xx), and the last entry id it acked then. */
+  success: { at: number; lastAckedId: string | null } | null;
+  /** Failed requests after that success (all of them when none succeeded). */
+  failuresSince: number;
+  /** The last error: a failed request, or messages the endpoint rejected. */
+  error: { at: number; error: string } | null;
+}
+
+const noChange = (): StateChange => ({ success: null, failuresSince: 0, error: null });
 
 export const emptySettlement = (): Settlement => ({
   ack: [],
   dead: [],
   retryAt: null,
-  success: null,
-  failure: null,
+  state: noChange(),
 });
 
 /** Two settlements as one write: b is the later one. */
@@ -49,23 +65,26 @@ export function mergeSettlements(a: Settlement, b: Settlement): Settlement {
     ack: [...a.ack, ...b.ack],
     dead: [...a.dead, ...b.dead],
     retryAt,
-    success: b.success ?? a.success,
-    failure: b.failure ?? a.failure,
+    state: {
+      success: b.state.success ?? a.state.success,
+      failuresSince:
+        b.state.success !== null
+          ? b.state.failuresSince
+          : a.state.failuresSince + b.state.failuresSince,
+      error: b.state.error ?? a.state.error,
+    },
   };
 }
 
-// The commands a settlement adds to a pipeline. Acks are left to the close script when
-// `withAcks` is false; the success state only goes with `withState` (once per visit, not once
-// per batch: at batch size 1 it would be a third command per message). Dead letters are written
-// before the ack, so a crash in between leaves the message pending (sent again) rather than lost.
-function queueSettlement(
-  db: Db,
-  pipeline: Pipeline,
-  unit: Unit,
-  s: Settlement,
-  withAcks: boolean,
-  withState: boolean,
-) {
+/** The same settlement, its state change kept back for a later write (the end of the drain). */
+export function withoutState(s: Settlement): [Settlement, StateChange] {
+  return [{ ...s, state: noChange() }, s.state];
+}
+
+// The commands a settlement adds to a pipeline (the acks too, unless the close script does
+// them). Dead letters are written before the ack, so a crash in between leaves the message
+// pending (sent again) rather than lost.
+function queueSettlement(db: Db, pipeline: Pipeline, unit: Unit, s: Settlement, withAcks: boolean) {
   const { keys } = db;
   const stream = keys.unitStream(unit);
   for (const { entry, error } of s.dead) {
@@ -79,51 +98,63 @@ function queueSettlement(
   if (s.retryAt !== null) {
     pipeline.zadd(keys.due(), { lt: true }, { score: s.retryAt, member: retryMember(unit) });
   }
-  const state = keys.state(unit.channel);
-  if (s.failure) {
-    pipeline.hincrby(state, stateField(unit.subscription, "failures"), 1);
-    pipeline.hset(state, {
-      [stateField(unit.subscription, "lastError")]: s.failure.error,
-      [stateField(unit.subscription, "lastErrorAt")]: String(s.failure.at),
-    });
-  }
-  if (withState && s.success) pipeline.hset(state, successFields(unit, s.success));
+  const { set, increment } = stateWrites(unit, s.state);
+  queueIncrement(db, pipeline, unit, increment);
+  if (Object.keys(set).length > 0) pipeline.hset(keys.state(unit.channel), set);
 }
 
-function successFields(unit: Unit, success: NonNullable<Settlement["success"]>) {
-  const fields: Record<string, string> = {
-    [stateField(unit.subscription, "failures")]: "0",
-    [stateField(unit.subscription, "lastSuccessAt")]: String(success.at),
-  };
-  if (success.lastAckedId && unit.kind === "main") {
-    fields[stateField(unit.subscription, "lastAckedId")] = success.lastAckedId;
+function queueIncrement(db: Db, pipeline: Pipeline, unit: Unit, increment: number) {
+  if (increment === 0) return;
+  const field = stateField(unit.subscription, "failures");
+  pipeline.hincrby(db.keys.state(unit.channel), field, increment);
+}
+
+// 1 HSET, or 1 HSET + 1 HINCRBY when no request succeeded since the last write (the count of
+// consecutive failures then grows from what it was).
+function stateWrites(unit: Unit, change: StateChange) {
+  const field = (fact: StateFact) => stateField(unit.subscription, fact);
+  const set: Record<string, string> = {};
+  let increment = 0;
+  if (change.success) {
+    set[field("failures")] = String(change.failuresSince);
+    set[field("lastSuccessAt")] = String(change.success.at);
+    if (change.success.lastAckedId && unit.kind === "main") {
+      set[field("lastAckedId")] = change.success.lastAckedId;
+    }
+  } else {
+    increment = change.failuresSince;
   }
-  return fields;
+  if (change.error) {
+    set[field("lastError")] = change.error.error;
+    set[field("lastErrorAt")] = String(change.error.at);
+  }
+  return { set, increment };
 }
 
 const hasWork = (s: Settlement) =>
   s.ack.length > 0 ||
   s.dead.length > 0 ||
   s.retryAt !== null ||
-  s.failure !== null ||
-  s.success !== null;
+  s.state.success !== null ||
+  s.state.failuresSince > 0 ||
+  s.state.error !== null;
 
 /** Writes a settlement on its own (one round trip). */
 export async function settle(db: Db, unit: Unit, s: Settlement): Promise<void> {
   if (!hasWork(s)) return;
   const pipeline = db.redis.pipeline();
-  queueSettlement(db, pipeline, unit, s, true, true);
+  queueSettlement(db, pipeline, unit, s, true);
   await pipeline.exec();
 }
 
 /**
- * Writes the previous batch's settlement (but its success state: the caller carries that to the
- * close) and reads up to `count` new entries, in one round trip: 1 XREADGROUP + 1 XACK per batch
- * when everything was delivered.
+ * Writes a settlement (the caller keeps its state change back for the end of the drain: see
+ * withoutState) and reads up to `count` new entries, in one round trip: 1 XACK + 1 XREADGROUP
+ * per read when everything was delivered.
  */
 export async function settleAndRead(db: Db, unit: Unit, s: Settlement, count: number) {
   const pipeline = db.redis.pipeline();
-  queueSettlement(db, pipeline, unit, s, true, false);
+  queueSettlement(db, pipeline, unit, s, true);
   pipeline.xreadgroup(unit.subscription, CONSUMER, db.keys.unitStream(unit), ">", { count });
   const replies = await pipeline.exec<unknown[]>();
   return readEntries(db, unit, replies.at(-1));
@@ -141,13 +172,17 @@ export async function settleAndClose(
   count: number,
   release: boolean,
 ): Promise<UnitEntry[] | null> {
-  if (s.dead.length > 0 || s.retryAt !== null || s.failure) {
+  // Dead letters, the retry time and a failure count go first; the acks and the state's fields
+  // ride in the close script.
+  const { set, increment } = stateWrites(unit, s.state);
+  if (s.dead.length > 0 || s.retryAt !== null || increment > 0) {
     const pipeline = db.redis.pipeline();
-    queueSettlement(db, pipeline, unit, s, false, false);
+    queueSettlement(db, pipeline, unit, { ...s, state: noChange() }, false);
+    queueIncrement(db, pipeline, unit, increment);
     await pipeline.exec();
   }
   const { keys } = db;
-  const state = s.success ? Object.entries(successFields(unit, s.success)).flat() : [];
+  const state = Object.entries(set).flat();
   const reply = await runScript(
     db,
     CLOSE_LUA,

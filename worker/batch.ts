@@ -78,10 +78,13 @@ function record(settlement: Settlement, j: Judgement, now: number, p: Progress):
   settlement.ack.push(...acked.map((e) => e.entryId));
   settlement.dead.push(...j.dead);
   if (j.retryAt !== null && !j.endpointFailed) settlement.retryAt = j.retryAt;
-  if (!j.endpointFailed) {
-    settlement.success = { at: now, lastAckedId: j.delivered.at(-1)?.entryId ?? null };
-  }
-  if (j.error !== null) settlement.failure = { at: now, error: j.error };
+  settlement.state = {
+    success: j.endpointFailed
+      ? null
+      : { at: now, lastAckedId: j.delivered.at(-1)?.entryId ?? null },
+    failuresSince: j.endpointFailed ? 1 : 0,
+    error: j.error === null ? null : { at: now, error: j.error },
+  };
   p.delivered += j.delivered.length;
   p.retried += j.retry.length;
   p.deadLettered += j.dead.length;

@@ -19,6 +19,7 @@ import {
   settle,
   settleAndClose,
   settleAndRead,
+  withoutState,
 } from "../shared/settlement.ts";
 import type { Subscription } from "../shared/subscription.ts";
 import { pendingCount, type UnitEntry } from "../shared/units.ts";
@@ -85,8 +86,10 @@ async function readNew(ctx: UnitContext, unit: Unit, p: Progress): Promise<void>
     if (current.length > 0) {
       let sent: Sent;
       if (!drained && nextCount > 0 && budget.allowsBatch(batches + 1)) {
-        const writing = unwritten;
-        unwritten = emptySettlement();
+        // The state change waits for the write that ends the drain (once per drain, not per
+        // read: at batch size 1 it would be another command per message).
+        const [writing, state] = withoutState(unwritten);
+        unwritten = { ...emptySettlement(), state };
         [sent, next] = await Promise.all([
           sendAll(ctx, current, p),
           read(ctx, unit, writing, nextCount, p),
@@ -123,7 +126,10 @@ async function readNew(ctx: UnitContext, unit: Unit, p: Progress): Promise<void>
       p.pending += fresh.length;
       current = fresh;
     } else {
-      current = await read(ctx, unit, unwritten, count, p);
+      const [writing, state] = withoutState(unwritten);
+      current = await read(ctx, unit, writing, count, p);
+      unwritten = { ...emptySettlement(), state };
+      continue;
     }
     unwritten = emptySettlement();
   }

@@ -12,9 +12,9 @@
 // ARGV[6] "1" = XDEL acked entries too (the redrive stream keeps nothing delivered),
 // ARGV[7] n = number of ids to ack, ARGV[8 .. 7+n] ids, ARGV[8+n ..] state field/value pairs
 //
-// Returns the XREADGROUP reply when new entries arrived (nothing else done but the ack), or nil
-// when it let go. Cost: 1 EVALSHA + (1 XACK) (+1 XDEL) + 1 XREADGROUP, and when it lets go
-// + 1 ZREM (+1 DEL) (+1 HSET).
+// Returns the XREADGROUP reply when new entries arrived (the acks and the state are written
+// either way), or nil when it let go. Cost: 1 EVALSHA + (1 XACK) (+1 XDEL) (+1 HSET) +
+// 1 XREADGROUP, and when it lets go + 1 ZREM (+1 DEL).
 export const CLOSE_LUA = `
 local stream, due, lease, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, consumer, count, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -23,10 +23,10 @@ if n > 0 then
   redis.call('XACK', stream, group, unpack(ARGV, 8, 7 + n))
   if purge == '1' then redis.call('XDEL', stream, unpack(ARGV, 8, 7 + n)) end
 end
+if #ARGV > 7 + n then redis.call('HSET', state, unpack(ARGV, 8 + n, #ARGV)) end
 local fresh = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
 if fresh then return fresh end
 redis.call('ZREM', due, wake)
 if release == '1' then redis.call('DEL', lease) end
-if #ARGV > 7 + n then redis.call('HSET', state, unpack(ARGV, 8 + n, #ARGV)) end
 return false
 `;

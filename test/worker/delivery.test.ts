@@ -208,6 +208,29 @@ describe("a failing subscriber", () => {
     expect(view.consecutiveFailures).toBe(1);
   });
 
+  it("counts consecutive failed requests, and resets the count on the next success", async () => {
+    await subscribeReceiver();
+    await publish(stack, channel, [{ data: 1 }]);
+    receiver.respond({ status: 500 });
+    await runPass(stack);
+    await sleep(450);
+    await runPass(stack);
+    const view = async () =>
+      (await (await stack.api(`/v1/channels/${channel}/subscriptions/sub`)).json()) as Record<
+        string,
+        unknown
+      >;
+    expect(await view()).toMatchObject({ consecutiveFailures: 2, lastError: "HTTP 500" });
+    receiver.respond({ status: 204 });
+    await sleep(900);
+    await runPass(stack);
+    const after = await view();
+    expect(after).toMatchObject({ consecutiveFailures: 0, lastError: "HTTP 500" });
+    expect(Date.parse(after.lastSuccessAt as string)).toBeGreaterThan(
+      Date.parse(after.lastErrorAt as string),
+    );
+  });
+
   it("treats a refused connection like a failure", async () => {
     await subscribeReceiver();
     await receiver.close();
