@@ -83,18 +83,14 @@ export async function releaseLease(db: Db, channel: string, name: string): Promi
 /**
  * After a failed request: nothing new is read from the unit, and its pending messages are not
  * retried, before `at` (both members move there; a publish meanwhile finds the wake member and
- * leaves it be). Releases the lease in the same round trip when asked.
+ * leaves it be).
  */
-export async function backOff(db: Db, unit: Unit, at: number, release: boolean): Promise<void> {
-  const pipeline = db.redis
-    .pipeline()
-    .zadd(
-      db.keys.due(),
-      { score: at, member: wakeMember(unit) },
-      { score: at, member: retryMember(unit) },
-    );
-  if (release) pipeline.del(db.keys.lease(unit.channel, unit.subscription));
-  await pipeline.exec();
+export async function backOff(db: Db, unit: Unit, at: number): Promise<void> {
+  await db.redis.zadd(
+    db.keys.due(),
+    { score: at, member: wakeMember(unit) },
+    { score: at, member: retryMember(unit) },
+  );
 }
 
 /** Sets the unit's retry member to `at` exactly, or removes it when nothing is pending. */
@@ -113,18 +109,15 @@ export async function unschedule(db: Db, channel: string, name: string): Promise
   await db.redis.zrem(db.keys.due(), ...dueMembersOf(channel, name));
 }
 
-/** 410 Gone: pause the subscription (the API's resume undoes it) and stop scheduling it. */
-export async function pauseGone(db: Db, channel: string, name: string, error: string) {
-  const now = String(Date.now());
+/**
+ * 410 Gone: pause the subscription (the API's resume undoes it) and stop scheduling it. The
+ * failure itself is in the caller's settlement, written before this.
+ */
+export async function pauseGone(db: Db, channel: string, name: string): Promise<void> {
   await db.redis
     .pipeline()
     .hset(db.keys.subscriptions(channel), { [pausedField(name)]: "1" })
     .zrem(db.keys.due(), ...dueMembersOf(channel, name))
-    .hset(db.keys.state(channel), {
-      [stateField(name, "lastError")]: error,
-      [stateField(name, "lastErrorAt")]: now,
-    })
-    .hincrby(db.keys.state(channel), stateField(name, "failures"), 1)
     .exec();
 }
 

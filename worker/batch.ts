@@ -111,9 +111,9 @@ export async function stopUnit(
       unsent.map((e) => e.entryId),
     );
   if (result.end === "gone") {
-    await pauseGone(ctx.db, unit.channel, unit.subscription, result.error ?? "HTTP 410");
+    await pauseGone(ctx.db, unit.channel, unit.subscription);
   } else if (result.retryAt !== null) {
-    await backOff(ctx.db, unit, result.retryAt, false);
+    await backOff(ctx.db, unit, result.retryAt);
   }
   ctx.budget.spend(3);
 }

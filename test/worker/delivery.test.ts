@@ -288,6 +288,7 @@ describe("a failing subscriber", () => {
     ).json()) as Record<string, unknown>;
     expect(view.paused).toBe(true);
     expect(view.lastError).toContain("410");
+    expect(view.consecutiveFailures).toBe(1);
     expect(await pending()).toBe(1);
     await publish(stack, channel, [{ data: 2 }]);
     await runPass(stack);
