@@ -104,9 +104,10 @@ export async function setWake(db: Db, unit: Unit, at: number): Promise<void> {
   await db.redis.zadd(db.keys.due(), { score: at, member: wakeMember(unit) });
 }
 
-/** Drops every schedule member of a subscription (paused, deleted, or gone). */
-export async function unschedule(db: Db, channel: string, name: string): Promise<void> {
-  await db.redis.zrem(db.keys.due(), ...dueMembersOf(channel, name));
+/** Drops every schedule member of these subscriptions (paused, deleted, gone): 1 ZREM. */
+export async function unschedule(db: Db, subs: { channel: string; name: string }[]) {
+  if (subs.length === 0) return;
+  await db.redis.zrem(db.keys.due(), ...subs.flatMap((s) => dueMembersOf(s.channel, s.name)));
 }
 
 /**

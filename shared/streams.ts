@@ -154,48 +154,44 @@ export async function listChannels(db: Db): Promise<ChannelSummary[]> {
     .sort();
   if (names.length === 0) return [];
   const pipeline = db.redis.pipeline();
-  for (const name of names) queueInfo(db, pipeline, name);
+  for (const name of names) queueSummary(db, pipeline, name);
   const replies = await pipeline.exec<unknown[]>();
-  return names.map((name, i) => {
-    const { length, subscriptions, lastId } = readInfo(name, replies.slice(i * 4, i * 4 + 4));
-    return { name, length, subscriptions, lastId };
-  });
+  return names.map((name, i) => readSummary(name, replies.slice(i * 3, i * 3 + 3)));
 }
 
 /** One channel's details, or null when there is no such channel. */
 export async function channelInfo(db: Db, name: string): Promise<ChannelInfo | null> {
+  const stream = db.keys.channel(name);
   const pipeline = db.redis.pipeline();
-  queueInfo(db, pipeline, name);
-  pipeline.exists(db.keys.channel(name));
+  queueSummary(db, pipeline, name);
+  pipeline.xrange(stream, "-", "+", 1).exists(stream);
   const replies = await pipeline.exec<unknown[]>();
   if (asNumber(replies[4]) === 0) return null;
-  const info = readInfo(name, replies);
+  const summary = readSummary(name, replies);
+  const firstId = asEntries(replies[3])[0]?.id ?? null;
+  const time = (id: string | null) => (id ? new Date(idTime(id)).toISOString() : null);
   return {
-    ...info,
-    firstPublishedAt: info.firstId ? new Date(idTime(info.firstId)).toISOString() : null,
-    lastPublishedAt: info.lastId ? new Date(idTime(info.lastId)).toISOString() : null,
+    ...summary,
+    firstId,
+    firstPublishedAt: time(firstId),
+    lastPublishedAt: time(summary.lastId),
   };
 }
 
 type Pipeline = ReturnType<Db["redis"]["pipeline"]>;
 
-// 4 commands per channel: XLEN, first and last entry, subscription names.
-function queueInfo(db: Db, pipeline: Pipeline, name: string): void {
+// 3 commands per channel: XLEN, the last entry, the subscription names.
+function queueSummary(db: Db, pipeline: Pipeline, name: string): void {
   const stream = db.keys.channel(name);
-  pipeline
-    .xlen(stream)
-    .xrange(stream, "-", "+", 1)
-    .xrevrange(stream, "+", "-", 1)
-    .hkeys(db.keys.subscriptions(name));
+  pipeline.xlen(stream).xrevrange(stream, "+", "-", 1).hkeys(db.keys.subscriptions(name));
 }
 
-function readInfo(name: string, replies: unknown[]): ChannelSummary & { firstId: string | null } {
-  const [length, first, last, fields] = replies;
+function readSummary(name: string, replies: unknown[]): ChannelSummary {
+  const [length, last, fields] = replies;
   return {
     name,
     length: asNumber(length),
     subscriptions: asArray(fields).filter((f) => !asString(f).endsWith(PAUSED_SUFFIX)).length,
-    firstId: asEntries(first)[0]?.id ?? null,
     lastId: asEntries(last)[0]?.id ?? null,
   };
 }

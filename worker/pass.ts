@@ -93,15 +93,15 @@ async function load(db: Db, wanted: { channel: string; name: string }[]): Promis
     ...[...byChannel].map(([channel, names]) => loadSubscriptions(db, channel, names)),
   ]);
   const loaded: Loaded[] = [];
-  const stale: Promise<void>[] = [];
+  const stale: { channel: string; name: string }[] = [];
   [...byChannel].forEach(([channel, names], c) => {
     names.forEach((name, i) => {
       const sub = perChannel[c]?.[i];
       if (sub && !sub.paused) loaded.push({ sub, schedules });
-      else stale.push(unschedule(db, channel, name));
+      else stale.push({ channel, name });
     });
   });
-  await Promise.all(stale);
+  await unschedule(db, stale);
   return loaded;
 }
 
@@ -114,13 +114,14 @@ async function deliverAll(
 ): Promise<PassSummary> {
   const token = crypto.randomUUID();
   const acquiredAt = Date.now();
-  const leased = await acquireLeases(
-    db,
-    subs.map(({ sub }) => ({ channel: sub.channel, name: sub.name, ttlMs: leaseMs(config, sub) })),
-    token,
-  );
+  const wanted = subs.map(({ sub }) => ({
+    channel: sub.channel,
+    name: sub.name,
+    ttlMs: leaseMs(config, sub),
+  }));
+  const leased = await acquireLeases(db, wanted, token);
   if (subs.length > 0) budget.spend();
-  const work = subs.filter((_, i) => leased[i]);
+  const work = subs.flatMap((item, i) => (leased[i] ? [{ ...item, ttlMs: wanted[i]!.ttlMs }] : []));
   const summaries: SubscriptionSummary[] = [];
   const next = async (): Promise<void> => {
     const item = work.shift();
@@ -129,7 +130,7 @@ async function deliverAll(
       unitName({ channel: item.sub.channel, subscription: item.sub.name, kind: "main" }),
     );
     const pendingKnownEmpty = pendingKnownEmptyWhenNoRetry && main?.retry === null;
-    const lease = { acquiredAt, ttlMs: leaseMs(config, item.sub) };
+    const lease = { acquiredAt, ttlMs: item.ttlMs };
     summaries.push(
       await visit(db, config, budget, item.sub, item.schedules, lease, { pendingKnownEmpty }),
     );
