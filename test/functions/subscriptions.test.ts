@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import type { Stack } from "../helpers/stack.ts";
-import { publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
+import { getSubscription, publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
 
 let stack: Stack;
 let receiver: TestReceiver;
@@ -25,8 +25,7 @@ const patch = (body: unknown, name = "sub") =>
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
   });
-const view = async (name = "sub") =>
-  (await (await stack.api(path(name))).json()) as Record<string, unknown>;
+const view = (name = "sub") => getSubscription(stack, channel, name);
 
 describe("creating a subscription", () => {
   it("answers 201 with its settings, defaults and a whsec_ signing secret", async () => {

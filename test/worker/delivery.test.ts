@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
 import type { Stack } from "../helpers/stack.ts";
-import { publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
+import { getSubscription, publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
 
 // Passes run by hand (no kick), retries come quickly: timing is real, but short.
 let stack: Stack;
@@ -201,9 +201,7 @@ describe("a failing subscriber", () => {
     receiver.respond(reply);
     await runPass(stack);
     expect(await pending()).toBe(1);
-    const view = (await (
-      await stack.api(`/v1/channels/${channel}/subscriptions/sub`)
-    ).json()) as Record<string, unknown>;
+    const view = await getSubscription(stack, channel, "sub");
     expect(view.lastError).toMatch(error);
     expect(view.consecutiveFailures).toBe(1);
   });
@@ -215,11 +213,7 @@ describe("a failing subscriber", () => {
     await runPass(stack);
     await sleep(450);
     await runPass(stack);
-    const view = async () =>
-      (await (await stack.api(`/v1/channels/${channel}/subscriptions/sub`)).json()) as Record<
-        string,
-        unknown
-      >;
+    const view = () => getSubscription(stack, channel, "sub");
     expect(await view()).toMatchObject({ consecutiveFailures: 2, lastError: "HTTP 500" });
     receiver.respond({ status: 204 });
     await sleep(900);
@@ -283,9 +277,7 @@ describe("a failing subscriber", () => {
     await publish(stack, channel, [{ data: 1 }]);
     receiver.respond({ status: 410 });
     await runPass(stack);
-    const view = (await (
-      await stack.api(`/v1/channels/${channel}/subscriptions/sub`)
-    ).json()) as Record<string, unknown>;
+    const view = await getSubscription(stack, channel, "sub");
     expect(view.paused).toBe(true);
     expect(view.lastError).toContain("410");
     expect(view.consecutiveFailures).toBe(1);
@@ -308,9 +300,7 @@ describe("paused subscriptions", () => {
     const ids = await publish(stack, channel, [{ data: 1 }, { data: 2 }]);
     await runPass(stack);
     expect(receiver.requests).toHaveLength(0);
-    const view = (await (
-      await stack.api(`/v1/channels/${channel}/subscriptions/sub`)
-    ).json()) as Record<string, unknown>;
+    const view = await getSubscription(stack, channel, "sub");
     expect(view.lag).toBe(2);
 
     await stack.api(`/v1/channels/${channel}/subscriptions/sub`, {
