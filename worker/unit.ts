@@ -76,7 +76,8 @@ async function readNew(ctx: UnitContext, unit: Unit, p: Progress): Promise<void>
   let bytes = Number.POSITIVE_INFINITY; // unknown until the first read: read one batch
   let count = readCount(sub, p.pending, bytes);
   if (count === 0) return waitForRoom(ctx, unit, unwritten);
-  let current = await read(ctx, unit, unwritten, count, p);
+  let current: UnitEntry[];
+  [current, unwritten] = await read(ctx, unit, unwritten, count, p);
   for (;;) {
     bytes = averageBytes(current, bytes);
     const drained = current.length < count;
@@ -86,13 +87,9 @@ async function readNew(ctx: UnitContext, unit: Unit, p: Progress): Promise<void>
     if (current.length > 0) {
       let sent: Sent;
       if (!drained && nextCount > 0 && budget.allowsBatch(batches + 1)) {
-        // The state change waits for the write that ends the drain (once per drain, not per
-        // read: at batch size 1 it would be another command per message).
-        const [writing, state] = withoutState(unwritten);
-        unwritten = { ...emptySettlement(), state };
-        [sent, next] = await Promise.all([
+        [sent, [next, unwritten]] = await Promise.all([
           sendAll(ctx, current, p),
-          read(ctx, unit, writing, nextCount, p),
+          read(ctx, unit, unwritten, nextCount, p),
         ]);
       } else {
         sent = await sendAll(ctx, current, p);
@@ -126,9 +123,7 @@ async function readNew(ctx: UnitContext, unit: Unit, p: Progress): Promise<void>
       p.pending += fresh.length;
       current = fresh;
     } else {
-      const [writing, state] = withoutState(unwritten);
-      current = await read(ctx, unit, writing, count, p);
-      unwritten = { ...emptySettlement(), state };
+      [current, unwritten] = await read(ctx, unit, unwritten, count, p);
       continue;
     }
     unwritten = emptySettlement();
@@ -154,11 +149,23 @@ async function sendAll(ctx: UnitContext, entries: UnitEntry[], p: Progress): Pro
   return { settlement, failed: null, unsent: [] };
 }
 
-async function read(ctx: UnitContext, unit: Unit, s: Settlement, count: number, p: Progress) {
-  const entries = await settleAndRead(ctx.db, unit, s, count);
+/**
+ * Writes what is settled and reads the next entries in one round trip. Returns them and what is
+ * still to write: the state change, which waits for the write that ends the drain (once per
+ * drain, not per read: at batch size 1 it would be another command per message).
+ */
+async function read(
+  ctx: UnitContext,
+  unit: Unit,
+  s: Settlement,
+  count: number,
+  p: Progress,
+): Promise<[UnitEntry[], Settlement]> {
+  const [writing, state] = withoutState(s);
+  const entries = await settleAndRead(ctx.db, unit, writing, count);
   ctx.budget.spend();
   p.pending += entries.length;
-  return entries;
+  return [entries, { ...emptySettlement(), state }];
 }
 
 /**
