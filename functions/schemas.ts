@@ -107,7 +107,7 @@ export const ErrorBody = z
   })
   .openapi("Error");
 
-const errorResponse = (description: string) => ({
+export const errorResponse = (description: string) => ({
   content: { "application/json": { schema: ErrorBody } },
   description,
 });

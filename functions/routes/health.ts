@@ -3,7 +3,7 @@
 
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../app.ts";
-import { json } from "../schemas.ts";
+import { errorResponse, json } from "../schemas.ts";
 
 const health = createRoute({
   method: "get",
@@ -12,10 +12,7 @@ const health = createRoute({
   security: [],
   responses: {
     200: json(z.object({ ok: z.literal(true) }), "Redis answered PING"),
-    503: json(
-      z.object({ error: z.object({ code: z.string(), message: z.string() }) }),
-      "Redis is unreachable",
-    ),
+    503: errorResponse("Redis is unreachable"),
   },
 });
 

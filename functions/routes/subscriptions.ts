@@ -19,7 +19,7 @@ import {
   startIdFor,
 } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
-import { ChannelParams, commonErrors, json, notFoundError } from "../schemas.ts";
+import { ChannelParams, commonErrors, errorResponse, json, notFoundError } from "../schemas.ts";
 import {
   CreateSubscriptionBody,
   ReplayBody,
@@ -38,12 +38,7 @@ const body = <T extends z.ZodType>(schema: T) => ({
   content: { "application/json": { schema } },
   required: true,
 });
-const conflict = {
-  409: json(
-    z.object({ error: z.object({ code: z.string(), message: z.string() }) }),
-    "The name is taken on this channel",
-  ),
-};
+const conflict = { 409: errorResponse("The name is taken on this channel") };
 
 const routes = {
   create: createRoute({
