@@ -5,7 +5,9 @@ import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 
-export const WORKER_BUILD_DIR = join(import.meta.dirname, "..", ".build", "worker");
+// STREAMHOOK_BUILD_DIR lets two runs on one checkout (a test run beside a benchmark) keep apart.
+export const WORKER_BUILD_DIR =
+  process.env.STREAMHOOK_BUILD_DIR ?? join(import.meta.dirname, "..", ".build", "worker");
 
 export default function setup(): void {
   rmSync(WORKER_BUILD_DIR, { recursive: true, force: true });
