@@ -3,10 +3,13 @@
 //   REDIS_URL     the redis-server to front        default redis://127.0.0.1:6380
 //   BRIDGE_PORT   port on 127.0.0.1 (0 = any free)  default 8079
 //   BRIDGE_TOKEN  the bearer token clients send     default dev-bridge-token
+//   BRIDGE_MAX_*, BRIDGE_FAULTS, BRIDGE_FAULT_SEED  Upstash's limits and injected faults: see
+//                 bridge-env.ts (limits default to Upstash's, no faults)
 //
 // Point the Worker at it with UPSTASH_REDIS_REST_URL=<printed URL> and the token.
 
 import { startBridge } from "./bridge.ts";
+import { bridgeOptionsFromEnv } from "./bridge-env.ts";
 import { redacted } from "./bridge-redis.ts";
 
 const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6380";
@@ -18,8 +21,11 @@ if (!Number.isInteger(port) || port < 0 || port > 65_535) {
 }
 
 try {
-  const bridge = await startBridge({ redisUrl, token, port, host: "127.0.0.1" });
+  const fromEnv = bridgeOptionsFromEnv(process.env);
+  const bridge = await startBridge({ redisUrl, token, port, host: "127.0.0.1", ...fromEnv });
   console.log(`bridge listening on ${bridge.url} -> ${redacted(redisUrl)}`);
+  if (process.env.BRIDGE_FAULTS)
+    console.log(`bridge: injecting faults ${process.env.BRIDGE_FAULTS}`);
   const stop = (signal: NodeJS.Signals) => {
     console.log(`bridge: ${signal}, stopping (served ${bridge.stats.requests} requests)`);
     bridge.close().then(

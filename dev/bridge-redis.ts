@@ -78,7 +78,12 @@ export async function connect(redisUrl: string): Promise<RedisConnection> {
     async runPipeline(commands) {
       const pipeline = redis.pipeline();
       for (const { name, args } of commands) pipeline.callBuffer(wire(name), ...args);
-      const replies = await pipeline.exec();
+      let replies: [Error | null, unknown][] | null;
+      try {
+        replies = await pipeline.exec();
+      } catch (error) {
+        throw unavailable(error);
+      }
       if (!replies) throw unavailable(new Error("no replies"));
       return replies.map(settle);
     },
@@ -103,6 +108,17 @@ export async function connect(redisUrl: string): Promise<RedisConnection> {
       redis.disconnect();
     },
   };
+}
+
+/** Upstash's capacity as Redis' maxmemory: writes refused (OOM), never data evicted. */
+export async function setCapacity(redis: RedisConnection, bytes: number): Promise<void> {
+  for (const [name, value] of [
+    ["maxmemory", String(bytes)],
+    ["maxmemory-policy", "noeviction"],
+  ] as const) {
+    const outcome = await redis.run({ name: "CONFIG", args: ["SET", name, value] });
+    if ("error" in outcome) throw new Error(`could not set Redis' ${name}: ${outcome.error}`);
+  }
 }
 
 /**

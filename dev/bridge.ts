@@ -2,13 +2,17 @@
 //
 // The Worker talks to Redis only through @upstash/redis, over HTTP. Locally and in tests, this
 // bridge speaks the same protocol to a plain redis-server, so the code under test is the code
-// that ships: same client, same requests, same RESP2 reply shapes, same error texts. Routes and
-// arguments are in bridge-request.ts, reply encoding in bridge-encoding.ts, Redis in
-// bridge-redis.ts; this module is the HTTP side: auth, status codes, counting.
+// that ships: same client, same requests, same RESP2 reply shapes, same error texts, and the same
+// refusals: Upstash's limits are on by default (bridge-limits.ts, in scripts too via
+// bridge-scripts.ts), and tests can make requests fail on purpose (bridge-faults.ts). Routes and
+// arguments are in bridge-request.ts, running them in bridge-execute.ts, reply encoding in
+// bridge-encoding.ts, Redis in bridge-redis.ts; this module is the HTTP side: auth, sizes,
+// faults, status codes, counting.
 //
 //   200 {"result": ...}          a command's reply (also [{"result"}|{"error"}, ...] for
 //                                /pipeline and /multi-exec)
-//   400 {"error": "ERR ..."}     Redis' error reply, kept verbatim; or a malformed request
+//   400 {"error": "ERR ..."}     Redis' error reply, kept verbatim; a refused write; or a
+//                                malformed or oversized request (nothing ran)
 //   401 {"error":"Unauthorized"} missing or wrong token (Bearer header or ?_token=)
 //   405 {"error":"Method Not Allowed"}
 //   503 {"error":"UNAVAILABLE redis is unreachable: ..."}  Redis down: answered at once
@@ -16,10 +20,14 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { buffer } from "node:stream/consumers";
+import { setTimeout as sleep } from "node:timers/promises";
 import { encodeReply } from "./bridge-encoding.ts";
-import { connect, type Outcome, type RedisConnection, Unavailable } from "./bridge-redis.ts";
+import { type Guard, runInOrder, runTransaction } from "./bridge-execute.ts";
+import { type FaultInjector, type FaultRule, type Faults, faultInjector } from "./bridge-faults.ts";
+import { type Limits, REQUEST_TOO_BIG, UPSTASH_LIMITS } from "./bridge-limits.ts";
+import { connect, type Outcome, setCapacity, Unavailable } from "./bridge-redis.ts";
 import { BadRequest, type Call, parseCall } from "./bridge-request.ts";
+import { scripts } from "./bridge-scripts.ts";
 
 export interface BridgeOptions {
   redisUrl: string;
@@ -28,39 +36,79 @@ export interface BridgeOptions {
   port?: number;
   /** Default 127.0.0.1: the bridge is for this machine only. */
   host?: string;
+  /** Largest request body, bytes; a bigger one is answered 400 before anything runs. 10 MiB. */
+  maxRequestBytes?: number;
+  /** Largest key (MEMORY USAGE + what a write adds), bytes. Default 100 MiB. */
+  maxRecordBytes?: number;
+  /** Pending entries a consumer may hold after XREADGROUP ... >. Default 1000. */
+  maxPendingPerConsumer?: number;
+  /**
+   * Database capacity, bytes: sets Redis' maxmemory (noeviction) on start, and its OOM replies
+   * read as Upstash's. Default: Redis' own setting, untouched.
+   */
+  maxDataBytes?: number;
+  /** Fault rules in place from the start (`bridge.faults.add` adds more). Default none. */
+  faults?: FaultRule[];
+  /** Seed of the faults' PRNG, so rates give the same faults run after run. Default fixed. */
+  seed?: number;
 }
 
 export interface Bridge {
   readonly url: string;
   readonly port: number;
-  /** HTTP requests served, and Redis commands run (each one of a pipeline counts). */
+  /** HTTP requests served, and Redis commands run (each one of a pipeline counts; not probes). */
   readonly stats: { requests: number; commands: number };
+  /** Add and remove faults; see bridge-faults.ts. */
+  readonly faults: Faults;
   close(): Promise<void>;
 }
 
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT"]);
 
 type Reply = { status: number; body: unknown };
+/** Close the connection without an answer (a refused or dropped reply). */
+const HANG_UP = "hang up";
+
+interface Context extends Guard {
+  token: string;
+  maxRequestBytes: number;
+  faults: FaultInjector;
+  stats: { commands: number };
+}
 
 /** Starts the bridge once Redis answers; throws if Redis is unreachable at start. */
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const redis = await connect(options.redisUrl);
+  const limits: Limits = {
+    maxRecordBytes: options.maxRecordBytes ?? UPSTASH_LIMITS.maxRecordBytes,
+    maxPendingPerConsumer: options.maxPendingPerConsumer ?? UPSTASH_LIMITS.maxPendingPerConsumer,
+  };
   const stats = { requests: 0, commands: 0 };
+  const context: Context = {
+    redis,
+    limits,
+    scripts: scripts(limits),
+    token: options.token,
+    maxRequestBytes: options.maxRequestBytes ?? UPSTASH_LIMITS.maxRequestBytes,
+    faults: faultInjector(options.seed, options.faults),
+    stats,
+  };
   // Upstash returns a sync token for read-your-writes; one connection gives that already, so any
   // changing value will do.
   let syncToken = 0;
 
   const server = createServer((req, res) => {
     stats.requests++;
-    answer(req, options.token, redis, stats)
+    answer(req, context)
       .catch((error: unknown) => {
         console.error("[bridge] unexpected error", error);
         return { status: 500, body: { error: `ERR bridge failed: ${(error as Error).message}` } };
       })
-      .then((reply) => send(res, reply, ++syncToken));
+      .then((reply) => (reply === HANG_UP ? req.socket.destroy() : send(res, reply, ++syncToken)));
   });
   const host = options.host ?? "127.0.0.1";
   try {
+    if (options.maxDataBytes !== undefined) await setCapacity(redis, options.maxDataBytes);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(options.port ?? 0, host, () => resolve());
@@ -75,6 +123,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port,
     stats,
+    faults: context.faults,
     async close() {
       const closed = new Promise((resolve) => server.close(resolve));
       // Clients keep connections alive; close() alone would wait for them to go idle and time out.
@@ -85,17 +134,15 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   };
 }
 
-async function answer(
-  req: IncomingMessage,
-  token: string,
-  redis: RedisConnection,
-  stats: { commands: number },
-): Promise<Reply> {
+async function answer(req: IncomingMessage, context: Context): Promise<Reply | typeof HANG_UP> {
   const method = req.method ?? "GET";
   if (!METHODS.has(method)) return { status: 405, body: { error: "Method Not Allowed" } };
   const target = req.url ?? "/";
-  if (!authorized(req, target, token)) return { status: 401, body: { error: "Unauthorized" } };
-  const body = await buffer(req);
+  if (!authorized(req, target, context.token)) {
+    return { status: 401, body: { error: "Unauthorized" } };
+  }
+  const body = await readBody(req, context.maxRequestBytes);
+  if (!body) return { status: 400, body: { error: REQUEST_TOO_BIG } };
   let call: Call;
   try {
     call = parseCall(target, method, body);
@@ -103,42 +150,51 @@ async function answer(
     if (error instanceof BadRequest) return { status: 400, body: { error: error.message } };
     throw error;
   }
+  const fault = context.faults.pick(call.kind === "single" ? [call.command] : call.commands);
+  if (fault?.kind === "refuse") return HANG_UP;
+  if (fault?.kind === "unavailable") {
+    return { status: 503, body: { error: "UNAVAILABLE redis is unreachable: injected fault" } };
+  }
+  if (fault?.kind === "delay") await sleep(fault.delayMs);
   const base64 = req.headers["upstash-encoding"]?.toString().toLowerCase() === "base64";
+  let reply: Reply;
   try {
-    return await execute(call, redis, stats, base64);
+    reply = await execute(call, context, base64);
   } catch (error) {
     if (error instanceof Unavailable) return { status: 503, body: { error: error.message } };
     throw error;
   }
+  // After Redis ran it: the client cannot tell whether it did.
+  return fault?.kind === "drop-reply" ? HANG_UP : reply;
 }
 
-async function execute(
-  call: Call,
-  redis: RedisConnection,
-  stats: { commands: number },
-  base64: boolean,
-): Promise<Reply> {
+/**
+ * The whole body, or undefined when it is over `maxBytes`. An oversized body is still read to its
+ * end (and dropped), so the client gets the 400 instead of a connection reset mid-upload.
+ */
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size <= maxBytes) chunks.push(chunk);
+  }
+  return size > maxBytes ? undefined : Buffer.concat(chunks);
+}
+
+async function execute(call: Call, context: Context, base64: boolean): Promise<Reply> {
   const entry = (outcome: Outcome) =>
     "error" in outcome ? outcome : { result: encodeReply(outcome.result, base64) };
-  switch (call.kind) {
-    case "single": {
-      const outcome = await redis.run(call.command);
-      stats.commands += 1;
-      return { status: "error" in outcome ? 400 : 200, body: entry(outcome) };
-    }
-    case "pipeline": {
-      const outcomes = await redis.runPipeline(call.commands);
-      stats.commands += outcomes.length;
-      return { status: 200, body: outcomes.map(entry) };
-    }
-    case "multi-exec": {
-      const outcomes = await redis.runMultiExec(call.commands);
-      // Discarded as a whole: nothing ran.
-      if (!Array.isArray(outcomes)) return { status: 400, body: outcomes };
-      stats.commands += outcomes.length;
-      return { status: 200, body: outcomes.map(entry) };
-    }
-  }
+  const executed =
+    call.kind === "multi-exec"
+      ? await runTransaction(call.commands, context)
+      : await runInOrder(call.kind === "single" ? [call.command] : call.commands, context);
+  // A transaction discarded as a whole: nothing ran.
+  if (!("outcomes" in executed)) return { status: 400, body: executed };
+  context.stats.commands += executed.ran;
+  if (call.kind !== "single") return { status: 200, body: executed.outcomes.map(entry) };
+  const outcome = executed.outcomes[0]!;
+  return { status: "error" in outcome ? 400 : 200, body: entry(outcome) };
 }
 
 /** Bearer header or `?_token=`, compared in constant time (digests make lengths equal). */
@@ -151,6 +207,7 @@ function authorized(req: IncomingMessage, target: string, token: string): boolea
   const digest = (value: string) => createHash("sha256").update(value).digest();
   return timingSafeEqual(digest(given), digest(token));
 }
+
 function send(res: ServerResponse, reply: Reply, syncToken: number) {
   const text = JSON.stringify(reply.body);
   res.writeHead(reply.status, {

@@ -3,7 +3,8 @@
 //
 //   redis-server  127.0.0.1:$REDIS_PORT (6380), data in .data/, append-only file on, so messages
 //                 survive a restart; skipped when UPSTASH_REDIS_REST_URL/_TOKEN are set
-//   REST bridge   127.0.0.1:$BRIDGE_PORT (8079), token $BRIDGE_TOKEN: speaks Upstash's protocol
+//   REST bridge   127.0.0.1:$BRIDGE_PORT (8079), token $BRIDGE_TOKEN: speaks Upstash's protocol,
+//                 refuses what Upstash refuses; BRIDGE_MAX_*, BRIDGE_FAULTS: see bridge-env.ts
 //   the Worker    `wrangler dev` on 127.0.0.1:$PORT (8787), API token $API_TOKEN
 //   its cron      fired at the start of every minute, as in production
 //
@@ -16,6 +17,7 @@ import { createConnection } from "node:net";
 import { join } from "node:path";
 import { CONFIG_VARIABLES } from "../shared/config.ts";
 import { type Bridge, startBridge } from "./bridge.ts";
+import { bridgeOptionsFromEnv } from "./bridge-env.ts";
 
 const root = join(import.meta.dirname, "..");
 const env = process.env;
@@ -157,11 +159,18 @@ async function main(): Promise<void> {
   let redisUrl = env.UPSTASH_REDIS_REST_URL ?? "";
   let redisToken = env.UPSTASH_REDIS_REST_TOKEN ?? "";
   if (!upstash) {
+    const bridgeOptions = bridgeOptionsFromEnv(env); // a wrong BRIDGE_* fails before Redis starts
     const tcp = await startRedis();
-    bridge = await startBridge({ redisUrl: tcp, token: bridgeToken, port: bridgePort });
+    bridge = await startBridge({
+      redisUrl: tcp,
+      token: bridgeToken,
+      port: bridgePort,
+      ...bridgeOptions,
+    });
     redisUrl = bridge.url;
     redisToken = bridgeToken;
     say(`redis-server on ${tcp} (data in .data/), REST bridge on ${bridge.url}`);
+    if (env.BRIDGE_FAULTS) say(`the bridge injects faults: ${env.BRIDGE_FAULTS}`);
   } else {
     say(`using the Upstash database at ${redisUrl}`);
   }

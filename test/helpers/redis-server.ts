@@ -168,7 +168,16 @@ export interface CommandCounts {
   byCommand: Record<string, number>;
 }
 
-/** Redis's own count of the commands `run` caused, those run inside Lua scripts included. */
+// The REST bridge's probes: it sends MEMORY USAGE before a write and XINFO CONSUMERS before an
+// XREADGROUP (in Lua scripts too) to refuse what Upstash refuses (dev/bridge-limits.ts). Upstash
+// does not bill them, so a count of what streamhook costs leaves them out; the product never sends
+// either itself (shared/, functions/, worker/ use neither: grep before adding one).
+const BRIDGE_PROBES = new Set(["memory|usage", "xinfo|consumers"]);
+
+/**
+ * Redis's own count of the commands `run` caused, those run inside Lua scripts included, the
+ * bridge's probes excluded.
+ */
 export async function countCommands(
   client: Redis,
   run: () => Promise<unknown>,
@@ -182,7 +191,7 @@ export async function countCommands(
     const name = match[1]!;
     // RESETSTAT is counted once it returns (its own call); INFO only after it has replied.
     const calls = Number(match[2]) - (name === "config|resetstat" ? 1 : 0);
-    if (calls <= 0) continue;
+    if (calls <= 0 || BRIDGE_PROBES.has(name)) continue;
     byCommand[name] = calls;
     total += calls;
   }
