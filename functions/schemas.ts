@@ -4,7 +4,22 @@
 import { z } from "@hono/zod-openapi";
 
 export const CHANNEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-export const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
+const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
+// A stream id is two unsigned 64-bit numbers; 20 digits reach past that, and Redis answers an id
+// it cannot parse with an error (a 500 here) instead of reading nothing.
+const MAX_ID_PART = 2n ** 64n - 1n;
+
+/** Both parts of an id the pattern accepted fit Redis' 64 bits (any other string: the pattern's job). */
+function fitsRedis(id: string): boolean {
+  const parts = STREAM_ID.exec(id);
+  return parts === null || (BigInt(parts[1]!) <= MAX_ID_PART && BigInt(parts[2]!) <= MAX_ID_PART);
+}
+
+/** Every stream id the API takes: "<ms>-<seq>", each part at most 18446744073709551615. */
+export const StreamId = z
+  .string()
+  .regex(STREAM_ID, "must be a stream id like 1712345678901-0")
+  .refine(fitsRedis, `must be a stream id whose parts are each at most ${MAX_ID_PART}`);
 
 export const ChannelParams = z.object({
   channel: z
@@ -62,11 +77,7 @@ export const PublishedOne = z.object({ id: z.string() }).openapi("Published");
 export const PublishedMany = z.object({ ids: z.array(z.string()) }).openapi("PublishedBatch");
 
 export const HistoryQuery = z.object({
-  after: z
-    .string()
-    .regex(STREAM_ID, "must be a stream id like 1712345678901-0")
-    .optional()
-    .openapi({ description: "Return messages after this id (exclusive)" }),
+  after: StreamId.optional().openapi({ description: "Return messages after this id (exclusive)" }),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 

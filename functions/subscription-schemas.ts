@@ -3,7 +3,7 @@
 import { z } from "@hono/zod-openapi";
 import { isValidSecret } from "../shared/signing.ts";
 import { MAX_TIMEOUT_MS, SUBSCRIPTION_DEFAULTS } from "../shared/subscription.ts";
-import { CHANNEL_NAME, ChannelParams, STREAM_ID } from "./schemas.ts";
+import { CHANNEL_NAME, ChannelParams, StreamId } from "./schemas.ts";
 
 const SubscriptionName = z
   .string()
@@ -46,7 +46,7 @@ const StartPoint = (allowLatest: boolean) =>
       (v) =>
         (allowLatest && v === "latest") ||
         v === "earliest" ||
-        STREAM_ID.test(v) ||
+        StreamId.safeParse(v).success ||
         (/^\d{4}-\d{2}-\d{2}T/.test(v) && !Number.isNaN(Date.parse(v))),
       `must be ${allowLatest ? '"latest", ' : ""}"earliest", a stream id or an ISO-8601 time`,
     );
@@ -87,11 +87,11 @@ export const UpdateSubscriptionBody = z
 export const ReplayBody = z.strictObject({ from: StartPoint(false) }).openapi("Replay");
 
 export const RedriveBody = z
-  .strictObject({ ids: z.array(z.string().regex(STREAM_ID)).min(1).max(1000).optional() })
+  .strictObject({ ids: z.array(StreamId).min(1).max(1000).optional() })
   .openapi("Redrive");
 
 export const DeadLetterQuery = z.object({
-  after: z.string().regex(STREAM_ID, "must be a stream id").optional(),
+  after: StreamId.optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 

@@ -5,6 +5,7 @@
 
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Webhook } from "standardwebhooks";
@@ -56,6 +57,47 @@ function post(url: string, body: unknown = batch, headers: Record<string, string
     method: "POST",
     body: payload,
     headers: { ...signedHeaders(payload), ...headers },
+  });
+}
+
+/** POSTs a batch that times out while the receiver holds the answer: fetch aborts, the socket closes. */
+async function postAndTimeOut(url: string, timeoutMs: number) {
+  const payload = JSON.stringify(batch);
+  const timedOut = fetch(url, {
+    method: "POST",
+    body: payload,
+    headers: signedHeaders(payload),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  await expect(timedOut).rejects.toThrow();
+}
+
+/**
+ * POSTs a batch from a child process and SIGKILLs it once `receiver` has recorded the request:
+ * the dead sender's kernel closes the connection (FIN), as for a Worker killed mid-delivery.
+ */
+async function postAndDie(receiver: TestReceiver) {
+  const payload = JSON.stringify(batch);
+  const init = { method: "POST", body: payload, headers: signedHeaders(payload) };
+  const script = `fetch(${JSON.stringify(receiver.url)}, ${JSON.stringify(init)})`;
+  const child = spawn(process.execPath, ["-e", script], { stdio: "ignore" });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  await receiver.waitFor((r) => r.requests.length === 1);
+  child.kill("SIGKILL");
+  await exited;
+}
+
+/** POSTs a batch on a connection of its own (no keep-alive); resolves once the connection is closed. */
+function postAndHangUp(url: string): Promise<number> {
+  const payload = JSON.stringify(batch);
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: "POST", agent: false, headers: signedHeaders(payload) });
+    req.once("response", (res) => {
+      res.resume();
+      req.socket?.once("close", () => resolve(res.statusCode ?? 0));
+    });
+    req.once("error", reject);
+    req.end(payload);
   });
 }
 
@@ -335,18 +377,11 @@ describe("test/helpers/receiver.ts", () => {
       expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     });
 
-    it("records no answer when the sender times out while the answer is held", async () => {
+    it("records the held answer as never read when the sender times out before it goes out", async () => {
       receiver.respond({ status: 204, delayMs: 500 });
-      const payload = JSON.stringify(batch);
-      const timedOut = fetch(receiver.url, {
-        method: "POST",
-        body: payload,
-        headers: signedHeaders(payload),
-        signal: AbortSignal.timeout(100),
-      });
-      await expect(timedOut).rejects.toThrow();
-      await new Promise((resolve) => setTimeout(resolve, 600));
-      expect(receiver.requests[0]!.status).toBeUndefined();
+      await postAndTimeOut(receiver.url, 100);
+      await receiver.waitFor((r) => r.requests[0]?.status !== undefined);
+      expect(receiver.requests[0]).toMatchObject({ status: 204, senderGone: true });
       expect(receiver.acceptedIds()).toEqual([]);
     });
 
@@ -358,6 +393,16 @@ describe("test/helpers/receiver.ts", () => {
       await receiver.close();
       expect(Date.now() - started).toBeLessThan(1000);
       expect(await pending).toBeInstanceOf(Error);
+    });
+
+    it("records no answer and no hang-up for a held reply that close() cuts", async () => {
+      receiver.respond({ status: 204, delayMs: 60_000 });
+      const pending = post(receiver.url).catch((error: unknown) => error);
+      await receiver.waitFor((r) => r.requests.length === 1);
+      await receiver.close();
+      await pending;
+      expect(receiver.requests[0]!.status).toBeUndefined();
+      expect(receiver.requests[0]!.senderGone).toBe(false);
     });
   });
 
@@ -378,6 +423,53 @@ describe("test/helpers/receiver.ts", () => {
       await post(receiver.url);
       expect(receiver.acceptedIds()).toEqual([]);
     });
+
+    it("accepts a held 2xx answer once the sender that waited for it has it", async () => {
+      receiver.respond({ status: 204, delayMs: 200 });
+      await post(receiver.url);
+      expect(receiver.acceptedIds()).toEqual(ids);
+    });
+
+    it("does not accept a held 2xx answer whose sender was killed before it went out", async () => {
+      receiver.respond({ status: 204, delayMs: 500 });
+      await postAndDie(receiver);
+      await receiver.waitFor((r) => r.requests[0]!.status !== undefined);
+      expect(receiver.requests[0]).toMatchObject({ status: 204, senderGone: true });
+      expect(receiver.acceptedIds()).toEqual([]);
+    });
+
+    it("marks the sender gone as soon as it hangs up, while the answer is still held", async () => {
+      receiver.respond({ status: 204, delayMs: 60_000 });
+      await postAndDie(receiver);
+      await receiver.waitFor((r) => r.requests[0]!.senderGone, 1000);
+      expect(receiver.requests[0]!.status).toBeUndefined();
+    });
+
+    it("keeps accepting an answer the sender read after the sender hangs up", async () => {
+      receiver.respond({ status: 204, delayMs: 100 });
+      expect(await postAndHangUp(receiver.url)).toBe(204);
+      // The receiver's end of the connection closes a moment after the sender's.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(receiver.requests[0]!.senderGone).toBe(false);
+      expect(receiver.acceptedIds()).toEqual(ids);
+    });
+  });
+
+  describe("answeredIds", () => {
+    it("counts a 2xx answer whether or not the sender was there to read it", async () => {
+      receiver.respond({ status: 204, delayMs: 500 });
+      await postAndDie(receiver);
+      await post(receiver.url);
+      await receiver.waitFor((r) => r.requests.every((req) => req.status !== undefined));
+      expect(receiver.answeredIds()).toEqual([...ids, ...ids]);
+      expect(receiver.acceptedIds()).toEqual(ids);
+    });
+
+    it("leaves out the ids listed in a {failed} reply", async () => {
+      receiver.respond({ status: 200, body: { failed: [ids[1]] } });
+      await post(receiver.url);
+      expect(receiver.answeredIds()).toEqual([ids[0]]);
+    });
   });
 
   describe("waitFor", () => {
@@ -393,6 +485,14 @@ describe("test/helpers/receiver.ts", () => {
       const waiting = receiver.waitFor((r) => r.acceptedIds().length > 0, 100);
       await expect(waiting).rejects.toThrow(/not true after 100 ms/);
       await expect(waiting).rejects.toThrow(/#1 POST \/hook -> 503: 1712345678901-0@1/);
+    });
+
+    it("says which answers the sender never read", async () => {
+      receiver.respond({ status: 204, delayMs: 200 });
+      await postAndTimeOut(receiver.url, 50);
+      await receiver.waitFor((r) => r.requests[0]?.status !== undefined);
+      const waiting = receiver.waitFor(() => false, 50);
+      await expect(waiting).rejects.toThrow(/#1 POST \/hook -> 204 \(sender gone\): /);
     });
 
     it("says so when nothing was received", async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Stack, startStack } from "../helpers/stack.ts";
+import { API_TOKEN, type Stack, startStack } from "../helpers/stack.ts";
 
 let stack: Stack;
 beforeAll(async () => {
@@ -40,6 +40,13 @@ describe("authentication", () => {
 
   it("401s with a wrong token", async () => {
     const res = await stack.post(PATH, { data: 1 }, { authorization: "Bearer wrong-token" });
+    await expectError(res, 401, "unauthorized");
+  });
+
+  it("401s with a wrong token of the same length as the real one", async () => {
+    const wrong = `${API_TOKEN.slice(0, -1)}${API_TOKEN.endsWith("x") ? "y" : "x"}`;
+    expect(wrong).toHaveLength(API_TOKEN.length);
+    const res = await stack.post(PATH, { data: 1 }, { authorization: `Bearer ${wrong}` });
     await expectError(res, 401, "unauthorized");
   });
 
@@ -113,6 +120,30 @@ describe("invalid requests", () => {
   it("400s on a history cursor that is not a stream id", async () => {
     const res = await stack.api(`${PATH}?after=yesterday`);
     expect(res.status).toBe(400);
+  });
+
+  // Redis stream ids are two unsigned 64-bit numbers: 18446744073709551615 is the largest part.
+  it.each([
+    ["ms", "18446744073709551616-0"],
+    ["seq", "0-18446744073709551616"],
+    ["ms", "99999999999999999999-0"],
+  ])(
+    "400s naming query.after on a history cursor whose %s part is past 2^64 - 1 (%s)",
+    async (_part, id) => {
+      const message = await expectError(
+        await stack.api(`${PATH}?after=${id}`),
+        400,
+        "invalid_request",
+      );
+      expect(message).toContain("query.after");
+    },
+  );
+
+  it("reads history after a cursor whose parts are at Redis' largest", async () => {
+    for (const id of ["18446744073709551615-0", "0-18446744073709551615"]) {
+      const res = await stack.api(`${PATH}?after=${id}`);
+      expect(res.status, id).toBe(200);
+    }
   });
 });
 

@@ -9,6 +9,12 @@ beforeAll(async () => {
 afterAll(() => stack?.stop());
 
 const xlen = (channel: string) => stack.redis.xlen(stack.keys.channel(channel));
+/** The channel's messages as a reader sees them: id and data, oldest first. */
+const history = async (channel: string) => {
+  const res = await stack.api(`/v1/channels/${channel}/messages`);
+  const { messages } = (await res.json()) as { messages: { id: string; data: unknown }[] };
+  return messages.map(({ id, data }) => ({ id, data }));
+};
 
 describe("publishing one message", () => {
   it("appends it to the channel's stream and answers 201 with its id", async () => {
@@ -111,14 +117,28 @@ describe("Idempotency-Key", () => {
     expect(ttl).toBeLessThanOrEqual(24 * 3600);
   });
 
-  it("is scoped to the channel", async () => {
+  it("is scoped to the channel: the same key publishes once on each channel", async () => {
     const headers = { "idempotency-key": "same-key" };
-    expect((await stack.post("/v1/channels/idem-a/messages", { data: 1 }, headers)).status).toBe(
-      201,
-    );
-    expect((await stack.post("/v1/channels/idem-b/messages", { data: 1 }, headers)).status).toBe(
-      201,
-    );
+    const a = await stack.post("/v1/channels/idem-a/messages", { data: "for a" }, headers);
+    const b = await stack.post("/v1/channels/idem-b/messages", { data: "for b" }, headers);
+    expect([a.status, b.status]).toEqual([201, 201]);
+    const { id: idA } = (await a.json()) as { id: string };
+    const { id: idB } = (await b.json()) as { id: string };
+    expect(idA).not.toBe(idB);
+    expect(await history("idem-a")).toEqual([{ id: idA, data: "for a" }]);
+    expect(await history("idem-b")).toEqual([{ id: idB, data: "for b" }]);
+  });
+
+  it("still deduplicates a repeat on each channel after the other channel used the key", async () => {
+    const headers = { "idempotency-key": "shared-key" };
+    const a = await stack.post("/v1/channels/idem-d/messages", { data: "for d" }, headers);
+    const b = await stack.post("/v1/channels/idem-e/messages", { data: "for e" }, headers);
+    const repeatA = await stack.post("/v1/channels/idem-d/messages", { data: "for d" }, headers);
+    const repeatB = await stack.post("/v1/channels/idem-e/messages", { data: "for e" }, headers);
+    expect([repeatA.status, repeatB.status]).toEqual([200, 200]);
+    expect(await repeatA.json()).toEqual(await a.json());
+    expect(await repeatB.json()).toEqual(await b.json());
+    expect([await xlen("idem-d"), await xlen("idem-e")]).toEqual([1, 1]);
   });
 
   it("treats different keys as different publishes", async () => {

@@ -27,6 +27,17 @@ const patch = (body: unknown, name = "sub") =>
   });
 const view = (name = "sub") => getSubscription(stack, channel, name);
 
+/** A stream id Redis cannot hold: its ms part is 2^64, one past the largest. */
+const ID_PAST_64_BITS = "18446744073709551616-0";
+
+/** Expects the API's 400 for a field that fails validation, naming `field`. */
+async function expectInvalid(res: Response, field: string) {
+  expect(res.status).toBe(400);
+  const { error } = (await res.json()) as { error: { code: string; message: string } };
+  expect(error.code).toBe("invalid_request");
+  expect(error.message).toContain(field);
+}
+
 describe("creating a subscription", () => {
   it("answers 201 with its settings, defaults and a whsec_ signing secret", async () => {
     const sub = await subscribe(stack, channel, { name: "sub", url: receiver.url });
@@ -93,6 +104,8 @@ describe("creating a subscription", () => {
     [{ types: ["has space"] }, "body.types[0]"],
     [{ types: [] }, "body.types"],
     [{ from: "yesterday" }, "body.from"],
+    [{ from: ID_PAST_64_BITS }, "body.from"],
+    [{ from: "0-18446744073709551616" }, "body.from"],
     [{ name: "-bad" }, "body.name"],
     [{ secret: "whsec_tooshort" }, "body.secret"],
     [{ secret: "not-a-whsec" }, "body.secret"],
@@ -103,8 +116,7 @@ describe("creating a subscription", () => {
       url: receiver.url,
       ...override,
     });
-    expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: { message: string } }).error.message).toContain(field);
+    await expectInvalid(res, field);
     expect(await stack.redis.exists(stack.keys.subscriptions(channel))).toBe(0);
     expect(await stack.redis.exists(stack.keys.channel(channel))).toBe(0);
   });
@@ -284,6 +296,19 @@ describe("replay", () => {
     expect((await stack.post(path("sub", "/replay"), { from: "latest" })).status).toBe(400);
     expect((await stack.post(path("nobody", "/replay"), { from: "earliest" })).status).toBe(404);
   });
+
+  it("400s naming body.from on a stream id past Redis' 64 bits, and leaves the cursor where it was", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    await publish(stack, channel, [{ data: 1 }, { data: 2 }]);
+    await runPass(stack);
+    const groups = () => stack.redis.xinfo("GROUPS", stack.keys.channel(channel));
+    const before = await groups();
+    await expectInvalid(
+      await stack.post(path("sub", "/replay"), { from: ID_PAST_64_BITS }),
+      "body.from",
+    );
+    expect(await groups()).toEqual(before);
+  });
 });
 
 describe("dead letters", () => {
@@ -358,6 +383,23 @@ describe("dead letters", () => {
     await receiver.waitFor((r) => r.requests.length >= 2);
     await runPass(stack);
     expect(await list()).toEqual([id]);
+  });
+
+  it("400s naming query.after on a cursor past Redis' 64 bits", async () => {
+    await deadLetter(1);
+    await expectInvalid(
+      await stack.api(path("sub", `/dead-letters?after=${ID_PAST_64_BITS}`)),
+      "query.after",
+    );
+  });
+
+  it("400s naming the id past Redis' 64 bits in a redrive, and redrives none of the others", async () => {
+    const ids = await deadLetter(2);
+    const res = await stack.post(path("sub", "/dead-letters/redrive"), {
+      ids: [ids[0], ID_PAST_64_BITS],
+    });
+    await expectInvalid(res, "body.ids[1]");
+    expect(await list()).toEqual(ids);
   });
 
   it("purges them", async () => {

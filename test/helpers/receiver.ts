@@ -2,10 +2,20 @@
 // and answers as the test scripts it (a status, a `{"failed":[...]}` body, a Retry-After, a held
 // answer for timeouts, or a dropped connection).
 //
-// Each request is recorded when its body has arrived, before the reply is computed, and the
-// status actually sent is added to the record afterwards: `acceptedIds()` is derived from what
-// the deliverer was told, so a reply that was scripted but never sent (dropped, or held past the
-// close) accepts nothing.
+// Answered is not delivered. Each request is recorded when its body has arrived, before the reply
+// is computed; the answer (`status`, `replyBody`) is added when it is due, and `senderGone` says
+// whether the sender had hung up (FIN or reset) by then, so it never read that answer:
+//   acceptedIds()  2xx, not listed in {"failed"}, and the sender still connected when the answer
+//                  went out: what the sender can have been told was accepted.
+//   answeredIds()  the same without the last condition: what the receiver said yes to, heard or not.
+// A dropped reply, or one still held when close() cuts it, is neither: it has no status.
+//
+// What the receiver cannot see: a sender that dies after the answer is written (the kernel has
+// taken it), and a Worker killed under wrangler's test harness. The harness makes the Worker's
+// outbound fetches from the test process (its outboundService calls globalThis.fetch), and nothing
+// aborts them when workerd dies: the connection here stays open and the held answer is read, into
+// the void. After stack.restartWorker() the receiver hears of the death only if the stack aborts
+// the old Worker's outbound fetches; otherwise assert on Redis (XPENDING), not on acceptedIds().
 
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -42,10 +52,15 @@ export interface ReceivedRequest {
   at: number;
   /** 1-based index of this request. */
   n: number;
-  /** The status sent; undefined while held, or if the connection was dropped before an answer. */
+  /** The status answered once due; undefined while held, on "drop", or if close() cut the hold. */
   status?: number;
-  /** The reply body sent: parsed JSON when it is JSON, else the text. */
+  /** The reply body answered: parsed JSON when it is JSON, else the text. */
   replyBody?: unknown;
+  /**
+   * The sender hung up (FIN or reset) before the answer went out, so it never read it (the answer
+   * is recorded but not sent). Becomes true while the answer is held, as soon as the sender goes.
+   */
+  senderGone: boolean;
 }
 
 export type Reply =
@@ -58,8 +73,10 @@ export interface TestReceiver {
   requests: ReceivedRequest[];
   /** Every message received, flattened in arrival order (duplicates kept). */
   messages(): WebhookMessage[];
-  /** Ids of messages received in requests answered 2xx and not listed in a {"failed"} reply: what the subscriber accepted. */
+  /** Ids answered 2xx, not listed in a {"failed"} reply, to a sender still there to read it. */
   acceptedIds(): string[];
+  /** Ids answered 2xx and not listed in a {"failed"} reply, whether or not the sender read it. */
+  answeredIds(): string[];
   setSecret(secret: string | null): void;
   /** How to answer from now on; default: 204. Called per request, may be async. */
   respond(reply: Reply | ((req: ReceivedRequest) => Reply | Promise<Reply>)): void;
@@ -82,6 +99,8 @@ export async function startReceiver(
   const sockets = new Set<Socket>();
   /** Releases for replies held by delayMs, so close() can end them at once. */
   const held = new Set<() => void>();
+  /** Set by close(): the sockets it destroys are not senders hanging up. */
+  let closing = false;
 
   function hold(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -108,20 +127,39 @@ export async function startReceiver(
       verified: verify(secret, raw, headers),
       at,
       n: requests.length + 1,
+      senderGone: false,
     };
     requests.push(record);
-    const reply: Reply = record.path === hookPath ? await script(record) : { status: 404 };
-    if (reply === "drop") return void req.socket.destroy();
-    if (reply.delayMs) await hold(reply.delayMs);
-    // The sender gave up (its timeout) while the answer was held, or close() cut it: nothing was
-    // told, so nothing is recorded as answered.
-    if (res.destroyed || !res.socket || res.socket.destroyed) return;
-    const out = typeof reply.body === "object" ? JSON.stringify(reply.body) : (reply.body ?? "");
-    const contentType = typeof reply.body === "object" ? "application/json" : "text/plain";
-    res.writeHead(reply.status, { ...(out && { "content-type": contentType }), ...reply.headers });
-    res.end(out);
-    record.status = reply.status;
-    record.replyBody = parseJson(out) ?? (out === "" ? undefined : out);
+    const socket = req.socket;
+    // A sender's FIN shows as 'end' then 'close' within a few ms (Node's server ends its half too);
+    // a reset or a timed-out fetch as 'close'. Watched only until the answer goes out.
+    const hungUp = () => {
+      if (!closing) record.senderGone = true;
+    };
+    if (socket.readableEnded || socket.destroyed) hungUp();
+    socket.on("end", hungUp).on("close", hungUp);
+    try {
+      const reply: Reply = record.path === hookPath ? await script(record) : { status: 404 };
+      if (reply === "drop") return void socket.destroy();
+      if (reply.delayMs) await hold(reply.delayMs);
+      if (closing) return; // close() cut the hold: nothing was answered
+      const out = typeof reply.body === "object" ? JSON.stringify(reply.body) : (reply.body ?? "");
+      record.status = reply.status;
+      record.replyBody = parseJson(out) ?? (out === "" ? undefined : out);
+      if (record.senderGone || res.destroyed) {
+        record.senderGone = true; // answered, but nobody is there to read it
+        return;
+      }
+      const contentType = typeof reply.body === "object" ? "application/json" : "text/plain";
+      res.writeHead(reply.status, {
+        ...(out && { "content-type": contentType }),
+        ...reply.headers,
+      });
+      res.end(out);
+    } finally {
+      // A keep-alive socket carries many requests: each removes its own listeners.
+      socket.off("end", hungUp).off("close", hungUp);
+    }
   }
 
   const server = createServer((req, res) => {
@@ -146,7 +184,8 @@ export async function startReceiver(
     url: `http://127.0.0.1:${port}${hookPath}`,
     requests,
     messages: () => requests.flatMap(messagesOf),
-    acceptedIds: () => requests.flatMap(acceptedBy),
+    acceptedIds: () => requests.filter((r) => !r.senderGone).flatMap(answeredYes),
+    answeredIds: () => requests.flatMap(answeredYes),
     setSecret: (next) => {
       secret = next;
     },
@@ -164,7 +203,9 @@ export async function startReceiver(
     },
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Sockets first: a released reply then finds its socket gone and sends nothing.
+      // Flag first, so the sockets destroyed here are not taken for senders hanging up; a released
+      // reply then finds the flag and answers nothing.
+      closing = true;
       for (const socket of sockets) socket.destroy();
       for (const release of held) release();
       await closed;
@@ -173,8 +214,8 @@ export async function startReceiver(
   return receiver;
 }
 
-/** The ids a request's answer acked: all of them on a 2xx, less those in a {"failed"} body. */
-function acceptedBy(record: ReceivedRequest): string[] {
+/** The ids a request's answer said yes to: all of them on a 2xx, less those in a {"failed"} body. */
+function answeredYes(record: ReceivedRequest): string[] {
   if (record.status === undefined || record.status < 200 || record.status > 299) return [];
   const reply = record.replyBody as { failed?: unknown } | undefined;
   const failed = new Set(Array.isArray(reply?.failed) ? reply.failed : []);
@@ -201,7 +242,8 @@ function describeRequests(requests: ReceivedRequest[]): string {
       messagesOf(r)
         .map((m) => `${m.id}@${m.attempt}`)
         .join(",") || r.raw.slice(0, 80);
-    const answer = r.status === undefined ? "no answer" : String(r.status);
+    const answer =
+      r.status === undefined ? "no answer" : `${r.status}${r.senderGone ? " (sender gone)" : ""}`;
     return `  #${r.n} ${r.method} ${r.path} -> ${answer}${r.verified ? "" : " (unverified)"}: ${ids}`;
   });
   return `received ${requests.length} request(s):\n${lines.join("\n")}`;

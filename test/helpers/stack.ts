@@ -36,6 +36,19 @@ export interface StackOptions {
   keyPrefix?: string;
 }
 
+// wrangler's test harness makes the Worker's outbound requests (to the bridge, to webhooks) from
+// this process, through globalThis.fetch, with no abort signal: a Worker killed by restartWorker()
+// would leave them running, and a receiver would still answer them as if the Worker had heard.
+// So those requests (the harness passes a Request as fetch's init) get the signal of the Worker
+// that made them, and killing the Worker aborts them, as a dead process drops its connections.
+let workerGeneration = new AbortController();
+const plainFetch = globalThis.fetch;
+globalThis.fetch = (input, init) => {
+  if (!(init instanceof Request)) return plainFetch(input, init);
+  const signal = AbortSignal.any([workerGeneration.signal, ...(init.signal ? [init.signal] : [])]);
+  return plainFetch(new Request(init, { signal }));
+};
+
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const redisServer = await startRedisServer();
   const bridge = await startBridge({ redisUrl: redisServer.url, token: BRIDGE_TOKEN, port: 0 });
@@ -76,6 +89,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         body: body === undefined ? undefined : JSON.stringify(body),
       }),
     async restartWorker() {
+      workerGeneration.abort(new Error("the Worker was killed"));
+      workerGeneration = new AbortController();
       await worker.harness.close();
       worker = await startWorker();
     },
