@@ -11,8 +11,14 @@ import { timingSafeEqual } from "hono/utils/buffer";
 import type { ZodError } from "zod";
 import { type Config, ConfigError, type Env, loadConfig } from "../shared/config.ts";
 import type { Delivery, DeliveryFactory } from "../shared/delivery.ts";
-import { AppError, InvalidInput, RedisUnavailable, Unauthorized } from "../shared/errors.ts";
-import { type Db, getDb, isUnavailable } from "../shared/redis.ts";
+import {
+  AppError,
+  InvalidInput,
+  RedisUnavailable,
+  StorageFull,
+  Unauthorized,
+} from "../shared/errors.ts";
+import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
 import { channelRoutes } from "./routes/channels.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
@@ -121,6 +127,10 @@ function toAppError(error: unknown, headers: Record<string, string>): AppError {
     }
   }
   if (isUnavailable(error)) return new RedisUnavailable(error);
+  if (isStorageFull(error)) {
+    const why = error instanceof Error ? error.message.replace(/, command was: .*$/s, "") : "";
+    return new StorageFull(`Redis refused the write for size (${why}); nothing was written`);
+  }
   if (error instanceof ConfigError) return new AppError("misconfigured", 500, error.message);
   return new AppError("internal", 500, "internal error");
 }

@@ -97,6 +97,10 @@ export const DeadLetterQuery = z.object({
 
 export const Subscription = z
   .object({
+    id: z.string().nullable().openapi({
+      description:
+        "Set at creation: a subscription deleted and created again under the same name gets a new one (null for subscriptions created before ids)",
+    }),
     name: z.string(),
     channel: z.string(),
     url: z.string(),

@@ -6,16 +6,13 @@ import { loadStatuses, type SubscriptionStatus } from "../shared/status.ts";
 import type { Subscription } from "../shared/subscription.ts";
 
 export async function describe(db: Db, channel: string, subs: Subscription[]) {
-  const statuses = await loadStatuses(
-    db,
-    channel,
-    subs.map((s) => s.name),
-  );
+  const statuses = await loadStatuses(db, channel, subs);
   return subs.map((sub) => view(sub, statuses.get(sub.name)!));
 }
 
 function view(sub: Subscription, status: SubscriptionStatus) {
   return {
+    id: sub.id === "" ? null : sub.id,
     name: sub.name,
     channel: sub.channel,
     url: sub.url,

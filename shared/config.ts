@@ -14,6 +14,7 @@ export interface Env {
   API_TOKEN: string;
   KEY_PREFIX?: string;
   MAX_MESSAGE_BYTES?: string;
+  MAX_BATCH_BYTES?: string;
   RETRY_BASE_MS?: string;
   RETRY_MAX_MS?: string;
   PASS_BUDGET_MS?: string;
@@ -34,6 +35,8 @@ export interface Config {
   keyPrefix: string;
   /** Largest `data` of one message, as UTF-8 JSON bytes; default 256 KiB. */
   maxMessageBytes: number;
+  /** Largest webhook body a batch may make, in bytes; default 1 MiB (one message may exceed it). */
+  maxBatchBytes: number;
   /** First retry delay in ms, doubled per attempt, with jitter; default 30 s. */
   retryBaseMs: number;
   /** Longest retry delay in ms (also caps Retry-After); default 6 h. */
@@ -57,6 +60,7 @@ export const CONFIG_VARIABLES = [
   "API_TOKEN",
   "KEY_PREFIX",
   "MAX_MESSAGE_BYTES",
+  "MAX_BATCH_BYTES",
   "RETRY_BASE_MS",
   "RETRY_MAX_MS",
   "PASS_BUDGET_MS",
@@ -89,6 +93,7 @@ const schema = z.object({
     .optional()
     .transform((value) => value ?? "sh:v1"),
   MAX_MESSAGE_BYTES: integer(256 * 1024, 1, 1024 * 1024),
+  MAX_BATCH_BYTES: integer(1024 * 1024, 1024, 8 * 1024 * 1024),
   RETRY_BASE_MS: integer(30_000, 1, 24 * 3_600_000),
   RETRY_MAX_MS: integer(6 * 3_600_000, 1, 7 * 24 * 3_600_000),
   PASS_BUDGET_MS: integer(20_000, 100, 15 * 60_000),
@@ -127,6 +132,7 @@ export function loadConfig(env: Env): Config {
     apiToken: v.API_TOKEN,
     keyPrefix: v.KEY_PREFIX,
     maxMessageBytes: v.MAX_MESSAGE_BYTES,
+    maxBatchBytes: v.MAX_BATCH_BYTES,
     retryBaseMs: v.RETRY_BASE_MS,
     retryMaxMs: v.RETRY_MAX_MS,
     passBudgetMs: v.PASS_BUDGET_MS,

@@ -2,11 +2,12 @@
 // their last error. The entry id is the time of death; the fields are o (the original message
 // id), t (type), d (data JSON), a (attempts made), e (last error).
 
+import { StorageFull } from "./errors.ts";
 import type { Unit } from "./keys.ts";
 import { wakeMember } from "./keys.ts";
 import { REDRIVE_LUA } from "./lua/redrive.ts";
 import { asArray, asEntries, asNumber, asString, type Db, runScript } from "./redis.ts";
-import { idTime } from "./streams.ts";
+import { idTime, readPage } from "./streams.ts";
 
 export interface DeadLetter {
   id: string;
@@ -19,33 +20,21 @@ export interface DeadLetter {
   deadAt: string;
 }
 
-/** The fields of a dead-letter entry, for the worker's XADD. */
-export function deadLetterFields(message: {
-  id: string;
-  type: string | null;
-  data: string;
-  attempts: number;
-  error: string;
-}): Record<string, string> {
-  const fields: Record<string, string> = { o: message.id };
-  if (message.type !== null) fields.t = message.type;
-  fields.d = message.data;
-  fields.a = String(message.attempts);
-  fields.e = message.error;
-  return fields;
-}
-
-/** A page of dead letters, oldest first, after `after` (an entry id, exclusive). */
+/**
+ * A page of dead letters, oldest first, after `after` (an entry id, exclusive); bounded in bytes
+ * like a page of history (streams.ts readPage).
+ */
 export async function listDeadLetters(
   db: Db,
   channel: string,
   name: string,
   page: { after?: string | undefined; limit: number },
+  maxMessageBytes: number,
 ): Promise<{ messages: DeadLetter[]; next: string | null }> {
-  const start = page.after ? `(${page.after}` : "-";
-  const raw = await db.redis.xrange(db.keys.deadLetters(channel, name), start, "+", page.limit + 1);
-  const entries = asEntries(raw);
-  const messages = entries.slice(0, page.limit).map(({ id, fields }) => {
+  const key = db.keys.deadLetters(channel, name);
+  const { entries, more } = await readPage(db, key, page, maxMessageBytes);
+  const messages = (entries ?? []).map(({ id, fields: stored }) => {
+    const fields = stored ?? {};
     const original = fields.o ?? id;
     return {
       id: original,
@@ -57,8 +46,7 @@ export async function listDeadLetters(
       deadAt: new Date(idTime(id)).toISOString(),
     };
   });
-  const more = entries.length > page.limit;
-  return { messages, next: more ? (entries[page.limit - 1]?.id ?? null) : null };
+  return { messages, next: more ? (entries?.at(-1)?.id ?? null) : null };
 }
 
 const REDRIVE_BATCH = 500;
@@ -69,28 +57,36 @@ const REDRIVE_BATCH = 500;
  */
 export async function redriveDeadLetters(
   db: Db,
-  channel: string,
-  name: string,
+  sub: { channel: string; name: string; group: string },
   ids: string[] | null,
 ): Promise<{ redriven: number; missing: string[] }> {
+  const { channel, name } = sub;
   const unit: Unit = { channel, subscription: name, kind: "redrive" };
   const keys = [db.keys.deadLetters(channel, name), db.keys.redrive(channel, name), db.keys.due()];
-  const run = async (entryIds: string[]) => {
-    const args = [name, wakeMember(unit), String(Date.now()), String(REDRIVE_BATCH), ...entryIds];
-    const [moved, ...missing] = asArray(await runScript(db, REDRIVE_LUA, keys, args));
+  const run = async (entryIds: string[], before: number) => {
+    const args = [sub.group, wakeMember(unit), String(Date.now()), String(REDRIVE_BATCH)];
+    const reply = asArray(await runScript(db.redis, REDRIVE_LUA, keys, [...args, ...entryIds]));
+    const [moved, refused, ...missing] = reply;
+    if (asString(refused) !== "") {
+      const done = before + asNumber(moved);
+      throw new StorageFull(
+        `redrove ${done} dead letter(s) of "${name}", then Redis refused more ` +
+          `(${asString(refused)}); the rest are still dead letters`,
+      );
+    }
     return { moved: asNumber(moved), missing: missing.map(asString) };
   };
   if (ids === null) {
     let redriven = 0;
     for (;;) {
-      const { moved } = await run([]);
+      const { moved } = await run([], redriven);
       redriven += moved;
       if (moved < REDRIVE_BATCH) return { redriven, missing: [] };
     }
   }
   // The API names messages by their original id; the script moves dead-letter entries by theirs.
   const entryIds = await findEntries(db, channel, name, ids);
-  const { moved, missing } = await run([...entryIds.values()]);
+  const { moved, missing } = await run([...entryIds.values()], 0);
   const notFound = ids.filter((id) => !entryIds.has(id));
   return { redriven: moved, missing: [...notFound, ...missing] };
 }
@@ -104,7 +100,7 @@ async function findEntries(db: Db, channel: string, name: string, ids: string[])
   while (found.size < wanted.size) {
     const entries = asEntries(await db.redis.xrange(key, start, "+", REDRIVE_BATCH));
     for (const { id, fields } of entries) {
-      if (fields.o && wanted.has(fields.o)) found.set(fields.o, id);
+      if (fields?.o && wanted.has(fields.o)) found.set(fields.o, id);
     }
     if (entries.length < REDRIVE_BATCH) break;
     start = `(${entries.at(-1)!.id}`;

@@ -2,7 +2,7 @@
 // Each carries the snake_case `code` and the HTTP `status` the API answers with; the body is
 // always {"error":{"code","message"}}.
 
-export type ErrorStatus = 400 | 401 | 404 | 405 | 409 | 413 | 415 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 404 | 405 | 409 | 413 | 415 | 500 | 503 | 507;
 
 export class AppError extends Error {
   override name = "AppError";
@@ -50,5 +50,15 @@ export class RedisUnavailable extends AppError {
   constructor(cause: unknown) {
     super("redis_unavailable", 503, "Redis is unreachable; nothing was written, retry later");
     this.cause = cause;
+  }
+}
+
+/**
+ * Redis (Upstash) refused a write for size: the channel's stream is at the per-key record limit,
+ * or the database at its capacity. Nothing of the request was written.
+ */
+export class StorageFull extends AppError {
+  constructor(message: string) {
+    super("storage_full", 507, message);
   }
 }

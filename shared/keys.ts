@@ -6,7 +6,11 @@
 // {p}:channels            SET     channel names: the registry GET /v1/channels lists (no SCAN)
 //                                 written by publish (when it creates the stream) and subscribe
 // {p}:ch:<ch>             STREAM  the channel's messages, fields t (type, optional) and d (data
-//                                 as JSON text); id = publish time. Written by publish only
+//                                 as JSON text), and n (the publish request's nonce) on the first
+//                                 entry of each publish; id = publish time. Written by publish only.
+//                                 Each subscription reads it with its own consumer group, named
+//                                 <sub>~<id> (<sub> for subscriptions made before ids: see
+//                                 subscription.ts), consumer "deliverer"
 // {p}:subs:<ch>           HASH    <sub> -> subscription JSON (url, secrets, batchSize, ...)
 //                                 <sub>#paused -> "1" while paused (apart, so publish's script
 //                                 can skip paused subscribers without decoding JSON)
@@ -23,7 +27,8 @@
 //                                 written by publish (wake), the API (replay, redrive, resume) and
 //                                 the worker (schedule, backoff)
 // {p}:lease:<ch>:<sub>    STRING  a deliverer's token while it works on the subscription, PX lease
-//                                 (outlives the pass budget plus the longest webhook timeout)
+//                                 (outlives the visit's budget plus the subscription's timeout);
+//                                 released only by the token's holder (compare-and-delete)
 // {p}:dlq:<ch>:<sub>      STREAM  dead letters: o (original id), t, d, a (attempts), e (last
 //                                 error); id = time of death. Worker writes; API lists, purges
 // {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d; read with the

@@ -1,11 +1,23 @@
-// The Redis client and the reading of its replies.
+// The Redis clients and the reading of their replies.
 //
-// One @upstash/redis client per isolate, speaking the Upstash REST protocol (Upstash in
-// production, dev/bridge.ts locally). `automaticDeserialization: false` keeps replies as Redis
-// sends them (RESP2 shapes: flat field/value arrays, nested stream entries) and keeps message data
-// as the JSON text it was stored as, so it passes through to webhooks without a parse and a
-// re-serialise. The small decoders below turn those `unknown` replies into typed values at the
-// edge of this module, so no `any` leaks out.
+// @upstash/redis speaks the Upstash REST protocol (Upstash in production, dev/bridge.ts locally).
+// `automaticDeserialization: false` keeps replies as Redis sends them (RESP2 shapes) and message
+// data as the JSON text it was stored as, so it passes through to webhooks untouched. The small
+// decoders at the bottom turn those `unknown` replies into typed values, so no `any` leaks out.
+//
+// Lost replies. A connection can drop after Upstash ran a command, and @upstash/redis then sends
+// the request again. That is right for a call that is safe to repeat and wrong for one that is
+// not, so every call is sent on one of two clients, decided per call:
+//
+//   db.redis  repeats a request whose reply was lost: reads, and writes that end in the same
+//             state however often they run (XACK, ZADD, HSET, SET NX + compare, the idempotent
+//             scripts). Most calls.
+//   db.once   sends a request exactly once; a lost reply throws and `isOutcomeUnknown` says so.
+//             For calls that are not safe to repeat (the publish script, XREADGROUP >, XCLAIM,
+//             the close script): the caller then sends the call's idempotent recovery form on
+//             db.redis (see lua/publish.ts and worker/store.ts), which may be repeated.
+//
+// Both share one read-your-writes token, so a read on one sees the writes made on the other.
 
 import { errors, Redis } from "@upstash/redis/cloudflare";
 import type { Config } from "./config.ts";
@@ -13,39 +25,72 @@ import { createKeys, type Keys } from "./keys.ts";
 
 export type { Redis };
 
-/** What every data-access function takes: the client and the key layout under its prefix. */
+/** What every data-access function takes: the clients and the key layout under its prefix. */
 export interface Db {
+  /** Repeats a request whose reply was lost: for calls that are safe to repeat. */
   redis: Redis;
+  /** Sends a request once: for calls that are not safe to repeat (see the header). */
+  once: Redis;
   keys: Keys;
 }
 
 export function getDb(config: Config): Db {
-  return { redis: getRedis(config), keys: createKeys(config.keyPrefix) };
+  const { redis, once } = getClients(config);
+  return { redis, once, keys: createKeys(config.keyPrefix) };
 }
 
-const clients = new Map<string, Redis>();
+// No reply within this long counts as a lost reply (the request may or may not have run). Far
+// above any command here (a pass's largest request is a few MB), far below a Worker's wall time.
+const REQUEST_TIMEOUT_MS = 10_000;
 
-/** The shared client for this config's database (one per isolate: keeps connections warm). */
-export function getRedis(config: Config): Redis {
+const clients = new Map<string, { redis: Redis; once: Redis }>();
+
+/** The shared clients for this config's database (one pair per isolate: warm connections). */
+export function getClients(config: Config): { redis: Redis; once: Redis } {
   const id = `${config.redisUrl} ${config.redisToken}`;
-  let redis = clients.get(id);
-  if (!redis) {
-    redis = new Redis({
-      url: config.redisUrl,
-      token: config.redisToken,
-      automaticDeserialization: false,
-      // Plain UTF-8 replies instead of base64: every value stored here is text (JSON, ids,
-      // names), and base64 costs an atob + TextDecoder per string on the hot path (measured:
-      // see the README's Performance section). Binary values would need it back.
-      responseEncoding: false,
-      enableTelemetry: false,
-      // Two quick retries on a network error, not the default five (~4 s): an unreachable Redis
-      // should become a 503 while the caller still waits.
-      retry: { retries: 2, backoff: (attempt) => 50 * 2 ** attempt },
-    });
-    clients.set(id, redis);
+  let pair = clients.get(id);
+  if (!pair) {
+    const make = (retries: number) =>
+      new Redis({
+        url: config.redisUrl,
+        token: config.redisToken,
+        automaticDeserialization: false,
+        // Plain UTF-8 replies instead of base64: every value stored here is text (JSON, ids,
+        // names), and base64 costs an atob + TextDecoder per string on the hot path (measured:
+        // see the README's Performance section). Binary values would need it back.
+        responseEncoding: false,
+        enableTelemetry: false,
+        signal: () => AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        // Two quick repeats (not the default five, ~4 s): an unreachable Redis should become a
+        // 503 while the caller still waits. `retries: 0` is one attempt (`retry: false` is two).
+        retry: { retries, backoff: (attempt) => 50 * 2 ** attempt },
+      });
+    pair = { redis: make(2), once: make(0) };
+    shareSyncToken(pair.redis, pair.once);
+    clients.set(id, pair);
   }
-  return redis;
+  return pair;
+}
+
+// Upstash's read-your-writes token lives in each client's HTTP requester. Two clients would each
+// track their own, and a read on one could miss a write just made on the other (a global
+// database's replica); so the second client's token is made the first's. Reaches into the
+// requester's one documented field (`Requester.upstashSyncToken`); if its shape ever changes,
+// the clients simply keep separate tokens, as two clients would.
+function shareSyncToken(first: Redis, second: Redis): void {
+  const a: unknown = Reflect.get(first, "client");
+  const b: unknown = Reflect.get(second, "client");
+  if (!isRequester(a) || !isRequester(b)) return;
+  Object.defineProperty(b, "upstashSyncToken", {
+    get: () => a.upstashSyncToken,
+    set: (token: string) => {
+      a.upstashSyncToken = token;
+    },
+  });
+}
+
+function isRequester(value: unknown): value is { upstashSyncToken: string } {
+  return typeof value === "object" && value !== null && "upstashSyncToken" in value;
 }
 
 type Script = ReturnType<Redis["createScript"]>;
@@ -53,22 +98,22 @@ const scripts = new WeakMap<Redis, Map<string, Script>>();
 
 /**
  * Runs a Lua script from shared/lua with EVALSHA, falling back to EVAL when Redis does not have it
- * cached (createScript does the fallback). Only the data-access modules in shared/ call this.
+ * cached (createScript does the fallback), on the given client.
  */
 export function runScript(
-  db: Db,
+  client: Redis,
   source: string,
   keys: string[],
   args: string[],
 ): Promise<unknown> {
-  let cache = scripts.get(db.redis);
+  let cache = scripts.get(client);
   if (!cache) {
     cache = new Map();
-    scripts.set(db.redis, cache);
+    scripts.set(client, cache);
   }
   let script = cache.get(source);
   if (!script) {
-    script = db.redis.createScript(source);
+    script = client.createScript(source);
     cache.set(source, script);
   }
   return script.exec(keys, args);
@@ -80,16 +125,39 @@ export function isReplyError(error: unknown, code: string): boolean {
 }
 
 /**
- * True when the error means "Redis could not be reached" rather than "Redis said no": a network
- * failure (fetch throws a TypeError), a body that is not JSON (a proxy's error page), or the
- * bridge's UNAVAILABLE answer when its own Redis is down.
+ * True when a request may or may not have run: the connection failed (fetch throws a TypeError),
+ * no reply came in time, or the reply was not Upstash's JSON (a proxy's page, a cut body). A call
+ * sent on `db.once` then needs its recovery form.
+ */
+export function isOutcomeUnknown(error: unknown): boolean {
+  if (error instanceof errors.UpstashJSONParseError) return true;
+  if (error instanceof errors.UpstashError) return false;
+  if (error instanceof TypeError) return true;
+  return error instanceof Error && (error.name === "AbortError" || error.name === "TimeoutError");
+}
+
+/**
+ * True when the error means "Redis could not be reached" rather than "Redis said no": a lost
+ * reply, or the bridge's UNAVAILABLE answer when its own Redis is down (LOADING, MASTERDOWN: a
+ * Redis that is starting or failing over).
  */
 export function isUnavailable(error: unknown): boolean {
-  if (error instanceof errors.UpstashJSONParseError) return true;
-  if (error instanceof errors.UpstashError)
-    return /UNAVAILABLE|LOADING|MASTERDOWN/.test(error.message);
-  return error instanceof TypeError || (error instanceof Error && error.name === "AbortError");
+  if (isOutcomeUnknown(error)) return true;
+  return (
+    error instanceof errors.UpstashError && /UNAVAILABLE|LOADING|MASTERDOWN/.test(error.message)
+  );
 }
+
+/**
+ * True when Upstash (or Redis) refused a write for size: a key over the record limit, the
+ * database over its capacity, a Redis over maxmemory. Reads and deletes still work then.
+ */
+export function isStorageFull(error: unknown): boolean {
+  return error instanceof Error && STORAGE_FULL.test(error.message);
+}
+
+export const STORAGE_FULL =
+  /max single record size exceeded|DB capacity quota exceeded|OOM command not allowed/;
 
 // ---- reply decoders -------------------------------------------------------------------------
 
@@ -131,16 +199,22 @@ export function asFields(value: unknown): Record<string, string> {
 
 export interface StreamEntry {
   id: string;
-  fields: Record<string, string>;
+  /** Null for an entry deleted from the stream while it was pending (a history read shows it). */
+  fields: Record<string, string> | null;
 }
 
-/** XRANGE / XCLAIM entries: [[id, [f, v, ...]], ...]; deleted entries (nil) are skipped. */
+/** XRANGE / XCLAIM / XREADGROUP entries: [[id, [f, v, ...] or nil], ...]; nil entries skipped. */
 export function asEntries(value: unknown): StreamEntry[] {
+  return asEntriesWithDeleted(value).filter((entry) => entry.fields !== null);
+}
+
+/** The same, keeping deleted entries (fields null): a history read must ack them away. */
+export function asEntriesWithDeleted(value: unknown): StreamEntry[] {
   const entries: StreamEntry[] = [];
   for (const raw of asArray(value)) {
     if (raw === null) continue;
     const [id, fields] = asArray(raw);
-    entries.push({ id: asString(id), fields: asFields(fields) });
+    entries.push({ id: asString(id), fields: fields === null ? null : asFields(fields) });
   }
   return entries;
 }
@@ -150,7 +224,7 @@ export function asStreams(value: unknown): Map<string, StreamEntry[]> {
   const out = new Map<string, StreamEntry[]>();
   for (const raw of asArray(value)) {
     const [key, entries] = asArray(raw);
-    out.set(asString(key), asEntries(entries));
+    out.set(asString(key), asEntriesWithDeleted(entries));
   }
   return out;
 }

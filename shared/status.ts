@@ -25,12 +25,13 @@ export interface SubscriptionStatus {
   deadLetters: number;
 }
 
-/** Delivery state, group position and dead-letter count of each named subscription. */
+/** Delivery state, group position and dead-letter count of each subscription, by name. */
 export async function loadStatuses(
   db: Db,
   channel: string,
-  names: string[],
+  subs: { name: string; group: string }[],
 ): Promise<Map<string, SubscriptionStatus>> {
+  const names = subs.map((s) => s.name);
   const { keys } = db;
   const pipeline = db.redis.pipeline();
   pipeline.hgetall(keys.state(channel));
@@ -55,7 +56,7 @@ export async function loadStatuses(
         lastSuccessAt: time("lastSuccessAt"),
         lastAckedId: fact("lastAckedId"),
       },
-      group: groups.get(name) ?? { pending: 0, lastDeliveredId: null, lag: null },
+      group: groups.get(subs[i]!.group) ?? { pending: 0, lastDeliveredId: null, lag: null },
       deadLetters: asNumber(replies[2 + i]?.result ?? 0),
     });
   });

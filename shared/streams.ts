@@ -2,8 +2,10 @@
 //
 // A channel is one Redis stream ({p}:ch:<ch>). An entry holds `t` (the message type, absent when
 // the publisher gave none) and `d` (the data as the JSON text the publisher sent, re-serialised
-// once at publish). The entry id is the publish time, so `publishedAt` is derived, not stored.
+// once at publish); the first entry of each publish also holds `n`, its request's nonce (see
+// lua/publish.ts). The entry id is the publish time, so `publishedAt` is derived, not stored.
 
+import { AppError, StorageFull } from "./errors.ts";
 import { duePrefixes, PAUSED_SUFFIX } from "./keys.ts";
 import { PUBLISH_LUA } from "./lua/publish.ts";
 import {
@@ -12,6 +14,7 @@ import {
   asNumber,
   asString,
   type Db,
+  isOutcomeUnknown,
   runScript,
   type StreamEntry,
 } from "./redis.ts";
@@ -45,7 +48,12 @@ export type PublishResult =
 
 const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 
-/** Appends messages in order in one round trip; see lua/publish.ts for the cost. */
+/**
+ * Appends messages in order in one round trip; see lua/publish.ts for the cost. Sent once: if
+ * the reply is lost, the script's recover mode (safe to repeat) finds out whether the messages
+ * were stored, so a lost reply never stores a publish twice. Throws StorageFull when Upstash
+ * refuses the write for size (nothing written).
+ */
 export async function publish(
   db: Db,
   channel: string,
@@ -61,19 +69,64 @@ export async function publish(
   ];
   if (options.idempotencyKey) scriptKeys.push(keys.idempotency(channel, options.idempotencyKey));
   const prefixes = duePrefixes(channel);
-  const args = [
-    channel,
-    String(options.now),
-    prefixes.wake,
-    prefixes.retry,
-    PAUSED_SUFFIX,
-    String(IDEMPOTENCY_TTL_SECONDS),
-  ];
-  for (const message of messages) args.push(message.type ?? "", message.data);
+  const args = (mode: "" | "recover") => {
+    const out = [
+      channel,
+      String(options.now),
+      prefixes.wake,
+      prefixes.retry,
+      PAUSED_SUFFIX,
+      String(IDEMPOTENCY_TTL_SECONDS),
+      nonce,
+      mode,
+    ];
+    for (const message of messages) out.push(message.type ?? "", message.data);
+    return out;
+  };
+  const nonce = randomToken();
 
-  const [duplicate, ids, woken] = asArray(await runScript(db, PUBLISH_LUA, scriptKeys, args));
-  if (asNumber(duplicate) === 1) return { duplicate: true, ids: asString(ids).split(",") };
-  return { duplicate: false, ids: asArray(ids).map(asString), woken: parseWoken(woken) };
+  let reply: unknown;
+  try {
+    reply = await runScript(db.once, PUBLISH_LUA, scriptKeys, args(""));
+  } catch (error) {
+    if (!isOutcomeUnknown(error)) throw error;
+    try {
+      reply = await runScript(db.redis, PUBLISH_LUA, scriptKeys, args("recover"));
+    } catch (again) {
+      if (isOutcomeUnknown(again)) throw new PublishOutcomeUnknown(again);
+      throw again;
+    }
+  }
+  const [status, ids, woken] = asArray(reply);
+  switch (asNumber(status)) {
+    case 1:
+      return { duplicate: true, ids: asString(ids).split(",") };
+    case 3:
+      throw new StorageFull(
+        `channel "${channel}" cannot take more: ${asString(ids)}; nothing was written`,
+      );
+    default:
+      return { duplicate: false, ids: asArray(ids).map(asString), woken: parseWoken(woken) };
+  }
+}
+
+/** Redis stopped answering after the publish was sent: it may or may not have been stored. */
+export class PublishOutcomeUnknown extends AppError {
+  constructor(cause: unknown) {
+    super(
+      "redis_unavailable",
+      503,
+      "Redis stopped answering while the messages were being stored, so they may or may not " +
+        "have been; repeat the request with the same Idempotency-Key to be sure of one copy",
+    );
+    this.cause = cause;
+  }
+}
+
+/** 16 random lowercase hex characters: a publish request's nonce. */
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function parseWoken(value: unknown): WokenSubscriber[] {
@@ -99,35 +152,84 @@ export function idTime(id: string): number {
 export function toStoredMessage(entry: StreamEntry): StoredMessage {
   return {
     id: entry.id,
-    type: entry.fields.t ?? null,
-    data: entry.fields.d ?? "null",
+    type: entry.fields?.t ?? null,
+    data: entry.fields?.d ?? "null",
     publishedAt: new Date(idTime(entry.id)).toISOString(),
   };
 }
 
+const MAX_STREAM_ID = "18446744073709551615-18446744073709551615";
+
+/** The most data one page of history (or of dead letters) reads, whatever its `limit`. */
+export const PAGE_BYTES = 8 * 1024 * 1024;
+
 /**
  * A page of the channel's history after `after` (exclusive; from the start when absent), oldest
  * first. `next` is the id to pass as `after` for the following page, null on the last page.
- * Returns null when the channel does not exist.
+ * Returns null when the channel does not exist. Bounded in bytes as well as by `limit`: it reads
+ * `maxMessageBytes`-sized slices and stops at PAGE_BYTES, so a page of large messages is shorter
+ * (with a `next`) instead of filling a Worker's 128 MB.
  */
 export async function readHistory(
   db: Db,
   channel: string,
   page: { after?: string | undefined; limit: number },
+  maxMessageBytes: number,
 ): Promise<{ messages: StoredMessage[]; next: string | null } | null> {
   const stream = db.keys.channel(channel);
-  const start = page.after ? `(${page.after}` : "-";
-  // One extra entry tells whether a next page exists, without a second read.
-  const [exists, raw] = await db.redis
-    .pipeline()
-    .exists(stream)
-    .xrange(stream, start, "+", page.limit + 1)
-    .exec<[unknown, unknown]>();
-  if (asNumber(exists) === 0) return null;
-  const entries = asEntries(raw);
-  const more = entries.length > page.limit;
-  const messages = entries.slice(0, page.limit).map(toStoredMessage);
+  const { entries, more } = await readPage(db, stream, page, maxMessageBytes);
+  if (entries === null) return null;
+  const messages = entries.map(toStoredMessage);
   return { messages, next: more ? (messages.at(-1)?.id ?? null) : null };
+}
+
+/**
+ * Up to `limit` entries of a stream after `after`, in slices whose worst case keeps the whole
+ * page under PAGE_BYTES; `more` when entries may be left. Null entries when the stream does not
+ * exist. 2 commands (EXISTS, XRANGE) per slice; one slice unless messages are large.
+ */
+export async function readPage(
+  db: Db,
+  stream: string,
+  page: { after?: string | undefined; limit: number },
+  maxMessageBytes: number,
+): Promise<{ entries: StreamEntry[] | null; more: boolean }> {
+  const out: StreamEntry[] = [];
+  // Nothing comes after the largest id Redis can write (and it refuses to range past it).
+  if (page.after === MAX_STREAM_ID)
+    return { entries: (await db.redis.exists(stream)) ? [] : null, more: false };
+  let start = page.after ? `(${page.after}` : "-";
+  let bytes = 0;
+  for (;;) {
+    // As many as fit in what is left of PAGE_BYTES if every one were as large as allowed.
+    const room = Math.floor((PAGE_BYTES - bytes) / Math.max(1, maxMessageBytes));
+    const want = Math.min(Math.max(room, out.length === 0 ? 1 : 0), page.limit - out.length);
+    if (want <= 0) return { entries: out, more: true };
+    // One extra entry tells whether more exist, without a further read.
+    const [exists, raw] = await db.redis
+      .pipeline()
+      .exists(stream)
+      .xrange(stream, start, "+", want + 1)
+      .exec<[unknown, unknown]>();
+    if (out.length === 0 && asNumber(exists) === 0) return { entries: null, more: false };
+    const entries = asEntries(raw);
+    for (const entry of entries.slice(0, want)) {
+      out.push(entry);
+      bytes += entryBytes(entry);
+    }
+    if (entries.length <= want || out.length >= page.limit) {
+      return { entries: out, more: entries.length > want };
+    }
+    start = `(${out.at(-1)!.id}`;
+  }
+}
+
+/** About how many bytes an entry's fields hold (JS string lengths: UTF-16 units). */
+export function entryBytes(entry: StreamEntry): number {
+  let bytes = entry.id.length;
+  for (const [field, value] of Object.entries(entry.fields ?? {}))
+    bytes += field.length + value.length;
+  return bytes;
 }
 
 export async function channelExists(db: Db, channel: string): Promise<boolean> {

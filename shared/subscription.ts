@@ -3,6 +3,12 @@
 // Stored as JSON in {p}:subs:<ch> under its name; "paused" lives apart in the <name>#paused field
 // (see keys.ts), so the publish script can skip paused subscribers without decoding JSON, and the
 // worker can pause one on 410 Gone without rewriting (and racing) the JSON.
+//
+// Identity. A name can be deleted and taken again; a delivery still running for the old one must
+// not mistake the new one for its own. So each subscription gets a random `id` at creation, and
+// its consumer group is named after it (`<name>~<id>`, see keys.ts): a stale deliverer's reads and
+// claims then find no group (NOGROUP) instead of the new subscription's messages. Subscriptions
+// stored before identities existed have no id; their group keeps the plain name.
 
 export interface SigningSecret {
   /** "whsec_" + base64 of the key bytes (Standard Webhooks). */
@@ -23,6 +29,10 @@ export interface SubscriptionSettings {
 export interface Subscription extends SubscriptionSettings {
   channel: string;
   name: string;
+  /** Random, set at creation; "" for subscriptions stored before identities existed. */
+  id: string;
+  /** Its consumer group's name on the channel stream (and on its redrive stream). */
+  group: string;
   /** Newest first. */
   secrets: SigningSecret[];
   paused: boolean;
@@ -39,12 +49,15 @@ export const SUBSCRIPTION_DEFAULTS = {
 export const MAX_TIMEOUT_MS = 30_000;
 
 interface StoredSubscription extends SubscriptionSettings {
+  /** Absent on subscriptions stored before identities existed. */
+  id?: string;
   secrets: SigningSecret[];
   createdAt: string;
 }
 
 export function serializeSubscription(sub: Subscription): string {
   const stored: StoredSubscription = {
+    ...(sub.id === "" ? {} : { id: sub.id }),
     url: sub.url,
     batchSize: sub.batchSize,
     maxAttempts: sub.maxAttempts,
@@ -62,8 +75,18 @@ export function parseSubscription(
   json: string,
   paused: boolean,
 ): Subscription {
-  const stored = JSON.parse(json) as StoredSubscription;
-  return { ...stored, channel, name, paused };
+  const { id = "", ...stored } = JSON.parse(json) as StoredSubscription;
+  return { ...stored, channel, name, id, group: groupName(name, id), paused };
+}
+
+/** The consumer group of a subscription: see the header and keys.ts. */
+export const groupName = (name: string, id: string) => (id === "" ? name : `${name}~${id}`);
+
+/** A new subscription id: 16 lowercase base-32 characters (80 random bits). */
+export function generateId(): string {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => alphabet[b % 32]).join("");
 }
 
 /** The secrets that sign now: the current one and rotated-out ones still in their grace period. */

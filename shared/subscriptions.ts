@@ -1,6 +1,7 @@
 // Subscriptions in Redis: create, read, update, delete, replay. One consumer group per
-// subscription on the channel's stream (group name = subscription name); its settings in
-// {p}:subs:<ch>; its delivery state in {p}:state:<ch>; its schedule in {p}:due (see keys.ts).
+// subscription on the channel's stream (named after its identity, see subscription.ts); its
+// settings in {p}:subs:<ch>; its delivery state in {p}:state:<ch>; its schedule in {p}:due (see
+// keys.ts).
 
 import {
   PAUSED_SUFFIX,
@@ -41,8 +42,10 @@ export const dueMembersOf = (channel: string, subscription: string): string[] =>
 export async function createSubscription(db: Db, sub: Subscription, startId: string) {
   const { keys } = db;
   const main: Unit = { channel: sub.channel, subscription: sub.name, kind: "main" };
+  // Safe to repeat: a repeat finds the name taken (0) and the route answers 409, as it would to
+  // a client's own retry. The group it made is the subscription's, so nothing is left over.
   const created = await runScript(
-    db,
+    db.redis,
     SUBSCRIBE_LUA,
     [keys.subscriptions(sub.channel), keys.channel(sub.channel), keys.channels(), keys.due()],
     [
@@ -52,6 +55,7 @@ export async function createSubscription(db: Db, sub: Subscription, startId: str
       sub.channel,
       String(Date.now()),
       startId === "$" ? "" : wakeMember(main),
+      sub.group,
     ],
   );
   return asNumber(created) === 1;
@@ -106,8 +110,9 @@ export async function saveSubscription(
 ): Promise<boolean> {
   const paused = change.paused === undefined ? "" : change.paused ? "1" : "0";
   const members = change.wake ? dueMembersOf(sub.channel, sub.name) : [];
+  // Safe to repeat: it writes the same settings and wakes the same members again.
   const updated = await runScript(
-    db,
+    db.redis,
     UPDATE_LUA,
     [db.keys.subscriptions(sub.channel), db.keys.due()],
     [
@@ -122,12 +127,18 @@ export async function saveSubscription(
   return asNumber(updated) === 1;
 }
 
-/** Removes the subscription, its group, dead letters, redrive stream, state and schedule. */
-export async function deleteSubscription(db: Db, channel: string, name: string) {
+/**
+ * Removes the subscription, its group, dead letters, redrive stream, state and schedule. Returns
+ * "deleted", "missing", or "changed" when the name now belongs to another subscription than the
+ * one given (deleted and created again since it was loaded: nothing was removed).
+ */
+export async function deleteSubscription(db: Db, sub: Subscription) {
   const { keys } = db;
+  const { channel, name } = sub;
   const stateFields = STATE_FACTS.map((fact) => stateField(name, fact));
+  // Safe to repeat: a repeat finds nothing (0), which the route answers like a delete, 204.
   const deleted = await runScript(
-    db,
+    db.redis,
     UNSUBSCRIBE_LUA,
     [
       keys.subscriptions(channel),
@@ -141,20 +152,33 @@ export async function deleteSubscription(db: Db, channel: string, name: string) 
     [
       name,
       pausedField(name),
+      sub.id,
+      sub.group,
       String(stateFields.length),
       ...stateFields,
       ...dueMembersOf(channel, name),
     ],
   );
-  return asNumber(deleted) === 1;
+  const result = asNumber(deleted);
+  return result === 1 ? "deleted" : result === 0 ? "missing" : "changed";
 }
 
-/** Moves the group's cursor to just before `startId`'s successor and makes the unit due now. */
-export async function replay(db: Db, channel: string, name: string, startId: string) {
-  const main: Unit = { channel, subscription: name, kind: "main" };
-  await db.redis
+/**
+ * Moves the group's cursor to just before `startId`'s successor and makes the unit due now.
+ * False when the subscription's group is gone (it was deleted meanwhile).
+ */
+export async function replay(db: Db, sub: Subscription, startId: string): Promise<boolean> {
+  const main: Unit = { channel: sub.channel, subscription: sub.name, kind: "main" };
+  // One round trip; the ZADD runs even when SETID fails (pipelines do not stop), which at worst
+  // wakes a unit whose next pass finds nothing to do.
+  const [moved] = await db.redis
     .pipeline()
-    .xgroup(db.keys.channel(channel), { type: "SETID", group: name, id: startId })
+    .xgroup(db.keys.channel(sub.channel), { type: "SETID", group: sub.group, id: startId })
     .zadd(db.keys.due(), { lt: true }, { score: Date.now(), member: wakeMember(main) })
-    .exec();
+    .exec({ keepErrors: true });
+  if (moved?.error) {
+    if (moved.error.includes("NOGROUP")) return false;
+    throw new Error(moved.error);
+  }
+  return true;
 }

@@ -14,8 +14,12 @@ export interface RetryPolicy {
   retryMaxMs: number;
 }
 
-/** How long to wait after `attempt` attempts (1 = the first send failed) before the next. */
+/**
+ * How long to wait after `attempt` attempts (1 = the first send failed) before the next. After
+ * 0 attempts (a message read but never sent) there is nothing to wait for.
+ */
 export function retryDelayMs(attempt: number, jitterKey: string, policy: RetryPolicy): number {
+  if (attempt <= 0) return 0;
   const exponential = policy.retryBaseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 40);
   const jittered = exponential * (0.8 + 0.4 * unitHash(`${jitterKey}#${attempt}`));
   return Math.round(Math.min(policy.retryMaxMs, jittered));

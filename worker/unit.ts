@@ -1,202 +1,181 @@
-// Delivering one unit (a subscription's group on the channel, or on its redrive stream) while the
-// caller holds the subscription's lease. Step by step:
+// Delivering one unit (a subscription's group on the channel, or on its redrive stream) while
+// the caller holds the subscription's lease. One delivery, read top to bottom:
 //
-//   retryPending  messages the endpoint failed, claimed when their backoff is over (pending.ts)
-//   readBatch     new messages (XREADGROUP >), with the previous batch's acks in the same round
-//                 trip, and read ahead while the current batch is being POSTed
-//   sendBatch     one signed POST per batch, judged per message (batch.ts)
-//   close         the last acks, and let go of the unit only if nothing new arrived (close.ts)
+//   retry due   messages the endpoint failed, claimed once their backoff is over (retry-due.ts)
+//   read        new messages (XREADGROUP >), the previous batches' acks in the same round trip,
+//               and one read ahead while the current batches are POSTed
+//   send        one signed POST per batch, judged per message (send.ts, judge.ts)
+//   settle      the outcomes folded into writes (settle.ts), written with the next round trip
+//   close       the last writes, and let go only if nothing new arrived (lua/close.ts)
+//   finish      or, when the unit stops early, its last writes and schedule (end.ts)
 //
-// An endpoint that fails as a whole backs the unit off (nothing new is read until a retry
-// succeeds); messages it rejects one by one wait in the pending list while the rest flows.
+// An endpoint that fails as a whole stops the unit: it backs off and reads nothing new meanwhile.
+// Messages it rejects one by one wait in the pending list while the rest flows.
 
-import type { Unit } from "../shared/keys.ts";
-import { setRetry, setWake, type UnitSchedule } from "../shared/schedule.ts";
-import {
-  emptySettlement,
-  mergeSettlements,
-  type Settlement,
-  settle,
-  settleAndClose,
-  settleAndRead,
-  withoutState,
-} from "../shared/settlement.ts";
-import type { Subscription } from "../shared/subscription.ts";
-import { pendingCount, type UnitEntry } from "../shared/units.ts";
-import { type BatchResult, type Progress, sendBatch, stopUnit, type UnitContext } from "./batch.ts";
-import { retryPending } from "./pending.ts";
+import type { Db } from "../shared/redis.ts";
+import { cutBatches, largest, readCount } from "./batches.ts";
+import { addTally, end, parkDead, stopFor, type Tally, type UnitReport, zeroTally } from "./end.ts";
+import type { UnitEntry, WorkUnit } from "./entries.ts";
+import { retryDue } from "./retry-due.ts";
+import type { UnitSchedule } from "./schedule.ts";
+import { canStartBatch, type SendContext, sendAll } from "./send.ts";
+import { foldAll, holdState, noWrites, type Writes } from "./settle.ts";
+import { close, compareIds, pendingSummary, read, type Taken } from "./store.ts";
 
-export type { UnitContext };
-export type UnitReport = Omit<Progress, "pending">;
+export interface UnitContext extends SendContext {
+  db: Db;
+  unit: WorkUnit;
+  /** Release the lease when the unit ends well (it is the visit's last unit). */
+  release: boolean;
+}
 
-/** Upstash refuses XREADGROUP once a consumer has 1,000 pending entries: never get there. */
-export const PENDING_LIMIT = 1000;
+/** Where the unit's consumer stands: its pending entries, the last id it holds, sizes seen. */
+export interface Position {
+  pending: number;
+  /** The highest id the consumer holds: a lost read is read again after it (store.ts). */
+  cursor: string;
+  /** The largest entry seen in this visit; 0 before any. */
+  largest: number;
+}
+
+const isDue = (at: number | null, now: number) => at !== null && at <= now;
 
 /**
- * Delivers what is due on the unit. `pendingKnownEmpty` skips the pending-count read when the
- * caller knows the pending list is empty (a kick: the last visit closed cleanly).
+ * Delivers what is due on the unit. `pendingKnownEmpty` skips the pending-list check when the
+ * caller knows it is empty (a kick: the last visit closed cleanly and left no retry).
  */
 export async function deliverUnit(
   ctx: UnitContext,
-  unit: Unit,
   schedule: UnitSchedule,
   pendingKnownEmpty: boolean,
 ): Promise<UnitReport> {
-  const p: Progress = {
-    delivered: 0,
-    retried: 0,
-    deadLettered: 0,
-    filtered: 0,
-    pending: 0,
-    stop: false,
-    released: false,
-  };
-  const now = Date.now();
-  if (schedule.retry !== null && schedule.retry <= now) {
-    await retryPending(ctx, unit, p);
-    if (p.stop) return p;
+  const now = ctx.clock();
+  let w = noWrites();
+  let pos: Position = { pending: 0, cursor: "0-0", largest: 0 };
+  let tally = zeroTally();
+  if (isDue(schedule.retry, now)) {
+    const retried = await retryDue(ctx, now, isDue(schedule.wake, now));
+    if ("report" in retried) return retried.report;
+    ({ w, pos, tally } = retried);
   } else if (!pendingKnownEmpty) {
-    p.pending = await pendingCount(ctx.db, unit);
+    const summary = await pendingSummary(ctx.db, ctx.unit);
     ctx.budget.spend();
-    // Pending but unscheduled: a deliverer died between its read and its close. Let the next
-    // pass claim them by their idle time like any retry.
-    if (p.pending > 0 && schedule.retry === null) await setRetry(ctx.db, unit, now);
+    pos = { pending: summary.count, cursor: summary.maxId ?? "0-0", largest: 0 };
+    // Pending, with no retry scheduled: a deliverer died between a read and its close. Made due
+    // now, the retry step claims each once its backoff is over.
+    if (summary.count > 0 && schedule.retry === null) w = { ...w, retryAt: now };
   }
-  if (schedule.wake !== null && schedule.wake <= Date.now()) await readNew(ctx, unit, p);
-  return p;
+  if (!isDue(schedule.wake, now)) return end(ctx, tally, w, { kind: "idle" }, []);
+  return drain(ctx, tally, w, pos);
 }
 
-// New messages, batch after batch. Each read takes up to READ_BATCHES batches (fewer Redis round
-// trips per message), and while those are being POSTed, the next read is already on its way
-// (with the acks of the read before): the POSTs and the Redis round trip overlap instead of
-// taking turns. Acks lag one read; a crash loses none of them (unacked messages are sent again).
-async function readNew(ctx: UnitContext, unit: Unit, p: Progress): Promise<void> {
-  const { db, sub, budget } = ctx;
-  let unwritten = emptySettlement();
-  let bytes = Number.POSITIVE_INFINITY; // unknown until the first read: read one batch
-  let count = readCount(sub, p.pending, bytes);
-  if (count === 0) return waitForRoom(ctx, unit, unwritten);
-  let current: UnitEntry[];
-  [current, unwritten] = await read(ctx, unit, unwritten, count, p);
+async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position) {
+  const { sub, config } = ctx;
+  const limits = { batchSize: sub.batchSize, maxBatchBytes: config.maxBatchBytes };
+  const countFor = (p: Position) =>
+    readCount({
+      batchSize: sub.batchSize,
+      pending: p.pending,
+      largestBytes: p.largest || config.maxMessageBytes,
+    });
+  let tally = tally0;
+  let w = w0;
+  let pos = pos0;
+  let carry: UnitEntry[] = []; // a batch that is not full yet, waiting for more entries
+  let count = countFor(pos);
+  if (count === 0) return end(ctx, tally, w, { kind: "full" }, []);
+  if (!canStartBatch(ctx, ctx.clock())) return end(ctx, tally, w, { kind: "budget" }, []);
+  let got = await readStep(ctx, w, count, pos);
+  ({ w, pos } = got);
+  let drained = got.entries.length < count;
+  let chunk = got.entries;
   for (;;) {
-    bytes = averageBytes(current, bytes);
-    const drained = current.length < count;
-    const nextCount = readCount(sub, p.pending, bytes);
-    const batches = Math.ceil(current.length / sub.batchSize);
-    let next: UnitEntry[] | null = null;
-    if (current.length > 0) {
-      let sent: Sent;
-      if (!drained && nextCount > 0 && budget.allowsBatch(batches + 1)) {
-        [sent, [next, unwritten]] = await Promise.all([
-          sendAll(ctx, current, p),
-          read(ctx, unit, unwritten, nextCount, p),
-        ]);
-      } else {
-        sent = await sendAll(ctx, current, p);
-      }
-      unwritten = mergeSettlements(unwritten, sent.settlement);
-      if (sent.failed) {
-        await stopUnit(ctx, unit, unwritten, sent.failed, [...sent.unsent, ...(next ?? [])]);
-        p.stop = true;
-        return;
-      }
+    const { batches, rest } = cutBatches([...carry, ...chunk], limits, drained);
+    carry = rest;
+    // Read ahead while these are POSTed, if another read is allowed: the POSTs and the Redis
+    // round trip overlap instead of taking turns. Acks lag one read; a crash loses none of them
+    // (unacked messages are sent again).
+    const nextCount = countFor(pos);
+    const now = ctx.clock();
+    const ahead =
+      !drained && nextCount > 0 && ctx.budget.allowsBatch(now, batches.length + 1)
+        ? readStep(ctx, w, nextCount, pos)
+        : null;
+    if (ahead) w = { ...noWrites(), state: w.state };
+    const [sent, next] = await both(sendAll(ctx, batches), ahead);
+    tally = addTally(tally, sent.outcomes);
+    ({ w, tally } = await parkDead(ctx, foldAll(w, sent.outcomes, ctx.unit.kind), tally));
+    if (next) w = { ...w, ack: [...w.ack, ...next.deleted] };
+    if (sent.stopped) {
+      const unsent = [...sent.unsent, ...carry, ...(next?.entries ?? [])];
+      return end(ctx, tally, w, stopFor(sent.stopped), unsent);
     }
-    if (next !== null) {
-      current = next;
-      count = nextCount;
+    if (next) {
+      pos = next.pos;
+      chunk = next.entries;
+      drained = next.entries.length < nextCount;
       continue;
     }
-    count = readCount(sub, p.pending, bytes);
-    if (count === 0) return waitForRoom(ctx, unit, unwritten);
-    if (!budget.allowsBatch()) {
-      // Out of budget: the wake member stays due, the next pass carries on.
-      await settle(db, unit, unwritten);
-      return;
-    }
-    budget.spend();
     if (drained) {
-      const fresh = await settleAndClose(db, unit, unwritten, count, ctx.releaseOnClose);
-      if (fresh === null) {
-        p.released = ctx.releaseOnClose;
-        return;
+      count = countFor({ ...pos, pending: pos.pending - w.ack.length });
+      if (count === 0) return end(ctx, tally, w, { kind: "full" }, []);
+      const closed = await close(ctx.db, ctx.unit, {
+        w,
+        count,
+        token: ctx.lease.token,
+        release: ctx.release,
+        cursor: pos.cursor,
+      });
+      ctx.budget.spend();
+      if (closed.kind !== "fresh") {
+        const report = { ...tally, end: closed.kind === "closed" ? "drained" : "lost" } as const;
+        return { ...report, released: closed.kind === "lost" || ctx.release };
       }
-      p.pending += fresh.length;
-      current = fresh;
-    } else {
-      [current, unwritten] = await read(ctx, unit, unwritten, count, p);
+      pos = advance({ ...pos, pending: pos.pending - w.ack.length }, closed.taken);
+      w = { ...noWrites(), ack: closed.taken.deleted };
+      chunk = closed.taken.entries;
+      drained = chunk.length < count;
       continue;
     }
-    unwritten = emptySettlement();
+    // Not drained, and no read ahead: the budget, the lease or the pending list stops it here.
+    count = countFor(pos);
+    if (count === 0) return end(ctx, tally, w, { kind: "full" }, carry);
+    if (!canStartBatch(ctx, ctx.clock())) return end(ctx, tally, w, { kind: "budget" }, carry);
+    got = await readStep(ctx, w, count, pos);
+    ({ w, pos } = got);
+    chunk = got.entries;
+    drained = chunk.length < count;
   }
 }
 
-interface Sent {
-  settlement: Settlement;
-  /** The batch whose request failed, if one did; the entries after it were not sent. */
-  failed: BatchResult | null;
-  unsent: UnitEntry[];
-}
-
-/** POSTs the entries batchSize at a time, in order, stopping at a failed request. */
-async function sendAll(ctx: UnitContext, entries: UnitEntry[], p: Progress): Promise<Sent> {
-  let settlement = emptySettlement();
-  const size = ctx.sub.batchSize;
-  for (let i = 0; i < entries.length; i += size) {
-    const result = await sendBatch(ctx, entries.slice(i, i + size), p);
-    settlement = mergeSettlements(settlement, result.settlement);
-    if (result.end !== "ok") return { settlement, failed: result, unsent: entries.slice(i + size) };
-  }
-  return { settlement, failed: null, unsent: [] };
-}
-
-/**
- * Writes what is settled and reads the next entries in one round trip. Returns them and what is
- * still to write: the state change, which waits for the write that ends the drain (once per
- * drain, not per read: at batch size 1 it would be another command per message).
- */
-async function read(
-  ctx: UnitContext,
-  unit: Unit,
-  s: Settlement,
-  count: number,
-  p: Progress,
-): Promise<[UnitEntry[], Settlement]> {
-  const [writing, state] = withoutState(s);
-  const entries = await settleAndRead(ctx.db, unit, writing, count);
+/** Writes `w` (its state kept back for the close) and reads `count` new entries. */
+async function readStep(ctx: UnitContext, w: Writes, count: number, pos: Position) {
+  const [writing, state] = holdState(w);
+  const taken = await read(ctx.db, ctx.unit, writing, count, pos.cursor);
   ctx.budget.spend();
-  p.pending += entries.length;
-  return [entries, { ...emptySettlement(), state }];
+  return {
+    entries: taken.entries,
+    deleted: taken.deleted,
+    w: { ...noWrites(), ack: taken.deleted, state },
+    pos: advance({ ...pos, pending: pos.pending - writing.ack.length }, taken),
+  };
 }
 
-/**
- * How many messages the next read takes: up to 4 batches (measured: a quarter of the round trips
- * and commands per message at batch size 100, and +40% throughput), but never more than 400
- * messages (a read and the one ahead of it stay far under the pending limit), nor more than
- * READ_BYTES of data as the last read's message sizes suggest (a Worker has 128 MB: large
- * messages are read one batch at a time, as they would be without this).
- */
-const READ_BATCHES = 4;
-const READ_MESSAGES = 400;
-const READ_BYTES = 8 * 1024 * 1024;
-
-function readCount(sub: Subscription, pending: number, bytesPerMessage: number): number {
-  const byBytes = Math.floor(READ_BYTES / Math.max(1, bytesPerMessage) / sub.batchSize);
-  const byCount = Math.floor(READ_MESSAGES / sub.batchSize);
-  const batches = Math.max(1, Math.min(READ_BATCHES, byCount, byBytes));
-  return Math.max(0, Math.min(sub.batchSize * batches, PENDING_LIMIT - pending));
+function advance(pos: Position, taken: Taken): Position {
+  const ids = [...taken.entries.map((e) => e.entryId), ...taken.deleted];
+  const cursor = ids.reduce((max, id) => (compareIds(id, max) > 0 ? id : max), pos.cursor);
+  return {
+    pending: pos.pending + ids.length,
+    cursor,
+    largest: largest(taken.entries, pos.largest),
+  };
 }
 
-/** Average data size of the messages just read; unknown (Infinity) before the first read. */
-function averageBytes(entries: UnitEntry[], previous: number): number {
-  if (entries.length === 0) return previous;
-  let bytes = 0;
-  for (const entry of entries) bytes += entry.message.data.length;
-  return bytes / entries.length;
-}
-
-// The pending list is full: read nothing new until retries make room; look again when the
-// earliest retry is due (the retry member's time) or after one base delay.
-async function waitForRoom(ctx: UnitContext, unit: Unit, settlement: Settlement) {
-  await settle(ctx.db, unit, settlement);
-  await setWake(ctx.db, unit, Date.now() + ctx.config.retryBaseMs);
+// Both promises settled, never one left running: a read ahead that fails must not leave batches
+// being POSTed after the caller has let go of the lease. Then the first failure is rethrown.
+async function both<A, B>(a: Promise<A>, b: Promise<B> | null): Promise<[A, B | null]> {
+  const [ra, rb] = await Promise.allSettled([a, b ?? Promise.resolve(null)]);
+  if (ra.status === "rejected") throw ra.reason;
+  if (rb.status === "rejected") throw rb.reason;
+  return [ra.value, rb.value];
 }

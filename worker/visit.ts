@@ -1,36 +1,49 @@
-// One visit of one subscription, under its lease: its redrive unit first (older messages), then
-// the channel. A throw is a bug or an outage: it is caught here, logged with the subscription,
-// and the pass goes on with the others.
+// One visit of one subscription: take its lease, deliver its due units (the redrive stream
+// first: its messages are older, then the channel), let the lease go. A throw is a bug or an
+// outage: it is caught here, logged with the subscription, and the pass goes on with the others.
 
 import type { Config } from "../shared/config.ts";
 import type { SubscriptionSummary } from "../shared/delivery.ts";
-import type { Unit } from "../shared/keys.ts";
 import { unitName } from "../shared/keys.ts";
 import { type Db, isReplyError } from "../shared/redis.ts";
-import { recoverGroup, releaseLease, setWake, type UnitSchedule } from "../shared/schedule.ts";
-import { type Subscription, signingSecrets } from "../shared/subscription.ts";
-import { unitsOf } from "../shared/subscriptions.ts";
+import { signingSecrets } from "../shared/subscription.ts";
 import type { Budget } from "./budget.ts";
-import { deliverUnit, type UnitReport } from "./unit.ts";
+import type { UnitReport } from "./end.ts";
+import type { WorkUnit } from "./entries.ts";
+import { Lease, leaseMs } from "./lease.ts";
+import {
+  acquireLease,
+  type Loaded,
+  recoverGroup,
+  releaseLease,
+  type UnitSchedule,
+  workUnits,
+} from "./schedule.ts";
+import { deliverUnit } from "./unit.ts";
 
-export interface Lease {
-  acquiredAt: number;
-  ttlMs: number;
+export interface VisitContext {
+  db: Db;
+  config: Config;
+  budget: Budget;
+  clock: () => number;
 }
 
-// The lease is only released while it is surely still ours: with this much of it left. Past
-// that, it is left to expire, so a slow pass never deletes the lease of the pass after it.
-const LEASE_SAFETY_MS = 5_000;
+const isDue = (s: UnitSchedule | undefined, now: number) =>
+  s !== undefined && ((s.wake !== null && s.wake <= now) || (s.retry !== null && s.retry <= now));
 
+/**
+ * Visits the subscription if any of its units is due, the budget allows a visit, and its lease
+ * is free (another deliverer on it looks again before it lets go). Null when it did not start.
+ */
 export async function visit(
-  db: Db,
-  config: Config,
-  budget: Budget,
-  sub: Subscription,
-  schedules: Map<string, UnitSchedule>,
-  lease: Lease,
+  ctx: VisitContext,
+  { sub, schedules }: Loaded,
   options: { pendingKnownEmpty: boolean },
-): Promise<SubscriptionSummary> {
+): Promise<SubscriptionSummary | null> {
+  const { db, budget, clock } = ctx;
+  const now = clock();
+  const units = workUnits(db, sub).filter((u) => isDue(schedules.get(unitName(u)), now));
+  if (units.length === 0 || !budget.startVisit(now)) return null;
   const summary: SubscriptionSummary = {
     channel: sub.channel,
     subscription: sub.name,
@@ -39,63 +52,65 @@ export async function visit(
     deadLettered: 0,
     filtered: 0,
   };
-  const now = Date.now();
-  const due = (s: UnitSchedule | undefined) =>
-    s !== undefined && ((s.wake !== null && s.wake <= now) || (s.retry !== null && s.retry <= now));
-  const units = unitsOf(sub.channel, sub.name)
-    .reverse()
-    .filter((unit) => due(schedules.get(unitName(unit))));
-  const endpoint = {
-    channel: sub.channel,
-    subscription: sub.name,
-    url: sub.url,
-    timeoutMs: sub.timeoutMs,
-    secrets: signingSecrets(sub, now),
-  };
-  const leaseIsOurs = () => Date.now() < lease.acquiredAt + lease.ttlMs - LEASE_SAFETY_MS;
-  let released = false;
   try {
-    for (const [i, unit] of units.entries()) {
-      const schedule = schedules.get(unitName(unit))!;
-      const context = {
-        db,
-        config,
-        budget,
-        sub,
-        endpoint,
-        releaseOnClose: i === units.length - 1 && leaseIsOurs(),
-      };
-      const report = await deliverUnit(context, unit, schedule, options.pendingKnownEmpty).catch(
-        (error: unknown) => recover(db, unit, error),
-      );
-      summary.delivered += report.delivered;
-      summary.retried += report.retried;
-      summary.deadLettered += report.deadLettered;
-      summary.filtered += report.filtered;
-      released = report.released;
-      if (report.stop) break;
+    const token = crypto.randomUUID();
+    const ttl = leaseMs(budget.deadline, now, sub.timeoutMs);
+    const leased = await acquireLease(db, sub, token, ttl);
+    budget.spend();
+    if (!leased) return null;
+    const lease = new Lease(token, now, ttl);
+    const endpoint = {
+      channel: sub.channel,
+      subscription: sub.name,
+      group: sub.group,
+      url: sub.url,
+      timeoutMs: sub.timeoutMs,
+      secrets: signingSecrets(sub, now),
+    };
+    let released = false;
+    try {
+      for (const [i, unit] of units.entries()) {
+        const context = { ...ctx, sub, unit, endpoint, lease, release: i === units.length - 1 };
+        const schedule = schedules.get(unitName(unit))!;
+        const report = await deliverUnit(context, schedule, options.pendingKnownEmpty).catch(
+          (error: unknown) => recover(ctx, unit, sub.id, error),
+        );
+        summary.delivered += report.delivered;
+        summary.retried += report.retried;
+        summary.deadLettered += report.deadLettered;
+        summary.filtered += report.filtered;
+        released = report.released;
+        if (!["drained", "idle", "full"].includes(report.end)) break;
+      }
+    } catch (error) {
+      summary.error = error instanceof Error ? error.message : String(error);
+      console.error(`delivery to ${sub.channel}/${sub.name} failed:`, error);
+    } finally {
+      if (!released) {
+        await releaseLease(db, sub, token).catch(() => {});
+        budget.spend();
+      }
     }
-  } catch (error) {
-    summary.error = error instanceof Error ? error.message : String(error);
-    console.error(`delivery to ${sub.channel}/${sub.name} failed:`, error);
+    return summary;
   } finally {
-    if (!released && leaseIsOurs()) {
-      await releaseLease(db, sub.channel, sub.name).catch(() => {});
-    }
+    budget.endVisit();
   }
-  return summary;
 }
 
-// NOGROUP: the group vanished. The subscription was deleted (drop its work), its redrive stream
-// is gone (drop that unit, go on), or Redis lost the group (recreate it and come back on the next
-// pass). Anything else is rethrown.
-async function recover(db: Db, unit: Unit, error: unknown): Promise<UnitReport> {
+// NOGROUP: the group vanished. The subscription was deleted (drop its work), replaced by a new
+// one of the same name (this visit is stale: stop, touch nothing), its redrive stream is gone
+// (drop that unit, go on), or Redis lost the group (recreated; the next pass delivers).
+async function recover(
+  ctx: VisitContext,
+  unit: WorkUnit,
+  id: string,
+  error: unknown,
+): Promise<UnitReport> {
   if (!isReplyError(error, "NOGROUP")) throw error;
-  const recreated = await recoverGroup(db, unit);
-  if (recreated) {
+  const what = await recoverGroup(ctx.db, unit, id, ctx.clock());
+  if (what === "recreated")
     console.warn(`consumer group of ${unitName(unit)} was missing: recreated`);
-    await setWake(db, unit, Date.now());
-  }
-  const report = { delivered: 0, retried: 0, deadLettered: 0, filtered: 0, released: false };
-  return { ...report, stop: unit.kind === "main" };
+  const goOn = what === "gone" && unit.kind === "redrive";
+  const tally = { delivered: 0, retried: 0, deadLettered: 0, filtered: 0 };
+  return { ...tally, end: goOn ? "idle" : "lost", released: false };
 }

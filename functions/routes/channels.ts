@@ -128,7 +128,12 @@ export function channelRoutes() {
     .openapi(historyRoute, async (c) => {
       const { channel } = c.req.valid("param");
       const { after, limit } = c.req.valid("query");
-      const page = await readHistory(c.var.db, channel, { after, limit });
+      const page = await readHistory(
+        c.var.db,
+        channel,
+        { after, limit },
+        c.var.config.maxMessageBytes,
+      );
       if (!page) throw new NotFound(`no channel named "${channel}"`, "channel_not_found");
       const messages = page.messages.map((m) => ({ ...m, data: JSON.parse(m.data) }));
       return c.json({ messages, next: page.next }, 200);

@@ -60,13 +60,15 @@ const routes = {
 };
 
 // Dead letters belong to a subscription: an unknown one is a 404, not an empty list.
-async function mustExist(db: Db, channel: string, name: string): Promise<void> {
-  if (!(await loadSubscription(db, channel, name))) {
+async function mustExist(db: Db, channel: string, name: string) {
+  const sub = await loadSubscription(db, channel, name);
+  if (!sub) {
     throw new NotFound(
       `no subscription "${name}" on channel "${channel}"`,
       "subscription_not_found",
     );
   }
+  return sub;
 }
 
 export function deadLetterRoutes() {
@@ -74,15 +76,22 @@ export function deadLetterRoutes() {
     .openapi(routes.list, async (c) => {
       const { channel, name } = c.req.valid("param");
       await mustExist(c.var.db, channel, name);
-      const page = await listDeadLetters(c.var.db, channel, name, c.req.valid("query"));
+      const { maxMessageBytes } = c.var.config;
+      const page = await listDeadLetters(
+        c.var.db,
+        channel,
+        name,
+        c.req.valid("query"),
+        maxMessageBytes,
+      );
       const messages = page.messages.map((m) => ({ ...m, data: JSON.parse(m.data) as unknown }));
       return c.json({ messages, next: page.next }, 200);
     })
     .openapi(routes.redrive, async (c) => {
       const { channel, name } = c.req.valid("param");
       const { ids } = c.req.valid("json");
-      await mustExist(c.var.db, channel, name);
-      const result = await redriveDeadLetters(c.var.db, channel, name, ids ?? null);
+      const sub = await mustExist(c.var.db, channel, name);
+      const result = await redriveDeadLetters(c.var.db, sub, ids ?? null);
       if (result.redriven > 0) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
       return c.json(result, 200);
     })

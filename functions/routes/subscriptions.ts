@@ -5,7 +5,9 @@ import type { Context } from "hono";
 import { Conflict, NotFound } from "../../shared/errors.ts";
 import { channelExists } from "../../shared/streams.ts";
 import {
+  generateId,
   generateSecret,
+  groupName,
   SUBSCRIPTION_DEFAULTS,
   type Subscription,
 } from "../../shared/subscription.ts";
@@ -133,9 +135,12 @@ export function subscriptionRoutes() {
     .openapi(routes.create, async (c) => {
       const { channel } = c.req.valid("param");
       const input = c.req.valid("json");
+      const id = generateId();
       const sub: Subscription = {
         channel,
         name: input.name,
+        id,
+        group: groupName(input.name, id),
         url: input.url,
         batchSize: input.batchSize ?? SUBSCRIPTION_DEFAULTS.batchSize,
         maxAttempts: input.maxAttempts ?? SUBSCRIPTION_DEFAULTS.maxAttempts,
@@ -183,8 +188,13 @@ export function subscriptionRoutes() {
     })
     .openapi(routes.remove, async (c) => {
       const { channel, name } = c.req.valid("param");
-      if (!(await deleteSubscription(c.var.db, channel, name))) throw notFound(channel, name);
-      return c.body(null, 204);
+      // The name may be taken again between the load and the delete: then load the new one.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const sub = await mustLoad(c, channel, name);
+        const result = await deleteSubscription(c.var.db, sub);
+        if (result !== "changed") return c.body(null, 204);
+      }
+      throw new Conflict(`"${name}" keeps being replaced; try again`, "subscription_changed");
     })
     .openapi(routes.rotate, async (c) => {
       const { channel, name } = c.req.valid("param");
@@ -202,7 +212,7 @@ export function subscriptionRoutes() {
       const { channel, name } = c.req.valid("param");
       const { from } = c.req.valid("json");
       const sub = await mustLoad(c, channel, name);
-      await replay(c.var.db, channel, name, startPoint(from));
+      if (!(await replay(c.var.db, sub, startPoint(from)))) throw notFound(channel, name);
       if (!sub.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
       return c.json(await show(c, sub), 200);
     });

@@ -1,10 +1,23 @@
 // publish: append messages to a channel and wake its active subscribers, atomically.
 //
 // Why one script: the wake-up must be atomic with the XADD. A deliverer that finds nothing new
-// removes its wake member in the same atomic step (see release.ts); if publish's ZMSCORE/ZADD
-// could interleave with that, a message could land with no wake member left and wait for ever.
-// Waking here (and not in the kick) also makes the wake-up durable: a lost kick costs latency,
-// never a message.
+// removes its wake member in the same atomic step (see close.ts); if publish's ZMSCORE/ZADD could
+// interleave with that, a message could land with no wake member left and wait for ever. Waking
+// here (and not in the kick) also makes the wake-up durable: a lost kick costs latency, never a
+// message.
+//
+// A lost reply. The caller sends this once; if the reply is lost it cannot know whether the
+// messages were stored, and sending it again would store them twice. So the first entry of every
+// publish carries the request's nonce (field `n`), and the caller's second try runs in "recover"
+// mode: it looks for that nonce among the newest entries (those of the last RECOVER_WINDOW_MS by
+// the caller's clock, 100 at a time) and, when it finds it, answers with the ids stored the first
+// time (the entries of one script are contiguous) instead of storing again. Recover mode is safe
+// to repeat.
+//
+// Nothing half-written. Each XADD (and the idempotency SET, and the wake-up) runs under pcall;
+// when Upstash refuses one (a key over its record size, the database over its capacity), the
+// entries this call already added are deleted again and the script answers {3, error}: the
+// caller reports storage_full, and no message is left without its wake-up.
 //
 // KEYS[1] stream     {p}:ch:<ch>
 // KEYS[2] registry   {p}:channels
@@ -12,77 +25,164 @@
 // KEYS[4] due        {p}:due
 // KEYS[5] idem       {p}:idem:<ch>:<key>      (only with an Idempotency-Key)
 // ARGV[1] channel name (registry member)
-// ARGV[2] now, ms (wake score; passed in: scripts must not read the clock)
+// ARGV[2] now, ms (wake score, and where recover mode stops looking back; scripts must not read
+//         the clock)
 // ARGV[3] wake member prefix  "wake:<ch>/"    (spelled by keys.ts, not here)
 // ARGV[4] retry member prefix "retry:<ch>/"
 // ARGV[5] paused field suffix "#paused"
 // ARGV[6] idempotency TTL, seconds
-// ARGV[7..] type, data, type, data, ...      (type "" = none)
+// ARGV[7] nonce (random, per request)
+// ARGV[8] "" (first attempt) or "recover" (the reply of an earlier attempt was lost)
+// ARGV[9..] type, data, type, data, ...      (type "" = none)
 //
 // Returns {0, {ids...}, {name, subscriptionJSON, retryScore or "", ...}} listing the subscribers
 // this publish woke (their wake member was absent: nobody was on them, so the caller kicks them);
-// or {1, "id1,id2,..."} when the idempotency key was already used (nothing written).
+// {1, "id1,id2,..."} when the idempotency key was already used (nothing written); {2, ...} like 0
+// when recover mode found the first attempt's entries (the woken are those whose wake member has
+// this publish's `now`); {3, "<error>"} when a write was refused (nothing written).
 //
-// Cost: 1 EVALSHA + N XADD + 1 HGETALL, plus 1 ZMSCORE + 1 ZADD when the channel has active
-// subscribers; + 1 XADD + 1 SADD the first time (NOMKSTREAM fails, the channel is registered);
-// + 1 GET + 1 SET with an idempotency key. A single publish to a channel without subscribers: 3.
+// Cost: 1 EVALSHA + N XADD + 1 HGETALL, plus 1 ZMSCORE + 1 ZADD per 400 active subscribers
+// (chunks keep unpack() under Lua's stack limit); + 1 XADD + 1 SADD the first time (NOMKSTREAM
+// fails, the channel is registered); + 1 GET + 1 SET with an idempotency key. A single publish
+// to a channel without subscribers: 3. Recover mode adds 1 XREVRANGE per 100 entries looked at,
+// and 1 XRANGE when it finds them.
 export const PUBLISH_LUA = `
 local stream, registry, subs, due, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local channel, now, wakePrefix, retryPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local pausedSuffix, idemTtl = ARGV[5], ARGV[6]
+local pausedSuffix, idemTtl, nonce, recovering = ARGV[5], ARGV[6], ARGV[7], ARGV[8] == 'recover'
+local FIRST, CHUNK, RECOVER_WINDOW_MS = 9, 400, 60000
+local count = (#ARGV - FIRST + 1) / 2
+
+local function failed(reply) return type(reply) == 'table' and reply.err end
+
+-- The subscribers that are not paused, and their settings, from one HGETALL.
+local function active()
+  local flat = redis.call('HGETALL', subs)
+  local paused, names, configs = {}, {}, {}
+  local suffixLength = string.len(pausedSuffix)
+  for i = 1, #flat, 2 do
+    local field = flat[i]
+    if string.sub(field, -suffixLength) == pausedSuffix then
+      paused[string.sub(field, 1, -suffixLength - 1)] = true
+    else
+      names[#names + 1] = field
+      configs[field] = flat[i + 1]
+    end
+  end
+  local out = {}
+  for _, name in ipairs(names) do
+    if not paused[name] then out[#out + 1] = name end
+  end
+  return out, configs
+end
+
+-- Wakes the active subscribers without a wake member (a deliverer that is on one keeps its
+-- member); in recover mode, also reports those woken by the first attempt (member at 'now').
+-- Returns the woken as {name, json, retry score or '', ...}, or nil and the error.
+local function wake()
+  local names, configs = active()
+  local woken = {}
+  for from = 1, #names, CHUNK do
+    local members, chunk = {}, {}
+    for j = from, math.min(from + CHUNK - 1, #names) do
+      chunk[#chunk + 1] = names[j]
+      members[#members + 1] = wakePrefix .. names[j]
+      members[#members + 1] = retryPrefix .. names[j]
+    end
+    local scores = redis.call('ZMSCORE', due, unpack(members))
+    local wakes = {}
+    for j, name in ipairs(chunk) do
+      local score = scores[2 * j - 1]
+      if not score or (recovering and score == now) then
+        if not score then
+          wakes[#wakes + 1] = now
+          wakes[#wakes + 1] = members[2 * j - 1]
+        end
+        woken[#woken + 1] = name
+        woken[#woken + 1] = configs[name]
+        woken[#woken + 1] = scores[2 * j] or ''
+      end
+    end
+    if #wakes > 0 then
+      local added = redis.pcall('ZADD', due, 'NX', unpack(wakes))
+      if failed(added) then return nil, added.err end
+    end
+  end
+  return woken
+end
+
+-- Recover mode: the ids the first attempt stored, or nil when it did not run.
+local function stored()
+  local floor = (tonumber(now) - RECOVER_WINDOW_MS) .. '-0'
+  local top = '+'
+  while true do
+    local entries = redis.call('XREVRANGE', stream, top, floor, 'COUNT', 100)
+    for _, entry in ipairs(entries) do
+      local fields = entry[2]
+      for k = 1, #fields, 2 do
+        if fields[k] == 'n' and fields[k + 1] == nonce then
+          local ours = redis.call('XRANGE', stream, entry[1], '+', 'COUNT', count)
+          local ids = {}
+          for _, e in ipairs(ours) do ids[#ids + 1] = e[1] end
+          return ids
+        end
+      end
+    end
+    if #entries < 100 then return nil end
+    top = '(' .. entries[#entries][1]
+  end
+end
+
+if recovering then
+  local ids = stored()
+  if ids then
+    local woken, err = wake()
+    if not woken then return {3, err} end
+    return {2, ids, woken}
+  end
+end
 
 if idem then
   local previous = redis.call('GET', idem)
   if previous then return {1, previous} end
 end
 
-local ids = {}
-for i = 7, #ARGV, 2 do
-  local fields = {'d', ARGV[i + 1]}
-  if ARGV[i] ~= '' then fields = {'t', ARGV[i], 'd', ARGV[i + 1]} end
+local ids, registered = {}, false
+local function undo(err)
+  if #ids > 0 then redis.call('XDEL', stream, unpack(ids)) end
+  if registered then redis.call('SREM', registry, channel) end
+  return {3, err}
+end
+for i = FIRST, #ARGV, 2 do
+  local fields = {}
+  if ARGV[i] ~= '' then fields = {'t', ARGV[i]} end
+  fields[#fields + 1] = 'd'
+  fields[#fields + 1] = ARGV[i + 1]
+  if i == FIRST then
+    fields[#fields + 1] = 'n'
+    fields[#fields + 1] = nonce
+  end
   local id = false
-  if i == 7 then id = redis.call('XADD', stream, 'NOMKSTREAM', '*', unpack(fields)) end
+  if i == FIRST then
+    id = redis.pcall('XADD', stream, 'NOMKSTREAM', '*', unpack(fields))
+    if failed(id) then return undo(id.err) end
+    if not id then registered = redis.call('SADD', registry, channel) == 1 end
+  end
   if not id then
-    if i == 7 then redis.call('SADD', registry, channel) end
-    id = redis.call('XADD', stream, '*', unpack(fields))
+    id = redis.pcall('XADD', stream, '*', unpack(fields))
+    if failed(id) then return undo(id.err) end
   end
   ids[#ids + 1] = id
 end
-if idem then redis.call('SET', idem, table.concat(ids, ','), 'EX', idemTtl) end
+if idem then
+  local set = redis.pcall('SET', idem, table.concat(ids, ','), 'EX', idemTtl)
+  if failed(set) then return undo(set.err) end
+end
 
-local flat = redis.call('HGETALL', subs)
-local paused, names, configs = {}, {}, {}
-local suffixLength = string.len(pausedSuffix)
-for i = 1, #flat, 2 do
-  local field = flat[i]
-  if string.sub(field, -suffixLength) == pausedSuffix then
-    paused[string.sub(field, 1, -suffixLength - 1)] = true
-  else
-    names[#names + 1] = field
-    configs[field] = flat[i + 1]
-  end
+local woken, err = wake()
+if not woken then
+  if idem then redis.call('DEL', idem) end
+  return undo(err)
 end
-local members, active = {}, {}
-for _, name in ipairs(names) do
-  if not paused[name] then
-    active[#active + 1] = name
-    members[#members + 1] = wakePrefix .. name
-    members[#members + 1] = retryPrefix .. name
-  end
-end
-if #active == 0 then return {0, ids, {}} end
-
-local scores = redis.call('ZMSCORE', due, unpack(members))
-local wakes, woken = {}, {}
-for j, name in ipairs(active) do
-  if not scores[2 * j - 1] then
-    wakes[#wakes + 1] = now
-    wakes[#wakes + 1] = members[2 * j - 1]
-    woken[#woken + 1] = name
-    woken[#woken + 1] = configs[name]
-    woken[#woken + 1] = scores[2 * j] or ''
-  end
-end
-if #wakes > 0 then redis.call('ZADD', due, 'NX', unpack(wakes)) end
 return {0, ids, woken}
 `;

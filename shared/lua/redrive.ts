@@ -5,13 +5,18 @@
 // messages reach only this subscriber and keep their original ids. Moving (XADD there, XDEL here)
 // in one script means a message is never in both places, nor in neither.
 //
+// Each XADD runs under pcall: when Upstash refuses one (the redrive stream at its record size, the
+// database full), the script stops there and deletes from the dead letters only what it moved,
+// so every message is in exactly one of the two streams.
+//
 // KEYS[1] dlq {p}:dlq:<ch>:<sub>, KEYS[2] redrive {p}:redrive:<ch>:<sub>, KEYS[3] due {p}:due
-// ARGV[1] group (the subscription's name), ARGV[2] the redrive unit's wake member,
+// ARGV[1] group (the subscription's consumer group), ARGV[2] the redrive unit's wake member,
 // ARGV[3] now (ms), ARGV[4] limit (how many, oldest first, when no ids are given),
 // ARGV[5..] dead-letter ids to move (none = the oldest <limit>)
 //
-// Returns {moved, missing ids...}. Cost: 1 EVALSHA + 1 XGROUP CREATE + per message (1 XRANGE when
-// by id) + 1 XADD, + 1 XRANGE (oldest) + 1 XDEL + 1 ZADD.
+// Returns {moved, refusal or "", missing ids...}. Safe to repeat (moved entries are gone from the
+// dead letters). Cost: 1 EVALSHA + 1 XGROUP CREATE + per message (1 XRANGE when by id) + 1 XADD,
+// + 1 XRANGE (oldest) + 1 XDEL + 1 ZADD.
 export const REDRIVE_LUA = `
 local dlq, redrive, due = KEYS[1], KEYS[2], KEYS[3]
 local group, wake, now, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -25,7 +30,7 @@ else
     if found[1] then entries[#entries + 1] = found[1] else missing[#missing + 1] = ARGV[i] end
   end
 end
-local moved = {}
+local moved, refused = {}, ''
 for _, entry in ipairs(entries) do
   local fields, keep = entry[2], {}
   for j = 1, #fields, 2 do
@@ -35,14 +40,18 @@ for _, entry in ipairs(entries) do
       keep[#keep + 1] = fields[j + 1]
     end
   end
-  redis.call('XADD', redrive, '*', unpack(keep))
+  local added = redis.pcall('XADD', redrive, '*', unpack(keep))
+  if type(added) == 'table' and added.err then
+    refused = added.err
+    break
+  end
   moved[#moved + 1] = entry[1]
 end
 if #moved > 0 then
   redis.call('XDEL', dlq, unpack(moved))
   redis.call('ZADD', due, 'LT', now, wake)
 end
-local out = {#moved}
+local out = {#moved, refused}
 for _, id in ipairs(missing) do out[#out + 1] = id end
 return out
 `;

@@ -11,18 +11,20 @@
 // KEYS[4] due       {p}:due
 // ARGV[1] name, ARGV[2] subscription JSON, ARGV[3] group start id ("$", "0" or an id),
 // ARGV[4] channel name, ARGV[5] now (ms), ARGV[6] the main unit's wake member, or "" when
-// starting at "$" (nothing to deliver yet); history to deliver makes the subscription due now
+// starting at "$" (nothing to deliver yet); history to deliver makes the subscription due now,
+// ARGV[7] the consumer group's name (see subscription.ts: <name>~<id>)
 //
 // Returns 1 (created) or 0 (the name is taken). Cost: 1 EVALSHA + 1 HEXISTS + 1 XGROUP CREATE
 // (+1 XGROUP SETID) + 1 HSET + 1 SADD (+1 ZADD).
 export const SUBSCRIBE_LUA = `
 local subs, stream, registry, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local name, json, startId, channel, now, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local group = ARGV[7]
 if redis.call('HEXISTS', subs, name) == 1 then return 0 end
-local created = redis.pcall('XGROUP', 'CREATE', stream, name, startId, 'MKSTREAM')
+local created = redis.pcall('XGROUP', 'CREATE', stream, group, startId, 'MKSTREAM')
 if type(created) == 'table' and created.err then
   if not string.find(created.err, 'BUSYGROUP', 1, true) then return created end
-  redis.call('XGROUP', 'SETID', stream, name, startId)
+  redis.call('XGROUP', 'SETID', stream, group, startId)
 end
 redis.call('HSET', subs, name, json)
 redis.call('SADD', registry, channel)

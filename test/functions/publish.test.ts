@@ -31,7 +31,15 @@ describe("publishing one message", () => {
       id,
     )) as [[string, string[]]];
     expect(entryId).toBe(id);
-    expect(fields).toEqual(["t", "order.created", "d", '{"orderId":42,"note":"ünïcødé ✓"}']);
+    // n: the request's nonce, which lets a publish whose reply was lost find its own entries.
+    expect(fields).toEqual([
+      "t",
+      "order.created",
+      "d",
+      '{"orderId":42,"note":"ünïcødé ✓"}',
+      "n",
+      expect.stringMatching(/^[0-9a-f]{16}$/),
+    ]);
   });
 
   it("accepts any JSON value as data, null included, and no type", async () => {

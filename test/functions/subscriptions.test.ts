@@ -70,10 +70,11 @@ describe("creating a subscription", () => {
     expect(receiver.requests[0]!.verified).toBe(true);
   });
 
-  it("creates the channel's consumer group and registers the channel", async () => {
-    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+  it("creates the channel's consumer group, named after its id, and registers the channel", async () => {
+    const sub = await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    expect(sub.id).toMatch(/^[a-z2-7]{16}$/);
     const groups = (await stack.redis.xinfo("GROUPS", stack.keys.channel(channel))) as unknown[][];
-    expect(groups.map((g) => g[1])).toEqual(["sub"]);
+    expect(groups.map((g) => g[1])).toEqual([`sub~${sub.id}`]);
     const listed = (await (await stack.api("/v1/channels")).json()) as {
       channels: { name: string; subscriptions: number }[];
     };
@@ -138,6 +139,7 @@ describe("listing and reading subscriptions", () => {
     ]);
     expect(Object.keys(subscriptions[0]!).sort()).toEqual(
       [
+        "id",
         "name",
         "channel",
         "url",

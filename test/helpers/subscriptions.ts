@@ -1,6 +1,7 @@
 // Test shorthands for the subscription API, over real HTTP to the Worker.
 
 import { expect } from "vitest";
+import { parseSubscription } from "../../shared/subscription.ts";
 import type { Stack } from "./stack.ts";
 
 export interface CreatedSubscription {
@@ -53,3 +54,16 @@ export async function getSubscription(stack: Stack, channel: string, name: strin
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The consumer group of a subscription, as stored (named after its identity: subscription.ts). */
+export async function groupOf(stack: Stack, channel: string, name: string): Promise<string> {
+  const json = await stack.redis.hget(stack.keys.subscriptions(channel), name);
+  if (json === null) throw new Error(`no subscription ${channel}/${name}`);
+  return parseSubscription(channel, name, json, false).group;
+}
+
+/** XPENDING's count for a subscription's group on the channel. */
+export async function pendingCount(stack: Stack, channel: string, name: string): Promise<number> {
+  const group = await groupOf(stack, channel, name);
+  return ((await stack.redis.xpending(stack.keys.channel(channel), group)) as [number])[0];
+}

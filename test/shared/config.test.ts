@@ -15,6 +15,7 @@ describe("loadConfig", () => {
       apiToken: "api-token",
       keyPrefix: "sh:v1",
       maxMessageBytes: 262_144,
+      maxBatchBytes: 1_048_576,
       retryBaseMs: 30_000,
       retryMaxMs: 21_600_000,
       passBudgetMs: 20_000,

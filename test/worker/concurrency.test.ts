@@ -2,7 +2,14 @@ import { describe, expect, it } from "vitest";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import type { Stack } from "../helpers/stack.ts";
-import { publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
+import {
+  groupOf,
+  pendingCount,
+  publish,
+  runPass,
+  sleep,
+  subscribe,
+} from "../helpers/subscriptions.ts";
 
 // The kick is on (as in production); a short pass budget keeps leases short (budget + the
 // subscription's timeout + 5 s), so a dead pass's lease expires within the test.
@@ -19,8 +26,7 @@ deliveryFixture(
   },
 );
 
-const pending = async () =>
-  ((await stack.redis.xpending(stack.keys.channel(channel), "sub")) as [number])[0];
+const pending = () => pendingCount(stack, channel, "sub");
 const countBy = (ids: string[]) =>
   ids.reduce((m, id) => m.set(id, (m.get(id) ?? 0) + 1), new Map<string, number>());
 
@@ -94,7 +100,8 @@ describe("a consumer group that vanished", () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url });
     const before = await publish(stack, channel, [{ data: 1 }, { data: 2 }]);
     await receiver.waitFor((r) => r.acceptedIds().length === 2);
-    await stack.redis.xgroup("DESTROY", stack.keys.channel(channel), "sub");
+    const group = await groupOf(stack, channel, "sub");
+    await stack.redis.xgroup("DESTROY", stack.keys.channel(channel), group);
 
     const [after] = await publish(stack, channel, [{ data: 3 }]);
     await runPass(stack);
@@ -102,7 +109,7 @@ describe("a consumer group that vanished", () => {
     await receiver.waitFor((r) => r.acceptedIds().length === 3);
     expect(receiver.acceptedIds()).toEqual([...before, after]);
     const groups = (await stack.redis.xinfo("GROUPS", stack.keys.channel(channel))) as unknown[][];
-    expect(groups.map((g) => g[1])).toEqual(["sub"]);
+    expect(groups.map((g) => g[1])).toEqual([group]);
   });
 });
 

@@ -2,7 +2,14 @@ import { describe, expect, it } from "vitest";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
 import type { Stack } from "../helpers/stack.ts";
-import { getSubscription, publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
+import {
+  getSubscription,
+  pendingCount,
+  publish,
+  runPass,
+  sleep,
+  subscribe,
+} from "../helpers/subscriptions.ts";
 
 // Passes run by hand (no kick), retries come quickly: timing is real, but short.
 let stack: Stack;
@@ -32,8 +39,7 @@ const groupInfo = async () => {
   const field = (name: string) => Number(flat[flat.indexOf(name) + 1]);
   return { pending: field("pending"), lag: field("lag") };
 };
-const pending = async () =>
-  ((await stack.redis.xpending(stack.keys.channel(channel), "sub")) as [number])[0];
+const pending = () => pendingCount(stack, channel, "sub");
 
 describe("a healthy subscriber", () => {
   it("gets every message, signed, in stream order, in batches of batchSize", async () => {

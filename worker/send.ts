@@ -1,0 +1,60 @@
+// send: POST batches in order and judge each answer, stopping at the first that ends the unit.
+// Writes nothing to Redis: it returns the outcomes, which settle.ts folds into writes.
+
+import type { Config } from "../shared/config.ts";
+import { matchesTypes, type Subscription } from "../shared/subscription.ts";
+import type { Budget } from "./budget.ts";
+import { deliver, type Endpoint } from "./deliver.ts";
+import type { UnitEntry } from "./entries.ts";
+import { judge, type Outcome } from "./judge.ts";
+import type { Lease } from "./lease.ts";
+import { stops } from "./settle.ts";
+
+export interface SendContext {
+  config: Config;
+  sub: Subscription;
+  endpoint: Endpoint;
+  budget: Budget;
+  lease: Lease;
+  clock: () => number;
+}
+
+export interface Sent {
+  outcomes: Outcome[];
+  /** Why sending stopped early: an outcome that ends the unit, or no budget or lease left. */
+  stopped: Outcome | "budget" | null;
+  /** Entries of the batches not sent because of the stop. */
+  unsent: UnitEntry[];
+}
+
+/** May a batch start now: within the pass's budget, and surely within the lease? */
+export function canStartBatch(ctx: SendContext, now: number): boolean {
+  return ctx.budget.allowsBatch(now) && ctx.lease.covers(now, ctx.sub.timeoutMs);
+}
+
+/** POSTs the batches in order; entries matching none of the type patterns get no request. */
+export async function sendAll(ctx: SendContext, batches: UnitEntry[][]): Promise<Sent> {
+  const outcomes: Outcome[] = [];
+  for (const [i, batch] of batches.entries()) {
+    const matching = batch.filter((e) => matchesTypes(ctx.sub.types, e.message.type));
+    const filtered = batch.filter((e) => !matching.includes(e));
+    const now = ctx.clock();
+    if (matching.length > 0 && !canStartBatch(ctx, now)) {
+      return { outcomes, stopped: "budget", unsent: batches.slice(i).flat() };
+    }
+    if (filtered.length > 0) outcomes.push({ kind: "filtered", entries: filtered });
+    if (matching.length === 0) continue;
+    const result = await deliver(ctx.endpoint, matching, now);
+    ctx.budget.spend();
+    const judged = judge(result, matching, {
+      now,
+      maxAttempts: ctx.sub.maxAttempts,
+      jitterKey: ctx.sub.name,
+      policy: ctx.config,
+    });
+    outcomes.push(...judged);
+    const stop = judged.find(stops);
+    if (stop) return { outcomes, stopped: stop, unsent: batches.slice(i + 1).flat() };
+  }
+  return { outcomes, stopped: null, unsent: [] };
+}

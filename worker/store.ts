@@ -1,0 +1,336 @@
+// The worker's Redis calls on a unit: the one place delivery touches a unit's stream and group.
+// Keys come from shared/keys.ts, scripts from shared/lua. Each call, its cost, and what happens
+// when its reply is lost (shared/redis.ts: `db.redis` repeats, `db.once` does not):
+//
+//   call               commands                                   reply lost
+//   pendingSummary     XPENDING (summary)                         repeated: a read
+//   pendingList        XPENDING - + 1000                          repeated: a read
+//   read               [XACK, ZADD LT] + XREADGROUP >             once; the writes again, then
+//                                                                 lua/reread.ts from the cursor
+//   claim              [writes] + XCLAIM min-idle RETRYCOUNT n    once; XCLAIM min-idle 0 with the
+//                                                                 same RETRYCOUNT (sets, not adds)
+//   settle             XACK, ZADD, ZREM                           repeated: each ends the same
+//   parkDeadLetters    lua/dead-letter.ts                         repeated: parks only the pending
+//   close              lua/close.ts                               once; again with the cursor
+//   finish             lua/finish.ts                              repeated: see the script
+//
+// A read never loses entries to a lost reply: whatever it took is read again, or it never ran.
+
+import {
+  CONSUMER,
+  pausedField,
+  retryMember,
+  type StateFact,
+  stateField,
+  wakeMember,
+} from "../shared/keys.ts";
+import { CLOSE_LUA } from "../shared/lua/close.ts";
+import { DEAD_LETTER_LUA } from "../shared/lua/dead-letter.ts";
+import { FINISH_LUA } from "../shared/lua/finish.ts";
+import { REREAD_LUA } from "../shared/lua/reread.ts";
+import {
+  asArray,
+  asEntries,
+  asNumber,
+  asOptionalString,
+  asStreams,
+  asString,
+  type Db,
+  isOutcomeUnknown,
+  runScript,
+} from "../shared/redis.ts";
+import { toUnitEntries, type UnitEntry, type WorkUnit } from "./entries.ts";
+import {
+  type DeadLetter,
+  hasWrites,
+  type StateChange,
+  stateWrites,
+  type Writes,
+} from "./settle.ts";
+
+type Pipeline = ReturnType<Db["redis"]["pipeline"]>;
+
+/** Entries a read or claim returned, and the ids of pending entries deleted from the stream. */
+export interface Taken {
+  entries: UnitEntry[];
+  deleted: string[];
+}
+
+/** How many entries the unit's consumer holds, and the highest id among them. */
+export async function pendingSummary(db: Db, unit: WorkUnit) {
+  // @upstash/redis only types the extended form; the summary form is one cheap reply.
+  const reply = asArray(await db.redis.exec(["XPENDING", unit.stream, unit.group]));
+  return { count: asNumber(reply[0] ?? 0), maxId: asOptionalString(reply[2]) };
+}
+
+export interface PendingEntry {
+  entryId: string;
+  idleMs: number;
+  /** Attempts made so far. */
+  deliveries: number;
+}
+
+/** The unit's pending entries, oldest first (at most 1,000: Upstash's per-consumer ceiling). */
+export async function pendingList(db: Db, unit: WorkUnit): Promise<PendingEntry[]> {
+  const reply = await db.redis.xpending(unit.stream, unit.group, "-", "+", 1000);
+  return asArray(reply).map((raw) => {
+    const [id, , idle, count] = asArray(raw);
+    return { entryId: asString(id), idleMs: asNumber(idle), deliveries: asNumber(count) };
+  });
+}
+
+// The writes that ride in front of the next read: all safe to repeat.
+function queueWrites(db: Db, pipeline: Pipeline, unit: WorkUnit, w: Writes): void {
+  if (w.ack.length > 0) {
+    pipeline.xack(unit.stream, unit.group, w.ack);
+    if (unit.kind === "redrive") pipeline.xdel(unit.stream, w.ack);
+  }
+  if (w.retryAt !== null) {
+    pipeline.zadd(db.keys.due(), { lt: true }, { score: w.retryAt, member: retryMember(unit) });
+  }
+}
+
+/**
+ * Writes `w` (without its state, which waits for the close or finish) and schedule changes on
+ * their own, in one round trip.
+ */
+export async function settle(
+  db: Db,
+  unit: WorkUnit,
+  w: Writes,
+  schedule: ScheduleChange[] = [],
+): Promise<void> {
+  if (!hasWrites(w) && schedule.length === 0) return;
+  const pipeline = db.redis.pipeline();
+  queueWrites(db, pipeline, unit, w);
+  const due = db.keys.due();
+  for (const c of schedule) {
+    if (c.how === "rem") pipeline.zrem(due, c.member);
+    else if (c.how === "set") pipeline.zadd(due, { score: c.at, member: c.member });
+    else if (c.how === "lt") pipeline.zadd(due, { lt: true }, { score: c.at, member: c.member });
+    else pipeline.zadd(due, { xx: true }, { score: c.at, member: c.member });
+  }
+  await pipeline.exec();
+}
+
+function taken(unit: WorkUnit, reply: unknown): Taken {
+  const { live, deleted } = toUnitEntries(unit, asStreams(reply).get(unit.stream) ?? [], 1);
+  return { entries: live, deleted };
+}
+
+/**
+ * Writes `w` and reads up to `count` new entries, in one round trip (XACK + XREADGROUP when all
+ * went well). `cursor` is the highest id the consumer held before: if the reply is lost, what
+ * the read took is read again from there (lua/reread.ts), or the read runs again if it took none.
+ */
+export async function read(
+  db: Db,
+  unit: WorkUnit,
+  w: Writes,
+  count: number,
+  cursor: string,
+): Promise<Taken> {
+  const pipeline = db.once.pipeline();
+  queueWrites(db, pipeline, unit, w);
+  pipeline.xreadgroup(unit.group, CONSUMER, unit.stream, ">", { count });
+  try {
+    return taken(unit, (await pipeline.exec<unknown[]>()).at(-1));
+  } catch (error) {
+    if (!isOutcomeUnknown(error)) throw error;
+  }
+  await settle(db, unit, w);
+  const again = await runScript(
+    db.redis,
+    REREAD_LUA,
+    [unit.stream],
+    [unit.group, CONSUMER, String(count), cursor],
+  );
+  if (again !== null) return taken(unit, again);
+  // The lost read took nothing (or never ran): read once more, the writes already done.
+  return read(db, unit, { ...w, ack: [], retryAt: null }, count, cursor);
+}
+
+/** One XCLAIM: these pending ids, if idle that long, with their delivery count set to `count`. */
+export interface Claim {
+  ids: string[];
+  minIdleMs: number;
+  /** What their delivery count becomes: the attempts made, this one included. */
+  count: number;
+}
+
+/**
+ * Writes `w` and takes pending entries for another attempt (XCLAIM), in one round trip. Only
+ * entries idle at least `minIdleMs` are taken, so a message another deliverer is sending right
+ * now is left alone. If the reply is lost, the claim is made again with min-idle 0 (the first
+ * one may have reset their idle time): its RETRYCOUNT sets the count, so no attempt is counted
+ * twice. Entries deleted from the stream meanwhile come back in `deleted`.
+ */
+export async function claim(db: Db, unit: WorkUnit, w: Writes, claims: Claim[]): Promise<Taken> {
+  const attempt = new Map(claims.flatMap((c) => c.ids.map((id) => [id, c.count] as const)));
+  const send = async (client: Db["redis"], w2: Writes, minIdle: (c: Claim) => number) => {
+    const pipeline = client.pipeline();
+    queueWrites(db, pipeline, unit, w2);
+    for (const c of claims) {
+      pipeline.xclaim(unit.stream, unit.group, CONSUMER, minIdle(c), c.ids, {
+        retryCount: c.count,
+      });
+    }
+    const replies = await pipeline.exec<unknown[]>();
+    return replies.slice(replies.length - claims.length);
+  };
+  let replies: unknown[];
+  try {
+    replies = await send(db.once, w, (c) => c.minIdleMs);
+  } catch (error) {
+    if (!isOutcomeUnknown(error)) throw error;
+    replies = await send(db.redis, w, () => 0);
+  }
+  const entries: UnitEntry[] = [];
+  for (const reply of replies) {
+    // Entries deleted from the stream meanwhile are not returned (Redis drops them from the
+    // pending list as it claims), nor are those another deliverer touched since.
+    for (const entry of toUnitEntries(unit, asEntries(reply), 1).live) {
+      entries.push({ ...entry, attempt: attempt.get(entry.entryId) ?? 1 });
+    }
+  }
+  entries.sort((a, b) => compareIds(a.entryId, b.entryId));
+  return { entries, deleted: [] };
+}
+
+/** Stream ids in order ("<ms>-<seq>", both parts up to 2^64). */
+export function compareIds(a: string, b: string): number {
+  const [am, as] = a.split("-").map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split("-").map(BigInt) as [bigint, bigint];
+  return am === bm ? (as < bs ? -1 : as > bs ? 1 : 0) : am < bm ? -1 : 1;
+}
+
+/**
+ * Parks dead letters (lua/dead-letter.ts): each is acked once its copy is stored. Returns those
+ * Redis refused to store (they stay pending) and why.
+ */
+export async function parkDeadLetters(db: Db, unit: WorkUnit, dead: DeadLetter[]) {
+  if (dead.length === 0) return { refused: [] as DeadLetter[], reason: "" };
+  const args = [unit.group, CONSUMER, unit.kind === "redrive" ? "1" : "0"];
+  for (const d of dead) args.push(d.entryId, String(d.attempts), d.error);
+  const keys = [unit.stream, db.keys.deadLetters(unit.channel, unit.subscription)];
+  const [parked, refusal] = asArray(await runScript(db.redis, DEAD_LETTER_LUA, keys, args));
+  const reason = asString(refusal);
+  return { refused: reason === "" ? [] : dead.slice(asNumber(parked)), reason };
+}
+
+const stateField$ = (unit: WorkUnit) => (fact: StateFact) => stateField(unit.subscription, fact);
+
+export type Closed = { kind: "fresh"; taken: Taken } | { kind: "closed" } | { kind: "lost" };
+
+/**
+ * The end of a drain (lua/close.ts): writes `w` with its state, then reads once more; entries
+ * found are returned to deliver, none and the unit lets go (wake member removed, lease released
+ * with `release`). "lost": the lease was not this deliverer's any more.
+ */
+export async function close(
+  db: Db,
+  unit: WorkUnit,
+  c: { w: Writes; count: number; token: string; release: boolean; cursor: string },
+): Promise<Closed> {
+  const { set } = stateWrites(c.w.state, stateField$(unit));
+  const keys = [
+    unit.stream,
+    db.keys.due(),
+    db.keys.lease(unit.channel, unit.subscription),
+    db.keys.state(unit.channel),
+  ];
+  const args = (cursor: string) => [
+    unit.group,
+    CONSUMER,
+    String(c.count),
+    wakeMember(unit),
+    retryMember(unit),
+    c.token,
+    c.release ? "1" : "0",
+    unit.kind === "redrive" ? "1" : "0",
+    cursor,
+    c.w.retryAt === null ? "" : String(c.w.retryAt),
+    String(c.w.ack.length),
+    ...c.w.ack,
+    ...Object.entries(set).flat(),
+  ];
+  let reply: unknown;
+  try {
+    reply = await runScript(db.once, CLOSE_LUA, keys, args(""));
+  } catch (error) {
+    if (!isOutcomeUnknown(error)) throw error;
+    reply = await runScript(db.redis, CLOSE_LUA, keys, args(c.cursor));
+  }
+  const [status, entries] = asArray(reply);
+  switch (asNumber(status)) {
+    case 0:
+      return { kind: "lost" };
+    case 2:
+      return { kind: "closed" };
+    default:
+      return { kind: "fresh", taken: taken(unit, entries) };
+  }
+}
+
+/** A change to the schedule {p}:due, applied by finish. */
+export type ScheduleChange =
+  | { how: "set" | "lt" | "xx"; member: string; at: number }
+  | { how: "rem"; member: string };
+
+/**
+ * The last write of a unit that stops without a close (lua/finish.ts). Returns false when the
+ * lease was not this deliverer's any more (only the acks were written).
+ */
+export async function finish(
+  db: Db,
+  unit: WorkUnit,
+  f: {
+    w: Writes;
+    token: string;
+    release: boolean;
+    unsent: string[];
+    schedule: ScheduleChange[];
+    pause: boolean;
+  },
+): Promise<boolean> {
+  const { set, increment } = stateWrites(f.w.state, stateField$(unit));
+  // The script is safe to repeat only when it releases the lease: see its header.
+  if (increment > 0 && !f.release) throw new Error("finish: a failure count needs the release");
+  const keys = [
+    unit.stream,
+    db.keys.due(),
+    db.keys.lease(unit.channel, unit.subscription),
+    db.keys.state(unit.channel),
+    db.keys.subscriptions(unit.channel),
+  ];
+  // Messages the endpoint rejected since the last write are due at w.retryAt (ZADD LT).
+  const schedule: ScheduleChange[] =
+    f.w.retryAt === null
+      ? f.schedule
+      : [{ how: "lt", member: retryMember(unit), at: f.w.retryAt }, ...f.schedule];
+  const changes = schedule.flatMap((c) =>
+    c.how === "rem" ? ["rem", c.member, "0"] : [c.how, c.member, String(c.at)],
+  );
+  const args = [
+    unit.group,
+    CONSUMER,
+    f.token,
+    f.release ? "1" : "0",
+    unit.kind === "redrive" ? "1" : "0",
+    f.pause ? pausedField(unit.subscription) : "",
+    stateField(unit.subscription, "failures"),
+    String(increment),
+    String(f.w.ack.length),
+    ...f.w.ack,
+    String(f.unsent.length),
+    ...f.unsent,
+    String(schedule.length),
+    ...changes,
+    ...Object.entries(set).flat(),
+  ];
+  return asNumber(await runScript(db.redis, FINISH_LUA, keys, args)) === 1;
+}
+
+/** For tests of the fold: the state hash fields a change writes. */
+export const stateFieldsOf = (unit: WorkUnit, change: StateChange) =>
+  stateWrites(change, stateField$(unit));
