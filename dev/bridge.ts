@@ -56,8 +56,11 @@ export interface BridgeOptions {
 export interface Bridge {
   readonly url: string;
   readonly port: number;
-  /** HTTP requests served, and Redis commands run (each one of a pipeline counts; not probes). */
-  readonly stats: { requests: number; commands: number };
+  /**
+   * HTTP requests served, Redis commands run (each one of a pipeline counts; not probes), and
+   * the largest reply body sent, in bytes (what a Worker must hold in its 128 MB at once).
+   */
+  readonly stats: { requests: number; commands: number; largestReplyBytes: number };
   /** Add and remove faults; see bridge-faults.ts. */
   readonly faults: Faults;
   close(): Promise<void>;
@@ -83,7 +86,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     maxRecordBytes: options.maxRecordBytes ?? UPSTASH_LIMITS.maxRecordBytes,
     maxPendingPerConsumer: options.maxPendingPerConsumer ?? UPSTASH_LIMITS.maxPendingPerConsumer,
   };
-  const stats = { requests: 0, commands: 0 };
+  const stats = { requests: 0, commands: 0, largestReplyBytes: 0 };
   const context: Context = {
     redis,
     limits,
@@ -104,7 +107,11 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         console.error("[bridge] unexpected error", error);
         return { status: 500, body: { error: `ERR bridge failed: ${(error as Error).message}` } };
       })
-      .then((reply) => (reply === HANG_UP ? req.socket.destroy() : send(res, reply, ++syncToken)));
+      .then((reply) => {
+        if (reply === HANG_UP) return void req.socket.destroy();
+        const bytes = send(res, reply, ++syncToken);
+        stats.largestReplyBytes = Math.max(stats.largestReplyBytes, bytes);
+      });
   });
   const host = options.host ?? "127.0.0.1";
   try {
@@ -208,12 +215,15 @@ function authorized(req: IncomingMessage, target: string, token: string): boolea
   return timingSafeEqual(digest(given), digest(token));
 }
 
-function send(res: ServerResponse, reply: Reply, syncToken: number) {
+/** Sends the reply; returns its body's size in bytes. */
+function send(res: ServerResponse, reply: Reply, syncToken: number): number {
   const text = JSON.stringify(reply.body);
+  const bytes = Buffer.byteLength(text);
   res.writeHead(reply.status, {
     "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
+    "content-length": bytes,
     "upstash-sync-token": String(syncToken),
   });
   res.end(text);
+  return bytes;
 }

@@ -456,10 +456,17 @@ describe("responses", () => {
     const before = { ...bridge.stats };
     await postJson("/pipeline", [["PING"], ["PING"]]);
     await postJson("/", ["PING"]);
-    expect(bridge.stats).toEqual({
+    expect(bridge.stats).toMatchObject({
       requests: before.requests + 2,
       commands: before.commands + 3,
     });
+  });
+
+  it("record the largest reply body sent, in bytes", async () => {
+    const value = "x".repeat(300_000);
+    await postJson("/", ["SET", "big-reply", value]);
+    await postJson("/", ["GET", "big-reply"]);
+    expect(bridge.stats.largestReplyBytes).toBeGreaterThanOrEqual(300_000);
   });
 });
 

@@ -4,7 +4,7 @@
 
 import type Redis from "ioredis";
 import { createTestHarness, type TestHarness } from "wrangler";
-import { type Bridge, startBridge } from "../../dev/bridge.ts";
+import { type Bridge, type BridgeOptions, startBridge } from "../../dev/bridge.ts";
 import { createKeys, type Keys } from "../../shared/keys.ts";
 import { WORKER_BUILD_DIR } from "../global-setup.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
@@ -34,6 +34,8 @@ export interface StackOptions {
   /** Worker variables on top of the defaults (strings, as wrangler vars are). */
   vars?: Record<string, string>;
   keyPrefix?: string;
+  /** The bridge's limits and faults (Upstash's limits by default). */
+  bridge?: Omit<BridgeOptions, "redisUrl" | "token" | "port">;
 }
 
 // wrangler's test harness makes the Worker's outbound requests (to the bridge, to webhooks) from
@@ -51,7 +53,12 @@ globalThis.fetch = (input, init) => {
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const redisServer = await startRedisServer();
-  const bridge = await startBridge({ redisUrl: redisServer.url, token: BRIDGE_TOKEN, port: 0 });
+  const bridge = await startBridge({
+    ...options.bridge,
+    redisUrl: redisServer.url,
+    token: BRIDGE_TOKEN,
+    port: 0,
+  });
   const keyPrefix = options.keyPrefix ?? "sh:v1";
   const startWorker = async () => {
     const harness = createWorker(bridge, keyPrefix, options.vars ?? {});

@@ -1,0 +1,126 @@
+import { describe, expect, it } from "vitest";
+import { deliveryFixture } from "../helpers/fixture.ts";
+import type { TestReceiver } from "../helpers/receiver.ts";
+import type { Stack } from "../helpers/stack.ts";
+import {
+  dueAt,
+  getSubscription,
+  passUntil,
+  pendingCount,
+  publish,
+  runPass,
+  subscribe,
+  waitUntil,
+} from "../helpers/subscriptions.ts";
+
+// Upstash refuses a write that would take a key past its record size ("ERR max single record
+// size exceeded"; 100 MB there, 256 KiB here). Nothing may be half-written, lost, or left
+// without a wake-up when it does.
+const RECORD_BYTES = 256 * 1024;
+let stack: Stack;
+let receiver: TestReceiver;
+let channel: string;
+deliveryFixture(
+  "storage",
+  {
+    vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "100", RETRY_MAX_MS: "200" },
+    bridge: { maxRecordBytes: RECORD_BYTES },
+  },
+  (f) => {
+    ({ stack, receiver, channel } = f);
+  },
+);
+
+const post = (body: unknown) => stack.post(`/v1/channels/${channel}/messages`, body);
+const length = () => stack.redis.xlen(stack.keys.channel(channel));
+const pad = (kib: number) => "x".repeat(kib * 1024);
+
+/** Fills a key close to the record limit directly in Redis (past the bridge's checks). */
+async function fill(key: string) {
+  for (let i = 0; i < 5; i++) await stack.redis.xadd(key, "*", "d", JSON.stringify(pad(50)));
+}
+
+describe("a channel whose stream is at its record size", () => {
+  it("answers a publish 507 storage_full naming the channel, and stores nothing", async () => {
+    await publish(stack, channel, [{ data: "first" }]);
+    await fill(stack.keys.channel(channel));
+    const before = await length();
+    const res = await post({ data: pad(40) });
+    expect(res.status).toBe(507);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe("storage_full");
+    expect(error.message).toContain(`"${channel}"`);
+    expect(await length()).toBe(before);
+  });
+
+  it("stores none of a batch that does not fit, and wakes no subscriber for it", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    await publish(stack, channel, [{ data: "fits" }]);
+    await runPass(stack);
+    await fill(stack.keys.channel(channel));
+    const before = await length();
+    // The first of these fits; the rest take the stream past the limit.
+    const res = await post({ messages: [10, 40, 40, 40].map((kib) => ({ data: pad(kib) })) });
+    expect(res.status).toBe(507);
+    expect(await length()).toBe(before);
+    expect(await dueAt(stack, `wake:${channel}/sub`)).toBeNull();
+  });
+});
+
+describe("dead letters Redis refuses to store", () => {
+  it("stay pending, are retried, and are parked once there is room", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    receiver.respond({ status: 500 });
+    const [id] = await publish(stack, channel, [{ data: "doomed" }]);
+    await fill(stack.keys.deadLetters(channel, "sub"));
+    const parked = () => stack.redis.xlen(stack.keys.deadLetters(channel, "sub"));
+    const before = await parked();
+
+    await runPass(stack);
+    expect(await pendingCount(stack, channel, "sub")).toBe(1);
+    expect(await parked()).toBe(before);
+    const view = await getSubscription(stack, channel, "sub");
+    expect(view.lastError).toMatch(/could not be dead-lettered: ERR max single record size/);
+    expect(await dueAt(stack, `retry:${channel}/sub`)).not.toBeNull();
+
+    const purged = await stack.api(`/v1/channels/${channel}/subscriptions/sub/dead-letters`, {
+      method: "DELETE",
+    });
+    expect(purged.status).toBe(200);
+    await passUntil(
+      stack,
+      async () => {
+        const retry = await dueAt(stack, `retry:${channel}/sub`);
+        if (retry !== null) await waitUntil(retry);
+        return (await parked()) === 1;
+      },
+      "the message parked",
+    );
+    const [[, fields]] = (await stack.redis.xrange(
+      stack.keys.deadLetters(channel, "sub"),
+      "-",
+      "+",
+    )) as [[string, string[]]];
+    expect(fields[fields.indexOf("o") + 1]).toBe(id);
+    expect(await pendingCount(stack, channel, "sub")).toBe(0);
+  });
+});
+
+describe("a redrive Redis refuses", () => {
+  it("answers 507 and leaves every dead letter where it was", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    receiver.respond({ status: 500 });
+    await publish(stack, channel, [{ data: 1 }, { data: 2 }]);
+    await runPass(stack);
+    const dlq = stack.keys.deadLetters(channel, "sub");
+    expect(await stack.redis.xlen(dlq)).toBe(2);
+    await fill(stack.keys.redrive(channel, "sub"));
+    const res = await stack.post(
+      `/v1/channels/${channel}/subscriptions/sub/dead-letters/redrive`,
+      undefined,
+    );
+    expect(res.status).toBe(507);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("storage_full");
+    expect(await stack.redis.xlen(dlq)).toBe(2);
+  });
+});
