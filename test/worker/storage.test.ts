@@ -35,9 +35,12 @@ const post = (body: unknown) => stack.post(`/v1/channels/${channel}/messages`, b
 const length = () => stack.redis.xlen(stack.keys.channel(channel));
 const pad = (kib: number) => "x".repeat(kib * 1024);
 
-/** Fills a key close to the record limit directly in Redis (past the bridge's checks). */
-async function fill(key: string) {
-  for (let i = 0; i < 5; i++) await stack.redis.xadd(key, "*", "d", JSON.stringify(pad(50)));
+/**
+ * Writes `kib` KiB into a stream directly in Redis (past the bridge's checks), in 50 KiB entries:
+ * with RECORD_BYTES at 256 KiB, 200 leaves room for about 50 KiB more.
+ */
+async function fill(key: string, kib = 200) {
+  for (let i = 0; i < kib / 50; i++) await stack.redis.xadd(key, "*", "d", JSON.stringify(pad(50)));
 }
 
 describe("a channel whose stream is at its record size", () => {
@@ -45,7 +48,7 @@ describe("a channel whose stream is at its record size", () => {
     await publish(stack, channel, [{ data: "first" }]);
     await fill(stack.keys.channel(channel));
     const before = await length();
-    const res = await post({ data: pad(40) });
+    const res = await post({ data: pad(100) });
     expect(res.status).toBe(507);
     const { error } = (await res.json()) as { error: { code: string; message: string } };
     expect(error.code).toBe("storage_full");
@@ -59,8 +62,8 @@ describe("a channel whose stream is at its record size", () => {
     await runPass(stack);
     await fill(stack.keys.channel(channel));
     const before = await length();
-    // The first of these fits; the rest take the stream past the limit.
-    const res = await post({ messages: [10, 40, 40, 40].map((kib) => ({ data: pad(kib) })) });
+    // The first two fit; the third takes the stream past the limit.
+    const res = await post({ messages: [10, 20, 40, 40].map((kib) => ({ data: pad(kib) })) });
     expect(res.status).toBe(507);
     expect(await length()).toBe(before);
     expect(await dueAt(stack, `wake:${channel}/sub`)).toBeNull();
@@ -72,7 +75,7 @@ describe("dead letters Redis refuses to store", () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
     receiver.respond({ status: 500 });
     const [id] = await publish(stack, channel, [{ data: "doomed" }]);
-    await fill(stack.keys.deadLetters(channel, "sub"));
+    await fill(stack.keys.deadLetters(channel, "sub"), 300);
     const parked = () => stack.redis.xlen(stack.keys.deadLetters(channel, "sub"));
     const before = await parked();
 
@@ -107,20 +110,28 @@ describe("dead letters Redis refuses to store", () => {
 });
 
 describe("a redrive Redis refuses", () => {
-  it("answers 507 and leaves every dead letter where it was", async () => {
+  it("answers 507, and moves each dead letter either whole or not at all", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
     receiver.respond({ status: 500 });
-    await publish(stack, channel, [{ data: 1 }, { data: 2 }]);
+    const ids = await publish(stack, channel, [{ data: pad(60) }, { data: pad(60) }]);
     await runPass(stack);
     const dlq = stack.keys.deadLetters(channel, "sub");
+    const redrive = stack.keys.redrive(channel, "sub");
     expect(await stack.redis.xlen(dlq)).toBe(2);
-    await fill(stack.keys.redrive(channel, "sub"));
+    await fill(redrive, 150); // room for the first, not the second
     const res = await stack.post(
       `/v1/channels/${channel}/subscriptions/sub/dead-letters/redrive`,
       undefined,
     );
     expect(res.status).toBe(507);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("storage_full");
-    expect(await stack.redis.xlen(dlq)).toBe(2);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    expect(error).toMatchObject({ code: "storage_full" });
+    expect(error.message).toMatch(/^redrove 1 dead letter/);
+    const original = (entries: [string, string[]][]) =>
+      entries.flatMap(([, f]) => (f.includes("o") ? [f[f.indexOf("o") + 1]!] : []));
+    const left = original(await stack.redis.xrange(dlq, "-", "+"));
+    const moved = original(await stack.redis.xrange(redrive, "-", "+"));
+    expect(moved).toEqual([ids[0]]);
+    expect(left).toEqual([ids[1]]);
   });
 });
