@@ -99,6 +99,12 @@ const scripts = new WeakMap<Redis, Map<string, Script>>();
 /**
  * Runs a Lua script from shared/lua with EVALSHA, falling back to EVAL when Redis does not have it
  * cached (createScript does the fallback), on the given client.
+ *
+ * Every script starts `#!lua flags=allow-key-locking`: Upstash otherwise runs a script under a
+ * global lock, so one channel's publish would wait for another's. The flag asks it to lock only
+ * the keys in KEYS, which every script here declares (Redis 7 then refuses any other key, so a
+ * script that reaches past its KEYS fails in dev and tests too; the bridge strips the flag, which
+ * only Upstash knows).
  */
 export function runScript(
   client: Redis,

@@ -28,7 +28,7 @@
 // the lease is not the caller's. Cost: 1 EVALSHA + (1 XACK) (+1 XDEL) + 1 GET (+1 ZADD) (+1 HSET)
 // + 1 XREADGROUP, and when it lets go + 1 ZREM (+1 DEL); a second try adds 1 XREADGROUP (and 1
 // XCLAIM when it finds the first run's entries).
-export const CLOSE_LUA = `
+export const CLOSE_LUA = `#!lua flags=allow-key-locking
 local stream, due, lease, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, consumer, count, wake, retry = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local token, release, purge, cursor, retryAt = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]

@@ -19,7 +19,7 @@
 //
 // Returns {parked, refusal or ""}. Cost: 1 EVALSHA + 1 XCLAIM + 1 XADD per message + 1 XACK
 // (+1 XDEL).
-export const DEAD_LETTER_LUA = `
+export const DEAD_LETTER_LUA = `#!lua flags=allow-key-locking
 local stream, dlq = KEYS[1], KEYS[2]
 local group, consumer, purge = ARGV[1], ARGV[2], ARGV[3]
 local claim, meta = {'XCLAIM', stream, group, consumer, 0}, {}

@@ -23,7 +23,7 @@
 // Returns 1, or 0 when the lease was not the caller's (only the acks were written). Cost:
 // 1 EVALSHA + (1 XACK) (+1 XDEL) + 1 GET (+1 XCLAIM) (+1 HINCRBY) (+1 HSET) + 1 ZADD or ZREM per
 // schedule change (+1 HSET to pause) (+1 DEL).
-export const FINISH_LUA = `
+export const FINISH_LUA = `#!lua flags=allow-key-locking
 local stream, due, lease, state, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, consumer, token, release, purge = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local pausedField, failuresField, failures = ARGV[6], ARGV[7], tonumber(ARGV[8])

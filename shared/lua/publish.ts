@@ -46,7 +46,7 @@
 // fails, the channel is registered); + 1 GET + 1 SET with an idempotency key. A single publish
 // to a channel without subscribers: 3. Recover mode adds 1 XREVRANGE per 100 entries looked at,
 // and 1 XRANGE when it finds them.
-export const PUBLISH_LUA = `
+export const PUBLISH_LUA = `#!lua flags=allow-key-locking
 local stream, registry, subs, due, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local channel, now, wakePrefix, retryPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local pausedSuffix, idemTtl, nonce, recovering = ARGV[5], ARGV[6], ARGV[7], ARGV[8] == 'recover'

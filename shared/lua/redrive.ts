@@ -17,7 +17,7 @@
 // Returns {moved, refusal or "", missing ids...}. Safe to repeat (moved entries are gone from the
 // dead letters). Cost: 1 EVALSHA + 1 XGROUP CREATE + per message (1 XRANGE when by id) + 1 XADD,
 // + 1 XRANGE (oldest) + 1 XDEL + 1 ZADD.
-export const REDRIVE_LUA = `
+export const REDRIVE_LUA = `#!lua flags=allow-key-locking
 local dlq, redrive, due = KEYS[1], KEYS[2], KEYS[3]
 local group, wake, now, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 redis.pcall('XGROUP', 'CREATE', redrive, group, '0', 'MKSTREAM')

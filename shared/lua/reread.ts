@@ -12,7 +12,7 @@
 //
 // Returns the XREADGROUP reply (nil when nothing is held after the cursor). Cost: 1 EVALSHA +
 // 1 XREADGROUP (+1 XCLAIM when it finds entries).
-export const REREAD_LUA = `
+export const REREAD_LUA = `#!lua flags=allow-key-locking
 local stream = KEYS[1]
 local group, consumer, count, cursor = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count,

@@ -16,7 +16,7 @@
 //
 // Returns 1 (created) or 0 (the name is taken). Cost: 1 EVALSHA + 1 HEXISTS + 1 XGROUP CREATE
 // (+1 XGROUP SETID) + 1 HSET + 1 SADD (+1 ZADD).
-export const SUBSCRIBE_LUA = `
+export const SUBSCRIBE_LUA = `#!lua flags=allow-key-locking
 local subs, stream, registry, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local name, json, startId, channel, now, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local group = ARGV[7]

@@ -10,7 +10,7 @@
 //
 // Returns how many subscriptions were unscheduled. Safe to repeat. Cost: 1 EVALSHA + per
 // subscription 1 HEXISTS (+1 HEXISTS) (+1 ZREM).
-export const UNSCHEDULE_LUA = `
+export const UNSCHEDULE_LUA = `#!lua flags=allow-key-locking
 local due, dropped, i = KEYS[1], 0, 1
 while i <= #ARGV do
   local subs, name, paused, n = KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])

@@ -16,7 +16,7 @@
 //
 // Returns 1 (deleted), 0 (no such subscription) or -1 (the name is another subscription's now).
 // Cost: 1 EVALSHA + 1 HGET + 1 HDEL + 1 XGROUP DESTROY + 1 DEL + 1 HDEL + 1 ZREM.
-export const UNSUBSCRIBE_LUA = `
+export const UNSUBSCRIBE_LUA = `#!lua flags=allow-key-locking
 local subs, stream, dlq, redrive, lease, state, due =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local name, pausedField, id, group, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])

@@ -11,7 +11,7 @@
 //
 // Returns 1 (updated) or 0 (no such subscription). Cost: 1 EVALSHA + 1 HEXISTS + 1 HSET
 // (+1 HSET/HDEL for pause/resume) (+1 ZADD when waking).
-export const UPDATE_LUA = `
+export const UPDATE_LUA = `#!lua flags=allow-key-locking
 local subs, due = KEYS[1], KEYS[2]
 local name, json, pausedField, paused, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('HEXISTS', subs, name) == 0 then return 0 end
