@@ -131,6 +131,12 @@ export const commonErrors = {
 } as const;
 
 export const notFoundError = { 404: errorResponse("No such channel") } as const;
+/** Writes Upstash may refuse for size. */
+export const storageError = {
+  507: errorResponse(
+    "storage_full: Redis refused the write for size (a key at its record limit, the database at its capacity); nothing was written",
+  ),
+} as const;
 export const bodyErrors = {
   413: errorResponse("Message data over MAX_MESSAGE_BYTES, or a body over 1 MiB"),
   415: errorResponse("The body is not application/json"),

@@ -19,6 +19,7 @@ import {
   PublishBody,
   PublishedMany,
   PublishedOne,
+  storageError,
 } from "../schemas.ts";
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -46,6 +47,7 @@ const publishRoute = createRoute({
     200: json(z.union([PublishedOne, PublishedMany]), "Idempotency-Key seen within 24 h"),
     ...commonErrors,
     ...bodyErrors,
+    ...storageError,
   },
 });
 

@@ -21,7 +21,14 @@ import {
   startIdFor,
 } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
-import { ChannelParams, commonErrors, errorResponse, json, notFoundError } from "../schemas.ts";
+import {
+  ChannelParams,
+  commonErrors,
+  errorResponse,
+  json,
+  notFoundError,
+  storageError,
+} from "../schemas.ts";
 import {
   CreateSubscriptionBody,
   ReplayBody,
@@ -52,6 +59,7 @@ const routes = {
       201: json(SubscriptionWithSecret, "Created; the signing secret is shown only now"),
       ...commonErrors,
       ...conflict,
+      ...storageError,
     },
   }),
   list: createRoute({
@@ -81,14 +89,24 @@ const routes = {
     path: `${base}/{name}`,
     summary: "Change url, batchSize, maxAttempts, types, timeoutMs; pause or resume",
     request: { params: SubscriptionParams, body: body(UpdateSubscriptionBody) },
-    responses: { 200: json(SubscriptionSchema, "Updated"), ...commonErrors, ...notFoundError },
+    responses: {
+      200: json(SubscriptionSchema, "Updated"),
+      ...commonErrors,
+      ...notFoundError,
+      ...storageError,
+    },
   }),
   remove: createRoute({
     method: "delete",
     path: `${base}/{name}`,
     summary: "Delete the subscription, its group, its dead letters",
     request: { params: SubscriptionParams },
-    responses: { 204: { description: "Deleted" }, ...commonErrors, ...notFoundError },
+    responses: {
+      204: { description: "Deleted" },
+      ...commonErrors,
+      ...notFoundError,
+      409: errorResponse("subscription_changed: the name kept being taken by new subscriptions"),
+    },
   }),
   rotate: createRoute({
     method: "post",
