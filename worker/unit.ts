@@ -72,17 +72,19 @@ export async function deliverUnit(
 async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position) {
   const { sub, config } = ctx;
   const limits = { batchSize: sub.batchSize, maxBatchBytes: config.maxBatchBytes };
-  const countFor = (p: Position) =>
+  // For a read that carries `w`: its acks run first in the same round trip, so they leave the
+  // pending list before the read is counted against Upstash's limit.
+  const countFor = (p: Position, w: Writes) =>
     readCount({
       batchSize: sub.batchSize,
-      pending: p.pending,
+      pending: p.pending - w.ack.length,
       largestBytes: p.largest || config.maxMessageBytes,
     });
   let tally = tally0;
   let w = w0;
   let pos = pos0;
   let carry: UnitEntry[] = []; // a batch that is not full yet, waiting for more entries
-  let count = countFor(pos);
+  let count = countFor(pos, w);
   if (count === 0) return end(ctx, tally, w, { kind: "full" }, []);
   if (!canStartBatch(ctx, ctx.clock())) return end(ctx, tally, w, { kind: "budget" }, []);
   let got = await readStep(ctx, w, count, pos);
@@ -95,7 +97,7 @@ async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position
     // Read ahead while these are POSTed, if another read is allowed: the POSTs and the Redis
     // round trip overlap instead of taking turns. Acks lag one read; a crash loses none of them
     // (unacked messages are sent again).
-    const nextCount = countFor(pos);
+    const nextCount = countFor(pos, w);
     const now = ctx.clock();
     const ahead =
       !drained && nextCount > 0 && ctx.budget.allowsBatch(now, batches.length + 1)
@@ -117,7 +119,7 @@ async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position
       continue;
     }
     if (drained) {
-      count = countFor({ ...pos, pending: pos.pending - w.ack.length });
+      count = countFor(pos, w);
       if (count === 0) return end(ctx, tally, w, { kind: "full" }, []);
       const closed = await close(ctx.db, ctx.unit, {
         w,
@@ -138,7 +140,7 @@ async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position
       continue;
     }
     // Not drained, and no read ahead: the budget, the lease or the pending list stops it here.
-    count = countFor(pos);
+    count = countFor(pos, w);
     if (count === 0) return end(ctx, tally, w, { kind: "full" }, carry);
     if (!canStartBatch(ctx, ctx.clock())) return end(ctx, tally, w, { kind: "budget" }, carry);
     got = await readStep(ctx, w, count, pos);
