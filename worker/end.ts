@@ -119,7 +119,8 @@ export async function end(
     w,
     token: ctx.lease.token,
     release,
-    unsent: unsent.map((e) => e.entryId),
+    // Not sent: the attempt each was taken for was never made.
+    unsent: unsent.map((e) => ({ entryId: e.entryId, count: e.attempt - 1 })),
     schedule: scheduleFor(how, ctx.unit, now, ctx.config.retryBaseMs, unsent.length),
     pause: how.kind === "gone",
   });

@@ -288,7 +288,8 @@ export async function finish(
     w: Writes;
     token: string;
     release: boolean;
-    unsent: string[];
+    /** Entries taken but not sent, with the delivery count each goes back to. */
+    unsent: { entryId: string; count: number }[];
     schedule: ScheduleChange[];
     pause: boolean;
   },
@@ -323,7 +324,7 @@ export async function finish(
     String(f.w.ack.length),
     ...f.w.ack,
     String(f.unsent.length),
-    ...f.unsent,
+    ...f.unsent.flatMap((u) => [u.entryId, String(u.count)]),
     String(schedule.length),
     ...changes,
     ...Object.entries(set).flat(),

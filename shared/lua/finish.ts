@@ -3,8 +3,9 @@
 //
 // What the endpoint accepted is acknowledged whatever happens (acks are always right). The rest
 // belongs to the lease holder and runs only while the lease still holds the caller's token:
-// entries read ahead but never sent get their delivery count set back to 0 (no attempt is counted
-// for them), the delivery state is recorded, the schedule changes, a 410 pauses the subscription,
+// entries taken but never sent get their delivery count set back to what it was (0 for one read
+// ahead, the attempts made for one claimed for a retry: no attempt is counted that was not made),
+// the delivery state is recorded, the schedule changes, a 410 pauses the subscription,
 // and the lease is released (compare-and-delete).
 //
 // Safe to repeat when it releases the lease (a repeat finds the lease gone and only acks again),
@@ -16,38 +17,50 @@
 // ARGV[1] group, ARGV[2] consumer, ARGV[3] lease token, ARGV[4] "1" = release the lease,
 // ARGV[5] "1" = XDEL acked entries too (redrive stream), ARGV[6] paused field, or "" to leave the
 // subscription as it is, ARGV[7] failures field, ARGV[8] failures to add (HINCRBY; "0" none),
-// then: n + n ids to ack; m + m ids never sent; k + k schedule changes as (how, member, score)
+// then: n + n ids to ack; m + m (id, delivery count) pairs never sent; k + k schedule changes as
+// (how, member, score)
 // with how = "set" (ZADD), "lt" (ZADD LT), "xx" (ZADD XX) or "rem" (ZREM; score ignored); then
 // state field/value pairs to the end.
 //
 // Returns 1, or 0 when the lease was not the caller's (only the acks were written). Cost:
-// 1 EVALSHA + (1 XACK) (+1 XDEL) + 1 GET (+1 XCLAIM) (+1 HINCRBY) (+1 HSET) + 1 ZADD or ZREM per
-// schedule change (+1 HSET to pause) (+1 DEL).
+// 1 EVALSHA + (1 XACK) (+1 XDEL) + 1 GET (+1 XCLAIM per delivery count among the unsent)
+// (+1 HINCRBY) (+1 HSET) + 1 ZADD or ZREM per schedule change (+1 HSET to pause) (+1 DEL).
 export const FINISH_LUA = `#!lua flags=allow-key-locking
 local stream, due, lease, state, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, consumer, token, release, purge = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local pausedField, failuresField, failures = ARGV[6], ARGV[7], tonumber(ARGV[8])
 local i = 9
-local function list()
+local function list(width)
   local n = tonumber(ARGV[i])
   local from = i + 1
-  i = i + 1 + n
-  return from, from + n - 1, n
+  i = i + 1 + n * width
+  return from, from + n * width - 1, n
 end
-local ackFrom, ackTo, acks = list()
-local unsentFrom, unsentTo, unsent = list()
+local ackFrom, ackTo, acks = list(1)
+local unsentFrom, unsentTo, unsent = list(2)
 if acks > 0 then
   redis.call('XACK', stream, group, unpack(ARGV, ackFrom, ackTo))
   if purge == '1' then redis.call('XDEL', stream, unpack(ARGV, ackFrom, ackTo)) end
 end
 if redis.call('GET', lease) ~= token then return 0 end
 if unsent > 0 then
-  local claim = {'XCLAIM', stream, group, consumer, 0}
-  for j = unsentFrom, unsentTo do claim[#claim + 1] = ARGV[j] end
-  claim[#claim + 1] = 'RETRYCOUNT'
-  claim[#claim + 1] = 0
-  claim[#claim + 1] = 'JUSTID'
-  redis.call(unpack(claim))
+  local byCount, counts = {}, {}
+  for j = unsentFrom, unsentTo, 2 do
+    local count = ARGV[j + 1]
+    if not byCount[count] then
+      byCount[count] = {'XCLAIM', stream, group, consumer, 0}
+      counts[#counts + 1] = count
+    end
+    local claim = byCount[count]
+    claim[#claim + 1] = ARGV[j]
+  end
+  for _, count in ipairs(counts) do
+    local claim = byCount[count]
+    claim[#claim + 1] = 'RETRYCOUNT'
+    claim[#claim + 1] = count
+    claim[#claim + 1] = 'JUSTID'
+    redis.call(unpack(claim))
+  end
 end
 local changes = tonumber(ARGV[i])
 i = i + 1

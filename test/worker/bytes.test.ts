@@ -113,3 +113,39 @@ describe("large messages", () => {
     expect(await pendingCount(stack, channel, "sub")).toBe(0);
   });
 });
+
+describe("a retry cut short by a failure", () => {
+  it("counts no attempt for the messages it took but did not send", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 10 });
+    // Two messages that each make a body of their own (MAX_BATCH_BYTES), both rejected once.
+    const [first, second] = await publishLarge(2, 200);
+    receiver.respond((req) => ({
+      status: 200,
+      body: { failed: req.body!.messages.map((m) => m.id) },
+    }));
+    await runPass(stack);
+    // Their retry takes both; the first POST fails, so the second is never sent this time.
+    receiver.respond((req) =>
+      req.body!.messages[0]!.id === first ? { status: 500 } : { status: 204 },
+    );
+    await waitUntil((await dueAt(stack, `retry:${channel}/sub`))!);
+    await runPass(stack);
+    receiver.respond({ status: 204 });
+    await passUntil(
+      stack,
+      async () => {
+        const retry = await dueAt(stack, `retry:${channel}/sub`);
+        if (retry !== null) await waitUntil(retry);
+        return (await pendingCount(stack, channel, "sub")) === 0;
+      },
+      "both delivered",
+    );
+    const attempts = (id: string) =>
+      receiver
+        .messages()
+        .filter((m) => m.id === id)
+        .map((m) => m.attempt);
+    expect(attempts(first!)).toEqual([1, 2, 3]);
+    expect(attempts(second!)).toEqual([1, 2]);
+  });
+});
