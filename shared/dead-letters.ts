@@ -59,12 +59,13 @@ export async function redriveDeadLetters(
   db: Db,
   sub: { channel: string; name: string; group: string },
   ids: string[] | null,
+  now: number,
 ): Promise<{ redriven: number; missing: string[] }> {
   const { channel, name } = sub;
   const unit: Unit = { channel, subscription: name, kind: "redrive" };
   const keys = [db.keys.deadLetters(channel, name), db.keys.redrive(channel, name), db.keys.due()];
   const run = async (entryIds: string[], before: number) => {
-    const args = [sub.group, wakeMember(unit), String(Date.now()), String(REDRIVE_BATCH)];
+    const args = [sub.group, wakeMember(unit), String(now), String(REDRIVE_BATCH)];
     const reply = asArray(await runScript(db.redis, REDRIVE_LUA, keys, [...args, ...entryIds]));
     const [moved, refused, ...missing] = reply;
     if (asString(refused) !== "") {

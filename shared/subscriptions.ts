@@ -39,7 +39,7 @@ export const dueMembersOf = (channel: string, subscription: string): string[] =>
  * Creates the subscription and its group, delivering what comes after `startId` ("$": only new
  * messages; anything else makes it due now). False when the name is taken.
  */
-export async function createSubscription(db: Db, sub: Subscription, startId: string) {
+export async function createSubscription(db: Db, sub: Subscription, startId: string, now: number) {
   const { keys } = db;
   const main: Unit = { channel: sub.channel, subscription: sub.name, kind: "main" };
   // Safe to repeat: a repeat finds the name taken (0) and the route answers 409, as it would to
@@ -53,7 +53,7 @@ export async function createSubscription(db: Db, sub: Subscription, startId: str
       serializeSubscription(sub),
       startId,
       sub.channel,
-      String(Date.now()),
+      String(now),
       startId === "$" ? "" : wakeMember(main),
       sub.group,
     ],
@@ -107,6 +107,7 @@ export async function saveSubscription(
   db: Db,
   sub: Subscription,
   change: { paused?: boolean; wake?: boolean },
+  now: number,
 ): Promise<boolean> {
   const paused = change.paused === undefined ? "" : change.paused ? "1" : "0";
   const members = change.wake ? dueMembersOf(sub.channel, sub.name) : [];
@@ -115,14 +116,7 @@ export async function saveSubscription(
     db.redis,
     UPDATE_LUA,
     [db.keys.subscriptions(sub.channel), db.keys.due()],
-    [
-      sub.name,
-      serializeSubscription(sub),
-      pausedField(sub.name),
-      paused,
-      String(Date.now()),
-      ...members,
-    ],
+    [sub.name, serializeSubscription(sub), pausedField(sub.name), paused, String(now), ...members],
   );
   return asNumber(updated) === 1;
 }
@@ -167,14 +161,19 @@ export async function deleteSubscription(db: Db, sub: Subscription) {
  * Moves the group's cursor to just before `startId`'s successor and makes the unit due now.
  * False when the subscription's group is gone (it was deleted meanwhile).
  */
-export async function replay(db: Db, sub: Subscription, startId: string): Promise<boolean> {
+export async function replay(
+  db: Db,
+  sub: Subscription,
+  startId: string,
+  now: number,
+): Promise<boolean> {
   const main: Unit = { channel: sub.channel, subscription: sub.name, kind: "main" };
   // One round trip; the ZADD runs even when SETID fails (pipelines do not stop), which at worst
   // wakes a unit whose next pass finds nothing to do.
   const [moved] = await db.redis
     .pipeline()
     .xgroup(db.keys.channel(sub.channel), { type: "SETID", group: sub.group, id: startId })
-    .zadd(db.keys.due(), { lt: true }, { score: Date.now(), member: wakeMember(main) })
+    .zadd(db.keys.due(), { lt: true }, { score: now, member: wakeMember(main) })
     .exec({ keepErrors: true });
   if (moved?.error) {
     if (moved.error.includes("NOGROUP")) return false;

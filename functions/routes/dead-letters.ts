@@ -92,7 +92,7 @@ export function deadLetterRoutes() {
       const { channel, name } = c.req.valid("param");
       const { ids } = c.req.valid("json");
       const sub = await mustExist(c.var.db, channel, name);
-      const result = await redriveDeadLetters(c.var.db, sub, ids ?? null);
+      const result = await redriveDeadLetters(c.var.db, sub, ids ?? null, Date.now());
       if (result.redriven > 0) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
       return c.json(result, 200);
     })

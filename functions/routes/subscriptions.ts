@@ -169,7 +169,7 @@ export function subscriptionRoutes() {
         createdAt: new Date().toISOString(),
       };
       const startId = startPoint(input.from);
-      if (!(await createSubscription(c.var.db, sub, startId))) {
+      if (!(await createSubscription(c.var.db, sub, startId, Date.now()))) {
         throw new Conflict(
           `"${sub.name}" already subscribes to "${channel}"`,
           "subscription_exists",
@@ -199,7 +199,7 @@ export function subscriptionRoutes() {
       const wake =
         (before.paused && paused === false) ||
         (changes.url !== undefined && changes.url !== before.url);
-      if (!(await saveSubscription(c.var.db, after, { paused, wake })))
+      if (!(await saveSubscription(c.var.db, after, { paused, wake }, Date.now())))
         throw notFound(channel, name);
       if (wake && !after.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
       return c.json(await show(c, after), 200);
@@ -223,14 +223,15 @@ export function subscriptionRoutes() {
         .map((s) => (s.expiresAt === null ? { ...s, expiresAt: now + ROTATION_GRACE_MS } : s))
         .filter((s) => s.expiresAt === null || s.expiresAt > now);
       const rotated: Subscription = { ...sub, secrets: [{ secret, expiresAt: null }, ...kept] };
-      if (!(await saveSubscription(c.var.db, rotated, {}))) throw notFound(channel, name);
+      if (!(await saveSubscription(c.var.db, rotated, {}, now))) throw notFound(channel, name);
       return c.json({ ...(await show(c, rotated)), secret }, 200);
     })
     .openapi(routes.replay, async (c) => {
       const { channel, name } = c.req.valid("param");
       const { from } = c.req.valid("json");
       const sub = await mustLoad(c, channel, name);
-      if (!(await replay(c.var.db, sub, startPoint(from)))) throw notFound(channel, name);
+      if (!(await replay(c.var.db, sub, startPoint(from), Date.now())))
+        throw notFound(channel, name);
       if (!sub.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
       return c.json(await show(c, sub), 200);
     });
