@@ -1,9 +1,18 @@
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
+import { stateField } from "../../shared/keys.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
+import { deliverUntil, settled, timedPass, until } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
-import { getSubscription, publish, runPass, sleep, subscribe } from "../helpers/subscriptions.ts";
+import {
+  getSubscription,
+  groupOf,
+  pendingCount,
+  publish,
+  runPass,
+  subscribe,
+} from "../helpers/subscriptions.ts";
 
 let stack: Stack;
 let receiver: TestReceiver;
@@ -26,6 +35,8 @@ const patch = (body: unknown, name = "sub") =>
     body: JSON.stringify(body),
   });
 const view = (name = "sub") => getSubscription(stack, channel, name);
+/** The millisecond a stream id was published in. */
+const msOf = (id: string) => Number(id.split("-")[0]);
 
 /** A stream id Redis cannot hold: its ms part is 2^64, one past the largest. */
 const ID_PAST_64_BITS = "18446744073709551616-0";
@@ -164,10 +175,12 @@ describe("listing and reading subscriptions", () => {
   it("shows delivery progress: lag 0, lastDeliveredId and lastSuccessAt after a pass", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url });
     const ids = await publish(stack, channel, [{ data: 1 }, { data: 2 }]);
-    await runPass(stack);
+    const pass = await timedPass(stack);
     const v = await view();
     expect(v).toMatchObject({ lag: 0, pending: 0, lastDeliveredId: ids[1] });
-    expect(Date.parse(v.lastSuccessAt as string)).toBeGreaterThan(Date.now() - 10_000);
+    // The time of the delivery, made during that pass.
+    expect(Date.parse(v.lastSuccessAt as string)).toBeGreaterThanOrEqual(pass.startedAt);
+    expect(Date.parse(v.lastSuccessAt as string)).toBeLessThanOrEqual(pass.endedAt);
   });
 
   it("404s for an unknown subscription or channel", async () => {
@@ -274,23 +287,33 @@ describe("replay", () => {
     await runPass(stack);
     const res = await stack.post(path("sub", "/replay"), { from: ids[2] });
     expect(res.status).toBe(200);
-    await runPass(stack);
+    await runPass(stack); // replay also starts a delivery: either gets there, once
     await receiver.waitFor((r) => r.messages().length >= 6);
+    await until("the replay is delivered", () => settled(stack, channel, "sub"));
     expect(receiver.messages().map((m) => m.data)).toEqual([1, 2, 3, 4, 3, 4]);
   });
 
-  it("delivers history again from a time", async () => {
+  it("replays from a time starting with that millisecond's first message, and none before it", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url });
-    await publish(stack, channel, [{ data: "old" }]);
-    await sleep(20);
-    const from = new Date().toISOString();
-    await sleep(20);
-    await publish(stack, channel, [{ data: "new" }]);
+    const [old] = await publish(stack, channel, [{ data: "old" }]);
+    await until("the clock has left the old message's millisecond", async () => {
+      return Date.now() > msOf(old!);
+    });
+    const [next] = await publish(stack, channel, [{ data: "new" }]);
+    expect(msOf(next!)).toBeGreaterThan(msOf(old!));
     await runPass(stack);
-    await stack.post(path("sub", "/replay"), { from });
-    await runPass(stack);
-    await receiver.waitFor((r) => r.messages().length >= 3);
-    expect(receiver.messages().map((m) => m.data)).toEqual(["old", "new", "new"]);
+    const replayFrom = async (ms: number, total: number) => {
+      const res = await stack.post(path("sub", "/replay"), { from: new Date(ms).toISOString() });
+      expect(res.status).toBe(200);
+      await runPass(stack); // replay also starts a delivery: either gets there, once
+      await receiver.waitFor((r) => r.messages().length >= total);
+      await until("the replay is delivered", () => settled(stack, channel, "sub"));
+    };
+    // One millisecond after the old message: it is not replayed.
+    await replayFrom(msOf(old!) + 1, 3);
+    // The new message's own millisecond: it is.
+    await replayFrom(msOf(next!), 4);
+    expect(receiver.messages().map((m) => m.data)).toEqual(["old", "new", "new", "new"]);
   });
 
   it("400s on a start point it cannot read, 404s on an unknown subscription", async () => {
@@ -345,21 +368,33 @@ describe("dead letters", () => {
     expect(rest.next).toBeNull();
   });
 
-  it("redrives all of them to this subscriber only, with their original ids", async () => {
+  it("redrives to this subscriber only, with their original ids: another one, due for a new message, gets just that", async () => {
     const ids = await deadLetter(3);
     const other = await startReceiver();
     try {
       await subscribe(stack, channel, { name: "other", url: other.url, from: "earliest" });
       await other.waitFor((r) => r.messages().length === 3);
+      await until("the other subscriber has caught up", () => settled(stack, channel, "other"));
       const res = await stack.post(path("sub", "/dead-letters/redrive"), undefined);
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual({ redriven: 3, missing: [] });
-      await runPass(stack);
-      await receiver.waitFor((r) => r.acceptedIds().length === 3);
-      expect(receiver.acceptedIds()).toEqual(ids);
+      // Both subscribers are due now: the other reads whatever is on the channel after its 3.
+      const [fresh] = await publish(stack, channel, [{ data: "fresh" }]);
+      await deliverUntil(
+        stack,
+        channel,
+        async () =>
+          receiver.acceptedIds().length >= 4 &&
+          other.messages().length >= 4 &&
+          (await settled(stack, channel, "sub")) &&
+          (await settled(stack, channel, "other")),
+        "both subscribers delivered, nobody delivering",
+      );
+      expect(receiver.acceptedIds()).toEqual([...ids, fresh]);
+      expect(other.messages().map((m) => m.id)).toEqual([...ids, fresh]);
       expect(await list()).toEqual([]);
-      await runPass(stack);
-      expect(other.messages()).toHaveLength(3);
+      // Delivered redriven messages leave the redrive stream.
+      expect(await stack.redis.xlen(stack.keys.redrive(channel, "sub"))).toBe(0);
     } finally {
       await other.close();
     }
@@ -371,8 +406,15 @@ describe("dead letters", () => {
       ids: [ids[1], "1-1"],
     });
     expect(await res.json()).toEqual({ redriven: 1, missing: ["1-1"] });
-    await runPass(stack);
-    await receiver.waitFor((r) => r.acceptedIds().length === 1);
+    await deliverUntil(
+      stack,
+      channel,
+      async () =>
+        receiver.acceptedIds().length >= 1 &&
+        (await stack.redis.xlen(stack.keys.redrive(channel, "sub"))) === 0 &&
+        (await stack.redis.exists(stack.keys.lease(channel, "sub"))) === 0,
+      "the redriven message delivered, nobody delivering",
+    );
     expect(receiver.acceptedIds()).toEqual([ids[1]]);
     expect(await list()).toEqual([ids[0], ids[2]]);
   });
@@ -381,10 +423,58 @@ describe("dead letters", () => {
     const [id] = await deadLetter(1);
     receiver.respond({ status: 500 });
     await stack.post(path("sub", "/dead-letters/redrive"), undefined);
+    await deliverUntil(
+      stack,
+      channel,
+      async () => JSON.stringify(await list()) === JSON.stringify([id]),
+      "dead-lettered again",
+    );
+    expect(receiver.requests).toHaveLength(2);
+    expect(await stack.redis.xlen(stack.keys.redrive(channel, "sub"))).toBe(0);
+  });
+
+  it("leaves the channel's lastAckedId alone when it delivers redriven messages, so a lost group comes back where the channel was acked", async () => {
+    const [dead] = await deadLetter(1);
+    expect((await patch({ maxAttempts: 5 })).status).toBe(200); // what fails now stays pending
+    const [acked] = await publish(stack, channel, [{ data: "acked" }]);
     await runPass(stack);
-    await receiver.waitFor((r) => r.requests.length >= 2);
-    await runPass(stack);
-    expect(await list()).toEqual([id]);
+    const lastAcked = () =>
+      stack.redis.hget(stack.keys.state(channel), stateField("sub", "lastAckedId"));
+    expect(await lastAcked()).toBe(acked);
+    // A message the endpoint fails for now: the channel unit keeps it pending, unacked.
+    const [waiting] = await publish(stack, channel, [{ data: "waiting" }]);
+    let failing = true;
+    receiver.respond((req) =>
+      failing && req.body?.messages.some((m) => m.id === waiting)
+        ? { status: 500 }
+        : { status: 204 },
+    );
+    // The redriven copy gets an id on the redrive stream newer than `waiting`.
+    const res = await stack.post(path("sub", "/dead-letters/redrive"), undefined);
+    expect(await res.json()).toEqual({ redriven: 1, missing: [] });
+    await deliverUntil(
+      stack,
+      channel,
+      async () =>
+        receiver.answeredIds().includes(dead!) &&
+        receiver.requests.some((r) => r.status === 500) &&
+        (await stack.redis.exists(stack.keys.lease(channel, "sub"))) === 0,
+      "the redriven message delivered, `waiting` failed, the visit over",
+    );
+    expect(await lastAcked()).toBe(acked);
+
+    // Redis loses the group: it is recreated after `acked`, so `waiting` is read again.
+    const group = await groupOf(stack, channel, "sub");
+    await stack.redis.xgroup("DESTROY", stack.keys.channel(channel), group);
+    failing = false;
+    await deliverUntil(
+      stack,
+      channel,
+      async () =>
+        receiver.answeredIds().includes(waiting!) &&
+        (await pendingCount(stack, channel, "sub")) === 0,
+      "`waiting` delivered after the group came back",
+    );
   });
 
   it("400s naming query.after on a cursor past Redis' 64 bits", async () => {

@@ -39,17 +39,38 @@ export interface StackOptions {
 }
 
 // wrangler's test harness makes the Worker's outbound requests (to the bridge, to webhooks) from
-// this process, through globalThis.fetch, with no abort signal: a Worker killed by restartWorker()
-// would leave them running, and a receiver would still answer them as if the Worker had heard.
-// So those requests (the harness passes a Request as fetch's init) get the signal of the Worker
-// that made them, and killing the Worker aborts them, as a dead process drops its connections.
+// this process, through globalThis.fetch(url, request), with no abort signal: a Worker killed by
+// restartWorker() would leave them running, and a receiver would still answer them as if the
+// Worker had heard. So those requests get the signal of the Worker that made them, and killing
+// the Worker aborts them, as a dead process drops its connections.
+//
+// They are also made with redirect "manual". The harness's request has fetch's default, "follow",
+// so Node would follow a 3xx itself and hand workerd the target's answer: a Worker that asked for
+// "manual" (deliver.ts does) would take a 303's GET's 204 for the webhook's answer. workerd
+// follows redirects itself when the Worker asks it to, so this hop must not.
 let workerGeneration = new AbortController();
 const plainFetch = globalThis.fetch;
 globalThis.fetch = (input, init) => {
-  if (!(init instanceof Request)) return plainFetch(input, init);
-  const signal = AbortSignal.any([workerGeneration.signal, ...(init.signal ? [init.signal] : [])]);
-  return plainFetch(new Request(init, { signal }));
+  if (!isHarnessRequest(init)) return plainFetch(input, init);
+  const signal = AbortSignal.any([workerGeneration.signal, init.signal]);
+  const { method, headers, body } = init;
+  // duplex: Node's fetch needs it to send a stream body; the DOM types do not know it yet.
+  const outbound: RequestInit & { duplex: "half" } = {
+    method,
+    headers,
+    body,
+    signal,
+    redirect: "manual",
+    duplex: "half",
+  };
+  return plainFetch(input, outbound);
 };
+
+// The harness's request is a Request of miniflare's own undici, so `instanceof Request` is false
+// for it: it is recognised by its shape.
+function isHarnessRequest(init: unknown): init is Request {
+  return typeof init === "object" && init !== null && "url" in init && "redirect" in init;
+}
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const redisServer = await startRedisServer();
@@ -96,9 +117,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         body: body === undefined ? undefined : JSON.stringify(body),
       }),
     async restartWorker() {
+      // Aborted before the kill and renewed only after it: whatever the dying Worker still sends
+      // (a write after its aborted POST failed) is cut too, as it would be from a dead process.
       workerGeneration.abort(new Error("the Worker was killed"));
-      workerGeneration = new AbortController();
       await worker.harness.close();
+      workerGeneration = new AbortController();
       worker = await startWorker();
     },
     async stop() {

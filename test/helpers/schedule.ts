@@ -1,0 +1,137 @@
+// Waiting on what the stack shows instead of on a guessed sleep: a unit's due times in {p}:due,
+// its lease, its pending list. A test about timing reads when something is due and waits for the
+// clock to pass that time (dueAt, waitUntil in subscriptions.ts); a test waiting for work to end
+// polls the state that work changes.
+
+import { parseDueMember, retryMember, type Unit, wakeMember } from "../../shared/keys.ts";
+import type { Stack } from "./stack.ts";
+import { dueAt, groupOf, type PassSummary, runPass, sleep, waitUntil } from "./subscriptions.ts";
+
+const POLL_MS = 10;
+
+/** The channel unit of a subscription (its consumer group on the channel's stream). */
+export const mainUnit = (channel: string, subscription: string): Unit => ({
+  channel,
+  subscription,
+  kind: "main",
+});
+
+/** When the subscription's channel unit is due for a retry; null when nothing waits for one. */
+export const retryDueAt = (stack: Stack, channel: string, sub: string) =>
+  dueAt(stack, retryMember(mainUnit(channel, sub)));
+
+/** When the subscription's channel unit is due to read; null when nothing wakes it. */
+export const wakeDueAt = (stack: Stack, channel: string, sub: string) =>
+  dueAt(stack, wakeMember(mainUnit(channel, sub)));
+
+/** Polls `check` until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() >= deadline) throw new Error(`not true after ${timeoutMs} ms: ${what}`);
+    await sleep(POLL_MS);
+  }
+}
+
+/**
+ * Waits until the subscription's retry is due (its retry member's score, read from Redis), then
+ * runs one pass. Throws when no retry is scheduled.
+ */
+export async function passWhenRetryDue(stack: Stack, channel: string, sub: string) {
+  const at = await retryDueAt(stack, channel, sub);
+  if (at === null) throw new Error(`${channel}/${sub} has no retry scheduled`);
+  await waitUntil(at);
+  return timedPass(stack);
+}
+
+/** A gate a scripted reply can wait on: `open()` lets every waiter through. */
+export function gate() {
+  let open = () => {};
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}
+
+/** The earliest due time among the channel's {p}:due members; null when it has none. */
+export async function nextDueOn(stack: Stack, channel: string): Promise<number | null> {
+  const flat = await stack.redis.zrange(stack.keys.due(), "0", "-1", "WITHSCORES");
+  let next: number | null = null;
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    if (parseDueMember(flat[i]!)?.unit.channel !== channel) continue;
+    const at = Number(flat[i + 1]);
+    if (next === null || at < next) next = at;
+  }
+  return next;
+}
+
+/**
+ * Runs passes until `done()` holds, each when the channel's next unit is due (its score in
+ * {p}:due, waited for, not guessed); throws naming `what` if it still does not after `timeoutMs`.
+ * `pass` replaces the plain POST /v1/deliver (to measure each pass, say).
+ */
+export async function deliverUntil(
+  stack: Stack,
+  channel: string,
+  done: () => Promise<boolean> | boolean,
+  what: string,
+  options: { timeoutMs?: number; pass?: () => Promise<unknown> } = {},
+): Promise<void> {
+  const { timeoutMs = 5_000, pass = () => runPass(stack) } = options;
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() >= deadline) throw new Error(`not true after ${timeoutMs} ms: ${what}`);
+    const next = await nextDueOn(stack, channel);
+    // Nothing due on the channel: a delivery started elsewhere (a kick, a wake) is still going.
+    if (next === null) await sleep(POLL_MS);
+    else await waitUntil(Math.min(next, deadline));
+    await pass();
+  }
+}
+
+/** The lease's remaining time in ms; negative when there is no lease (PTTL's -2). */
+export const leaseTtl = (stack: Stack, channel: string, sub: string) =>
+  stack.redis.pttl(stack.keys.lease(channel, sub));
+
+/** The subscription's pending entry ids on the channel (XPENDING's detail form). */
+export async function pendingIds(stack: Stack, channel: string, sub: string): Promise<string[]> {
+  const group = await groupOf(stack, channel, sub);
+  const rows = (await stack.redis.xpending(stack.keys.channel(channel), group, "-", "+", 1000)) as [
+    string,
+    ...unknown[],
+  ][];
+  return rows.map((row) => row[0]);
+}
+
+/**
+ * Nobody is delivering to the subscription and nothing is left to deliver: no lease, no due
+ * member, nothing pending, nothing unread. Every deliverer holds the lease while it sends, so
+ * once this holds, a duplicate that was going to be sent has been sent.
+ */
+export async function settled(stack: Stack, channel: string, sub: string): Promise<boolean> {
+  const unit = mainUnit(channel, sub);
+  const group = await groupOf(stack, channel, sub);
+  const [lease, wake, retry, groups] = await Promise.all([
+    stack.redis.exists(stack.keys.lease(channel, sub)),
+    stack.redis.zscore(stack.keys.due(), wakeMember(unit)),
+    stack.redis.zscore(stack.keys.due(), retryMember(unit)),
+    stack.redis.xinfo("GROUPS", stack.keys.channel(channel)) as Promise<unknown[][]>,
+  ]);
+  const info = groups.find((g) => g[1] === group);
+  if (!info) return false;
+  // lag is null while Redis cannot tell (after a replay moved the cursor): not known to be 0.
+  const field = (name: string) => info[info.indexOf(name) + 1];
+  const caughtUp = field("pending") === 0 && field("lag") === 0;
+  return lease === 0 && wake === null && retry === null && caughtUp;
+}
+
+/** One pass (POST /v1/deliver), with when it started and ended by the Worker's clock (ms). */
+export async function timedPass(stack: Stack) {
+  const summary = (await runPass(stack)) as PassSummary & { startedAt: string; durationMs: number };
+  const startedAt = Date.parse(summary.startedAt);
+  return { ...summary, startedAt, endedAt: startedAt + summary.durationMs };
+}
