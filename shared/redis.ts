@@ -5,13 +5,14 @@
 // data as the JSON text it was stored as, so it passes through to webhooks untouched. The small
 // decoders at the bottom turn those `unknown` replies into typed values, so no `any` leaks out.
 //
-// Lost replies. A connection can drop after Upstash ran a command, and @upstash/redis then sends
-// the request again. That is right for a call that is safe to repeat and wrong for one that is
-// not, so every call is sent on one of two clients, decided per call:
+// Lost replies. A connection can drop after Upstash ran a command; sending the request again is
+// right for a call that is safe to repeat and wrong for one that is not. So every call is sent
+// on one of two clients, decided per call:
 //
-//   db.redis  repeats a request whose reply was lost: reads, and writes that end in the same
-//             state however often they run (XACK, ZADD, HSET, SET NX + compare, the idempotent
-//             scripts). Most calls.
+//   db.redis  repeats a request whose outcome is unknown (`isOutcomeUnknown`: a network error, no
+//             reply in time, a reply that is not Upstash's JSON): reads, and writes that end in
+//             the same state however often they run (XACK, ZADD, HSET, SET NX + compare, the
+//             idempotent scripts). Most calls.
 //   db.once   sends a request exactly once; a lost reply throws and `isOutcomeUnknown` says so.
 //             For calls that are not safe to repeat (the publish script, XREADGROUP >, XCLAIM,
 //             the close script): the caller then sends the call's idempotent recovery form on
@@ -61,15 +62,48 @@ export function getClients(config: Config): { redis: Redis; once: Redis } {
         responseEncoding: false,
         enableTelemetry: false,
         signal: () => AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-        // Two quick repeats (not the default five, ~4 s): an unreachable Redis should become a
-        // 503 while the caller still waits. `retries: 0` is one attempt (`retry: false` is two).
-        retry: { retries, backoff: (attempt) => 50 * 2 ** attempt },
+        // `retries: 0` is one attempt (`retry: false` would be two).
+        retry: { retries, backoff: (attempt) => REPEATS[attempt] ?? 100 },
       });
-    pair = { redis: make(2), once: make(0) };
+    // db.redis repeats at its requester (below), or with the client's own retry if that cannot
+    // be reached.
+    const redis = make(0);
+    pair = { redis: repeatWhenOutcomeUnknown(redis) ? redis : make(REPEATS.length), once: make(0) };
     shareSyncToken(pair.redis, pair.once);
     clients.set(id, pair);
   }
   return pair;
+}
+
+// Two quick repeats, not the client's default five (~4 s): an unreachable Redis should become a
+// 503 while the caller still waits.
+const REPEATS = [50, 100];
+
+// The client's own retry repeats a request only when fetch throws. A reply can also be lost as a
+// proxy's error page or a cut body (UpstashJSONParseError), which it does not repeat, and under
+// wrangler's test harness every dropped connection reaches the Worker that way (a 500 from
+// miniflare). So `db.redis` repeats at its requester, on every `isOutcomeUnknown` error: the
+// calls sent on it are the ones safe to repeat. Like shareSyncToken, this reaches into the one
+// documented requester field (`request`); false if it is not there.
+function repeatWhenOutcomeUnknown(client: Redis): boolean {
+  const requester: unknown = Reflect.get(client, "client");
+  if (typeof requester !== "object" || requester === null || !("request" in requester))
+    return false;
+  const send = requester.request;
+  if (typeof send !== "function") return false;
+  const request = async (req: unknown): Promise<unknown> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await send.call(requester, req);
+      } catch (error) {
+        const wait = REPEATS[attempt];
+        if (wait === undefined || !isOutcomeUnknown(error)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  };
+  Object.defineProperty(requester, "request", { value: request });
+  return true;
 }
 
 // Upstash's read-your-writes token lives in each client's HTTP requester. Two clients would each

@@ -55,8 +55,17 @@ export async function visit(
   try {
     const token = crypto.randomUUID();
     const ttl = leaseMs(budget.deadline, now, sub.timeoutMs);
-    const leased = await acquireLease(db, sub, token, ttl);
-    budget.spend();
+    let leased: boolean;
+    try {
+      leased = await acquireLease(db, sub, token, ttl);
+    } catch (error) {
+      // The SET may have run with its reply lost: give the lease back, or the subscription would
+      // wait for it to expire. The pass goes on with the others.
+      await releaseLease(db, sub, token).catch(() => {});
+      return failed(summary, error);
+    } finally {
+      budget.spend();
+    }
     if (!leased) return null;
     const lease = new Lease(token, now, ttl);
     const endpoint = {
@@ -83,8 +92,7 @@ export async function visit(
         if (!["drained", "idle", "full"].includes(report.end)) break;
       }
     } catch (error) {
-      summary.error = error instanceof Error ? error.message : String(error);
-      console.error(`delivery to ${sub.channel}/${sub.name} failed:`, error);
+      failed(summary, error);
     } finally {
       if (!released) {
         await releaseLease(db, sub, token).catch(() => {});
@@ -95,6 +103,13 @@ export async function visit(
   } finally {
     budget.endVisit();
   }
+}
+
+/** A throw is a bug or an outage: logged with the subscription, and in its summary. */
+function failed(summary: SubscriptionSummary, error: unknown): SubscriptionSummary {
+  summary.error = error instanceof Error ? error.message : String(error);
+  console.error(`delivery to ${summary.channel}/${summary.subscription} failed:`, error);
+  return summary;
 }
 
 // NOGROUP: the group vanished. The subscription was deleted (drop its work), replaced by a new
