@@ -1,0 +1,412 @@
+// Lost replies, against the real stack: the bridge runs a request and hangs up (drop-reply), or
+// hangs up before running it (refuse), on exactly the Redis call a rule is about. The calls sent
+// once (shared/redis.ts: the publish script, XREADGROUP >, XCLAIM, the close script) must recover
+// without storing, losing or counting anything twice.
+//
+// What the Worker sees: under wrangler's test harness its outbound requests are made by this
+// process, and a failed one comes back to it as a 500 with the error's text (miniflare), never as
+// a fetch that throws. @upstash/redis would repeat only a fetch that throws; `db.redis` repeats
+// any request whose outcome is unknown itself (shared/redis.ts), so a lost reply on a call that
+// is safe to repeat is repeated here as in production.
+
+import { beforeEach, describe, expect, it } from "vitest";
+import { mulberry32 } from "../../dev/bridge-faults.ts";
+import type { Command } from "../../dev/bridge-request.ts";
+import { CLOSE_LUA } from "../../shared/lua/close.ts";
+import { DEAD_LETTER_LUA } from "../../shared/lua/dead-letter.ts";
+import { FINISH_LUA } from "../../shared/lua/finish.ts";
+import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
+import { RELEASE_LUA } from "../../shared/lua/release.ts";
+import { REREAD_LUA } from "../../shared/lua/reread.ts";
+import {
+  injectedDuring,
+  loadScripts,
+  nth,
+  runsScript,
+  scheduledOn,
+  sends,
+  stranded,
+  type UnitState,
+  watch,
+} from "../helpers/faults.ts";
+import { deliveryFixture } from "../helpers/fixture.ts";
+import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
+import { settled, until } from "../helpers/schedule.ts";
+import type { Stack } from "../helpers/stack.ts";
+import {
+  groupOf,
+  pendingCount,
+  publish,
+  runPass,
+  sleep,
+  subscribe,
+} from "../helpers/subscriptions.ts";
+
+// The kick is on (as in production). Short retries, and a short pass budget so a lease that is
+// left behind would expire within a test (budget + the subscription's timeout + 5 s).
+let stack: Stack;
+let receiver: TestReceiver;
+let channel: string;
+deliveryFixture(
+  "lost",
+  { vars: { RETRY_BASE_MS: "100", RETRY_MAX_MS: "400", PASS_BUDGET_MS: "1000" } },
+  (f) => {
+    ({ stack, receiver, channel } = f);
+  },
+);
+
+// No rule left from the test before. The scripts are loaded up front, so every script call is one
+// EVALSHA: a rule on it hits the call that ran the script, not a NOSCRIPT answer.
+beforeEach(async () => {
+  stack.bridge.faults.clear();
+  await loadScripts(stack, [
+    PUBLISH_LUA,
+    CLOSE_LUA,
+    REREAD_LUA,
+    FINISH_LUA,
+    RELEASE_LUA,
+    DEAD_LETTER_LUA,
+  ]);
+});
+
+/** The channel's entries as [id, data] (data as stored JSON text), oldest first. */
+async function stored(ch: string) {
+  const entries = await stack.redis.xrange(stack.keys.channel(ch), "-", "+");
+  return entries.map(([id, fields]) => [id, fields[fields.indexOf("d") + 1]] as const);
+}
+
+describe("a publish whose reply is lost", () => {
+  const cases: {
+    form: string;
+    data: unknown[];
+    batch: boolean;
+    headers: Record<string, string>;
+  }[] = [
+    { form: "a single message", data: [{ n: 1 }], batch: false, headers: {} },
+    { form: "a batch", data: [{ n: 1 }, { n: 2 }], batch: true, headers: {} },
+    {
+      form: "a batch with an Idempotency-Key",
+      data: [{ n: 1 }, { n: 2 }, { n: 3 }],
+      batch: true,
+      headers: { "idempotency-key": "lost-1" },
+    },
+  ];
+
+  it.each(cases)("is stored once and answered 201 with its ids: $form", async (c) => {
+    const match = runsScript(PUBLISH_LUA, stack.keys.channel(channel));
+    stack.bridge.faults.add({ kind: "drop-reply", match, times: 1 });
+    let res: Response | undefined;
+    const injected = await injectedDuring(stack, async () => {
+      const body = c.batch ? { messages: c.data.map((data) => ({ data })) } : { data: c.data[0] };
+      res = await stack.post(`/v1/channels/${channel}/messages`, body, c.headers);
+    });
+    expect(injected["drop-reply"]).toBe(1);
+    expect(res!.status, await res!.clone().text()).toBe(201);
+    const reply = (await res!.json()) as { id?: string; ids?: string[] };
+    const ids = reply.ids ?? [reply.id!];
+    expect(await stored(channel)).toEqual(ids.map((id, i) => [id, JSON.stringify(c.data[i])]));
+  });
+
+  // The recovery is safe to repeat, and is repeated when its own reply is lost.
+  it("is stored once and answered 201 when the recovery's reply is lost too", async () => {
+    const body = { messages: [{ data: "a" }, { data: "b" }] };
+    const match = runsScript(PUBLISH_LUA, stack.keys.channel(channel));
+    stack.bridge.faults.add({ kind: "drop-reply", match, times: 2 });
+    let res: Response | undefined;
+    const injected = await injectedDuring(stack, async () => {
+      res = await stack.post(`/v1/channels/${channel}/messages`, body);
+    });
+    expect(injected["drop-reply"]).toBe(2);
+    expect(res!.status).toBe(201);
+    const { ids } = (await res!.json()) as { ids: string[] };
+    expect(await stored(channel)).toEqual([
+      [ids[0], '"a"'],
+      [ids[1], '"b"'],
+    ]);
+  });
+
+  it("answers a repeat with the same Idempotency-Key 200 with the first ids, adding nothing", async () => {
+    const headers = { "idempotency-key": "lost-2" };
+    const body = { messages: [{ data: 1 }, { data: 2 }] };
+    const match = runsScript(PUBLISH_LUA, stack.keys.channel(channel));
+    stack.bridge.faults.add({ kind: "drop-reply", match, times: 1 });
+    const first = await stack.post(`/v1/channels/${channel}/messages`, body, headers);
+    expect(first.status).toBe(201);
+    const { ids } = (await first.json()) as { ids: string[] };
+
+    const again = await stack.post(`/v1/channels/${channel}/messages`, body, headers);
+    expect(again.status).toBe(200);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(await again.json()).toEqual({ ids });
+    expect((await stored(channel)).map(([id]) => id)).toEqual(ids);
+  });
+});
+
+describe("a publish refused before it ran", () => {
+  it("is stored once and answered 201 with its ids", async () => {
+    const match = runsScript(PUBLISH_LUA, stack.keys.channel(channel));
+    stack.bridge.faults.add({ kind: "refuse", match, times: 1 });
+    let ids: string[] = [];
+    const injected = await injectedDuring(stack, async () => {
+      ids = await publish(stack, channel, [{ data: "x" }, { data: "y" }]);
+    });
+    expect(injected.refuse).toBe(1);
+    expect(await stored(channel)).toEqual([
+      [ids[0], '"x"'],
+      [ids[1], '"y"'],
+    ]);
+  });
+});
+
+/** Waits until nobody delivers to the subscription and nothing is left: its deliverer let go. */
+const settledIn = (name: string, timeoutMs = 5000) =>
+  until(`${channel}/${name} settled`, () => settled(stack, channel, name), timeoutMs);
+
+/** [id, attempt] of every message the receiver got, in arrival order. */
+const attempts = (r: TestReceiver) => r.messages().map((m) => [m.id, m.attempt]);
+
+describe("a read (XREADGROUP >) whose reply is lost", () => {
+  // The kick's first read takes all 12; with 50 and batches of 5, the third read (a read ahead)
+  // carries the acks of the first read's batches.
+  it.each([
+    { which: "the first read of a visit", messages: 12, nthRead: 1 },
+    { which: "a read ahead carrying the previous batches' acks", messages: 50, nthRead: 3 },
+  ])("loses no message: $which", async ({ messages, nthRead }) => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 5 });
+    const group = await groupOf(stack, channel, "sub");
+    const match = nth(sends("XREADGROUP", group, ">"), nthRead);
+    stack.bridge.faults.add({ kind: "drop-reply", match, times: 1 });
+    let ids: string[] = [];
+    const injected = await injectedDuring(stack, async () => {
+      ids = await publish(
+        stack,
+        channel,
+        Array.from({ length: messages }, (_, i) => ({ data: i })),
+      );
+      await receiver.waitFor((r) => r.acceptedIds().length >= messages, 5000);
+      await settledIn("sub");
+    });
+    expect(injected["drop-reply"]).toBe(1);
+    expect(attempts(receiver)).toEqual(ids.map((id) => [id, 1]));
+    expect(await stranded(stack, channel, { sub: group })).toEqual([]);
+  });
+});
+
+describe("a close whose reply is lost", () => {
+  // Dropped, the close ran (and let go); refused, it never ran (its acks included).
+  it.each([
+    { kind: "drop-reply" as const, ran: "ran" },
+    { kind: "refuse" as const, ran: "never ran" },
+  ])(
+    "strands nothing and delivers each message once when the close $ran ($kind)",
+    async ({ kind }) => {
+      await subscribe(stack, channel, { name: "sub", url: receiver.url });
+      const match = runsScript(CLOSE_LUA, stack.keys.channel(channel));
+      stack.bridge.faults.add({ kind, match, times: 1 });
+      let ids: string[] = [];
+      const injected = await injectedDuring(stack, async () => {
+        ids = await publish(stack, channel, [{ data: 1 }, { data: 2 }, { data: 3 }]);
+        await receiver.waitFor((r) => r.acceptedIds().length >= 3);
+        await settledIn("sub");
+      });
+      expect(injected[kind]).toBe(1);
+      expect(attempts(receiver)).toEqual(ids.map((id) => [id, 1]));
+      expect(await stack.redis.exists(stack.keys.lease(channel, "sub"))).toBe(0);
+    },
+  );
+
+  it("delivers what the lost close found (a publish during a delivery) once, with attempt 1", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    receiver.respond((req) => (req.n === 1 ? { status: 204, delayMs: 400 } : { status: 204 }));
+    const [first] = await publish(stack, channel, [{ data: "first" }]);
+    await receiver.waitFor((r) => r.requests.length === 1);
+    // The next close of this channel is the one that finds `second`: its reply is lost.
+    const match = runsScript(CLOSE_LUA, stack.keys.channel(channel));
+    stack.bridge.faults.add({ kind: "drop-reply", match, times: 1 });
+    let second = "";
+    const injected = await injectedDuring(stack, async () => {
+      second = (await publish(stack, channel, [{ data: "second" }]))[0]!;
+      await receiver.waitFor((r) => r.acceptedIds().length >= 2);
+      await settledIn("sub");
+    });
+    expect(injected["drop-reply"]).toBe(1);
+    expect(attempts(receiver)).toEqual([
+      [first, 1],
+      [second, 1],
+    ]);
+  });
+});
+
+describe("a lost reply on the lease's SET", () => {
+  it("does not keep the subscription waiting for the lease to expire", async () => {
+    // The lease would last the pass budget (1 s) + the timeout (10 s) + 5 s.
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, timeoutMs: 10_000 });
+    const match = sends("SET", stack.keys.lease(channel, "sub"));
+    stack.bridge.faults.add({ kind: "drop-reply", match, times: 1 });
+    let id = "";
+    const injected = await injectedDuring(stack, async () => {
+      id = (await publish(stack, channel, [{ data: "leased" }]))[0]!;
+      // The kick's own visit takes the lease (the SET's repeat finds its token there) and
+      // delivers: no pass is run, no lease has to expire.
+      await receiver.waitFor((r) => r.acceptedIds().length === 1, 3000);
+    });
+    expect(injected["drop-reply"]).toBe(1);
+    expect(receiver.acceptedIds()).toEqual([id]);
+    await settledIn("sub");
+  });
+});
+
+describe("a lost reply while taking one subscription's lease", () => {
+  it("does not stop the pass: its other subscriptions are delivered in it", async () => {
+    const other = await startReceiver();
+    try {
+      other.respond({ status: 204, delayMs: 300 });
+      await subscribe(stack, channel, { name: "a", url: receiver.url });
+      await subscribe(stack, channel, { name: "b", url: other.url });
+      // Another deliverer holds both leases, so the publish's kick leaves both due.
+      const [leaseA, leaseB] = [stack.keys.lease(channel, "a"), stack.keys.lease(channel, "b")];
+      await stack.redis.set(leaseA, "another-deliverer", "PX", 3000);
+      await stack.redis.set(leaseB, "another-deliverer", "PX", 3000);
+      const comparedA = watch(stack, sends("GET", leaseA));
+      const comparedB = watch(stack, sends("GET", leaseB));
+      const [id] = await publish(stack, channel, [{ data: "both" }]);
+      await until("the kick found both leases taken", async () => comparedA() + comparedB() >= 2);
+      // b's lease is free again; a's is still held, and the GET that compares it loses its reply.
+      await stack.redis.del(leaseB);
+      stack.bridge.faults.add({ kind: "drop-reply", match: sends("GET", leaseA), times: 1 });
+      let res: Response | undefined;
+      const injected = await injectedDuring(stack, async () => {
+        res = await stack.post("/v1/deliver", undefined);
+      });
+      expect(injected["drop-reply"]).toBe(1);
+      expect(res!.status, await res!.text()).toBe(200);
+      expect(other.acceptedIds()).toEqual([id]);
+      expect(await pendingCount(stack, channel, "b")).toBe(0);
+      expect(await stack.redis.exists(leaseB)).toBe(0);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe("a claim (the retry step's XCLAIM) whose reply is lost", () => {
+  it("neither loses the retry nor counts an attempt twice: attempts go 1, 2, 3", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 5 });
+    const group = await groupOf(stack, channel, "sub");
+    receiver.respond((req) => (req.n <= 2 ? { status: 500 } : { status: 204 }));
+    // Only the claim sent once (min-idle > 0): its recovery form (min-idle 0) gets through.
+    const firstClaim = (commands: readonly Command[]) =>
+      sends("XCLAIM", group)(commands) &&
+      commands.some((c) => c.name.toUpperCase() === "XCLAIM" && String(c.args[3]) !== "0");
+    stack.bridge.faults.add({ kind: "drop-reply", match: firstClaim, times: 2 });
+    let id = "";
+    const injected = await injectedDuring(stack, async () => {
+      id = (await publish(stack, channel, [{ data: "retried" }]))[0]!;
+      const started = Date.now();
+      while (receiver.acceptedIds().length === 0 && Date.now() - started < 5000) {
+        await runPass(stack);
+        await sleep(30);
+      }
+    });
+    expect(injected["drop-reply"]).toBe(2);
+    expect(attempts(receiver)).toEqual([
+      [id, 1],
+      [id, 2],
+      [id, 3],
+    ]);
+    await settledIn("sub");
+  });
+});
+
+describe("the kick after lost replies", () => {
+  it("leaves every unit with pending entries scheduled at all times, and passes deliver everything", async () => {
+    const receivers = [receiver, await startReceiver(), await startReceiver()];
+    const groups: Record<string, string> = {};
+    for (const [i, r] of receivers.entries()) {
+      const name = `s${i}`;
+      // A short wait per request, so publishes often land while a delivery is under way (and
+      // the close finds them).
+      r.respond({ status: 204, delayMs: 25 });
+      await subscribe(stack, channel, { name, url: r.url, batchSize: 3, timeoutMs: 1000 });
+      groups[name] = await groupOf(stack, channel, name);
+    }
+    // The invariant is checked all along, not only at the end: a unit stranded for a moment is
+    // stranded for good if no pass comes by before its next kick.
+    const violations: UnitState[][] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const found = await stranded(stack, channel, groups);
+        if (found.length > 0) violations.push(found);
+        await sleep(5);
+      }
+    })();
+    try {
+      // Any of the Worker's requests to Redis may lose its reply, but for the lease's SET: that is
+      // the subject of the lease tests above, and while a lost reply there leaves the lease
+      // behind for its whole life, it would starve this test of kicks.
+      const leaseSet = (commands: readonly Command[]) =>
+        Object.keys(groups).some((name) => sends("SET", stack.keys.lease(channel, name))(commands));
+      const before = stack.bridge.faults.injected["drop-reply"];
+      stack.bridge.faults.add({
+        kind: "drop-reply",
+        rate: 0.06,
+        match: (commands) => !leaseSet(commands),
+      });
+      const next = mulberry32(7);
+      const told: string[] = [];
+      let publishing = true;
+      // A pass now and then, as the cron would run one, beside the kicks (under faults a pass
+      // may answer 5xx).
+      const cron = (async () => {
+        while (publishing) {
+          await stack.post("/v1/deliver", undefined);
+          await sleep(150);
+        }
+      })();
+      for (let i = 0; i < 100; i++) {
+        const messages = Array.from({ length: 1 + Math.floor(next() * 3) }, (_, j) => ({
+          data: { i, j },
+        }));
+        const res = await stack.post(`/v1/channels/${channel}/messages`, { messages });
+        // 503: Redis stopped answering; stored or not, the publisher was not told.
+        expect([201, 503]).toContain(res.status);
+        if (res.status === 201) told.push(...((await res.json()) as { ids: string[] }).ids);
+        await sleep(10 + Math.floor(next() * 30));
+      }
+      publishing = false;
+      await cron;
+      const injected = stack.bridge.faults.injected["drop-reply"] - before;
+      stack.bridge.faults.clear();
+
+      // Passes deliver the rest: what a kick left behind, and retries.
+      const all = async () => (await stored(channel)).map(([id]) => id);
+      const delivered = async () => {
+        const ids = await all();
+        return receivers.every((r) => ids.every((id) => r.answeredIds().includes(id)));
+      };
+      const started = Date.now();
+      while (Date.now() - started < 15_000) {
+        if ((await delivered()) && (await scheduledOn(stack, channel)).length === 0) break;
+        await stack.post("/v1/deliver", undefined);
+        await sleep(50);
+      }
+      watching = false;
+      await watcher;
+
+      expect(injected).toBeGreaterThan(10);
+      expect(violations).toEqual([]);
+      const ids = await all();
+      expect(ids).toEqual(expect.arrayContaining(told));
+      for (const [i, r] of receivers.entries()) {
+        expect(new Set(r.answeredIds()), `s${i}`).toEqual(new Set(ids));
+        expect(await pendingCount(stack, channel, `s${i}`), `s${i}`).toBe(0);
+      }
+      expect(await scheduledOn(stack, channel)).toEqual([]);
+    } finally {
+      watching = false;
+      await watcher;
+      for (const r of receivers.slice(1)) await r.close();
+    }
+  }, 30_000);
+});
