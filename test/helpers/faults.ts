@@ -9,7 +9,13 @@
 import { createHash } from "node:crypto";
 import type { Command } from "../../dev/bridge-request.ts";
 import { parseDueMember, retryMember, type Unit, wakeMember } from "../../shared/keys.ts";
-import type { Stack } from "./stack.ts";
+import { CLOSE_LUA } from "../../shared/lua/close.ts";
+import { DEAD_LETTER_LUA } from "../../shared/lua/dead-letter.ts";
+import { FINISH_LUA } from "../../shared/lua/finish.ts";
+import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
+import { RELEASE_LUA } from "../../shared/lua/release.ts";
+import { REREAD_LUA } from "../../shared/lua/reread.ts";
+import { BRIDGE_TOKEN, type Stack } from "./stack.ts";
 
 type Match = (commands: readonly Command[]) => boolean;
 
@@ -37,14 +43,21 @@ export function sends(name: string, ...args: string[]): Match {
   return (commands) => commands.some((c) => named(c, upper) && hasArgs(c, args));
 }
 
-// test/helpers/stack.ts gives the bridge this token (it does not export it).
-const BRIDGE_TOKEN = "test-bridge-token";
+/** The scripts a delivery runs (lua/*.ts), for loadScripts. */
+export const DELIVERY_SCRIPTS = [
+  PUBLISH_LUA,
+  CLOSE_LUA,
+  REREAD_LUA,
+  FINISH_LUA,
+  RELEASE_LUA,
+  DEAD_LETTER_LUA,
+];
 
 /**
  * Loads the scripts through the bridge (SCRIPT LOAD: it rewrites them and answers their own
  * SHA1s), so every call of theirs is one EVALSHA that runs, never a NOSCRIPT then an EVAL.
  */
-export async function loadScripts(stack: Stack, sources: string[]): Promise<void> {
+export async function loadScripts(stack: Stack, sources = DELIVERY_SCRIPTS): Promise<void> {
   for (const source of sources) {
     const res = await fetch(stack.bridge.url, {
       method: "POST",

@@ -10,7 +10,7 @@ import { WORKER_BUILD_DIR } from "../global-setup.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 
 export const API_TOKEN = "test-api-token";
-const BRIDGE_TOKEN = "test-bridge-token";
+export const BRIDGE_TOKEN = "test-bridge-token";
 
 export interface Stack {
   /** The Worker's base URL (real HTTP into workerd). */

@@ -68,24 +68,6 @@ export async function pendingCount(stack: Stack, channel: string, name: string):
   return ((await stack.redis.xpending(stack.keys.channel(channel), group)) as [number])[0];
 }
 
-/**
- * Runs delivery passes until `done()` holds (checked before each pass), at most `maxPasses`;
- * throws with `what` if it never does. For a pass that must wait for a retry, call it after
- * waiting for the retry's time (dueAt), not after a guessed sleep.
- */
-export async function passUntil(
-  stack: Stack,
-  done: () => Promise<boolean>,
-  what: string,
-  maxPasses = 50,
-): Promise<void> {
-  for (let i = 0; i < maxPasses; i++) {
-    if (await done()) return;
-    await runPass(stack);
-  }
-  if (!(await done())) throw new Error(`after ${maxPasses} passes, still not: ${what}`);
-}
-
 /** The score of a {p}:due member (when the unit is due), or null when it has none. */
 export async function dueAt(stack: Stack, member: string): Promise<number | null> {
   const score = await stack.redis.zscore(stack.keys.due(), member);

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
+import { deliverUntil } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import {
   dueAt,
-  passUntil,
   pendingCount,
   publish,
   runPass,
@@ -57,7 +57,7 @@ describe("large messages", () => {
   it("are read a few MB at a time, however many a batch holds", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 100 });
     const ids = await publishLarge(100, 150); // 15 MB in all: one batch's read would be as much
-    await passUntil(stack, async () => receiver.messages().length >= 100, "all delivered");
+    await deliverUntil(stack, channel, () => receiver.messages().length >= 100, "all delivered");
     expect(receiver.messages().map((m) => m.id)).toEqual(ids);
     // A read takes what fits 4 MiB if every entry were as large as the largest seen.
     expect(stack.bridge.stats.largestReplyBytes).toBeLessThan(5 * 1024 * 1024);
@@ -99,15 +99,7 @@ describe("large messages", () => {
     receiver.respond({ status: 500 });
     const ids = await publishLarge(60, 200);
     const dead = () => stack.redis.xlen(stack.keys.deadLetters(channel, "sub"));
-    await passUntil(
-      stack,
-      async () => {
-        const retry = await dueAt(stack, `retry:${channel}/sub`);
-        if (retry !== null) await waitUntil(retry);
-        return (await dead()) === 60;
-      },
-      "60 dead letters",
-    );
+    await deliverUntil(stack, channel, async () => (await dead()) === 60, "60 dead letters");
     const parked = await stack.redis.xrange(stack.keys.deadLetters(channel, "sub"), "-", "+");
     expect(parked.map(([, f]) => f[f.indexOf("o") + 1])).toEqual(ids);
     expect(await pendingCount(stack, channel, "sub")).toBe(0);
@@ -131,13 +123,10 @@ describe("a retry cut short by a failure", () => {
     await waitUntil((await dueAt(stack, `retry:${channel}/sub`))!);
     await runPass(stack);
     receiver.respond({ status: 204 });
-    await passUntil(
+    await deliverUntil(
       stack,
-      async () => {
-        const retry = await dueAt(stack, `retry:${channel}/sub`);
-        if (retry !== null) await waitUntil(retry);
-        return (await pendingCount(stack, channel, "sub")) === 0;
-      },
+      channel,
+      async () => (await pendingCount(stack, channel, "sub")) === 0,
       "both delivered",
     );
     const attempts = (id: string) =>

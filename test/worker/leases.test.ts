@@ -3,11 +3,11 @@ import { describe, expect, it } from "vitest";
 import { UNSCHEDULE_LUA } from "../../shared/lua/unschedule.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
+import { deliverUntil } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import {
   dueAt,
   groupOf,
-  passUntil,
   pendingCount,
   publish,
   runPass,
@@ -40,7 +40,6 @@ describe("a deliverer whose lease was taken over", () => {
   it("releases nothing of the new holder's, and reads nothing more", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url });
     const lease = stack.keys.lease(channel, "sub");
-    let pass: Promise<unknown> | undefined;
     receiver.respond(async (req) => {
       if (req.n === 1) {
         // While this POST is held: the lease expires and another deliverer takes it, and a
@@ -51,8 +50,7 @@ describe("a deliverer whose lease was taken over", () => {
       return { status: 204 };
     });
     const [first] = await publish(stack, channel, [{ data: "first" }]);
-    pass = runPass(stack);
-    await pass;
+    await runPass(stack);
     expect(await stack.redis.get(lease)).toBe("the-next-deliverer");
     expect(receiver.messages().map((m) => m.id)).toEqual([first]);
     // What the endpoint accepted was acked all the same.
@@ -89,13 +87,10 @@ describe("a claim for a retry", () => {
 
     // Once it has been idle for its backoff again (the other deliverer's send counted: 2), it is
     // claimed and sent, as attempt 3.
-    await passUntil(
+    await deliverUntil(
       stack,
-      async () => {
-        const retry = await dueAt(stack, `retry:${channel}/sub`);
-        if (retry !== null) await waitUntil(retry);
-        return receiver.requests.length === 2;
-      },
+      channel,
+      async () => receiver.requests.length === 2,
       "the retry sent",
     );
     expect(receiver.messages().map((m) => [m.id, m.attempt])).toEqual([

@@ -13,11 +13,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { mulberry32 } from "../../dev/bridge-faults.ts";
 import type { Command } from "../../dev/bridge-request.ts";
 import { CLOSE_LUA } from "../../shared/lua/close.ts";
-import { DEAD_LETTER_LUA } from "../../shared/lua/dead-letter.ts";
-import { FINISH_LUA } from "../../shared/lua/finish.ts";
 import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
-import { RELEASE_LUA } from "../../shared/lua/release.ts";
-import { REREAD_LUA } from "../../shared/lua/reread.ts";
 import {
   injectedDuring,
   loadScripts,
@@ -59,14 +55,7 @@ deliveryFixture(
 // EVALSHA: a rule on it hits the call that ran the script, not a NOSCRIPT answer.
 beforeEach(async () => {
   stack.bridge.faults.clear();
-  await loadScripts(stack, [
-    PUBLISH_LUA,
-    CLOSE_LUA,
-    REREAD_LUA,
-    FINISH_LUA,
-    RELEASE_LUA,
-    DEAD_LETTER_LUA,
-  ]);
+  await loadScripts(stack);
 });
 
 /** The channel's entries as [id, data] (data as stored JSON text), oldest first. */

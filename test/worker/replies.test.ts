@@ -7,7 +7,6 @@ import type { TestReceiver } from "../helpers/receiver.ts";
 import type { Stack } from "../helpers/stack.ts";
 import {
   getSubscription,
-  groupOf,
   pendingCount,
   publish,
   runPass,

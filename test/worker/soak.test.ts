@@ -6,12 +6,6 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mulberry32 } from "../../dev/bridge-faults.ts";
-import { CLOSE_LUA } from "../../shared/lua/close.ts";
-import { DEAD_LETTER_LUA } from "../../shared/lua/dead-letter.ts";
-import { FINISH_LUA } from "../../shared/lua/finish.ts";
-import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
-import { RELEASE_LUA } from "../../shared/lua/release.ts";
-import { REREAD_LUA } from "../../shared/lua/reread.ts";
 import { loadScripts, scheduledOn, stranded, type UnitState } from "../helpers/faults.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
@@ -24,14 +18,7 @@ beforeAll(async () => {
   stack = await startStack({
     vars: { RETRY_BASE_MS: "50", RETRY_MAX_MS: "400", PASS_BUDGET_MS: "1000" },
   });
-  await loadScripts(stack, [
-    PUBLISH_LUA,
-    CLOSE_LUA,
-    REREAD_LUA,
-    FINISH_LUA,
-    RELEASE_LUA,
-    DEAD_LETTER_LUA,
-  ]);
+  await loadScripts(stack);
 });
 afterAll(async () => {
   for (const r of receivers) await r.close();

@@ -1,16 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
+import { deliverUntil } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import {
   dueAt,
   getSubscription,
-  passUntil,
   pendingCount,
   publish,
   runPass,
   subscribe,
-  waitUntil,
 } from "../helpers/subscriptions.ts";
 
 // Upstash refuses a write that would take a key past its record size ("ERR max single record
@@ -90,15 +89,7 @@ describe("dead letters Redis refuses to store", () => {
       method: "DELETE",
     });
     expect(purged.status).toBe(200);
-    await passUntil(
-      stack,
-      async () => {
-        const retry = await dueAt(stack, `retry:${channel}/sub`);
-        if (retry !== null) await waitUntil(retry);
-        return (await parked()) === 1;
-      },
-      "the message parked",
-    );
+    await deliverUntil(stack, channel, async () => (await parked()) === 1, "the message parked");
     const [[, fields]] = (await stack.redis.xrange(
       stack.keys.deadLetters(channel, "sub"),
       "-",
