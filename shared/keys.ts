@@ -27,8 +27,8 @@
 //                                 written by publish (wake), the API (replay, redrive, resume) and
 //                                 the worker (schedule, backoff)
 // {p}:lease:<ch>:<sub>    STRING  a deliverer's token while it works on the subscription, PX lease
-//                                 (outlives the visit's budget plus the subscription's timeout);
-//                                 released only by the token's holder (compare-and-delete)
+//                                 (the subscription's timeout + 8 s, renewed as the visit goes);
+//                                 renewed and released only by the token's holder (compare first)
 // {p}:dlq:<ch>:<sub>      STREAM  dead letters: o (original id), t, d, a (attempts), e (last
 //                                 error); id = time of death. Worker writes; API lists, purges
 // {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d; read with the

@@ -1,19 +1,36 @@
-// A deliverer's lease on one subscription, as the deliverer sees it, pure. The lease itself is a
-// Redis string holding the token (schedule.ts takes it, lua/release.ts gives it back, the close
-// and finish scripts compare it); this says how long it surely lasts, so no batch is started
-// that the lease might not outlive.
+// A deliverer's lease on one subscription, as the deliverer sees it. The lease itself is a Redis
+// string holding the token (schedule.ts takes it, lua/renew.ts extends it, lua/release.ts gives it
+// back, the close and finish scripts compare it); this says how long it surely lasts, and renews
+// it before a batch it might not outlive.
+//
+// A lease is short: one batch's timeout plus a margin plus a renewal window, and a visit that
+// works longer renews it as it goes. So a deliverer that dies (a killed invocation) holds its
+// subscription for seconds, not for a whole pass, and the next one takes over that soon.
 
 // Room kept after the last POST a lease covers: the round trips that end the visit (close or
 // finish, release) and the clock difference between the Worker and Redis.
 export const LEASE_MARGIN_MS = 5_000;
+// How much a lease lasts beyond one batch: a visit renews it about this often (one EVALSHA + GET +
+// PEXPIRE each time), and a dead deliverer's lease outlives it by at most this much.
+export const LEASE_RENEW_MS = 3_000;
+
+/** How long a lease lasts for a subscription whose requests take up to `timeoutMs`. */
+export const leaseMs = (timeoutMs: number) => timeoutMs + LEASE_MARGIN_MS + LEASE_RENEW_MS;
+
+/** Extends the lease to `ttlMs` from now if it still holds `token`; false when it does not. */
+export type Renew = (token: string, ttlMs: number) => Promise<boolean>;
 
 export class Lease {
   readonly token: string;
-  /** When the lease surely ends: taken before the SET was sent, so Redis' own TTL ends later. */
-  readonly expiresAt: number;
+  readonly ttlMs: number;
+  private readonly renew: Renew;
+  /** When the lease surely ends: taken before the request was sent, so Redis' TTL ends later. */
+  private expiresAt: number;
 
-  constructor(token: string, takenAt: number, ttlMs: number) {
+  constructor(token: string, takenAt: number, ttlMs: number, renew: Renew) {
     this.token = token;
+    this.ttlMs = ttlMs;
+    this.renew = renew;
     this.expiresAt = takenAt + ttlMs;
   }
 
@@ -21,13 +38,15 @@ export class Lease {
   covers(now: number, durationMs: number): boolean {
     return now + durationMs + LEASE_MARGIN_MS <= this.expiresAt;
   }
-}
 
-/**
- * How long a visit's lease lasts: until the pass's deadline (no batch starts after it), plus the
- * subscription's timeout (a batch started just before the deadline), plus the margin. Shorter,
- * and a slow POST could be sent twice by the next deliverer.
- */
-export function leaseMs(deadline: number, now: number, timeoutMs: number): number {
-  return Math.max(0, deadline - now) + timeoutMs + LEASE_MARGIN_MS;
+  /**
+   * Makes sure the lease outlives something that starts at `now` and takes up to `durationMs`,
+   * renewing it if it would not. False when it is no longer this deliverer's.
+   */
+  async hold(now: number, durationMs: number): Promise<boolean> {
+    if (this.covers(now, durationMs)) return true;
+    if (!(await this.renew(this.token, this.ttlMs))) return false;
+    this.expiresAt = now + this.ttlMs;
+    return this.covers(now, durationMs);
+  }
 }

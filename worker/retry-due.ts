@@ -9,7 +9,7 @@ import { cutBatches, largest, readCount } from "./batches.ts";
 import { addTally, end, parkDead, stopFor, type Tally, type UnitReport, zeroTally } from "./end.ts";
 import type { UnitEntry } from "./entries.ts";
 import { retryDelayMs } from "./retry.ts";
-import { sendAll } from "./send.ts";
+import { canStartBatch, sendAll } from "./send.ts";
 import { foldAll, holdState, noWrites, type Writes } from "./settle.ts";
 import { type Claim, claim, compareIds, type PendingEntry, pendingList, settle } from "./store.ts";
 import type { Position, UnitContext } from "./unit.ts";
@@ -34,7 +34,7 @@ export async function retryDue(ctx: UnitContext, now: number, reading: boolean):
   let largestSeen = 0;
   let missing = 0;
   for (let i = 0; i < due.length; ) {
-    if (!ctx.budget.allowsBatch(ctx.clock()) || !ctx.lease.covers(ctx.clock(), sub.timeoutMs)) {
+    if (!(await canStartBatch(ctx, ctx.clock()))) {
       return { report: await end(ctx, tally, w, { kind: "budget", retryNow: true }, []) };
     }
     // A batch's worth, claimed in slices that stay within the read size by bytes.

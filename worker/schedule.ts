@@ -15,6 +15,7 @@ import {
   wakeMember,
 } from "../shared/keys.ts";
 import { RELEASE_LUA } from "../shared/lua/release.ts";
+import { RENEW_LUA } from "../shared/lua/renew.ts";
 import { UNSCHEDULE_LUA } from "../shared/lua/unschedule.ts";
 import {
   asArray,
@@ -153,6 +154,17 @@ export async function releaseLease(
   token: string,
 ): Promise<void> {
   await runScript(db.redis, RELEASE_LUA, [db.keys.lease(sub.channel, sub.name)], [token]);
+}
+
+/** Extends the lease to `ttlMs` if it still holds `token` (lua/renew.ts). */
+export async function renewLease(
+  db: Db,
+  sub: { channel: string; name: string },
+  token: string,
+  ttlMs: number,
+): Promise<boolean> {
+  const keys = [db.keys.lease(sub.channel, sub.name)];
+  return asNumber(await runScript(db.redis, RENEW_LUA, keys, [token, String(ttlMs)])) === 1;
 }
 
 /**

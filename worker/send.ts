@@ -27,9 +27,15 @@ export interface Sent {
   unsent: UnitEntry[];
 }
 
-/** May a batch start now: within the pass's budget, and surely within the lease? */
-export function canStartBatch(ctx: SendContext, now: number): boolean {
-  return ctx.budget.allowsBatch(now) && ctx.lease.covers(now, ctx.sub.timeoutMs);
+/**
+ * May a batch start now: within the pass's budget, and surely within the lease (renewed if it
+ * would not last)? Renewing spends a subrequest.
+ */
+export async function canStartBatch(ctx: SendContext, now: number): Promise<boolean> {
+  if (!ctx.budget.allowsBatch(now)) return false;
+  if (ctx.lease.covers(now, ctx.sub.timeoutMs)) return true;
+  ctx.budget.spend();
+  return ctx.lease.hold(now, ctx.sub.timeoutMs);
 }
 
 /** POSTs the batches in order; entries matching none of the type patterns get no request. */
@@ -39,7 +45,7 @@ export async function sendAll(ctx: SendContext, batches: UnitEntry[][]): Promise
     const matching = batch.filter((e) => matchesTypes(ctx.sub.types, e.message.type));
     const filtered = batch.filter((e) => !matching.includes(e));
     const now = ctx.clock();
-    if (matching.length > 0 && !canStartBatch(ctx, now)) {
+    if (matching.length > 0 && !(await canStartBatch(ctx, now))) {
       return { outcomes, stopped: "budget", unsent: batches.slice(i).flat() };
     }
     if (filtered.length > 0) outcomes.push({ kind: "filtered", entries: filtered });

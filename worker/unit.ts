@@ -86,7 +86,7 @@ async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position
   let carry: UnitEntry[] = []; // a batch that is not full yet, waiting for more entries
   let count = countFor(pos, w);
   if (count === 0) return end(ctx, tally, w, { kind: "full" }, []);
-  if (!canStartBatch(ctx, ctx.clock())) return end(ctx, tally, w, { kind: "budget" }, []);
+  if (!(await canStartBatch(ctx, ctx.clock()))) return end(ctx, tally, w, { kind: "budget" }, []);
   let got = await readStep(ctx, w, count, pos);
   ({ w, pos } = got);
   let drained = got.entries.length < count;
@@ -142,7 +142,8 @@ async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position
     // Not drained, and no read ahead: the budget, the lease or the pending list stops it here.
     count = countFor(pos, w);
     if (count === 0) return end(ctx, tally, w, { kind: "full" }, carry);
-    if (!canStartBatch(ctx, ctx.clock())) return end(ctx, tally, w, { kind: "budget" }, carry);
+    if (!(await canStartBatch(ctx, ctx.clock())))
+      return end(ctx, tally, w, { kind: "budget" }, carry);
     got = await readStep(ctx, w, count, pos);
     ({ w, pos } = got);
     chunk = got.entries;

@@ -16,6 +16,7 @@ import {
   type Loaded,
   recoverGroup,
   releaseLease,
+  renewLease,
   type UnitSchedule,
   workUnits,
 } from "./schedule.ts";
@@ -54,7 +55,7 @@ export async function visit(
   };
   try {
     const token = crypto.randomUUID();
-    const ttl = leaseMs(budget.deadline, now, sub.timeoutMs);
+    const ttl = leaseMs(sub.timeoutMs);
     let leased: boolean;
     try {
       leased = await acquireLease(db, sub, token, ttl);
@@ -67,7 +68,7 @@ export async function visit(
       budget.spend();
     }
     if (!leased) return null;
-    const lease = new Lease(token, now, ttl);
+    const lease = new Lease(token, now, ttl, (t, ms) => renewLease(db, sub, t, ms));
     const endpoint = {
       channel: sub.channel,
       subscription: sub.name,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../shared/config.ts";
 import { Budget, VISIT_RESERVE } from "../../worker/budget.ts";
-import { LEASE_MARGIN_MS, Lease, leaseMs } from "../../worker/lease.ts";
+import { LEASE_MARGIN_MS, LEASE_RENEW_MS, Lease, leaseMs } from "../../worker/lease.ts";
 
 const config = (vars: Record<string, string>) =>
   loadConfig({
@@ -43,13 +43,35 @@ describe("a pass's budget", () => {
 });
 
 describe("a visit's lease", () => {
-  it("lasts to the deadline, plus the timeout of a batch started just before it, plus a margin", () => {
-    expect(leaseMs(10_000, 4_000, 2_000)).toBe(6_000 + 2_000 + LEASE_MARGIN_MS);
+  const renewals: number[] = [];
+  const renew = async () => {
+    renewals.push(1);
+    return true;
+  };
+
+  it("lasts one batch's timeout, plus a margin, plus a renewal window", () => {
+    expect(leaseMs(2_000)).toBe(2_000 + LEASE_MARGIN_MS + LEASE_RENEW_MS);
   });
 
   it("covers a batch only while the batch surely ends before it does", () => {
-    const lease = new Lease("t", 0, 10_000 + LEASE_MARGIN_MS);
+    const lease = new Lease("t", 0, 10_000 + LEASE_MARGIN_MS, renew);
     expect(lease.covers(0, 10_000)).toBe(true);
     expect(lease.covers(1, 10_000)).toBe(false);
+  });
+
+  it("is renewed before a batch it would not outlive, and only then", async () => {
+    renewals.length = 0;
+    const lease = new Lease("t", 0, leaseMs(1_000), renew);
+    expect(await lease.hold(LEASE_RENEW_MS, 1_000)).toBe(true);
+    expect(renewals).toHaveLength(0);
+    expect(await lease.hold(LEASE_RENEW_MS + 1, 1_000)).toBe(true);
+    expect(renewals).toHaveLength(1);
+    // Renewed at that time: it covers a full window again.
+    expect(lease.covers(2 * LEASE_RENEW_MS + 1, 1_000)).toBe(true);
+  });
+
+  it("holds no batch once the renewal finds another deliverer's token", async () => {
+    const lease = new Lease("t", 0, leaseMs(1_000), async () => false);
+    expect(await lease.hold(LEASE_RENEW_MS + 1, 1_000)).toBe(false);
   });
 });

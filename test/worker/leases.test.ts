@@ -228,3 +228,32 @@ describe("a channel with thousands of subscribers", () => {
     await stack.redis.del(subs);
   });
 });
+
+describe("a visit that works longer than its lease", () => {
+  it("renews it as it goes, so every batch starts with a batch's time left on it", async () => {
+    // timeoutMs 1500: the lease lasts 1.5 s + 5 s margin + 3 s window, and each POST takes 1 s.
+    await subscribe(stack, channel, {
+      name: "sub",
+      url: receiver.url,
+      batchSize: 1,
+      timeoutMs: 1500,
+    });
+    const lease = stack.keys.lease(channel, "sub");
+    const left: number[] = [];
+    receiver.respond(async () => {
+      left.push(await stack.redis.pttl(lease));
+      return { status: 204, delayMs: 1000 };
+    });
+    await publish(
+      stack,
+      channel,
+      Array.from({ length: 6 }, (_, i) => ({ data: i })),
+    );
+    await runPass(stack);
+    expect(receiver.messages()).toHaveLength(6);
+    // Without renewals, the fifth POST would start with 9.5 - 4 = 5.5 s left: less than one batch
+    // plus the margin. Renewed, none starts with less.
+    expect(Math.min(...left)).toBeGreaterThanOrEqual(1500 + 5000 - 300);
+    expect(await stack.redis.exists(lease)).toBe(0);
+  }, 20_000);
+});
