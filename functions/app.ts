@@ -50,7 +50,7 @@ export function createApp(deliveryFactory: DeliveryFactory) {
     const db = getDb(config);
     c.set("config", config);
     c.set("db", db);
-    c.set("delivery", deliveryFactory(config, db));
+    c.set("delivery", deliveryFactory(config, db, c.env.DELIVERY_QUEUE));
     await next();
   });
   // Hono's timingSafeEqual hashes both sides, then compares every byte: constant time.

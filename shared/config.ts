@@ -8,7 +8,20 @@
 
 import { z } from "zod";
 
+/**
+ * A Queues producer binding, as far as streamhook uses it (the runtime's `Queue` has this method;
+ * declared here so that code built for Node, the tests, can name it too).
+ */
+export interface QueueBinding {
+  sendBatch(messages: Iterable<{ body: unknown; delaySeconds?: number }>): Promise<unknown>;
+}
+
 export interface Env {
+  /**
+   * The delivery queue (wrangler.toml's [[queues.producers]]): a binding, not a variable. Bound,
+   * work that cannot finish in one invocation is handed to it; unbound, the cron picks it up.
+   */
+  DELIVERY_QUEUE?: QueueBinding;
   UPSTASH_REDIS_REST_URL: string;
   UPSTASH_REDIS_REST_TOKEN: string;
   API_TOKEN: string;

@@ -1,7 +1,7 @@
 // The seam between the HTTP functions and the delivery worker. functions/ and worker/ never import
 // each other: the Worker's entry (index.ts) hands the app a `DeliveryFactory` built by worker/.
 
-import type { Config } from "./config.ts";
+import type { Config, QueueBinding } from "./config.ts";
 import type { Db } from "./redis.ts";
 import type { WokenSubscriber } from "./streams.ts";
 
@@ -34,4 +34,5 @@ export interface Delivery {
   pass(): Promise<PassSummary>;
 }
 
-export type DeliveryFactory = (config: Config, db: Db) => Delivery;
+/** Builds the Delivery for one request; `queue` is the DELIVERY_QUEUE binding, if any. */
+export type DeliveryFactory = (config: Config, db: Db, queue: QueueBinding | undefined) => Delivery;

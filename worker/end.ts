@@ -41,11 +41,23 @@ export interface UnitReport extends Tally {
   end: "drained" | "idle" | "full" | "stopped" | "budget" | "lost";
   /** The lease is released (or not ours): the visit need not release it. */
   released: boolean;
+  /** When the unit wants its next visit, as this visit left it: a task for the queue. */
+  next: Next | null;
+}
+
+/** The next visit a unit wants: at once to carry on (handover), or when a retry is due. */
+export type Next = { why: "handover" | "retry"; at: number };
+
+/** The earlier of two wants (a handover wins: it is now). */
+export function earlier(a: Next | null, b: Next | null): Next | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return b.at < a.at ? b : a;
 }
 
 /** How a unit stops early. */
 export type End =
-  | { kind: "idle"; schedule?: ScheduleChange[] }
+  | { kind: "idle"; schedule?: readonly ScheduleChange[]; retryAt?: number | null }
   | { kind: "full" }
   | { kind: "budget"; retryNow?: boolean }
   | { kind: "backoff"; at: number }
@@ -64,7 +76,9 @@ export function stopFor(stopped: Outcome | "budget"): End {
  *   idle     what the caller passes (the retry step's exact retry time)
  *   full     read nothing new for one base delay: retries must make room first
  *   budget   to the back of the queue (wake member to now, if it exists), so every due unit is
- *            served in turn; entries read but not sent are retried at once
+ *            served in turn; entries read but not sent are retried at once. With a queue, the
+ *            unit is handed over instead: the wake member goes `graceMs` later, so a cron pass
+ *            leaves the unit to the queue's task unless that task is lost
  *   backoff  nothing read or retried before `at`
  *   gone     nothing scheduled: the subscription is paused until resumed
  * Entries read but never sent get a retry member in any case: it is their only schedule.
@@ -73,9 +87,10 @@ export function scheduleFor(
   end: End,
   unit: WorkUnit,
   now: number,
-  retryBaseMs: number,
+  times: { retryBaseMs: number; graceMs: number },
   unsent: number,
 ): ScheduleChange[] {
+  const { retryBaseMs, graceMs } = times;
   const wake = wakeMember(unit);
   const retry = retryMember(unit);
   const forUnsent: ScheduleChange[] = unsent > 0 ? [{ how: "lt", member: retry, at: now }] : [];
@@ -88,7 +103,7 @@ export function scheduleFor(
       const retryNow: ScheduleChange[] = end.retryNow
         ? [{ how: "set", member: retry, at: now }]
         : [];
-      return [{ how: "xx", member: wake, at: now }, ...retryNow, ...forUnsent];
+      return [{ how: "xx", member: wake, at: now + graceMs }, ...retryNow, ...forUnsent];
     }
     case "backoff":
       return [
@@ -121,7 +136,13 @@ export async function end(
     release,
     // Not sent: the attempt each was taken for was never made.
     unsent: unsent.map((e) => ({ entryId: e.entryId, count: e.attempt - 1 })),
-    schedule: scheduleFor(how, ctx.unit, now, ctx.config.retryBaseMs, unsent.length),
+    schedule: scheduleFor(
+      how,
+      ctx.unit,
+      now,
+      { retryBaseMs: ctx.config.retryBaseMs, graceMs: ctx.graceMs },
+      unsent.length,
+    ),
     pause: how.kind === "gone",
   });
   ctx.budget.spend();
@@ -131,7 +152,26 @@ export async function end(
       : how.kind === "idle"
         ? "idle"
         : how.kind;
-  return { ...tally, end: ours ? kind : "lost", released: release || !ours };
+  if (!ours) return { ...tally, end: "lost", released: true, next: null };
+  const next = nextFor(how, now, ctx.config.retryBaseMs, unsent.length > 0);
+  return { ...tally, end: kind, released: release, next };
+}
+
+/** The next visit a way of ending asks for (see scheduleFor). */
+export function nextFor(end: End, now: number, retryBaseMs: number, unsent: boolean): Next | null {
+  switch (end.kind) {
+    case "idle":
+      if (end.retryAt != null) return { why: "retry", at: end.retryAt };
+      return unsent ? { why: "retry", at: now } : null;
+    case "full":
+      return { why: "retry", at: now + retryBaseMs };
+    case "budget":
+      return { why: "handover", at: now };
+    case "backoff":
+      return { why: "retry", at: end.at };
+    case "gone":
+      return null;
+  }
 }
 
 /**

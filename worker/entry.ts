@@ -1,33 +1,49 @@
 // The delivery worker's side of the Worker: the `Delivery` the HTTP app uses (a kick after a
-// publish, a wake after a replay/redrive/resume, POST /v1/deliver) and the cron's `scheduled`
-// handler, which runs one pass. The clock is read here, and passed down.
+// publish, a wake after a replay/redrive/resume, POST /v1/deliver), the cron's `scheduled`
+// handler, and the delivery queue's `queue` handler. The clock and the bindings are read here,
+// and passed down.
 
 import { type Env, loadConfig } from "../shared/config.ts";
 import type { DeliveryFactory } from "../shared/delivery.ts";
 import { getDb } from "../shared/redis.ts";
-import { kick, runPass, wake } from "./pass.ts";
+import { consume } from "./consumer.ts";
+import { queueDispatch } from "./dispatch.ts";
+import { cron, kick, runPass, type Worker, wake } from "./pass.ts";
 
 const clock = () => Date.now();
 
-export const createDelivery: DeliveryFactory = (config, db) => ({
-  kick: async (channel, woken) => {
-    const summary = await kick(db, config, clock, channel, woken);
-    for (const s of summary.subscriptions) if (s.error) console.error("kick failed", s);
-  },
-  wake: async (channel, name) => {
-    await wake(db, config, clock, channel, name);
-  },
-  pass: () => runPass(db, config, clock),
-});
+function worker(env: Env): Worker {
+  const config = loadConfig(env);
+  return { db: getDb(config), config, clock, dispatch: queueDispatch(env.DELIVERY_QUEUE) };
+}
+
+export const createDelivery: DeliveryFactory = (config, db, queue) => {
+  const w: Worker = { db, config, clock, dispatch: queueDispatch(queue) };
+  return {
+    kick: async (channel, woken) => {
+      const summary = await kick(w, channel, woken);
+      for (const s of summary.subscriptions) if (s.error) console.error("kick failed", s);
+    },
+    wake: async (channel, name) => {
+      await wake(w, channel, name);
+    },
+    pass: () => runPass(w),
+  };
+};
 
 export async function scheduled(_controller: ScheduledController, env: Env): Promise<void> {
-  const config = loadConfig(env);
-  const summary = await runPass(getDb(config), config, clock);
-  if (summary.subscriptions.length > 0) {
-    const { delivered, retried, deadLettered, filtered, durationMs } = summary;
+  const result = await cron(worker(env));
+  if ("dispatched" in result) {
+    if (result.dispatched > 0) console.log(`cron: ${result.dispatched} subscriptions to the queue`);
+  } else if (result.subscriptions.length > 0) {
+    const { delivered, retried, deadLettered, filtered, durationMs } = result;
     console.log(
-      `delivery pass: ${summary.subscriptions.length} subscriptions, delivered ${delivered}, ` +
+      `delivery pass: ${result.subscriptions.length} subscriptions, delivered ${delivered}, ` +
         `retried ${retried}, dead-lettered ${deadLettered}, filtered ${filtered}, ${durationMs} ms`,
     );
   }
+}
+
+export async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  await consume(worker(env), batch.messages);
 }

@@ -11,8 +11,10 @@
 // (its wake member to now), and the ones the pass did not reach keep their earlier time, so the
 // next pass starts with them.
 //
-// The cron runs a full pass; a publish kicks the subscribers it woke, with what the publish
-// already read, so a healthy subscriber gets the message well under a second later.
+// With a queue (dispatch.ts), the cron's pass only dispatches: one task per due subscription,
+// and the queue's consumers (consumer.ts) visit them, as many at once as the queue runs. A
+// publish's kick visits the first PASS_CONCURRENCY subscribers it woke at once (waitUntil) and
+// hands the rest to the queue. POST /v1/deliver always visits, and answers with what it did.
 
 import type { Config } from "../shared/config.ts";
 import type { PassSummary, SubscriptionSummary } from "../shared/delivery.ts";
@@ -21,74 +23,127 @@ import type { Db } from "../shared/redis.ts";
 import type { WokenSubscriber } from "../shared/streams.ts";
 import { parseSubscription } from "../shared/subscription.ts";
 import { Budget } from "./budget.ts";
+import { type Dispatch, taskFor } from "./dispatch.ts";
 import { dueUnits, type Loaded, load, type UnitSchedule } from "./schedule.ts";
-import { visit } from "./visit.ts";
+import { type VisitContext, type Visited, visit } from "./visit.ts";
 
 export type Clock = () => number;
 
-export async function runPass(db: Db, config: Config, clock: Clock): Promise<PassSummary> {
-  const budget = new Budget(config, clock());
-  const due = await dueUnits(db, budget.startedAt, config.passMaxSubscriptions * 4);
-  budget.spend();
+export interface Worker {
+  db: Db;
+  config: Config;
+  clock: Clock;
+  dispatch: Dispatch;
+}
+
+/** The subscriptions due now, earliest first, at most `limit` (1 ZRANGE). */
+async function dueSubscriptions(w: Worker, now: number, limit: number) {
+  const due = await dueUnits(w.db, now, limit * 4);
   const wanted = new Map<string, { channel: string; name: string }>();
   for (const { unit } of due) {
-    if (wanted.size >= config.passMaxSubscriptions) break;
+    if (wanted.size >= limit) break;
     wanted.set(`${unit.channel}/${unit.subscription}`, {
       channel: unit.channel,
       name: unit.subscription,
     });
   }
-  if (wanted.size === 0) return summarize(budget.startedAt, clock(), []);
-  const subs = await load(db, [...wanted.values()]);
-  budget.spend();
-  return deliverAll({ db, config, budget, clock }, subs, false);
+  return [...wanted.values()];
 }
 
-/** Delivers to the subscribers a publish woke; their settings came back with the publish. */
+/** One pass that visits what is due (the cron's without a queue; POST /v1/deliver's always). */
+export async function runPass(w: Worker): Promise<PassSummary> {
+  const budget = new Budget(w.config, w.clock());
+  const wanted = await dueSubscriptions(w, budget.startedAt, w.config.passMaxSubscriptions);
+  budget.spend();
+  if (wanted.length === 0) return summarize(budget.startedAt, w.clock(), []);
+  const subs = await load(w.db, wanted);
+  budget.spend();
+  return deliverAll({ ...w, budget }, subs, false);
+}
+
+// How many subscriptions one cron run hands to the queue (100 tasks per sendBatch): far more than
+// a pass visits, since the queue's consumers do the visiting.
+const DISPATCH_MAX = 10_000;
+
+/**
+ * The cron's job: with a queue, a task for every due subscription (nothing when nothing is due:
+ * one ZRANGE); without one, a pass.
+ */
+export async function cron(w: Worker): Promise<PassSummary | { dispatched: number }> {
+  if (!w.dispatch.queued) return runPass(w);
+  const now = w.clock();
+  const cap = Math.min(DISPATCH_MAX, Math.max(1, w.config.passMaxSubrequests - 2) * 100);
+  const wanted = await dueSubscriptions(w, now, cap);
+  if (wanted.length === 0) return { dispatched: 0 };
+  const tasks = wanted.map((s) => ({ task: taskFor(s, "fanout") }));
+  if (!(await w.dispatch.send(tasks, now))) return runPass(w);
+  return { dispatched: tasks.length };
+}
+
+/**
+ * Delivers to the subscribers a publish woke; their settings came back with the publish. With a
+ * queue, those past the first PASS_CONCURRENCY go to it instead of waiting here in line.
+ */
 export async function kick(
-  db: Db,
-  config: Config,
-  clock: Clock,
+  w: Worker,
   channel: string,
   woken: WokenSubscriber[],
 ): Promise<PassSummary> {
-  const now = clock();
-  const subs = woken.map((w) => {
-    const sub = parseSubscription(channel, w.name, w.json, false);
-    const main = unitName({ channel, subscription: w.name, kind: "main" });
-    const schedules = new Map<string, UnitSchedule>([[main, { wake: now, retry: w.retryAt }]]);
+  const now = w.clock();
+  const inline = w.dispatch.queued ? woken.slice(0, w.config.passConcurrency) : woken;
+  const rest = woken.slice(inline.length);
+  if (rest.length > 0) {
+    const tasks = rest.map((s) => ({ task: taskFor({ channel, name: s.name }, "fanout") }));
+    // Refused: the cron finds them due (the publish woke them) within a minute.
+    await w.dispatch.send(tasks, now);
+  }
+  const subs = inline.map((s) => {
+    const sub = parseSubscription(channel, s.name, s.json, false);
+    const main = unitName({ channel, subscription: s.name, kind: "main" });
+    const schedules = new Map<string, UnitSchedule>([[main, { wake: now, retry: s.retryAt }]]);
     return { sub, schedules };
   });
   // A woken subscriber's wake member was absent, so its last visit closed cleanly: its pending
   // list is empty unless its retry member says otherwise (then deliverUnit looks).
-  return deliverAll({ db, config, budget: new Budget(config, now), clock }, subs, true);
+  return deliverAll({ ...w, budget: new Budget(w.config, now) }, subs, true);
 }
 
 /** Delivers to one subscription now (after a replay, a redrive, a resume). */
-export async function wake(db: Db, config: Config, clock: Clock, channel: string, name: string) {
-  const budget = new Budget(config, clock());
-  const subs = await load(db, [{ channel, name }]);
-  return deliverAll({ db, config, budget, clock }, subs, false);
+export async function wake(w: Worker, channel: string, name: string) {
+  const budget = new Budget(w.config, w.clock());
+  const subs = await load(w.db, [{ channel, name }]);
+  return deliverAll({ ...w, budget }, subs, false);
 }
 
-async function deliverAll(
-  ctx: { db: Db; config: Config; budget: Budget; clock: Clock },
+/**
+ * Visits the subscriptions, `concurrency` at a time (PASS_CONCURRENCY unless given), and says
+ * what became of each.
+ */
+export async function visitAll(
+  ctx: VisitContext,
   subs: Loaded[],
-  kicked: boolean,
-): Promise<PassSummary> {
-  const queue = [...subs];
-  const summaries: SubscriptionSummary[] = [];
+  options: { kicked: boolean; concurrency?: number },
+): Promise<Visited[]> {
+  const results: Visited[] = new Array(subs.length);
+  let next = 0;
   const worker = async (): Promise<void> => {
-    for (let item = queue.shift(); item; item = queue.shift()) {
+    for (let i = next++; i < subs.length; i = next++) {
+      const item = subs[i]!;
       const main = item.schedules.get(
         unitName({ channel: item.sub.channel, subscription: item.sub.name, kind: "main" }),
       );
-      const pendingKnownEmpty = kicked && main?.retry === null;
-      const summary = await visit(ctx, item, { pendingKnownEmpty });
-      if (summary) summaries.push(summary);
+      const pendingKnownEmpty = options.kicked && main?.retry === null;
+      results[i] = await visit(ctx, item, { pendingKnownEmpty });
     }
   };
-  await Promise.all(Array.from({ length: ctx.config.passConcurrency }, worker));
+  const concurrency = options.concurrency ?? ctx.config.passConcurrency;
+  await Promise.all(Array.from({ length: Math.min(concurrency, subs.length) }, worker));
+  return results;
+}
+
+async function deliverAll(ctx: VisitContext, subs: Loaded[], kicked: boolean) {
+  const visited = await visitAll(ctx, subs, { kicked });
+  const summaries = visited.flatMap((v) => (v.kind === "visited" ? [v.summary] : []));
   return summarize(ctx.budget.startedAt, ctx.clock(), summaries);
 }
 

@@ -14,7 +14,9 @@ import { foldAll, holdState, noWrites, type Writes } from "./settle.ts";
 import { type Claim, claim, compareIds, type PendingEntry, pendingList, settle } from "./store.ts";
 import type { Position, UnitContext } from "./unit.ts";
 
-type Retried = { report: UnitReport } | { w: Writes; pos: Position; tally: Tally };
+type Retried =
+  | { report: UnitReport }
+  | { w: Writes; pos: Position; tally: Tally; retryAt: number | null };
 
 /**
  * Retries what is due at `now`. When the unit will read new messages next (`reading`), the
@@ -81,14 +83,22 @@ export async function retryDue(ctx: UnitContext, now: number, reading: boolean):
     ? ({ how: "set", member, at: next } as const)
     : ({ how: "rem", member } as const);
   const retried = { ...w, retryAt: null };
-  if (!reading)
-    return { report: await end(ctx, tally, retried, { kind: "idle", schedule: [change] }, []) };
+  const retryAt = Number.isFinite(next) ? next : null;
+  if (!reading) {
+    const idle = { kind: "idle", schedule: [change], retryAt } as const;
+    return { report: await end(ctx, tally, retried, idle, []) };
+  }
   const [writing, state] = holdState(retried);
   await settle(ctx.db, ctx.unit, writing, [change]);
   ctx.budget.spend();
   const pending = list.length - tally.delivered - tally.filtered - tally.deadLettered;
   const cursor = list.reduce((max, e) => (compareIds(e.entryId, max) > 0 ? e.entryId : max), "0-0");
-  return { w: { ...noWrites(), state }, pos: { pending, cursor, largest: largestSeen }, tally };
+  return {
+    w: { ...noWrites(), state },
+    pos: { pending, cursor, largest: largestSeen },
+    tally,
+    retryAt,
+  };
 }
 
 // One XCLAIM per delivery count: a claim's min-idle is that count's backoff (only what is really

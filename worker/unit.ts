@@ -14,7 +14,18 @@
 
 import type { Db } from "../shared/redis.ts";
 import { cutBatches, largest, readCount } from "./batches.ts";
-import { addTally, end, parkDead, stopFor, type Tally, type UnitReport, zeroTally } from "./end.ts";
+import {
+  addTally,
+  type End,
+  earlier,
+  end,
+  type Next,
+  parkDead,
+  stopFor,
+  type Tally,
+  type UnitReport,
+  zeroTally,
+} from "./end.ts";
 import type { UnitEntry, WorkUnit } from "./entries.ts";
 import { retryDue } from "./retry-due.ts";
 import type { UnitSchedule } from "./schedule.ts";
@@ -27,6 +38,11 @@ export interface UnitContext extends SendContext {
   unit: WorkUnit;
   /** Release the lease when the unit ends well (it is the visit's last unit). */
   release: boolean;
+  /**
+   * How much later than now a unit the budget stops is due again: 0 without a queue (back of
+   * the schedule), HANDOVER_GRACE_MS with one (the queue's task carries on; see end.ts).
+   */
+  graceMs: number;
 }
 
 /** Where the unit's consumer stands: its pending entries, the last id it holds, sizes seen. */
@@ -53,10 +69,11 @@ export async function deliverUnit(
   let w = noWrites();
   let pos: Position = { pending: 0, cursor: "0-0", largest: 0 };
   let tally = zeroTally();
+  let retryAt: number | null = null; // when this unit's next retry is due, as far as it knows
   if (isDue(schedule.retry, now)) {
     const retried = await retryDue(ctx, now, isDue(schedule.wake, now));
     if ("report" in retried) return retried.report;
-    ({ w, pos, tally } = retried);
+    ({ w, pos, tally, retryAt } = retried);
   } else if (!pendingKnownEmpty) {
     const summary = await pendingSummary(ctx.db, ctx.unit);
     ctx.budget.spend();
@@ -65,12 +82,31 @@ export async function deliverUnit(
     // now, the retry step claims each once its backoff is over.
     if (summary.count > 0 && schedule.retry === null) w = { ...w, retryAt: now };
   }
-  if (!isDue(schedule.wake, now)) return end(ctx, tally, w, { kind: "idle" }, []);
-  return drain(ctx, tally, w, pos);
+  if (!isDue(schedule.wake, now))
+    return end(ctx, tally, w, { kind: "idle", retryAt: w.retryAt }, []);
+  return drain(ctx, tally, w, pos, retryAt ?? w.retryAt);
 }
 
-async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position) {
+async function drain(
+  ctx: UnitContext,
+  tally0: Tally,
+  w0: Writes,
+  pos0: Position,
+  retryAt0: number | null,
+): Promise<UnitReport> {
   const { sub, config } = ctx;
+  // The earliest retry this visit scheduled (writes go out with later round trips): the queue
+  // task a drain that ends well asks for.
+  let retryAt = retryAt0;
+  const noteRetry = (w: Writes) => {
+    if (w.retryAt !== null) retryAt = Math.min(retryAt ?? w.retryAt, w.retryAt);
+  };
+  const wanted = (): Next | null => (retryAt === null ? null : { why: "retry", at: retryAt });
+  // A unit that stops for room keeps its earlier retries in view too.
+  const stop = async (how: End, unsent: UnitEntry[]) => {
+    const report = await end(ctx, tally, w, how, unsent);
+    return how.kind === "full" ? { ...report, next: earlier(report.next, wanted()) } : report;
+  };
   const limits = { batchSize: sub.batchSize, maxBatchBytes: config.maxBatchBytes };
   // For a read that carries `w`: its acks run first in the same round trip, so they leave the
   // pending list before the read is counted against Upstash's limit.
@@ -82,11 +118,13 @@ async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position
     });
   let tally = tally0;
   let w = w0;
+  noteRetry(w);
+  noteRetry(w);
   let pos = pos0;
   let carry: UnitEntry[] = []; // a batch that is not full yet, waiting for more entries
   let count = countFor(pos, w);
-  if (count === 0) return end(ctx, tally, w, { kind: "full" }, []);
-  if (!(await canStartBatch(ctx, ctx.clock()))) return end(ctx, tally, w, { kind: "budget" }, []);
+  if (count === 0) return stop({ kind: "full" }, []);
+  if (!(await canStartBatch(ctx, ctx.clock()))) return stop({ kind: "budget" }, []);
   let got = await readStep(ctx, w, count, pos);
   ({ w, pos } = got);
   let drained = got.entries.length < count;
@@ -107,10 +145,11 @@ async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position
     const [sent, next] = await both(sendAll(ctx, batches), ahead);
     tally = addTally(tally, sent.outcomes);
     ({ w, tally } = await parkDead(ctx, foldAll(w, sent.outcomes, ctx.unit.kind), tally));
+    noteRetry(w);
     if (next) w = { ...w, ack: [...w.ack, ...next.deleted] };
     if (sent.stopped) {
       const unsent = [...sent.unsent, ...carry, ...(next?.entries ?? [])];
-      return end(ctx, tally, w, stopFor(sent.stopped), unsent);
+      return stop(stopFor(sent.stopped), unsent);
     }
     if (next) {
       pos = next.pos;
@@ -120,7 +159,7 @@ async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position
     }
     if (drained) {
       count = countFor(pos, w);
-      if (count === 0) return end(ctx, tally, w, { kind: "full" }, []);
+      if (count === 0) return stop({ kind: "full" }, []);
       const closed = await close(ctx.db, ctx.unit, {
         w,
         count,
@@ -129,9 +168,9 @@ async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position
         cursor: pos.cursor,
       });
       ctx.budget.spend();
-      if (closed.kind !== "fresh") {
-        const report = { ...tally, end: closed.kind === "closed" ? "drained" : "lost" } as const;
-        return { ...report, released: closed.kind === "lost" || ctx.release };
+      if (closed.kind === "lost") return { ...tally, end: "lost", released: true, next: null };
+      if (closed.kind === "closed") {
+        return { ...tally, end: "drained", released: ctx.release, next: wanted() };
       }
       pos = advance({ ...pos, pending: pos.pending - w.ack.length }, closed.taken);
       w = { ...noWrites(), ack: closed.taken.deleted };
@@ -141,9 +180,8 @@ async function drain(ctx: UnitContext, tally0: Tally, w0: Writes, pos0: Position
     }
     // Not drained, and no read ahead: the budget, the lease or the pending list stops it here.
     count = countFor(pos, w);
-    if (count === 0) return end(ctx, tally, w, { kind: "full" }, carry);
-    if (!(await canStartBatch(ctx, ctx.clock())))
-      return end(ctx, tally, w, { kind: "budget" }, carry);
+    if (count === 0) return stop({ kind: "full" }, carry);
+    if (!(await canStartBatch(ctx, ctx.clock()))) return stop({ kind: "budget" }, carry);
     got = await readStep(ctx, w, count, pos);
     ({ w, pos } = got);
     chunk = got.entries;

@@ -1,14 +1,16 @@
 // One visit of one subscription: take its lease, deliver its due units (the redrive stream
-// first: its messages are older, then the channel), let the lease go. A throw is a bug or an
-// outage: it is caught here, logged with the subscription, and the pass goes on with the others.
+// first: its messages are older, then the channel), let the lease go, and, with a queue, ask for
+// the next visit the units want (a hand-over at once, or a retry when it is due). A throw is a
+// bug or an outage: it is caught here, logged with the subscription, and the pass goes on.
 
 import type { Config } from "../shared/config.ts";
 import type { SubscriptionSummary } from "../shared/delivery.ts";
-import { unitName } from "../shared/keys.ts";
+import { unitName, wakeMember } from "../shared/keys.ts";
 import { type Db, isReplyError } from "../shared/redis.ts";
 import { signingSecrets } from "../shared/subscription.ts";
 import type { Budget } from "./budget.ts";
-import type { UnitReport } from "./end.ts";
+import { type Dispatch, taskFor } from "./dispatch.ts";
+import { earlier, type Next, type UnitReport } from "./end.ts";
 import type { WorkUnit } from "./entries.ts";
 import { Lease, leaseMs } from "./lease.ts";
 import {
@@ -27,24 +29,38 @@ export interface VisitContext {
   config: Config;
   budget: Budget;
   clock: () => number;
+  dispatch: Dispatch;
 }
+
+/**
+ * How long a unit handed over to the queue stays out of the cron's sight: its task carries on
+ * at once, and only if that task is lost does a cron pass pick the unit up, this much later.
+ */
+export const HANDOVER_GRACE_MS = 60_000;
+
+/** What became of a visit. */
+export type Visited =
+  | { kind: "visited"; summary: SubscriptionSummary }
+  | { kind: "not-due" }
+  /** Another deliverer holds the lease (it looks again before it lets go). */
+  | { kind: "busy" }
+  /** The budget could not pay for the visit's end: left for the next pass or task. */
+  | { kind: "no-budget" };
 
 const isDue = (s: UnitSchedule | undefined, now: number) =>
   s !== undefined && ((s.wake !== null && s.wake <= now) || (s.retry !== null && s.retry <= now));
 
-/**
- * Visits the subscription if any of its units is due, the budget allows a visit, and its lease
- * is free (another deliverer on it looks again before it lets go). Null when it did not start.
- */
+/** Visits the subscription if any of its units is due, the budget allows, and its lease is free. */
 export async function visit(
   ctx: VisitContext,
   { sub, schedules }: Loaded,
   options: { pendingKnownEmpty: boolean },
-): Promise<SubscriptionSummary | null> {
-  const { db, budget, clock } = ctx;
+): Promise<Visited> {
+  const { db, budget, clock, dispatch } = ctx;
   const now = clock();
   const units = workUnits(db, sub).filter((u) => isDue(schedules.get(unitName(u)), now));
-  if (units.length === 0 || !budget.startVisit(now)) return null;
+  if (units.length === 0) return { kind: "not-due" };
+  if (!budget.startVisit(now)) return { kind: "no-budget" };
   const summary: SubscriptionSummary = {
     channel: sub.channel,
     subscription: sub.name,
@@ -63,11 +79,11 @@ export async function visit(
       // The SET may have run with its reply lost: give the lease back, or the subscription would
       // wait for it to expire. The pass goes on with the others.
       await releaseLease(db, sub, token).catch(() => {});
-      return failed(summary, error);
+      return { kind: "visited", summary: failed(summary, error) };
     } finally {
       budget.spend();
     }
-    if (!leased) return null;
+    if (!leased) return { kind: "busy" };
     const lease = new Lease(token, now, ttl, (t, ms) => renewLease(db, sub, t, ms));
     const endpoint = {
       channel: sub.channel,
@@ -77,10 +93,13 @@ export async function visit(
       timeoutMs: sub.timeoutMs,
       secrets: signingSecrets(sub, now),
     };
+    const graceMs = dispatch.queued ? HANDOVER_GRACE_MS : 0;
     let released = false;
+    let next: Next | null = null;
     try {
       for (const [i, unit] of units.entries()) {
-        const context = { ...ctx, sub, unit, endpoint, lease, release: i === units.length - 1 };
+        const release = i === units.length - 1;
+        const context = { ...ctx, sub, unit, endpoint, lease, release, graceMs };
         const schedule = schedules.get(unitName(unit))!;
         const report = await deliverUnit(context, schedule, options.pendingKnownEmpty).catch(
           (error: unknown) => recover(ctx, unit, sub.id, error),
@@ -90,6 +109,7 @@ export async function visit(
         summary.deadLettered += report.deadLettered;
         summary.filtered += report.filtered;
         released = report.released;
+        next = earlier(next, report.next);
         if (!["drained", "idle", "full"].includes(report.end)) break;
       }
     } catch (error) {
@@ -100,10 +120,30 @@ export async function visit(
         budget.spend();
       }
     }
-    return summary;
+    if (next) await follow(ctx, sub, next, units);
+    return { kind: "visited", summary };
   } finally {
     budget.endVisit();
   }
+}
+
+// Asks the queue for the visit the units want next. A hand-over the queue refuses falls back to
+// the cron: the wake members it moved `graceMs` ahead come back to now.
+async function follow(
+  ctx: VisitContext,
+  sub: { channel: string; name: string },
+  next: Next,
+  units: WorkUnit[],
+): Promise<void> {
+  if (!ctx.dispatch.queued) return;
+  const now = ctx.clock();
+  const sent = await ctx.dispatch.send([{ task: taskFor(sub, next.why), at: next.at }], now);
+  ctx.budget.spend();
+  if (sent || next.why !== "handover") return;
+  const due = ctx.db.keys.due();
+  await Promise.all(
+    units.map((u) => ctx.db.redis.zadd(due, { xx: true }, { score: now, member: wakeMember(u) })),
+  ).catch(() => {});
 }
 
 /** A throw is a bug or an outage: logged with the subscription, and in its summary. */
@@ -128,5 +168,5 @@ async function recover(
     console.warn(`consumer group of ${unitName(unit)} was missing: recreated`);
   const goOn = what === "gone" && unit.kind === "redrive";
   const tally = { delivered: 0, retried: 0, deadLettered: 0, filtered: 0 };
-  return { ...tally, end: goOn ? "idle" : "lost", released: false };
+  return { ...tally, end: goOn ? "idle" : "lost", released: false, next: null };
 }

@@ -6,7 +6,7 @@ import type Redis from "ioredis";
 import { createTestHarness, type TestHarness } from "wrangler";
 import { type Bridge, type BridgeOptions, startBridge } from "../../dev/bridge.ts";
 import { createKeys, type Keys } from "../../shared/keys.ts";
-import { WORKER_BUILD_DIR } from "../global-setup.ts";
+import { NO_QUEUE_CONFIG, WORKER_BUILD_DIR } from "../global-setup.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 
 export const API_TOKEN = "test-api-token";
@@ -36,6 +36,11 @@ export interface StackOptions {
   keyPrefix?: string;
   /** The bridge's limits and faults (Upstash's limits by default). */
   bridge?: Omit<BridgeOptions, "redisUrl" | "token" | "port">;
+  /**
+   * Bind the delivery queue (wrangler.toml as deployed). Off by default: delivery then happens
+   * only in the kicks and passes a test causes, and in nothing running behind its back.
+   */
+  queue?: boolean;
 }
 
 // wrangler's test harness makes the Worker's outbound requests (to the bridge, to webhooks) from
@@ -82,7 +87,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   });
   const keyPrefix = options.keyPrefix ?? "sh:v1";
   const startWorker = async () => {
-    const harness = createWorker(bridge, keyPrefix, options.vars ?? {});
+    const config = options.queue ? "wrangler.toml" : NO_QUEUE_CONFIG;
+    const harness = createWorker(bridge, keyPrefix, options.vars ?? {}, config);
     const { url } = await harness.listen();
     return { harness, base: url.href.replace(/\/$/, "") };
   };
@@ -133,12 +139,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   return stack;
 }
 
-function createWorker(bridge: Bridge, keyPrefix: string, vars: Record<string, string>) {
+function createWorker(
+  bridge: Bridge,
+  keyPrefix: string,
+  vars: Record<string, string>,
+  configPath: string,
+) {
   return createTestHarness({
     root: `${import.meta.dirname}/../..`,
     workers: [
       {
-        configPath: "wrangler.toml",
+        configPath,
         prebuiltWorkerDir: WORKER_BUILD_DIR,
         vars: { KEY_PREFIX: keyPrefix, ...vars },
         secrets: {

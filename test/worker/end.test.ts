@@ -72,6 +72,8 @@ describe("the schedule of a unit that stops", () => {
       ],
     ],
   ] as [string, End, number, ScheduleChange[]][])("%s", (_, end, unsent, expected) => {
-    expect(scheduleFor(end, unit, now, base, unsent)).toEqual(expected);
+    expect(scheduleFor(end, unit, now, { retryBaseMs: base, graceMs: 0 }, unsent)).toEqual(
+      expected,
+    );
   });
 });

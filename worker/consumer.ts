@@ -1,0 +1,104 @@
+// The delivery queue's consumer: each invocation visits the subscriptions its batch of tasks
+// names (dispatch.ts), all at once (the queue, not a fixed number, decides how many invocations
+// run side by side), under its own budget, and tells the queue what became of each task:
+//
+//   visited, not due, gone          ack (a stale or duplicate task costs a few Redis commands)
+//   the lease is taken              retry once the lease could have lapsed: if its holder died,
+//                                   the next try takes over; if it lives, it hands over itself
+//   no budget left here             retry at once, in another invocation
+//   the visit failed (an outage)    retry later, with backoff; the queue's own retries end at
+//                                   max_retries, and the cron finds whatever is still due
+//
+// An invocation that dies (memory, CPU) acks nothing: the queue sends its tasks again, and they
+// find the dead visit's lease, which lapses within seconds (lease.ts).
+
+import { unitName } from "../shared/keys.ts";
+import { unitsOf } from "../shared/subscriptions.ts";
+import { Budget } from "./budget.ts";
+import { asTask, type DeliveryTask } from "./dispatch.ts";
+import { leaseMs } from "./lease.ts";
+import { visitAll, type Worker } from "./pass.ts";
+import { type Loaded, load, type UnitSchedule } from "./schedule.ts";
+import type { Visited } from "./visit.ts";
+
+/** The queue's message, as far as the consumer needs it. */
+export interface TaskMessage {
+  readonly body: unknown;
+  readonly attempts: number;
+  ack(): void;
+  retry(options?: { delaySeconds?: number }): void;
+}
+
+// Visits one invocation runs at once. Each holds up to two reads of a few MB (batches.ts), and an
+// isolate has 128 MB; the Redis calls of visits side by side share requests (auto-pipelining).
+const CONSUMER_CONCURRENCY = 10;
+
+export async function consume(w: Worker, messages: readonly TaskMessage[]): Promise<void> {
+  const now = w.clock();
+  const tasks = new Map<string, { task: DeliveryTask; messages: TaskMessage[] }>();
+  for (const message of messages) {
+    const task = asTask(message.body);
+    if (!task) {
+      console.error("the delivery queue sent a message that is not a task:", message.body);
+      message.ack();
+      continue;
+    }
+    const key = `${task.channel}/${task.subscription}`;
+    const entry = tasks.get(key) ?? { task, messages: [] };
+    // A handover among duplicates wins: it may visit a unit whose wake is not due yet.
+    if (task.why === "handover") entry.task = task;
+    entry.messages.push(message);
+    tasks.set(key, entry);
+  }
+  if (tasks.size === 0) return;
+  const wanted = [...tasks.values()].map(({ task }) => ({
+    channel: task.channel,
+    name: task.subscription,
+  }));
+  const loaded = await load(w.db, wanted);
+  const byKey = new Map(loaded.map((l) => [`${l.sub.channel}/${l.sub.name}`, l]));
+  const work: { loaded: Loaded; messages: TaskMessage[] }[] = [];
+  for (const [key, { task, messages: ms }] of tasks) {
+    const l = byKey.get(key);
+    // Deleted or paused since (load dropped its schedule): nothing to do.
+    if (!l) ms.forEach((m) => m.ack());
+    else work.push({ loaded: task.why === "handover" ? carryOn(l, now) : l, messages: ms });
+  }
+  const budget = new Budget(w.config, now);
+  const visited = await visitAll(
+    { ...w, budget },
+    work.map((x) => x.loaded),
+    { kicked: false, concurrency: CONSUMER_CONCURRENCY },
+  );
+  work.forEach(({ loaded: l, messages: ms }, i) => {
+    for (const m of ms) settle(m, visited[i]!, l.sub.timeoutMs);
+  });
+}
+
+// A handed-over unit is due at once, though its wake member was put `HANDOVER_GRACE_MS` ahead
+// (visit.ts) so that the cron would leave it to this task. One without a wake member closed.
+function carryOn(l: Loaded, now: number): Loaded {
+  const schedules = new Map<string, UnitSchedule>(l.schedules);
+  for (const unit of unitsOf(l.sub.channel, l.sub.name)) {
+    const s = schedules.get(unitName(unit));
+    if (s && s.wake !== null) schedules.set(unitName(unit), { ...s, wake: Math.min(s.wake, now) });
+  }
+  return { ...l, schedules };
+}
+
+// Backoff of a task whose visit failed: 5 s, 10 s, 20 s... (the queue's attempts count from 1).
+const failedDelaySeconds = (attempts: number) => Math.min(300, 5 * 2 ** (attempts - 1));
+
+function settle(message: TaskMessage, visited: Visited, timeoutMs: number): void {
+  switch (visited.kind) {
+    case "busy":
+      return message.retry({ delaySeconds: Math.ceil(leaseMs(timeoutMs) / 1000) });
+    case "no-budget":
+      return message.retry();
+    case "visited":
+      if (visited.summary.error === undefined) return message.ack();
+      return message.retry({ delaySeconds: failedDelaySeconds(message.attempts) });
+    case "not-due":
+      return message.ack();
+  }
+}
