@@ -3,6 +3,8 @@
 // run side by side), under its own budget, and tells the queue what became of each task:
 //
 //   visited, not due, gone          ack (a stale or duplicate task costs a few Redis commands)
+//   due within EARLY_WAIT_MS        waited for here, then visited: a retry's delay is sent in
+//                                   whole seconds rounded down (dispatch.ts), so it comes early
 //   the lease is taken              retry once the lease could have lapsed: if its holder died,
 //                                   the next try takes over; if it lives, it hands over itself
 //   no budget left here             retry at once, in another invocation
@@ -33,6 +35,13 @@ export interface TaskMessage {
 // isolate has 128 MB; the Redis calls of visits side by side share requests (auto-pipelining).
 const CONSUMER_CONCURRENCY = 10;
 
+/**
+ * A task that comes this little before its subscription is due waits for it in the invocation.
+ * Queues counts delays in whole seconds and the dispatcher rounds down, so a retry's task comes
+ * up to a second early; waiting the rest here makes it late by milliseconds, not by a second.
+ */
+export const EARLY_WAIT_MS = 2_000;
+
 export async function consume(w: Worker, messages: readonly TaskMessage[]): Promise<void> {
   const now = w.clock();
   const tasks = new Map<string, { task: DeliveryTask; messages: TaskMessage[] }>();
@@ -61,14 +70,27 @@ export async function consume(w: Worker, messages: readonly TaskMessage[]): Prom
   for (const [key, { task, messages: ms }] of tasks) {
     const l = byKey.get(key);
     // Deleted or paused since (load dropped its schedule): nothing to do.
-    if (!l) ms.forEach((m) => m.ack());
-    else work.push({ loaded: task.why === "handover" ? carryOn(l, now) : l, messages: ms });
+    if (!l) {
+      for (const m of ms) m.ack();
+    } else work.push({ loaded: task.why === "handover" ? carryOn(l, now) : l, messages: ms });
   }
   const budget = new Budget(w.config, now);
+  const ctx = { ...w, budget };
+  const options = { kicked: false, concurrency: CONSUMER_CONCURRENCY };
   const visited = await visitAll(
-    { ...w, budget },
+    ctx,
     work.map((x) => x.loaded),
-    { kicked: false, concurrency: CONSUMER_CONCURRENCY },
+    options,
+  );
+  await Promise.all(
+    visited.map(async (v, i) => {
+      if (v.kind !== "not-due" || v.at === null || v.at - now > EARLY_WAIT_MS) return;
+      const wait = v.at - w.clock();
+      if (wait > 0) await w.sleep(wait);
+      const { sub } = work[i]!.loaded;
+      const again = await load(w.db, [{ channel: sub.channel, name: sub.name }]);
+      visited[i] = again.length === 0 ? v : (await visitAll(ctx, again, options))[0]!;
+    }),
   );
   work.forEach(({ loaded: l, messages: ms }, i) => {
     for (const m of ms) settle(m, visited[i]!, l.sub.timeoutMs);
@@ -90,15 +112,13 @@ function carryOn(l: Loaded, now: number): Loaded {
 const failedDelaySeconds = (attempts: number) => Math.min(300, 5 * 2 ** (attempts - 1));
 
 function settle(message: TaskMessage, visited: Visited, timeoutMs: number): void {
-  switch (visited.kind) {
-    case "busy":
-      return message.retry({ delaySeconds: Math.ceil(leaseMs(timeoutMs) / 1000) });
-    case "no-budget":
-      return message.retry();
-    case "visited":
-      if (visited.summary.error === undefined) return message.ack();
-      return message.retry({ delaySeconds: failedDelaySeconds(message.attempts) });
-    case "not-due":
-      return message.ack();
+  if (visited.kind === "busy") {
+    message.retry({ delaySeconds: Math.ceil(leaseMs(timeoutMs) / 1000) });
+  } else if (visited.kind === "no-budget") {
+    message.retry();
+  } else if (visited.kind === "visited" && visited.summary.error !== undefined) {
+    message.retry({ delaySeconds: failedDelaySeconds(message.attempts) });
+  } else {
+    message.ack();
   }
 }

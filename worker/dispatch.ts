@@ -48,7 +48,9 @@ export function queueDispatch(queue: QueueBinding | undefined): Dispatch {
     queued: true,
     async send(tasks, now) {
       const messages = tasks.flatMap(({ task, at }) => {
-        const delaySeconds = at === undefined ? 0 : Math.max(0, Math.ceil((at - now) / 1000));
+        // Rounded down: the task comes up to a second early and its consumer waits the rest
+        // (consumer.ts: EARLY_WAIT_MS); rounded up, every retry would be up to a second late.
+        const delaySeconds = at === undefined ? 0 : Math.max(0, Math.floor((at - now) / 1000));
         if (delaySeconds > MAX_DELAY_SECONDS) return [];
         return [delaySeconds > 0 ? { body: task, delaySeconds } : { body: task }];
       });

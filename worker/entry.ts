@@ -11,14 +11,15 @@ import { queueDispatch } from "./dispatch.ts";
 import { cron, kick, runPass, type Worker, wake } from "./pass.ts";
 
 const clock = () => Date.now();
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function worker(env: Env): Worker {
   const config = loadConfig(env);
-  return { db: getDb(config), config, clock, dispatch: queueDispatch(env.DELIVERY_QUEUE) };
+  return { db: getDb(config), config, clock, sleep, dispatch: queueDispatch(env.DELIVERY_QUEUE) };
 }
 
 export const createDelivery: DeliveryFactory = (config, db, queue) => {
-  const w: Worker = { db, config, clock, dispatch: queueDispatch(queue) };
+  const w: Worker = { db, config, clock, sleep, dispatch: queueDispatch(queue) };
   return {
     kick: async (channel, woken) => {
       const summary = await kick(w, channel, woken);

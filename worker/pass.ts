@@ -33,6 +33,8 @@ export interface Worker {
   db: Db;
   config: Config;
   clock: Clock;
+  /** Waits this many ms (a task that came a little early waits for its time: consumer.ts). */
+  sleep: (ms: number) => Promise<void>;
   dispatch: Dispatch;
 }
 

@@ -41,14 +41,18 @@ export const HANDOVER_GRACE_MS = 60_000;
 /** What became of a visit. */
 export type Visited =
   | { kind: "visited"; summary: SubscriptionSummary }
-  | { kind: "not-due" }
+  /** Nothing due yet; `at` is when something is (null: nothing scheduled at all). */
+  | { kind: "not-due"; at: number | null }
   /** Another deliverer holds the lease (it looks again before it lets go). */
   | { kind: "busy" }
   /** The budget could not pay for the visit's end: left for the next pass or task. */
   | { kind: "no-budget" };
 
-const isDue = (s: UnitSchedule | undefined, now: number) =>
-  s !== undefined && ((s.wake !== null && s.wake <= now) || (s.retry !== null && s.retry <= now));
+/** When the unit is next due: its earlier of wake and retry; null when it has neither. */
+function dueAt(s: UnitSchedule | undefined): number | null {
+  const times = [s?.wake ?? null, s?.retry ?? null].filter((t) => t !== null);
+  return times.length === 0 ? null : Math.min(...times);
+}
 
 /** Visits the subscription if any of its units is due, the budget allows, and its lease is free. */
 export async function visit(
@@ -58,8 +62,12 @@ export async function visit(
 ): Promise<Visited> {
   const { db, budget, clock, dispatch } = ctx;
   const now = clock();
-  const units = workUnits(db, sub).filter((u) => isDue(schedules.get(unitName(u)), now));
-  if (units.length === 0) return { kind: "not-due" };
+  const all = workUnits(db, sub).map((u) => ({ u, at: dueAt(schedules.get(unitName(u))) }));
+  const units = all.flatMap(({ u, at }) => (at !== null && at <= now ? [u] : []));
+  if (units.length === 0) {
+    const later = all.flatMap(({ at }) => (at === null ? [] : [at]));
+    return { kind: "not-due", at: later.length === 0 ? null : Math.min(...later) };
+  }
   if (!budget.startVisit(now)) return { kind: "no-budget" };
   const summary: SubscriptionSummary = {
     channel: sub.channel,
