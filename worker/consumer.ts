@@ -31,9 +31,12 @@ export interface TaskMessage {
   retry(options?: { delaySeconds?: number }): void;
 }
 
-// Visits one invocation runs at once. Each holds up to two reads of a few MB (batches.ts), and an
-// isolate has 128 MB; the Redis calls of visits side by side share requests (auto-pipelining).
-const CONSUMER_CONCURRENCY = 10;
+// Visits one invocation runs at once. Most tasks are short (a fan-out's one message, a retry), and
+// side by side their Redis calls share requests (auto-pipelining): measured on a 5,000-subscriber
+// fan-out, 32 at once deliver in 7 s where 10 take 9 s. Memory stays bounded: the visits' reads
+// share READ_MEMORY (batches.ts: readBytesFor). Workers open at most 6 connections at once per
+// invocation, so past 6 the requests wait their turn rather than run in parallel.
+const CONSUMER_CONCURRENCY = 32;
 
 /**
  * A task that comes this little before its subscription is due waits for it in the invocation.
@@ -82,16 +85,22 @@ export async function consume(w: Worker, messages: readonly TaskMessage[]): Prom
     work.map((x) => x.loaded),
     options,
   );
-  await Promise.all(
-    visited.map(async (v, i) => {
-      if (v.kind !== "not-due" || v.at === null || v.at - now > EARLY_WAIT_MS) return;
-      const wait = v.at - w.clock();
+  // Tasks that came early: visited when due, earliest first, at most CONSUMER_CONCURRENCY at
+  // once (their reads share the invocation's memory as the first round's did).
+  const early = visited
+    .map((v, i) => ({ i, at: v.kind === "not-due" ? v.at : null }))
+    .filter((e): e is { i: number; at: number } => e.at !== null && e.at - now <= EARLY_WAIT_MS)
+    .sort((a, b) => a.at - b.at);
+  const whenDue = async () => {
+    for (let e = early.shift(); e; e = early.shift()) {
+      const wait = e.at - w.clock();
       if (wait > 0) await w.sleep(wait);
-      const { sub } = work[i]!.loaded;
+      const { sub } = work[e.i]!.loaded;
       const again = await load(w.db, [{ channel: sub.channel, name: sub.name }]);
-      visited[i] = again.length === 0 ? v : (await visitAll(ctx, again, options))[0]!;
-    }),
-  );
+      if (again.length > 0) visited[e.i] = (await visitAll(ctx, again, options))[0]!;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONSUMER_CONCURRENCY, early.length) }, whenDue));
   work.forEach(({ loaded: l, messages: ms }, i) => {
     for (const m of ms) settle(m, visited[i]!, l.sub.timeoutMs);
   });

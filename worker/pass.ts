@@ -22,6 +22,7 @@ import { unitName } from "../shared/keys.ts";
 import type { Db } from "../shared/redis.ts";
 import type { WokenSubscriber } from "../shared/streams.ts";
 import { parseSubscription } from "../shared/subscription.ts";
+import { readBytesFor } from "./batches.ts";
 import { Budget } from "./budget.ts";
 import { type Dispatch, taskFor } from "./dispatch.ts";
 import { dueUnits, type Loaded, load, type UnitSchedule } from "./schedule.ts";
@@ -122,10 +123,12 @@ export async function wake(w: Worker, channel: string, name: string) {
  * what became of each.
  */
 export async function visitAll(
-  ctx: VisitContext,
+  base: Omit<VisitContext, "readBytes">,
   subs: Loaded[],
   options: { kicked: boolean; concurrency?: number },
 ): Promise<Visited[]> {
+  const concurrency = options.concurrency ?? base.config.passConcurrency;
+  const ctx: VisitContext = { ...base, readBytes: readBytesFor(concurrency) };
   const results: Visited[] = new Array(subs.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -138,12 +141,11 @@ export async function visitAll(
       results[i] = await visit(ctx, item, { pendingKnownEmpty });
     }
   };
-  const concurrency = options.concurrency ?? ctx.config.passConcurrency;
   await Promise.all(Array.from({ length: Math.min(concurrency, subs.length) }, worker));
   return results;
 }
 
-async function deliverAll(ctx: VisitContext, subs: Loaded[], kicked: boolean) {
+async function deliverAll(ctx: Omit<VisitContext, "readBytes">, subs: Loaded[], kicked: boolean) {
   const visited = await visitAll(ctx, subs, { kicked });
   const summaries = visited.flatMap((v) => (v.kind === "visited" ? [v.summary] : []));
   return summarize(ctx.budget.startedAt, ctx.clock(), summaries);

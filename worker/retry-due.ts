@@ -48,6 +48,7 @@ export async function retryDue(ctx: UnitContext, now: number, reading: boolean):
           batchSize: sub.batchSize,
           pending: 0,
           largestBytes: largestSeen || config.maxMessageBytes,
+          readBytes: ctx.readBytes,
         }),
       );
       const slice = due.slice(i, i + n);

@@ -43,6 +43,8 @@ export interface UnitContext extends SendContext {
    * the schedule), HANDOVER_GRACE_MS with one (the queue's task carries on; see end.ts).
    */
   graceMs: number;
+  /** Bytes one read may take, from the visits running at once (batches.ts: readBytesFor). */
+  readBytes: number;
 }
 
 /** Where the unit's consumer stands: its pending entries, the last id it holds, sizes seen. */
@@ -115,6 +117,7 @@ async function drain(
       batchSize: sub.batchSize,
       pending: p.pending - w.ack.length,
       largestBytes: p.largest || config.maxMessageBytes,
+      readBytes: ctx.readBytes,
     });
   let tally = tally0;
   let w = w0;

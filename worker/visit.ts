@@ -30,6 +30,8 @@ export interface VisitContext {
   budget: Budget;
   clock: () => number;
   dispatch: Dispatch;
+  /** Bytes one read may take (batches.ts: readBytesFor the visits running at once). */
+  readBytes: number;
 }
 
 /**

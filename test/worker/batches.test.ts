@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { cutBatches, PENDING_LIMIT, READ_BYTES, readCount } from "../../worker/batches.ts";
+import {
+  cutBatches,
+  PENDING_LIMIT,
+  READ_MEMORY,
+  readBytesFor,
+  readCount,
+} from "../../worker/batches.ts";
 import type { UnitEntry } from "../../worker/entries.ts";
 
 const entry = (n: number, bytes = 100): UnitEntry => ({
@@ -13,14 +19,15 @@ const entries = (count: number, bytes = 100) =>
 const sizes = (batches: UnitEntry[][]) => batches.map((b) => b.length);
 
 describe("how much a read takes", () => {
+  const readBytes = readBytesFor(6);
   it.each([
     ["4 batches of small messages", { batchSize: 100, pending: 0, largestBytes: 1000 }, 400],
     ["at most 400 messages", { batchSize: 10, pending: 0, largestBytes: 100 }, 40],
     ["one batch when 4 would pass 400", { batchSize: 1000, pending: 0, largestBytes: 100 }, 1000],
     [
-      "what fits READ_BYTES if all were as large as the largest seen",
+      "what fits its share of memory if all were as large as the largest seen",
       { batchSize: 100, pending: 0, largestBytes: 256 * 1024 },
-      READ_BYTES / (256 * 1024),
+      16,
     ],
     ["at least one message, however large", { batchSize: 10, pending: 0, largestBytes: 1e9 }, 1],
     ["never past the pending limit", { batchSize: 100, pending: 950, largestBytes: 100 }, 50],
@@ -30,7 +37,19 @@ describe("how much a read takes", () => {
       0,
     ],
   ])("%s", (_, limits, expected) => {
-    expect(readCount(limits)).toBe(expected);
+    expect(readCount({ ...limits, readBytes })).toBe(expected);
+  });
+
+  it("shares the same memory among however many visits run at once", () => {
+    for (const concurrency of [1, 6, 10, 32, 100]) {
+      // Each visit holds two reads (one read ahead).
+      expect(concurrency * 2 * readBytesFor(concurrency)).toBeLessThanOrEqual(READ_MEMORY);
+      expect(readBytesFor(concurrency)).toBeGreaterThan(READ_MEMORY / (2 * concurrency) - 1);
+    }
+    expect(readBytesFor(6)).toBe(4 * 1024 * 1024);
+    const big = { batchSize: 100, pending: 0, largestBytes: 64 * 1024 };
+    expect(readCount({ ...big, readBytes: readBytesFor(6) })).toBe(64);
+    expect(readCount({ ...big, readBytes: readBytesFor(32) })).toBe(12);
   });
 });
 
