@@ -11,6 +11,10 @@ export function percentile(samples: number[], p: number): number {
   return sorted[Math.max(0, index)]!;
 }
 
+/** The largest sample (Math.max(...samples) overflows the stack past ~100,000). */
+export const maxOf = (samples: number[]) =>
+  samples.reduce((max, v) => Math.max(v, max), Number.NEGATIVE_INFINITY);
+
 export interface LoadResult {
   operations: number;
   seconds: number;

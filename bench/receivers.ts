@@ -1,48 +1,102 @@
 // The webhook endpoints of the benchmark: one HTTP server on 127.0.0.1, one path per subscriber
 // (/<name>), each verifying signatures with standardwebhooks like a real subscriber and counting
 // the distinct message ids it accepted. A failure rate makes it answer 500 to that share of
-// requests (the retries scenario).
+// requests (the retries scenarios); a delay makes it a slow subscriber.
 
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { text } from "node:stream/consumers";
 import { Webhook } from "standardwebhooks";
 
+export interface EndpointOptions {
+  /** Waits this long before answering each request (a slow subscriber). */
+  delayMs?: number;
+  /** This share of requests is answered 500 (else the stack-wide setFailureRate). */
+  failureRate?: number;
+  /** Notes every attempt at every message: when it came, and its attempt number. */
+  trackAttempts?: boolean;
+  /**
+   * Counts messages instead of keeping every id (a backlog of millions): ids must only grow,
+   * and one that does not is counted as a repeat.
+   */
+  ordered?: boolean;
+}
+
+export interface Attempt {
+  attempt: number;
+  at: number;
+}
+
 interface Endpoint {
   webhook: Webhook;
+  options: EndpointOptions;
   ids: Set<string>;
+  /** ordered: how many came, the last id, and how many did not come after the one before. */
+  count: number;
+  last: [number, number];
+  repeats: number;
   requests: number;
   /** publish -> receive latencies, for messages whose data carries {sentAt}. */
   latencies: number[];
+  attempts: Map<string, Attempt[]>;
 }
 
 export interface Receivers {
   url: string;
-  add(name: string, secret: string): string;
+  add(name: string, secret: string, options?: EndpointOptions): string;
   received(name: string): number;
+  /** ordered endpoints: messages that came again, or out of order. */
+  repeats(name: string): number;
   requests(name: string): number;
   latencies(name: string): number[];
+  attempts(name: string): Map<string, Attempt[]>;
   setFailureRate(rate: number): void;
   close(): Promise<void>;
 }
+
+const idParts = (id: string): [number, number] => {
+  const [ms, seq] = id.split("-");
+  return [Number(ms), Number(seq)];
+};
+const after = (a: [number, number], b: [number, number]) =>
+  a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+
 export async function startReceivers(): Promise<Receivers> {
   const endpoints = new Map<string, Endpoint>();
   let failureRate = 0;
   const server = createServer(async (req, res) => {
     const body = await text(req);
+    const arrived = Date.now();
     const endpoint = endpoints.get((req.url ?? "/").slice(1));
     if (!endpoint) return void res.writeHead(404).end();
     endpoint.requests++;
-    let batch: { messages: { id: string; data: unknown }[] };
+    let batch: { messages: { id: string; data: unknown; attempt: number }[] };
     try {
       batch = endpoint.webhook.verify(body, req.headers as Record<string, string>) as typeof batch;
     } catch {
       return void res.writeHead(401).end();
     }
-    if (failureRate > 0 && Math.random() < failureRate) return void res.writeHead(500).end();
+    const { delayMs, trackAttempts, ordered } = endpoint.options;
+    if (trackAttempts) {
+      for (const { id, attempt } of batch.messages) {
+        const list = endpoint.attempts.get(id) ?? [];
+        list.push({ attempt, at: arrived });
+        endpoint.attempts.set(id, list);
+      }
+    }
+    if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const rate = endpoint.options.failureRate ?? failureRate;
+    if (rate > 0 && Math.random() < rate) return void res.writeHead(500).end();
     const now = Date.now();
     for (const message of batch.messages) {
-      endpoint.ids.add(message.id);
+      if (ordered) {
+        const id = idParts(message.id);
+        if (endpoint.count > 0 && !after(id, endpoint.last)) endpoint.repeats++;
+        else endpoint.count++;
+        endpoint.last = id;
+      } else {
+        endpoint.ids.add(message.id);
+      }
       const sentAt = (message.data as { sentAt?: number } | null)?.sentAt;
       if (typeof sentAt === "number") endpoint.latencies.push(now - sentAt);
     }
@@ -58,18 +112,28 @@ export async function startReceivers(): Promise<Receivers> {
   };
   return {
     url,
-    add(name, secret) {
+    add(name, secret, options = {}) {
       endpoints.set(name, {
         webhook: new Webhook(secret),
+        options,
         ids: new Set(),
+        count: 0,
+        last: [0, 0],
+        repeats: 0,
         requests: 0,
         latencies: [],
+        attempts: new Map(),
       });
       return `${url}/${name}`;
     },
-    received: (name) => get(name).ids.size,
+    received: (name) => {
+      const e = get(name);
+      return e.options.ordered ? e.count : e.ids.size;
+    },
+    repeats: (name) => get(name).repeats,
     requests: (name) => get(name).requests,
     latencies: (name) => get(name).latencies,
+    attempts: (name) => get(name).attempts,
     setFailureRate(rate) {
       failureRate = rate;
     },

@@ -5,11 +5,15 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chart } from "./chart.ts";
 import { round } from "./measure.ts";
+import type { BacklogResult } from "./scenarios/backlog.ts";
 import type { CostResult } from "./scenarios/cost.ts";
 import type { DeliveryRow } from "./scenarios/delivery.ts";
+import type { FanoutResult } from "./scenarios/fanout.ts";
 import type { LatencyResult } from "./scenarios/latency.ts";
 import type { PublishRow } from "./scenarios/publish.ts";
 import type { RetriesResult } from "./scenarios/retries.ts";
+import type { RetryLatenessResult } from "./scenarios/retry-lateness.ts";
+import type { SustainedResult } from "./scenarios/sustained.ts";
 
 export interface Results {
   startedAt: string;
@@ -18,6 +22,11 @@ export interface Results {
   latency?: LatencyResult;
   delivery?: DeliveryRow[];
   retries?: RetriesResult;
+  slow?: SustainedResult;
+  fast?: SustainedResult;
+  lateness?: RetryLatenessResult;
+  fanout?: FanoutResult;
+  drain?: BacklogResult;
 }
 
 interface Target {
@@ -28,6 +37,7 @@ interface Target {
 
 const UPSTASH_PER_COMMAND = 0.2 / 100_000; // pay-as-you-go, $ per command
 const QSTASH_PER_MESSAGE = 1 / 100_000; // $ per message
+const QUEUES_PER_OPERATION = 0.4 / 1_000_000; // Cloudflare Queues, $ per operation (64 KB)
 
 export function targets(r: Results): Target[] {
   const out: Target[] = [];
@@ -89,6 +99,43 @@ export function targets(r: Results): Target[] {
       target: `Batch publish of 100 at concurrency ${row.concurrency} >= 20x single-publish msg/s`,
       measured: `${round(row.batchGain, 1)}x`,
       met: row.batchGain >= 20,
+    });
+  }
+  out.push(...queueTargets(r));
+  return out;
+}
+
+// The Worker as deployed, with its delivery queue and no manual pass.
+function queueTargets(r: Results): Target[] {
+  const out: Target[] = [];
+  const sustained = (s: SustainedResult, limit: number, what: string) => ({
+    target: `${what}: ${s.ratePerSecond} msg/s x ${s.subscriptions} subs, p99 publish -> receive <= ${limit} ms`,
+    measured: `p50 ${round(s.p50Ms, 0)} ms, p99 ${round(s.p99Ms, 0)} ms, max ${round(s.maxMs, 0)} ms over ${s.seconds} s`,
+    met: s.p99Ms <= limit,
+  });
+  if (r.slow) out.push(sustained(r.slow, 1000, `Receivers taking ${r.slow.delayMs} ms`));
+  if (r.fast) out.push(sustained(r.fast, 250, "Fast receivers"));
+  if (r.lateness) {
+    const l = r.lateness;
+    out.push({
+      target: "Retries come <= 1 s after they are due (p99), none early, none lost",
+      measured: `p50 ${round(l.p50Ms, 0)} ms, p99 ${round(l.p99Ms, 0)} ms, max ${round(l.maxMs, 0)} ms over ${l.retries} retries; early ${l.early}, missing ${l.missing}`,
+      met: l.p99Ms <= 1000 && l.early === 0 && l.missing === 0,
+    });
+  }
+  if (r.fanout) {
+    out.push({
+      target: `One message to ${r.fanout.subscriptions} subscriptions, all delivered <= 10 s`,
+      measured: `${r.fanout.seconds} s (${r.fanout.withinOneSecond} within the first second)`,
+      met: r.fanout.seconds <= 10,
+    });
+  }
+  if (r.drain) {
+    const d = r.drain;
+    out.push({
+      target: `Backlog of ${d.messages} x ${d.subscriptions} subs drained by one cron run >= 0.9x back-to-back passes`,
+      measured: `${d.ratio}x (${d.cron.perSecond} vs ${d.passes.perSecond} msg/s; ${d.cron.seconds} s vs ${d.passes.seconds} s), repeats ${d.cron.repeats + d.passes.repeats}`,
+      met: d.ratio >= 0.9 && d.cron.repeats + d.passes.repeats === 0,
     });
   }
   return out;
@@ -193,6 +240,46 @@ export function markdown(r: Results): string {
     extra.push([
       "Cost per million deliveries (batch 100), Upstash pay-as-you-go",
       `$${round(perMillion, 3)} (${headline.commandsPerMessage} commands/msg at $0.20/100k) vs QStash $${round(1_000_000 * QSTASH_PER_MESSAGE, 2)} ($1/100k messages)`,
+    ]);
+  }
+  for (const [name, s] of [
+    ["Busy subscribers", r.slow],
+    ["Fast subscribers", r.fast],
+  ] as const) {
+    if (!s) continue;
+    extra.push([
+      `${name}: ${s.ratePerSecond} msg/s (${s.messagesPerPublish} per publish) x ${s.subscriptions} subs answering in ${s.delayMs} ms, ${s.seconds} s, queue bound`,
+      `${s.delivered} delivered; p50 ${round(s.p50Ms, 0)} ms, p99 ${round(s.p99Ms, 0)} ms, max ${round(s.maxMs, 0)} ms; ${s.commandsPerMessage} commands/msg, ${s.queueOpsPerMessage} queue ops/msg; publisher behind ${s.latePublishes} times`,
+    ]);
+  }
+  if (r.lateness) {
+    const l = r.lateness;
+    extra.push([
+      `Retry lateness: ${l.subscriptions} subs, half the requests failing, queue bound`,
+      `${l.retries} retries of ${l.messages} messages; late p50 ${round(l.p50Ms, 0)} ms, p99 ${round(l.p99Ms, 0)} ms; ${l.queueOpsPerMessage} queue ops/msg`,
+    ]);
+  }
+  if (r.fanout) {
+    extra.push([
+      `Fan-out: one message to ${r.fanout.subscriptions} subscriptions, queue bound`,
+      `all delivered in ${r.fanout.seconds} s; ${r.fanout.queueOpsPerMessage} queue ops per delivery`,
+    ]);
+  }
+  if (r.drain) {
+    for (const d of [r.drain.passes, r.drain.cron]) {
+      extra.push([
+        `Backlog ${r.drain.messages} x ${r.drain.subscriptions} subs, ${d.how === "cron" ? "one cron run, queue bound" : "back-to-back passes, no queue"}`,
+        `${d.perSecond} msg/s (${d.seconds} s); ${d.commandsPerMessage} commands/msg, ${d.queueOpsPerMessage} queue ops/msg; repeats ${d.repeats}`,
+      ]);
+    }
+  }
+  const queued = r.fast ?? r.slow;
+  if (queued) {
+    const redis = queued.commandsPerMessage * 1_000_000 * UPSTASH_PER_COMMAND;
+    const queue = queued.queueOpsPerMessage * 1_000_000 * QUEUES_PER_OPERATION;
+    extra.push([
+      "Cost per million deliveries with the queue (fast subscribers above): Upstash + Queues",
+      `$${round(redis + queue, 4)} ($${round(redis, 4)} for ${queued.commandsPerMessage} commands/msg + $${round(queue, 4)} for ${queued.queueOpsPerMessage} queue ops/msg at $0.40/M)`,
     ]);
   }
   if (extra.length > 0) parts.push(table(["Scenario", "Result"], extra));

@@ -1,14 +1,22 @@
 // The benchmark's own stack, started for real and stopped at the end: a throwaway redis-server,
-// the REST bridge (on its own thread), the Worker in workerd twice (with the publish kick, as in
-// production, and without, so delivery runs can be driven pass by pass), and the receivers.
+// the REST bridge (on its own thread), the Worker twice under `wrangler dev` (as `npm run dev`
+// runs it: workerd fetches Redis and the webhooks itself, as in production; the test harness
+// would route every subrequest through this process instead), and the receivers:
+//
+//   kicked   as deployed (wrangler.toml): a publish kicks delivery, and the delivery queue is
+//            bound (its consumer runs in the same workerd, through Miniflare's local broker)
+//   manual   no kick and no queue, so delivery runs can be driven pass by pass
 
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { createInterface } from "node:readline";
 import { Worker } from "node:worker_threads";
 import { Redis as UpstashRedis } from "@upstash/redis";
 import type { Redis } from "ioredis";
-import { createTestHarness, type TestHarness } from "wrangler";
 import { createKeys, type Keys } from "../shared/keys.ts";
-import setup, { WORKER_BUILD_DIR } from "../test/global-setup.ts";
+import setup, { NO_QUEUE_CONFIG } from "../test/global-setup.ts";
 import { startRedisServer } from "../test/helpers/redis-server.ts";
+import { type QueueOps, queueOpsCounter } from "./queue-ops.ts";
 import { type Receivers, startReceivers } from "./receivers.ts";
 
 export const API_TOKEN = "bench-api-token";
@@ -26,9 +34,13 @@ export interface BenchStack {
   /** @upstash/redis on the same bridge: what the baselines use. */
   rest: UpstashRedis;
   keys: Keys;
-  /** The Worker as deployed: a publish kicks delivery. */
+  /** The Worker as deployed: a publish kicks delivery, and the delivery queue is bound. */
   kicked: Api;
-  /** The same Worker without the kick: delivery happens only in the passes the bench runs. */
+  /** The kicked Worker's cron trigger (the cron does not fire by itself here). */
+  cron(): Promise<void>;
+  /** The kicked Worker's queue operations so far. */
+  queueOps(): QueueOps;
+  /** The same Worker without kick or queue: delivery happens only in the passes the bench runs. */
   manual: Api;
   receivers: Receivers;
   bridgeStats(): Promise<{ requests: number; commands: number }>;
@@ -56,28 +68,96 @@ function api(base: string): Api {
   };
 }
 
-async function startWorker(bridgeUrl: string, vars: Record<string, string>) {
-  const harness: TestHarness = createTestHarness({
-    root: `${import.meta.dirname}/..`,
-    workers: [
-      {
-        configPath: "wrangler.toml",
-        prebuiltWorkerDir: WORKER_BUILD_DIR,
-        vars,
-        secrets: {
-          UPSTASH_REDIS_REST_URL: bridgeUrl,
-          UPSTASH_REDIS_REST_TOKEN: BRIDGE_TOKEN,
-          API_TOKEN,
-        },
-      },
-    ],
-  });
-  const { url } = await harness.listen();
-  return { harness, api: api(url.href.replace(/\/$/, "")) };
+const ROOT = `${import.meta.dirname}/..`;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
-export async function startBenchStack(vars: Record<string, string> = {}): Promise<BenchStack> {
-  setup(); // builds the Worker as `wrangler deploy` would
+interface DevWorker {
+  api: Api;
+  process: ChildProcess;
+}
+
+/** `wrangler dev` on a free port, with this process' Node (wrangler refuses Node 20). */
+async function startWorker(
+  bridgeUrl: string,
+  vars: Record<string, string>,
+  configPath: string,
+  onLine: (line: string) => void,
+): Promise<DevWorker> {
+  const port = await freePort();
+  const all = {
+    ...vars,
+    UPSTASH_REDIS_REST_URL: bridgeUrl,
+    UPSTASH_REDIS_REST_TOKEN: BRIDGE_TOKEN,
+    API_TOKEN,
+  };
+  const child = spawn(
+    process.execPath,
+    [
+      `${ROOT}/node_modules/wrangler/bin/wrangler.js`,
+      "dev",
+      "--config",
+      configPath,
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(await freePort()),
+      "--show-interactive-dev-session=false",
+      "--log-level",
+      "info",
+      ...Object.entries(all).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const recent: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream! }).on("line", (line) => {
+      recent.push(line);
+      if (recent.length > 50) recent.shift();
+      onLine(line);
+    });
+  }
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited:\n${recent.join("\n")}`);
+    if (Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${recent.join("\n")}`);
+    const up = await fetch(`${base}/health`).then(
+      (res) => res.ok,
+      () => false,
+    );
+    if (up) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return { api: api(base), process: child };
+}
+
+async function stopWorker(worker: DevWorker): Promise<void> {
+  const { process: child } = worker;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+export async function startBenchStack(vars: {
+  kicked: Record<string, string>;
+  manual: Record<string, string>;
+}): Promise<BenchStack> {
+  setup(); // builds the Worker as `wrangler deploy` would, and writes NO_QUEUE_CONFIG
+  const queueOps = queueOpsCounter();
   const redisServer = await startRedisServer();
   const bridge = new Worker(new URL("./bridge-thread.ts", import.meta.url), {
     workerData: { redisUrl: redisServer.url, token: BRIDGE_TOKEN },
@@ -91,8 +171,13 @@ export async function startBenchStack(vars: Record<string, string> = {}): Promis
     });
   const { url: bridgeUrl } = await ask<{ url: string }>("ready", null);
 
-  const kicked = await startWorker(bridgeUrl, vars);
-  const manual = await startWorker(bridgeUrl, { ...vars, KICK_ON_PUBLISH: "false" });
+  const kicked = await startWorker(bridgeUrl, vars.kicked, `${ROOT}/wrangler.toml`, queueOps.line);
+  const manual = await startWorker(
+    bridgeUrl,
+    { ...vars.manual, KICK_ON_PUBLISH: "false" },
+    NO_QUEUE_CONFIG,
+    () => {},
+  );
   const receivers = await startReceivers();
   // Configured like the Worker's own client (shared/redis.ts), so the reference pass differs
   // from streamhook's in its design only, not in client settings.
@@ -109,13 +194,18 @@ export async function startBenchStack(vars: Record<string, string> = {}): Promis
     rest,
     keys: createKeys("sh:v1"),
     kicked: kicked.api,
+    cron: async () => {
+      const res = await fetch(`${kicked.api.base}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`);
+      if (!res.ok) throw new Error(`cron: ${res.status} ${await res.text()}`);
+    },
+    queueOps: queueOps.read,
     manual: manual.api,
     receivers,
     bridgeStats: () => ask("stats", "stats"),
     async stop() {
       await receivers.close();
-      await kicked.harness.close();
-      await manual.harness.close();
+      await stopWorker(kicked);
+      await stopWorker(manual);
       await ask("closed", "close");
       await bridge.terminate();
       await redisServer.stop();

@@ -3,7 +3,7 @@
 // the receiver notes when it arrived (same process, same clock). Redis' command count around the
 // run gives the cost per message of this path, kick and delivery included.
 
-import { counted, percentile, round, waitUntil } from "../measure.ts";
+import { counted, maxOf, percentile, round, waitUntil } from "../measure.ts";
 import type { BenchStack } from "../stack.ts";
 
 export interface LatencyResult {
@@ -53,7 +53,7 @@ export async function latencyScenario(
     messages: total,
     p50Ms: percentile(samples, 50),
     p99Ms: percentile(samples, 99),
-    maxMs: Math.max(...samples),
+    maxMs: maxOf(samples),
     commandsPerMessage: round(commands / total, 2),
   };
 }

@@ -86,4 +86,78 @@ describe("the benchmark report", () => {
     expect(svg).toContain("deliver 10 sub(s), batch 100");
     expect(svg).toContain("publish -&gt; receive p50/p99");
   });
+
+  it("checks the deployed Worker's targets: busy and fast subscribers, retries, fan-out, drain", () => {
+    const sustained = (
+      ratePerSecond: number,
+      subscriptions: number,
+      delayMs: number,
+      p99Ms: number,
+    ) => ({
+      ratePerSecond,
+      subscriptions,
+      delayMs,
+      seconds: 150,
+      messagesPerPublish: 5,
+      delivered: 1000,
+      p50Ms: 10,
+      p99Ms,
+      maxMs: p99Ms + 1,
+      latePublishes: 0,
+      commandsPerMessage: 0.5,
+      queueOpsPerMessage: 0.001,
+    });
+    const drain = (how: "passes" | "cron", perSecond: number) => ({
+      how,
+      seconds: 100,
+      perSecond,
+      commandsPerMessage: 0.005,
+      queueOpsPerMessage: 0.0001,
+      repeats: 0,
+    });
+    const queued: Results = {
+      startedAt: results.startedAt,
+      slow: sustained(300, 3, 100, 1200),
+      fast: sustained(1000, 10, 0, 240),
+      lateness: {
+        subscriptions: 5,
+        messages: 100,
+        retries: 80,
+        p50Ms: 10,
+        p99Ms: 900,
+        maxMs: 950,
+        early: 1,
+        missing: 0,
+        queueOpsPerMessage: 4,
+      },
+      fanout: {
+        subscriptions: 5000,
+        seconds: 9.5,
+        withinOneSecond: 600,
+        commandsPerDelivery: 10,
+        byCommand: {},
+        queueOpsPerMessage: 3,
+      },
+      drain: {
+        messages: 1_000_000,
+        subscriptions: 10,
+        passes: drain("passes", 70_000),
+        cron: drain("cron", 60_000),
+        ratio: 60_000 / 70_000,
+      },
+    };
+    const met = Object.fromEntries(targets(queued).map((t) => [t.target, t.met]));
+    expect(met).toEqual({
+      "Receivers taking 100 ms: 300 msg/s x 3 subs, p99 publish -> receive <= 1000 ms": false,
+      "Fast receivers: 1000 msg/s x 10 subs, p99 publish -> receive <= 250 ms": true,
+      // p99 is within a second, but one retry came early.
+      "Retries come <= 1 s after they are due (p99), none early, none lost": false,
+      "One message to 5000 subscriptions, all delivered <= 10 s": true,
+      "Backlog of 1000000 x 10 subs drained by one cron run >= 0.9x back-to-back passes": false,
+    });
+    // Upstash at $0.20 per 100k commands, Queues at $0.40 per million operations.
+    expect(markdown(queued)).toContain(
+      "$1.0004 ($1 for 0.5 commands/msg + $0.0004 for 0.001 queue ops/msg",
+    );
+  });
 });
