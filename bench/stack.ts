@@ -8,6 +8,7 @@
 //   manual   no kick and no queue, so delivery runs can be driven pass by pass
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { appendFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { Worker } from "node:worker_threads";
@@ -18,6 +19,8 @@ import setup, { NO_QUEUE_CONFIG } from "../test/global-setup.ts";
 import { startRedisServer } from "../test/helpers/redis-server.ts";
 import { type QueueOps, queueOpsCounter } from "./queue-ops.ts";
 import { type Receivers, startReceivers } from "./receivers.ts";
+
+const WORKER_LOG = process.env.BENCH_WORKER_LOG;
 
 export const API_TOKEN = "bench-api-token";
 const BRIDGE_TOKEN = "bench-bridge-token";
@@ -126,6 +129,8 @@ async function startWorker(
     createInterface({ input: stream! }).on("line", (line) => {
       recent.push(line);
       if (recent.length > 50) recent.shift();
+      // BENCH_WORKER_LOG=<file> keeps every line of the Workers' logs, with the time, to study a run.
+      if (WORKER_LOG) appendFileSync(WORKER_LOG, `${new Date().toISOString()} ${port} ${line}\n`);
       onLine(line);
     });
   }

@@ -11,6 +11,9 @@
 //   the visit failed (an outage)    retry later, with backoff; the queue's own retries end at
 //                                   max_retries, and the cron finds whatever is still due
 //
+// While its visits run, an invocation also adopts what other deliverers hand over meanwhile
+// (withAdoption), so a busy subscriber's continuation never waits behind another's invocation.
+//
 // An invocation that dies (memory, CPU) acks nothing: the queue sends its tasks again, and they
 // find the dead visit's lease, which lapses within seconds (lease.ts).
 
@@ -20,8 +23,8 @@ import { Budget } from "./budget.ts";
 import { asTask, type DeliveryTask } from "./dispatch.ts";
 import { leaseMs } from "./lease.ts";
 import { visitAll, type Worker } from "./pass.ts";
-import { type Loaded, load, type UnitSchedule } from "./schedule.ts";
-import type { Visited } from "./visit.ts";
+import { type Loaded, load, type UnitSchedule, wakesBetween } from "./schedule.ts";
+import { HANDOVER_GRACE_MS, type Visited } from "./visit.ts";
 
 /** The queue's message, as far as the consumer needs it. */
 export interface TaskMessage {
@@ -80,10 +83,17 @@ export async function consume(w: Worker, messages: readonly TaskMessage[]): Prom
   const budget = new Budget(w.config, now);
   const ctx = { ...w, budget };
   const options = { kicked: false, concurrency: CONSUMER_CONCURRENCY };
-  const visited = await visitAll(
+  const visiting = new Set(work.map(({ loaded: l }) => `${l.sub.channel}/${l.sub.name}`));
+  const visited = await withAdoption(
     ctx,
-    work.map((x) => x.loaded),
-    options,
+    visiting,
+    Math.min(work.length, CONSUMER_CONCURRENCY),
+    () =>
+      visitAll(
+        ctx,
+        work.map((x) => x.loaded),
+        options,
+      ),
   );
   // Tasks that came early: visited when due, earliest first, at most CONSUMER_CONCURRENCY at
   // once (their reads share the invocation's memory as the first round's did).
@@ -104,6 +114,79 @@ export async function consume(w: Worker, messages: readonly TaskMessage[]): Prom
   work.forEach(({ loaded: l, messages: ms }, i) => {
     for (const m of ms) settle(m, visited[i]!, l.sub.timeoutMs);
   });
+}
+
+/** How often a running invocation looks for units handed over while it runs. */
+export const ADOPT_POLL_MS = 250;
+/** How far back a hand-over may lie and still be adopted (its task carries on otherwise). */
+const ADOPT_LOOKBACK_MS = 5_000;
+
+/**
+ * Runs `visits` and, while they run, adopts the units other deliverers hand over meanwhile.
+ *
+ * A hand-over's task waits for a consumer invocation, and a busy invocation can keep one for its
+ * whole budget: Miniflare runs one batch at a time, and Queues adds concurrency only as batches
+ * end. So an invocation that is still delivering looks, every ADOPT_POLL_MS, for wake members
+ * handed over lately (one ZRANGE: schedule.ts wakesBetween) and visits them itself within its
+ * budget, so they wait a fraction of a second, not a budget. Their tasks, when they come, find
+ * the lease taken or nothing due. Each hand-over is tried once per invocation (by its score), so
+ * one taken elsewhere costs one load and one SET at most. Adopted visits count against
+ * CONSUMER_CONCURRENCY, so their reads stay inside READ_MEMORY.
+ */
+async function withAdoption<T>(
+  ctx: Worker & { budget: Budget },
+  visiting: Set<string>,
+  visits: number,
+  run: () => Promise<T>,
+): Promise<T> {
+  let running = visits;
+  let finished = () => {};
+  const allDone = new Promise<void>((resolve) => {
+    finished = resolve;
+  });
+  const ended = (n: number) => {
+    running -= n;
+    if (running === 0) finished();
+  };
+  const first = run().finally(() => ended(visits));
+  const tried = new Map<string, number>();
+  const adopted: Promise<unknown>[] = [];
+  const options = { kicked: false, concurrency: CONSUMER_CONCURRENCY };
+  try {
+    for (;;) {
+      await Promise.race([ctx.sleep(ADOPT_POLL_MS), allDone]);
+      const now = ctx.clock();
+      if (running === 0) break;
+      const room = CONSUMER_CONCURRENCY - running;
+      if (room <= 0 || !ctx.budget.allowsBatch(now, 2)) continue;
+      const to = now + HANDOVER_GRACE_MS;
+      const band = await wakesBetween(ctx.db, to - ADOPT_LOOKBACK_MS, to, CONSUMER_CONCURRENCY * 2);
+      ctx.budget.spend();
+      const wanted = new Map<string, { channel: string; name: string }>();
+      for (const { unit, at } of band) {
+        const key = `${unit.channel}/${unit.subscription}`;
+        if (visiting.has(key) || tried.get(key) === at || wanted.size >= room) continue;
+        tried.set(key, at);
+        wanted.set(key, { channel: unit.channel, name: unit.subscription });
+      }
+      if (wanted.size === 0) continue;
+      const loaded = (await load(ctx.db, [...wanted.values()])).map((l) => carryOn(l, now));
+      ctx.budget.spend();
+      for (const key of wanted.keys()) visiting.add(key);
+      running += loaded.length;
+      adopted.push(
+        visitAll(ctx, loaded, options).finally(() => {
+          for (const key of wanted.keys()) visiting.delete(key);
+          ended(loaded.length);
+        }),
+      );
+    }
+  } catch (error) {
+    // Adopting is an optimisation: the hand-overs' own tasks still come.
+    console.error("the delivery queue's consumer stopped adopting hand-overs:", error);
+  }
+  await Promise.allSettled(adopted);
+  return first;
 }
 
 // A handed-over unit is due at once, though its wake member was put `HANDOVER_GRACE_MS` ahead
