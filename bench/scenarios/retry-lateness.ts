@@ -68,7 +68,10 @@ export async function retryLatenessScenario(
     return received + (await dead()) >= messages * names.length;
   };
   let done = false;
-  const worst = options.policy.retryMaxMs * options.maxAttempts + 30_000;
+  // An endpoint that fails a batch stops its unit (it backs off and reads nothing new), so a
+  // backlog builds behind it and drains one batch at a time, each up to maxAttempts retries
+  // apart: minutes on a loaded machine, not one message's worst case.
+  const worst = 3 * (options.policy.retryMaxMs * options.maxAttempts + 30_000);
   const watch = setInterval(async () => {
     done = await settled();
   }, 200);
