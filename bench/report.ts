@@ -11,6 +11,7 @@ import type { DeliveryRow } from "./scenarios/delivery.ts";
 import type { FanoutResult } from "./scenarios/fanout.ts";
 import type { LatencyResult } from "./scenarios/latency.ts";
 import type { PublishRow } from "./scenarios/publish.ts";
+import type { RetentionResult } from "./scenarios/retention.ts";
 import type { RetriesResult } from "./scenarios/retries.ts";
 import type { RetryLatenessResult } from "./scenarios/retry-lateness.ts";
 import type { SustainedResult } from "./scenarios/sustained.ts";
@@ -27,6 +28,7 @@ export interface Results {
   lateness?: RetryLatenessResult;
   fanout?: FanoutResult;
   drain?: BacklogResult;
+  retention?: RetentionResult;
 }
 
 interface Target {
@@ -136,6 +138,19 @@ function queueTargets(r: Results): Target[] {
       target: `Backlog of ${d.messages} x ${d.subscriptions} subs drained by one cron run >= 0.9x back-to-back passes`,
       measured: `${d.ratio}x (${d.cron.perSecond} vs ${d.passes.perSecond} msg/s; ${d.cron.seconds} s vs ${d.passes.seconds} s), repeats ${d.cron.repeats + d.passes.repeats}`,
       met: d.ratio >= 0.9 && d.cron.repeats + d.passes.repeats === 0,
+    });
+  }
+  if (r.retention) {
+    const t = r.retention;
+    out.push({
+      target: `Retention: trimming adds <= 0.01 commands per published message (${t.messages} published, 100 per request)`,
+      measured: `${t.trimCommandsPerMessage} (${t.on.publishCommandsPerMessage} with, ${t.off.publishCommandsPerMessage} without)`,
+      met: t.trimCommandsPerMessage <= 0.01,
+    });
+    out.push({
+      target: `Retention: a channel with maxMessages ${t.maxMessages} stays within 2x of it`,
+      measured: `${t.on.length} messages kept of ${t.messages}`,
+      met: t.on.length <= 2 * t.maxMessages,
     });
   }
   return out;
@@ -270,6 +285,14 @@ export function markdown(r: Results): string {
       extra.push([
         `Backlog ${r.drain.messages} x ${r.drain.subscriptions} subs, ${d.how === "cron" ? "one cron run, queue bound" : "back-to-back passes, no queue"}`,
         `${d.perSecond} msg/s (${d.seconds} s); ${d.commandsPerMessage} commands/msg, ${d.queueOpsPerMessage} queue ops/msg; repeats ${d.repeats}`,
+      ]);
+    }
+  }
+  if (r.retention) {
+    for (const row of [r.retention.off, r.retention.on]) {
+      extra.push([
+        `Retention ${row.retention}: ${r.retention.messages} messages published (100 per request), delivered as they come`,
+        `${row.length} kept, ${row.memoryBytes} bytes of stream (${row.bytesPerMessage} per message published); ${row.publishCommandsPerMessage} publish commands/msg`,
       ]);
     }
   }

@@ -11,7 +11,7 @@
 // Scenarios: cost, publish, latency, delivery, retries (driven pass by pass or by the kick, as
 // before the queue), then those of the Worker as deployed with its delivery queue and no manual
 // pass: slow (busy subscribers), fast, lateness (retries on time), fanout, drain (a backlog
-// drained by one cron run against back-to-back passes).
+// drained by one cron run against back-to-back passes), retention (trimming's memory and commands).
 
 import { parseArgs } from "node:util";
 import { writeResults } from "./report.ts";
@@ -21,6 +21,7 @@ import { type DeliveryRow, deliveryCell } from "./scenarios/delivery.ts";
 import { fanoutScenario } from "./scenarios/fanout.ts";
 import { latencyScenario } from "./scenarios/latency.ts";
 import { publishScenario } from "./scenarios/publish.ts";
+import { retentionScenario } from "./scenarios/retention.ts";
 import { retriesScenario } from "./scenarios/retries.ts";
 import { retryLatenessScenario } from "./scenarios/retry-lateness.ts";
 import { sustainedScenario } from "./scenarios/sustained.ts";
@@ -160,6 +161,11 @@ try {
       subscriptions: 10,
       timeoutMs: 1_800_000,
     });
+  }
+  if (runs("retention")) {
+    const messages = quick ? 20_000 : 100_000;
+    log(`retention: ${messages} messages to a channel with retention and one without...`);
+    results.retention = await retentionScenario(stack, { messages, maxMessages: 10_000 });
   }
   log("");
   log(await writeResults(results));

@@ -103,8 +103,50 @@ export const ChannelSummary = z
   })
   .openapi("ChannelSummary");
 
+export const Retention = z
+  .object({
+    maxAgeMs: z.number().int().nullable().openapi({
+      description: "Messages older than this may be trimmed (null: no age limit)",
+      example: 604_800_000,
+    }),
+    maxMessages: z.number().int().nullable().openapi({
+      description: "The newest this many are kept (null: no count limit)",
+      example: null,
+    }),
+  })
+  .openapi("Retention");
+
+const DAY_MS = 24 * 3_600_000;
+export const RetentionChange = z
+  .object({
+    retention: z
+      .object({
+        maxAgeMs: z
+          .number()
+          .int()
+          .min(1000)
+          .max(3650 * DAY_MS)
+          .nullable()
+          .optional(),
+        maxMessages: z.number().int().min(1).max(1_000_000_000).nullable().optional(),
+      })
+      .strict(),
+  })
+  .strict()
+  .openapi("ChannelChange", {
+    description:
+      "Fields left out keep their value; null removes that limit. Trimming never removes a message an active or paused subscription has not acknowledged, unless it fell behind by more than MAX_UNDELIVERED_AGE_MS",
+  });
+
 export const ChannelInfo = ChannelSummary.extend({
-  firstId: z.string().nullable(),
+  retention: Retention,
+  retentionIsDefault: z.boolean().openapi({
+    description:
+      "True while the channel has no retention of its own (RETENTION_MAX_AGE_MS, RETENTION_MAX_MESSAGES)",
+  }),
+  firstId: z.string().nullable().openapi({
+    description: "The oldest message kept: history and replay reach back this far",
+  }),
   firstPublishedAt: z.iso.datetime().nullable(),
   lastPublishedAt: z.iso.datetime().nullable(),
 }).openapi("Channel");

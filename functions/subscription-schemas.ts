@@ -118,8 +118,20 @@ export const Subscription = z
     lastError: z.string().nullable(),
     lastErrorAt: z.iso.datetime().nullable(),
     lastSuccessAt: z.iso.datetime().nullable(),
+    expired: z.number().int().openapi({
+      description:
+        "Messages trimmed before this subscription acknowledged them, because it fell further behind than MAX_UNDELIVERED_AGE_MS",
+    }),
+    lastExpiredAt: z.iso.datetime().nullable(),
   })
   .openapi("Subscription");
+
+export const Replaying = Subscription.extend({
+  replayFrom: z.string().nullable().openapi({
+    description:
+      "The id of the first message the replay delivers: the oldest the channel keeps when `from` lies before it (retention trimmed the rest); null when there is none yet",
+  }),
+}).openapi("Replaying");
 
 export const SubscriptionWithSecret = Subscription.extend({
   secret: z.string().openapi({ description: "whsec_...: shown only on create and rotation" }),

@@ -30,5 +30,7 @@ function view(sub: Subscription, status: SubscriptionStatus) {
     lastError: status.state.lastError,
     lastErrorAt: status.state.lastErrorAt,
     lastSuccessAt: status.state.lastSuccessAt,
+    expired: status.state.expired,
+    lastExpiredAt: status.state.lastExpiredAt,
   };
 }

@@ -35,6 +35,22 @@ export interface Env {
   PASS_CONCURRENCY?: string;
   PASS_MAX_SUBSCRIPTIONS?: string;
   KICK_ON_PUBLISH?: string;
+  RETENTION_MAX_AGE_MS?: string;
+  RETENTION_MAX_MESSAGES?: string;
+  MAX_UNDELIVERED_AGE_MS?: string;
+  TRIM_MIN_INTERVAL_MS?: string;
+}
+
+/** How long channels keep messages (lua/trim.ts); a channel's own retention overrides the first two. */
+export interface RetentionConfig {
+  /** Messages older than this may be trimmed; null: no age limit. Default 7 days. */
+  maxAgeMs: number | null;
+  /** The newest this many are kept; null: no count limit (the default). */
+  maxMessages: number | null;
+  /** A subscription further behind than this loses its oldest messages (counted). 14 days. */
+  maxUndeliveredAgeMs: number;
+  /** The least time between two trims of one channel; default 1 s. */
+  trimMinIntervalMs: number;
 }
 
 export interface Config {
@@ -64,6 +80,8 @@ export interface Config {
   passMaxSubscriptions: number;
   /** Start a delivery for the channel right after a publish (ctx.waitUntil); default true. */
   kickOnPublish: boolean;
+  /** Channel retention defaults and trimming (lua/trim.ts). */
+  retention: RetentionConfig;
 }
 
 /** The Worker's configuration variables, for `npm run dev` pass-through and the docs test. */
@@ -81,6 +99,10 @@ export const CONFIG_VARIABLES = [
   "PASS_CONCURRENCY",
   "PASS_MAX_SUBSCRIPTIONS",
   "KICK_ON_PUBLISH",
+  "RETENTION_MAX_AGE_MS",
+  "RETENTION_MAX_MESSAGES",
+  "MAX_UNDELIVERED_AGE_MS",
+  "TRIM_MIN_INTERVAL_MS",
 ] as const satisfies readonly (keyof Env)[];
 
 const integer = (fallback: number, min: number, max: number) =>
@@ -92,6 +114,19 @@ const integer = (fallback: number, min: number, max: number) =>
     .pipe(z.number().int().min(min).max(max))
     .optional()
     .transform((value) => value ?? fallback);
+
+/** A whole number, or "none" (null: no limit). */
+const limit = (fallback: number | null, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^(\d+|none)$/, 'must be a whole number or "none"')
+    .transform((value) => (value === "none" ? null : Number(value)))
+    .pipe(z.number().int().min(min).max(max).nullable())
+    .optional()
+    .transform((value) => (value === undefined ? fallback : value));
+
+const DAY_MS = 24 * 3_600_000;
 
 const required = z.string({ error: "is required" }).trim().min(1, "is required");
 
@@ -113,6 +148,10 @@ const schema = z.object({
   PASS_MAX_SUBREQUESTS: integer(5_000, 10, 1_000_000),
   PASS_CONCURRENCY: integer(6, 1, 64),
   PASS_MAX_SUBSCRIPTIONS: integer(200, 1, 10_000),
+  RETENTION_MAX_AGE_MS: limit(7 * DAY_MS, 1000, 3650 * DAY_MS),
+  RETENTION_MAX_MESSAGES: limit(null, 1, 1_000_000_000),
+  MAX_UNDELIVERED_AGE_MS: integer(14 * DAY_MS, 1000, 3650 * DAY_MS),
+  TRIM_MIN_INTERVAL_MS: integer(1000, 0, 3_600_000),
   KICK_ON_PUBLISH: z
     .enum(["true", "false"], { error: 'must be "true" or "false"' })
     .optional()
@@ -153,6 +192,12 @@ export function loadConfig(env: Env): Config {
     passConcurrency: v.PASS_CONCURRENCY,
     passMaxSubscriptions: v.PASS_MAX_SUBSCRIPTIONS,
     kickOnPublish: v.KICK_ON_PUBLISH,
+    retention: {
+      maxAgeMs: v.RETENTION_MAX_AGE_MS,
+      maxMessages: v.RETENTION_MAX_MESSAGES,
+      maxUndeliveredAgeMs: v.MAX_UNDELIVERED_AGE_MS,
+      trimMinIntervalMs: v.TRIM_MIN_INTERVAL_MS,
+    },
   };
   cache.set(env, config);
   return config;

@@ -15,6 +15,12 @@
 //                                 <sub>#paused -> "1" while paused (apart, so publish's script
 //                                 can skip paused subscribers without decoding JSON)
 //                                 written by the API; the worker sets #paused on 410 Gone
+//                                 ~retention -> the channel's retention JSON ({maxAgeMs,
+//                                 maxMessages}, null = no limit), absent = the defaults; API
+//                                 ~trim -> "<next trim ms>:<length after>:<trimmed at ms>",
+//                                 written by publish's trim step (lua/trim.ts)
+//                                 (fields starting "~" are the channel's own: kept here so the
+//                                 publish script's HGETALL reads them for free)
 // {p}:state:<ch>          HASH    delivery state, one field per fact so the worker writes it
 //                                 without reading it first: <sub>:failures (consecutive failed
 //                                 requests; HINCRBY), <sub>:lastError, <sub>:lastErrorAt,
@@ -71,10 +77,26 @@ export function createKeys(prefix: string) {
   };
 }
 
-export type StateFact = "failures" | "lastError" | "lastErrorAt" | "lastSuccessAt" | "lastAckedId";
+export type StateFact =
+  | "failures"
+  | "lastError"
+  | "lastErrorAt"
+  | "lastSuccessAt"
+  | "lastAckedId"
+  | "expired"
+  | "lastExpiredAt";
 
 /** A field of {p}:state:<ch>. */
 export const stateField = (sub: string, fact: StateFact) => `${sub}:${fact}`;
+
+/** Fields of {p}:subs:<ch> that belong to the channel, not to a subscription. */
+export const CHANNEL_FIELD_PREFIX = "~";
+export const retentionField = `${CHANNEL_FIELD_PREFIX}retention`;
+export const trimField = `${CHANNEL_FIELD_PREFIX}trim`;
+
+/** Is this field of {p}:subs:<ch> a subscription's settings (not its paused flag or the channel's)? */
+export const isSubscriptionField = (field: string) =>
+  !field.startsWith(CHANNEL_FIELD_PREFIX) && !field.endsWith(PAUSED_SUFFIX);
 
 /** Suffix of the hash field marking a subscription paused in {p}:subs:<ch>. */
 export const PAUSED_SUFFIX = "#paused";

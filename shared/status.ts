@@ -10,6 +10,9 @@ export interface DeliveryState {
   lastErrorAt: string | null;
   lastSuccessAt: string | null;
   lastAckedId: string | null;
+  /** Messages trimmed before the subscription acknowledged them (MAX_UNDELIVERED_AGE_MS). */
+  expired: number;
+  lastExpiredAt: string | null;
 }
 
 export interface GroupInfo {
@@ -55,6 +58,8 @@ export async function loadStatuses(
         lastErrorAt: time("lastErrorAt"),
         lastSuccessAt: time("lastSuccessAt"),
         lastAckedId: fact("lastAckedId"),
+        expired: Number(fact("expired") ?? 0),
+        lastExpiredAt: time("lastExpiredAt"),
       },
       group: groups.get(subs[i]!.group) ?? { pending: 0, lastDeliveredId: null, lag: null },
       deadLetters: asNumber(replies[2 + i]?.result ?? 0),

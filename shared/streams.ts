@@ -5,8 +5,16 @@
 // once at publish); the first entry of each publish also holds `n`, its request's nonce (see
 // lua/publish.ts). The entry id is the publish time, so `publishedAt` is derived, not stored.
 
+import type { RetentionConfig } from "./config.ts";
 import { AppError, StorageFull } from "./errors.ts";
-import { duePrefixes, PAUSED_SUFFIX } from "./keys.ts";
+import {
+  CHANNEL_FIELD_PREFIX,
+  duePrefixes,
+  isSubscriptionField,
+  PAUSED_SUFFIX,
+  retentionField,
+  trimField,
+} from "./keys.ts";
 import { PUBLISH_LUA } from "./lua/publish.ts";
 import {
   asArray,
@@ -47,6 +55,8 @@ export type PublishResult =
   | { duplicate: true; ids: string[] };
 
 const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
+/** The longest a channel goes between trims while it is published to (lua/trim.ts). */
+const TRIM_MAX_INTERVAL_MS = 60 * 60 * 1000;
 
 /**
  * Appends messages in order in one round trip; see lua/publish.ts for the cost. Sent once: if
@@ -58,7 +68,7 @@ export async function publish(
   db: Db,
   channel: string,
   messages: NewMessage[],
-  options: { idempotencyKey?: string | undefined; now: number },
+  options: { idempotencyKey?: string | undefined; now: number; retention: RetentionConfig },
 ): Promise<PublishResult> {
   const { keys } = db;
   const scriptKeys = [
@@ -66,7 +76,9 @@ export async function publish(
     keys.channels(),
     keys.subscriptions(channel),
     keys.due(),
+    keys.state(channel),
   ];
+  const r = options.retention;
   if (options.idempotencyKey) scriptKeys.push(keys.idempotency(channel, options.idempotencyKey));
   const prefixes = duePrefixes(channel);
   const args = (mode: "" | "recover") => {
@@ -79,6 +91,14 @@ export async function publish(
       String(IDEMPOTENCY_TTL_SECONDS),
       nonce,
       mode,
+      r.maxAgeMs === null ? "" : String(r.maxAgeMs),
+      r.maxMessages === null ? "" : String(r.maxMessages),
+      String(r.maxUndeliveredAgeMs),
+      String(r.trimMinIntervalMs),
+      String(TRIM_MAX_INTERVAL_MS),
+      CHANNEL_FIELD_PREFIX,
+      retentionField,
+      trimField,
     ];
     for (const message of messages) out.push(message.type ?? "", message.data);
     return out;
@@ -243,7 +263,16 @@ export interface ChannelSummary {
   lastId: string | null;
 }
 
+/** A channel's retention: null means no limit of that kind. */
+export interface Retention {
+  maxAgeMs: number | null;
+  maxMessages: number | null;
+}
+
 export interface ChannelInfo extends ChannelSummary {
+  /** What the channel keeps (its own, or the defaults when `retentionIsDefault`). */
+  retention: Retention;
+  retentionIsDefault: boolean;
   firstId: string | null;
   firstPublishedAt: string | null;
   lastPublishedAt: string | null;
@@ -262,18 +291,26 @@ export async function listChannels(db: Db): Promise<ChannelSummary[]> {
 }
 
 /** One channel's details, or null when there is no such channel. */
-export async function channelInfo(db: Db, name: string): Promise<ChannelInfo | null> {
+export async function channelInfo(
+  db: Db,
+  name: string,
+  defaults: Retention,
+): Promise<ChannelInfo | null> {
   const stream = db.keys.channel(name);
   const pipeline = db.redis.pipeline();
   queueSummary(db, pipeline, name);
   pipeline.xrange(stream, "-", "+", 1).exists(stream);
+  pipeline.hget(db.keys.subscriptions(name), retentionField);
   const replies = await pipeline.exec<unknown[]>();
   if (asNumber(replies[4]) === 0) return null;
   const summary = readSummary(name, replies);
+  const own = parseRetention(replies[5]);
   const firstId = asEntries(replies[3])[0]?.id ?? null;
   const time = (id: string | null) => (id ? new Date(idTime(id)).toISOString() : null);
   return {
     ...summary,
+    retention: own ?? { maxAgeMs: defaults.maxAgeMs, maxMessages: defaults.maxMessages },
+    retentionIsDefault: own === null,
     firstId,
     firstPublishedAt: time(firstId),
     lastPublishedAt: time(summary.lastId),
@@ -293,7 +330,48 @@ function readSummary(name: string, replies: unknown[]): ChannelSummary {
   return {
     name,
     length: asNumber(length),
-    subscriptions: asArray(fields).filter((f) => !asString(f).endsWith(PAUSED_SUFFIX)).length,
+    subscriptions: asArray(fields).filter((f) => isSubscriptionField(asString(f))).length,
     lastId: asEntries(last)[0]?.id ?? null,
   };
+}
+
+// A channel's own retention, in {p}:subs:<ch> field ~retention as "<maxAgeMs>,<maxMessages>",
+// "-" for no limit: the publish script reads it with string.match (lua/publish.ts).
+const serializeRetention = (r: Retention) => `${r.maxAgeMs ?? "-"},${r.maxMessages ?? "-"}`;
+
+function parseRetention(value: unknown): Retention | null {
+  if (value === null || value === undefined) return null;
+  const [age, count] = asString(value).split(",");
+  const limit = (v: string | undefined) => (v === undefined || v === "-" ? null : Number(v));
+  return { maxAgeMs: limit(age), maxMessages: limit(count) };
+}
+
+/**
+ * Sets a channel's retention (fields left out keep their current value). False when there is no
+ * such channel. The next trim applies it: at the next publish once the trim interval has passed.
+ * 2 round trips: the current value with the channel's existence, then 1 HSET.
+ */
+export async function setRetention(
+  db: Db,
+  channel: string,
+  change: Partial<Retention>,
+  defaults: Retention,
+): Promise<boolean> {
+  const [exists, current] = await db.redis
+    .pipeline()
+    .exists(db.keys.channel(channel))
+    .hget(db.keys.subscriptions(channel), retentionField)
+    .exec<unknown[]>();
+  if (asNumber(exists) === 0) return false;
+  const base = parseRetention(current) ?? {
+    maxAgeMs: defaults.maxAgeMs,
+    maxMessages: defaults.maxMessages,
+  };
+  const next = { ...base, ...change };
+  // The channel may be deleted in between: the field alone would not make it exist again
+  // (channels are the streams), and a deletion removes the whole hash.
+  await db.redis.hset(db.keys.subscriptions(channel), {
+    [retentionField]: serializeRetention(next),
+  });
+  return true;
 }

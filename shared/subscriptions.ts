@@ -4,11 +4,12 @@
 // keys.ts).
 
 import {
-  PAUSED_SUFFIX,
+  isSubscriptionField,
   pausedField,
   retryMember,
   type StateFact,
   stateField,
+  trimField,
   type Unit,
   type UnitKind,
   wakeMember,
@@ -16,7 +17,15 @@ import {
 import { SUBSCRIBE_LUA } from "./lua/subscribe.ts";
 import { UNSUBSCRIBE_LUA } from "./lua/unsubscribe.ts";
 import { UPDATE_LUA } from "./lua/update.ts";
-import { asArray, asFields, asNumber, asOptionalString, type Db, runScript } from "./redis.ts";
+import {
+  asArray,
+  asEntries,
+  asFields,
+  asNumber,
+  asOptionalString,
+  type Db,
+  runScript,
+} from "./redis.ts";
 import { parseSubscription, type Subscription, serializeSubscription } from "./subscription.ts";
 
 const STATE_FACTS: StateFact[] = [
@@ -25,6 +34,8 @@ const STATE_FACTS: StateFact[] = [
   "lastErrorAt",
   "lastSuccessAt",
   "lastAckedId",
+  "expired",
+  "lastExpiredAt",
 ];
 const UNIT_KINDS: UnitKind[] = ["main", "redrive"];
 
@@ -39,7 +50,13 @@ export const dueMembersOf = (channel: string, subscription: string): string[] =>
  * Creates the subscription and its group, delivering what comes after `startId` ("$": only new
  * messages; anything else makes it due now). False when the name is taken.
  */
-export async function createSubscription(db: Db, sub: Subscription, startId: string, now: number) {
+export async function createSubscription(
+  db: Db,
+  sub: Subscription,
+  startId: string,
+  now: number,
+  trimMinIntervalMs: number,
+) {
   const { keys } = db;
   const main: Unit = { channel: sub.channel, subscription: sub.name, kind: "main" };
   // Safe to repeat: a repeat finds the name taken (0) and the route answers 409, as it would to
@@ -56,6 +73,9 @@ export async function createSubscription(db: Db, sub: Subscription, startId: str
       String(now),
       startId === "$" ? "" : wakeMember(main),
       sub.group,
+      trimField,
+      // The channel's trim clock starts now, if it has none (lua/trim.ts).
+      `${now + trimMinIntervalMs}:0:${now}`,
     ],
   );
   return asNumber(created) === 1;
@@ -94,7 +114,7 @@ export async function loadSubscription(db: Db, channel: string, name: string) {
 export async function loadChannelSubscriptions(db: Db, channel: string): Promise<Subscription[]> {
   const flat = asFields(await db.redis.hgetall(db.keys.subscriptions(channel)));
   return Object.keys(flat)
-    .filter((field) => !field.endsWith(PAUSED_SUFFIX))
+    .filter(isSubscriptionField)
     .sort()
     .map((name) => parseSubscription(channel, name, flat[name]!, pausedField(name) in flat));
 }
@@ -159,25 +179,32 @@ export async function deleteSubscription(db: Db, sub: Subscription) {
 
 /**
  * Moves the group's cursor to just before `startId`'s successor and makes the unit due now.
- * False when the subscription's group is gone (it was deleted meanwhile).
+ * Null when the subscription's group is gone (it was deleted meanwhile); otherwise the id of the
+ * first message it will deliver, which is the oldest the channel keeps when `startId` lies
+ * before it (retention trimmed the rest), or null when there is none yet.
  */
 export async function replay(
   db: Db,
   sub: Subscription,
   startId: string,
   now: number,
-): Promise<boolean> {
+): Promise<{ firstId: string | null } | null> {
   const main: Unit = { channel: sub.channel, subscription: sub.name, kind: "main" };
   // One round trip; the ZADD runs even when SETID fails (pipelines do not stop), which at worst
   // wakes a unit whose next pass finds nothing to do.
-  const [moved] = await db.redis
+  const stream = db.keys.channel(sub.channel);
+  const after = startId === "$" ? "+" : startId === "0" ? "-" : `(${startId}`;
+  const [moved, , first] = await db.redis
     .pipeline()
-    .xgroup(db.keys.channel(sub.channel), { type: "SETID", group: sub.group, id: startId })
+    .xgroup(stream, { type: "SETID", group: sub.group, id: startId })
     .zadd(db.keys.due(), { lt: true }, { score: now, member: wakeMember(main) })
+    // The first entry it will read: no data travels but one entry's.
+    .xrange(stream, after, "+", 1)
     .exec({ keepErrors: true });
   if (moved?.error) {
-    if (moved.error.includes("NOGROUP")) return false;
+    if (moved.error.includes("NOGROUP")) return null;
     throw new Error(moved.error);
   }
-  return true;
+  if (startId === "$" || first?.error) return { firstId: null };
+  return { firstId: asEntries(first?.result)[0]?.id ?? null };
 }

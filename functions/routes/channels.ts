@@ -3,7 +3,13 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { NotFound, PayloadTooLarge } from "../../shared/errors.ts";
-import { channelInfo, listChannels, publish, readHistory } from "../../shared/streams.ts";
+import {
+  channelInfo,
+  listChannels,
+  publish,
+  readHistory,
+  setRetention,
+} from "../../shared/streams.ts";
 import type { AppEnv } from "../app.ts";
 import {
   bodyErrors,
@@ -19,6 +25,7 @@ import {
   PublishBody,
   PublishedMany,
   PublishedOne,
+  RetentionChange,
   storageError,
 } from "../schemas.ts";
 
@@ -69,6 +76,22 @@ const getRoute = createRoute({
   responses: { 200: json(ChannelInfo, "The channel"), ...commonErrors, ...notFoundError },
 });
 
+const patchRoute = createRoute({
+  method: "patch",
+  path: "/v1/channels/{channel}",
+  summary: "Change a channel's retention",
+  request: {
+    params: ChannelParams,
+    body: { content: { "application/json": { schema: RetentionChange } }, required: true },
+  },
+  responses: {
+    200: json(ChannelInfo, "The channel, with its new retention"),
+    ...commonErrors,
+    ...notFoundError,
+    415: bodyErrors[415],
+  },
+});
+
 const historyRoute = createRoute({
   method: "get",
   path: "/v1/channels/{channel}/messages",
@@ -112,7 +135,11 @@ export function channelRoutes() {
         return { type: m.type, data };
       });
 
-      const result = await publish(db, channel, messages, { idempotencyKey, now: Date.now() });
+      const result = await publish(db, channel, messages, {
+        idempotencyKey,
+        now: Date.now(),
+        retention: config.retention,
+      });
       if (!result.duplicate && result.woken.length > 0 && config.kickOnPublish) {
         c.executionCtx.waitUntil(c.var.delivery.kick(channel, result.woken));
       }
@@ -123,8 +150,18 @@ export function channelRoutes() {
     .openapi(listRoute, async (c) => c.json({ channels: await listChannels(c.var.db) }, 200))
     .openapi(getRoute, async (c) => {
       const { channel } = c.req.valid("param");
-      const info = await channelInfo(c.var.db, channel);
+      const info = await channelInfo(c.var.db, channel, c.var.config.retention);
       if (!info) throw new NotFound(`no channel named "${channel}"`, "channel_not_found");
+      return c.json(info, 200);
+    })
+    .openapi(patchRoute, async (c) => {
+      const { channel } = c.req.valid("param");
+      const { retention } = c.req.valid("json");
+      const { db, config } = c.var;
+      const missing = () => new NotFound(`no channel named "${channel}"`, "channel_not_found");
+      if (!(await setRetention(db, channel, retention, config.retention))) throw missing();
+      const info = await channelInfo(db, channel, config.retention);
+      if (!info) throw missing();
       return c.json(info, 200);
     })
     .openapi(historyRoute, async (c) => {

@@ -32,6 +32,7 @@ import {
 import {
   CreateSubscriptionBody,
   ReplayBody,
+  Replaying,
   SubscriptionParams,
   Subscription as SubscriptionSchema,
   SubscriptionWithSecret,
@@ -124,7 +125,11 @@ const routes = {
     path: `${base}/{name}/replay`,
     summary: "Deliver history again from an id or a time (moves the group's cursor)",
     request: { params: SubscriptionParams, body: body(ReplayBody) },
-    responses: { 200: json(SubscriptionSchema, "Replaying"), ...commonErrors, ...notFoundError },
+    responses: {
+      200: json(Replaying, "Replaying from `replayFrom`"),
+      ...commonErrors,
+      ...notFoundError,
+    },
   }),
 };
 
@@ -169,7 +174,8 @@ export function subscriptionRoutes() {
         createdAt: new Date().toISOString(),
       };
       const startId = startPoint(input.from);
-      if (!(await createSubscription(c.var.db, sub, startId, Date.now()))) {
+      const { trimMinIntervalMs } = c.var.config.retention;
+      if (!(await createSubscription(c.var.db, sub, startId, Date.now(), trimMinIntervalMs))) {
         throw new Conflict(
           `"${sub.name}" already subscribes to "${channel}"`,
           "subscription_exists",
@@ -230,9 +236,9 @@ export function subscriptionRoutes() {
       const { channel, name } = c.req.valid("param");
       const { from } = c.req.valid("json");
       const sub = await mustLoad(c, channel, name);
-      if (!(await replay(c.var.db, sub, startPoint(from), Date.now())))
-        throw notFound(channel, name);
+      const replayed = await replay(c.var.db, sub, startPoint(from), Date.now());
+      if (!replayed) throw notFound(channel, name);
       if (!sub.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
-      return c.json(await show(c, sub), 200);
+      return c.json({ ...(await show(c, sub)), replayFrom: replayed.firstId }, 200);
     });
 }

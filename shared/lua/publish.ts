@@ -23,7 +23,8 @@
 // KEYS[2] registry   {p}:channels
 // KEYS[3] subs       {p}:subs:<ch>
 // KEYS[4] due        {p}:due
-// KEYS[5] idem       {p}:idem:<ch>:<key>      (only with an Idempotency-Key)
+// KEYS[5] state      {p}:state:<ch>           (the trim step's expiry counts)
+// KEYS[6] idem       {p}:idem:<ch>:<key>      (only with an Idempotency-Key)
 // ARGV[1] channel name (registry member)
 // ARGV[2] now, ms (wake score, and where recover mode stops looking back; scripts must not read
 //         the clock)
@@ -33,7 +34,16 @@
 // ARGV[6] idempotency TTL, seconds
 // ARGV[7] nonce (random, per request)
 // ARGV[8] "" (first attempt) or "recover" (the reply of an earlier attempt was lost)
-// ARGV[9..] type, data, type, data, ...      (type "" = none)
+// ARGV[9]  default retention max age, ms, or "" (none)       (RETENTION_MAX_AGE_MS)
+// ARGV[10] default retention max messages, or "" (none)     (RETENTION_MAX_MESSAGES)
+// ARGV[11] MAX_UNDELIVERED_AGE_MS
+// ARGV[12] min, ARGV[13] max ms between trims               (TRIM_MIN_INTERVAL_MS, 1 h)
+// ARGV[14] channel field prefix "~", ARGV[15] "~retention", ARGV[16] "~trim"
+// ARGV[17..] type, data, type, data, ...     (type "" = none)
+//
+// Retention (lua/trim.ts): once the `~trim` field says a trim is due, the script trims the
+// stream after storing the messages; the channel's `~retention` field ("<maxAgeMs>,<maxMessages>",
+// "-" for no limit) overrides the defaults.
 //
 // Returns {0, {ids...}, {name, subscriptionJSON, retryScore or "", ...}} listing the subscribers
 // this publish woke (their wake member was absent: nobody was on them, so the caller kicks them);
@@ -44,31 +54,45 @@
 // Cost: 1 EVALSHA + N XADD + 1 HGETALL, plus 1 ZMSCORE + 1 ZADD per 400 active subscribers
 // (chunks keep unpack() under Lua's stack limit); + 1 XADD + 1 SADD the first time (NOMKSTREAM
 // fails, the channel is registered); + 1 GET + 1 SET with an idempotency key. A single publish
-// to a channel without subscribers: 3. Recover mode adds 1 XREVRANGE per 100 entries looked at,
+// to a channel without subscribers: 3. A publish that finds a trim due adds its cost (trim.ts),
+// about once per 1,000 messages; the first publish to a channel adds 1 HSET (the first `~trim`).
+// Recover mode adds 1 XREVRANGE per 100 entries looked at,
 // and 1 XRANGE when it finds them.
+import { TRIM_LUA } from "./trim.ts";
+
 export const PUBLISH_LUA = `#!lua flags=allow-key-locking
-local stream, registry, subs, due, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local stream, registry, subs, due, state, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local channel, now, wakePrefix, retryPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local pausedSuffix, idemTtl, nonce, recovering = ARGV[5], ARGV[6], ARGV[7], ARGV[8] == 'recover'
-local FIRST, CHUNK, RECOVER_WINDOW_MS = 9, 400, 60000
+local defaultMaxAge, defaultMaxMessages = tonumber(ARGV[9]), tonumber(ARGV[10])
+local maxUndelivered, minInterval, maxInterval = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local channelPrefix, retentionField, trimField = ARGV[14], ARGV[15], ARGV[16]
+local FIRST, CHUNK, RECOVER_WINDOW_MS = 17, 400, 60000
 local count = (#ARGV - FIRST + 1) / 2
 
 local function failed(reply) return type(reply) == 'table' and reply.err end
+${TRIM_LUA}
 
--- The subscribers that are not paused, and their settings, from one HGETALL.
+-- The subscribers that are not paused, and their settings, from one HGETALL; the channel's own
+-- fields (retention, trim) go to \`channelFields\`, and \`subscribed\` says whether any
+-- subscription (paused or not) exists.
+local channelFields, subscribed = {}, false
 local function active()
   local flat = redis.call('HGETALL', subs)
   local paused, names, configs = {}, {}, {}
   local suffixLength = string.len(pausedSuffix)
   for i = 1, #flat, 2 do
     local field = flat[i]
-    if string.sub(field, -suffixLength) == pausedSuffix then
+    if string.sub(field, 1, string.len(channelPrefix)) == channelPrefix then
+      channelFields[field] = flat[i + 1]
+    elseif string.sub(field, -suffixLength) == pausedSuffix then
       paused[string.sub(field, 1, -suffixLength - 1)] = true
     else
       names[#names + 1] = field
       configs[field] = flat[i + 1]
     end
   end
+  subscribed = #names > 0
   local out = {}
   for _, name in ipairs(names) do
     if not paused[name] then out[#out + 1] = name end
@@ -183,6 +207,25 @@ local woken, err = wake()
 if not woken then
   if idem then redis.call('DEL', idem) end
   return undo(err)
+end
+
+-- Retention: trim when due (a new channel only starts its clock).
+local previous = channelFields[trimField]
+local maxAge, maxMessages = defaultMaxAge, defaultMaxMessages
+local own = channelFields[retentionField]
+if own then
+  local age, count = string.match(own, '^([^,]*),([^,]*)$')
+  maxAge, maxMessages = tonumber(age), tonumber(count)
+end
+if registered then
+  redis.pcall('HSET', subs, trimField, (tonumber(now) + minInterval) .. ':0:' .. now)
+elseif not previous or tonumber(string.match(previous, '^(%d+)')) <= tonumber(now)
+    or #ids >= trimEvery(maxMessages) then
+  trim(stream, state, tonumber(now), {
+    maxAge = maxAge, maxMessages = maxMessages, maxUndelivered = maxUndelivered,
+    groups = subscribed, newest = ids[#ids], previous = previous or false,
+    minInterval = minInterval, maxInterval = maxInterval, trimField = trimField, subs = subs,
+  })
 end
 return {0, ids, woken}
 `;

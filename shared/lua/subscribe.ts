@@ -13,13 +13,15 @@
 // ARGV[4] channel name, ARGV[5] now (ms), ARGV[6] the main unit's wake member, or "" when
 // starting at "$" (nothing to deliver yet); history to deliver makes the subscription due now,
 // ARGV[7] the consumer group's name (see subscription.ts: <name>~<id>)
+// ARGV[8] the channel's trim field "~trim", ARGV[9] its first value (lua/trim.ts), set only if
+// the channel has none
 //
 // Returns 1 (created) or 0 (the name is taken). Cost: 1 EVALSHA + 1 HEXISTS + 1 XGROUP CREATE
-// (+1 XGROUP SETID) + 1 HSET + 1 SADD (+1 ZADD).
+// (+1 XGROUP SETID) + 1 HSET + 1 HSETNX + 1 SADD (+1 ZADD).
 export const SUBSCRIBE_LUA = `#!lua flags=allow-key-locking
 local subs, stream, registry, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local name, json, startId, channel, now, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local group = ARGV[7]
+local group, trimField, firstTrim = ARGV[7], ARGV[8], ARGV[9]
 if redis.call('HEXISTS', subs, name) == 1 then return 0 end
 local created = redis.pcall('XGROUP', 'CREATE', stream, group, startId, 'MKSTREAM')
 if type(created) == 'table' and created.err then
@@ -27,6 +29,7 @@ if type(created) == 'table' and created.err then
   redis.call('XGROUP', 'SETID', stream, group, startId)
 end
 redis.call('HSET', subs, name, json)
+redis.call('HSETNX', subs, trimField, firstTrim)
 redis.call('SADD', registry, channel)
 if wake ~= '' then redis.call('ZADD', due, now, wake) end
 return 1

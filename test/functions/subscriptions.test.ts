@@ -1,6 +1,6 @@
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
-import { stateField } from "../../shared/keys.ts";
+import { stateField, trimField } from "../../shared/keys.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import { deliverUntil, settled, timedPass, until } from "../helpers/schedule.ts";
@@ -168,6 +168,8 @@ describe("listing and reading subscriptions", () => {
         "lastError",
         "lastErrorAt",
         "lastSuccessAt",
+        "expired",
+        "lastExpiredAt",
       ].sort(),
     );
   });
@@ -237,7 +239,8 @@ describe("deleting a subscription", () => {
     expect(res.status).toBe(204);
     expect(await stack.redis.xinfo("GROUPS", stack.keys.channel(channel))).toEqual([]);
     expect(await stack.redis.exists(stack.keys.deadLetters(channel, "sub"))).toBe(0);
-    expect(await stack.redis.hlen(stack.keys.subscriptions(channel))).toBe(0);
+    // Only the channel's own trim clock is left (lua/trim.ts).
+    expect(await stack.redis.hkeys(stack.keys.subscriptions(channel))).toEqual([trimField]);
     expect(await stack.redis.hlen(stack.keys.state(channel))).toBe(0);
     expect(await stack.redis.zrange(stack.keys.due(), "0", "-1")).not.toContainEqual(
       expect.stringContaining(`${channel}/sub`),

@@ -23,7 +23,29 @@ describe("loadConfig", () => {
       passConcurrency: 6,
       passMaxSubscriptions: 200,
       kickOnPublish: true,
+      retention: {
+        maxAgeMs: 7 * 24 * 3_600_000,
+        maxMessages: null,
+        maxUndeliveredAgeMs: 14 * 24 * 3_600_000,
+        trimMinIntervalMs: 1000,
+      },
     });
+  });
+
+  it("reads retention limits as whole numbers, or none", () => {
+    const config = loadConfig({
+      ...valid,
+      RETENTION_MAX_AGE_MS: "none",
+      RETENTION_MAX_MESSAGES: "5000",
+    });
+    expect(config.retention.maxAgeMs).toBeNull();
+    expect(config.retention.maxMessages).toBe(5000);
+    expect(() => loadConfig({ ...valid, RETENTION_MAX_MESSAGES: "0" })).toThrow(
+      /RETENTION_MAX_MESSAGES/,
+    );
+    expect(() => loadConfig({ ...valid, RETENTION_MAX_AGE_MS: "a week" })).toThrow(
+      /RETENTION_MAX_AGE_MS must be a whole number or "none"/,
+    );
   });
 
   it("reads numbers and booleans from their string bindings", () => {
