@@ -35,6 +35,8 @@ export interface Env {
   PASS_CONCURRENCY?: string;
   PASS_MAX_SUBSCRIPTIONS?: string;
   KICK_ON_PUBLISH?: string;
+  DEAD_LETTER_MAX_AGE_MS?: string;
+  DEAD_LETTER_MAX_MESSAGES?: string;
 }
 
 export interface Config {
@@ -64,6 +66,10 @@ export interface Config {
   passMaxSubscriptions: number;
   /** Start a delivery for the channel right after a publish (ctx.waitUntil); default true. */
   kickOnPublish: boolean;
+  /** Dead letters older than this (ms since they died) are trimmed, and counted; default 14 days. */
+  deadLetterMaxAgeMs: number;
+  /** Dead letters kept per subscription, the oldest trimmed (and counted); default 10,000. */
+  deadLetterMaxMessages: number;
 }
 
 /** The Worker's configuration variables, for `npm run dev` pass-through and the docs test. */
@@ -81,7 +87,11 @@ export const CONFIG_VARIABLES = [
   "PASS_CONCURRENCY",
   "PASS_MAX_SUBSCRIPTIONS",
   "KICK_ON_PUBLISH",
+  "DEAD_LETTER_MAX_AGE_MS",
+  "DEAD_LETTER_MAX_MESSAGES",
 ] as const satisfies readonly (keyof Env)[];
+
+const DAY_MS = 86_400_000;
 
 const integer = (fallback: number, min: number, max: number) =>
   z
@@ -117,6 +127,9 @@ const schema = z.object({
     .enum(["true", "false"], { error: 'must be "true" or "false"' })
     .optional()
     .transform((value) => value !== "false"),
+  // At least a minute: the cutoff is the Worker's clock, the time of death Redis's.
+  DEAD_LETTER_MAX_AGE_MS: integer(14 * DAY_MS, 60_000, 3650 * DAY_MS),
+  DEAD_LETTER_MAX_MESSAGES: integer(10_000, 1, 10_000_000),
 });
 
 /** Thrown at start-up when a variable is missing or malformed; names the variable. */
@@ -153,6 +166,8 @@ export function loadConfig(env: Env): Config {
     passConcurrency: v.PASS_CONCURRENCY,
     passMaxSubscriptions: v.PASS_MAX_SUBSCRIPTIONS,
     kickOnPublish: v.KICK_ON_PUBLISH,
+    deadLetterMaxAgeMs: v.DEAD_LETTER_MAX_AGE_MS,
+    deadLetterMaxMessages: v.DEAD_LETTER_MAX_MESSAGES,
   };
   cache.set(env, config);
   return config;
