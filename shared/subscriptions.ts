@@ -25,6 +25,8 @@ const STATE_FACTS: StateFact[] = [
   "lastErrorAt",
   "lastSuccessAt",
   "lastAckedId",
+  "deadLettersExpired",
+  "deadLettersDropped",
 ];
 const UNIT_KINDS: UnitKind[] = ["main", "redrive"];
 
