@@ -10,6 +10,10 @@ export interface DeliveryState {
   lastErrorAt: string | null;
   lastSuccessAt: string | null;
   lastAckedId: string | null;
+  /** Dead letters trimmed for age (DEAD_LETTER_MAX_AGE_MS), ever. */
+  deadLettersExpired: number;
+  /** Dead letters trimmed for count (DEAD_LETTER_MAX_MESSAGES), ever. */
+  deadLettersDropped: number;
 }
 
 export interface GroupInfo {
@@ -55,6 +59,8 @@ export async function loadStatuses(
         lastErrorAt: time("lastErrorAt"),
         lastSuccessAt: time("lastSuccessAt"),
         lastAckedId: fact("lastAckedId"),
+        deadLettersExpired: Number(fact("deadLettersExpired") ?? 0),
+        deadLettersDropped: Number(fact("deadLettersDropped") ?? 0),
       },
       group: groups.get(subs[i]!.group) ?? { pending: 0, lastDeliveredId: null, lag: null },
       deadLetters: asNumber(replies[2 + i]?.result ?? 0),
