@@ -113,7 +113,15 @@ export const Subscription = z
     lag: z.number().int().nullable().openapi({ description: "Messages not yet delivered" }),
     pending: z.number().int().openapi({ description: "Delivered, awaiting ack or retry" }),
     lastDeliveredId: z.string().nullable(),
-    deadLetters: z.number().int(),
+    deadLetters: z.number().int().openapi({ description: "Dead letters kept now" }),
+    deadLettersExpired: z.number().int().openapi({
+      description:
+        "Dead letters trimmed because they were older than DEAD_LETTER_MAX_AGE_MS, since the subscription was created",
+    }),
+    deadLettersDropped: z.number().int().openapi({
+      description:
+        "Dead letters trimmed, oldest first, to keep at most DEAD_LETTER_MAX_MESSAGES, since the subscription was created (not counted in deadLettersExpired)",
+    }),
     consecutiveFailures: z.number().int(),
     lastError: z.string().nullable(),
     lastErrorAt: z.iso.datetime().nullable(),
@@ -148,6 +156,21 @@ export const DeadLetter = z
     deadAt: z.iso.datetime(),
   })
   .openapi("DeadLetter");
+
+export const DeadLetterPage = z
+  .object({
+    messages: z.array(DeadLetter),
+    next: z.string().nullable(),
+    expired: z.number().int().openapi({
+      description:
+        "Dead letters of this subscription trimmed for age (DEAD_LETTER_MAX_AGE_MS) so far: its deadLettersExpired",
+    }),
+    dropped: z.number().int().openapi({
+      description:
+        "Dead letters of this subscription trimmed for count (DEAD_LETTER_MAX_MESSAGES) so far, oldest first: its deadLettersDropped",
+    }),
+  })
+  .openapi("DeadLetterPage");
 
 const Counts = {
   delivered: z.number().int(),

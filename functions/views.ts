@@ -26,6 +26,8 @@ function view(sub: Subscription, status: SubscriptionStatus) {
     pending: status.group.pending,
     lastDeliveredId: status.group.lastDeliveredId,
     deadLetters: status.deadLetters,
+    deadLettersExpired: status.state.deadLettersExpired,
+    deadLettersDropped: status.state.deadLettersDropped,
     consecutiveFailures: status.state.consecutiveFailures,
     lastError: status.state.lastError,
     lastErrorAt: status.state.lastErrorAt,

@@ -39,6 +39,8 @@ export interface Env {
   RETENTION_MAX_MESSAGES?: string;
   MAX_UNDELIVERED_AGE_MS?: string;
   TRIM_MIN_INTERVAL_MS?: string;
+  DEAD_LETTER_MAX_AGE_MS?: string;
+  DEAD_LETTER_MAX_MESSAGES?: string;
 }
 
 /** How long channels keep messages (lua/trim.ts); a channel's own retention overrides the first two. */
@@ -82,6 +84,10 @@ export interface Config {
   kickOnPublish: boolean;
   /** Channel retention defaults and trimming (lua/trim.ts). */
   retention: RetentionConfig;
+  /** Dead letters older than this (ms since they died) are trimmed, and counted; default 14 days. */
+  deadLetterMaxAgeMs: number;
+  /** Dead letters kept per subscription, the oldest trimmed (and counted); default 10,000. */
+  deadLetterMaxMessages: number;
 }
 
 /** The Worker's configuration variables, for `npm run dev` pass-through and the docs test. */
@@ -103,7 +109,11 @@ export const CONFIG_VARIABLES = [
   "RETENTION_MAX_MESSAGES",
   "MAX_UNDELIVERED_AGE_MS",
   "TRIM_MIN_INTERVAL_MS",
+  "DEAD_LETTER_MAX_AGE_MS",
+  "DEAD_LETTER_MAX_MESSAGES",
 ] as const satisfies readonly (keyof Env)[];
+
+const DAY_MS = 86_400_000;
 
 const integer = (fallback: number, min: number, max: number) =>
   z
@@ -125,8 +135,6 @@ const limit = (fallback: number | null, min: number, max: number) =>
     .pipe(z.number().int().min(min).max(max).nullable())
     .optional()
     .transform((value) => (value === undefined ? fallback : value));
-
-const DAY_MS = 24 * 3_600_000;
 
 const required = z.string({ error: "is required" }).trim().min(1, "is required");
 
@@ -156,6 +164,9 @@ const schema = z.object({
     .enum(["true", "false"], { error: 'must be "true" or "false"' })
     .optional()
     .transform((value) => value !== "false"),
+  // At least a minute: the cutoff is the Worker's clock, the time of death Redis's.
+  DEAD_LETTER_MAX_AGE_MS: integer(14 * DAY_MS, 60_000, 3650 * DAY_MS),
+  DEAD_LETTER_MAX_MESSAGES: integer(10_000, 1, 10_000_000),
 });
 
 /** Thrown at start-up when a variable is missing or malformed; names the variable. */
@@ -198,6 +209,8 @@ export function loadConfig(env: Env): Config {
       maxUndeliveredAgeMs: v.MAX_UNDELIVERED_AGE_MS,
       trimMinIntervalMs: v.TRIM_MIN_INTERVAL_MS,
     },
+    deadLetterMaxAgeMs: v.DEAD_LETTER_MAX_AGE_MS,
+    deadLetterMaxMessages: v.DEAD_LETTER_MAX_MESSAGES,
   };
   cache.set(env, config);
   return config;

@@ -1,12 +1,22 @@
 // Dead letters: messages that kept failing, parked per subscription in {p}:dlq:<ch>:<sub> with
 // their last error. The entry id is the time of death; the fields are o (the original message
-// id), t (type), d (data JSON), a (attempts made), e (last error).
+// id), t (type), d (data JSON), a (attempts made), e (last error). The worker trims them to
+// DEAD_LETTER_MAX_AGE_MS and DEAD_LETTER_MAX_MESSAGES (lua/dead-letter.ts), counting what it
+// trims in the subscription's state.
 
 import { StorageFull } from "./errors.ts";
 import type { Unit } from "./keys.ts";
-import { wakeMember } from "./keys.ts";
+import { stateField, wakeMember } from "./keys.ts";
 import { REDRIVE_LUA } from "./lua/redrive.ts";
-import { asArray, asEntries, asNumber, asString, type Db, runScript } from "./redis.ts";
+import {
+  asArray,
+  asEntries,
+  asNumber,
+  asOptionalString,
+  asString,
+  type Db,
+  runScript,
+} from "./redis.ts";
 import { idTime, readPage } from "./streams.ts";
 
 export interface DeadLetter {
@@ -22,7 +32,8 @@ export interface DeadLetter {
 
 /**
  * A page of dead letters, oldest first, after `after` (an entry id, exclusive); bounded in bytes
- * like a page of history (streams.ts readPage).
+ * like a page of history (streams.ts readPage). With it, how many dead letters the bounds have
+ * trimmed so far: `expired` for age, `dropped` for count.
  */
 export async function listDeadLetters(
   db: Db,
@@ -30,9 +41,14 @@ export async function listDeadLetters(
   name: string,
   page: { after?: string | undefined; limit: number },
   maxMessageBytes: number,
-): Promise<{ messages: DeadLetter[]; next: string | null }> {
+): Promise<{ messages: DeadLetter[]; next: string | null; expired: number; dropped: number }> {
   const key = db.keys.deadLetters(channel, name);
-  const { entries, more } = await readPage(db, key, page, maxMessageBytes);
+  const trimmed = [stateField(name, "deadLettersExpired"), stateField(name, "deadLettersDropped")];
+  const [{ entries, more }, counts] = await Promise.all([
+    readPage(db, key, page, maxMessageBytes),
+    db.redis.hmget(db.keys.state(channel), ...trimmed),
+  ]);
+  const [expired, dropped] = asArray(counts).map((n) => Number(asOptionalString(n) ?? 0));
   const messages = (entries ?? []).map(({ id, fields: stored }) => {
     const fields = stored ?? {};
     const original = fields.o ?? id;
@@ -46,7 +62,8 @@ export async function listDeadLetters(
       deadAt: new Date(idTime(id)).toISOString(),
     };
   });
-  return { messages, next: more ? (entries?.at(-1)?.id ?? null) : null };
+  const next = more ? (entries?.at(-1)?.id ?? null) : null;
+  return { messages, next, expired: expired ?? 0, dropped: dropped ?? 0 };
 }
 
 const REDRIVE_BATCH = 500;

@@ -24,7 +24,9 @@
 // {p}:state:<ch>          HASH    delivery state, one field per fact so the worker writes it
 //                                 without reading it first: <sub>:failures (consecutive failed
 //                                 requests; HINCRBY), <sub>:lastError, <sub>:lastErrorAt,
-//                                 <sub>:lastSuccessAt, <sub>:lastAckedId. Worker only
+//                                 <sub>:lastSuccessAt, <sub>:lastAckedId,
+//                                 <sub>:deadLettersExpired, <sub>:deadLettersDropped (dead letters
+//                                 trimmed for age, for count; HINCRBY). Worker only
 // {p}:due                 ZSET    member -> due time (ms). The whole delivery schedule, so an idle
 //                                 pass is one ZRANGE whatever the number of subscriptions:
 //                                   wake:<unit>   the unit may have unread messages
@@ -36,7 +38,8 @@
 //                                 (the subscription's timeout + 8 s, renewed as the visit goes);
 //                                 renewed and released only by the token's holder (compare first)
 // {p}:dlq:<ch>:<sub>      STREAM  dead letters: o (original id), t, d, a (attempts), e (last
-//                                 error); id = time of death. Worker writes; API lists, purges
+//                                 error); id = time of death. Worker writes, and trims to
+//                                 DEAD_LETTER_MAX_AGE_MS and _MAX_MESSAGES; API lists, purges
 // {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d; read with the
 //                                 subscription's group like the channel. API writes, worker reads
 // {p}:idem:<ch>:<key>     STRING  the ids a publish with Idempotency-Key got, EX 24 h; publish
@@ -84,7 +87,9 @@ export type StateFact =
   | "lastSuccessAt"
   | "lastAckedId"
   | "expired"
-  | "lastExpiredAt";
+  | "lastExpiredAt"
+  | "deadLettersExpired"
+  | "deadLettersDropped";
 
 /** A field of {p}:state:<ch>. */
 export const stateField = (sub: string, fact: StateFact) => `${sub}:${fact}`;

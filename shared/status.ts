@@ -13,6 +13,10 @@ export interface DeliveryState {
   /** Messages trimmed before the subscription acknowledged them (MAX_UNDELIVERED_AGE_MS). */
   expired: number;
   lastExpiredAt: string | null;
+  /** Dead letters trimmed for age (DEAD_LETTER_MAX_AGE_MS), ever. */
+  deadLettersExpired: number;
+  /** Dead letters trimmed for count (DEAD_LETTER_MAX_MESSAGES), ever. */
+  deadLettersDropped: number;
 }
 
 export interface GroupInfo {
@@ -60,6 +64,8 @@ export async function loadStatuses(
         lastAckedId: fact("lastAckedId"),
         expired: Number(fact("expired") ?? 0),
         lastExpiredAt: time("lastExpiredAt"),
+        deadLettersExpired: Number(fact("deadLettersExpired") ?? 0),
+        deadLettersDropped: Number(fact("deadLettersDropped") ?? 0),
       },
       group: groups.get(subs[i]!.group) ?? { pending: 0, lastDeliveredId: null, lag: null },
       deadLetters: asNumber(replies[2 + i]?.result ?? 0),

@@ -36,6 +36,8 @@ const STATE_FACTS: StateFact[] = [
   "lastAckedId",
   "expired",
   "lastExpiredAt",
+  "deadLettersExpired",
+  "deadLettersDropped",
 ];
 const UNIT_KINDS: UnitKind[] = ["main", "redrive"];
 

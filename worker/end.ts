@@ -175,15 +175,18 @@ export function nextFor(end: End, now: number, retryBaseMs: number, unsent: bool
 }
 
 /**
- * Parks the dead letters `w` holds (lua/dead-letter.ts). Those Redis refuses to store stay
- * pending: they are retried after one base delay, and the refusal becomes the last error.
+ * Parks the dead letters `w` holds (lua/dead-letter.ts), trimming the subscription's dead letters
+ * to their bounds. Those Redis refuses to store stay pending: they are retried after one base
+ * delay, and the refusal becomes the last error.
  */
 export async function parkDead(ctx: UnitContext, w: Writes, tally: Tally) {
   if (w.dead.length === 0) return { w, tally };
-  const { refused, reason } = await parkDeadLetters(ctx.db, ctx.unit, w.dead);
+  const { deadLetterMaxAgeMs: maxAgeMs, deadLetterMaxMessages: maxMessages } = ctx.config;
+  const now = ctx.clock();
+  const bounds = { now, maxAgeMs, maxMessages };
+  const { refused, reason } = await parkDeadLetters(ctx.db, ctx.unit, w.dead, bounds);
   ctx.budget.spend();
   if (refused.length === 0) return { w: { ...w, dead: [] }, tally };
-  const now = ctx.clock();
   const retryAt = Math.min(w.retryAt ?? Number.POSITIVE_INFINITY, now + ctx.config.retryBaseMs);
   const error = `${refused.length} message(s) could not be dead-lettered: ${reason}`;
   return {

@@ -10,7 +10,8 @@
 //   claim              [writes] + XCLAIM min-idle RETRYCOUNT n    once; XCLAIM min-idle 0 with the
 //                                                                 same RETRYCOUNT (sets, not adds)
 //   settle             XACK, ZADD, ZREM                           repeated: each ends the same
-//   parkDeadLetters    lua/dead-letter.ts                         repeated: parks only the pending
+//   parkDeadLetters    lua/dead-letter.ts                         repeated: parks only the pending,
+//                                                                 trims (and counts) nothing more
 //   close              lua/close.ts                               once; again with the cursor
 //   finish             lua/finish.ts                              repeated: see the script
 //
@@ -204,18 +205,44 @@ export function compareIds(a: string, b: string): number {
   return am === bm ? (as < bs ? -1 : as > bs ? 1 : 0) : am < bm ? -1 : 1;
 }
 
+/** The bounds of a subscription's dead letters at one parking (config: DEAD_LETTER_MAX_*). */
+export interface DeadLetterBounds {
+  now: number;
+  maxAgeMs: number;
+  maxMessages: number;
+}
+
 /**
- * Parks dead letters (lua/dead-letter.ts): each is acked once its copy is stored. Returns those
- * Redis refused to store (they stay pending) and why.
+ * Parks dead letters (lua/dead-letter.ts): each is acked once its copy is stored, and the dead
+ * letters are trimmed to their bounds. Returns those Redis refused to store (they stay pending)
+ * and why, and how many dead letters the bounds removed (counted in the subscription's state).
  */
-export async function parkDeadLetters(db: Db, unit: WorkUnit, dead: DeadLetter[]) {
-  if (dead.length === 0) return { refused: [] as DeadLetter[], reason: "" };
-  const args = [unit.group, CONSUMER, unit.kind === "redrive" ? "1" : "0"];
+export async function parkDeadLetters(
+  db: Db,
+  unit: WorkUnit,
+  dead: DeadLetter[],
+  bounds: DeadLetterBounds,
+) {
+  if (dead.length === 0) return { refused: [] as DeadLetter[], reason: "", expired: 0, dropped: 0 };
+  const field = stateField$(unit);
+  // A dead letter's id is its time of death: those before this one are past the maximum age.
+  const minId = `${Math.max(0, bounds.now - bounds.maxAgeMs)}-0`;
+  const args = [unit.group, CONSUMER, unit.kind === "redrive" ? "1" : "0", minId];
+  args.push(String(bounds.maxMessages), field("deadLettersExpired"), field("deadLettersDropped"));
   for (const d of dead) args.push(d.entryId, String(d.attempts), d.error);
-  const keys = [unit.stream, db.keys.deadLetters(unit.channel, unit.subscription)];
-  const [parked, refusal] = asArray(await runScript(db.redis, DEAD_LETTER_LUA, keys, args));
+  const { keys } = db;
+  const dlq = keys.deadLetters(unit.channel, unit.subscription);
+  const reply = asArray(
+    await runScript(db.redis, DEAD_LETTER_LUA, [unit.stream, dlq, keys.state(unit.channel)], args),
+  );
+  const [parked, refusal, expired, dropped] = reply;
   const reason = asString(refusal);
-  return { refused: reason === "" ? [] : dead.slice(asNumber(parked)), reason };
+  return {
+    refused: reason === "" ? [] : dead.slice(asNumber(parked)),
+    reason,
+    expired: asNumber(expired),
+    dropped: asNumber(dropped),
+  };
 }
 
 const stateField$ = (unit: WorkUnit) => (fact: StateFact) => stateField(unit.subscription, fact);

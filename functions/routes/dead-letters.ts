@@ -12,7 +12,7 @@ import { loadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
 import { commonErrors, json, notFoundError, storageError } from "../schemas.ts";
 import {
-  DeadLetter,
+  DeadLetterPage,
   DeadLetterQuery,
   RedriveBody,
   SubscriptionParams,
@@ -27,7 +27,7 @@ const routes = {
     summary: "Messages that used up their attempts, oldest first, with their last error",
     request: { params: SubscriptionParams, query: DeadLetterQuery },
     responses: {
-      200: json(z.object({ messages: z.array(DeadLetter), next: z.string().nullable() }), "A page"),
+      200: json(DeadLetterPage, "A page"),
       ...commonErrors,
       ...notFoundError,
     },
@@ -86,7 +86,7 @@ export function deadLetterRoutes() {
         maxMessageBytes,
       );
       const messages = page.messages.map((m) => ({ ...m, data: JSON.parse(m.data) as unknown }));
-      return c.json({ messages, next: page.next }, 200);
+      return c.json({ ...page, messages }, 200);
     })
     .openapi(routes.redrive, async (c) => {
       const { channel, name } = c.req.valid("param");

@@ -29,6 +29,8 @@ describe("loadConfig", () => {
         maxUndeliveredAgeMs: 14 * 24 * 3_600_000,
         trimMinIntervalMs: 1000,
       },
+      deadLetterMaxAgeMs: 14 * 86_400_000,
+      deadLetterMaxMessages: 10_000,
     });
   });
 
@@ -67,6 +69,8 @@ describe("loadConfig", () => {
     [{ KICK_ON_PUBLISH: "yes" }, "KICK_ON_PUBLISH"],
     [{ RETRY_BASE_MS: "60000", RETRY_MAX_MS: "1000" }, "RETRY_MAX_MS must be >= RETRY_BASE_MS"],
     [{ API_TOKEN: "has spaces" }, "API_TOKEN"],
+    [{ DEAD_LETTER_MAX_AGE_MS: "59999" }, "DEAD_LETTER_MAX_AGE_MS"],
+    [{ DEAD_LETTER_MAX_MESSAGES: "0" }, "DEAD_LETTER_MAX_MESSAGES"],
   ])("rejects %o naming the variable", (override, expected) => {
     expect(() => loadConfig({ ...valid, ...override } as Env)).toThrow(expected);
   });

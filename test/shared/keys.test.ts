@@ -5,6 +5,7 @@ import {
   parseDueMember,
   pausedField,
   retryMember,
+  stateField,
   type Unit,
   wakeMember,
 } from "../../shared/keys.ts";
@@ -25,7 +26,7 @@ describe("the Redis key layout", () => {
     expect(keys.idempotency("orders", "k-1")).toBe("sh:v1:idem:orders:k-1");
   });
 
-  it("spells the schedule's members and the paused marker", () => {
+  it("spells the schedule's members, the paused marker and the dead-letter counts", () => {
     const main: Unit = { channel: "orders", subscription: "billing", kind: "main" };
     const redrive: Unit = { ...main, kind: "redrive" };
     expect(wakeMember(main)).toBe("wake:orders/billing");
@@ -34,6 +35,8 @@ describe("the Redis key layout", () => {
     expect(retryMember(redrive)).toBe("retry:orders/billing/redrive");
     expect(duePrefixes("orders")).toEqual({ wake: "wake:orders/", retry: "retry:orders/" });
     expect(pausedField("billing")).toBe("billing#paused");
+    expect(stateField("billing", "deadLettersExpired")).toBe("billing:deadLettersExpired");
+    expect(stateField("billing", "deadLettersDropped")).toBe("billing:deadLettersDropped");
   });
 
   it("reads members back into units and ignores anything else", () => {
