@@ -20,6 +20,7 @@ import {
 } from "../shared/errors.ts";
 import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
+import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { deliverRoutes } from "./routes/deliver.ts";
@@ -61,6 +62,7 @@ export function createApp(deliveryFactory: DeliveryFactory) {
 
   app.route("/", healthRoutes());
   app.route("/", channelRoutes());
+  app.route("/", channelDeleteRoutes());
   app.route("/", subscriptionRoutes());
   app.route("/", deadLetterRoutes());
   app.route("/", deliverRoutes());

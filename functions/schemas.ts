@@ -103,6 +103,27 @@ export const ChannelSummary = z
   })
   .openapi("ChannelSummary");
 
+export const DeleteChannelQuery = z.object({
+  force: z.enum(["true", "false"]).optional().openapi({
+    description:
+      "true: delete the channel's subscriptions with it (otherwise 409 while it has any)",
+  }),
+});
+
+export const ChannelDeleted = z
+  .object({
+    name: z.string(),
+    messages: z.number().int().openapi({ description: "Messages the channel held" }),
+    subscriptions: z
+      .array(z.string())
+      .openapi({ description: "Subscriptions deleted with it (force), by name" }),
+    idempotencyKeys: z
+      .number()
+      .int()
+      .openapi({ description: "Idempotency-Key records of its publishes deleted" }),
+  })
+  .openapi("ChannelDeleted");
+
 export const ChannelInfo = ChannelSummary.extend({
   firstId: z.string().nullable(),
   firstPublishedAt: z.iso.datetime().nullable(),
