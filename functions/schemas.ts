@@ -94,14 +94,36 @@ export const HistoryPage = z
   .object({ messages: z.array(Message), next: z.string().nullable() })
   .openapi("MessagePage");
 
+const SizeBytes = z
+  .number()
+  .int()
+  .openapi({
+    description:
+      "Redis' estimate of the channel's stream in bytes (MEMORY USAGE, sampled), consumer groups " +
+      "included: what counts against Upstash's record size and database capacity",
+  });
+
 export const ChannelSummary = z
   .object({
     name: z.string(),
     length: z.number().int(),
     subscriptions: z.number().int(),
     lastId: z.string().nullable(),
+    sizeBytes: SizeBytes,
   })
   .openapi("ChannelSummary");
+
+export const ChannelTotals = z
+  .object({
+    channels: z.number().int(),
+    messages: z.number().int(),
+    sizeBytes: SizeBytes,
+  })
+  .openapi("ChannelTotals", { description: "Sums over every channel listed" });
+
+export const ChannelList = z
+  .object({ channels: z.array(ChannelSummary), totals: ChannelTotals })
+  .openapi("ChannelList");
 
 export const DeleteChannelQuery = z.object({
   force: z.enum(["true", "false"]).optional().openapi({

@@ -18,6 +18,7 @@ import {
   runScript,
   type StreamEntry,
 } from "./redis.ts";
+import { streamBytes } from "./storage.ts";
 
 export interface NewMessage {
   type?: string | undefined;
@@ -241,6 +242,8 @@ export interface ChannelSummary {
   length: number;
   subscriptions: number;
   lastId: string | null;
+  /** Redis' estimate of the stream's size (storage.ts). */
+  sizeBytes: number;
 }
 
 export interface ChannelInfo extends ChannelSummary {
@@ -249,7 +252,10 @@ export interface ChannelInfo extends ChannelSummary {
   lastPublishedAt: string | null;
 }
 
-/** Every registered channel with its length, subscription count and last id. */
+/**
+ * Every registered channel with its length, subscription count, last id and size: 1 SMEMBERS,
+ * then 2 round trips side by side (3 commands per channel; the sizes, see storage.ts).
+ */
 export async function listChannels(db: Db): Promise<ChannelSummary[]> {
   const names = asArray(await db.redis.smembers(db.keys.channels()))
     .map(asString)
@@ -257,8 +263,8 @@ export async function listChannels(db: Db): Promise<ChannelSummary[]> {
   if (names.length === 0) return [];
   const pipeline = db.redis.pipeline();
   for (const name of names) queueSummary(db, pipeline, name);
-  const replies = await pipeline.exec<unknown[]>();
-  return names.map((name, i) => readSummary(name, replies.slice(i * 3, i * 3 + 3)));
+  const [replies, sizes] = await Promise.all([pipeline.exec<unknown[]>(), streamBytes(db, names)]);
+  return names.map((name, i) => readSummary(name, replies.slice(i * 3, i * 3 + 3), sizes[i] ?? 0));
 }
 
 /** One channel's details, or null when there is no such channel. */
@@ -267,9 +273,12 @@ export async function channelInfo(db: Db, name: string): Promise<ChannelInfo | n
   const pipeline = db.redis.pipeline();
   queueSummary(db, pipeline, name);
   pipeline.xrange(stream, "-", "+", 1).exists(stream);
-  const replies = await pipeline.exec<unknown[]>();
+  const [replies, [sizeBytes]] = await Promise.all([
+    pipeline.exec<unknown[]>(),
+    streamBytes(db, [name]),
+  ]);
   if (asNumber(replies[4]) === 0) return null;
-  const summary = readSummary(name, replies);
+  const summary = readSummary(name, replies, sizeBytes ?? 0);
   const firstId = asEntries(replies[3])[0]?.id ?? null;
   const time = (id: string | null) => (id ? new Date(idTime(id)).toISOString() : null);
   return {
@@ -288,12 +297,13 @@ function queueSummary(db: Db, pipeline: Pipeline, name: string): void {
   pipeline.xlen(stream).xrevrange(stream, "+", "-", 1).hkeys(db.keys.subscriptions(name));
 }
 
-function readSummary(name: string, replies: unknown[]): ChannelSummary {
+function readSummary(name: string, replies: unknown[], sizeBytes: number): ChannelSummary {
   const [length, last, fields] = replies;
   return {
     name,
     length: asNumber(length),
     subscriptions: asArray(fields).filter((f) => !asString(f).endsWith(PAUSED_SUFFIX)).length,
     lastId: asEntries(last)[0]?.id ?? null,
+    sizeBytes,
   };
 }

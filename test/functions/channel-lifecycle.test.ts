@@ -8,7 +8,7 @@ import type { Stack } from "../helpers/stack.ts";
 import { getSubscription, publish, runPass, subscribe } from "../helpers/subscriptions.ts";
 
 // A channel's lifecycle ends with DELETE, which must leave no key of it behind (nor touch another
-// channel's).
+// channel's), and what a database holds must be visible before it fills up.
 const PREFIX = "lc:v1";
 let stack: Stack;
 let receiver: TestReceiver;
@@ -219,5 +219,56 @@ describe("DELETE /v1/channels/{channel}", () => {
     expect(after.names.filter((key) => isKeyOf(key, channel))).toEqual([]);
     expect(after.due.filter((member) => isMemberOf(member, channel))).toEqual([]);
     expect(after.registry).not.toContain(channel);
+  });
+});
+
+interface Listed {
+  channels: { name: string; length: number; sizeBytes: number }[];
+  totals: { channels: number; messages: number; sizeBytes: number };
+}
+
+const memoryUsage = async (name: string) =>
+  Number(await stack.redis.call("MEMORY", "USAGE", stack.keys.channel(name)));
+const pad = (kib: number) => "x".repeat(kib * 1024);
+
+describe("storage you can see", () => {
+  it("shows a channel's size: Redis' MEMORY USAGE of its stream", async () => {
+    await publish(stack, channel, [{ data: pad(10) }, { data: pad(10) }, { data: pad(10) }]);
+    const info = (await (await stack.api(`/v1/channels/${channel}`)).json()) as {
+      sizeBytes: number;
+    };
+    expect(info.sizeBytes).toBe(await memoryUsage(channel));
+    expect(info.sizeBytes).toBeGreaterThan(30 * 1024);
+  });
+
+  it("lists each channel's size and the totals, in as many requests to Redis whatever their number", async () => {
+    const names = [1, 2, 3, 4, 5].map((n) => `${channel}-${n}`);
+    const requestsToList = async () => {
+      const before = stack.bridge.stats.requests;
+      const res = await stack.api("/v1/channels");
+      expect(res.status).toBe(200);
+      return {
+        listed: (await res.json()) as Listed,
+        requests: stack.bridge.stats.requests - before,
+      };
+    };
+    for (const name of names.slice(0, 2)) await publish(stack, name, [{ data: pad(1) }]);
+    await requestsToList(); // the scripts are loaded now
+    const few = await requestsToList();
+    for (const name of names.slice(2)) await publish(stack, name, [{ data: 1 }, { data: 2 }]);
+    const more = await requestsToList();
+    expect(more.requests).toBe(few.requests);
+
+    const { channels, totals } = more.listed;
+    for (const name of names) {
+      const listed = channels.find((c) => c.name === name);
+      expect(listed?.sizeBytes).toBe(await memoryUsage(name));
+    }
+    expect(totals).toEqual({
+      channels: channels.length,
+      messages: channels.reduce((sum, c) => sum + c.length, 0),
+      sizeBytes: channels.reduce((sum, c) => sum + c.sizeBytes, 0),
+    });
+    expect(totals.messages).toBeGreaterThanOrEqual(8);
   });
 });
