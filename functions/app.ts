@@ -19,6 +19,7 @@ import {
   Unauthorized,
 } from "../shared/errors.ts";
 import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
+import { refusalOf } from "../shared/storage.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
 import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
@@ -130,8 +131,9 @@ function toAppError(error: unknown, headers: Record<string, string>): AppError {
   }
   if (isUnavailable(error)) return new RedisUnavailable(error);
   if (isStorageFull(error)) {
-    const why = error instanceof Error ? error.message.replace(/, command was: .*$/s, "") : "";
-    return new StorageFull(`Redis refused the write for size (${why}); nothing was written`);
+    return new StorageFull(
+      `Redis refused the write for size (${refusalOf(error)}); nothing was written`,
+    );
   }
   if (error instanceof ConfigError) return new AppError("misconfigured", 500, error.message);
   return new AppError("internal", 500, "internal error");

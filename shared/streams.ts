@@ -5,7 +5,7 @@
 // once at publish); the first entry of each publish also holds `n`, its request's nonce (see
 // lua/publish.ts). The entry id is the publish time, so `publishedAt` is derived, not stored.
 
-import { AppError, StorageFull } from "./errors.ts";
+import { AppError } from "./errors.ts";
 import { duePrefixes, PAUSED_SUFFIX } from "./keys.ts";
 import { PUBLISH_LUA } from "./lua/publish.ts";
 import {
@@ -15,10 +15,11 @@ import {
   asString,
   type Db,
   isOutcomeUnknown,
+  isStorageFull,
   runScript,
   type StreamEntry,
 } from "./redis.ts";
-import { streamBytes } from "./storage.ts";
+import { channelFull, refusalOf, streamBytes } from "./storage.ts";
 
 export interface NewMessage {
   type?: string | undefined;
@@ -52,8 +53,8 @@ const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 /**
  * Appends messages in order in one round trip; see lua/publish.ts for the cost. Sent once: if
  * the reply is lost, the script's recover mode (safe to repeat) finds out whether the messages
- * were stored, so a lost reply never stores a publish twice. Throws StorageFull when Upstash
- * refuses the write for size (nothing written).
+ * were stored, so a lost reply never stores a publish twice. Throws StorageFull, naming the
+ * channel and the limit, when Redis refuses the write for size (nothing written).
  */
 export async function publish(
   db: Db,
@@ -90,11 +91,14 @@ export async function publish(
   try {
     reply = await runScript(db.once, PUBLISH_LUA, scriptKeys, args(""));
   } catch (error) {
+    // Redis refuses the whole script on a full database (it is not flagged allow-oom).
+    if (isStorageFull(error)) throw channelFull(channel, refusalOf(error));
     if (!isOutcomeUnknown(error)) throw error;
     try {
       reply = await runScript(db.redis, PUBLISH_LUA, scriptKeys, args("recover"));
     } catch (again) {
       if (isOutcomeUnknown(again)) throw new PublishOutcomeUnknown(again);
+      if (isStorageFull(again)) throw channelFull(channel, refusalOf(again));
       throw again;
     }
   }
@@ -103,9 +107,7 @@ export async function publish(
     case 1:
       return { duplicate: true, ids: asString(ids).split(",") };
     case 3:
-      throw new StorageFull(
-        `channel "${channel}" cannot take more: ${asString(ids)}; nothing was written`,
-      );
+      throw channelFull(channel, asString(ids));
     default:
       return { duplicate: false, ids: asArray(ids).map(asString), woken: parseWoken(woken) };
   }

@@ -3,7 +3,7 @@ import { DROP_CHANNEL_LUA } from "../../shared/lua/drop-channel.ts";
 import { loadScripts, runsScript } from "../helpers/faults.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
-import { gate } from "../helpers/schedule.ts";
+import { gate, until } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import { getSubscription, publish, runPass, subscribe } from "../helpers/subscriptions.ts";
 
@@ -270,5 +270,59 @@ describe("storage you can see", () => {
       sizeBytes: channels.reduce((sum, c) => sum + c.sizeBytes, 0),
     });
     expect(totals.messages).toBeGreaterThanOrEqual(8);
+  });
+});
+
+describe("a full database", () => {
+  /**
+   * Puts this stack's Redis over its capacity: maxmemory (which the bridge words as Upstash's
+   * capacity) at half of what it uses, so every write is refused whatever small buffers come and
+   * go. Undone when the test ends.
+   */
+  async function overCapacity() {
+    const used = Number(/used_memory:(\d+)/.exec(await stack.redis.info("memory"))?.[1]);
+    expect(used).toBeGreaterThan(0);
+    onTestFinished(async () => {
+      await stack.redis.config("SET", "maxmemory", "0");
+    });
+    await stack.redis.config("SET", "maxmemory-policy", "noeviction");
+    await stack.redis.config("SET", "maxmemory", String(Math.floor(used / 2)));
+  }
+
+  it("says so on /health, refuses publishes naming the channel and the limit, and still reads and deletes", async () => {
+    const health = () => fetch(`${stack.url}/health`);
+    expect((await health()).status).toBe(200);
+    const doomed = `${channel}-doomed`;
+    await publish(stack, channel, [{ data: 1 }]);
+    await publish(stack, doomed, [{ data: 1 }]);
+    await overCapacity();
+
+    const full = await health();
+    expect(full.status).toBe(507);
+    const { error } = (await full.json()) as ErrorBody;
+    expect(error.code).toBe("storage_full");
+    expect(error.message).toMatch(/database is full/);
+
+    // Nothing of a refused publish is written: not to a channel, not to a new one.
+    const fresh = `${channel}-fresh`;
+    for (const name of [channel, fresh]) {
+      const res = await stack.post(`/v1/channels/${name}/messages`, { data: "more" });
+      expect(res.status).toBe(507);
+      const refused = ((await res.json()) as ErrorBody).error;
+      expect(refused.code).toBe("storage_full");
+      expect(refused.message).toContain(`"${name}"`);
+      expect(refused.message).toMatch(/capacity/);
+    }
+    expect(await stack.redis.xlen(stack.keys.channel(channel))).toBe(1);
+    expect(await stack.redis.exists(stack.keys.channel(fresh))).toBe(0);
+    expect(await stack.redis.sismember(stack.keys.channels(), fresh)).toBe(0);
+
+    // Reads and deletes still work: deleting is the way out.
+    expect((await stack.api("/v1/channels")).status).toBe(200);
+    expect((await remove(doomed)).status).toBe(200);
+    expect(await stack.redis.exists(stack.keys.channel(doomed))).toBe(0);
+
+    await stack.redis.config("SET", "maxmemory", "0");
+    await until("/health is ok again", async () => (await health()).status === 200);
   });
 });
