@@ -19,7 +19,9 @@ import {
   Unauthorized,
 } from "../shared/errors.ts";
 import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
+import { refusalOf } from "../shared/storage.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
+import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { deliverRoutes } from "./routes/deliver.ts";
@@ -61,6 +63,7 @@ export function createApp(deliveryFactory: DeliveryFactory) {
 
   app.route("/", healthRoutes());
   app.route("/", channelRoutes());
+  app.route("/", channelDeleteRoutes());
   app.route("/", subscriptionRoutes());
   app.route("/", deadLetterRoutes());
   app.route("/", deliverRoutes());
@@ -128,8 +131,9 @@ function toAppError(error: unknown, headers: Record<string, string>): AppError {
   }
   if (isUnavailable(error)) return new RedisUnavailable(error);
   if (isStorageFull(error)) {
-    const why = error instanceof Error ? error.message.replace(/, command was: .*$/s, "") : "";
-    return new StorageFull(`Redis refused the write for size (${why}); nothing was written`);
+    return new StorageFull(
+      `Redis refused the write for size (${refusalOf(error)}); nothing was written`,
+    );
   }
   if (error instanceof ConfigError) return new AppError("misconfigured", 500, error.message);
   return new AppError("internal", 500, "internal error");

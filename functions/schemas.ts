@@ -94,12 +94,22 @@ export const HistoryPage = z
   .object({ messages: z.array(Message), next: z.string().nullable() })
   .openapi("MessagePage");
 
+const SizeBytes = z
+  .number()
+  .int()
+  .openapi({
+    description:
+      "Redis' estimate of the channel's stream in bytes (MEMORY USAGE, sampled), consumer groups " +
+      "included: what counts against Upstash's record size and database capacity",
+  });
+
 export const ChannelSummary = z
   .object({
     name: z.string(),
     length: z.number().int(),
     subscriptions: z.number().int(),
     lastId: z.string().nullable(),
+    sizeBytes: SizeBytes,
   })
   .openapi("ChannelSummary");
 
@@ -137,6 +147,39 @@ export const RetentionChange = z
     description:
       "Fields left out keep their value; null removes that limit. Trimming never removes a message an active or paused subscription has not acknowledged, unless it fell behind by more than MAX_UNDELIVERED_AGE_MS",
   });
+
+export const ChannelTotals = z
+  .object({
+    channels: z.number().int(),
+    messages: z.number().int(),
+    sizeBytes: SizeBytes,
+  })
+  .openapi("ChannelTotals", { description: "Sums over every channel listed" });
+
+export const ChannelList = z
+  .object({ channels: z.array(ChannelSummary), totals: ChannelTotals })
+  .openapi("ChannelList");
+
+export const DeleteChannelQuery = z.object({
+  force: z.enum(["true", "false"]).optional().openapi({
+    description:
+      "true: delete the channel's subscriptions with it (otherwise 409 while it has any)",
+  }),
+});
+
+export const ChannelDeleted = z
+  .object({
+    name: z.string(),
+    messages: z.number().int().openapi({ description: "Messages the channel held" }),
+    subscriptions: z
+      .array(z.string())
+      .openapi({ description: "Subscriptions deleted with it (force), by name" }),
+    idempotencyKeys: z
+      .number()
+      .int()
+      .openapi({ description: "Idempotency-Key records of its publishes deleted" }),
+  })
+  .openapi("ChannelDeleted");
 
 export const ChannelInfo = ChannelSummary.extend({
   retention: Retention,

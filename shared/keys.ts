@@ -43,6 +43,10 @@
 // {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d; read with the
 //                                 subscription's group like the channel. API writes, worker reads
 // {p}:idem:<ch>:<key>     STRING  the ids a publish with Idempotency-Key got, EX 24 h; publish
+//                                 writes. Not indexed per channel: deleting a channel finds them
+//                                 with SCAN MATCH `idempotencyPattern` (names hold no glob characters)
+// {p}:health              STRING  the time (ms) of the last GET /health, PX 60 s: its write probe,
+//                                 whose refusal says the database is full (storage.ts)
 //
 // A unit is what one consumer group reads: "<ch>/<sub>" (the channel stream) or
 // "<ch>/<sub>/redrive" (the subscription's redrive stream). Channel and subscription names are
@@ -72,6 +76,9 @@ export function createKeys(prefix: string) {
     deadLetters: (channel: string, sub: string) => `${prefix}:dlq:${channel}:${sub}`,
     redrive: (channel: string, sub: string) => `${prefix}:redrive:${channel}:${sub}`,
     idempotency: (channel: string, key: string) => `${prefix}:idem:${channel}:${key}`,
+    /** SCAN MATCH pattern of every idempotency key of a channel. */
+    idempotencyPattern: (channel: string) => `${prefix}:idem:${channel}:*`,
+    health: () => `${prefix}:health`,
     /** The stream a unit's consumer group reads. */
     unitStream: (unit: Unit) =>
       unit.kind === "main"
@@ -99,9 +106,11 @@ export const CHANNEL_FIELD_PREFIX = "~";
 export const retentionField = `${CHANNEL_FIELD_PREFIX}retention`;
 export const trimField = `${CHANNEL_FIELD_PREFIX}trim`;
 
-/** Is this field of {p}:subs:<ch> a subscription's settings (not its paused flag or the channel's)? */
-export const isSubscriptionField = (field: string) =>
-  !field.startsWith(CHANNEL_FIELD_PREFIX) && !field.endsWith(PAUSED_SUFFIX);
+/**
+ * The fields of {p}:subs:<ch> that are subscriptions: a name is [A-Za-z0-9._-], so markers
+ * (`<sub>#paused`) and the channel's own fields (`~retention`, `~trim`) are not.
+ */
+export const isSubscriptionField = (field: string) => /^[A-Za-z0-9._-]+$/.test(field);
 
 /** Suffix of the hash field marking a subscription paused in {p}:subs:<ch>. */
 export const PAUSED_SUFFIX = "#paused";

@@ -6,7 +6,7 @@
 // lua/publish.ts). The entry id is the publish time, so `publishedAt` is derived, not stored.
 
 import type { RetentionConfig } from "./config.ts";
-import { AppError, StorageFull } from "./errors.ts";
+import { AppError } from "./errors.ts";
 import {
   CHANNEL_FIELD_PREFIX,
   duePrefixes,
@@ -23,9 +23,11 @@ import {
   asString,
   type Db,
   isOutcomeUnknown,
+  isStorageFull,
   runScript,
   type StreamEntry,
 } from "./redis.ts";
+import { channelFull, refusalOf, streamBytes } from "./storage.ts";
 
 export interface NewMessage {
   type?: string | undefined;
@@ -61,8 +63,8 @@ const TRIM_MAX_INTERVAL_MS = 60 * 60 * 1000;
 /**
  * Appends messages in order in one round trip; see lua/publish.ts for the cost. Sent once: if
  * the reply is lost, the script's recover mode (safe to repeat) finds out whether the messages
- * were stored, so a lost reply never stores a publish twice. Throws StorageFull when Upstash
- * refuses the write for size (nothing written).
+ * were stored, so a lost reply never stores a publish twice. Throws StorageFull, naming the
+ * channel and the limit, when Redis refuses the write for size (nothing written).
  */
 export async function publish(
   db: Db,
@@ -109,11 +111,14 @@ export async function publish(
   try {
     reply = await runScript(db.once, PUBLISH_LUA, scriptKeys, args(""));
   } catch (error) {
+    // Redis refuses the whole script on a full database (it is not flagged allow-oom).
+    if (isStorageFull(error)) throw channelFull(channel, refusalOf(error));
     if (!isOutcomeUnknown(error)) throw error;
     try {
       reply = await runScript(db.redis, PUBLISH_LUA, scriptKeys, args("recover"));
     } catch (again) {
       if (isOutcomeUnknown(again)) throw new PublishOutcomeUnknown(again);
+      if (isStorageFull(again)) throw channelFull(channel, refusalOf(again));
       throw again;
     }
   }
@@ -122,9 +127,7 @@ export async function publish(
     case 1:
       return { duplicate: true, ids: asString(ids).split(",") };
     case 3:
-      throw new StorageFull(
-        `channel "${channel}" cannot take more: ${asString(ids)}; nothing was written`,
-      );
+      throw channelFull(channel, asString(ids));
     default:
       return { duplicate: false, ids: asArray(ids).map(asString), woken: parseWoken(woken) };
   }
@@ -261,6 +264,8 @@ export interface ChannelSummary {
   length: number;
   subscriptions: number;
   lastId: string | null;
+  /** Redis' estimate of the stream's size (storage.ts). */
+  sizeBytes: number;
 }
 
 /** A channel's retention: null means no limit of that kind. */
@@ -278,7 +283,10 @@ export interface ChannelInfo extends ChannelSummary {
   lastPublishedAt: string | null;
 }
 
-/** Every registered channel with its length, subscription count and last id. */
+/**
+ * Every registered channel with its length, subscription count, last id and size: 1 SMEMBERS,
+ * then 2 round trips side by side (3 commands per channel; the sizes, see storage.ts).
+ */
 export async function listChannels(db: Db): Promise<ChannelSummary[]> {
   const names = asArray(await db.redis.smembers(db.keys.channels()))
     .map(asString)
@@ -286,8 +294,8 @@ export async function listChannels(db: Db): Promise<ChannelSummary[]> {
   if (names.length === 0) return [];
   const pipeline = db.redis.pipeline();
   for (const name of names) queueSummary(db, pipeline, name);
-  const replies = await pipeline.exec<unknown[]>();
-  return names.map((name, i) => readSummary(name, replies.slice(i * 3, i * 3 + 3)));
+  const [replies, sizes] = await Promise.all([pipeline.exec<unknown[]>(), streamBytes(db, names)]);
+  return names.map((name, i) => readSummary(name, replies.slice(i * 3, i * 3 + 3), sizes[i] ?? 0));
 }
 
 /** One channel's details, or null when there is no such channel. */
@@ -301,9 +309,12 @@ export async function channelInfo(
   queueSummary(db, pipeline, name);
   pipeline.xrange(stream, "-", "+", 1).exists(stream);
   pipeline.hget(db.keys.subscriptions(name), retentionField);
-  const replies = await pipeline.exec<unknown[]>();
+  const [replies, [sizeBytes]] = await Promise.all([
+    pipeline.exec<unknown[]>(),
+    streamBytes(db, [name]),
+  ]);
   if (asNumber(replies[4]) === 0) return null;
-  const summary = readSummary(name, replies);
+  const summary = readSummary(name, replies, sizeBytes ?? 0);
   const own = parseRetention(replies[5]);
   const firstId = asEntries(replies[3])[0]?.id ?? null;
   const time = (id: string | null) => (id ? new Date(idTime(id)).toISOString() : null);
@@ -325,13 +336,14 @@ function queueSummary(db: Db, pipeline: Pipeline, name: string): void {
   pipeline.xlen(stream).xrevrange(stream, "+", "-", 1).hkeys(db.keys.subscriptions(name));
 }
 
-function readSummary(name: string, replies: unknown[]): ChannelSummary {
+function readSummary(name: string, replies: unknown[], sizeBytes: number): ChannelSummary {
   const [length, last, fields] = replies;
   return {
     name,
     length: asNumber(length),
     subscriptions: asArray(fields).filter((f) => isSubscriptionField(asString(f))).length,
     lastId: asEntries(last)[0]?.id ?? null,
+    sizeBytes,
   };
 }
 

@@ -3,6 +3,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { NotFound, PayloadTooLarge } from "../../shared/errors.ts";
+import { totals } from "../../shared/storage.ts";
 import {
   channelInfo,
   listChannels,
@@ -14,8 +15,8 @@ import type { AppEnv } from "../app.ts";
 import {
   bodyErrors,
   ChannelInfo,
+  ChannelList,
   ChannelParams,
-  ChannelSummary,
   commonErrors,
   HistoryPage,
   HistoryQuery,
@@ -61,9 +62,9 @@ const publishRoute = createRoute({
 const listRoute = createRoute({
   method: "get",
   path: "/v1/channels",
-  summary: "Every channel with its length, subscription count and last id",
+  summary: "Every channel with its length, subscriptions, last id and size; and their totals",
   responses: {
-    200: json(z.object({ channels: z.array(ChannelSummary) }), "The channels"),
+    200: json(ChannelList, "The channels"),
     ...commonErrors,
   },
 });
@@ -147,7 +148,10 @@ export function channelRoutes() {
       const status = result.duplicate ? 200 : 201;
       return batch ? c.json({ ids: result.ids }, status) : c.json({ id: result.ids[0]! }, status);
     })
-    .openapi(listRoute, async (c) => c.json({ channels: await listChannels(c.var.db) }, 200))
+    .openapi(listRoute, async (c) => {
+      const channels = await listChannels(c.var.db);
+      return c.json({ channels, totals: totals(channels) }, 200);
+    })
     .openapi(getRoute, async (c) => {
       const { channel } = c.req.valid("param");
       const info = await channelInfo(c.var.db, channel, c.var.config.retention);

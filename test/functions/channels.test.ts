@@ -42,6 +42,7 @@ describe("GET /v1/channels", () => {
       length: 3,
       subscriptions: 0,
       lastId: ids[2],
+      sizeBytes: expect.any(Number),
     });
   });
 

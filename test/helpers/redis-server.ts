@@ -170,8 +170,9 @@ export interface CommandCounts {
 
 // The REST bridge's probes: it sends MEMORY USAGE before a write and XINFO CONSUMERS before an
 // XREADGROUP (in Lua scripts too) to refuse what Upstash refuses (dev/bridge-limits.ts). Upstash
-// does not bill them, so a count of what streamhook costs leaves them out; the product never sends
-// either itself (shared/, functions/, worker/ use neither: grep before adding one).
+// does not bill them, so a count of what streamhook costs leaves them out. The product sends MEMORY
+// USAGE only to show channel sizes (shared/storage.ts, GET /v1/channels[/{channel}]), which no
+// count here measures; it never sends XINFO CONSUMERS (grep before adding either elsewhere).
 const BRIDGE_PROBES = new Set(["memory|usage", "xinfo|consumers"]);
 
 /**

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   createKeys,
   duePrefixes,
+  isSubscriptionField,
   parseDueMember,
   pausedField,
   retryMember,
@@ -24,6 +25,14 @@ describe("the Redis key layout", () => {
     expect(keys.deadLetters("orders", "billing")).toBe("sh:v1:dlq:orders:billing");
     expect(keys.redrive("orders", "billing")).toBe("sh:v1:redrive:orders:billing");
     expect(keys.idempotency("orders", "k-1")).toBe("sh:v1:idem:orders:k-1");
+    expect(keys.idempotencyPattern("orders")).toBe("sh:v1:idem:orders:*");
+    expect(keys.health()).toBe("sh:v1:health");
+  });
+
+  it("tells subscriptions from other fields of a channel's subscriptions hash", () => {
+    for (const name of ["billing", "a.b_c-1"]) expect(isSubscriptionField(name)).toBe(true);
+    for (const field of ["billing#paused", "~retention", ""])
+      expect(isSubscriptionField(field)).toBe(false);
   });
 
   it("spells the schedule's members, the paused marker and the dead-letter counts", () => {

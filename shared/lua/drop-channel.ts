@@ -1,0 +1,75 @@
+// drop-channel: delete a channel and everything of it, atomically.
+//
+// Why one script: nobody may see half a channel. The stream, its subscriptions (settings, consumer
+// groups, which live in the stream, delivery state, schedule, leases, dead letters, redrive
+// streams) and its registry entry go together, or, when the subscriptions are not what the caller
+// expects, nothing goes.
+//
+// Subscriptions. The caller names the subscriptions it found (their keys must be in KEYS). Without
+// "force", any subscription answers -2 with their names: the caller reports 409. With "force",
+// a set of subscriptions other than the one given (one created or deleted since the caller looked)
+// answers -1 and the caller looks again. A subscription is deleted as DELETE of a subscription
+// deletes it (lua/unsubscribe.ts); here the group goes with the stream and the hashes as a whole.
+//
+// A race with publish. Publish (lua/publish.ts) and this script both lock the stream key, so one
+// runs wholly before the other: a publish before is deleted with the channel; a publish after finds
+// no stream and creates the channel again (new stream, registered again), with no subscriptions.
+// A deliverer in the middle of a visit finds its lease gone (close and finish write nothing more
+// than acks, which are no-ops on a missing stream) and its group gone (NOGROUP); a schedule member
+// it re-adds for a subscription that no longer exists is dropped by the next pass (unschedule.ts).
+//
+// allow-oom: Redis refuses a flagged script when it is over maxmemory unless it says so, and
+// deleting is the way out of a full database. The script only reads and deletes.
+//
+// KEYS[1] stream {p}:ch:<ch>, KEYS[2] subs {p}:subs:<ch>, KEYS[3] state {p}:state:<ch>,
+// KEYS[4] registry {p}:channels, KEYS[5] due {p}:due,
+// KEYS[6..] each given subscription's dlq, redrive stream and lease
+// ARGV[1] channel name (registry member), ARGV[2] "force" or "", ARGV[3] n, ARGV[4 .. 3+n] the
+// subscriptions' names, ARGV[4+n ..] their {p}:due members (wake and retry of both units)
+//
+// Returns {1, messages deleted}; {0} when there is no such channel (nothing to delete: a repeat
+// after a lost reply gets this too); {-2, {names}} when it has subscriptions and no "force";
+// {-1} when its subscriptions are not the ones given.
+//
+// Cost: 1 EVALSHA + 1 EXISTS (+1 SISMEMBER) + 1 HKEYS, then to delete: 1 XLEN + 1 DEL + 1 SREM,
+// + 1 DEL and 1 ZREM per 1,000 subscriptions' keys and members (chunks keep unpack() under Lua's
+// stack limit). A channel without subscriptions: 6.
+export const DROP_CHANNEL_LUA = `#!lua flags=allow-key-locking,allow-oom
+local stream, subs, state, registry, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local channel, force, n = ARGV[1], ARGV[2] == 'force', tonumber(ARGV[3])
+local CHUNK = 1000
+
+-- command [key] list[from .. to], in chunks; nothing when from > to.
+local function chunked(command, key, list, from, to)
+  for i = from, to, CHUNK do
+    local last = math.min(i + CHUNK - 1, to)
+    if key then
+      redis.call(command, key, unpack(list, i, last))
+    else
+      redis.call(command, unpack(list, i, last))
+    end
+  end
+end
+
+if redis.call('EXISTS', stream, subs) == 0 and redis.call('SISMEMBER', registry, channel) == 0 then
+  return {0}
+end
+local names = {}
+for _, field in ipairs(redis.call('HKEYS', subs)) do
+  if string.match(field, '^[%w%._%-]+$') then names[#names + 1] = field end
+end
+if #names > 0 and not force then return {-2, names} end
+local given = {}
+for i = 4, 3 + n do given[ARGV[i]] = true end
+if #names ~= n then return {-1} end
+for _, name in ipairs(names) do
+  if not given[name] then return {-1} end
+end
+
+local messages = redis.call('XLEN', stream)
+redis.call('DEL', stream, subs, state)
+chunked('DEL', nil, KEYS, 6, #KEYS)
+chunked('ZREM', due, ARGV, 4 + n, #ARGV)
+redis.call('SREM', registry, channel)
+return {1, messages}
+`;
