@@ -109,6 +109,17 @@ export const Subscription = z
     types: z.array(z.string()).nullable(),
     timeoutMs: z.number().int(),
     paused: z.boolean(),
+    status: z.enum(["active", "paused", "failing", "disabled"]).openapi({
+      description:
+        "failing: its last request failed; disabled: paused by streamhook after every request failed for DISABLE_AFTER_MS (not deleted; PATCH {paused: false} brings it back)",
+    }),
+    nextAttemptAt: z.iso.datetime().nullable().openapi({
+      description:
+        "When it is next due (a retry's time, or now when messages wait); null when nothing is scheduled or it is paused",
+    }),
+    failingSince: z.iso.datetime().nullable(),
+    disabledAt: z.iso.datetime().nullable(),
+    disabledReason: z.string().nullable(),
     createdAt: z.iso.datetime(),
     lag: z.number().int().nullable().openapi({ description: "Messages not yet delivered" }),
     pending: z.number().int().openapi({ description: "Delivered, awaiting ack or retry" }),

@@ -10,6 +10,15 @@ export async function describe(db: Db, channel: string, subs: Subscription[]) {
   return subs.map((sub) => view(sub, statuses.get(sub.name)!));
 }
 
+/** active, paused, failing (its last request failed) or disabled (paused for failing too long). */
+function statusOf(
+  sub: Subscription,
+  status: SubscriptionStatus,
+): "active" | "paused" | "failing" | "disabled" {
+  if (sub.paused) return status.state.disabledAt ? "disabled" : "paused";
+  return status.state.consecutiveFailures > 0 ? "failing" : "active";
+}
+
 function view(sub: Subscription, status: SubscriptionStatus) {
   return {
     id: sub.id === "" ? null : sub.id,
@@ -21,6 +30,14 @@ function view(sub: Subscription, status: SubscriptionStatus) {
     types: sub.types,
     timeoutMs: sub.timeoutMs,
     paused: sub.paused,
+    status: statusOf(sub, status),
+    nextAttemptAt: sub.paused ? null : status.nextAttemptAt,
+    failingSince: status.state.failingSince,
+    disabledAt: sub.paused ? status.state.disabledAt : null,
+    disabledReason:
+      sub.paused && status.state.disabledAt
+        ? `every request failed from ${status.state.failingSince ?? "(unknown)"} until ${status.state.disabledAt} (DISABLE_AFTER_MS); resume it with PATCH {"paused": false}`
+        : null,
     createdAt: sub.createdAt,
     lag: status.group.lag,
     pending: status.group.pending,

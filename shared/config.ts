@@ -41,6 +41,8 @@ export interface Env {
   TRIM_MIN_INTERVAL_MS?: string;
   DEAD_LETTER_MAX_AGE_MS?: string;
   DEAD_LETTER_MAX_MESSAGES?: string;
+  DISABLE_AFTER_MS?: string;
+  EVENTS_CHANNEL?: string;
 }
 
 /** How long channels keep messages (lua/trim.ts); a channel's own retention overrides the first two. */
@@ -88,6 +90,10 @@ export interface Config {
   deadLetterMaxAgeMs: number;
   /** Dead letters kept per subscription, the oldest trimmed (and counted); default 10,000. */
   deadLetterMaxMessages: number;
+  /** A subscription whose every request failed for this long is disabled; default 5 days. */
+  disableAfterMs: number;
+  /** Where streamhook publishes its own events (subscription.*, message.dead_lettered); null: none. */
+  eventsChannel: string | null;
 }
 
 /** The Worker's configuration variables, for `npm run dev` pass-through and the docs test. */
@@ -111,6 +117,8 @@ export const CONFIG_VARIABLES = [
   "TRIM_MIN_INTERVAL_MS",
   "DEAD_LETTER_MAX_AGE_MS",
   "DEAD_LETTER_MAX_MESSAGES",
+  "DISABLE_AFTER_MS",
+  "EVENTS_CHANNEL",
 ] as const satisfies readonly (keyof Env)[];
 
 const DAY_MS = 86_400_000;
@@ -167,6 +175,13 @@ const schema = z.object({
   // At least a minute: the cutoff is the Worker's clock, the time of death Redis's.
   DEAD_LETTER_MAX_AGE_MS: integer(14 * DAY_MS, 60_000, 3650 * DAY_MS),
   DEAD_LETTER_MAX_MESSAGES: integer(10_000, 1, 10_000_000),
+  DISABLE_AFTER_MS: integer(5 * DAY_MS, 1000, 3650 * DAY_MS),
+  EVENTS_CHANNEL: z
+    .string()
+    .trim()
+    .regex(/^(none|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$/, 'must be a channel name or "none"')
+    .optional()
+    .transform((value) => (value === "none" ? null : (value ?? "streamhook.events"))),
 });
 
 /** Thrown at start-up when a variable is missing or malformed; names the variable. */
@@ -211,6 +226,8 @@ export function loadConfig(env: Env): Config {
     },
     deadLetterMaxAgeMs: v.DEAD_LETTER_MAX_AGE_MS,
     deadLetterMaxMessages: v.DEAD_LETTER_MAX_MESSAGES,
+    disableAfterMs: v.DISABLE_AFTER_MS,
+    eventsChannel: v.EVENTS_CHANNEL,
   };
   cache.set(env, config);
   return config;

@@ -26,7 +26,10 @@
 //                                 requests; HINCRBY), <sub>:lastError, <sub>:lastErrorAt,
 //                                 <sub>:lastSuccessAt, <sub>:lastAckedId,
 //                                 <sub>:deadLettersExpired, <sub>:deadLettersDropped (dead letters
-//                                 trimmed for age, for count; HINCRBY). Worker only
+//                                 trimmed for age, for count; HINCRBY), <sub>:failingSince (the
+//                                 first failure after a success), <sub>:disabledAt. Worker only;
+//                                 and <sub>:expired, <sub>:lastExpiredAt (messages trimmed before
+//                                 it acknowledged them), written by publish's trim step
 // {p}:due                 ZSET    member -> due time (ms). The whole delivery schedule, so an idle
 //                                 pass is one ZRANGE whatever the number of subscriptions:
 //                                   wake:<unit>   the unit may have unread messages
@@ -95,6 +98,8 @@ export type StateFact =
   | "lastAckedId"
   | "expired"
   | "lastExpiredAt"
+  | "failingSince"
+  | "disabledAt"
   | "deadLettersExpired"
   | "deadLettersDropped";
 

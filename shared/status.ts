@@ -3,6 +3,7 @@
 
 import { type StateFact, stateField } from "./keys.ts";
 import { asArray, asFields, asNumber, asOptionalString, asString, type Db } from "./redis.ts";
+import { dueMembersOf } from "./subscriptions.ts";
 
 export interface DeliveryState {
   consecutiveFailures: number;
@@ -13,6 +14,10 @@ export interface DeliveryState {
   /** Messages trimmed before the subscription acknowledged them (MAX_UNDELIVERED_AGE_MS). */
   expired: number;
   lastExpiredAt: string | null;
+  /** The first failed request after the last success, while it keeps failing. */
+  failingSince: string | null;
+  /** When it was disabled for failing DISABLE_AFTER_MS (it is paused until resumed). */
+  disabledAt: string | null;
   /** Dead letters trimmed for age (DEAD_LETTER_MAX_AGE_MS), ever. */
   deadLettersExpired: number;
   /** Dead letters trimmed for count (DEAD_LETTER_MAX_MESSAGES), ever. */
@@ -30,6 +35,8 @@ export interface SubscriptionStatus {
   state: DeliveryState;
   group: GroupInfo;
   deadLetters: number;
+  /** The earliest of its units' wake and retry times in {p}:due; null when nothing is scheduled. */
+  nextAttemptAt: string | null;
 }
 
 /** Delivery state, group position and dead-letter count of each subscription, by name. */
@@ -44,10 +51,14 @@ export async function loadStatuses(
   pipeline.hgetall(keys.state(channel));
   pipeline.xinfo(keys.channel(channel), { type: "GROUPS" });
   for (const name of names) pipeline.xlen(keys.deadLetters(channel, name));
+  // Every due member of every subscription, in one ZMSCORE.
+  const members = names.map((name) => dueMembersOf(channel, name));
+  if (names.length > 0) pipeline.zmscore(keys.due(), members.flat());
   // keepErrors: XINFO GROUPS fails on a channel whose stream is gone; the rest still holds.
   const replies = await pipeline.exec({ keepErrors: true });
   const state = asFields(replies[0]?.result);
   const groups = replies[1]?.error ? new Map<string, GroupInfo>() : parseGroups(replies[1]?.result);
+  const scores = asArray(replies[2 + names.length]?.result ?? []);
   const out = new Map<string, SubscriptionStatus>();
   names.forEach((name, i) => {
     const fact = (f: StateFact) => state[stateField(name, f)] ?? null;
@@ -64,14 +75,28 @@ export async function loadStatuses(
         lastAckedId: fact("lastAckedId"),
         expired: Number(fact("expired") ?? 0),
         lastExpiredAt: time("lastExpiredAt"),
+        failingSince: time("failingSince"),
+        disabledAt: time("disabledAt"),
         deadLettersExpired: Number(fact("deadLettersExpired") ?? 0),
         deadLettersDropped: Number(fact("deadLettersDropped") ?? 0),
       },
       group: groups.get(subs[i]!.group) ?? { pending: 0, lastDeliveredId: null, lag: null },
       deadLetters: asNumber(replies[2 + i]?.result ?? 0),
+      nextAttemptAt: earliest(scores, i * DUE_MEMBERS, DUE_MEMBERS),
     });
   });
   return out;
+}
+
+/** Due members per subscription (dueMembersOf: wake and retry of its two units). */
+const DUE_MEMBERS = 4;
+
+function earliest(scores: unknown[], from: number, count: number): string | null {
+  const times = scores
+    .slice(from, from + count)
+    .filter((s) => s !== null && s !== undefined)
+    .map((s) => Number(s));
+  return times.length === 0 ? null : new Date(Math.min(...times)).toISOString();
 }
 
 function parseGroups(value: unknown): Map<string, GroupInfo> {

@@ -36,6 +36,8 @@ const STATE_FACTS: StateFact[] = [
   "lastAckedId",
   "expired",
   "lastExpiredAt",
+  "failingSince",
+  "disabledAt",
   "deadLettersExpired",
   "deadLettersDropped",
 ];
@@ -137,8 +139,17 @@ export async function saveSubscription(
   const updated = await runScript(
     db.redis,
     UPDATE_LUA,
-    [db.keys.subscriptions(sub.channel), db.keys.due()],
-    [sub.name, serializeSubscription(sub), pausedField(sub.name), paused, String(now), ...members],
+    [db.keys.subscriptions(sub.channel), db.keys.due(), db.keys.state(sub.channel)],
+    [
+      sub.name,
+      serializeSubscription(sub),
+      pausedField(sub.name),
+      paused,
+      String(now),
+      stateField(sub.name, "failingSince"),
+      stateField(sub.name, "disabledAt"),
+      ...members,
+    ],
   );
   return asNumber(updated) === 1;
 }

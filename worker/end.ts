@@ -130,7 +130,7 @@ export async function end(
   const now = ctx.clock();
   // Ending well, the visit may go on to its next unit; stopping early ends the visit.
   const release = how.kind === "idle" || how.kind === "full" ? ctx.release : true;
-  const ours = await finish(ctx.db, ctx.unit, {
+  const { ours, health } = await finish(ctx.db, ctx.unit, {
     w,
     token: ctx.lease.token,
     release,
@@ -144,8 +144,10 @@ export async function end(
       unsent.length,
     ),
     pause: how.kind === "gone",
+    health: { now, disableAfterMs: ctx.config.disableAfterMs, wasFailing: ctx.wasFailing },
   });
   ctx.budget.spend();
+  ctx.noteHealth(health);
   const kind =
     how.kind === "backoff" || how.kind === "gone"
       ? "stopped"

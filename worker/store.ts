@@ -247,7 +247,14 @@ export async function parkDeadLetters(
 
 const stateField$ = (unit: WorkUnit) => (fact: StateFact) => stateField(unit.subscription, fact);
 
-export type Closed = { kind: "fresh"; taken: Taken } | { kind: "closed" } | { kind: "lost" };
+/** `recovered`: this close cleared the endpoint's failingSince (its first success since failing). */
+export type Closed =
+  | { kind: "fresh"; taken: Taken; recovered: boolean }
+  | { kind: "closed"; recovered: boolean }
+  | { kind: "lost" };
+
+/** What a finish found of the endpoint's health (lua/finish.ts). */
+export type Health = "failing" | "disabled" | "recovered" | null;
 
 /**
  * The end of a drain (lua/close.ts): writes `w` with its state, then reads once more; entries
@@ -257,7 +264,15 @@ export type Closed = { kind: "fresh"; taken: Taken } | { kind: "closed" } | { ki
 export async function close(
   db: Db,
   unit: WorkUnit,
-  c: { w: Writes; count: number; token: string; release: boolean; cursor: string },
+  c: {
+    w: Writes;
+    count: number;
+    token: string;
+    release: boolean;
+    cursor: string;
+    /** The unit was failing (it had a retry due): a success here clears failingSince. */
+    wasFailing: boolean;
+  },
 ): Promise<Closed> {
   const { set } = stateWrites(c.w.state, stateField$(unit));
   const keys = [
@@ -277,6 +292,7 @@ export async function close(
     unit.kind === "redrive" ? "1" : "0",
     cursor,
     c.w.retryAt === null ? "" : String(c.w.retryAt),
+    c.wasFailing && c.w.state.success ? stateField(unit.subscription, "failingSince") : "",
     String(c.w.ack.length),
     ...c.w.ack,
     ...Object.entries(set).flat(),
@@ -288,14 +304,18 @@ export async function close(
     if (!isOutcomeUnknown(error)) throw error;
     reply = await runScript(db.redis, CLOSE_LUA, keys, args(c.cursor));
   }
-  const [status, entries] = asArray(reply);
+  const [status, entries, recovered] = asArray(reply);
   switch (asNumber(status)) {
     case 0:
       return { kind: "lost" };
     case 2:
-      return { kind: "closed" };
+      return { kind: "closed", recovered: asNumber(entries ?? 0) === 1 };
     default:
-      return { kind: "fresh", taken: taken(unit, entries) };
+      return {
+        kind: "fresh",
+        taken: taken(unit, entries),
+        recovered: asNumber(recovered ?? 0) === 1,
+      };
   }
 }
 
@@ -319,8 +339,10 @@ export async function finish(
     unsent: { entryId: string; count: number }[];
     schedule: ScheduleChange[];
     pause: boolean;
+    /** The endpoint's health: now, when to disable, and whether the unit was failing. */
+    health: { now: number; disableAfterMs: number; wasFailing: boolean };
   },
-): Promise<boolean> {
+): Promise<{ ours: boolean; health: Health }> {
   const { set, increment } = stateWrites(f.w.state, stateField$(unit));
   // The script is safe to repeat only when it releases the lease: see its header.
   if (increment > 0 && !f.release) throw new Error("finish: a failure count needs the release");
@@ -348,6 +370,12 @@ export async function finish(
     f.pause ? pausedField(unit.subscription) : "",
     stateField(unit.subscription, "failures"),
     String(increment),
+    stateField(unit.subscription, "failingSince"),
+    stateField(unit.subscription, "disabledAt"),
+    String(f.health.now),
+    String(f.health.disableAfterMs),
+    pausedField(unit.subscription),
+    f.health.wasFailing && f.w.state.success ? "1" : "0",
     String(f.w.ack.length),
     ...f.w.ack,
     String(f.unsent.length),
@@ -356,7 +384,9 @@ export async function finish(
     ...changes,
     ...Object.entries(set).flat(),
   ];
-  return asNumber(await runScript(db.redis, FINISH_LUA, keys, args)) === 1;
+  const reply = asNumber(await runScript(db.redis, FINISH_LUA, keys, args));
+  const health: Health[] = [null, null, "failing", "disabled", "recovered"];
+  return { ours: reply !== 0, health: health[reply] ?? null };
 }
 
 /** For tests of the fold: the state hash fields a change writes. */

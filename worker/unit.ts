@@ -31,7 +31,7 @@ import { retryDue } from "./retry-due.ts";
 import type { UnitSchedule } from "./schedule.ts";
 import { canStartBatch, type SendContext, sendAll } from "./send.ts";
 import { foldAll, holdState, noWrites, type Writes } from "./settle.ts";
-import { close, compareIds, pendingSummary, read, type Taken } from "./store.ts";
+import { close, compareIds, type Health, pendingSummary, read, type Taken } from "./store.ts";
 
 export interface UnitContext extends SendContext {
   db: Db;
@@ -45,6 +45,10 @@ export interface UnitContext extends SendContext {
   graceMs: number;
   /** Bytes one read may take, from the visits running at once (batches.ts: readBytesFor). */
   readBytes: number;
+  /** The unit had a retry due when the visit began: its endpoint may be failing. */
+  wasFailing: boolean;
+  /** Told when the endpoint starts failing, is disabled or recovers (visit.ts: events). */
+  noteHealth: (health: Health) => void;
 }
 
 /** Where the unit's consumer stands: its pending entries, the last id it holds, sizes seen. */
@@ -169,9 +173,11 @@ async function drain(
         token: ctx.lease.token,
         release: ctx.release,
         cursor: pos.cursor,
+        wasFailing: ctx.wasFailing,
       });
       ctx.budget.spend();
       if (closed.kind === "lost") return { ...tally, end: "lost", released: true, next: null };
+      if (closed.recovered) ctx.noteHealth("recovered");
       if (closed.kind === "closed") {
         return { ...tally, end: "drained", released: ctx.release, next: wanted() };
       }

@@ -12,6 +12,7 @@ import type { Budget } from "./budget.ts";
 import { type Dispatch, taskFor } from "./dispatch.ts";
 import { earlier, type Next, type UnitReport } from "./end.ts";
 import type { WorkUnit } from "./entries.ts";
+import { publishEvents } from "./events.ts";
 import { Lease, leaseMs } from "./lease.ts";
 import {
   acquireLease,
@@ -22,6 +23,7 @@ import {
   type UnitSchedule,
   workUnits,
 } from "./schedule.ts";
+import type { Health } from "./store.ts";
 import { deliverUnit } from "./unit.ts";
 
 export interface VisitContext {
@@ -106,11 +108,26 @@ export async function visit(
     const graceMs = dispatch.queued ? HANDOVER_GRACE_MS : 0;
     let released = false;
     let next: Next | null = null;
+    const health: Health[] = [];
+    const noteHealth = (h: Health) => {
+      if (h !== null) health.push(h);
+    };
     try {
       for (const [i, unit] of units.entries()) {
         const release = i === units.length - 1;
-        const context = { ...ctx, sub, unit, endpoint, lease, release, graceMs };
         const schedule = schedules.get(unitName(unit))!;
+        const wasFailing = schedule.retry !== null;
+        const context = {
+          ...ctx,
+          sub,
+          unit,
+          endpoint,
+          lease,
+          release,
+          graceMs,
+          wasFailing,
+          noteHealth,
+        };
         const report = await deliverUnit(context, schedule, options.pendingKnownEmpty).catch(
           (error: unknown) => recover(ctx, unit, sub.id, error),
         );
@@ -131,6 +148,7 @@ export async function visit(
       }
     }
     if (next) await follow(ctx, sub, next, units);
+    await publishEvents(ctx, summary, health);
     return { kind: "visited", summary };
   } finally {
     budget.endVisit();

@@ -21,21 +21,24 @@
 // ARGV[1] group, ARGV[2] consumer, ARGV[3] read count, ARGV[4] wake member, ARGV[5] retry member,
 // ARGV[6] lease token, ARGV[7] "1" = release the lease when letting go, ARGV[8] "1" = XDEL acked
 // entries too (a redrive stream keeps nothing delivered), ARGV[9] cursor ("" on a first try),
-// ARGV[10] retry time for messages the endpoint rejected ("" none: ZADD LT), ARGV[11] n = number of
-// ids to ack, ARGV[12 .. 11+n] ids, ARGV[12+n ..] state field/value pairs
+// ARGV[10] retry time for messages the endpoint rejected ("" none: ZADD LT), ARGV[11] the
+// failingSince field when this write holds a success and the unit was failing ("" otherwise: a
+// healthy close pays nothing for it), ARGV[12] n = number of ids to ack, ARGV[13 .. 12+n] ids,
+// ARGV[13+n ..] state field/value pairs
 //
-// Returns {1, XREADGROUP reply} when there are entries to deliver, {2} when it let go, {0} when
-// the lease is not the caller's. Cost: 1 EVALSHA + (1 XACK) (+1 XDEL) + 1 GET (+1 ZADD) (+1 HSET)
+// Returns {1, XREADGROUP reply, recovered} when there are entries to deliver, {2, recovered}
+// when it let go, {0} when the lease is not the caller's; recovered is 1 when it cleared
+// failingSince (+1 HDEL, only with ARGV[11]). Cost: 1 EVALSHA + (1 XACK) (+1 XDEL) + 1 GET (+1 ZADD) (+1 HSET)
 // + 1 XREADGROUP, and when it lets go + 1 ZREM (+1 DEL); a second try adds 1 XREADGROUP (and 1
 // XCLAIM when it finds the first run's entries).
 export const CLOSE_LUA = `#!lua flags=allow-key-locking
 local stream, due, lease, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, consumer, count, wake, retry = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local token, release, purge, cursor, retryAt = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local n = tonumber(ARGV[11])
+local failingSince, n = ARGV[11], tonumber(ARGV[12])
 if n > 0 then
-  redis.call('XACK', stream, group, unpack(ARGV, 12, 11 + n))
-  if purge == '1' then redis.call('XDEL', stream, unpack(ARGV, 12, 11 + n)) end
+  redis.call('XACK', stream, group, unpack(ARGV, 13, 12 + n))
+  if purge == '1' then redis.call('XDEL', stream, unpack(ARGV, 13, 12 + n)) end
 end
 if redis.call('GET', lease) ~= token then return {0} end
 if cursor ~= '' then
@@ -53,11 +56,13 @@ if cursor ~= '' then
   end
 end
 if retryAt ~= '' then redis.call('ZADD', due, 'LT', retryAt, retry) end
-if #ARGV > 11 + n then redis.call('HSET', state, unpack(ARGV, 12 + n, #ARGV)) end
+if #ARGV > 12 + n then redis.call('HSET', state, unpack(ARGV, 13 + n, #ARGV)) end
+local recovered = 0
+if failingSince ~= '' then recovered = redis.call('HDEL', state, failingSince) end
 local fresh = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count,
   'STREAMS', stream, '>')
-if fresh then return {1, fresh} end
+if fresh then return {1, fresh, recovered} end
 redis.call('ZREM', due, wake)
 if release == '1' then redis.call('DEL', lease) end
-return {2}
+return {2, recovered}
 `;

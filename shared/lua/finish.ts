@@ -17,19 +17,30 @@
 // ARGV[1] group, ARGV[2] consumer, ARGV[3] lease token, ARGV[4] "1" = release the lease,
 // ARGV[5] "1" = XDEL acked entries too (redrive stream), ARGV[6] paused field, or "" to leave the
 // subscription as it is, ARGV[7] failures field, ARGV[8] failures to add (HINCRBY; "0" none),
+// ARGV[9] failingSince field, ARGV[10] disabledAt field, ARGV[11] now (ms), ARGV[12]
+// DISABLE_AFTER_MS, ARGV[13] the paused field (to disable), ARGV[14] "1" = this write holds a
+// success and the unit was failing (clear failingSince: recovered),
 // then: n + n ids to ack; m + m (id, delivery count) pairs never sent; k + k schedule changes as
 // (how, member, score)
 // with how = "set" (ZADD), "lt" (ZADD LT), "xx" (ZADD XX) or "rem" (ZREM; score ignored); then
 // state field/value pairs to the end.
 //
-// Returns 1, or 0 when the lease was not the caller's (only the acks were written). Cost:
+// The endpoint's health (only while the lease holds): the first failure after a success records
+// failingSince; a failure when it is older than DISABLE_AFTER_MS disables the subscription (paused,
+// with disabledAt), never deleting it; a success clears failingSince.
+//
+// Returns 1, 2 (started failing), 3 (disabled), 4 (recovered), or 0 when the lease was not the
+// caller's (only the acks were written). Health adds, only on those paths: 1 HDEL (recovering),
+// 1 HSET (first failure) or 1 HGET (later failures), and 1 HEXISTS + 2 HSET (disabling). Cost:
 // 1 EVALSHA + (1 XACK) (+1 XDEL) + 1 GET (+1 XCLAIM per delivery count among the unsent)
 // (+1 HINCRBY) (+1 HSET) + 1 ZADD or ZREM per schedule change (+1 HSET to pause) (+1 DEL).
 export const FINISH_LUA = `#!lua flags=allow-key-locking
 local stream, due, lease, state, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, consumer, token, release, purge = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local pausedField, failuresField, failures = ARGV[6], ARGV[7], tonumber(ARGV[8])
-local i = 9
+local failingSinceField, disabledAtField, now = ARGV[9], ARGV[10], tonumber(ARGV[11])
+local disableAfter, disableField, recovering = tonumber(ARGV[12]), ARGV[13], ARGV[14] == '1'
+local i = 15
 local function list(width)
   local n = tonumber(ARGV[i])
   local from = i + 1
@@ -75,9 +86,23 @@ for _ = 1, changes do
   end
   i = i + 3
 end
-if failures > 0 then redis.call('HINCRBY', state, failuresField, failures) end
+local health = 1
+if recovering and redis.call('HDEL', state, failingSinceField) == 1 then health = 4 end
+if failures > 0 then
+  local total = redis.call('HINCRBY', state, failuresField, failures)
+  local since = nil
+  if total ~= failures then since = tonumber(redis.call('HGET', state, failingSinceField)) end
+  if since == nil then
+    redis.call('HSET', state, failingSinceField, now)
+    if total == failures then health = 2 end
+  elseif now - since >= disableAfter and redis.call('HEXISTS', subs, disableField) == 0 then
+    redis.call('HSET', subs, disableField, '1')
+    redis.call('HSET', state, disabledAtField, now)
+    health = 3
+  end
+end
 if i <= #ARGV then redis.call('HSET', state, unpack(ARGV, i, #ARGV)) end
 if pausedField ~= '' then redis.call('HSET', subs, pausedField, '1') end
 if release == '1' then redis.call('DEL', lease) end
-return 1
+return health
 `;

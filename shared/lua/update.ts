@@ -4,23 +4,31 @@
 // resurrect one deleted a moment ago, without its group), and a resume must wake the
 // subscription in the same step, or a publish in between could find it paused and not wake it.
 //
-// KEYS[1] subs {p}:subs:<ch>, KEYS[2] due {p}:due
+// KEYS[1] subs {p}:subs:<ch>, KEYS[2] due {p}:due, KEYS[3] state {p}:state:<ch>
 // ARGV[1] name, ARGV[2] subscription JSON, ARGV[3] paused field,
 // ARGV[4] "1" pause, "0" resume, "" leave as is, ARGV[5] now (ms),
-// ARGV[6..] due members to make due now (ZADD LT: added if absent, moved earlier if later)
+// ARGV[6] failingSince field, ARGV[7] disabledAt field (a resume clears disabledAt and restarts
+// a failing subscription's clock at now: it comes back with a fresh DISABLE_AFTER_MS, and its
+// first success is still its recovery),
+// ARGV[8..] due members to make due now (ZADD LT: added if absent, moved earlier if later)
 //
 // Returns 1 (updated) or 0 (no such subscription). Cost: 1 EVALSHA + 1 HEXISTS + 1 HSET
-// (+1 HSET/HDEL for pause/resume) (+1 ZADD when waking).
+// (+1 HSET to pause, or 2 HDEL + 1 HEXISTS (+1 HSET) to resume) (+1 ZADD when waking).
 export const UPDATE_LUA = `#!lua flags=allow-key-locking
-local subs, due = KEYS[1], KEYS[2]
+local subs, due, state = KEYS[1], KEYS[2], KEYS[3]
 local name, json, pausedField, paused, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local failingSince, disabledAt = ARGV[6], ARGV[7]
 if redis.call('HEXISTS', subs, name) == 0 then return 0 end
 redis.call('HSET', subs, name, json)
 if paused == '1' then redis.call('HSET', subs, pausedField, '1') end
-if paused == '0' then redis.call('HDEL', subs, pausedField) end
-if #ARGV >= 6 then
+if paused == '0' then
+  redis.call('HDEL', subs, pausedField)
+  redis.call('HDEL', state, disabledAt)
+  if redis.call('HEXISTS', state, failingSince) == 1 then redis.call('HSET', state, failingSince, now) end
+end
+if #ARGV >= 8 then
   local wakes = {}
-  for i = 6, #ARGV do
+  for i = 8, #ARGV do
     wakes[#wakes + 1] = now
     wakes[#wakes + 1] = ARGV[i]
   end

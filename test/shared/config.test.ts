@@ -31,6 +31,8 @@ describe("loadConfig", () => {
       },
       deadLetterMaxAgeMs: 14 * 86_400_000,
       deadLetterMaxMessages: 10_000,
+      disableAfterMs: 5 * 86_400_000,
+      eventsChannel: "streamhook.events",
     });
   });
 
