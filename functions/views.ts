@@ -20,6 +20,7 @@ function view(sub: Subscription, status: SubscriptionStatus) {
     maxAttempts: sub.maxAttempts,
     types: sub.types,
     timeoutMs: sub.timeoutMs,
+    maxRequestsPerSecond: sub.maxRequestsPerSecond,
     paused: sub.paused,
     createdAt: sub.createdAt,
     lag: status.group.lag,
