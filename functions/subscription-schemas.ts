@@ -30,6 +30,14 @@ const Types = z
   .nullable()
   .openapi({ description: "Deliver only these types (`*` matches anything); null: all" });
 
+// Whole requests per second: a slower pace (one every 2 s...) would space POSTs beyond what one
+// visit's budget can wait, and pacing across visits would then need the schedule (see README).
+const MaxRequestsPerSecond = z.number().int().min(1).max(10_000).nullable().openapi({
+  description:
+    "At most this many webhook requests start in any second (its deliverer spaces them 1000/n ms apart); null: unlimited",
+  example: 50,
+});
+
 const settings = {
   url: WebhookUrl,
   batchSize: z.number().int().min(1).max(1000),
@@ -64,6 +72,7 @@ export const CreateSubscriptionBody = z
       .openapi({ default: SUBSCRIPTION_DEFAULTS.maxAttempts }),
     types: Types.optional(),
     timeoutMs: settings.timeoutMs.optional().openapi({ default: SUBSCRIPTION_DEFAULTS.timeoutMs }),
+    maxRequestsPerSecond: MaxRequestsPerSecond.optional(),
     secret: z
       .string()
       .refine(isValidSecret, "must be whsec_ followed by the base64 of 24 to 64 bytes")
@@ -79,6 +88,7 @@ export const UpdateSubscriptionBody = z
     maxAttempts: settings.maxAttempts.optional(),
     types: Types.optional(),
     timeoutMs: settings.timeoutMs.optional(),
+    maxRequestsPerSecond: MaxRequestsPerSecond.optional(),
     paused: z.boolean().optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "give at least one field to change")
@@ -108,6 +118,7 @@ export const Subscription = z
     maxAttempts: z.number().int(),
     types: z.array(z.string()).nullable(),
     timeoutMs: z.number().int(),
+    maxRequestsPerSecond: MaxRequestsPerSecond,
     paused: z.boolean(),
     status: z.enum(["active", "paused", "failing", "disabled"]).openapi({
       description:

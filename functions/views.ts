@@ -29,6 +29,7 @@ function view(sub: Subscription, status: SubscriptionStatus) {
     maxAttempts: sub.maxAttempts,
     types: sub.types,
     timeoutMs: sub.timeoutMs,
+    maxRequestsPerSecond: sub.maxRequestsPerSecond,
     paused: sub.paused,
     status: statusOf(sub, status),
     nextAttemptAt: sub.paused ? null : status.nextAttemptAt,

@@ -24,6 +24,11 @@ export interface SubscriptionSettings {
   /** Type patterns ("order.created", "invoice.*"); null = every message. */
   types: string[] | null;
   timeoutMs: number;
+  /**
+   * At most this many webhook POSTs start in any second (1-10,000); null = unlimited. Its
+   * deliverer spaces POSTs 1000/rps ms apart (worker/pace.ts); absent in JSON stored before it.
+   */
+  maxRequestsPerSecond: number | null;
 }
 
 export interface Subscription extends SubscriptionSettings {
@@ -48,9 +53,11 @@ export const SUBSCRIPTION_DEFAULTS = {
 /** Longest webhook timeout a subscription may ask for; the lease is sized from it. */
 export const MAX_TIMEOUT_MS = 30_000;
 
-interface StoredSubscription extends SubscriptionSettings {
+interface StoredSubscription extends Omit<SubscriptionSettings, "maxRequestsPerSecond"> {
   /** Absent on subscriptions stored before identities existed. */
   id?: string;
+  /** Absent on subscriptions stored before rate limits existed: unlimited. */
+  maxRequestsPerSecond?: number | null;
   secrets: SigningSecret[];
   createdAt: string;
 }
@@ -63,6 +70,7 @@ export function serializeSubscription(sub: Subscription): string {
     maxAttempts: sub.maxAttempts,
     types: sub.types,
     timeoutMs: sub.timeoutMs,
+    maxRequestsPerSecond: sub.maxRequestsPerSecond,
     secrets: sub.secrets,
     createdAt: sub.createdAt,
   };
@@ -75,8 +83,13 @@ export function parseSubscription(
   json: string,
   paused: boolean,
 ): Subscription {
-  const { id = "", ...stored } = JSON.parse(json) as StoredSubscription;
-  return { ...stored, channel, name, id, group: groupName(name, id), paused };
+  const {
+    id = "",
+    maxRequestsPerSecond = null,
+    ...stored
+  } = JSON.parse(json) as StoredSubscription;
+  const group = groupName(name, id);
+  return { ...stored, maxRequestsPerSecond, channel, name, id, group, paused };
 }
 
 /** The consumer group of a subscription: see the header and keys.ts. */

@@ -8,18 +8,22 @@ import type { DeliveryFactory } from "../shared/delivery.ts";
 import { getDb } from "../shared/redis.ts";
 import { consume } from "./consumer.ts";
 import { queueDispatch } from "./dispatch.ts";
+import { Pacer } from "./pace.ts";
 import { cron, kick, runPass, type Worker, wake } from "./pass.ts";
 
 const clock = () => Date.now();
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+// Module scope: lives as long as the isolate, so pacing carries across its visits (pace.ts).
+const pace = new Pacer();
 
 function worker(env: Env): Worker {
   const config = loadConfig(env);
-  return { db: getDb(config), config, clock, sleep, dispatch: queueDispatch(env.DELIVERY_QUEUE) };
+  const dispatch = queueDispatch(env.DELIVERY_QUEUE);
+  return { db: getDb(config), config, clock, sleep, pace, dispatch };
 }
 
 export const createDelivery: DeliveryFactory = (config, db, queue) => {
-  const w: Worker = { db, config, clock, sleep, dispatch: queueDispatch(queue) };
+  const w: Worker = { db, config, clock, sleep, pace, dispatch: queueDispatch(queue) };
   return {
     kick: async (channel, woken) => {
       const summary = await kick(w, channel, woken);

@@ -25,6 +25,7 @@ import { parseSubscription } from "../shared/subscription.ts";
 import { readBytesFor } from "./batches.ts";
 import { Budget } from "./budget.ts";
 import { type Dispatch, taskFor } from "./dispatch.ts";
+import type { Pacer } from "./pace.ts";
 import { dueUnits, type Loaded, load, type UnitSchedule } from "./schedule.ts";
 import { type VisitContext, type Visited, visit } from "./visit.ts";
 
@@ -36,6 +37,8 @@ export interface Worker {
   clock: Clock;
   /** Waits this many ms (a task that came a little early waits for its time: consumer.ts). */
   sleep: (ms: number) => Promise<void>;
+  /** One per isolate: paced subscriptions' last POST starts, across visits (pace.ts). */
+  pace: Pacer;
   dispatch: Dispatch;
 }
 

@@ -8,6 +8,7 @@ import { deliver, type Endpoint } from "./deliver.ts";
 import type { UnitEntry } from "./entries.ts";
 import { judge, type Outcome } from "./judge.ts";
 import type { Lease } from "./lease.ts";
+import { type Pacer, paceKey } from "./pace.ts";
 import { stops } from "./settle.ts";
 
 export interface SendContext {
@@ -17,6 +18,9 @@ export interface SendContext {
   budget: Budget;
   lease: Lease;
   clock: () => number;
+  /** Waits this many ms: a paced subscription's POSTs wait for their slot (pace.ts). */
+  sleep: (ms: number) => Promise<void>;
+  pace: Pacer;
 }
 
 export interface Sent {
@@ -38,18 +42,35 @@ export async function canStartBatch(ctx: SendContext, now: number): Promise<bool
   return ctx.lease.hold(now, ctx.sub.timeoutMs);
 }
 
+/**
+ * Waits for the subscription's next slot under maxRequestsPerSecond (pace.ts), then asks
+ * canStartBatch at that time: the wait counts against the budget. Returns when the POST may
+ * start, or null when it may not (a slot past the deadline is not waited for at all).
+ */
+async function waitForSlot(ctx: SendContext): Promise<number | null> {
+  const rps = ctx.sub.maxRequestsPerSecond;
+  let now = ctx.clock();
+  const at = ctx.pace.nextStart(paceKey(ctx.sub), rps, now);
+  if (at > now && !ctx.budget.allowsBatch(at)) return null;
+  // A timer may fire a millisecond early: wait again rather than start before the slot.
+  while (now < at) {
+    await ctx.sleep(Math.ceil(at - now));
+    now = ctx.clock();
+  }
+  return (await canStartBatch(ctx, now)) ? now : null;
+}
+
 /** POSTs the batches in order; entries matching none of the type patterns get no request. */
 export async function sendAll(ctx: SendContext, batches: UnitEntry[][]): Promise<Sent> {
   const outcomes: Outcome[] = [];
   for (const [i, batch] of batches.entries()) {
     const matching = batch.filter((e) => matchesTypes(ctx.sub.types, e.message.type));
     const filtered = batch.filter((e) => !matching.includes(e));
-    const now = ctx.clock();
-    if (matching.length > 0 && !(await canStartBatch(ctx, now))) {
-      return { outcomes, stopped: "budget", unsent: batches.slice(i).flat() };
-    }
+    const now = matching.length > 0 ? await waitForSlot(ctx) : ctx.clock();
+    if (now === null) return { outcomes, stopped: "budget", unsent: batches.slice(i).flat() };
     if (filtered.length > 0) outcomes.push({ kind: "filtered", entries: filtered });
     if (matching.length === 0) continue;
+    ctx.pace.started(paceKey(ctx.sub), ctx.sub.maxRequestsPerSecond, now);
     const result = await deliver(ctx.endpoint, matching, now);
     ctx.budget.spend();
     const judged = judge(result, matching, {

@@ -14,6 +14,7 @@ import { earlier, type Next, type UnitReport } from "./end.ts";
 import type { WorkUnit } from "./entries.ts";
 import { publishEvents } from "./events.ts";
 import { Lease, leaseMs } from "./lease.ts";
+import type { Pacer } from "./pace.ts";
 import {
   acquireLease,
   type Loaded,
@@ -31,6 +32,9 @@ export interface VisitContext {
   config: Config;
   budget: Budget;
   clock: () => number;
+  sleep: (ms: number) => Promise<void>;
+  /** The isolate's last POST start of each paced subscription (pace.ts). */
+  pace: Pacer;
   dispatch: Dispatch;
   /** Bytes one read may take (batches.ts: readBytesFor the visits running at once). */
   readBytes: number;

@@ -88,7 +88,8 @@ const routes = {
   update: createRoute({
     method: "patch",
     path: `${base}/{name}`,
-    summary: "Change url, batchSize, maxAttempts, types, timeoutMs; pause or resume",
+    summary:
+      "Change url, batchSize, maxAttempts, types, timeoutMs, maxRequestsPerSecond; pause or resume",
     request: { params: SubscriptionParams, body: body(UpdateSubscriptionBody) },
     responses: {
       200: json(SubscriptionSchema, "Updated"),
@@ -169,6 +170,7 @@ export function subscriptionRoutes() {
         maxAttempts: input.maxAttempts ?? SUBSCRIPTION_DEFAULTS.maxAttempts,
         types: input.types ?? null,
         timeoutMs: input.timeoutMs ?? SUBSCRIPTION_DEFAULTS.timeoutMs,
+        maxRequestsPerSecond: input.maxRequestsPerSecond ?? null,
         secrets: [{ secret: input.secret ?? generateSecret(), expiresAt: null }],
         paused: false,
         createdAt: new Date().toISOString(),

@@ -160,6 +160,7 @@ describe("listing and reading subscriptions", () => {
         "maxAttempts",
         "types",
         "timeoutMs",
+        "maxRequestsPerSecond",
         "paused",
         "status",
         "nextAttemptAt",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { matchesTypes } from "../../shared/subscription.ts";
+import { matchesTypes, parseSubscription } from "../../shared/subscription.ts";
 import { startIdFor } from "../../shared/subscriptions.ts";
 
 describe("type filters", () => {
@@ -30,5 +30,21 @@ describe("where a group starts", () => {
     [{ time: 1700000000000 }, "1699999999999-18446744073709551615"],
   ] as const)("%j starts after %j, so that point is delivered too", (from, expected) => {
     expect(startIdFor(from)).toBe(expected);
+  });
+});
+
+describe("a subscription stored before maxRequestsPerSecond existed", () => {
+  it("is unlimited", () => {
+    const json = JSON.stringify({
+      id: "abcdefghijklmnop",
+      url: "https://example.com/hook",
+      batchSize: 10,
+      maxAttempts: 15,
+      types: null,
+      timeoutMs: 10_000,
+      secrets: [],
+      createdAt: "2024-01-01T00:00:00.000Z",
+    });
+    expect(parseSubscription("c", "s", json, false).maxRequestsPerSecond).toBeNull();
   });
 });
