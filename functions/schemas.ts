@@ -211,7 +211,10 @@ export const errorResponse = (description: string) => ({
 /** The error responses every authenticated route can give, for the OpenAPI document. */
 export const commonErrors = {
   400: errorResponse("Invalid JSON or a field that fails validation (the message names it)"),
-  401: errorResponse("Missing or invalid bearer token"),
+  401: errorResponse("Missing or invalid bearer token, or a deleted API key"),
+  403: errorResponse(
+    "forbidden: the API key lacks the scope this route needs, or may not use its channel (the message names which)",
+  ),
   503: errorResponse("Redis is unreachable"),
 } as const;
 
