@@ -19,7 +19,7 @@ import {
 } from "../shared/errors.ts";
 import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
 import { refusalOf } from "../shared/storage.ts";
-import { authenticate } from "./auth.ts";
+import { authenticate, rateLimit } from "./auth.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
 import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
@@ -58,8 +58,8 @@ export function createApp(deliveryFactory: DeliveryFactory) {
     c.set("delivery", deliveryFactory(config, db, c.env.DELIVERY_QUEUE));
     await next();
   });
-  // 401, then (per route, `allow`) 403: see auth.ts.
-  app.use("/v1/*", authenticate());
+  // 401, then 429, then (per route, `allow`) 403: see auth.ts.
+  app.use("/v1/*", authenticate(), rateLimit());
 
   app.route("/", healthRoutes());
   app.route("/", channelRoutes());

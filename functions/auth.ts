@@ -1,11 +1,15 @@
-// Who may call what. Two steps, in this order, on every /v1 route:
+// Who may call what. Three steps, in this order, on every /v1 route:
 //
-//   authenticate  the bearer token is API_TOKEN (the root: every scope, every channel) or an API key's secret (1 HGET, shared/api-keys.ts); else 401
+//   authenticate  the bearer token is API_TOKEN (the root: every scope, every channel, never
+//                 rate limited) or an API key's secret (1 HGET, shared/api-keys.ts); else 401
+//   rateLimit     a key with a rateLimit counts the request (2 commands, shared/rate-limit.ts);
+//                 over it, 429 with Retry-After and RateLimit-* headers
 //   allow(scope)  per route: the key holds the scope (admin holds all) and may touch the route's
 //                 channel; else 403 naming the missing scope or the channel. Routes that reach
 //                 every channel (key management, POST /v1/deliver) also need channels ["*"]
 //
-// So a request with a key costs 1 command before its route runs; with API_TOKEN, none.
+// So a request with a key costs 1 command before its route runs, 3 with a rate limit (4 on the
+// first request of a window); with API_TOKEN, none.
 
 import type { MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
@@ -18,7 +22,8 @@ import {
   type Principal,
   type Scope,
 } from "../shared/api-keys.ts";
-import { Forbidden } from "../shared/errors.ts";
+import { Forbidden, RateLimited } from "../shared/errors.ts";
+import { countRequest } from "../shared/rate-limit.ts";
 
 /** Sets c.var.principal, or answers 401 (with the Bearer challenge). */
 export const authenticate = (): MiddlewareHandler =>
@@ -36,6 +41,30 @@ export const authenticate = (): MiddlewareHandler =>
       return true;
     },
   });
+
+/** Counts the request against its key's rate limit, if it has one; 429 when over. */
+export const rateLimit = (): MiddlewareHandler => async (c, next) => {
+  const principal = c.var.principal;
+  if (principal.kind === "key" && principal.key.rateLimit) {
+    const result = await countRequest(c.var.db, principal.key.id, principal.key.rateLimit);
+    const resetSeconds = Math.max(0, Math.ceil((result.resetAt - Date.now()) / 1000));
+    const headers = {
+      "RateLimit-Limit": String(result.limit),
+      "RateLimit-Remaining": String(result.remaining),
+      "RateLimit-Reset": String(resetSeconds),
+    };
+    if (!result.allowed) {
+      throw new RateLimited(
+        `key "${principal.key.name}" is over its rate limit of ${result.limit} requests per ` +
+          `${principal.key.rateLimit.windowMs} ms; retry in ${resetSeconds} s`,
+        // Retry-After is whole seconds: at least 1, or a client would retry inside the window.
+        { ...headers, "Retry-After": String(Math.max(1, resetSeconds)) },
+      );
+    }
+    for (const [name, value] of Object.entries(headers)) c.header(name, value);
+  }
+  await next();
+};
 
 /**
  * A route's permission: the scope it needs, checked against the route's `channel` path parameter

@@ -20,6 +20,20 @@ const Scopes = z
     example: ["publish", "read"],
   });
 
+const RateLimitSchema = z
+  .strictObject({
+    requests: z.number().int().min(1).max(1_000_000),
+    windowMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(24 * 3_600_000),
+  })
+  .openapi("RateLimit", {
+    description:
+      "At most `requests` per fixed window of `windowMs` (1 s to 24 h); over it, 429 rate_limited",
+  });
+
 export const CreateKeyBody = z
   .strictObject({
     name: z.string().min(1).max(128).openapi({ example: "billing-publisher" }),
@@ -28,6 +42,7 @@ export const CreateKeyBody = z
       description:
         'Channel patterns the key may use, `*` matching anything (default ["*"]: every channel)',
     }),
+    rateLimit: RateLimitSchema.nullable().default(null),
   })
   .openapi("NewApiKey");
 
@@ -37,6 +52,7 @@ export const ApiKeySchema = z
     name: z.string(),
     scopes: z.array(z.enum(SCOPES)),
     channels: z.array(z.string()),
+    rateLimit: RateLimitSchema.nullable(),
     createdAt: z.iso.datetime(),
   })
   .openapi("ApiKey");

@@ -1,4 +1,5 @@
-// Scoped API keys: what a key may do (scopes) and where (channel patterns).
+// Scoped API keys: what a key may do (scopes), where (channel patterns), and how often (an
+// optional rate limit, shared/rate-limit.ts).
 //
 // A key's secret ("sk_" + 32 random bytes, base64url) is shown once, when the key is made, and
 // stored only as its SHA-256 (Web Crypto, as in Workers). {p}:apikeys is a HASH from that hash to
@@ -18,6 +19,13 @@ import { generateId, matchesTypes } from "./subscription.ts";
 export const SCOPES = ["publish", "read", "subscribe", "admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 
+export interface RateLimit {
+  /** Requests allowed per window. */
+  requests: number;
+  /** The window, in ms (a fixed window: the count starts again at each multiple of it). */
+  windowMs: number;
+}
+
 export interface ApiKey {
   /** "key_" + 16 base-32 characters; names the key in the API, never authenticates. */
   id: string;
@@ -25,6 +33,7 @@ export interface ApiKey {
   scopes: Scope[];
   /** Channel patterns, `*` matching anything (as subscription types do); ["*"]: all channels. */
   channels: string[];
+  rateLimit: RateLimit | null;
   createdAt: string;
 }
 

@@ -2,7 +2,7 @@
 // Each carries the snake_case `code` and the HTTP `status` the API answers with; the body is
 // always {"error":{"code","message"}}.
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 500 | 503 | 507;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 429 | 500 | 503 | 507;
 
 export class AppError extends Error {
   override name = "AppError";
@@ -39,6 +39,13 @@ export class Unauthorized extends AppError {
 export class Forbidden extends AppError {
   constructor(message: string) {
     super("forbidden", 403, message);
+  }
+}
+
+/** A key over its rate limit; the headers say when to come back (functions/auth.ts). */
+export class RateLimited extends AppError {
+  constructor(message: string, headers: Record<string, string>) {
+    super("rate_limited", 429, message, headers);
   }
 }
 

@@ -35,6 +35,7 @@ describe("making, listing and deleting API keys", () => {
       name: "shown-once",
       scopes: ["read"],
       channels: ["*"],
+      rateLimit: null,
       createdAt: expect.any(String),
       secret: expect.stringMatching(/^sk_[A-Za-z0-9_-]{43}$/),
     });
@@ -142,6 +143,16 @@ describe("POST /v1/keys input", () => {
     ["an unknown scope", { ...valid, scopes: ["root"] }, "body.scopes[0]"],
     ["a channel pattern with a slash", { ...valid, channels: ["a/b"] }, "body.channels[0]"],
     ["no channels", { ...valid, channels: [] }, "body.channels"],
+    [
+      "a rate limit of 0 requests",
+      { ...valid, rateLimit: { requests: 0, windowMs: 1000 } },
+      "body.rateLimit.requests",
+    ],
+    [
+      "a window under a second",
+      { ...valid, rateLimit: { requests: 1, windowMs: 10 } },
+      "body.rateLimit.windowMs",
+    ],
     ["a field it does not know", { ...valid, secret: "sk_mine" }, "body"],
   ])("refuses %s with 400 and writes nothing", async (_, body, field) => {
     const before = await everythingStored();
