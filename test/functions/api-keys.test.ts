@@ -316,3 +316,22 @@ describe("channel patterns", () => {
     expect(patched.status).toBe(200);
   });
 });
+
+describe("the OpenAPI document", () => {
+  it("names the scope of every /v1 route, and its 401, 403 and 429 answers", async () => {
+    const doc = (await (await fetch(`${stack.url}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { "x-scope"?: string; responses: object }>>;
+    };
+    const routes = Object.entries(doc.paths).filter(([path]) => path.startsWith("/v1/"));
+    expect(routes.length).toBeGreaterThan(10);
+    for (const [path, operations] of routes) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const where = `${method.toUpperCase()} ${path}`;
+        expect(["publish", "read", "subscribe", "admin"], where).toContain(operation["x-scope"]);
+        expect(Object.keys(operation.responses), where).toEqual(
+          expect.arrayContaining(["401", "403", "429"]),
+        );
+      }
+    }
+  });
+});
