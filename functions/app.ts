@@ -5,10 +5,9 @@
 // unreachable Redis (503), and anything unexpected (logged, 500).
 
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
-import { timingSafeEqual } from "hono/utils/buffer";
 import type { ZodError } from "zod";
+import type { Principal } from "../shared/api-keys.ts";
 import { type Config, ConfigError, type Env, loadConfig } from "../shared/config.ts";
 import type { Delivery, DeliveryFactory } from "../shared/delivery.ts";
 import {
@@ -20,18 +19,22 @@ import {
 } from "../shared/errors.ts";
 import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
 import { refusalOf } from "../shared/storage.ts";
+import { authenticate, rateLimit } from "./auth.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
 import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { deliverRoutes } from "./routes/deliver.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { keyRoutes } from "./routes/keys.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 
 interface Variables {
   config: Config;
   db: Db;
   delivery: Delivery;
+  /** Who made the request (functions/auth.ts); set on every /v1 route. */
+  principal: Principal;
 }
 
 export interface AppEnv {
@@ -55,11 +58,8 @@ export function createApp(deliveryFactory: DeliveryFactory) {
     c.set("delivery", deliveryFactory(config, db, c.env.DELIVERY_QUEUE));
     await next();
   });
-  // Hono's timingSafeEqual hashes both sides, then compares every byte: constant time.
-  app.use(
-    "/v1/*",
-    bearerAuth({ verifyToken: (token, c) => timingSafeEqual(token, c.var.config.apiToken) }),
-  );
+  // 401, then 429, then (per route, `allow`) 403: see auth.ts.
+  app.use("/v1/*", authenticate(), rateLimit());
 
   app.route("/", healthRoutes());
   app.route("/", channelRoutes());
@@ -67,6 +67,7 @@ export function createApp(deliveryFactory: DeliveryFactory) {
   app.route("/", subscriptionRoutes());
   app.route("/", deadLetterRoutes());
   app.route("/", deliverRoutes());
+  app.route("/", keyRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
@@ -95,7 +96,7 @@ export function createApp(deliveryFactory: DeliveryFactory) {
     const headers: Record<string, string> = {};
     const appError = toAppError(error, headers);
     if (appError.status === 500) console.error("unhandled error", error);
-    return errorResponse(appError, headers);
+    return errorResponse(appError, { ...appError.headers, ...headers });
   });
 
   return app;

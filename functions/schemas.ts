@@ -208,10 +208,24 @@ export const errorResponse = (description: string) => ({
   description,
 });
 
+const header = (description: string) => ({ description, schema: { type: "integer" as const } });
+
 /** The error responses every authenticated route can give, for the OpenAPI document. */
 export const commonErrors = {
   400: errorResponse("Invalid JSON or a field that fails validation (the message names it)"),
-  401: errorResponse("Missing or invalid bearer token"),
+  401: errorResponse("Missing or invalid bearer token, or a deleted API key"),
+  403: errorResponse(
+    "forbidden: the API key lacks the scope this route needs, or may not use its channel (the message names which)",
+  ),
+  429: {
+    ...errorResponse("rate_limited: the API key is over its rateLimit"),
+    headers: {
+      "Retry-After": header("Seconds until the window ends"),
+      "RateLimit-Limit": header("Requests allowed per window"),
+      "RateLimit-Remaining": header("Requests left in this window (0)"),
+      "RateLimit-Reset": header("Seconds until the window ends"),
+    },
+  },
   503: errorResponse("Redis is unreachable"),
 } as const;
 

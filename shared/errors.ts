@@ -2,16 +2,24 @@
 // Each carries the snake_case `code` and the HTTP `status` the API answers with; the body is
 // always {"error":{"code","message"}}.
 
-export type ErrorStatus = 400 | 401 | 404 | 405 | 409 | 413 | 415 | 500 | 503 | 507;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 429 | 500 | 503 | 507;
 
 export class AppError extends Error {
   override name = "AppError";
   readonly code: string;
   readonly status: ErrorStatus;
-  constructor(code: string, status: ErrorStatus, message: string) {
+  /** Headers the error response carries (Retry-After on a 429). */
+  readonly headers: Record<string, string>;
+  constructor(
+    code: string,
+    status: ErrorStatus,
+    message: string,
+    headers: Record<string, string> = {},
+  ) {
     super(message);
     this.code = code;
     this.status = status;
+    this.headers = headers;
   }
 }
 
@@ -24,6 +32,20 @@ export class InvalidInput extends AppError {
 export class Unauthorized extends AppError {
   constructor(message = "missing or invalid bearer token") {
     super("unauthorized", 401, message);
+  }
+}
+
+/** A valid key asking for a route outside its scopes or channels; the message names which. */
+export class Forbidden extends AppError {
+  constructor(message: string) {
+    super("forbidden", 403, message);
+  }
+}
+
+/** A key over its rate limit; the headers say when to come back (functions/auth.ts). */
+export class RateLimited extends AppError {
+  constructor(message: string, headers: Record<string, string>) {
+    super("rate_limited", 429, message, headers);
   }
 }
 

@@ -50,6 +50,13 @@
 //                                 with SCAN MATCH `idempotencyPattern` (names hold no glob characters)
 // {p}:health              STRING  the time (ms) of the last GET /health, PX 60 s: its write probe,
 //                                 whose refusal says the database is full (storage.ts)
+// {p}:apikeys             HASH    <SHA-256 of a key's secret, hex> -> the key's JSON (id, name,
+//                                 scopes, channels, rateLimit, createdAt; never the secret).
+//                                 Keyed by the hash so that authenticating is one HGET; written
+//                                 by POST and DELETE /v1/keys only (shared/api-keys.ts)
+// {p}:ratelimit:<id>:<n>  STRING  requests key <id> made in fixed window n (now / windowMs),
+//                                 PX windowMs. Spelled by @upstash/ratelimit under the prefix
+//                                 `rateLimitPrefix` (shared/rate-limit.ts); expires by itself
 //
 // A unit is what one consumer group reads: "<ch>/<sub>" (the channel stream) or
 // "<ch>/<sub>/redrive" (the subscription's redrive stream). Channel and subscription names are
@@ -82,6 +89,9 @@ export function createKeys(prefix: string) {
     /** SCAN MATCH pattern of every idempotency key of a channel. */
     idempotencyPattern: (channel: string) => `${prefix}:idem:${channel}:*`,
     health: () => `${prefix}:health`,
+    apiKeys: () => `${prefix}:apikeys`,
+    /** The prefix @upstash/ratelimit puts before "<key id>:<window>" (see the header). */
+    rateLimitPrefix: () => `${prefix}:ratelimit`,
     /** The stream a unit's consumer group reads. */
     unitStream: (unit: Unit) =>
       unit.kind === "main"

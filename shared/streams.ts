@@ -284,12 +284,18 @@ export interface ChannelInfo extends ChannelSummary {
 }
 
 /**
- * Every registered channel with its length, subscription count, last id and size: 1 SMEMBERS,
+ * Every registered channel `visible` lets through (all by default; a key sees those its channel
+ * patterns match), with its length, subscription count, last id and size: 1 SMEMBERS,
  * then 2 round trips side by side (3 commands per channel; the sizes, see storage.ts).
  */
-export async function listChannels(db: Db): Promise<ChannelSummary[]> {
+export async function listChannels(
+  db: Db,
+  visible: (channel: string) => boolean = () => true,
+): Promise<ChannelSummary[]> {
+  // Filtered before the pipeline: a key limited to a few channels costs what those cost.
   const names = asArray(await db.redis.smembers(db.keys.channels()))
     .map(asString)
+    .filter(visible)
     .sort();
   if (names.length === 0) return [];
   const pipeline = db.redis.pipeline();

@@ -5,6 +5,7 @@ import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { dropChannel } from "../../shared/drop-channel.ts";
 import { Conflict, NotFound } from "../../shared/errors.ts";
 import type { AppEnv } from "../app.ts";
+import { needs } from "../auth.ts";
 import {
   ChannelDeleted,
   ChannelParams,
@@ -18,6 +19,7 @@ import {
 const deleteRoute = createRoute({
   method: "delete",
   path: "/v1/channels/{channel}",
+  ...needs("admin"),
   summary:
     "Delete the channel: its messages, registry entry and idempotency keys; with force=true its subscriptions too",
   request: { params: ChannelParams, query: DeleteChannelQuery },

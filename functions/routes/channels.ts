@@ -2,6 +2,7 @@
 
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
+import { canSee } from "../../shared/api-keys.ts";
 import { NotFound, PayloadTooLarge } from "../../shared/errors.ts";
 import { totals } from "../../shared/storage.ts";
 import {
@@ -12,6 +13,7 @@ import {
   setRetention,
 } from "../../shared/streams.ts";
 import type { AppEnv } from "../app.ts";
+import { needs } from "../auth.ts";
 import {
   bodyErrors,
   ChannelInfo,
@@ -36,7 +38,9 @@ const publishRoute = createRoute({
   method: "post",
   path: "/v1/channels/{channel}/messages",
   summary: "Publish one message ({data, type?}) or a batch ({messages: [...]})",
-  middleware: [
+  ...needs(
+    "publish",
+    {},
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
       onError: async (c) => {
@@ -44,7 +48,7 @@ const publishRoute = createRoute({
         throw new PayloadTooLarge(`the request body is over ${MAX_BODY_BYTES} bytes`);
       },
     }),
-  ] as const,
+  ),
   request: {
     params: ChannelParams,
     headers: IdempotencyHeaders,
@@ -62,6 +66,7 @@ const publishRoute = createRoute({
 const listRoute = createRoute({
   method: "get",
   path: "/v1/channels",
+  ...needs("read"),
   summary: "Every channel with its length, subscriptions, last id and size; and their totals",
   responses: {
     200: json(ChannelList, "The channels"),
@@ -73,6 +78,7 @@ const getRoute = createRoute({
   method: "get",
   path: "/v1/channels/{channel}",
   summary: "One channel",
+  ...needs("read"),
   request: { params: ChannelParams },
   responses: { 200: json(ChannelInfo, "The channel"), ...commonErrors, ...notFoundError },
 });
@@ -80,6 +86,7 @@ const getRoute = createRoute({
 const patchRoute = createRoute({
   method: "patch",
   path: "/v1/channels/{channel}",
+  ...needs("admin"),
   summary: "Change a channel's retention",
   request: {
     params: ChannelParams,
@@ -96,6 +103,7 @@ const patchRoute = createRoute({
 const historyRoute = createRoute({
   method: "get",
   path: "/v1/channels/{channel}/messages",
+  ...needs("read"),
   summary: "The channel's messages, oldest first, paged with `after`",
   request: { params: ChannelParams, query: HistoryQuery },
   responses: { 200: json(HistoryPage, "A page of messages"), ...commonErrors, ...notFoundError },
@@ -149,7 +157,8 @@ export function channelRoutes() {
       return batch ? c.json({ ids: result.ids }, status) : c.json({ id: result.ids[0]! }, status);
     })
     .openapi(listRoute, async (c) => {
-      const channels = await listChannels(c.var.db);
+      const { principal } = c.var;
+      const channels = await listChannels(c.var.db, (name) => canSee(principal, name));
       return c.json({ channels, totals: totals(channels) }, 200);
     })
     .openapi(getRoute, async (c) => {

@@ -10,6 +10,7 @@ import { NotFound } from "../../shared/errors.ts";
 import type { Db } from "../../shared/redis.ts";
 import { loadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
+import { needs } from "../auth.ts";
 import { commonErrors, json, notFoundError, storageError } from "../schemas.ts";
 import {
   DeadLetterPage,
@@ -24,6 +25,7 @@ const routes = {
   list: createRoute({
     method: "get",
     path,
+    ...needs("subscribe"),
     summary: "Messages that used up their attempts, oldest first, with their last error",
     request: { params: SubscriptionParams, query: DeadLetterQuery },
     responses: {
@@ -35,6 +37,7 @@ const routes = {
   redrive: createRoute({
     method: "post",
     path: `${path}/redrive`,
+    ...needs("subscribe"),
     summary: "Put dead letters back for delivery to this subscription: all, or {ids}",
     request: {
       params: SubscriptionParams,
@@ -50,6 +53,7 @@ const routes = {
   purge: createRoute({
     method: "delete",
     path,
+    ...needs("subscribe"),
     summary: "Delete every dead letter of the subscription",
     request: { params: SubscriptionParams },
     responses: {

@@ -2,12 +2,14 @@
 
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "../app.ts";
+import { needs } from "../auth.ts";
 import { commonErrors, json } from "../schemas.ts";
 import { PassSummary } from "../subscription-schemas.ts";
 
 const route = createRoute({
   method: "post",
   path: "/v1/deliver",
+  ...needs("admin", { everyChannel: true }),
   summary: "Run one delivery pass now and return its summary",
   responses: { 200: json(PassSummary, "What the pass did, per subscription"), ...commonErrors },
 });

@@ -21,6 +21,7 @@ import {
   startIdFor,
 } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
+import { needs } from "../auth.ts";
 import {
   ChannelParams,
   commonErrors,
@@ -54,6 +55,7 @@ const routes = {
   create: createRoute({
     method: "post",
     path: base,
+    ...needs("subscribe"),
     summary: "Subscribe a webhook to the channel (its own consumer group)",
     request: { params: ChannelParams, body: body(CreateSubscriptionBody) },
     responses: {
@@ -66,6 +68,7 @@ const routes = {
   list: createRoute({
     method: "get",
     path: base,
+    ...needs("read"),
     summary: "The channel's subscribers, with their lag and pending counts",
     request: { params: ChannelParams },
     responses: {
@@ -77,6 +80,7 @@ const routes = {
   get: createRoute({
     method: "get",
     path: `${base}/{name}`,
+    ...needs("read"),
     summary: "One subscription",
     request: { params: SubscriptionParams },
     responses: {
@@ -88,6 +92,7 @@ const routes = {
   update: createRoute({
     method: "patch",
     path: `${base}/{name}`,
+    ...needs("subscribe"),
     summary:
       "Change url, batchSize, maxAttempts, types, timeoutMs, maxRequestsPerSecond; pause or resume",
     request: { params: SubscriptionParams, body: body(UpdateSubscriptionBody) },
@@ -101,6 +106,7 @@ const routes = {
   remove: createRoute({
     method: "delete",
     path: `${base}/{name}`,
+    ...needs("subscribe"),
     summary: "Delete the subscription, its group, its dead letters",
     request: { params: SubscriptionParams },
     responses: {
@@ -113,6 +119,7 @@ const routes = {
   rotate: createRoute({
     method: "post",
     path: `${base}/{name}/rotate-secret`,
+    ...needs("subscribe"),
     summary: "New signing secret; the old one keeps signing for 24 h",
     request: { params: SubscriptionParams },
     responses: {
@@ -124,6 +131,7 @@ const routes = {
   replay: createRoute({
     method: "post",
     path: `${base}/{name}/replay`,
+    ...needs("subscribe"),
     summary: "Deliver history again from an id or a time (moves the group's cursor)",
     request: { params: SubscriptionParams, body: body(ReplayBody) },
     responses: {

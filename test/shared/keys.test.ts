@@ -27,6 +27,8 @@ describe("the Redis key layout", () => {
     expect(keys.idempotency("orders", "k-1")).toBe("sh:v1:idem:orders:k-1");
     expect(keys.idempotencyPattern("orders")).toBe("sh:v1:idem:orders:*");
     expect(keys.health()).toBe("sh:v1:health");
+    expect(keys.apiKeys()).toBe("sh:v1:apikeys");
+    expect(keys.rateLimitPrefix()).toBe("sh:v1:ratelimit");
   });
 
   it("tells subscriptions from other fields of a channel's subscriptions hash", () => {
