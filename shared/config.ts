@@ -41,6 +41,16 @@ export interface Env {
   TRIM_MIN_INTERVAL_MS?: string;
   DEAD_LETTER_MAX_AGE_MS?: string;
   DEAD_LETTER_MAX_MESSAGES?: string;
+  ALLOW_HTTP_WEBHOOKS?: string;
+  ALLOW_PRIVATE_WEBHOOKS?: string;
+}
+
+/** Which webhook URLs subscriptions may have (shared/webhook-target.ts). Both off in production. */
+export interface WebhookTargetPolicy {
+  /** Accept http:// URLs, not only https://; default false (`npm run dev` and tests: true). */
+  allowHttp: boolean;
+  /** Accept loopback, private, link-local, metadata and localhost hosts; default false (dev: true). */
+  allowPrivate: boolean;
 }
 
 /** How long channels keep messages (lua/trim.ts); a channel's own retention overrides the first two. */
@@ -88,6 +98,8 @@ export interface Config {
   deadLetterMaxAgeMs: number;
   /** Dead letters kept per subscription, the oldest trimmed (and counted); default 10,000. */
   deadLetterMaxMessages: number;
+  /** Which webhook URLs are accepted on create and PATCH; default: public https only. */
+  webhookTargets: WebhookTargetPolicy;
 }
 
 /** The Worker's configuration variables, for `npm run dev` pass-through and the docs test. */
@@ -111,6 +123,8 @@ export const CONFIG_VARIABLES = [
   "TRIM_MIN_INTERVAL_MS",
   "DEAD_LETTER_MAX_AGE_MS",
   "DEAD_LETTER_MAX_MESSAGES",
+  "ALLOW_HTTP_WEBHOOKS",
+  "ALLOW_PRIVATE_WEBHOOKS",
 ] as const satisfies readonly (keyof Env)[];
 
 const DAY_MS = 86_400_000;
@@ -135,6 +149,15 @@ const limit = (fallback: number | null, min: number, max: number) =>
     .pipe(z.number().int().min(min).max(max).nullable())
     .optional()
     .transform((value) => (value === undefined ? fallback : value));
+
+/** A switch: 1 or true turns it on, 0 or false off (any case); unset: off. */
+const flag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(["1", "true", "0", "false"], { error: "must be 1, true, 0 or false" }))
+  .optional()
+  .transform((value) => value === "1" || value === "true");
 
 const required = z.string({ error: "is required" }).trim().min(1, "is required");
 
@@ -167,6 +190,8 @@ const schema = z.object({
   // At least a minute: the cutoff is the Worker's clock, the time of death Redis's.
   DEAD_LETTER_MAX_AGE_MS: integer(14 * DAY_MS, 60_000, 3650 * DAY_MS),
   DEAD_LETTER_MAX_MESSAGES: integer(10_000, 1, 10_000_000),
+  ALLOW_HTTP_WEBHOOKS: flag,
+  ALLOW_PRIVATE_WEBHOOKS: flag,
 });
 
 /** Thrown at start-up when a variable is missing or malformed; names the variable. */
@@ -211,6 +236,10 @@ export function loadConfig(env: Env): Config {
     },
     deadLetterMaxAgeMs: v.DEAD_LETTER_MAX_AGE_MS,
     deadLetterMaxMessages: v.DEAD_LETTER_MAX_MESSAGES,
+    webhookTargets: {
+      allowHttp: v.ALLOW_HTTP_WEBHOOKS,
+      allowPrivate: v.ALLOW_PRIVATE_WEBHOOKS,
+    },
   };
   cache.set(env, config);
   return config;
