@@ -20,6 +20,7 @@ import {
 } from "../shared/errors.ts";
 import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
 import { refusalOf } from "../shared/storage.ts";
+import { limitBody } from "./body-limit.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
 import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
@@ -60,6 +61,7 @@ export function createApp(deliveryFactory: DeliveryFactory) {
     "/v1/*",
     bearerAuth({ verifyToken: (token, c) => timingSafeEqual(token, c.var.config.apiToken) }),
   );
+  app.use(limitBody());
 
   app.route("/", healthRoutes());
   app.route("/", channelRoutes());

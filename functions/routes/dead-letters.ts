@@ -10,7 +10,7 @@ import { NotFound } from "../../shared/errors.ts";
 import type { Db } from "../../shared/redis.ts";
 import { loadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
-import { commonErrors, json, notFoundError, storageError } from "../schemas.ts";
+import { commonErrors, json, notFoundError, storageError, tooLarge } from "../schemas.ts";
 import {
   DeadLetterPage,
   DeadLetterQuery,
@@ -44,6 +44,7 @@ const routes = {
       200: json(z.object({ redriven: z.number().int(), missing: z.array(z.string()) }), "Moved"),
       ...commonErrors,
       ...notFoundError,
+      ...tooLarge,
       ...storageError,
     },
   }),

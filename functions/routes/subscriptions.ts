@@ -30,6 +30,7 @@ import {
   json,
   notFoundError,
   storageError,
+  tooLarge,
 } from "../schemas.ts";
 import {
   CreateSubscriptionBody,
@@ -68,6 +69,7 @@ const routes = {
       201: json(SubscriptionWithSecret, "Created; the signing secret is shown only now"),
       ...commonErrors,
       ...invalidOrRefused,
+      ...tooLarge,
       ...conflict,
       ...storageError,
     },
@@ -103,6 +105,7 @@ const routes = {
       200: json(SubscriptionSchema, "Updated"),
       ...commonErrors,
       ...invalidOrRefused,
+      ...tooLarge,
       ...notFoundError,
       ...storageError,
     },
@@ -139,6 +142,7 @@ const routes = {
       200: json(Replaying, "Replaying from `replayFrom`"),
       ...commonErrors,
       ...notFoundError,
+      ...tooLarge,
     },
   }),
 };

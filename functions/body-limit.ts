@@ -1,0 +1,36 @@
+// Every route refuses a body over 1 MiB with a 413, whether it reads a body or not: one limit,
+// applied app-wide in app.ts, so no route can forget it.
+
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { PayloadTooLarge } from "../shared/errors.ts";
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Hono's bodyLimit: a Content-Length over the limit is refused before anything is read; a
+ * chunked body is counted as it is read, and buffered (at most the limit) for the route.
+ */
+export function limitBody(maxBytes = MAX_BODY_BYTES): MiddlewareHandler {
+  return bodyLimit({
+    maxSize: maxBytes,
+    onError: async (c) => {
+      await drain(c.req.raw.body, maxBytes);
+      throw new PayloadTooLarge(`the request body is over ${maxBytes} bytes`);
+    },
+  });
+}
+
+// Reads (and drops) what is left of a refused body, up to 16 times the limit, before the 413 goes
+// out: a client still sending when the server answers and closes sees "connection reset", not
+// the 413.
+async function drain(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<void> {
+  if (!body || body.locked) return;
+  const reader = body.getReader();
+  for (let read = 0; read < 16 * maxBytes; ) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    read += value.byteLength;
+  }
+  await reader.cancel();
+}
