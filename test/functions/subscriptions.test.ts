@@ -538,6 +538,20 @@ describe("dead letters", () => {
     expect(await list()).toEqual(ids);
   });
 
+  it.each([
+    ["an empty body with content-type application/json", ""],
+    ["an empty object", "{}"],
+  ])("redrives all of them on %s", async (_what, body) => {
+    await deadLetter(2);
+    const res = await stack.api(path("sub", "/dead-letters/redrive"), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(await res.json()).toEqual({ redriven: 2, missing: [] });
+  });
+
   it("purges them", async () => {
     await deadLetter(2);
     const res = await stack.api(path("sub", "/dead-letters"), { method: "DELETE" });
