@@ -20,7 +20,7 @@ import {
 } from "../shared/errors.ts";
 import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
 import { refusalOf } from "../shared/storage.ts";
-import { limitBody } from "./body-limit.ts";
+import { drain, limitBody } from "./body-limit.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
 import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
@@ -84,7 +84,8 @@ export function createApp(deliveryFactory: DeliveryFactory) {
     security: [{ bearer: [] }],
   });
 
-  app.notFound((c) => {
+  app.notFound(async (c) => {
+    await drain(c.req.raw).catch(() => {});
     const allowed = methodNotAllowed(app.routes, c.req.method, c.req.path);
     if (allowed.length > 0) {
       const error = new AppError("method_not_allowed", 405, `${c.req.method} is not allowed here`);
@@ -93,10 +94,11 @@ export function createApp(deliveryFactory: DeliveryFactory) {
     return errorResponse(new AppError("not_found", 404, `no route for ${c.req.path}`));
   });
 
-  app.onError((error) => {
+  app.onError(async (error, c) => {
     const headers: Record<string, string> = {};
     const appError = toAppError(error, headers);
     if (appError.status === 500) console.error("unhandled error", error);
+    await drain(c.req.raw).catch(() => {}); // the body's own failure is not the answer's
     return errorResponse(appError, headers);
   });
 

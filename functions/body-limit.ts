@@ -1,5 +1,7 @@
 // Every route refuses a body over 1 MiB with a 413, whether it reads a body or not: one limit,
-// applied app-wide in app.ts, so no route can forget it.
+// applied app-wide in app.ts, so no route can forget it. And every error is answered after the
+// body is read: a client still sending when the server answers and closes sees "connection
+// reset" (workerd's proxy, a 500), not the error.
 
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -15,17 +17,19 @@ export function limitBody(maxBytes = MAX_BODY_BYTES): MiddlewareHandler {
   return bodyLimit({
     maxSize: maxBytes,
     onError: async (c) => {
-      await drain(c.req.raw.body, maxBytes);
+      await drain(c.req.raw, maxBytes);
       throw new PayloadTooLarge(`the request body is over ${maxBytes} bytes`);
     },
   });
 }
 
-// Reads (and drops) what is left of a refused body, up to 16 times the limit, before the 413 goes
-// out: a client still sending when the server answers and closes sees "connection reset", not
-// the 413.
-async function drain(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<void> {
-  if (!body || body.locked) return;
+/**
+ * Reads (and drops) what is left of a request's body, up to 16 times the limit, so that the
+ * answer that follows reaches the client. Nothing to do once a route has read it.
+ */
+export async function drain(request: Request, maxBytes = MAX_BODY_BYTES): Promise<void> {
+  const body = request.body;
+  if (!body || body.locked || request.bodyUsed) return;
   const reader = body.getReader();
   for (let read = 0; read < 16 * maxBytes; ) {
     const { done, value } = await reader.read();

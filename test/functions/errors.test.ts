@@ -217,6 +217,19 @@ describe("sizes and types", () => {
     expect(await stack.redis.dbsize()).toBe(before);
   });
 
+  it("answers 401 to a client still sending its body in chunks, not a reset connection", async () => {
+    for (const path of ["/v1/deliver", PATH]) {
+      const res = await rawRequest(`${stack.url}${path}`, {
+        method: "POST",
+        headers: { authorization: "Bearer wrong-token", "content-type": "application/json" },
+        body: `{"data":"${"x".repeat(20_000)}"}`,
+        chunkBytes: 7,
+      });
+      expect(res.status, path).toBe(401);
+      expect(JSON.parse(res.text).error.code, path).toBe("unauthorized");
+    }
+  });
+
   it("415s on a body that is not JSON", async () => {
     const res = await stack.api(PATH, {
       method: "POST",
