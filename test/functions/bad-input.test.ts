@@ -22,6 +22,7 @@ beforeAll(async () => {
   // No kick on publish: an accepted publish starts no delivery behind the test's back.
   stack = await startStack({ vars: { KICK_ON_PUBLISH: "false" } });
   await fixtures();
+  await quiet(stack.redis, ignored, isLease);
 });
 afterAll(() => stack?.stop());
 
@@ -335,8 +336,8 @@ async function check(method: string, r: Sent) {
   const what = `${method} ${r.path}${r.query} -> ${res.status} ${res.text.slice(0, 300)}`;
   expect(res.status, what).toBeLessThan(500);
   if (res.status < 400) {
-    await quiet(stack.redis, ignored, isLease);
     if (method === "DELETE") await fixtures(); // it may have deleted them
+    await quiet(stack.redis, ignored, isLease);
     return;
   }
   if (method !== "HEAD") {
