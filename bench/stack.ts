@@ -95,6 +95,9 @@ async function startWorker(
 ): Promise<DevWorker> {
   const port = await freePort();
   const all = {
+    // The receivers are http://127.0.0.1, as in `npm run dev`.
+    ALLOW_HTTP_WEBHOOKS: "1",
+    ALLOW_PRIVATE_WEBHOOKS: "1",
     ...vars,
     UPSTASH_REDIS_REST_URL: bridgeUrl,
     UPSTASH_REDIS_REST_TOKEN: BRIDGE_TOKEN,

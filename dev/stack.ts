@@ -9,7 +9,8 @@
 //   its cron      fired at the start of every minute, as in production
 //
 // Every Worker configuration variable set in this environment is passed through to the Worker
-// (`MAX_MESSAGE_BYTES=1000 npm run dev`). Ctrl-C stops everything.
+// (`MAX_MESSAGE_BYTES=1000 npm run dev`); ALLOW_HTTP_WEBHOOKS and ALLOW_PRIVATE_WEBHOOKS are on
+// unless set (`0` or `false` turns one off). Ctrl-C stops everything.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -100,8 +101,12 @@ async function startRedis(): Promise<string> {
   return `redis://127.0.0.1:${redisPort}`;
 }
 
+// Local receivers are http://127.0.0.1 or http://localhost: dev accepts them unless told not to
+// (ALLOW_HTTP_WEBHOOKS=0 npm run dev), where production refuses them by default.
+const DEV_DEFAULTS = { ALLOW_HTTP_WEBHOOKS: "1", ALLOW_PRIVATE_WEBHOOKS: "1" };
+
 function workerVars(redisUrl: string, redisToken: string): string[] {
-  const vars: Record<string, string> = {};
+  const vars: Record<string, string> = { ...DEV_DEFAULTS };
   for (const name of CONFIG_VARIABLES) {
     const value = env[name];
     if (value !== undefined && value !== "") vars[name] = value;

@@ -20,6 +20,7 @@ import {
 import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
 import { refusalOf } from "../shared/storage.ts";
 import { authenticate, rateLimit } from "./auth.ts";
+import { drain, limitBody } from "./body-limit.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
 import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
@@ -60,6 +61,7 @@ export function createApp(deliveryFactory: DeliveryFactory) {
   });
   // 401, then 429, then (per route, `allow`) 403: see auth.ts.
   app.use("/v1/*", authenticate(), rateLimit());
+  app.use(limitBody());
 
   app.route("/", healthRoutes());
   app.route("/", channelRoutes());
@@ -83,7 +85,8 @@ export function createApp(deliveryFactory: DeliveryFactory) {
     security: [{ bearer: [] }],
   });
 
-  app.notFound((c) => {
+  app.notFound(async (c) => {
+    await drain(c.req.raw).catch(() => {});
     const allowed = methodNotAllowed(app.routes, c.req.method, c.req.path);
     if (allowed.length > 0) {
       const error = new AppError("method_not_allowed", 405, `${c.req.method} is not allowed here`);
@@ -92,10 +95,11 @@ export function createApp(deliveryFactory: DeliveryFactory) {
     return errorResponse(new AppError("not_found", 404, `no route for ${c.req.path}`));
   });
 
-  app.onError((error) => {
+  app.onError(async (error, c) => {
     const headers: Record<string, string> = {};
     const appError = toAppError(error, headers);
     if (appError.status === 500) console.error("unhandled error", error);
+    await drain(c.req.raw).catch(() => {}); // the body's own failure is not the answer's
     return errorResponse(appError, { ...appError.headers, ...headers });
   });
 

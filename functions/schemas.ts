@@ -236,6 +236,10 @@ export const storageError = {
     "storage_full: Redis refused the write for size (a key at its record limit, the database at its capacity); nothing was written",
   ),
 } as const;
+/** Every route refuses a body over 1 MiB (functions/body-limit.ts); listed where one is taken. */
+export const tooLarge = {
+  413: errorResponse("payload_too_large: the body is over 1 MiB (1,048,576 bytes)"),
+} as const;
 export const bodyErrors = {
   413: errorResponse("Message data over MAX_MESSAGE_BYTES, or a body over 1 MiB"),
   415: errorResponse("The body is not application/json"),

@@ -46,18 +46,24 @@ const settings = {
   timeoutMs: z.number().int().min(100).max(MAX_TIMEOUT_MS),
 };
 
-/** "latest" | "earliest" | a stream id | an ISO-8601 time: where delivery starts (inclusive). */
+// A calendar-checked ISO-8601 date and time (2026-02-30 and hour 24 are refused; Date.parse alone
+// rolls them over into March and the next day), with Z, an offset, or none (UTC in Workers).
+const IsoTime = z.iso.datetime({ offset: true, local: true });
+
+/** "latest" | "earliest" | a stream id | an ISO-8601 time up to now: where delivery starts (inclusive). */
 const StartPoint = (allowLatest: boolean) =>
-  z
-    .string()
-    .refine(
-      (v) =>
-        (allowLatest && v === "latest") ||
-        v === "earliest" ||
-        StreamId.safeParse(v).success ||
-        (/^\d{4}-\d{2}-\d{2}T/.test(v) && !Number.isNaN(Date.parse(v))),
-      `must be ${allowLatest ? '"latest", ' : ""}"earliest", a stream id or an ISO-8601 time`,
-    );
+  z.string().superRefine((v, ctx) => {
+    if ((allowLatest && v === "latest") || v === "earliest" || StreamId.safeParse(v).success)
+      return;
+    if (!IsoTime.safeParse(v).success) {
+      const kinds = `${allowLatest ? '"latest", ' : ""}"earliest", a stream id or an ISO-8601 time`;
+      ctx.addIssue({ code: "custom", message: `must be ${kinds}` });
+    } else if (Date.parse(v) > Date.now()) {
+      // Nothing was published after now: a start there would deliver messages published later
+      // than asked for, or look like a mistake in the time zone.
+      ctx.addIssue({ code: "custom", message: "is in the future; give a time up to now" });
+    }
+  });
 
 export const CreateSubscriptionBody = z
   .strictObject({

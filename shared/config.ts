@@ -43,6 +43,16 @@ export interface Env {
   DEAD_LETTER_MAX_MESSAGES?: string;
   DISABLE_AFTER_MS?: string;
   EVENTS_CHANNEL?: string;
+  ALLOW_HTTP_WEBHOOKS?: string;
+  ALLOW_PRIVATE_WEBHOOKS?: string;
+}
+
+/** Which webhook URLs subscriptions may have (shared/webhook-target.ts). Both off in production. */
+export interface WebhookTargetPolicy {
+  /** Accept http:// URLs, not only https://; default false (`npm run dev` and tests: true). */
+  allowHttp: boolean;
+  /** Accept loopback, private, link-local, metadata and localhost hosts; default false (dev: true). */
+  allowPrivate: boolean;
 }
 
 /** How long channels keep messages (lua/trim.ts); a channel's own retention overrides the first two. */
@@ -94,6 +104,8 @@ export interface Config {
   disableAfterMs: number;
   /** Where streamhook publishes its own events (subscription.*, message.dead_lettered); null: none. */
   eventsChannel: string | null;
+  /** Which webhook URLs are accepted on create and PATCH; default: public https only. */
+  webhookTargets: WebhookTargetPolicy;
 }
 
 /** The Worker's configuration variables, for `npm run dev` pass-through and the docs test. */
@@ -119,6 +131,8 @@ export const CONFIG_VARIABLES = [
   "DEAD_LETTER_MAX_MESSAGES",
   "DISABLE_AFTER_MS",
   "EVENTS_CHANNEL",
+  "ALLOW_HTTP_WEBHOOKS",
+  "ALLOW_PRIVATE_WEBHOOKS",
 ] as const satisfies readonly (keyof Env)[];
 
 const DAY_MS = 86_400_000;
@@ -143,6 +157,15 @@ const limit = (fallback: number | null, min: number, max: number) =>
     .pipe(z.number().int().min(min).max(max).nullable())
     .optional()
     .transform((value) => (value === undefined ? fallback : value));
+
+/** A switch: 1 or true turns it on, 0 or false off (any case); unset: off. */
+const flag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(["1", "true", "0", "false"], { error: "must be 1, true, 0 or false" }))
+  .optional()
+  .transform((value) => value === "1" || value === "true");
 
 const required = z.string({ error: "is required" }).trim().min(1, "is required");
 
@@ -182,6 +205,8 @@ const schema = z.object({
     .regex(/^(none|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$/, 'must be a channel name or "none"')
     .optional()
     .transform((value) => (value === "none" ? null : (value ?? "streamhook.events"))),
+  ALLOW_HTTP_WEBHOOKS: flag,
+  ALLOW_PRIVATE_WEBHOOKS: flag,
 });
 
 /** Thrown at start-up when a variable is missing or malformed; names the variable. */
@@ -228,6 +253,10 @@ export function loadConfig(env: Env): Config {
     deadLetterMaxMessages: v.DEAD_LETTER_MAX_MESSAGES,
     disableAfterMs: v.DISABLE_AFTER_MS,
     eventsChannel: v.EVENTS_CHANNEL,
+    webhookTargets: {
+      allowHttp: v.ALLOW_HTTP_WEBHOOKS,
+      allowPrivate: v.ALLOW_PRIVATE_WEBHOOKS,
+    },
   };
   cache.set(env, config);
   return config;

@@ -1,6 +1,7 @@
 // A subscription's dead letters: list them, put them back for delivery, purge them.
 
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import {
   listDeadLetters,
   purgeDeadLetters,
@@ -11,7 +12,14 @@ import type { Db } from "../../shared/redis.ts";
 import { loadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
-import { commonErrors, json, notFoundError, storageError } from "../schemas.ts";
+import {
+  bodyErrors,
+  commonErrors,
+  json,
+  notFoundError,
+  storageError,
+  tooLarge,
+} from "../schemas.ts";
 import {
   DeadLetterPage,
   DeadLetterQuery,
@@ -20,6 +28,25 @@ import {
 } from "../subscription-schemas.ts";
 
 const path = "/v1/channels/{channel}/subscriptions/{name}/dead-letters";
+
+// "No body: all of them" (README). An empty body is no body, whatever its content type says (many
+// clients send application/json with nothing), not malformed JSON: it reaches the route as a
+// request without either. The body is at most 1 MiB here (body-limit.ts runs first).
+const emptyMeansAll: MiddlewareHandler = async (c, next) => {
+  if (c.req.raw.body !== null) {
+    const text = await c.req.raw.text();
+    const headers = new Headers(c.req.raw.headers);
+    headers.delete("content-length");
+    if (text.trim() === "") {
+      headers.delete("content-type");
+      // A fresh request: one built on the read one without a body of its own would be unusable.
+      c.req.raw = new Request(c.req.raw.url, { method: c.req.raw.method, headers });
+    } else {
+      c.req.raw = new Request(c.req.raw, { headers, body: text });
+    }
+  }
+  await next();
+};
 
 const routes = {
   list: createRoute({
@@ -37,16 +64,22 @@ const routes = {
   redrive: createRoute({
     method: "post",
     path: `${path}/redrive`,
-    ...needs("subscribe"),
+    ...needs("subscribe", {}, emptyMeansAll),
     summary: "Put dead letters back for delivery to this subscription: all, or {ids}",
     request: {
       params: SubscriptionParams,
-      body: { content: { "application/json": { schema: RedriveBody } }, required: false },
+      body: {
+        content: { "application/json": { schema: RedriveBody } },
+        required: false,
+        description: "No body, an empty one or {}: all of them",
+      },
     },
     responses: {
       200: json(z.object({ redriven: z.number().int(), missing: z.array(z.string()) }), "Moved"),
       ...commonErrors,
       ...notFoundError,
+      ...tooLarge,
+      415: bodyErrors[415],
       ...storageError,
     },
   }),

@@ -2,7 +2,8 @@
 
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { Conflict, NotFound } from "../../shared/errors.ts";
+import type { WebhookTargetPolicy } from "../../shared/config.ts";
+import { Conflict, InvalidInput, NotFound } from "../../shared/errors.ts";
 import { channelExists } from "../../shared/streams.ts";
 import {
   generateId,
@@ -20,6 +21,7 @@ import {
   saveSubscription,
   startIdFor,
 } from "../../shared/subscriptions.ts";
+import { webhookTargetRefusal } from "../../shared/webhook-target.ts";
 import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import {
@@ -29,6 +31,7 @@ import {
   json,
   notFoundError,
   storageError,
+  tooLarge,
 } from "../schemas.ts";
 import {
   CreateSubscriptionBody,
@@ -50,6 +53,12 @@ const body = <T extends z.ZodType>(schema: T) => ({
   required: true,
 });
 const conflict = { 409: errorResponse("The name is taken on this channel") };
+// The schema's 400 and the target policy's, in one description (a status has one response).
+const invalidOrRefused = {
+  400: errorResponse(
+    "invalid_request: a field fails validation (the message names it); invalid_json; url_not_allowed: the url is http, or its host is loopback, private, link-local, unique-local, multicast, unspecified, a cloud metadata endpoint or localhost (the message says which, and the variable that allows it)",
+  ),
+};
 
 const routes = {
   create: createRoute({
@@ -61,6 +70,8 @@ const routes = {
     responses: {
       201: json(SubscriptionWithSecret, "Created; the signing secret is shown only now"),
       ...commonErrors,
+      ...invalidOrRefused,
+      ...tooLarge,
       ...conflict,
       ...storageError,
     },
@@ -99,6 +110,8 @@ const routes = {
     responses: {
       200: json(SubscriptionSchema, "Updated"),
       ...commonErrors,
+      ...invalidOrRefused,
+      ...tooLarge,
       ...notFoundError,
       ...storageError,
     },
@@ -138,6 +151,7 @@ const routes = {
       200: json(Replaying, "Replaying from `replayFrom`"),
       ...commonErrors,
       ...notFoundError,
+      ...tooLarge,
     },
   }),
 };
@@ -155,6 +169,12 @@ async function show(c: Context<AppEnv>, sub: Subscription) {
   return (await describe(c.var.db, sub.channel, [sub]))[0]!;
 }
 
+/** Throws 400 url_not_allowed when the policy refuses the URL (before anything is read or written). */
+function mustAllowTarget(url: string, policy: WebhookTargetPolicy): void {
+  const refusal = webhookTargetRefusal(url, policy);
+  if (refusal !== null) throw new InvalidInput(refusal, "url_not_allowed");
+}
+
 function startPoint(from: string | undefined) {
   if (from === undefined || from === "latest") return startIdFor("latest");
   if (from === "earliest") return startIdFor("earliest");
@@ -167,6 +187,7 @@ export function subscriptionRoutes() {
     .openapi(routes.create, async (c) => {
       const { channel } = c.req.valid("param");
       const input = c.req.valid("json");
+      mustAllowTarget(input.url, c.var.config.webhookTargets);
       const id = generateId();
       const sub: Subscription = {
         channel,
@@ -209,6 +230,7 @@ export function subscriptionRoutes() {
     .openapi(routes.update, async (c) => {
       const { channel, name } = c.req.valid("param");
       const { paused, ...changes } = c.req.valid("json");
+      if (changes.url !== undefined) mustAllowTarget(changes.url, c.var.config.webhookTargets);
       const before = await mustLoad(c, channel, name);
       const after: Subscription = { ...before, ...changes, paused: paused ?? before.paused };
       // Resuming, or a new URL, is worth a try now, whatever backoff the old state was in.

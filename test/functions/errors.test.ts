@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createApp } from "../../functions/app.ts";
+import { rawRequest } from "../helpers/raw-request.ts";
 import { API_TOKEN, type Stack, startStack } from "../helpers/stack.ts";
 
 let stack: Stack;
@@ -178,6 +180,54 @@ describe("sizes and types", () => {
       messages: Array.from({ length: 1100 }, () => ({ data: "y".repeat(990) })),
     });
     await expectError(res, 413, "payload_too_large");
+  });
+
+  // Every route of the OpenAPI document, whether it reads a body or not, with its path parameters
+  // filled in (they need not exist: the size is judged first).
+  const routes = Object.entries(
+    createApp(() => {
+      throw new Error("not called: the document is generated without requests");
+    }).getOpenAPI31Document({ openapi: "3.1.0", info: { title: "", version: "" } }).paths ?? {},
+  ).flatMap(([path, operations]) =>
+    Object.keys(operations).map((method) => ({
+      method: method.toUpperCase(),
+      path: path.replace("{channel}", CHANNEL).replace("{name}", "sub"),
+    })),
+  );
+  const overOneMiB = `{"data":"${"z".repeat(1024 * 1024)}"}`;
+
+  it.each(routes)("413s on a body over 1 MiB on $method $path", async ({ method, path }) => {
+    const before = await stack.redis.dbsize();
+    // workerd hands the Worker no body at all for a chunked GET or DELETE (none, or an empty
+    // one), so only a Content-Length can tell of one there.
+    const chunked = method === "POST" || method === "PATCH" ? [64 * 1024] : [];
+    for (const chunkBytes of [undefined, ...chunked]) {
+      const res = await rawRequest(`${stack.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${API_TOKEN}`, "content-type": "application/json" },
+        body: overOneMiB,
+        chunkBytes,
+      });
+      const how = chunkBytes ? "chunked" : "with Content-Length";
+      expect(res.status, how).toBe(413);
+      expect(res.headers["content-type"], how).toMatch(/^application\/json/);
+      expect(JSON.parse(res.text).error.code, how).toBe("payload_too_large");
+    }
+    expect(await stack.redis.xlen(stack.keys.channel(CHANNEL))).toBe(lengthBefore);
+    expect(await stack.redis.dbsize()).toBe(before);
+  });
+
+  it("answers 401 to a client still sending its body in chunks, not a reset connection", async () => {
+    for (const path of ["/v1/deliver", PATH]) {
+      const res = await rawRequest(`${stack.url}${path}`, {
+        method: "POST",
+        headers: { authorization: "Bearer wrong-token", "content-type": "application/json" },
+        body: `{"data":"${"x".repeat(20_000)}"}`,
+        chunkBytes: 7,
+      });
+      expect(res.status, path).toBe(401);
+      expect(JSON.parse(res.text).error.code, path).toBe("unauthorized");
+    }
   });
 
   it("415s on a body that is not JSON", async () => {

@@ -38,6 +38,9 @@ const view = (name = "sub") => getSubscription(stack, channel, name);
 /** The millisecond a stream id was published in. */
 const msOf = (id: string) => Number(id.split("-")[0]);
 
+/** A start time after now: nothing can have been published there yet. */
+const IN_AN_HOUR = new Date(Date.now() + 3_600_000).toISOString();
+
 /** A stream id Redis cannot hold: its ms part is 2^64, one past the largest. */
 const ID_PAST_64_BITS = "18446744073709551616-0";
 
@@ -120,6 +123,11 @@ describe("creating a subscription", () => {
     [{ from: "yesterday" }, "body.from"],
     [{ from: ID_PAST_64_BITS }, "body.from"],
     [{ from: "0-18446744073709551616" }, "body.from"],
+    [{ from: "not a date" }, "body.from"],
+    [{ from: "2026-02-30T00:00:00Z" }, "body.from"],
+    [{ from: "2025-02-29T12:00:00Z" }, "body.from"],
+    [{ from: "2026-01-01T24:00:00Z" }, "body.from"],
+    [{ from: IN_AN_HOUR }, "body.from"],
     [{ name: "-bad" }, "body.name"],
     [{ secret: "whsec_tooshort" }, "body.secret"],
     [{ secret: "not-a-whsec" }, "body.secret"],
@@ -347,6 +355,35 @@ describe("replay", () => {
     );
     expect(await groups()).toEqual(before);
   });
+
+  it.each([
+    ["not a date", "must be"],
+    ["2026-02-30T00:00:00Z", "must be"],
+    ["2026-04-31T08:00:00+02:00", "must be"],
+    [IN_AN_HOUR, "is in the future"],
+  ])("400s naming body.from on %s, and leaves the cursor where it was", async (from, why) => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    await publish(stack, channel, [{ data: 1 }]);
+    await runPass(stack);
+    const groups = () => stack.redis.xinfo("GROUPS", stack.keys.channel(channel));
+    const before = await groups();
+    const res = await stack.post(path("sub", "/replay"), { from });
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    expect(error.message).toContain(`body.from: ${why}`);
+    expect(await groups()).toEqual(before);
+  });
+
+  it("replays from a time given with an offset or without one", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    for (const from of [
+      "2026-01-01T00:00:00.5+02:00",
+      "2026-01-01T00:00",
+      "2024-02-29T00:00:00Z",
+    ]) {
+      expect((await stack.post(path("sub", "/replay"), { from })).status, from).toBe(200);
+    }
+  });
 });
 
 describe("dead letters", () => {
@@ -505,6 +542,20 @@ describe("dead letters", () => {
     });
     await expectInvalid(res, "body.ids[1]");
     expect(await list()).toEqual(ids);
+  });
+
+  it.each([
+    ["an empty body with content-type application/json", ""],
+    ["an empty object", "{}"],
+  ])("redrives all of them on %s", async (_what, body) => {
+    await deadLetter(2);
+    const res = await stack.api(path("sub", "/dead-letters/redrive"), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(await res.json()).toEqual({ redriven: 2, missing: [] });
   });
 
   it("purges them", async () => {

@@ -30,6 +30,12 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/**
+ * Receivers in tests are http://127.0.0.1, so stacks accept such targets, as `npm run dev` does;
+ * pass `vars: { ALLOW_PRIVATE_WEBHOOKS: "0" }` (or the HTTP one) for production's refusals.
+ */
+export const DEV_WEBHOOK_TARGETS = { ALLOW_HTTP_WEBHOOKS: "1", ALLOW_PRIVATE_WEBHOOKS: "1" };
+
 export interface StackOptions {
   /** Worker variables on top of the defaults (strings, as wrangler vars are). */
   vars?: Record<string, string>;
@@ -151,7 +157,7 @@ function createWorker(
       {
         configPath,
         prebuiltWorkerDir: WORKER_BUILD_DIR,
-        vars: { KEY_PREFIX: keyPrefix, ...vars },
+        vars: { KEY_PREFIX: keyPrefix, ...DEV_WEBHOOK_TARGETS, ...vars },
         secrets: {
           UPSTASH_REDIS_REST_URL: bridge.url,
           UPSTASH_REDIS_REST_TOKEN: BRIDGE_TOKEN,

@@ -33,7 +33,24 @@ describe("loadConfig", () => {
       deadLetterMaxMessages: 10_000,
       disableAfterMs: 5 * 86_400_000,
       eventsChannel: "streamhook.events",
+      webhookTargets: { allowHttp: false, allowPrivate: false },
     });
+  });
+
+  it.each([
+    ["1", true],
+    ["true", true],
+    ["TRUE", true],
+    ["0", false],
+    ["false", false],
+    ["", false],
+  ])("reads the webhook target switches: %j is %s", (value, on) => {
+    const config = loadConfig({
+      ...valid,
+      ALLOW_HTTP_WEBHOOKS: value,
+      ALLOW_PRIVATE_WEBHOOKS: value,
+    });
+    expect(config.webhookTargets).toEqual({ allowHttp: on, allowPrivate: on });
   });
 
   it("reads retention limits as whole numbers, or none", () => {
@@ -73,6 +90,8 @@ describe("loadConfig", () => {
     [{ API_TOKEN: "has spaces" }, "API_TOKEN"],
     [{ DEAD_LETTER_MAX_AGE_MS: "59999" }, "DEAD_LETTER_MAX_AGE_MS"],
     [{ DEAD_LETTER_MAX_MESSAGES: "0" }, "DEAD_LETTER_MAX_MESSAGES"],
+    [{ ALLOW_HTTP_WEBHOOKS: "yes" }, "ALLOW_HTTP_WEBHOOKS must be 1, true, 0 or false"],
+    [{ ALLOW_PRIVATE_WEBHOOKS: "on" }, "ALLOW_PRIVATE_WEBHOOKS must be 1, true, 0 or false"],
   ])("rejects %o naming the variable", (override, expected) => {
     expect(() => loadConfig({ ...valid, ...override } as Env)).toThrow(expected);
   });
