@@ -26,6 +26,7 @@ import { channelRoutes } from "./routes/channels.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { deliverRoutes } from "./routes/deliver.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { pullRoutes } from "./routes/pull.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 
 interface Variables {
@@ -65,6 +66,7 @@ export function createApp(deliveryFactory: DeliveryFactory) {
   app.route("/", channelRoutes());
   app.route("/", channelDeleteRoutes());
   app.route("/", subscriptionRoutes());
+  app.route("/", pullRoutes());
   app.route("/", deadLetterRoutes());
   app.route("/", deliverRoutes());
 

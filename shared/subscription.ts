@@ -17,7 +17,11 @@ export interface SigningSecret {
   expiresAt: number | null;
 }
 
+/** push: streamhook POSTs batches to `url`; pull: consumers take them (shared/pull.ts). */
+export type SubscriptionMode = "push" | "pull";
+
 export interface SubscriptionSettings {
+  /** The webhook; "" for a pull subscription. */
   url: string;
   batchSize: number;
   maxAttempts: number;
@@ -27,6 +31,7 @@ export interface SubscriptionSettings {
 }
 
 export interface Subscription extends SubscriptionSettings {
+  mode: SubscriptionMode;
   channel: string;
   name: string;
   /** Random, set at creation; "" for subscriptions stored before identities existed. */
@@ -51,6 +56,8 @@ export const MAX_TIMEOUT_MS = 30_000;
 interface StoredSubscription extends SubscriptionSettings {
   /** Absent on subscriptions stored before identities existed. */
   id?: string;
+  /** Absent on push subscriptions (all of them, before pull existed). */
+  mode?: "pull";
   secrets: SigningSecret[];
   createdAt: string;
 }
@@ -58,6 +65,7 @@ interface StoredSubscription extends SubscriptionSettings {
 export function serializeSubscription(sub: Subscription): string {
   const stored: StoredSubscription = {
     ...(sub.id === "" ? {} : { id: sub.id }),
+    ...(sub.mode === "pull" ? { mode: "pull" as const } : {}),
     url: sub.url,
     batchSize: sub.batchSize,
     maxAttempts: sub.maxAttempts,
@@ -75,8 +83,8 @@ export function parseSubscription(
   json: string,
   paused: boolean,
 ): Subscription {
-  const { id = "", ...stored } = JSON.parse(json) as StoredSubscription;
-  return { ...stored, channel, name, id, group: groupName(name, id), paused };
+  const { id = "", mode = "push", ...stored } = JSON.parse(json) as StoredSubscription;
+  return { ...stored, mode, channel, name, id, group: groupName(name, id), paused };
 }
 
 /** The consumer group of a subscription: see the header and keys.ts. */
