@@ -158,6 +158,7 @@ describe("listing and reading subscriptions", () => {
         "url",
         "batchSize",
         "maxAttempts",
+        "mode",
         "types",
         "timeoutMs",
         "paused",
