@@ -11,6 +11,7 @@ import type { DeliveryRow } from "./scenarios/delivery.ts";
 import type { FanoutResult } from "./scenarios/fanout.ts";
 import type { LatencyResult } from "./scenarios/latency.ts";
 import type { PublishRow } from "./scenarios/publish.ts";
+import type { PullResult } from "./scenarios/pull.ts";
 import type { RetentionResult } from "./scenarios/retention.ts";
 import type { RetriesResult } from "./scenarios/retries.ts";
 import type { RetryLatenessResult } from "./scenarios/retry-lateness.ts";
@@ -29,6 +30,7 @@ export interface Results {
   fanout?: FanoutResult;
   drain?: BacklogResult;
   retention?: RetentionResult;
+  pull?: PullResult;
 }
 
 interface Target {
@@ -151,6 +153,14 @@ function queueTargets(r: Results): Target[] {
       target: `Retention: a channel with maxMessages ${t.maxMessages} stays within 2x of it`,
       measured: `${t.on.length} messages kept of ${t.messages}`,
       met: t.on.length <= 2 * t.maxMessages,
+    });
+  }
+  if (r.pull) {
+    const p = r.pull;
+    out.push({
+      target: `Pull: ${p.consumers} consumers pulling + acking, >= 0.8x XREADGROUP + XACK by hand`,
+      measured: `${p.vsReference}x (${p.perSecond} vs ${p.reference} msg/s); ${p.commandsPerMessage} vs ${p.referenceCommandsPerMessage} commands/msg`,
+      met: p.vsReference >= 0.8,
     });
   }
   return out;

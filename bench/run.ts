@@ -11,7 +11,8 @@
 // Scenarios: cost, publish, latency, delivery, retries (driven pass by pass or by the kick, as
 // before the queue), then those of the Worker as deployed with its delivery queue and no manual
 // pass: slow (busy subscribers), fast, lateness (retries on time), fanout, drain (a backlog
-// drained by one cron run against back-to-back passes), retention (trimming's memory and commands).
+// drained by one cron run against back-to-back passes), retention (trimming's memory and commands),
+// pull (4 consumers of a pull subscription against XREADGROUP + XACK by hand).
 
 import { parseArgs } from "node:util";
 import { writeResults } from "./report.ts";
@@ -21,6 +22,7 @@ import { type DeliveryRow, deliveryCell } from "./scenarios/delivery.ts";
 import { fanoutScenario } from "./scenarios/fanout.ts";
 import { latencyScenario } from "./scenarios/latency.ts";
 import { publishScenario } from "./scenarios/publish.ts";
+import { pullScenario } from "./scenarios/pull.ts";
 import { retentionScenario } from "./scenarios/retention.ts";
 import { retriesScenario } from "./scenarios/retries.ts";
 import { retryLatenessScenario } from "./scenarios/retry-lateness.ts";
@@ -39,6 +41,7 @@ const { values } = parseArgs({
     "sustained-seconds": { type: "string" },
     "fanout-subs": { type: "string" },
     "drain-backlog": { type: "string" },
+    "pull-backlog": { type: "string" },
     only: { type: "string" },
   },
 });
@@ -166,6 +169,12 @@ try {
     const messages = quick ? 20_000 : 100_000;
     log(`retention: ${messages} messages to a channel with retention and one without...`);
     results.retention = await retentionScenario(stack, { messages, maxMessages: 10_000 });
+  }
+  if (runs("pull")) {
+    const messages = Number(values["pull-backlog"] ?? (quick ? 5_000 : 20_000));
+    // 64: the most one pull takes at the default MAX_MESSAGE_BYTES (shared/pull.ts pullCount).
+    log(`pull: ${messages} messages pulled and acked by 4 consumers, 64 per pull...`);
+    results.pull = await pullScenario(stack, { messages, consumers: 4, max: 64 });
   }
   log("");
   log(await writeResults(results));

@@ -8,7 +8,7 @@
 // configured), then runs the command with node_modules/.bin first on PATH, so `node` there is the
 // Node 24 that the `node` devDependency provides (wrangler needs >= 22.12).
 //
-//   node dev/bootstrap.mjs dev|test|bench|receiver [args...]
+//   node dev/bootstrap.mjs dev|test|bench|receiver|listen [args...]
 
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -24,6 +24,7 @@ const commands = {
   test: [join(bin, "vitest"), "run"],
   bench: [join(bin, "node"), join(root, "bench", "run.ts")],
   receiver: [join(bin, "node"), join(root, "dev", "receiver.ts")],
+  listen: [join(bin, "node"), join(root, "dev", "listen.ts")],
 };
 
 function log(message) {

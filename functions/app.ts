@@ -28,6 +28,7 @@ import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { deliverRoutes } from "./routes/deliver.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { keyRoutes } from "./routes/keys.ts";
+import { pullRoutes } from "./routes/pull.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 
 interface Variables {
@@ -67,6 +68,7 @@ export function createApp(deliveryFactory: DeliveryFactory) {
   app.route("/", channelRoutes());
   app.route("/", channelDeleteRoutes());
   app.route("/", subscriptionRoutes());
+  app.route("/", pullRoutes());
   app.route("/", deadLetterRoutes());
   app.route("/", deliverRoutes());
   app.route("/", keyRoutes());

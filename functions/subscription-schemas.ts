@@ -68,7 +68,11 @@ const StartPoint = (allowLatest: boolean) =>
 export const CreateSubscriptionBody = z
   .strictObject({
     name: SubscriptionName,
-    url: settings.url,
+    mode: z.enum(["push", "pull"]).optional().openapi({
+      default: "push",
+      description: "push: webhooks to `url`; pull: consumers pull (no url, no secret)",
+    }),
+    url: settings.url.optional().openapi({ description: "Required for push, absent for pull" }),
     from: StartPoint(true)
       .optional()
       .openapi({ description: 'Default "latest": new messages only' }),
@@ -84,6 +88,26 @@ export const CreateSubscriptionBody = z
       .refine(isValidSecret, "must be whsec_ followed by the base64 of 24 to 64 bytes")
       .optional()
       .openapi({ description: "Bring your own signing secret; default: a new random one" }),
+  })
+  .superRefine((body, ctx) => {
+    const pull = body.mode === "pull";
+    if (!pull && body.url === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["url"],
+        message: "is required for a push subscription",
+      });
+    }
+    if (pull && body.url !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["url"], message: "a pull subscription has no url" });
+    }
+    if (pull && body.secret !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["secret"],
+        message: "a pull subscription signs nothing",
+      });
+    }
   })
   .openapi("CreateSubscription");
 
@@ -119,7 +143,10 @@ export const Subscription = z
     }),
     name: z.string(),
     channel: z.string(),
-    url: z.string(),
+    mode: z.enum(["push", "pull"]).openapi({
+      description: "push: delivered to `url`; pull: consumers pull it (POST .../pull)",
+    }),
+    url: z.string().nullable().openapi({ description: "null for a pull subscription" }),
     batchSize: z.number().int(),
     maxAttempts: z.number().int(),
     types: z.array(z.string()).nullable(),
@@ -170,7 +197,9 @@ export const Replaying = Subscription.extend({
 }).openapi("Replaying");
 
 export const SubscriptionWithSecret = Subscription.extend({
-  secret: z.string().openapi({ description: "whsec_...: shown only on create and rotation" }),
+  secret: z.string().optional().openapi({
+    description: "whsec_...: shown only on create and rotation (a pull subscription has none)",
+  }),
 }).openapi("SubscriptionWithSecret");
 
 export const DeadLetter = z

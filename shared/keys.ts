@@ -10,10 +10,14 @@
 //                                 entry of each publish; id = publish time. Written by publish only.
 //                                 Each subscription reads it with its own consumer group, named
 //                                 <sub>~<id> (<sub> for subscriptions made before ids: see
-//                                 subscription.ts), consumer "deliverer"
+//                                 subscription.ts), consumer "deliverer"; a pull subscription's
+//                                 consumers are named by whoever pulls (shared/pull.ts)
 // {p}:subs:<ch>           HASH    <sub> -> subscription JSON (url, secrets, batchSize, ...)
 //                                 <sub>#paused -> "1" while paused (apart, so publish's script
 //                                 can skip paused subscribers without decoding JSON)
+//                                 <sub>#pull -> "1" for a pull subscription (written with it by
+//                                 subscribe): publish never wakes it, the deliverer never visits
+//                                 it (any <sub>#<marker> field keeps publish from waking <sub>)
 //                                 written by the API; the worker sets #paused on 410 Gone
 //                                 ~retention -> the channel's retention JSON ({maxAgeMs,
 //                                 maxMessages}, null = no limit), absent = the defaults; API
@@ -130,6 +134,13 @@ export const isSubscriptionField = (field: string) => /^[A-Za-z0-9._-]+$/.test(f
 /** Suffix of the hash field marking a subscription paused in {p}:subs:<ch>. */
 export const PAUSED_SUFFIX = "#paused";
 export const pausedField = (sub: string) => `${sub}${PAUSED_SUFFIX}`;
+
+/** Suffix of the hash field marking a pull subscription in {p}:subs:<ch>. */
+export const PULL_SUFFIX = "#pull";
+export const pullField = (sub: string) => `${sub}${PULL_SUFFIX}`;
+
+/** Between a name and its marker (`#paused`, `#pull`): publish wakes no subscription that has one. */
+export const MARKER_SEPARATOR = "#";
 
 export const unitName = (unit: Unit) =>
   unit.kind === "main"

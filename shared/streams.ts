@@ -11,7 +11,7 @@ import {
   CHANNEL_FIELD_PREFIX,
   duePrefixes,
   isSubscriptionField,
-  PAUSED_SUFFIX,
+  MARKER_SEPARATOR,
   retentionField,
   trimField,
 } from "./keys.ts";
@@ -89,7 +89,7 @@ export async function publish(
       String(options.now),
       prefixes.wake,
       prefixes.retry,
-      PAUSED_SUFFIX,
+      MARKER_SEPARATOR,
       String(IDEMPOTENCY_TTL_SECONDS),
       nonce,
       mode,

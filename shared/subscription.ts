@@ -17,7 +17,11 @@ export interface SigningSecret {
   expiresAt: number | null;
 }
 
+/** push: streamhook POSTs batches to `url`; pull: consumers take them (shared/pull.ts). */
+export type SubscriptionMode = "push" | "pull";
+
 export interface SubscriptionSettings {
+  /** The webhook; "" for a pull subscription. */
   url: string;
   batchSize: number;
   maxAttempts: number;
@@ -32,6 +36,7 @@ export interface SubscriptionSettings {
 }
 
 export interface Subscription extends SubscriptionSettings {
+  mode: SubscriptionMode;
   channel: string;
   name: string;
   /** Random, set at creation; "" for subscriptions stored before identities existed. */
@@ -58,6 +63,8 @@ interface StoredSubscription extends Omit<SubscriptionSettings, "maxRequestsPerS
   id?: string;
   /** Absent on subscriptions stored before rate limits existed: unlimited. */
   maxRequestsPerSecond?: number | null;
+  /** Absent on push subscriptions (all of them, before pull existed). */
+  mode?: "pull";
   secrets: SigningSecret[];
   createdAt: string;
 }
@@ -65,6 +72,7 @@ interface StoredSubscription extends Omit<SubscriptionSettings, "maxRequestsPerS
 export function serializeSubscription(sub: Subscription): string {
   const stored: StoredSubscription = {
     ...(sub.id === "" ? {} : { id: sub.id }),
+    ...(sub.mode === "pull" ? { mode: "pull" as const } : {}),
     url: sub.url,
     batchSize: sub.batchSize,
     maxAttempts: sub.maxAttempts,
@@ -86,10 +94,11 @@ export function parseSubscription(
   const {
     id = "",
     maxRequestsPerSecond = null,
+    mode = "push",
     ...stored
   } = JSON.parse(json) as StoredSubscription;
   const group = groupName(name, id);
-  return { ...stored, maxRequestsPerSecond, channel, name, id, group, paused };
+  return { ...stored, maxRequestsPerSecond, mode, channel, name, id, group, paused };
 }
 
 /** The consumer group of a subscription: see the header and keys.ts. */

@@ -6,6 +6,7 @@
 import {
   isSubscriptionField,
   pausedField,
+  pullField,
   retryMember,
   type StateFact,
   stateField,
@@ -75,11 +76,12 @@ export async function createSubscription(
       startId,
       sub.channel,
       String(now),
-      startId === "$" ? "" : wakeMember(main),
+      startId === "$" || sub.mode === "pull" ? "" : wakeMember(main),
       sub.group,
       trimField,
       // The channel's trim clock starts now, if it has none (lua/trim.ts).
       `${now + trimMinIntervalMs}:0:${now}`,
+      sub.mode === "pull" ? pullField(sub.name) : "",
     ],
   );
   return asNumber(created) === 1;
@@ -183,6 +185,7 @@ export async function deleteSubscription(db: Db, sub: Subscription) {
       sub.group,
       String(stateFields.length),
       ...stateFields,
+      pullField(name),
       ...dueMembersOf(channel, name),
     ],
   );
@@ -207,13 +210,16 @@ export async function replay(
   // wakes a unit whose next pass finds nothing to do.
   const stream = db.keys.channel(sub.channel);
   const after = startId === "$" ? "+" : startId === "0" ? "-" : `(${startId}`;
-  const [moved, , first] = await db.redis
+  const pipeline = db.redis
     .pipeline()
     .xgroup(stream, { type: "SETID", group: sub.group, id: startId })
-    .zadd(db.keys.due(), { lt: true }, { score: now, member: wakeMember(main) })
     // The first entry it will read: no data travels but one entry's.
-    .xrange(stream, after, "+", 1)
-    .exec({ keepErrors: true });
+    .xrange(stream, after, "+", 1);
+  // A pull subscription is never woken: its consumers pull.
+  if (sub.mode === "push") {
+    pipeline.zadd(db.keys.due(), { lt: true }, { score: now, member: wakeMember(main) });
+  }
+  const [moved, first] = await pipeline.exec({ keepErrors: true });
   if (moved?.error) {
     if (moved.error.includes("NOGROUP")) return null;
     throw new Error(moved.error);

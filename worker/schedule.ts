@@ -8,6 +8,7 @@
 import {
   parseDueMember,
   pausedField,
+  pullField,
   retryMember,
   stateField,
   type Unit,
@@ -118,27 +119,32 @@ export async function load(db: Db, wanted: { channel: string; name: string }[]):
     ...[...byChannel].map(([channel, names]) => loadSubscriptions(db, channel, names)),
   ]);
   const loaded: Loaded[] = [];
-  const stale: { channel: string; name: string }[] = [];
+  const stale: { channel: string; name: string; marker: string }[] = [];
   [...byChannel].forEach(([channel, names], c) => {
     names.forEach((name, i) => {
       const sub = perChannel[c]?.[i];
-      if (sub && !sub.paused) loaded.push({ sub, schedules });
-      else stale.push({ channel, name });
+      if (sub && !sub.paused && sub.mode === "push") loaded.push({ sub, schedules });
+      // A pull subscription is never visited (nothing schedules it; this drops a stray member).
+      else if (sub?.mode === "pull") stale.push({ channel, name, marker: pullField(name) });
+      else stale.push({ channel, name, marker: pausedField(name) });
     });
   });
   await unschedule(db, stale);
   return loaded;
 }
 
-/** Drops the schedule of subscriptions still paused or gone (lua/unschedule.ts). */
-async function unschedule(db: Db, subs: { channel: string; name: string }[]): Promise<void> {
+/** Drops the schedule of subscriptions still paused (or pull) or gone (lua/unschedule.ts). */
+async function unschedule(
+  db: Db,
+  subs: { channel: string; name: string; marker: string }[],
+): Promise<void> {
   if (subs.length === 0) return;
   const channels = [...new Set(subs.map((s) => s.channel))];
   const keys = [db.keys.due(), ...channels.map((c) => db.keys.subscriptions(c))];
-  const args = subs.flatMap(({ channel, name }) => {
+  const args = subs.flatMap(({ channel, name, marker }) => {
     const members = dueMembersOf(channel, name);
     const index = channels.indexOf(channel) + 2; // KEYS is 1-based, KEYS[1] is {p}:due
-    return [String(index), name, pausedField(name), String(members.length), ...members];
+    return [String(index), name, marker, String(members.length), ...members];
   });
   await runScript(db.redis, UNSCHEDULE_LUA, keys, args);
 }

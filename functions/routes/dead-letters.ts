@@ -7,7 +7,7 @@ import {
   purgeDeadLetters,
   redriveDeadLetters,
 } from "../../shared/dead-letters.ts";
-import { NotFound } from "../../shared/errors.ts";
+import { Conflict, NotFound } from "../../shared/errors.ts";
 import type { Db } from "../../shared/redis.ts";
 import { loadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
@@ -129,6 +129,13 @@ export function deadLetterRoutes() {
       const { channel, name } = c.req.valid("param");
       const { ids } = c.req.valid("json");
       const sub = await mustExist(c.var.db, channel, name);
+      // TODO(pull): redrive reads the redrive stream with the push deliverer; pulls do not read it yet.
+      if (sub.mode === "pull") {
+        throw new Conflict(
+          "redrive is not available for pull subscriptions yet",
+          "not_push_subscription",
+        );
+      }
       const result = await redriveDeadLetters(c.var.db, sub, ids ?? null, Date.now());
       if (result.redriven > 0) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
       return c.json(result, 200);

@@ -1,4 +1,4 @@
-// Subscriptions: create, list, inspect, change, delete, rotate the secret, replay.
+// Subscriptions (push and pull): create, list, inspect, change, delete, rotate the secret, replay.
 
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
@@ -43,6 +43,7 @@ import {
   UpdateSubscriptionBody,
 } from "../subscription-schemas.ts";
 import { describe } from "../views.ts";
+import { forgetSettings } from "./pull.ts";
 
 // A rotated-out secret keeps signing (beside the new one) this long, so receivers can switch.
 const ROTATION_GRACE_MS = 24 * 60 * 60 * 1000;
@@ -187,20 +188,23 @@ export function subscriptionRoutes() {
     .openapi(routes.create, async (c) => {
       const { channel } = c.req.valid("param");
       const input = c.req.valid("json");
-      mustAllowTarget(input.url, c.var.config.webhookTargets);
+      if (input.url !== undefined) mustAllowTarget(input.url, c.var.config.webhookTargets);
       const id = generateId();
+      const mode = input.mode ?? "push";
       const sub: Subscription = {
+        mode,
         channel,
         name: input.name,
         id,
         group: groupName(input.name, id),
-        url: input.url,
+        url: input.url ?? "",
         batchSize: input.batchSize ?? SUBSCRIPTION_DEFAULTS.batchSize,
         maxAttempts: input.maxAttempts ?? SUBSCRIPTION_DEFAULTS.maxAttempts,
         types: input.types ?? null,
         timeoutMs: input.timeoutMs ?? SUBSCRIPTION_DEFAULTS.timeoutMs,
         maxRequestsPerSecond: input.maxRequestsPerSecond ?? null,
-        secrets: [{ secret: input.secret ?? generateSecret(), expiresAt: null }],
+        secrets:
+          mode === "pull" ? [] : [{ secret: input.secret ?? generateSecret(), expiresAt: null }],
         paused: false,
         createdAt: new Date().toISOString(),
       };
@@ -212,6 +216,7 @@ export function subscriptionRoutes() {
           "subscription_exists",
         );
       }
+      if (mode === "pull") return c.json(await show(c, sub), 201);
       if (startId !== "$") c.executionCtx.waitUntil(c.var.delivery.wake(channel, sub.name));
       return c.json({ ...(await show(c, sub)), secret: sub.secrets[0]!.secret }, 201);
     })
@@ -232,11 +237,17 @@ export function subscriptionRoutes() {
       const { paused, ...changes } = c.req.valid("json");
       if (changes.url !== undefined) mustAllowTarget(changes.url, c.var.config.webhookTargets);
       const before = await mustLoad(c, channel, name);
+      if (before.mode === "pull" && changes.url !== undefined) {
+        throw new InvalidInput("body.url: a pull subscription has no url");
+      }
       const after: Subscription = { ...before, ...changes, paused: paused ?? before.paused };
-      // Resuming, or a new URL, is worth a try now, whatever backoff the old state was in.
+      forgetSettings(c.var.db, channel, name);
+      // Resuming, or a new URL, is worth a try now, whatever backoff the old state was in; a
+      // pull subscription is never delivered to.
       const wake =
-        (before.paused && paused === false) ||
-        (changes.url !== undefined && changes.url !== before.url);
+        before.mode === "push" &&
+        ((before.paused && paused === false) ||
+          (changes.url !== undefined && changes.url !== before.url));
       if (!(await saveSubscription(c.var.db, after, { paused, wake }, Date.now())))
         throw notFound(channel, name);
       if (wake && !after.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
@@ -247,6 +258,7 @@ export function subscriptionRoutes() {
       // The name may be taken again between the load and the delete: then load the new one.
       for (let attempt = 0; attempt < 3; attempt++) {
         const sub = await mustLoad(c, channel, name);
+        forgetSettings(c.var.db, channel, name);
         const result = await deleteSubscription(c.var.db, sub);
         if (result !== "changed") return c.body(null, 204);
       }
@@ -270,7 +282,9 @@ export function subscriptionRoutes() {
       const sub = await mustLoad(c, channel, name);
       const replayed = await replay(c.var.db, sub, startPoint(from), Date.now());
       if (!replayed) throw notFound(channel, name);
-      if (!sub.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
+      if (!sub.paused && sub.mode === "push") {
+        c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
+      }
       return c.json({ ...(await show(c, sub)), replayFrom: replayed.firstId }, 200);
     });
 }

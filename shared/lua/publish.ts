@@ -30,7 +30,7 @@
 //         the clock)
 // ARGV[3] wake member prefix  "wake:<ch>/"    (spelled by keys.ts, not here)
 // ARGV[4] retry member prefix "retry:<ch>/"
-// ARGV[5] paused field suffix "#paused"
+// ARGV[5] marker separator "#": a field <sub>#<marker> (#paused, #pull) keeps <sub> from waking
 // ARGV[6] idempotency TTL, seconds
 // ARGV[7] nonce (random, per request)
 // ARGV[8] "" (first attempt) or "recover" (the reply of an earlier attempt was lost)
@@ -63,7 +63,7 @@ import { TRIM_LUA } from "./trim.ts";
 export const PUBLISH_LUA = `#!lua flags=allow-key-locking
 local stream, registry, subs, due, state, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local channel, now, wakePrefix, retryPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local pausedSuffix, idemTtl, nonce, recovering = ARGV[5], ARGV[6], ARGV[7], ARGV[8] == 'recover'
+local markerSeparator, idemTtl, nonce, recovering = ARGV[5], ARGV[6], ARGV[7], ARGV[8] == 'recover'
 local defaultMaxAge, defaultMaxMessages = tonumber(ARGV[9]), tonumber(ARGV[10])
 local maxUndelivered, minInterval, maxInterval = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local channelPrefix, retentionField, trimField = ARGV[14], ARGV[15], ARGV[16]
@@ -73,20 +73,21 @@ local count = (#ARGV - FIRST + 1) / 2
 local function failed(reply) return type(reply) == 'table' and reply.err end
 ${TRIM_LUA}
 
--- The subscribers that are not paused, and their settings, from one HGETALL; the channel's own
+-- The subscribers that are not paused (nor pull subscriptions), and their settings, from one HGETALL; the channel's own
 -- fields (retention, trim) go to \`channelFields\`, and \`subscribed\` says whether any
 -- subscription (paused or not) exists.
 local channelFields, subscribed = {}, false
 local function active()
   local flat = redis.call('HGETALL', subs)
   local paused, names, configs = {}, {}, {}
-  local suffixLength = string.len(pausedSuffix)
   for i = 1, #flat, 2 do
     local field = flat[i]
+    local marker = string.find(field, markerSeparator, 1, true)
     if string.sub(field, 1, string.len(channelPrefix)) == channelPrefix then
       channelFields[field] = flat[i + 1]
-    elseif string.sub(field, -suffixLength) == pausedSuffix then
-      paused[string.sub(field, 1, -suffixLength - 1)] = true
+    elseif marker then
+      -- paused, or a pull subscription: never woken
+      paused[string.sub(field, 1, marker - 1)] = true
     else
       names[#names + 1] = field
       configs[field] = flat[i + 1]

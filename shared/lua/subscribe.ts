@@ -11,24 +11,29 @@
 // KEYS[4] due       {p}:due
 // ARGV[1] name, ARGV[2] subscription JSON, ARGV[3] group start id ("$", "0" or an id),
 // ARGV[4] channel name, ARGV[5] now (ms), ARGV[6] the main unit's wake member, or "" when
-// starting at "$" (nothing to deliver yet); history to deliver makes the subscription due now,
+// starting at "$" (nothing to deliver yet) or for a pull subscription; history to deliver makes
+// a push subscription due now,
 // ARGV[7] the consumer group's name (see subscription.ts: <name>~<id>)
 // ARGV[8] the channel's trim field "~trim", ARGV[9] its first value (lua/trim.ts), set only if
-// the channel has none
+// the channel has none, ARGV[10] the pull marker field "<name>#pull" of a pull subscription, or ""
 //
 // Returns 1 (created) or 0 (the name is taken). Cost: 1 EVALSHA + 1 HEXISTS + 1 XGROUP CREATE
 // (+1 XGROUP SETID) + 1 HSET + 1 HSETNX + 1 SADD (+1 ZADD).
 export const SUBSCRIBE_LUA = `#!lua flags=allow-key-locking
 local subs, stream, registry, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local name, json, startId, channel, now, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local group, trimField, firstTrim = ARGV[7], ARGV[8], ARGV[9]
+local group, trimField, firstTrim, pullMarker = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 if redis.call('HEXISTS', subs, name) == 1 then return 0 end
 local created = redis.pcall('XGROUP', 'CREATE', stream, group, startId, 'MKSTREAM')
 if type(created) == 'table' and created.err then
   if not string.find(created.err, 'BUSYGROUP', 1, true) then return created end
   redis.call('XGROUP', 'SETID', stream, group, startId)
 end
-redis.call('HSET', subs, name, json)
+if pullMarker ~= '' then
+  redis.call('HSET', subs, name, json, pullMarker, '1')
+else
+  redis.call('HSET', subs, name, json)
+end
 redis.call('HSETNX', subs, trimField, firstTrim)
 redis.call('SADD', registry, channel)
 if wake ~= '' then redis.call('ZADD', due, now, wake) end

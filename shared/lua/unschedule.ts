@@ -5,7 +5,8 @@
 // each subscription is checked again here, in the same step as the ZREM.
 //
 // KEYS[1] due {p}:due, KEYS[2..] subs hashes {p}:subs:<ch> (one per channel involved)
-// ARGV: per subscription: the KEYS index of its subs hash, its name, its paused field, n, then n
+// ARGV: per subscription: the KEYS index of its subs hash, its name, its paused field (its pull
+// marker "<name>#pull" for a pull subscription, which is never scheduled), n, then n
 // due members
 //
 // Returns how many subscriptions were unscheduled. Safe to repeat. Cost: 1 EVALSHA + per

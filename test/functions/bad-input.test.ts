@@ -93,6 +93,12 @@ const VALID_BODIES: Record<string, unknown[]> = {
   "POST /v1/channels/{channel}/subscriptions/{name}/replay": [{ from: "earliest" }],
   "POST /v1/channels/{channel}/subscriptions/{name}/dead-letters/redrive": [{ ids: ["1-0"] }],
   "POST /v1/keys": [{ name: "fz", scopes: ["read"], channels: ["a.*"] }],
+  "POST /v1/channels/{channel}/subscriptions/{name}/pull": [{ max: 5, visibilityTimeoutMs: 1000 }],
+  "POST /v1/channels/{channel}/subscriptions/{name}/ack": [{ ids: ["1-0"] }],
+  "POST /v1/channels/{channel}/subscriptions/{name}/nack": [{ ids: ["1-0"], delayMs: 0 }],
+  "POST /v1/channels/{channel}/subscriptions/{name}/extend": [
+    { ids: ["1-0"], visibilityTimeoutMs: 1000 },
+  ],
 };
 
 // --- Arbitraries ----------------------------------------------------------------------------------

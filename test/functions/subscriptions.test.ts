@@ -166,6 +166,7 @@ describe("listing and reading subscriptions", () => {
         "url",
         "batchSize",
         "maxAttempts",
+        "mode",
         "types",
         "timeoutMs",
         "maxRequestsPerSecond",

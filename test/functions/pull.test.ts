@@ -1,0 +1,249 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countCommands } from "../helpers/redis-server.ts";
+import { type Stack, startStack } from "../helpers/stack.ts";
+import { getSubscription, publish, sleep, subscribe } from "../helpers/subscriptions.ts";
+
+// Pull subscriptions over real HTTP: the Worker in workerd, the bridge, a real redis-server.
+let stack: Stack;
+beforeAll(async () => {
+  // No trim comes due (lua/trim.ts), so command counts are exactly the pull's.
+  // Small messages, so one pull may take 1,000 (PULL_REPLY_BYTES / MAX_MESSAGE_BYTES).
+  stack = await startStack({
+    vars: { TRIM_MIN_INTERVAL_MS: "3600000", MAX_MESSAGE_BYTES: "1000" },
+  });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+interface Pulled {
+  id: string;
+  type: string | null;
+  data: unknown;
+  attempt: number;
+}
+
+const base = (channel: string, name: string) => `/v1/channels/${channel}/subscriptions/${name}`;
+
+async function pull(channel: string, name: string, body: Record<string, unknown> = {}) {
+  const res = await stack.post(`${base(channel, name)}/pull`, body);
+  expect(res.status, await res.clone().text()).toBe(200);
+  return ((await res.json()) as { messages: Pulled[] }).messages;
+}
+
+async function call(channel: string, name: string, action: string, body: unknown) {
+  const res = await stack.post(`${base(channel, name)}/${action}`, body);
+  expect(res.status, await res.clone().text()).toBe(200);
+  return (await res.json()) as Record<string, number>;
+}
+
+const pullSub = (channel: string, name: string, extra: Record<string, unknown> = {}) =>
+  subscribe(stack, channel, { name, mode: "pull", from: "earliest", ...extra });
+
+const many = (n: number) => Array.from({ length: n }, (_, i) => ({ data: { n: i } }));
+
+describe("a pull subscription", () => {
+  it("is created without a url, listed with mode, lag and pending, and never scheduled", async () => {
+    await subscribe(stack, "p-list", { name: "hook", url: "http://127.0.0.1:9/" });
+    const created = await pullSub("p-list", "puller");
+    expect(created).toMatchObject({ mode: "pull", url: null });
+    expect(created.secret).toBeUndefined();
+    await publish(stack, "p-list", many(3));
+    await pull("p-list", "puller", { max: 1 });
+    const res = await stack.api("/v1/channels/p-list/subscriptions");
+    const { subscriptions } = (await res.json()) as { subscriptions: Record<string, unknown>[] };
+    expect(subscriptions.map((s) => [s.name, s.mode, s.url === null])).toEqual([
+      ["hook", "push", false],
+      ["puller", "pull", true],
+    ]);
+    expect(subscriptions[1]).toMatchObject({ lag: 2, pending: 1 });
+    // publish woke (and the deliverer scheduled) the push subscription only
+    const due = await stack.redis.zrange(stack.keys.due(), "0", "-1");
+    expect(due.filter((m) => m.includes("p-list/hook")).length).toBeGreaterThan(0);
+    expect(due.filter((m) => m.includes("p-list/puller"))).toEqual([]);
+  });
+
+  it("refuses a url on a pull subscription and requires one on a push subscription", async () => {
+    const withUrl = await stack.post("/v1/channels/p-bad/subscriptions", {
+      name: "x",
+      mode: "pull",
+      url: "http://127.0.0.1:9/",
+    });
+    expect(withUrl.status).toBe(400);
+    const noUrl = await stack.post("/v1/channels/p-bad/subscriptions", { name: "x" });
+    expect(noUrl.status).toBe(400);
+  });
+
+  it("answers 409 not_pull_subscription to a pull from a push subscription", async () => {
+    await subscribe(stack, "p-push", { name: "hook", url: "http://127.0.0.1:9/" });
+    const res = await stack.post(`${base("p-push", "hook")}/pull`, {});
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+      "not_pull_subscription",
+    );
+  });
+});
+
+describe("pulling", () => {
+  it("hands a message to one consumer only within its visibility timeout", async () => {
+    await pullSub("p-compete", "work");
+    const ids = await publish(stack, "p-compete", many(40));
+    const consumers = ["a", "b", "c", "d"];
+    const rounds = await Promise.all(
+      consumers.map(async (consumer) => {
+        const got: string[] = [];
+        for (let i = 0; i < 6; i++) {
+          const messages = await pull("p-compete", "work", {
+            consumer,
+            max: 3,
+            visibilityTimeoutMs: 60_000,
+          });
+          got.push(...messages.map((m) => m.id));
+        }
+        return got;
+      }),
+    );
+    const all = rounds.flat();
+    expect(new Set(all).size).toBe(all.length);
+    expect(all.sort()).toEqual([...ids].sort().slice(0, all.length));
+    expect(all.length).toBe(40);
+    expect(rounds.every((r) => r.length > 0)).toBe(true);
+  });
+
+  it("hands a message out again after its visibility timeout, with its attempt counted", async () => {
+    await pullSub("p-redeliver", "work");
+    const [id] = await publish(stack, "p-redeliver", [{ type: "t.x", data: { a: 1 } }]);
+    const first = await pull("p-redeliver", "work", { consumer: "a", visibilityTimeoutMs: 1000 });
+    expect(first).toEqual([
+      expect.objectContaining({ id, type: "t.x", data: { a: 1 }, attempt: 1 }),
+    ]);
+    expect(await pull("p-redeliver", "work", { consumer: "b" })).toEqual([]);
+    await sleep(1100);
+    const again = await pull("p-redeliver", "work", { consumer: "b" });
+    expect(again).toEqual([expect.objectContaining({ id, attempt: 2 })]);
+    expect(await call("p-redeliver", "work", "ack", { ids: [id] })).toEqual({ acked: 1 });
+    expect(await call("p-redeliver", "work", "ack", { ids: [id] })).toEqual({ acked: 0 });
+  });
+
+  it("extends a lease for slow work", async () => {
+    await pullSub("p-extend", "work");
+    const [id] = await publish(stack, "p-extend", many(1));
+    await pull("p-extend", "work", { visibilityTimeoutMs: 1000 });
+    const extended = await call("p-extend", "work", "extend", {
+      ids: [id],
+      visibilityTimeoutMs: 60_000,
+    });
+    expect(extended).toEqual({ extended: 1 });
+    await sleep(1100);
+    expect(await pull("p-extend", "work", { consumer: "other" })).toEqual([]);
+  });
+
+  it("makes a nacked message visible again now, or after its delay", async () => {
+    await pullSub("p-nack", "work");
+    const [id] = await publish(stack, "p-nack", many(1));
+    await pull("p-nack", "work", { visibilityTimeoutMs: 60_000 });
+    expect(await call("p-nack", "work", "nack", { ids: [id] })).toEqual({ nacked: 1 });
+    expect(await pull("p-nack", "work", { consumer: "b" })).toEqual([
+      expect.objectContaining({ id, attempt: 2 }),
+    ]);
+    expect(await call("p-nack", "work", "nack", { ids: [id], delayMs: 1000 })).toEqual({
+      nacked: 1,
+    });
+    expect(await pull("p-nack", "work")).toEqual([]);
+    await sleep(1100);
+    expect(await pull("p-nack", "work")).toEqual([expect.objectContaining({ id, attempt: 3 })]);
+  });
+
+  it("dead-letters a message instead of handing it out past maxAttempts", async () => {
+    await pullSub("p-dead", "work", { maxAttempts: 2 });
+    const [id] = await publish(stack, "p-dead", many(1));
+    for (const attempt of [1, 2]) {
+      expect(await pull("p-dead", "work")).toEqual([expect.objectContaining({ id, attempt })]);
+      await call("p-dead", "work", "nack", { ids: [id] });
+    }
+    expect(await pull("p-dead", "work")).toEqual([]);
+    const res = await stack.api(`${base("p-dead", "work")}/dead-letters`);
+    const page = (await res.json()) as { messages: { id: string; attempts: number }[] };
+    expect(page.messages).toEqual([expect.objectContaining({ id, attempts: 2 })]);
+    expect(await getSubscription(stack, "p-dead", "work")).toMatchObject({
+      pending: 0,
+      deadLetters: 1,
+    });
+  });
+
+  it("skips and acks messages its types filter leaves out", async () => {
+    await pullSub("p-types", "work", { types: ["order.*"] });
+    await publish(stack, "p-types", [{ type: "invoice.paid", data: 1 }]);
+    const [wanted] = await publish(stack, "p-types", [{ type: "order.paid", data: 2 }]);
+    expect((await pull("p-types", "work", { max: 10 })).map((m) => m.id)).toEqual([wanted]);
+    expect(await getSubscription(stack, "p-types", "work")).toMatchObject({ pending: 1, lag: 0 });
+  });
+});
+
+describe("long-polling", () => {
+  it("returns as soon as a publish lands, before waitMs", async () => {
+    await pullSub("p-wait", "work");
+    const started = Date.now();
+    const waiting = pull("p-wait", "work", { waitMs: 10_000 });
+    await sleep(800);
+    const [id] = await publish(stack, "p-wait", many(1));
+    const messages = await waiting;
+    expect(messages.map((m) => m.id)).toEqual([id]);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  // 2.5 per second once the backoff settles (shared/pull-wait.ts); its first ticks are quicker.
+  it("costs at most 3.5 commands per second of waiting", async () => {
+    await pullSub("p-idle", "work");
+    await pull("p-idle", "work"); // settings now held by the isolate
+    const started = Date.now();
+    const counted = await countCommands(stack.redis, () =>
+      pull("p-idle", "work", { waitMs: 4000 }),
+    );
+    const seconds = (Date.now() - started) / 1000;
+    expect(seconds).toBeGreaterThanOrEqual(4);
+    expect(counted.total / seconds).toBeLessThanOrEqual(3.5);
+  });
+});
+
+describe("the pending limit", () => {
+  it("answers 409 too_many_pending once a consumer holds 1,000 unacked messages", async () => {
+    await pullSub("p-limit", "work");
+    const ids = await publish(stack, "p-limit", many(1000));
+    await publish(stack, "p-limit", many(10));
+    const first = await pull("p-limit", "work", { consumer: "a", max: 995 });
+    expect(first.length).toBe(995);
+    // 5 left under the limit: a pull of 10 gets those 5
+    expect((await pull("p-limit", "work", { consumer: "a", max: 10 })).length).toBe(5);
+    const res = await stack.post(`${base("p-limit", "work")}/pull`, { consumer: "a", max: 10 });
+    expect(res.status).toBe(409);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe("too_many_pending");
+    expect(error.message).toContain("ack");
+    // another consumer of the group still pulls, and acking frees room
+    expect((await pull("p-limit", "work", { consumer: "b", max: 10 })).length).toBe(10);
+    await call("p-limit", "work", "ack", { ids: ids.slice(0, 10) });
+    expect(await pull("p-limit", "work", { consumer: "a", max: 10 })).toEqual([]);
+  }, 30_000);
+});
+
+describe("cost", () => {
+  it("is at most 3 commands for a pull that returns messages, 1 for an ack", async () => {
+    await pullSub("p-cost", "work");
+    await pull("p-cost", "work"); // settings now held by the isolate
+    const ids = await publish(stack, "p-cost", many(50));
+    const pulled = await countCommands(stack.redis, () => pull("p-cost", "work", { max: 50 }));
+    expect(pulled.byCommand).toEqual({ xpending: 1, xreadgroup: 1, xclaim: 1 });
+    const acked = await countCommands(stack.redis, () => call("p-cost", "work", "ack", { ids }));
+    expect(acked.byCommand).toEqual({ xack: 1 });
+  });
+
+  it("is 2 commands for a pull that takes over expired leases", async () => {
+    await pullSub("p-cost2", "work");
+    const ids = await publish(stack, "p-cost2", many(5));
+    await pull("p-cost2", "work", { max: 5 });
+    await call("p-cost2", "work", "nack", { ids });
+    const pulled = await countCommands(stack.redis, () => pull("p-cost2", "work", { max: 5 }));
+    expect(pulled.byCommand).toEqual({ xpending: 1, xclaim: 1 });
+  });
+});
