@@ -5,6 +5,7 @@ import {
   isSubscriptionField,
   parseDueMember,
   pausedField,
+  pullField,
   retryMember,
   stateField,
   type Unit,
@@ -46,6 +47,7 @@ describe("the Redis key layout", () => {
     expect(retryMember(redrive)).toBe("retry:orders/billing/redrive");
     expect(duePrefixes("orders")).toEqual({ wake: "wake:orders/", retry: "retry:orders/" });
     expect(pausedField("billing")).toBe("billing#paused");
+    expect(pullField("billing")).toBe("billing#pull");
     expect(stateField("billing", "deadLettersExpired")).toBe("billing:deadLettersExpired");
     expect(stateField("billing", "deadLettersDropped")).toBe("billing:deadLettersDropped");
   });
