@@ -33,7 +33,7 @@
 // whose reply is lost (here or on the way to the consumer) loses no message: what it took comes
 // back when its lease runs out, with `attempt` counted.
 
-import { CONSUMER, stateField } from "./keys.ts";
+import { stateField } from "./keys.ts";
 import { DEAD_LETTER_LUA } from "./lua/dead-letter.ts";
 import {
   asArray,
@@ -139,17 +139,9 @@ async function claimExpired(
   }
   if (live.length === 0) return [];
   // min-idle LEASE_BASE_MS: an entry another pull took over meanwhile is not taken twice.
+  const ids = live.map((e) => e.id);
   const claimed = asEntries(
-    await db.redis.exec([
-      "XCLAIM",
-      stream,
-      sub.group,
-      req.consumer,
-      String(LEASE_BASE_MS),
-      ...live.map((e) => e.id),
-      "IDLE",
-      leaseIdle(req.visibilityTimeoutMs),
-    ]),
+    await claimLeased(db, sub, req.consumer, ids, req.visibilityTimeoutMs, LEASE_BASE_MS),
   );
   const attempts = new Map(live.map((e) => [e.id, e.deliveries + 1]));
   return claimed.map((entry) => toMessage(entry, attempts.get(entry.id) ?? 1));
@@ -179,7 +171,15 @@ async function readNew(
   const wanted = entries.filter((e) => matchesTypes(sub.types, e.fields?.t ?? null));
   const skipped = entries.filter((e) => !wanted.includes(e));
   await Promise.all([
-    wanted.length > 0 ? lease(db, sub, req.consumer, wanted, req.visibilityTimeoutMs) : null,
+    wanted.length > 0
+      ? setLease(
+          db,
+          sub,
+          req.consumer,
+          wanted.map((e) => e.id),
+          req.visibilityTimeoutMs,
+        )
+      : null,
     skipped.length > 0
       ? db.redis.xack(
           stream,
@@ -214,26 +214,6 @@ function pendingFromRefusal(error: unknown): number | null {
   return match ? Number(match[1]) : PENDING_LIMIT;
 }
 
-async function lease(
-  db: Db,
-  sub: Subscription,
-  consumer: string,
-  entries: StreamEntry[],
-  visibilityMs: number,
-) {
-  await db.redis.exec([
-    "XCLAIM",
-    db.keys.channel(sub.channel),
-    sub.group,
-    consumer,
-    "0",
-    ...entries.map((e) => e.id),
-    "IDLE",
-    leaseIdle(visibilityMs),
-    "JUSTID",
-  ]);
-}
-
 /**
  * After an XREADGROUP whose reply was lost: the consumer's entries that never got a lease (idle
  * below LEASE_BASE_MS - MAX_VISIBILITY_MS: a leased entry's idle starts at or above that) are
@@ -259,16 +239,7 @@ async function adopt(db: Db, sub: Subscription, req: PullRequest, count: number)
     .map(([id]) => asString(id));
   if (unleased.length === 0) return [];
   const claimed = asEntries(
-    await db.redis.exec([
-      "XCLAIM",
-      stream,
-      sub.group,
-      req.consumer,
-      "0",
-      ...unleased,
-      "IDLE",
-      leaseIdle(req.visibilityTimeoutMs),
-    ]),
+    await claimLeased(db, sub, req.consumer, unleased, req.visibilityTimeoutMs),
   );
   // XCLAIM without JUSTID counted one more delivery: these are still their first attempt.
   return claimed.map((entry) => toMessage(entry, 1));
@@ -329,21 +300,34 @@ export async function setLease(
   ids: string[],
   inMs: number,
 ): Promise<number> {
-  const reply = await db.redis.exec([
+  return asArray(await claimLeased(db, sub, consumer, ids, inMs, 0, "JUSTID")).length;
+}
+
+/**
+ * XCLAIM of `ids` for `consumer` (those idle at least `minIdleMs`), with the idle time that
+ * makes their lease run out in `visibilityMs` (leaseIdle). Every lease is set here.
+ */
+function claimLeased(
+  db: Db,
+  sub: Subscription,
+  consumer: string,
+  ids: string[],
+  visibilityMs: number,
+  minIdleMs = 0,
+  ...justId: ["JUSTID"] | []
+) {
+  return db.redis.exec([
     "XCLAIM",
     db.keys.channel(sub.channel),
     sub.group,
     consumer,
-    "0",
+    String(minIdleMs),
     ...ids,
     "IDLE",
-    leaseIdle(inMs),
-    "JUSTID",
+    leaseIdle(visibilityMs),
+    ...justId,
   ]);
-  return asArray(reply).length;
 }
 
 /** The consumer a nack or extend names when it names none: the one a pull uses by default. */
 export const DEFAULT_CONSUMER = "default";
-// The push deliverer's consumer name is reserved: a pull consumer must not share its count.
-export const RESERVED_CONSUMER = CONSUMER;
