@@ -386,7 +386,8 @@ export async function finish(
   ];
   const reply = asNumber(await runScript(db.redis, FINISH_LUA, keys, args));
   const health: Health[] = [null, null, "failing", "disabled", "recovered"];
-  return { ours: reply !== 0, health: health[reply] ?? null };
+  // Negative: a repeat that found the lease gone, and the health its first run recorded.
+  return { ours: reply > 0, health: health[Math.abs(reply)] ?? null };
 }
 
 /** For tests of the fold: the state hash fields a change writes. */

@@ -30,7 +30,9 @@
 // with disabledAt), never deleting it; a success clears failingSince.
 //
 // Returns 1, 2 (started failing), 3 (disabled), 4 (recovered), or 0 when the lease was not the
-// caller's (only the acks were written). Health adds, only on those paths: 1 HDEL (recovering),
+// caller's (only the acks were written); -2 or -3 when it was not, but failingSince or disabledAt
+// hold this call's time: a repeat after a lost reply, answering what the first run found (+1 or
+// 2 HGET, only then). Health adds, only on those paths: 1 HDEL (recovering),
 // 1 HSET (first failure) or 1 HGET (later failures), and 1 HEXISTS + 2 HSET (disabling). Cost:
 // 1 EVALSHA + (1 XACK) (+1 XDEL) + 1 GET (+1 XCLAIM per delivery count among the unsent)
 // (+1 HINCRBY) (+1 HSET) + 1 ZADD or ZREM per schedule change (+1 HSET to pause) (+1 DEL).
@@ -53,7 +55,15 @@ if acks > 0 then
   redis.call('XACK', stream, group, unpack(ARGV, ackFrom, ackTo))
   if purge == '1' then redis.call('XDEL', stream, unpack(ARGV, ackFrom, ackTo)) end
 end
-if redis.call('GET', lease) ~= token then return 0 end
+if redis.call('GET', lease) ~= token then
+  -- Not ours: or ours, and this is a repeat after a lost reply (the first run released the
+  -- lease). The first run's health is still readable by its time, so it is not lost.
+  if failures > 0 then
+    if redis.call('HGET', state, disabledAtField) == ARGV[11] then return -3 end
+    if redis.call('HGET', state, failingSinceField) == ARGV[11] then return -2 end
+  end
+  return 0
+end
 if unsent > 0 then
   local byCount, counts = {}, {}
   for j = unsentFrom, unsentTo, 2 do
@@ -93,11 +103,11 @@ if failures > 0 then
   local since = nil
   if total ~= failures then since = tonumber(redis.call('HGET', state, failingSinceField)) end
   if since == nil then
-    redis.call('HSET', state, failingSinceField, now)
+    redis.call('HSET', state, failingSinceField, ARGV[11])
     if total == failures then health = 2 end
   elseif now - since >= disableAfter and redis.call('HEXISTS', subs, disableField) == 0 then
     redis.call('HSET', subs, disableField, '1')
-    redis.call('HSET', state, disabledAtField, now)
+    redis.call('HSET', state, disabledAtField, ARGV[11])
     health = 3
   end
 end

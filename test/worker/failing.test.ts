@@ -1,4 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { CLOSE_LUA } from "../../shared/lua/close.ts";
+import { FINISH_LUA } from "../../shared/lua/finish.ts";
+import { injectedDuring, loadScripts, runsScript } from "../helpers/faults.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
 import { deliverUntil } from "../helpers/schedule.ts";
@@ -136,5 +139,41 @@ describe("dead letters", () => {
     const dead = (await events()).filter((e) => e.type === "message.dead_lettered");
     expect(dead).toHaveLength(1);
     expect(dead[0]!.data).toMatchObject({ channel, subscription: "hook", count: 3 });
+  });
+});
+
+describe("a lost reply", () => {
+  it("on the finish that records a failure: counted once, its event raised once", async () => {
+    await loadScripts(stack);
+    await subscribe(stack, channel, { name: "hook", url: receiver.url });
+    receiver.respond({ status: 500 });
+    await publish(stack, channel, [{ data: 1 }]);
+    stack.bridge.faults.add({
+      kind: "drop-reply",
+      match: runsScript(FINISH_LUA, stack.keys.channel(channel)),
+      times: 1,
+    });
+    const injected = await injectedDuring(stack, () => runPass(stack));
+    expect(injected["drop-reply"]).toBe(1);
+    expect(await sub()).toMatchObject({ status: "failing", consecutiveFailures: 1 });
+    expect(await types()).toEqual(["subscription.failing"]);
+  });
+
+  it("on the close that records the recovery: the endpoint is healthy, and never reported twice", async () => {
+    await loadScripts(stack);
+    await subscribe(stack, channel, { name: "hook", url: receiver.url });
+    receiver.respond((req) => ({ status: req.n === 1 ? 500 : 204 }));
+    await publish(stack, channel, [{ data: 1 }]);
+    await runPass(stack);
+    expect((await sub()).status).toBe("failing");
+    stack.bridge.faults.add({
+      kind: "drop-reply",
+      match: runsScript(CLOSE_LUA, stack.keys.channel(channel)),
+      times: 1,
+    });
+    await deliverUntil(stack, channel, () => receiver.acceptedIds().length === 1, "delivered");
+    expect(await sub()).toMatchObject({ status: "active", failingSince: null });
+    const recovered = (await types()).filter((t) => t === "subscription.recovered");
+    expect(recovered.length).toBeLessThanOrEqual(1);
   });
 });
