@@ -16,6 +16,7 @@ import {
   trimField,
 } from "./keys.ts";
 import { PUBLISH_LUA } from "./lua/publish.ts";
+import { RETENTION_LUA } from "./lua/retention.ts";
 import {
   asArray,
   asEntries,
@@ -367,7 +368,7 @@ function parseRetention(value: unknown): Retention | null {
 /**
  * Sets a channel's retention (fields left out keep their current value). False when there is no
  * such channel. The next trim applies it: at the next publish once the trim interval has passed.
- * 2 round trips: the current value with the channel's existence, then 1 HSET.
+ * One script (lua/retention.ts): the channel's existence and the write in one step.
  */
 export async function setRetention(
   db: Db,
@@ -375,21 +376,18 @@ export async function setRetention(
   change: Partial<Retention>,
   defaults: Retention,
 ): Promise<boolean> {
-  const [exists, current] = await db.redis
-    .pipeline()
-    .exists(db.keys.channel(channel))
-    .hget(db.keys.subscriptions(channel), retentionField)
-    .exec<unknown[]>();
-  if (asNumber(exists) === 0) return false;
-  const base = parseRetention(current) ?? {
-    maxAgeMs: defaults.maxAgeMs,
-    maxMessages: defaults.maxMessages,
-  };
-  const next = { ...base, ...change };
-  // The channel may be deleted in between: the field alone would not make it exist again
-  // (channels are the streams), and a deletion removes the whole hash.
-  await db.redis.hset(db.keys.subscriptions(channel), {
-    [retentionField]: serializeRetention(next),
-  });
-  return true;
+  const limit = (value: number | null | undefined) =>
+    value === undefined ? "" : value === null ? "-" : String(value);
+  const written = await runScript(
+    db.redis,
+    RETENTION_LUA,
+    [db.keys.channel(channel), db.keys.subscriptions(channel)],
+    [
+      retentionField,
+      serializeRetention(defaults),
+      limit(change.maxAgeMs),
+      limit(change.maxMessages),
+    ],
+  );
+  return asNumber(written) === 1;
 }
