@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
+import { RETENTION_LUA } from "../../shared/lua/retention.ts";
+import { injectedDuring, loadScripts, runsScript } from "../helpers/faults.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import { countCommands } from "../helpers/redis-server.ts";
 import { until } from "../helpers/schedule.ts";
@@ -198,4 +201,42 @@ describe("replay", () => {
     expect(res.status).toBe(200);
     expect(((await res.json()) as { replayFrom: string }).replayFrom).toBe(firstId);
   }, 60_000);
+});
+
+describe("a lost reply", () => {
+  it("on a publish that trims: stored once, trimmed as it should be", async () => {
+    await publish(stack, "lost-trim", [{ data: 0 }]);
+    await patch("lost-trim", { retention: { maxMessages: 1000 } });
+    await publishMany("lost-trim", 3000);
+    await loadScripts(stack, [PUBLISH_LUA]);
+    stack.bridge.faults.add({
+      kind: "drop-reply",
+      match: runsScript(PUBLISH_LUA, stack.keys.channel("lost-trim")),
+      times: 1,
+    });
+    let ids: string[] = [];
+    const injected = await injectedDuring(stack, async () => {
+      ids = await publishMany("lost-trim", 1000, 3000);
+    });
+    expect(injected["drop-reply"]).toBe(1);
+    expect(new Set(ids).size).toBe(1000);
+    const kept = await stack.redis.xrange(stack.keys.channel("lost-trim"), ids[0]!, "+");
+    expect(kept.map(([id]) => id)).toEqual(ids);
+    expect(await xlen("lost-trim")).toBeLessThanOrEqual(2000);
+  });
+
+  it("on a PATCH: the retention is set once, and a deleted channel is not brought back", async () => {
+    await publish(stack, "lost-patch", [{ data: 0 }]);
+    await loadScripts(stack, [RETENTION_LUA]);
+    stack.bridge.faults.add({ kind: "drop-reply", match: runsScript(RETENTION_LUA), times: 1 });
+    const res = await patch("lost-patch", { retention: { maxMessages: 3000 } });
+    expect(res.status).toBe(200);
+    expect((await channel("lost-patch")).retention).toEqual({
+      maxAgeMs: WEEK_MS,
+      maxMessages: 3000,
+    });
+    await stack.redis.del(stack.keys.channel("lost-patch"), stack.keys.subscriptions("lost-patch"));
+    expect((await patch("lost-patch", { retention: { maxMessages: 10 } })).status).toBe(404);
+    expect(await stack.redis.exists(stack.keys.subscriptions("lost-patch"))).toBe(0);
+  });
 });
