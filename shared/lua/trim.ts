@@ -26,7 +26,8 @@
 // Cost, when a trim is due: 1 XLEN + 1 XTRIM per retention kind that applies (age, count) + 1
 // HSET; with subscriptions, + 1 XINFO GROUPS + 1 XPENDING per subscription with pending entries;
 // per expiring subscription, + 1 XTRIM per kind, 1 XPENDING, 1 XACK (when some were pending),
-// 1 HINCRBY and 1 HSET. Every call runs under pcall: a failing trim never fails the publish.
+// 1 HINCRBY and 1 HSET, and once for them all 1 XRANGE (the first entry kept). Every call runs
+// under pcall: a failing trim never fails the publish.
 // The XPENDINGs are spread: the next trim waits for 100 more messages per subscription that had
 // messages in flight, so a channel with many busy subscriptions trims less often, not dearer.
 //
@@ -133,11 +134,15 @@ local function trim(stream, state, now, o)
     for j = 1, i - 1 do lost[j] = (lost[j] or 0) + n end
   end
 
+  -- What the expiring subscriptions had pending below the first entry kept is gone: acked.
+  local firstId = protected
+  if removed > 0 and #lagging > 0 then
+    local first = redis.pcall('XRANGE', stream, '-', '+', 'COUNT', 1)
+    if type(first) == 'table' and first[1] then firstId = first[1][1] end
+  end
   for j, f in ipairs(lagging) do
     if (lost[j] or 0) > 0 then
       local sub = subOf(f.group)
-      local first = redis.pcall('XRANGE', stream, '-', '+', 'COUNT', 1)
-      local firstId = (type(first) == 'table' and first[1]) and first[1][1] or protected
       local gone = redis.pcall('XPENDING', stream, f.group, '-', '(' .. firstId, 1000)
       if type(gone) == 'table' and not gone.err and #gone > 0 then
         local ids = {}
