@@ -40,10 +40,12 @@ function ensureDependencies() {
       .digest("hex");
   const current = existsSync(join(bin, "node")) && existsSync(stamp);
   if (current && readFileSync(stamp, "utf8") === lockHash()) return;
-  log("installing dependencies (npm install, from package-lock.json)...");
-  // Not `npm ci`: npm 11 leaves other platforms' optional binaries (workerd's, Biome's) out of
-  // the lockfile it writes, and then `npm ci` refuses that same lockfile as out of sync.
-  execFileSync("npm", ["install", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
+  log("installing dependencies (npm ci, from package-lock.json)...");
+  // `npm ci` installs exactly the lockfile and never rewrites it. The lockfile lists every
+  // platform's optional binaries (workerd's, Biome's): regenerate it with
+  // `npm install --package-lock-only` in a checkout without node_modules, since npm 11 drops
+  // other platforms' entries when it writes the lockfile next to an installed tree.
+  execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
   writeFileSync(stamp, lockHash());
 }
 
