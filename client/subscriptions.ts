@@ -50,9 +50,17 @@ export function subscriptionMethods(api: Api) {
       replay: (channel: string, name: string, from: string): Promise<Replaying> =>
         ok(api.POST(`${one}/replay`, { ...at(channel, name), body: { from } })),
 
-      /** Leases up to `max` messages to `consumer` for `visibilityTimeoutMs`; ack them after. */
-      pull: async (channel: string, name: string, o: PullOptions = {}): Promise<PulledMessage[]> =>
-        (await ok(api.POST(`${one}/pull`, { ...at(channel, name), body: o }))).messages,
+      /**
+       * Leases up to `max` messages to `consumer` for `visibilityTimeoutMs`; ack them after. With
+       * `waitMs`, waits that long for a message when none is there (`signal` ends the wait).
+       */
+      pull: async (
+        channel: string,
+        name: string,
+        { signal, ...body }: PullOptions & { signal?: AbortSignal } = {},
+      ): Promise<PulledMessage[]> =>
+        (await ok(api.POST(`${one}/pull`, { ...at(channel, name), body, signal: signal ?? null })))
+          .messages,
       /** Done with these; answers how many were pending. */
       ack: async (channel: string, name: string, ids: string[]): Promise<number> =>
         (await ok(api.POST(`${one}/ack`, { ...at(channel, name), body: { ids } }))).acked,
