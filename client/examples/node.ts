@@ -1,6 +1,6 @@
 // Node: publish with the typed client, and receive webhooks with node:http.
 //
-//   const streamhook = createStreamhookClient({ baseUrl: process.env.STREAMHOOK_URL!, token: process.env.API_TOKEN! });
+//   const streamhook = createStreamhookClient({ baseUrl, token });
 //   await orderCreated(streamhook, 42);
 //   createServer(webhookListener([process.env.WEBHOOK_SECRET!], saveOrder)).listen(9000);
 
