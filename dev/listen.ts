@@ -13,22 +13,17 @@
 //   dropped (it was never acked, so it comes again);
 // - Ctrl-C (SIGINT) or SIGTERM stops the pull under way (what it took comes back after its
 //   visibility timeout) but never a write and its ack: those finish, then it exits 0.
-// Plain fetch: no client library, nothing to install beyond Node.
+// It talks to the API through the typed client (streamhook/client), which retries a 429 or 503
+// after its Retry-After, and never sends a pull again on a lost answer (what that pull took comes
+// back after its visibility timeout).
 
 import { open, readFile, truncate } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { createStreamhookClient, type PulledMessage } from "streamhook/client";
 
 const USAGE = `usage: npm run listen -- --channel <channel> --subscription <name> --out <file.jsonl>
        [--url http://127.0.0.1:8787] [--token <API_TOKEN>] [--consumer listen] [--max 100]
        [--visibility-ms 30000] [--wait-ms 20000]`;
-
-interface Pulled {
-  id: string;
-  type: string | null;
-  data: unknown;
-  publishedAt: string;
-  attempt: number;
-}
 
 /** The ids already in `path`, dropping a last line a crash cut short. */
 async function writtenIds(path: string): Promise<Set<string>> {
@@ -67,18 +62,7 @@ async function main() {
     console.error(USAGE);
     process.exit(2);
   }
-  const base = `${values.url}/v1/channels/${channel}/subscriptions/${subscription}`;
-  const headers = { authorization: `Bearer ${values.token}`, "content-type": "application/json" };
-  const post = async (action: string, body: unknown, signal?: AbortSignal) => {
-    const res = await fetch(`${base}/${action}`, {
-      method: "POST",
-      headers,
-      body: JSON.stringify(body),
-      signal: signal ?? null,
-    });
-    if (!res.ok) throw new Error(`${action}: ${res.status} ${await res.text()}`);
-    return res.json() as Promise<Record<string, unknown>>;
-  };
+  const streamhook = createStreamhookClient({ baseUrl: values.url, token: values.token });
 
   const written = await writtenIds(out);
   const file = await open(out, "a");
@@ -92,19 +76,15 @@ async function main() {
   console.error(`listening to ${channel}/${subscription} into ${out} (${written.size} already)`);
 
   while (!stopping.signal.aborted) {
-    let messages: Pulled[];
+    let messages: PulledMessage[];
     try {
-      const reply = await post(
-        "pull",
-        {
-          max: Number(values.max),
-          visibilityTimeoutMs: Number(values["visibility-ms"]),
-          waitMs: Number(values["wait-ms"]),
-          consumer: values.consumer,
-        },
-        stopping.signal,
-      );
-      messages = reply.messages as Pulled[];
+      messages = await streamhook.subscriptions.pull(channel, subscription, {
+        max: Number(values.max),
+        visibilityTimeoutMs: Number(values["visibility-ms"]),
+        waitMs: Number(values["wait-ms"]),
+        consumer: values.consumer,
+        signal: stopping.signal,
+      });
     } catch (error) {
       if (stopping.signal.aborted) break;
       console.error(String(error));
@@ -121,7 +101,11 @@ async function main() {
     }
     if (crashAfter > 0 && ++writes >= crashAfter) process.exit(137);
     // Not aborted by a stop: what is on disk gets its ack.
-    await post("ack", { ids: messages.map((m) => m.id) });
+    await streamhook.subscriptions.ack(
+      channel,
+      subscription,
+      messages.map((m) => m.id),
+    );
   }
   await file.close();
   console.error("stopped");

@@ -22,6 +22,7 @@ import { refusalOf } from "../shared/storage.ts";
 import { authenticate, rateLimit } from "./auth.ts";
 import { drain, limitBody } from "./body-limit.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
+import { OPENAPI_CONFIG, registerWebhooks } from "./openapi.ts";
 import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
@@ -77,15 +78,8 @@ export function createApp(deliveryFactory: DeliveryFactory) {
     type: "http",
     scheme: "bearer",
   });
-  app.doc31("/openapi.json", {
-    openapi: "3.1.0",
-    info: {
-      title: "streamhook",
-      version: "1.0.0",
-      description: "Webhook push on Redis Streams: publish to channels, subscribe webhooks.",
-    },
-    security: [{ bearer: [] }],
-  });
+  registerWebhooks(app.openAPIRegistry);
+  app.doc31("/openapi.json", OPENAPI_CONFIG);
 
   app.notFound(async (c) => {
     await drain(c.req.raw).catch(() => {});

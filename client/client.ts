@@ -1,0 +1,134 @@
+// The publisher's side: a typed client of the streamhook API, on openapi-fetch with the types
+// openapi-typescript generated from the API's own OpenAPI document (client/schema.d.ts).
+//
+//   const streamhook = createStreamhookClient({ baseUrl, token });
+//   await streamhook.publish("orders", { type: "order.created", data: { orderId: 42 } });
+//   for await (const message of streamhook.history("orders")) ...
+//
+// Every method returns the answer's data or throws a StreamhookError (errors.ts). 429 and 503 are
+// retried (retry.ts). A publish always carries an Idempotency-Key, the caller's or a fresh one, so
+// a publish sent again after a 503 or a lost answer is stored once: the API answers the repeat
+// with the first ids. `api` is the typed openapi-fetch client itself, for routes without a method
+// here (API keys, POST /v1/deliver).
+
+import createClient, { type Client } from "openapi-fetch";
+import { ok, unwrap } from "./errors.ts";
+import { type Clock, type RetryOptions, retrying, systemClock } from "./retry.ts";
+import type { components, paths } from "./schema.d.ts";
+import { subscriptionMethods } from "./subscriptions.ts";
+
+type Schemas = components["schemas"];
+export type Message = Schemas["Message"];
+export type NewMessage = { data: unknown; type?: string };
+export type Channel = Schemas["Channel"];
+export type ChannelList = Schemas["ChannelList"];
+export type ChannelDeleted = Schemas["ChannelDeleted"];
+export type RetentionChange = Schemas["ChannelChange"]["retention"];
+
+export interface StreamhookClientOptions {
+  /** The Worker's URL, e.g. https://streamhook.example.workers.dev */
+  baseUrl: string;
+  /** API_TOKEN, or an API key's secret (sk_...). */
+  token: string;
+  retry?: RetryOptions;
+  /** The fetch to send with; default globalThis.fetch. */
+  fetch?: (request: Request) => Promise<Response>;
+  /** The clock retries wait on; default the system's (tests pass their own). */
+  clock?: Clock;
+}
+
+export interface PublishOptions {
+  /**
+   * Deduplicates the publish for 24 h on its channel: a repeat answers the first ids and stores
+   * nothing (`replayed: true`). Default: a fresh random key, which covers this call's retries.
+   */
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+}
+
+export interface HistoryOptions {
+  /** Start after this message id (exclusive); default: the oldest kept. */
+  after?: string;
+  /** Messages per request, 1-1000; default 100. */
+  pageSize?: number;
+  signal?: AbortSignal;
+}
+
+export type Api = Client<paths>;
+
+export function createStreamhookClient(options: StreamhookClientOptions) {
+  const send = options.fetch ?? ((request: Request) => fetch(request));
+  const api: Api = createClient<paths>({
+    baseUrl: options.baseUrl,
+    headers: { authorization: `Bearer ${options.token}` },
+    fetch: retrying(send, options.retry, options.clock ?? systemClock),
+  });
+
+  async function publishBody(channel: string, body: Schemas["PublishRequest"], o: PublishOptions) {
+    const idempotencyKey = o.idempotencyKey ?? crypto.randomUUID();
+    const answer = await api.POST("/v1/channels/{channel}/messages", {
+      params: { path: { channel }, header: { "idempotency-key": idempotencyKey } },
+      body,
+      signal: o.signal ?? null,
+    });
+    const data = unwrap(answer);
+    const replayed = answer.response.headers.get("idempotent-replayed") === "true";
+    return { ids: "ids" in data ? data.ids : [data.id], replayed };
+  }
+
+  return {
+    api,
+
+    /** Appends one message; `replayed` when its Idempotency-Key had been used (nothing stored). */
+    async publish(channel: string, message: NewMessage, o: PublishOptions = {}) {
+      const { ids, replayed } = await publishBody(channel, message, o);
+      return { id: ids[0]!, replayed };
+    },
+
+    /** Appends 1-1000 messages in order, all or nothing, in one request. */
+    publishBatch(channel: string, messages: NewMessage[], o: PublishOptions = {}) {
+      return publishBody(channel, { messages }, o);
+    },
+
+    /** The channel's messages, oldest first, fetched a page at a time as the loop goes on. */
+    async *history(channel: string, o: HistoryOptions = {}): AsyncGenerator<Message, void> {
+      let after = o.after;
+      for (;;) {
+        const page = await ok(
+          api.GET("/v1/channels/{channel}/messages", {
+            params: { path: { channel }, query: { after, limit: o.pageSize } },
+            signal: o.signal ?? null,
+          }),
+        );
+        yield* page.messages;
+        if (page.next === null) return;
+        after = page.next;
+      }
+    },
+
+    channels: {
+      list: (): Promise<ChannelList> => ok(api.GET("/v1/channels")),
+      get: (channel: string): Promise<Channel> =>
+        ok(api.GET("/v1/channels/{channel}", { params: { path: { channel } } })),
+      /** Fields left out keep their value; null lifts that limit. */
+      setRetention: (channel: string, retention: RetentionChange): Promise<Channel> =>
+        ok(
+          api.PATCH("/v1/channels/{channel}", {
+            params: { path: { channel } },
+            body: { retention },
+          }),
+        ),
+      /** `force`: its subscriptions too (otherwise 409 channel_has_subscriptions while any). */
+      delete: (channel: string, o: { force?: boolean } = {}): Promise<ChannelDeleted> =>
+        ok(
+          api.DELETE("/v1/channels/{channel}", {
+            params: { path: { channel }, query: { force: o.force ? "true" : undefined } },
+          }),
+        ),
+    },
+
+    ...subscriptionMethods(api),
+  };
+}
+
+export type StreamhookClient = ReturnType<typeof createStreamhookClient>;

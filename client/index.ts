@@ -1,0 +1,41 @@
+// streamhook/client: the typed client of the streamhook API (publisher side) and the webhook
+// receiver's helpers. Runs on Node (>= 20), Cloudflare Workers and Deno: it needs fetch and Web
+// Crypto, nothing of Node. See the README's "Client" section.
+
+export type {
+  Api,
+  Channel,
+  ChannelDeleted,
+  ChannelList,
+  HistoryOptions,
+  Message,
+  NewMessage,
+  PublishOptions,
+  RetentionChange,
+  StreamhookClient,
+  StreamhookClientOptions,
+} from "./client.ts";
+export { createStreamhookClient } from "./client.ts";
+export { type ApiErrorBody, StreamhookError } from "./errors.ts";
+export { type Clock, parseRetryAfter, type RetryOptions } from "./retry.ts";
+export type { components, paths, webhooks } from "./schema.d.ts";
+export type {
+  DeadLetter,
+  NewSubscription,
+  PulledMessage,
+  PullOptions,
+  Replaying,
+  Subscription,
+  SubscriptionChange,
+  SubscriptionWithSecret,
+} from "./subscriptions.ts";
+export {
+  type HeadersLike,
+  respond,
+  type VerifyOptions,
+  verifyWebhook,
+  type WebhookAnswer,
+  type WebhookBatch,
+  type WebhookMessage,
+  WebhookVerificationError,
+} from "./webhooks.ts";
