@@ -118,9 +118,9 @@ export async function publish(
     try {
       reply = await runScript(db.redis, PUBLISH_LUA, scriptKeys, args("recover"));
     } catch (again) {
-      if (isOutcomeUnknown(again)) throw new PublishOutcomeUnknown(again);
-      if (isStorageFull(again)) throw channelFull(channel, refusalOf(again));
-      throw again;
+      // Whatever stopped the recovery (Redis unavailable, refused, out of memory), the first
+      // run may have stored the messages: never answer "nothing was written" here.
+      throw new PublishOutcomeUnknown(again);
     }
   }
   const [status, ids, woken] = asArray(reply);

@@ -114,6 +114,25 @@ describe("a publish whose reply is lost", () => {
     ]);
   });
 
+  // The first run stored the messages; Redis then refuses the recovery. The answer must not say
+  // nothing was written: a client repeating without a key would store them twice.
+  it("answers 503 'may or may not' when the recovery is refused after the lost reply", async () => {
+    const match = runsScript(PUBLISH_LUA, stack.keys.channel(channel));
+    stack.bridge.faults.add({ kind: "drop-reply", match, times: 1 });
+    stack.bridge.faults.add({ kind: "unavailable", match });
+    let res: Response | undefined;
+    try {
+      res = await stack.post(`/v1/channels/${channel}/messages`, { data: "x" });
+    } finally {
+      stack.bridge.faults.clear();
+    }
+    expect(res!.status).toBe(503);
+    const { error } = (await res!.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe("redis_unavailable");
+    expect(error.message).toContain("may or may not");
+    expect(await stored(channel)).toEqual([[expect.any(String), '"x"']]);
+  });
+
   it("answers a repeat with the same Idempotency-Key 200 with the first ids, adding nothing", async () => {
     const headers = { "idempotency-key": "lost-2" };
     const body = { messages: [{ data: 1 }, { data: 2 }] };
