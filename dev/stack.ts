@@ -19,6 +19,28 @@ import { join } from "node:path";
 import { CONFIG_VARIABLES } from "../shared/config.ts";
 import { type Bridge, startBridge } from "./bridge.ts";
 import { bridgeOptionsFromEnv } from "./bridge-env.ts";
+import { commandLine, parseOptions } from "./cli.ts";
+
+const USAGE = `usage: npm run dev
+
+The whole stack on this machine, ready to curl: redis-server, the Upstash REST bridge in front of
+it, and the Worker under \`wrangler dev\` with its delivery queue; the stack fires the Worker's
+cron at the start of every minute. Ctrl-C stops everything. It takes no options: set these in
+its environment instead (e.g. PORT=8788 npm run dev):
+
+  PORT                  the Worker's port (default 8787)
+  API_TOKEN             the API's bearer token (default dev-api-token)
+  REDIS_PORT            redis-server's port (default 6380)
+  BRIDGE_PORT           the REST bridge's port (default 8079)
+  BRIDGE_TOKEN          the bridge's token (default dev-bridge-token)
+  BRIDGE_FAULTS         faults the bridge injects, e.g. drop-reply=0.02,refuse=0.01,delay=0.05:200
+  UPSTASH_REDIS_REST_URL, UPSTASH_REDIS_REST_TOKEN
+                        use that Upstash database; no redis-server, no bridge
+  any Worker variable   passed through (README: Configuration), e.g. RETRY_BASE_MS=2000
+
+  -h, --help            print this and exit`;
+
+commandLine("dev", USAGE, (argv) => parseOptions(argv, {}));
 
 const root = join(import.meta.dirname, "..");
 const env = process.env;
