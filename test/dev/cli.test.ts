@@ -1,4 +1,4 @@
-// The command-line conventions of `npm run dev|receiver|listen` (dev/cli.ts), as a user
+// The command-line conventions of `npm run dev|receiver|listen|bench` (dev/cli.ts), as a user
 // meets them: each command run as a real process. --help goes through dev/bootstrap.mjs, as the
 // npm scripts run it (it must answer without installing anything); a wrong command line goes to
 // the command itself (through the bootstrap it would first check the installs), and is answered
@@ -39,6 +39,7 @@ const COMMANDS = [
   ["dev", "dev/stack.ts"],
   ["receiver", "dev/receiver.ts"],
   ["listen", "dev/listen.ts"],
+  ["bench", "bench/run.ts"],
 ] as const;
 
 describe("npm run <command> -- --help", () => {
