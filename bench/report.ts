@@ -319,9 +319,8 @@ export function markdown(r: Results): string {
   return parts.join("\n\n");
 }
 
-/** Writes latest.json, latest.md and latest.svg under bench/results; returns the Markdown. */
-export async function writeResults(r: Results): Promise<string> {
-  const dir = join(import.meta.dirname, "results");
+/** Writes latest.json, latest.md and latest.svg in `dir`; returns the Markdown. */
+export async function writeResults(r: Results, dir: string): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const md = markdown(r);
   writeFileSync(

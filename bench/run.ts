@@ -1,12 +1,14 @@
 // `npm run bench`: streamhook's speed and cost, each figure beside a baseline measured in the
 // same run, on a stack the benchmark starts itself (redis-server, bridge, the Worker in workerd,
-// receivers on 127.0.0.1). Prints a table; writes bench/results/latest.json, latest.md and
-// latest.svg.
+// receivers on 127.0.0.1). Progress goes to stderr; the Markdown report to stdout. The default
+// run writes latest.json, latest.md and latest.svg to bench/results/ (committed); a partial run
+// writes them to a temporary directory, or to --out (options.ts has the usage).
 //
 //   npm run bench                      the default run (about 15 minutes on 2 cores)
 //   npm run bench -- --quick           small sizes and short runs, to try it out (3 minutes)
 //   npm run bench -- --backlog 20000 --subs 1,10,100 --batches 1,10,100
-//   npm run bench -- --only publish,cost
+//   npm run bench -- --only publish,cost --out /tmp/bench --check
+//   npm run bench -- --check-only bench/results/latest.json
 //
 // Scenarios: cost, publish, latency, delivery, retries (driven pass by pass or by the kick, as
 // before the queue), then those of the Worker as deployed with its delivery queue and no manual
@@ -14,8 +16,10 @@
 // drained by one cron run against back-to-back passes), retention (trimming's memory and commands),
 // pull (4 consumers of a pull subscription against XREADGROUP + XACK by hand).
 
-import { parseArgs } from "node:util";
-import { writeResults } from "./report.ts";
+import { commandLine, UsageError } from "../dev/cli.ts";
+import { type Check, check, readResults, verdict } from "./check.ts";
+import { parseBenchArgs, resultsDir, type Scenario, USAGE } from "./options.ts";
+import { type Results, writeResults } from "./report.ts";
 import { backlogScenario } from "./scenarios/backlog.ts";
 import { costScenario } from "./scenarios/cost.ts";
 import { type DeliveryRow, deliveryCell } from "./scenarios/delivery.ts";
@@ -29,39 +33,46 @@ import { retryLatenessScenario } from "./scenarios/retry-lateness.ts";
 import { sustainedScenario } from "./scenarios/sustained.ts";
 import { startBenchStack } from "./stack.ts";
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    backlog: { type: "string" },
-    subs: { type: "string" },
-    batches: { type: "string" },
-    "publish-requests": { type: "string" },
-    "latency-seconds": { type: "string" },
-    "latency-rate": { type: "string" },
-    "sustained-seconds": { type: "string" },
-    "fanout-subs": { type: "string" },
-    "drain-backlog": { type: "string" },
-    "pull-backlog": { type: "string" },
-    only: { type: "string" },
-  },
+const command = commandLine("bench", USAGE, (argv) => {
+  const parsed = parseBenchArgs(argv);
+  if (parsed.kind === "run") return parsed;
+  const results = readResults(parsed.file);
+  try {
+    return { kind: "check-only" as const, check: check(results) };
+  } catch (error) {
+    // A file of another version of the benchmark, missing figures the targets read.
+    throw new UsageError(`--check-only: cannot check ${parsed.file}: ${(error as Error).message}`);
+  }
 });
+const log = (line: string) => process.stderr.write(`${line}\n`);
 
-const quick = values.quick;
-const list = (text: string | undefined, fallback: number[]) =>
-  text ? text.split(",").map(Number) : fallback;
-const subs = list(values.subs, [1, 10, 100]);
-const batches = list(values.batches, [1, 10, 100]);
+/** Prints the check (every target on stdout when nothing else is there), returns the exit code. */
+function report(result: Check, onStdout: boolean): number {
+  const print = onStdout ? (line: string) => process.stdout.write(`${line}\n`) : log;
+  for (const line of result.lines) {
+    if (onStdout || line.startsWith("MISSED")) print(line);
+  }
+  log(verdict(result));
+  return result.missed > 0 ? 1 : 0;
+}
+
+if (command.kind === "check-only") process.exit(report(command.check, true));
+
+const { options } = command;
+const quick = options.quick;
+const { subs, batches } = options;
 // Messages per subscription by batch size: batch size 1 makes one request per message, so it
 // gets a smaller backlog to keep the default run to a few minutes; --backlog sets them all.
 const backlogFor = (s: number, batch: number) => {
-  if (values.backlog) return Number(values.backlog);
+  if (options.backlog !== null) return options.backlog;
   const perCell = quick
     ? { 1: 500, 10: 4_000, 100: 20_000 }
     : { 1: 2_000, 10: 20_000, 100: 200_000 };
   return Math.max(10, Math.round((perCell[batch as 1 | 10 | 100] ?? 20_000) / s));
 };
-const only = values.only ? new Set(values.only.split(",")) : null;
-const runs = (name: string) => only === null || only.has(name);
+const runs = (name: Scenario) => options.scenarios.includes(name);
+const outDir = resultsDir(options);
+log(`results will go to ${outDir}${options.partial ? " (a partial run)" : ""}`);
 
 // A short retry schedule on both Workers, so that runs with failures end within the benchmark:
 // 50 ms doubling to 1 s for the passes, 1 s doubling to 8 s as deployed (retries that go
@@ -74,9 +85,8 @@ const stack = await startBenchStack({
   },
   manual: { RETRY_BASE_MS: "50", RETRY_MAX_MS: "1000" },
 });
-const log = (line: string) => process.stdout.write(`${line}\n`);
 try {
-  const results: Parameters<typeof writeResults>[0] = { startedAt: new Date().toISOString() };
+  const results: Results = { startedAt: new Date().toISOString() };
   if (runs("cost")) {
     log("cost: publish and idle passes...");
     results.cost = await costScenario(stack, 100);
@@ -85,15 +95,15 @@ try {
     log("publish: single, batch and raw XADD at concurrency 1, 8, 32...");
     results.publish = await publishScenario(stack, {
       concurrencies: [1, 8, 32],
-      requests: Number(values["publish-requests"] ?? (quick ? 300 : 1500)),
+      requests: options.publishRequests ?? (quick ? 300 : 1500),
       batchSize: 100,
     });
   }
   if (runs("latency")) {
     log("latency: publish -> receive with the kick...");
     results.latency = await latencyScenario(stack, {
-      ratePerSecond: Number(values["latency-rate"] ?? 50),
-      seconds: Number(values["latency-seconds"] ?? (quick ? 4 : 10)),
+      ratePerSecond: options.latencyRate ?? 50,
+      seconds: options.latencySeconds ?? (quick ? 4 : 10),
     });
   }
   if (runs("delivery")) {
@@ -119,7 +129,7 @@ try {
       failureRate: 0.3,
     });
   }
-  const sustainedSeconds = Number(values["sustained-seconds"] ?? (quick ? 20 : 150));
+  const sustainedSeconds = options.sustainedSeconds ?? (quick ? 20 : 150);
   if (runs("slow")) {
     log(`slow: 300 msg/s to 3 subscribers answering in 100 ms, ${sustainedSeconds} s...`);
     results.slow = await sustainedScenario(stack, "slow", {
@@ -152,12 +162,12 @@ try {
     });
   }
   if (runs("fanout")) {
-    const subscriptions = Number(values["fanout-subs"] ?? (quick ? 1000 : 5000));
+    const subscriptions = options.fanoutSubs ?? (quick ? 1000 : 5000);
     log(`fanout: one message to ${subscriptions} subscriptions...`);
     results.fanout = await fanoutScenario(stack, { subscriptions, timeoutMs: 120_000 });
   }
   if (runs("drain")) {
-    const messages = Number(values["drain-backlog"] ?? (quick ? 50_000 : 1_000_000));
+    const messages = options.drainBacklog ?? (quick ? 50_000 : 1_000_000);
     log(`drain: ${messages} messages x 10 subscriptions, by passes and by one cron run...`);
     results.drain = await backlogScenario(stack, {
       messages,
@@ -171,13 +181,15 @@ try {
     results.retention = await retentionScenario(stack, { messages, maxMessages: 10_000 });
   }
   if (runs("pull")) {
-    const messages = Number(values["pull-backlog"] ?? (quick ? 5_000 : 20_000));
+    const messages = options.pullBacklog ?? (quick ? 5_000 : 20_000);
     // 64: the most one pull takes at the default MAX_MESSAGE_BYTES (shared/pull.ts pullCount).
     log(`pull: ${messages} messages pulled and acked by 4 consumers, 64 per pull...`);
     results.pull = await pullScenario(stack, { messages, consumers: 4, max: 64 });
   }
-  log("");
-  log(await writeResults(results));
+  const markdown = await writeResults(results, outDir);
+  process.stdout.write(`${markdown}\n`);
+  log(`results written to ${outDir}: latest.json, latest.md, latest.svg`);
+  if (options.check) process.exitCode = report(check(results), false);
 } finally {
   await stack.stop();
 }

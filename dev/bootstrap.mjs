@@ -9,6 +9,10 @@
 // Node 24 that the `node` devDependency provides (wrangler needs >= 22.12).
 //
 //   node dev/bootstrap.mjs dev|test|bench|receiver|listen [args...]
+//
+// `--help` (or -h) among the args needs none of the installs: when the project's Node is already
+// there, the command answers it at once. Each command parses its own options (dev/cli.ts: an
+// unknown one exits 2 with the usage), so the bootstrap passes args through untouched.
 
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -72,17 +76,35 @@ function ensureRedis() {
   }
 }
 
+const USAGE = `usage: node dev/bootstrap.mjs <command> [args...]   (what the npm scripts run)
+
+  dev       npm run dev        the local stack: redis-server, the REST bridge, the Worker
+  test      npm test           the test suite (vitest run)
+  bench     npm run bench      the benchmark
+  receiver  npm run receiver   a webhook endpoint that verifies and prints what it gets
+  listen    npm run listen     pulls a pull subscription into a file
+
+Installs what the command needs first (npm ci, redis-server). \`npm run <command> -- --help\`
+prints a command's own usage.`;
+
 const [name = "test", ...args] = process.argv.slice(2);
+if (name === "--help" || name === "-h") {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 const command = commands[name];
 if (!command) {
-  log(`unknown command "${name}"; expected one of ${Object.keys(commands).join(", ")}`);
+  process.stderr.write(`bootstrap: unknown command "${name}"\n\n${USAGE}\n`);
   process.exit(2);
 }
 
-ensureDependencies();
-const needsRedis =
-  name === "test" || name === "bench" || (name === "dev" && !process.env.UPSTASH_REDIS_REST_URL);
-if (needsRedis) ensureRedis();
+const helpOnly = args.includes("--help") || args.includes("-h");
+if (!(helpOnly && existsSync(join(bin, "node")))) {
+  ensureDependencies();
+  const needsRedis =
+    name === "test" || name === "bench" || (name === "dev" && !process.env.UPSTASH_REDIS_REST_URL);
+  if (needsRedis && !helpOnly) ensureRedis();
+}
 
 const env = {
   ...process.env,

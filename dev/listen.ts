@@ -18,12 +18,27 @@
 // back after its visibility timeout).
 
 import { open, readFile, truncate } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import { createStreamhookClient, type PulledMessage } from "streamhook/client";
+import { commandLine, integerOption, parseOptions, UsageError } from "./cli.ts";
 
 const USAGE = `usage: npm run listen -- --channel <channel> --subscription <name> --out <file.jsonl>
-       [--url http://127.0.0.1:8787] [--token <API_TOKEN>] [--consumer listen] [--max 100]
-       [--visibility-ms 30000] [--wait-ms 20000]`;
+                          [options]
+
+Pulls a pull subscription: appends each message to <file.jsonl> as one JSON line, fsyncs, then
+acks. Ctrl-C stops it; nothing is lost or written twice, whenever it stops.
+
+  --channel <channel>       the channel (required)
+  --subscription <name>     the pull subscription (required)
+  --out <file.jsonl>        where messages go (required); its ids are read back on start
+  --url <url>               streamhook's base URL (default $STREAMHOOK_URL or
+                            http://127.0.0.1:8787)
+  --token <token>           API token (default $API_TOKEN or dev-api-token)
+  --consumer <name>         consumer name; run several with different names to share the work
+                            (default listen)
+  --max <n>                 messages per pull (default 100)
+  --visibility-ms <ms>      how long a pulled message stays leased to this consumer (default 30000)
+  --wait-ms <ms>            how long a pull waits for a message (default 20000)
+  -h, --help                print this and exit`;
 
 /** The ids already in `path`, dropping a last line a crash cut short. */
 async function writtenIds(path: string): Promise<Set<string>> {
@@ -44,8 +59,8 @@ async function writtenIds(path: string): Promise<Set<string>> {
 }
 
 async function main() {
-  const { values } = parseArgs({
-    options: {
+  const values = commandLine("listen", USAGE, (argv) => {
+    const parsed = parseOptions(argv, {
       channel: { type: "string" },
       subscription: { type: "string" },
       out: { type: "string" },
@@ -55,13 +70,17 @@ async function main() {
       max: { type: "string", default: "100" },
       "visibility-ms": { type: "string", default: "30000" },
       "wait-ms": { type: "string", default: "20000" },
-    },
+    });
+    for (const flag of ["channel", "subscription", "out"] as const) {
+      if (!parsed[flag]) throw new UsageError(`--${flag} is required`);
+    }
+    // Only their form: the API answers what is out of its range.
+    integerOption("max", parsed.max, 1, Number.MAX_SAFE_INTEGER);
+    integerOption("visibility-ms", parsed["visibility-ms"], 0, Number.MAX_SAFE_INTEGER);
+    integerOption("wait-ms", parsed["wait-ms"], 0, Number.MAX_SAFE_INTEGER);
+    return parsed as typeof parsed & { channel: string; subscription: string; out: string };
   });
   const { channel, subscription, out } = values;
-  if (!channel || !subscription || !out) {
-    console.error(USAGE);
-    process.exit(2);
-  }
   const streamhook = createStreamhookClient({ baseUrl: values.url, token: values.token });
 
   const written = await writtenIds(out);

@@ -1,12 +1,14 @@
 // `npm run dev`: the whole local stack, ready to curl. (dev/bootstrap.mjs has already installed
 // dependencies and redis-server.)
 //
-//   redis-server  127.0.0.1:$REDIS_PORT (6380), data in .data/, append-only file on, so messages
-//                 survive a restart; skipped when UPSTASH_REDIS_REST_URL/_TOKEN are set
+//   redis-server  127.0.0.1:$REDIS_PORT (6380), data in $REDIS_DIR (.data/), append-only file on,
+//                 so messages survive a restart; skipped when UPSTASH_REDIS_REST_URL/_TOKEN are set
 //   REST bridge   127.0.0.1:$BRIDGE_PORT (8079), token $BRIDGE_TOKEN: speaks Upstash's protocol,
 //                 refuses what Upstash refuses; BRIDGE_MAX_*, BRIDGE_FAULTS: see bridge-env.ts
-//   the Worker    `wrangler dev` on 127.0.0.1:$PORT (8787), API token $API_TOKEN
-//   its cron      fired at the start of every minute, as in production
+//   the Worker    `wrangler dev` on 127.0.0.1:$PORT (8787), API token $API_TOKEN, with its delivery
+//                 queue; it prints its own logs, a failed webhook request among them, as it happens
+//   its cron      `wrangler dev` fires no cron trigger by itself (it says so when it starts): this
+//                 stack does, at the start of every minute, by the URL wrangler names
 //
 // Every Worker configuration variable set in this environment is passed through to the Worker
 // (`MAX_MESSAGE_BYTES=1000 npm run dev`); ALLOW_HTTP_WEBHOOKS and ALLOW_PRIVATE_WEBHOOKS are on
@@ -15,15 +17,39 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createConnection } from "node:net";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { CONFIG_VARIABLES } from "../shared/config.ts";
 import { type Bridge, startBridge } from "./bridge.ts";
 import { bridgeOptionsFromEnv } from "./bridge-env.ts";
+import { commandLine, parseOptions } from "./cli.ts";
+
+const USAGE = `usage: npm run dev
+
+The whole stack on this machine, ready to curl: redis-server, the Upstash REST bridge in front of
+it, and the Worker under \`wrangler dev\` with its delivery queue; the stack fires the Worker's
+cron at the start of every minute. Ctrl-C stops everything. It takes no options: set these in
+its environment instead (e.g. PORT=8788 npm run dev):
+
+  PORT                  the Worker's port (default 8787)
+  API_TOKEN             the API's bearer token (default dev-api-token)
+  REDIS_PORT            redis-server's port (default 6380)
+  REDIS_DIR             where redis-server keeps its data (default .data/)
+  BRIDGE_PORT           the REST bridge's port (default 8079)
+  BRIDGE_TOKEN          the bridge's token (default dev-bridge-token)
+  BRIDGE_FAULTS         faults the bridge injects, e.g. drop-reply=0.02,refuse=0.01,delay=0.05:200
+  UPSTASH_REDIS_REST_URL, UPSTASH_REDIS_REST_TOKEN
+                        use that Upstash database; no redis-server, no bridge
+  any Worker variable   passed through (README: Configuration), e.g. RETRY_BASE_MS=2000
+
+  -h, --help            print this and exit`;
+
+commandLine("dev", USAGE, (argv) => parseOptions(argv, {}));
 
 const root = join(import.meta.dirname, "..");
 const env = process.env;
 const port = Number(env.PORT ?? 8787);
 const redisPort = Number(env.REDIS_PORT ?? 6380);
+const redisDir = resolve(root, env.REDIS_DIR || ".data");
 const bridgePort = Number(env.BRIDGE_PORT ?? 8079);
 const bridgeToken = env.BRIDGE_TOKEN ?? "dev-bridge-token";
 const apiToken = env.API_TOKEN ?? "dev-api-token";
@@ -79,15 +105,14 @@ async function startRedis(): Promise<string> {
   if (await portIsOpen(redisPort)) {
     throw new Error(`port ${redisPort} is taken: stop what runs there or set REDIS_PORT`);
   }
-  const dir = join(root, ".data");
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(redisDir, { recursive: true });
   redisProcess = start("redis-server", [
     "--port",
     String(redisPort),
     "--bind",
     "127.0.0.1",
     "--dir",
-    dir,
+    redisDir,
     "--appendonly",
     "yes",
     "--appendfsync",
@@ -119,13 +144,14 @@ function workerVars(redisUrl: string, redisToken: string): string[] {
   return Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
 }
 
-// Like the production cron "* * * * *": at the start of every minute.
+// `wrangler dev` fires no cron trigger by itself: this fires the one in wrangler.toml, "* * * * *",
+// at the start of every minute, by the URL wrangler's own warning names.
 function scheduleCron(base: string): void {
   const fire = async () => {
-    const res = await fetch(`${base}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).catch(
+    const res = await fetch(`${base}/cdn-cgi/local/scheduled?cron=*+*+*+*+*`).catch(
       (error: Error) => ({ status: error.message }),
     );
-    say(`cron fired: ${res.status}`);
+    say(`cron trigger fired (* * * * *): ${res.status}`);
   };
   const next = () => {
     cron = setTimeout(
@@ -174,7 +200,7 @@ async function main(): Promise<void> {
     });
     redisUrl = bridge.url;
     redisToken = bridgeToken;
-    say(`redis-server on ${tcp} (data in .data/), REST bridge on ${bridge.url}`);
+    say(`redis-server on ${tcp} (data in ${redisDir}), REST bridge on ${bridge.url}`);
     if (env.BRIDGE_FAULTS) say(`the bridge injects faults: ${env.BRIDGE_FAULTS}`);
   } else {
     say(`using the Upstash database at ${redisUrl}`);
@@ -199,7 +225,13 @@ async function main(): Promise<void> {
   say(`try: curl -X POST ${base}/v1/channels/orders/messages \\`);
   say(`       -H 'authorization: Bearer ${apiToken}' -H 'content-type: application/json' \\`);
   say(`       -d '{"type":"order.created","data":{"id":42}}'`);
-  say("the cron fires a delivery pass every minute; Ctrl-C stops everything");
+  say("delivery: right after each publish; retries and long backlogs through the delivery queue");
+  say("failed webhook requests show below as they happen, one line each: webhook failed: ...");
+  say("cron: wrangler dev fires no cron trigger by itself; this stack fires the Worker's");
+  say(
+    `      "* * * * *" at the start of every minute (or now: curl ${base}/cdn-cgi/local/scheduled)`,
+  );
+  say("Ctrl-C stops everything");
 }
 
 main().catch((error: Error) => {

@@ -80,8 +80,41 @@ export async function sendAll(ctx: SendContext, batches: UnitEntry[][]): Promise
       policy: ctx.config,
     });
     outcomes.push(...judged);
+    for (const outcome of judged) {
+      const line = failureLine(ctx.endpoint, outcome);
+      if (line) console.warn(line);
+    }
     const stop = judged.find(stops);
     if (stop) return { outcomes, stopped: stop, unsent: batches.slice(i + 1).flat() };
   }
   return { outcomes, stopped: null, unsent: [] };
 }
+
+/**
+ * The log line for an outcome that is a failure, else null. One per webhook request not wholly
+ * accepted, written as it happens: `npm run dev` shows it in its terminal (wrangler prints the
+ * Worker's logs), and a deployed Worker's logs keep it. A failing endpoint backs off, so these
+ * come at the pace of its retries. Never the URL: it may carry a token.
+ */
+export function failureLine(
+  endpoint: Pick<Endpoint, "channel" | "subscription">,
+  outcome: Outcome,
+): string | null {
+  if (outcome.kind === "filtered" || outcome.kind === "delivered") return null;
+  const head = `webhook failed: ${endpoint.channel}/${endpoint.subscription}`;
+  if (outcome.kind === "gone") {
+    return `${head}: ${outcome.reason}; the subscription is paused (${count(outcome.entries.length)} kept)`;
+  }
+  const failing = [...outcome.retry, ...outcome.dead];
+  const attempt = Math.max(...failing.map((e) => e.attempt));
+  const then: string[] = [];
+  if (outcome.retry.length > 0 && outcome.retryAt !== null) {
+    then.push(`retry in ${((outcome.retryAt - outcome.at) / 1000).toFixed(1)} s`);
+  }
+  if (outcome.dead.length > 0) {
+    then.push(`${count(outcome.dead.length)} out of attempts, to the dead letters`);
+  }
+  return `${head}: ${outcome.reason}, ${count(failing.length)}, attempt ${attempt}; ${then.join("; ")}`;
+}
+
+const count = (n: number) => `${n} message${n === 1 ? "" : "s"}`;
