@@ -72,6 +72,27 @@ function ensureRedis() {
   }
 }
 
+// The dashboard's browser tests drive Debian's chromium (test/helpers/browser.ts); CHROMIUM_PATH
+// names another binary, and then nothing is installed.
+function ensureChromium() {
+  if (process.env.CHROMIUM_PATH || existsSync("/usr/bin/chromium")) return;
+  const isRoot = process.getuid?.() === 0;
+  const apt = (...args) =>
+    spawnSync(isRoot ? "apt-get" : "sudo", isRoot ? args : ["-n", "apt-get", ...args], {
+      stdio: "inherit",
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    }).status === 0;
+  log("chromium not found: installing Debian's chromium (for the dashboard's browser tests)...");
+  if (!apt("install", "-y", "chromium")) {
+    apt("update");
+    apt("install", "-y", "chromium");
+  }
+  if (!existsSync("/usr/bin/chromium")) {
+    log("could not install chromium; install it (apt-get install -y chromium) or set CHROMIUM_PATH");
+    process.exit(1);
+  }
+}
+
 const [name = "test", ...args] = process.argv.slice(2);
 const command = commands[name];
 if (!command) {
@@ -83,6 +104,7 @@ ensureDependencies();
 const needsRedis =
   name === "test" || name === "bench" || (name === "dev" && !process.env.UPSTASH_REDIS_REST_URL);
 if (needsRedis) ensureRedis();
+if (name === "test") ensureChromium();
 
 const env = {
   ...process.env,
