@@ -108,6 +108,28 @@ describe("serving the dashboard", () => {
     expect(right.status).toBe(200);
   });
 
+  it("answers fragments as the API answers: 404 for what does not exist, 429 over the key's rate limit", async () => {
+    const get = (path: string, token = API_TOKEN) =>
+      fetch(`${stack.url}/dashboard/fragments${path}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+    const missing = await get(`/channels/${channel}`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe(
+      "channel_not_found",
+    );
+    await publish(stack, channel, [{ data: 1 }]);
+    expect((await get(`/channels/${channel}/subscriptions/nobody`)).status).toBe(404);
+    const key = await createKey(stack, {
+      name: "limited-rate",
+      scopes: ["read"],
+      rateLimit: { requests: 2, windowMs: 60_000 },
+    });
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await get("/channels", key.secret)).status);
+    expect(statuses).toEqual([200, 200, 429]);
+  });
+
   it("shows the sign-in form again, with a message, when the key is refused", async () => {
     const { page, errors } = await visit("", { key: "sk_not-a-key" });
     await expect.poll(() => page.locator("#signin-message").textContent()).toContain("refused");
@@ -339,6 +361,22 @@ describe("the subscription page", () => {
       .poll(async () => (await getSubscription(stack, channel, "sub")).deadLetters)
       .toBe(0);
     await page.locator("#sub-dead-letters").getByText("None.").waitFor();
+  });
+
+  it("shows a message's data as text, never as markup", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    receiver.respond({ status: 500 });
+    // No quotes: JSON would escape them, and a broken attribute would hide an injection.
+    const markup = "<img src=x id=injected><script>window.injected = 1</script>";
+    await publish(stack, channel, [{ data: { markup } }]);
+    await runPass(stack);
+    const { page, errors } = await visit(subPath("sub"));
+    const data = page.locator("tr[data-dead-letter] td[data-label=Data] pre");
+    await data.waitFor({ state: "attached" });
+    expect(JSON.parse((await data.textContent())!)).toEqual({ markup });
+    expect(await page.locator("#injected").count()).toBe(0);
+    expect(await page.evaluate(() => "injected" in window)).toBe(false);
+    expect(errors).toEqual([]);
   });
 
   it("rotates the secret and shows the new one once, which then signs", async () => {
