@@ -104,9 +104,9 @@ export const ApiForm = (props: { id: string; call: ApiCall; done: string; childr
   </form>
 );
 
-/** A definition list row: term and value. */
-export const Item = (props: { term: string; children: Child }) => (
-  <div class="item" data-term={props.term}>
+/** A definition list row: term and value; `wide` takes two columns (URLs, ids, errors). */
+export const Item = (props: { term: string; wide?: boolean; children: Child }) => (
+  <div class={props.wide ? "item wide" : "item"} data-term={props.term}>
     <dt>{props.term}</dt>
     <dd>{props.children}</dd>
   </div>

@@ -36,8 +36,9 @@ table { width: 100%; border-collapse: collapse; margin: .5rem 0; }
 th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-size: .85rem; color: var(--muted); font-weight: 600; }
 td.num, th.num { text-align: right; }
-dl.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(9.5rem, 1fr)); gap: .5rem; margin: .5rem 0; }
+dl.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); gap: .5rem; margin: .5rem 0; }
 dl.facts .item { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: .4rem .6rem; min-width: 0; }
+dl.facts .item.wide { grid-column: span 2; }
 dl.facts dt { font-size: .8rem; color: var(--muted); }
 dl.facts dd { margin: 0; font-weight: 600; }
 .status { display: inline-block; padding: 0 .45rem; border-radius: 999px; font-size: .85rem; font-weight: 600; border: 1px solid currentColor; }
@@ -84,5 +85,6 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .3rem 0; }
   table.rows td { border: 0; padding: .15rem 0; display: grid; grid-template-columns: 8.5rem minmax(0, 1fr); gap: .5rem; text-align: left; }
   table.rows td::before { content: attr(data-label); color: var(--muted); font-size: .85rem; }
   header.top { flex-wrap: wrap; }
+  dl.facts { grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); }
 }
 `;

@@ -126,7 +126,7 @@ const Delivery = (props: { sub: SubscriptionView; now: number }) => {
       <Item term="Failures in a row">
         <Count value={sub.consecutiveFailures} />
       </Item>
-      <Item term="Last error">
+      <Item term="Last error" wide>
         {sub.lastError === null ? (
           <span>—</span>
         ) : (
@@ -144,7 +144,7 @@ const Delivery = (props: { sub: SubscriptionView; now: number }) => {
       <Item term="Failing since">
         <When at={sub.failingSince} now={now} />
       </Item>
-      <Item term="Last delivered id">
+      <Item term="Last delivered id" wide>
         <code>{sub.lastDeliveredId ?? "—"}</code>
       </Item>
       <Item term="Lost to retention">
@@ -160,7 +160,7 @@ const Settings = (props: { sub: SubscriptionView; now: number }) => {
     <dl class="facts">
       <Item term="Mode">{sub.mode}</Item>
       {sub.url === null ? null : (
-        <Item term="URL">
+        <Item term="URL" wide>
           <code>{sub.url}</code>
         </Item>
       )}
@@ -184,7 +184,7 @@ const Settings = (props: { sub: SubscriptionView; now: number }) => {
       <Item term="Created">
         <When at={sub.createdAt} now={props.now} />
       </Item>
-      <Item term="Id">
+      <Item term="Id" wide>
         <code>{sub.id ?? "—"}</code>
       </Item>
     </dl>
