@@ -57,24 +57,36 @@ function has(command) {
   return spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
 }
 
-function ensureRedis() {
-  if (has("redis-server")) return;
+/** Installs Debian's `pkg` with apt-get (sudo -n unless root) unless `present()`; exits if it can't. */
+function aptInstall(pkg, present, why) {
+  if (present()) return;
   const isRoot = process.getuid?.() === 0;
   const apt = (...args) =>
     spawnSync(isRoot ? "apt-get" : "sudo", isRoot ? args : ["-n", "apt-get", ...args], {
       stdio: "inherit",
       env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
     }).status === 0;
-  log("redis-server not found: installing Debian's redis-server...");
-  if (!apt("install", "-y", "redis-server")) {
+  log(`${pkg} not found: installing Debian's ${pkg}${why}...`);
+  if (!apt("install", "-y", pkg)) {
     apt("update");
-    apt("install", "-y", "redis-server");
+    apt("install", "-y", pkg);
   }
-  if (!has("redis-server")) {
-    log("could not install redis-server; install it (apt-get install -y redis-server) and retry");
+  if (!present()) {
+    log(`could not install ${pkg}; install it (apt-get install -y ${pkg}) and retry`);
     process.exit(1);
   }
 }
+
+const ensureRedis = () => aptInstall("redis-server", () => has("redis-server"), "");
+
+// The dashboard's browser tests drive Debian's chromium (test/helpers/browser.ts); CHROMIUM_PATH
+// names another binary, and then nothing is installed.
+const ensureChromium = () =>
+  aptInstall(
+    "chromium",
+    () => Boolean(process.env.CHROMIUM_PATH) || existsSync("/usr/bin/chromium"),
+    " (for the dashboard's browser tests)",
+  );
 
 const USAGE = `usage: node dev/bootstrap.mjs <command> [args...]   (what the npm scripts run)
 
@@ -84,7 +96,7 @@ const USAGE = `usage: node dev/bootstrap.mjs <command> [args...]   (what the npm
   receiver  npm run receiver   a webhook endpoint that verifies and prints what it gets
   listen    npm run listen     pulls a pull subscription into a file
 
-Installs what the command needs first (npm ci, redis-server). \`npm run <command> -- --help\`
+Installs what the command needs first (npm ci, redis-server, chromium for the tests). \`npm run <command> -- --help\`
 prints a command's own usage.`;
 
 const [name = "test", ...args] = process.argv.slice(2);
@@ -104,6 +116,7 @@ if (!(helpOnly && existsSync(join(bin, "node")))) {
   const needsRedis =
     name === "test" || name === "bench" || (name === "dev" && !process.env.UPSTASH_REDIS_REST_URL);
   if (needsRedis && !helpOnly) ensureRedis();
+  if (name === "test" && !helpOnly) ensureChromium();
 }
 
 const env = {

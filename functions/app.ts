@@ -21,6 +21,7 @@ import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts
 import { refusalOf } from "../shared/storage.ts";
 import { authenticate, rateLimit } from "./auth.ts";
 import { drain, limitBody } from "./body-limit.ts";
+import { dashboardRoutes } from "./dashboard/routes.tsx";
 import { methodNotAllowed } from "./method-not-allowed.ts";
 import { OPENAPI_CONFIG, registerWebhooks } from "./openapi.ts";
 import { channelDeleteRoutes } from "./routes/channel-delete.ts";
@@ -73,6 +74,11 @@ export function createApp(deliveryFactory: DeliveryFactory) {
   app.route("/", deadLetterRoutes());
   app.route("/", deliverRoutes());
   app.route("/", keyRoutes());
+  // HTML, not API routes: outside the OpenAPI document. It reads the attempt log through the API.
+  app.route(
+    "/",
+    dashboardRoutes((request, env, ctx) => app.fetch(request, env, ctx)),
+  );
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

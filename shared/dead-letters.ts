@@ -104,6 +104,8 @@ export async function redriveDeadLetters(
   }
   // The API names messages by their original id; the script moves dead-letter entries by theirs.
   const entryIds = await findEntries(db, channel, name, ids);
+  // The script reads no ids as "the oldest": found none, move none.
+  if (entryIds.size === 0) return { redriven: 0, missing: ids };
   const { moved, missing } = await run([...entryIds.values()], 0);
   const notFound = ids.filter((id) => !entryIds.has(id));
   return { redriven: moved, missing: [...notFound, ...missing] };

@@ -470,6 +470,14 @@ describe("dead letters", () => {
     expect(await list()).toEqual([ids[0], ids[2]]);
   });
 
+  it("redrives nothing when none of the given ids is a dead letter (one redriven already, say)", async () => {
+    const ids = await deadLetter(2);
+    const res = await stack.post(path("sub", "/dead-letters/redrive"), { ids: ["1-1"] });
+    expect(await res.json()).toEqual({ redriven: 0, missing: ["1-1"] });
+    expect(await list()).toEqual(ids);
+    expect(await stack.redis.xlen(stack.keys.redrive(channel, "sub"))).toBe(0);
+  });
+
   it("dead-letters a redriven message again when it keeps failing", async () => {
     const [id] = await deadLetter(1);
     receiver.respond({ status: 500 });

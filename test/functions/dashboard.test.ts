@@ -1,0 +1,504 @@
+// The dashboard (GET /dashboard) in a real headless Chromium against the real stack: what a
+// person signed in with a key sees and can do, checked against what the JSON API says.
+
+import { join } from "node:path";
+import type { Browser, Locator, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { WORKER_BUILD_DIR } from "../global-setup.ts";
+import { type DashboardPage, launchBrowser, openDashboard } from "../helpers/browser.ts";
+import { createKey } from "../helpers/keys.ts";
+import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
+import { deliverUntil } from "../helpers/schedule.ts";
+import { API_TOKEN, type Stack, startStack } from "../helpers/stack.ts";
+import { getSubscription, publish, runPass, subscribe } from "../helpers/subscriptions.ts";
+
+let stack: Stack;
+let browser: Browser;
+let receiver: TestReceiver;
+let channel: string;
+let counter = 0;
+const open: DashboardPage[] = [];
+
+beforeAll(async () => {
+  // No kick: delivery happens in the passes a test runs, so what a page shows holds still.
+  [stack, browser] = await Promise.all([
+    startStack({ vars: { KICK_ON_PUBLISH: "false" } }),
+    launchBrowser(),
+  ]);
+});
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+beforeEach(async () => {
+  receiver = await startReceiver();
+  channel = `dash-${++counter}`;
+});
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((d) => d.close()));
+  await receiver.close();
+});
+
+/** Opens a dashboard page (path under /dashboard) signed in with `key` (API_TOKEN by default). */
+async function visit(
+  path = "",
+  options: { key?: string; width?: number; refreshMs?: number } = {},
+): Promise<DashboardPage> {
+  const query = options.refreshMs ? `?refreshMs=${options.refreshMs}` : "";
+  const dashboard = await openDashboard(browser, `${stack.url}/dashboard${path}${query}`, {
+    key: options.key ?? API_TOKEN,
+    width: options.width,
+  });
+  open.push(dashboard);
+  return dashboard;
+}
+
+const subPath = (name: string) => `/channels/${channel}/subscriptions/${name}`;
+
+async function json<T>(path: string): Promise<T> {
+  const res = await stack.api(path);
+  expect(res.status, await res.clone().text()).toBe(200);
+  return (await res.json()) as T;
+}
+
+/** The API's value a cell shows: its <data value>, or its <time datetime>, or null for "—". */
+async function shown(cell: Locator): Promise<string | null> {
+  const data = cell.locator("data");
+  if ((await data.count()) > 0) return data.first().getAttribute("value");
+  const time = cell.locator("time");
+  if ((await time.count()) > 0) return time.first().getAttribute("datetime");
+  return null;
+}
+
+const cell = (row: Locator, label: string) => row.locator(`td[data-label="${label}"]`);
+const fact = (page: Page, term: string) =>
+  page.locator(`main .item[data-term="${term}"]`).locator("dd");
+
+interface ChannelJson {
+  name: string;
+  length: number;
+  subscriptions: number;
+  sizeBytes: number;
+  lastPublishedAt: string | null;
+  retention: { maxAgeMs: number | null; maxMessages: number | null };
+  retentionIsDefault: boolean;
+}
+
+describe("serving the dashboard", () => {
+  it("sends a strict Content-Security-Policy and no inline script or style", async () => {
+    for (const path of ["/dashboard", `/dashboard/channels/x/subscriptions/y`]) {
+      const res = await fetch(`${stack.url}${path}`);
+      expect(res.status).toBe(200);
+      const csp = res.headers.get("content-security-policy") ?? "";
+      expect(csp).toContain("default-src 'none'");
+      expect(csp).toContain("script-src 'self'");
+      expect(csp).not.toContain("unsafe-inline");
+      const html = await res.text();
+      expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+      expect(html).not.toMatch(/\s(style|on[a-z]+)=/);
+    }
+  });
+
+  it("answers 401 to a fragment without a key or with a wrong one", async () => {
+    const fragment = `${stack.url}/dashboard/fragments/channels`;
+    expect((await fetch(fragment)).status).toBe(401);
+    const wrong = await fetch(fragment, { headers: { authorization: "Bearer sk_wrong" } });
+    expect(wrong.status).toBe(401);
+    const right = await fetch(fragment, { headers: { authorization: `Bearer ${API_TOKEN}` } });
+    expect(right.status).toBe(200);
+  });
+
+  it("answers fragments as the API answers: 404 for what does not exist, 429 over the key's rate limit", async () => {
+    const get = (path: string, token = API_TOKEN) =>
+      fetch(`${stack.url}/dashboard/fragments${path}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+    const missing = await get(`/channels/${channel}`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe(
+      "channel_not_found",
+    );
+    await publish(stack, channel, [{ data: 1 }]);
+    expect((await get(`/channels/${channel}/subscriptions/nobody`)).status).toBe(404);
+    const key = await createKey(stack, {
+      name: "limited-rate",
+      scopes: ["read"],
+      rateLimit: { requests: 2, windowMs: 60_000 },
+    });
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await get("/channels", key.secret)).status);
+    expect(statuses).toEqual([200, 200, 429]);
+  });
+
+  it("shows the sign-in form again, with a message, when the key is refused", async () => {
+    const { page, errors } = await visit("", { key: "sk_not-a-key" });
+    await expect.poll(() => page.locator("#signin-message").textContent()).toContain("refused");
+    expect(await page.locator("#signin").isVisible()).toBe(true);
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    // The 401 is the only complaint: no CSP violation, no script error.
+    expect(errors.filter((e) => !e.includes("401"))).toEqual([]);
+  });
+
+  it("signs out when its key is deleted while a page is open", async () => {
+    const key = await createKey(stack, { name: "short-lived", scopes: ["read"] });
+    const { page } = await visit("", { key: key.secret, refreshMs: 500 });
+    await page.locator("main h1").waitFor();
+    expect((await stack.api(`/v1/keys/${key.id}`, { method: "DELETE" })).status).toBe(204);
+    await page.locator("#signin").waitFor({ state: "visible" });
+    expect(await page.locator("#signin-message").textContent()).toContain("refused");
+  });
+});
+
+describe("the channels page", () => {
+  it("shows each channel's length, subscriptions, last publish, retention and size as the API does", async () => {
+    const other = `${channel}-b`;
+    await publish(stack, channel, [{ data: { n: 1 } }, { data: { n: 2 }, type: "t" }]);
+    await publish(stack, other, [{ data: "x".repeat(3000) }]);
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const patched = await stack.api(`/v1/channels/${other}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ retention: { maxAgeMs: 3_600_000, maxMessages: 500 } }),
+    });
+    expect(patched.status).toBe(200);
+
+    const { page, errors } = await visit();
+    await page.locator(`tr[data-channel="${other}"]`).waitFor();
+    await page.screenshot({ path: join(`${WORKER_BUILD_DIR}.dashboard-channels.png`) });
+    const list = await json<{ channels: { name: string }[] }>("/v1/channels");
+    for (const name of [channel, other]) {
+      const api = await json<ChannelJson>(`/v1/channels/${name}`);
+      expect(list.channels).toContainEqual(expect.objectContaining({ name }));
+      const row = page.locator(`tr[data-channel="${name}"]`);
+      expect(await row.locator("a").textContent()).toBe(name);
+      expect(await shown(cell(row, "Messages"))).toBe(String(api.length));
+      expect(await cell(row, "Messages").textContent()).toBe(String(api.length));
+      expect(await shown(cell(row, "Subscriptions"))).toBe(String(api.subscriptions));
+      expect(await shown(cell(row, "Size"))).toBe(String(api.sizeBytes));
+      expect(await shown(cell(row, "Last publish"))).toBe(api.lastPublishedAt);
+      const retention = cell(row, "Retention").locator("span").first();
+      expect(await retention.getAttribute("data-max-age-ms")).toBe(
+        String(api.retention.maxAgeMs ?? ""),
+      );
+      expect(await retention.getAttribute("data-max-messages")).toBe(
+        String(api.retention.maxMessages ?? ""),
+      );
+    }
+    const own = page.locator(`tr[data-channel="${other}"] td[data-label="Retention"]`);
+    expect(await own.textContent()).toBe("1 h or 500 messages");
+    const size = await cell(page.locator(`tr[data-channel="${other}"]`), "Size").textContent();
+    expect(size).toMatch(/^\d+(\.\d)? KiB$/);
+    expect(errors).toEqual([]);
+  });
+
+  it("lists only the channels a key limited to some channels may see", async () => {
+    await publish(stack, `${channel}-mine`, [{ data: 1 }]);
+    await publish(stack, `${channel}-theirs`, [{ data: 1 }]);
+    const key = await createKey(stack, {
+      name: "limited",
+      scopes: ["read"],
+      channels: [`${channel}-mine`],
+    });
+    const { page } = await visit("", { key: key.secret });
+    await page.locator(`tr[data-channel="${channel}-mine"]`).waitFor();
+    expect(await page.locator("tr[data-channel]").count()).toBe(1);
+
+    const theirs = await visit(`/channels/${channel}-theirs`, { key: key.secret });
+    await expect
+      .poll(() => theirs.page.locator("#notice").textContent())
+      .toContain(`may not use channel "${channel}-theirs"`);
+  });
+});
+
+interface SubscriptionJson {
+  name: string;
+  status: string;
+  paused: boolean;
+  lag: number | null;
+  pending: number;
+  deadLetters: number;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  nextAttemptAt: string | null;
+}
+
+describe("the channel page", () => {
+  it("shows each subscription's status, lag, pending, last error and next attempt as the API does", async () => {
+    await subscribe(stack, channel, { name: "failing", url: receiver.url, maxAttempts: 5 });
+    await subscribe(stack, channel, { name: "resting", url: receiver.url });
+    await stack.api(`/v1/channels/${channel}/subscriptions/resting`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ paused: true }),
+    });
+    receiver.respond({ status: 500 });
+    await publish(stack, channel, [{ data: 1 }, { data: 2 }, { data: 3 }]);
+    await runPass(stack);
+
+    const { page, errors } = await visit(`/channels/${channel}`);
+    await page.locator('tr[data-subscription="resting"]').waitFor();
+    const { subscriptions } = await json<{ subscriptions: SubscriptionJson[] }>(
+      `/v1/channels/${channel}/subscriptions`,
+    );
+    const failing = subscriptions.find((s) => s.name === "failing")!;
+    expect(failing).toMatchObject({ status: "failing", pending: 3, lastError: "HTTP 500" });
+    expect(failing.nextAttemptAt).not.toBeNull();
+    for (const sub of subscriptions) {
+      const row = page.locator(`tr[data-subscription="${sub.name}"]`);
+      expect(await cell(row, "Status").textContent()).toBe(sub.status);
+      expect(await shown(cell(row, "Lag"))).toBe(String(sub.lag));
+      expect(await shown(cell(row, "Pending"))).toBe(String(sub.pending));
+      expect(await shown(cell(row, "Dead letters"))).toBe(String(sub.deadLetters));
+      expect(await shown(cell(row, "Next attempt"))).toBe(sub.nextAttemptAt);
+      const lastError = cell(row, "Last error").locator("[data-last-error]");
+      if (sub.lastError === null) expect(await lastError.count()).toBe(0);
+      else expect(await lastError.getAttribute("data-last-error")).toBe(sub.lastError);
+    }
+    expect(
+      await cell(page.locator('tr[data-subscription="failing"]'), "Next attempt").textContent(),
+    ).toMatch(/^in \d+/);
+    const info = await json<ChannelJson>(`/v1/channels/${channel}`);
+    expect(await shown(fact(page, "Messages"))).toBe(String(info.length));
+    expect(await shown(fact(page, "Size"))).toBe(String(info.sizeBytes));
+    expect(await shown(fact(page, "Last publish"))).toBe(info.lastPublishedAt);
+    await page.screenshot({ path: `${WORKER_BUILD_DIR}.dashboard-channel.png`, fullPage: true });
+    expect(errors).toEqual([]);
+  });
+
+  it("publishes a test message from its form", async () => {
+    await publish(stack, channel, [{ data: 0 }]);
+    const { page } = await visit(`/channels/${channel}`);
+    await page
+      .locator("form#publish textarea[name=data]")
+      .fill('{"orderId": 42, "note": "<b>hi</b>"}');
+    await page.locator("form#publish input[name=type]").fill("order.created");
+    await page.locator("form#publish button[type=submit]").click();
+    await expect.poll(() => page.locator("#notice").textContent()).toBe("Published.");
+    const { messages } = await json<{ messages: { type: string | null; data: unknown }[] }>(
+      `/v1/channels/${channel}/messages`,
+    );
+    expect(messages.slice(1)).toEqual([
+      expect.objectContaining({ type: "order.created", data: { orderId: 42, note: "<b>hi</b>" } }),
+    ]);
+    // The page shows the new length by itself, and the form is empty for the next one.
+    await expect.poll(() => shown(fact(page, "Messages"))).toBe("2");
+    expect(await page.locator("form#publish textarea[name=data]").inputValue()).toBe("");
+  });
+
+  it("publishes nothing when the data is not JSON, and says so", async () => {
+    await publish(stack, channel, [{ data: 0 }]);
+    const { page } = await visit(`/channels/${channel}`);
+    await page.locator("form#publish textarea[name=data]").fill("{not json");
+    await page.locator("form#publish button[type=submit]").click();
+    await expect.poll(() => page.locator("#notice").textContent()).toContain("Not valid JSON");
+    expect((await json<ChannelJson>(`/v1/channels/${channel}`)).length).toBe(1);
+    expect(await page.locator("form#publish textarea[name=data]").inputValue()).toBe("{not json");
+  });
+
+  it("updates by itself every few seconds without losing what is being typed", async () => {
+    await publish(stack, channel, [{ data: 0 }]);
+    const { page } = await visit(`/channels/${channel}`, { refreshMs: 500 });
+    const data = page.locator("form#publish textarea[name=data]");
+    await data.fill('{"half": "typ');
+    await publish(stack, channel, [{ data: 1 }, { data: 2 }]);
+    await expect.poll(() => shown(fact(page, "Messages")), { timeout: 5000 }).toBe("3");
+    expect(await data.inputValue()).toBe('{"half": "typ');
+    expect(await data.evaluate((el) => el === document.activeElement)).toBe(true);
+  });
+});
+
+describe("the subscription page", () => {
+  it("pauses and resumes the subscription", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const { page, errors } = await visit(subPath("sub"));
+    await page.getByRole("button", { name: "Pause" }).click();
+    await expect.poll(async () => (await getSubscription(stack, channel, "sub")).paused).toBe(true);
+    await page.getByRole("button", { name: "Resume" }).waitFor();
+    expect(await page.locator("#sub-title [data-status]").textContent()).toBe("paused");
+
+    await page.getByRole("button", { name: "Resume" }).click();
+    await expect
+      .poll(async () => (await getSubscription(stack, channel, "sub")).paused)
+      .toBe(false);
+    await page.getByRole("button", { name: "Pause" }).waitFor();
+    expect(await page.locator("#sub-title [data-status]").textContent()).toBe("active");
+    expect(errors).toEqual([]);
+  });
+
+  it("redrives one dead letter, which is then delivered, and leaves the others", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    receiver.respond({ status: 503 });
+    const [id, other] = await publish(stack, channel, [{ data: { n: 1 }, type: "t" }, { data: 2 }]);
+    await runPass(stack);
+    expect((await getSubscription(stack, channel, "sub")).deadLetters).toBe(2);
+
+    const { page } = await visit(subPath("sub"));
+    const row = page.locator(`tr[data-dead-letter="${id}"]`);
+    expect(await cell(row, "Last error").textContent()).toBe("HTTP 503");
+    expect(await shown(cell(row, "Attempts"))).toBe("1");
+    receiver.respond({ status: 204 });
+    await row.getByRole("button", { name: "Redrive" }).click();
+    await expect
+      .poll(async () => (await getSubscription(stack, channel, "sub")).deadLetters)
+      .toBe(1);
+    await deliverUntil(stack, channel, () => receiver.acceptedIds().includes(id!), "redriven");
+    expect(receiver.acceptedIds()).toEqual([id]);
+    await row.waitFor({ state: "detached" });
+    expect(await page.locator("tr[data-dead-letter]").count()).toBe(1);
+    expect(await page.locator(`tr[data-dead-letter="${other}"]`).count()).toBe(1);
+  });
+
+  it("purges the dead letters", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    receiver.respond({ status: 500 });
+    await publish(stack, channel, [{ data: 1 }, { data: 2 }]);
+    await runPass(stack);
+    const { page } = await visit(subPath("sub"));
+    await page.locator("tr[data-dead-letter]").first().waitFor();
+    expect(await page.locator("tr[data-dead-letter]").count()).toBe(2);
+    await page.getByRole("button", { name: "Purge all" }).click();
+    await expect
+      .poll(async () => (await getSubscription(stack, channel, "sub")).deadLetters)
+      .toBe(0);
+    await page.locator("#sub-dead-letters").getByText("None.").waitFor();
+  });
+
+  it("shows a message's data as text, never as markup", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    receiver.respond({ status: 500 });
+    // No quotes: JSON would escape them, and a broken attribute would hide an injection.
+    const markup = "<img src=x id=injected><script>window.injected = 1</script>";
+    await publish(stack, channel, [{ data: { markup } }]);
+    await runPass(stack);
+    const { page, errors } = await visit(subPath("sub"));
+    const data = page.locator("tr[data-dead-letter] td[data-label=Data] pre");
+    await data.waitFor({ state: "attached" });
+    expect(JSON.parse((await data.textContent())!)).toEqual({ markup });
+    expect(await page.locator("#injected").count()).toBe(0);
+    expect(await page.evaluate(() => "injected" in window)).toBe(false);
+    expect(errors).toEqual([]);
+  });
+
+  it("rotates the secret and shows the new one once, which then signs", async () => {
+    const { secret: old } = await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const { page } = await visit(subPath("sub"));
+    await page.getByRole("button", { name: "Rotate secret" }).click();
+    await page.locator("#secret").waitFor({ state: "visible" });
+    const fresh = (await page.locator("#secret-value").textContent())!;
+    expect(fresh).toMatch(/^whsec_/);
+    expect(fresh).not.toBe(old);
+    receiver.setSecret(fresh);
+    await publish(stack, channel, [{ data: 1 }]);
+    await runPass(stack);
+    expect(receiver.requests.map((r) => r.verified)).toEqual([true]);
+
+    await page.getByRole("button", { name: "I have copied it" }).click();
+    expect(await page.locator("#secret").isVisible()).toBe(false);
+    await page.reload();
+    await page.locator("#sub-delivery").waitFor();
+    expect(await page.content()).not.toContain(fresh);
+  });
+
+  it("replays from the earliest message", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const ids = await publish(stack, channel, [{ data: 1 }, { data: 2 }]);
+    await runPass(stack);
+    expect(receiver.messages().map((m) => m.id)).toEqual(ids);
+    const { page } = await visit(subPath("sub"));
+    await page.locator("form#replay input[name=from]").fill("earliest");
+    await page.locator("form#replay button[type=submit]").click();
+    await expect.poll(() => page.locator("#notice").textContent()).toBe("Replaying.");
+    await deliverUntil(stack, channel, () => receiver.messages().length === 4, "replayed");
+    expect(receiver.messages().map((m) => m.id)).toEqual([...ids, ...ids]);
+  });
+
+  it("shows the subscription's delivery and settings as the API does", async () => {
+    await subscribe(stack, channel, {
+      name: "sub",
+      url: receiver.url,
+      batchSize: 7,
+      types: ["order.*"],
+      maxRequestsPerSecond: 20,
+    });
+    receiver.respond({ status: 500 });
+    await publish(stack, channel, [{ data: 1, type: "order.created" }]);
+    await runPass(stack);
+    const { page } = await visit(subPath("sub"));
+    await page.locator("#sub-settings").waitFor();
+    const api = await getSubscription(stack, channel, "sub");
+    expect(await shown(fact(page, "Pending"))).toBe(String(api.pending));
+    expect(await shown(fact(page, "Lag"))).toBe(String(api.lag));
+    expect(await shown(fact(page, "Failures in a row"))).toBe(String(api.consecutiveFailures));
+    expect(await shown(fact(page, "Next attempt"))).toBe(api.nextAttemptAt);
+    expect(await shown(fact(page, "Last error at"))).toBe(api.lastErrorAt);
+    expect(await fact(page, "Last error").textContent()).toBe(api.lastError);
+    expect(await fact(page, "URL").textContent()).toBe(api.url);
+    expect(await shown(fact(page, "Batch size"))).toBe(String(api.batchSize));
+    expect(await shown(fact(page, "Max requests per second"))).toBe(
+      String(api.maxRequestsPerSecond),
+    );
+    expect(await fact(page, "Types").textContent()).toBe("order.*");
+    expect(await page.locator("#sub-title [data-status]").textContent()).toBe(api.status);
+    await page.screenshot({
+      path: `${WORKER_BUILD_DIR}.dashboard-subscription.png`,
+      fullPage: true,
+    });
+  });
+});
+
+describe("a key with only the read scope", () => {
+  it("sees no button or form that would change anything", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    receiver.respond({ status: 500 });
+    await publish(stack, channel, [{ data: 1 }]);
+    await runPass(stack);
+    const key = await createKey(stack, { name: "reader", scopes: ["read"] });
+    const reader = await visit("", { key: key.secret });
+    await reader.page.locator(`tr[data-channel="${channel}"]`).waitFor();
+    for (const path of [`/channels/${channel}`, subPath("sub")]) {
+      await reader.page.goto(`${stack.url}/dashboard${path}`);
+      await reader.page.locator("main h1").waitFor();
+      expect(await reader.page.locator("main [data-api-path]").count()).toBe(0);
+      expect(await reader.page.locator("main button, main form").count()).toBe(0);
+    }
+    expect(await reader.page.locator("#sub-dead-letters").textContent()).toContain(
+      "1 dead letters. Listing them needs the subscribe scope.",
+    );
+
+    // The same pages offer them to a key that may use them: the test would see them.
+    const admin = await visit(subPath("sub"));
+    await admin.page.locator("#sub-dead-letters tr[data-dead-letter]").waitFor();
+    expect(await admin.page.locator("main [data-api-path]").count()).toBeGreaterThan(3);
+  });
+});
+
+describe("on a phone", () => {
+  it("needs no horizontal scrolling at 390 px wide", async () => {
+    const long = `${channel}-${"a-very-long-channel-name-".repeat(4)}end`.slice(0, 128);
+    await subscribe(stack, long, {
+      name: `subscriber-${"with-a-long-name-".repeat(5)}`.slice(0, 100),
+      url: `${receiver.url}?${"query=long&".repeat(30)}`,
+      maxAttempts: 1,
+    });
+    receiver.respond({ status: 500, body: "x".repeat(2000) });
+    await publish(stack, long, [
+      { data: { long: "y".repeat(500) }, type: "type.with.a.long.name" },
+    ]);
+    await runPass(stack);
+    const { subscriptions } = await json<{ subscriptions: { name: string }[] }>(
+      `/v1/channels/${long}/subscriptions`,
+    );
+    const name = subscriptions[0]!.name;
+    const { page } = await visit("", { width: 390 });
+    for (const path of ["", `/channels/${long}`, `/channels/${long}/subscriptions/${name}`]) {
+      await page.goto(`${stack.url}/dashboard${path}`);
+      await page.locator("main h1").waitFor();
+      await page.locator("main [data-live]").first().waitFor();
+      const overflow = await page.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
+      expect(overflow, `${path || "/"} is wider than the screen`).toBe(0);
+    }
+    await page.screenshot({ path: `${WORKER_BUILD_DIR}.dashboard-phone.png`, fullPage: true });
+  });
+});
