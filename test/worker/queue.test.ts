@@ -82,9 +82,11 @@ describe("a retry", () => {
     }
     await receiver.waitFor((r) => r.requests.length === 4, 10_000);
     const late = due.map((at, i) => receiver.requests[i + 1]!.at - at);
+    // Never early; late by the consumer's start-up, not by Queues' whole seconds (a delay rounded
+    // up would be up to 1 s late). 500 ms, not less: a loaded 2-core machine was seen at 253 ms.
     for (const ms of late) {
       expect(ms).toBeGreaterThanOrEqual(0);
-      expect(ms).toBeLessThan(250);
+      expect(ms).toBeLessThan(500);
     }
     expect(receiver.messages().map((m) => m.attempt)).toEqual([1, 2, 3, 4]);
   }, 20_000);
