@@ -22,12 +22,14 @@ import { refusalOf } from "../shared/storage.ts";
 import { authenticate, rateLimit } from "./auth.ts";
 import { drain, limitBody } from "./body-limit.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
+import { attemptRoutes } from "./routes/attempts.ts";
 import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { deliverRoutes } from "./routes/deliver.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { keyRoutes } from "./routes/keys.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { pullRoutes } from "./routes/pull.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 
@@ -70,6 +72,8 @@ export function createApp(deliveryFactory: DeliveryFactory) {
   app.route("/", subscriptionRoutes());
   app.route("/", pullRoutes());
   app.route("/", deadLetterRoutes());
+  app.route("/", attemptRoutes());
+  app.route("/", metricsRoutes());
   app.route("/", deliverRoutes());
   app.route("/", keyRoutes());
 
