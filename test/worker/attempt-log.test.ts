@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { deliveryFixture } from "../helpers/fixture.ts";
+import type { Attempt } from "../helpers/observe.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
 import { passWhenRetryDue } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
@@ -13,19 +14,6 @@ let channel: string;
 deliveryFixture("attempts", { vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "100" } }, (f) => {
   ({ stack, receiver, channel } = f);
 });
-
-interface Attempt {
-  id: string;
-  at: string;
-  attempt: number;
-  messages: number;
-  firstId: string;
-  lastId: string;
-  status: number | "timeout" | "network";
-  durationMs: number;
-  error: string | null;
-  body: string;
-}
 
 const path = (name: string, query = "") =>
   `/v1/channels/${channel}/subscriptions/${name}/attempts${query}`;
