@@ -95,6 +95,8 @@ export async function readAttempts(
   name: string,
   page: { after?: string | undefined; limit: number },
 ): Promise<{ attempts: AttemptView[]; next: string | null }> {
+  // Nothing comes before the smallest id (and Redis refuses to range below it).
+  if (page.after === "0-0") return { attempts: [], next: null };
   const end = page.after ? `(${page.after}` : "+";
   // One more than asked tells whether another page exists.
   const raw = await db.redis.xrevrange(db.keys.attempts(channel, name), end, "-", page.limit + 1);

@@ -17,8 +17,8 @@ const route = createRoute({
     "Prometheus metrics of the channels the key may use: published, delivered, attempts by result, dead letters, lag, pending, publish-to-2xx latency",
   responses: {
     200: {
-      content: { [EXPOSITION_CONTENT_TYPE]: { schema: MetricsText } },
-      description: "Prometheus text exposition format 0.0.4",
+      content: { "text/plain": { schema: MetricsText } },
+      description: `Prometheus text exposition format 0.0.4 (content-type: ${EXPOSITION_CONTENT_TYPE})`,
     },
     ...commonErrors,
   },

@@ -19,8 +19,8 @@
 // (metrics field, delta) pairs.
 //
 // Cost: 1 XADD per record and 1 HINCRBY per counter that moved; where the run may be a repeat,
-// +1 HGET; a write not made under the lease also +1 HSET of the id (+1 XPENDING when it acked
-// nothing: that the group exists).
+// +1 HGET; a write not made under the lease also +1 XPENDING (that the group exists: an XACK on a
+// deleted stream answers 0, not an error) and +1 HSET of the id.
 
 import { ATTEMPT_LOG_LENGTH } from "../attempt-log.ts";
 
@@ -58,12 +58,10 @@ local function applyWrites(log, metrics, w, make)
   for j = w.records, w.recordsEnd, 9 do appendRecord(log, j, make) end
   for j = w.counts, w.countsEnd, 2 do redis.call('HINCRBY', metrics, ARGV[j], ARGV[j + 1]) end
 end
-local function applyStray(stream, group, state, log, metrics, w, acked)
+local function applyStray(stream, group, state, log, metrics, w)
   if not w.any or applied(state, w) then return end
-  if not acked then
-    local pending = redis.pcall('XPENDING', stream, group)
-    if type(pending) == 'table' and pending.err then return end
-  end
+  local pending = redis.pcall('XPENDING', stream, group)
+  if type(pending) == 'table' and pending.err then return end
   applyWrites(log, metrics, w, false)
   redis.call('HSET', state, w.marker, w.id)
 end

@@ -53,7 +53,7 @@ if n > 0 then
   if purge == '1' then redis.call('XDEL', stream, unpack(ARGV, 13, 12 + n)) end
 end
 if redis.call('GET', lease) ~= token then
-  applyStray(stream, group, state, log, metrics, w, n > 0)
+  applyStray(stream, group, state, log, metrics, w)
   return {0}
 end
 if cursor ~= '' then

@@ -70,7 +70,7 @@ if acks > 0 then
   if purge == '1' then redis.call('XDEL', stream, unpack(ARGV, ackFrom, ackTo)) end
 end
 if redis.call('GET', lease) ~= token then
-  applyStray(stream, group, state, log, metrics, w, acks > 0)
+  applyStray(stream, group, state, log, metrics, w)
   -- Not ours: or ours, and this is a repeat after a lost reply (the first run released the
   -- lease). The first run's health is still readable by its time, so it is not lost.
   if failures > 0 then

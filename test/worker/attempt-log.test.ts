@@ -107,6 +107,8 @@ describe("the attempt log", () => {
       after = page.next;
     }
     expect(after).toBeNull();
+    // Nothing is older than the smallest id.
+    expect(await attempts("sub", "?after=0-0")).toEqual({ attempts: [], next: null });
     // One record per request, newest first.
     expect(seen.map((a) => a.firstId)).toEqual([...ids].reverse());
     expect(seen.map((a) => a.id)).toEqual(
