@@ -32,9 +32,10 @@
 //                                 <sub>:deadLettersExpired, <sub>:deadLettersDropped (dead letters
 //                                 trimmed for age, for count; HINCRBY), <sub>:failingSince (the
 //                                 first failure after a success), <sub>:disabledAt,
-//                                 <sub>:lastWrite (the id of the last close or finish that wrote
-//                                 attempts or counters: a repeat after a lost reply writes them
-//                                 once, see lua/attempt-writes.ts). Worker only;
+//                                 <sub>:lastWrite:<h> (the id of the last close or finish that
+//                                 wrote attempts or counters under a lease token starting with
+//                                 hex digit h: 16 per subscription; a repeat after a lost reply
+//                                 writes them once, see lua/attempt-writes.ts). Worker only;
 //                                 and <sub>:expired, <sub>:lastExpiredAt (messages trimmed before
 //                                 it acknowledged them), written by publish's trim step
 // {p}:metrics:<ch>        HASH    delivery counters for GET /v1/metrics, one field per fact,
@@ -134,11 +135,22 @@ export type StateFact =
   | "failingSince"
   | "disabledAt"
   | "deadLettersExpired"
-  | "deadLettersDropped"
-  | "lastWrite";
+  | "deadLettersDropped";
 
 /** A field of {p}:state:<ch>. */
 export const stateField = (sub: string, fact: StateFact) => `${sub}:${fact}`;
+
+/**
+ * The state field marking a close's or finish's attempt writes done, one per first hex digit of
+ * the lease token (a UUID): a deliverer that takes the lease next writes its own, so a repeat of
+ * the last write before it still finds its mark (lua/attempt-writes.ts).
+ */
+export const writeMarkField = (sub: string, token: string) =>
+  `${sub}:lastWrite:${token.charAt(0).toLowerCase()}`;
+
+/** Every write mark field of a subscription: what deleting it removes. */
+export const writeMarkFields = (sub: string) =>
+  [..."0123456789abcdef"].map((digit) => writeMarkField(sub, digit));
 
 /** A field of {p}:metrics:<ch>: `attempts:<result>`, `latency:<le>`, `latencyMs`, `deadLettered`. */
 export const metricsField = (sub: string, counter: string) => `${sub}:${counter}`;

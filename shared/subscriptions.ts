@@ -15,6 +15,7 @@ import {
   type Unit,
   type UnitKind,
   wakeMember,
+  writeMarkFields,
 } from "./keys.ts";
 import { SUBSCRIBE_LUA } from "./lua/subscribe.ts";
 import { UNSUBSCRIBE_LUA } from "./lua/unsubscribe.ts";
@@ -42,7 +43,6 @@ const STATE_FACTS: StateFact[] = [
   "disabledAt",
   "deadLettersExpired",
   "deadLettersDropped",
-  "lastWrite",
 ];
 const UNIT_KINDS: UnitKind[] = ["main", "redrive"];
 
@@ -172,7 +172,10 @@ export async function saveSubscription(
 export async function deleteSubscription(db: Db, sub: Subscription) {
   const { keys } = db;
   const { channel, name } = sub;
-  const stateFields = STATE_FACTS.map((fact) => stateField(name, fact));
+  const stateFields = [
+    ...STATE_FACTS.map((fact) => stateField(name, fact)),
+    ...writeMarkFields(name),
+  ];
   const metricsFields = counterFields(name);
   // Safe to repeat: a repeat finds nothing (0), which the route answers like a delete, 204.
   const deleted = await runScript(

@@ -26,11 +26,11 @@
 // read, claim, close or finish comes next, and a record is neither lost nor logged twice when a
 // reply is: a lost read's or claim's records go again through lua/record.ts, which appends only
 // those the log does not hold yet; the close and finish scripts write theirs once per write id
-// (lua/attempt-writes.ts). One case logs twice: a deliverer that lost its lease appending between
-// a lost write and its repeat (the record script looks only at the newest entries). The delivery
-// counters (shared/counters.ts) ride only with the close or finish (once per drain, HINCRBY of
-// the counters that moved), under the same write id, so a lost reply never counts twice. What a
-// Worker killed mid-visit had not written yet (its last requests' records and its drain's
+// (lua/attempt-writes.ts). The delivery counters (shared/counters.ts) ride only with the close or
+// finish (once per drain, HINCRBY of the counters that moved), under the same write id. One
+// corner writes a drain's records and counts twice: its close or finish let the lease go, lost
+// its reply, and another deliverer wrote enough before the repeat (see lua/attempt-writes.ts).
+// What a Worker killed mid-visit had not written yet (its last requests' records and its drain's
 // counts) is lost with it, as its acks are.
 
 import { ATTEMPT_LOG_LENGTH, recordEntry, recordValues } from "../shared/attempt-log.ts";
@@ -43,6 +43,7 @@ import {
   type StateFact,
   stateField,
   wakeMember,
+  writeMarkField,
 } from "../shared/keys.ts";
 import { CLOSE_LUA } from "../shared/lua/close.ts";
 import { DEAD_LETTER_LUA } from "../shared/lua/dead-letter.ts";
@@ -299,9 +300,9 @@ const stateField$ = (unit: WorkUnit) => (fact: StateFact) => stateField(unit.sub
  * A close's or finish's attempt writes (lua/attempt-writes.ts): their ARGV segment, and the state
  * field that marks them written (null when there is nothing to write). A fresh id per write.
  */
-function attemptWrites(unit: WorkUnit, w: Writes) {
+function attemptWrites(unit: WorkUnit, w: Writes, token: string) {
   const counts = counterIncrements(w.state.counts, (c) => metricsField(unit.subscription, c));
-  const marker = stateField(unit.subscription, "lastWrite");
+  const marker = writeMarkField(unit.subscription, token);
   const id = w.attempts.length > 0 || counts.length > 0 ? crypto.randomUUID() : "";
   const args = [
     id,
@@ -348,7 +349,7 @@ export async function close(
   },
 ): Promise<Closed> {
   const { set } = stateWrites(c.w.state, stateField$(unit));
-  const writes = attemptWrites(unit, c.w);
+  const writes = attemptWrites(unit, c.w, c.token);
   const keys = [
     unit.stream,
     db.keys.due(),
@@ -422,7 +423,7 @@ export async function finish(
   const { set, increment } = stateWrites(f.w.state, stateField$(unit));
   // The script is safe to repeat only when it releases the lease: see its header.
   if (increment > 0 && !f.release) throw new Error("finish: a failure count needs the release");
-  const writes = attemptWrites(unit, f.w);
+  const writes = attemptWrites(unit, f.w, f.token);
   const keys = [
     unit.stream,
     db.keys.due(),

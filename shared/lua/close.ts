@@ -30,7 +30,7 @@
 // failingSince field when this write holds a success and the unit was failing ("" otherwise: a
 // healthy close pays nothing for it), ARGV[12] n = number of ids to ack, ARGV[13 .. 12+n] ids,
 // ARGV[13+n ..] the attempt writes' segment (lua/attempt-writes.ts), then state field/value pairs
-// to the end (with <sub>:lastWrite when there are attempt writes)
+// to the end (with the write's mark, <sub>:lastWrite:<h>, when there are attempt writes)
 //
 // Returns {1, XREADGROUP reply, recovered} when there are entries to deliver, {2, recovered}
 // when it let go, {0} when the lease is not the caller's; recovered is 1 when it cleared
@@ -71,7 +71,7 @@ if cursor ~= '' then
   end
 end
 if retryAt ~= '' then redis.call('ZADD', due, 'LT', retryAt, retry) end
-if w.any and (cursor == '' or not applied(state, w)) then applyWrites(log, metrics, w, true) end
+if w.any and (cursor == '' or not applied(state, log, w)) then applyWrites(log, metrics, w, true) end
 if #ARGV >= stateFrom then redis.call('HSET', state, unpack(ARGV, stateFrom, #ARGV)) end
 local recovered = 0
 if failingSince ~= '' then recovered = redis.call('HDEL', state, failingSince) end

@@ -111,7 +111,7 @@ for _ = 1, changes do
   end
   i = i + 3
 end
-if w.any and (release == '1' or not applied(state, w)) then applyWrites(log, metrics, w, true) end
+if w.any and (release == '1' or not applied(state, log, w)) then applyWrites(log, metrics, w, true) end
 local health = 1
 if recovering and redis.call('HDEL', state, failingSinceField) == 1 then health = 4 end
 if failures > 0 then

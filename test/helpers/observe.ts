@@ -27,9 +27,15 @@ export async function attemptLog(stack: Stack, channel: string, name: string) {
   return page.attempts.reverse();
 }
 
-/** [first message id, attempt] of each request: what a log record and a request share. */
+/**
+ * [first message id, attempt] of each request: what a log record and a request share (a record's
+ * attempt is the highest of its messages').
+ */
 export const requestKeys = (requests: ReceivedRequest[]) =>
-  requests.map((r) => [r.body!.messages[0]!.id, r.body!.messages[0]!.attempt]);
+  requests.map((r) => {
+    const messages = r.body!.messages;
+    return [messages[0]!.id, Math.max(...messages.map((m) => m.attempt))];
+  });
 export const recordKeys = (log: Attempt[]) => log.map((a) => [a.firstId, a.attempt]);
 
 /**

@@ -11,6 +11,8 @@ import {
   stateField,
   type Unit,
   wakeMember,
+  writeMarkField,
+  writeMarkFields,
 } from "../../shared/keys.ts";
 
 // Renaming a key is a data migration: this test is where that shows.
@@ -53,7 +55,8 @@ describe("the Redis key layout", () => {
     expect(pullField("billing")).toBe("billing#pull");
     expect(stateField("billing", "deadLettersExpired")).toBe("billing:deadLettersExpired");
     expect(stateField("billing", "deadLettersDropped")).toBe("billing:deadLettersDropped");
-    expect(stateField("billing", "lastWrite")).toBe("billing:lastWrite");
+    expect(writeMarkField("billing", "3f2a-...")).toBe("billing:lastWrite:3");
+    expect(writeMarkFields("billing")).toHaveLength(16);
     expect(counterFields("billing")).toEqual(
       expect.arrayContaining([
         "billing:attempts:success",

@@ -12,6 +12,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { mulberry32 } from "../../dev/bridge-faults.ts";
 import type { Command } from "../../dev/bridge-request.ts";
+import { writeMarkFields } from "../../shared/keys.ts";
 import { CLOSE_LUA } from "../../shared/lua/close.ts";
 import { FINISH_LUA } from "../../shared/lua/finish.ts";
 import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
@@ -295,6 +296,38 @@ describe("a finish whose reply is lost", () => {
     await loggedOnce("sub", receiver);
     const [record] = await attemptLog(stack, channel, "sub");
     expect(record).toMatchObject({ status: 500, error: "HTTP 500", body: "down" });
+    expect(await countersOf("sub")).toEqual({ delivered: 0, success: 0, failed: 1 });
+  });
+});
+
+describe("a finish whose reply is lost, when another write lands before its repeat", () => {
+  it("logs and counts once: the repeat finds its record in the log though its mark was overwritten", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    receiver.respond({ status: 500 });
+    const match = runsScript(FINISH_LUA, stack.keys.channel(channel));
+    stack.bridge.faults.add({ kind: "drop-reply", match, times: 1 });
+    // The repeat waits, and meanwhile every mark of the subscription is another deliverer's (as
+    // if one took the lease the first run let go, with a token of the same first digit).
+    stack.bridge.faults.add({ kind: "delay", match, times: 1, delayMs: 400 });
+    const injected = await injectedDuring(stack, async () => {
+      await publish(stack, channel, [{ data: 1 }]);
+      await until(
+        "the first run's reply is dropped",
+        async () =>
+          (await stack.redis.exists(stack.keys.lease(channel, "sub"))) === 0 &&
+          stack.bridge.faults.injected.delay > 0,
+      );
+      const marks = writeMarkFields("sub").flatMap((field) => [field, "another-write"]);
+      await stack.redis.hset(stack.keys.state(channel), ...marks);
+      const events = stack.keys.channel("streamhook.events");
+      await until("the visit's failing event", async () => {
+        const entries = await stack.redis.xrange(events, "-", "+");
+        return entries.some(([, fields]) => fields.join(" ").includes(`"channel":"${channel}"`));
+      });
+    });
+    expect(injected["drop-reply"]).toBe(1);
+    expect(injected.delay).toBe(1);
+    await loggedOnce("sub", receiver);
     expect(await countersOf("sub")).toEqual({ delivered: 0, success: 0, failed: 1 });
   });
 });
