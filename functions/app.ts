@@ -24,12 +24,14 @@ import { drain, limitBody } from "./body-limit.ts";
 import { dashboardRoutes } from "./dashboard/routes.tsx";
 import { methodNotAllowed } from "./method-not-allowed.ts";
 import { OPENAPI_CONFIG, registerWebhooks } from "./openapi.ts";
+import { attemptRoutes } from "./routes/attempts.ts";
 import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { deliverRoutes } from "./routes/deliver.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { keyRoutes } from "./routes/keys.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { pullRoutes } from "./routes/pull.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 
@@ -72,6 +74,8 @@ export function createApp(deliveryFactory: DeliveryFactory) {
   app.route("/", subscriptionRoutes());
   app.route("/", pullRoutes());
   app.route("/", deadLetterRoutes());
+  app.route("/", attemptRoutes());
+  app.route("/", metricsRoutes());
   app.route("/", deliverRoutes());
   app.route("/", keyRoutes());
   // HTML, not API routes: outside the OpenAPI document. It reads the attempt log through the API.

@@ -106,6 +106,7 @@ function drop(db: Db, channel: string, subscriptions: string[], force: boolean) 
     keys.deadLetters(channel, name),
     keys.redrive(channel, name),
     keys.lease(channel, name),
+    keys.attempts(channel, name),
   ]);
   return runScript(
     db.redis,
@@ -116,6 +117,7 @@ function drop(db: Db, channel: string, subscriptions: string[], force: boolean) 
       keys.state(channel),
       keys.channels(),
       keys.due(),
+      keys.metrics(channel),
       ...subscriptionKeys,
     ],
     [

@@ -31,9 +31,19 @@
 //                                 <sub>:lastSuccessAt, <sub>:lastAckedId,
 //                                 <sub>:deadLettersExpired, <sub>:deadLettersDropped (dead letters
 //                                 trimmed for age, for count; HINCRBY), <sub>:failingSince (the
-//                                 first failure after a success), <sub>:disabledAt. Worker only;
+//                                 first failure after a success), <sub>:disabledAt,
+//                                 <sub>:lastWrite:<h> (the id of the last close or finish that
+//                                 wrote attempts or counters under a lease token starting with
+//                                 hex digit h: 16 per subscription; a repeat after a lost reply
+//                                 writes them once, see lua/attempt-writes.ts). Worker only;
 //                                 and <sub>:expired, <sub>:lastExpiredAt (messages trimmed before
 //                                 it acknowledged them), written by publish's trim step
+// {p}:metrics:<ch>        HASH    delivery counters for GET /v1/metrics, one field per fact,
+//                                 HINCRBY only: <sub>:attempts:<result> (webhook requests by
+//                                 result), <sub>:latency:<le> (delivered messages by publish-to-2xx
+//                                 latency bucket, not cumulative: shared/metrics.ts), <sub>:latencyMs
+//                                 (their sum), <sub>:deadLettered. Worker only (the close or finish
+//                                 of a drain; dead letters: lua/dead-letter.ts and shared/pull.ts)
 // {p}:due                 ZSET    member -> due time (ms). The whole delivery schedule, so an idle
 //                                 pass is one ZRANGE whatever the number of subscriptions:
 //                                   wake:<unit>   the unit may have unread messages
@@ -47,6 +57,14 @@
 // {p}:dlq:<ch>:<sub>      STREAM  dead letters: o (original id), t, d, a (attempts), e (last
 //                                 error); id = time of death. Worker writes, and trims to
 //                                 DEAD_LETTER_MAX_AGE_MS and _MAX_MESSAGES; API lists, purges
+// {p}:attempts:<ch>:<sub> STREAM the last ~1,000 webhook requests of a push subscription (XADD
+//                                 MAXLEN ~ 1000): a (start ms), n (attempt), m (messages), f and l
+//                                 (first and last message id), s (HTTP status, or "timeout" /
+//                                 "network"), d (duration ms), e (error; absent on 2xx), b (the
+//                                 response body's first 1 KiB; absent when empty). Made empty by
+//                                 subscribe; the worker appends (NOMKSTREAM unless it holds the
+//                                 lease, so a deleted subscription's log is never made again); API
+//                                 lists it newest first (shared/attempt-log.ts)
 // {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d; read with the
 //                                 subscription's group like the channel. API writes, worker reads
 // {p}:idem:<ch>:<key>     STRING  the ids a publish with Idempotency-Key got, EX 24 h; publish
@@ -89,6 +107,8 @@ export function createKeys(prefix: string) {
     lease: (channel: string, sub: string) => `${prefix}:lease:${channel}:${sub}`,
     deadLetters: (channel: string, sub: string) => `${prefix}:dlq:${channel}:${sub}`,
     redrive: (channel: string, sub: string) => `${prefix}:redrive:${channel}:${sub}`,
+    attempts: (channel: string, sub: string) => `${prefix}:attempts:${channel}:${sub}`,
+    metrics: (channel: string) => `${prefix}:metrics:${channel}`,
     idempotency: (channel: string, key: string) => `${prefix}:idem:${channel}:${key}`,
     /** SCAN MATCH pattern of every idempotency key of a channel. */
     idempotencyPattern: (channel: string) => `${prefix}:idem:${channel}:*`,
@@ -119,6 +139,21 @@ export type StateFact =
 
 /** A field of {p}:state:<ch>. */
 export const stateField = (sub: string, fact: StateFact) => `${sub}:${fact}`;
+
+/**
+ * The state field marking a close's or finish's attempt writes done, one per first hex digit of
+ * the lease token (a UUID): a deliverer that takes the lease next writes its own, so a repeat of
+ * the last write before it still finds its mark (lua/attempt-writes.ts).
+ */
+export const writeMarkField = (sub: string, token: string) =>
+  `${sub}:lastWrite:${token.charAt(0).toLowerCase()}`;
+
+/** Every write mark field of a subscription: what deleting it removes. */
+export const writeMarkFields = (sub: string) =>
+  [..."0123456789abcdef"].map((digit) => writeMarkField(sub, digit));
+
+/** A field of {p}:metrics:<ch>: `attempts:<result>`, `latency:<le>`, `latencyMs`, `deadLettered`. */
+export const metricsField = (sub: string, counter: string) => `${sub}:${counter}`;
 
 /** Fields of {p}:subs:<ch> that belong to the channel, not to a subscription. */
 export const CHANNEL_FIELD_PREFIX = "~";

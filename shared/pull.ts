@@ -33,7 +33,8 @@
 // whose reply is lost (here or on the way to the consumer) loses no message: what it took comes
 // back when its lease runs out, with `attempt` counted.
 
-import { stateField } from "./keys.ts";
+import { DEAD_LETTERED_COUNTER } from "./counters.ts";
+import { metricsField, stateField } from "./keys.ts";
 import { DEAD_LETTER_LUA } from "./lua/dead-letter.ts";
 import {
   asArray,
@@ -273,13 +274,19 @@ async function deadLetter(
   const minId = `${Math.max(0, bounds.now - bounds.maxAgeMs)}-0`;
   const args = [sub.group, consumer, "0", minId, String(bounds.maxMessages)];
   args.push(stateField(sub.name, "deadLettersExpired"), stateField(sub.name, "deadLettersDropped"));
+  args.push(metricsField(sub.name, DEAD_LETTERED_COUNTER));
   for (const d of dead) {
     args.push(d.id, String(d.deliveries), `not acked after ${d.deliveries} pulls (maxAttempts)`);
   }
   await runScript(
     db.redis,
     DEAD_LETTER_LUA,
-    [keys.channel(sub.channel), keys.deadLetters(sub.channel, sub.name), keys.state(sub.channel)],
+    [
+      keys.channel(sub.channel),
+      keys.deadLetters(sub.channel, sub.name),
+      keys.state(sub.channel),
+      keys.metrics(sub.channel),
+    ],
     args,
   );
 }

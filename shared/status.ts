@@ -99,7 +99,8 @@ function earliest(scores: unknown[], from: number, count: number): string | null
   return times.length === 0 ? null : new Date(Math.min(...times)).toISOString();
 }
 
-function parseGroups(value: unknown): Map<string, GroupInfo> {
+/** XINFO GROUPS as group name -> pending, last delivered id, lag. */
+export function parseGroups(value: unknown): Map<string, GroupInfo> {
   const out = new Map<string, GroupInfo>();
   for (const raw of asArray(value)) {
     const flat = asArray(raw);

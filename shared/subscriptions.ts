@@ -3,6 +3,7 @@
 // settings in {p}:subs:<ch>; its delivery state in {p}:state:<ch>; its schedule in {p}:due (see
 // keys.ts).
 
+import { counterFields } from "./counters.ts";
 import {
   isSubscriptionField,
   pausedField,
@@ -14,6 +15,7 @@ import {
   type Unit,
   type UnitKind,
   wakeMember,
+  writeMarkFields,
 } from "./keys.ts";
 import { SUBSCRIBE_LUA } from "./lua/subscribe.ts";
 import { UNSUBSCRIBE_LUA } from "./lua/unsubscribe.ts";
@@ -69,7 +71,13 @@ export async function createSubscription(
   const created = await runScript(
     db.redis,
     SUBSCRIBE_LUA,
-    [keys.subscriptions(sub.channel), keys.channel(sub.channel), keys.channels(), keys.due()],
+    [
+      keys.subscriptions(sub.channel),
+      keys.channel(sub.channel),
+      keys.channels(),
+      keys.due(),
+      keys.attempts(sub.channel, sub.name),
+    ],
     [
       sub.name,
       serializeSubscription(sub),
@@ -164,7 +172,11 @@ export async function saveSubscription(
 export async function deleteSubscription(db: Db, sub: Subscription) {
   const { keys } = db;
   const { channel, name } = sub;
-  const stateFields = STATE_FACTS.map((fact) => stateField(name, fact));
+  const stateFields = [
+    ...STATE_FACTS.map((fact) => stateField(name, fact)),
+    ...writeMarkFields(name),
+  ];
+  const metricsFields = counterFields(name);
   // Safe to repeat: a repeat finds nothing (0), which the route answers like a delete, 204.
   const deleted = await runScript(
     db.redis,
@@ -177,6 +189,8 @@ export async function deleteSubscription(db: Db, sub: Subscription) {
       keys.lease(channel, name),
       keys.state(channel),
       keys.due(),
+      keys.metrics(channel),
+      keys.attempts(channel, name),
     ],
     [
       name,
@@ -185,6 +199,8 @@ export async function deleteSubscription(db: Db, sub: Subscription) {
       sub.group,
       String(stateFields.length),
       ...stateFields,
+      String(metricsFields.length),
+      ...metricsFields,
       pullField(name),
       ...dueMembersOf(channel, name),
     ],

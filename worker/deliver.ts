@@ -1,21 +1,30 @@
 // One delivery attempt: build the batch's body, sign it, POST it, and say what the endpoint
-// answered. It decides nothing about retries (judge.ts does) and touches no Redis.
+// answered, with the first 1 KiB of its answer's body (the attempt log's and lastError's
+// snippet). It decides nothing about retries (judge.ts does) and touches no Redis.
 //
 // The body is assembled as text around each message's stored JSON, so message data passes from
 // the stream to the webhook without a parse and a re-serialise.
 
+import { type AttemptStatus, RESPONSE_SNIPPET_BYTES } from "../shared/attempt-log.ts";
 import { sign } from "../shared/signing.ts";
 import type { UnitEntry } from "./entries.ts";
 import { parseRetryAfter } from "./retry.ts";
 
 export type AttemptResult =
   /** 2xx: everything was accepted but the message ids the endpoint listed in {"failed": [...]}. */
-  | { ok: true; failedIds: Set<string> }
+  | { ok: true; failedIds: Set<string>; answer: AttemptStatus; body: string }
   /**
    * Nothing was accepted: non-2xx (3xx included: redirects are not followed), timeout, network
    * error, or a 2xx whose body could not be read. `status` is null when no status arrived.
    */
-  | { ok: false; status: number | null; reason: string; retryAfterMs: number | null };
+  | {
+      ok: false;
+      status: number | null;
+      reason: string;
+      retryAfterMs: number | null;
+      answer: AttemptStatus;
+      body: string;
+    };
 
 export interface Endpoint {
   channel: string;
@@ -83,66 +92,118 @@ export async function deliver(
       signal,
     });
   } catch (error) {
-    return failure(null, failureReason(error, endpoint.timeoutMs, "network error"));
+    return failure(null, error, endpoint.timeoutMs, "", "network error", "");
   }
   if (response.status >= 200 && response.status < 300) {
-    try {
-      return { ok: true, failedIds: parseFailed(await readReply(response)) };
-    } catch (error) {
-      // The endpoint said 2xx but its answer broke off: it may have meant {"failed": [...]}, so
-      // nothing counts as accepted.
-      const why = failureReason(error, endpoint.timeoutMs, "reading the reply failed");
-      return failure(response.status, `HTTP ${response.status}, then ${why}`);
+    const reply = await readReply(response);
+    if (reply.error === undefined) {
+      const failedIds = parseFailed(reply.text);
+      return { ok: true, failedIds, answer: response.status, body: reply.snippet };
     }
+    // The endpoint said 2xx but its answer broke off: it may have meant {"failed": [...]}, so
+    // nothing counts as accepted.
+    const then = `HTTP ${response.status}, then `;
+    const what = "reading the reply failed";
+    return failure(response.status, reply.error, endpoint.timeoutMs, then, what, reply.snippet);
   }
-  await response.body?.cancel().catch(() => {});
+  // Only the snippet is read of a refusal; the rest is not waited for.
+  const snippet = await readSnippet(response);
+  const answer = response.status;
   if (response.status >= 300 && response.status < 400) {
     const to = response.headers.get("location");
     const where = to ? ` to ${to.slice(0, 200)}` : "";
-    return failure(
-      response.status,
-      `HTTP ${response.status}: a redirect${where}, which is not followed`,
-    );
+    const reason = `HTTP ${response.status}: a redirect${where}, which is not followed`;
+    return { ok: false, status: answer, reason, retryAfterMs: null, answer, body: snippet };
   }
   const retryAfter =
     response.status === 429 || response.status === 503
       ? parseRetryAfter(response.headers.get("retry-after"), now)
       : null;
-  return {
-    ok: false,
-    status: response.status,
-    reason: `HTTP ${response.status}`,
-    retryAfterMs: retryAfter,
-  };
+  const reason = `HTTP ${response.status}`;
+  return { ok: false, status: answer, reason, retryAfterMs: retryAfter, answer, body: snippet };
 }
 
-function failure(status: number | null, reason: string): AttemptResult {
-  return { ok: false, status, reason: reason.slice(0, MAX_REASON_CHARS), retryAfterMs: null };
+// No whole answer: a timeout, or a network error (a reset, a body cut off).
+function failure(
+  status: number | null,
+  error: unknown,
+  timeoutMs: number,
+  prefix: string,
+  what: string,
+  body: string,
+): AttemptResult {
+  const timedOut = error instanceof Error && error.name === "TimeoutError";
+  const why = timedOut
+    ? `timeout after ${timeoutMs} ms`
+    : `${what}: ${error instanceof Error ? error.message : String(error)}`;
+  const reason = `${prefix}${why}`.slice(0, MAX_REASON_CHARS);
+  const answer = timedOut ? "timeout" : "network";
+  return { ok: false, status, reason, retryAfterMs: null, answer, body };
 }
 
-function failureReason(error: unknown, timeoutMs: number, what: string): string {
-  if (error instanceof Error && error.name === "TimeoutError")
-    return `timeout after ${timeoutMs} ms`;
-  return `${what}: ${error instanceof Error ? error.message : String(error)}`;
-}
-
-// The reply's text, up to MAX_REPLY_BYTES (the rest is not read). Throws when the body cannot be
-// read: the connection reset, or the timeout struck mid-body.
-async function readReply(response: Response): Promise<string> {
-  if (!response.body) return "";
+// The reply's text, up to MAX_REPLY_BYTES (longer, it is not read further and means nothing),
+// and its first RESPONSE_SNIPPET_BYTES. `error` when the body cannot be read: the connection
+// reset, or the timeout struck mid-body.
+async function readReply(
+  response: Response,
+): Promise<{ text: string; snippet: string; error?: unknown }> {
+  if (!response.body) return { text: "", snippet: "" };
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
+  const head = new Snippet();
   let text = "";
   let bytes = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return text + decoder.decode();
-    bytes += value.byteLength;
-    if (bytes > MAX_REPLY_BYTES) {
-      await reader.cancel().catch(() => {});
-      return "";
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return { text: text + decoder.decode(), snippet: head.text() };
+      head.add(value);
+      bytes += value.byteLength;
+      if (bytes > MAX_REPLY_BYTES) {
+        await reader.cancel().catch(() => {});
+        return { text: "", snippet: head.text() };
+      }
+      text += decoder.decode(value, { stream: true });
     }
-    text += decoder.decode(value, { stream: true });
+  } catch (error) {
+    return { text: "", snippet: head.text(), error };
+  }
+}
+
+// The first RESPONSE_SNIPPET_BYTES of a body; the rest is cancelled. A body that breaks off
+// gives what came before.
+async function readSnippet(response: Response): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const head = new Snippet();
+  try {
+    while (!head.full()) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      head.add(value);
+    }
+  } catch {
+    // What arrived is the snippet.
+  }
+  await reader.cancel().catch(() => {});
+  return head.text();
+}
+
+/** The first RESPONSE_SNIPPET_BYTES bytes of a stream, as text (a character cut at the end is
+ * replaced, U+FFFD). */
+class Snippet {
+  private readonly bytes = new Uint8Array(RESPONSE_SNIPPET_BYTES);
+  private length = 0;
+  add(chunk: Uint8Array): void {
+    const n = Math.min(chunk.byteLength, RESPONSE_SNIPPET_BYTES - this.length);
+    this.bytes.set(chunk.subarray(0, n), this.length);
+    this.length += n;
+  }
+  full(): boolean {
+    return this.length >= RESPONSE_SNIPPET_BYTES;
+  }
+  text(): string {
+    return new TextDecoder().decode(this.bytes.subarray(0, this.length));
   }
 }
 

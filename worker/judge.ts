@@ -46,10 +46,16 @@ export interface JudgeOptions {
 
 export const REJECTED_REASON = "rejected by the endpoint (listed in failed)";
 
+/** A failure's reason with the first 1 KiB of the answer's body, when it had one: lastError's
+ * text and a dead letter's last error (the attempt log keeps the two apart). */
+export const withResponse = (reason: string, body: string) =>
+  body === "" ? reason : `${reason}; response: ${body}`;
+
 /** The outcomes of one attempt at `entries` (those the type filter let through). */
 export function judge(result: AttemptResult, entries: UnitEntry[], o: JudgeOptions): Outcome[] {
   if (!result.ok && result.status === 410) {
-    return [{ kind: "gone", entries, reason: `${result.reason}: the endpoint is gone`, at: o.now }];
+    const reason = withResponse(`${result.reason}: the endpoint is gone`, result.body);
+    return [{ kind: "gone", entries, reason, at: o.now }];
   }
   const failing = result.ok ? entries.filter((e) => result.failedIds.has(e.message.id)) : entries;
   const retry = failing.filter((e) => e.attempt < o.maxAttempts);
@@ -63,7 +69,8 @@ export function judge(result: AttemptResult, entries: UnitEntry[], o: JudgeOptio
     // The whole endpoint failed: wait as long as its first message's next attempt asks for (all
     // of a batch share their attempt count, so their delay too).
     const retryAt = earliest(retry) ?? due(entries[0]!);
-    return [{ kind: "failed", retry, dead, retryAt, reason: result.reason, at: o.now }];
+    const reason = withResponse(result.reason, result.body);
+    return [{ kind: "failed", retry, dead, retryAt, reason, at: o.now }];
   }
   const outcomes: Outcome[] = [];
   const delivered = entries.filter((e) => !result.failedIds.has(e.message.id));

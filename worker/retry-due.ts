@@ -10,7 +10,7 @@ import { addTally, end, parkDead, stopFor, type Tally, type UnitReport, zeroTall
 import type { UnitEntry } from "./entries.ts";
 import { retryDelayMs } from "./retry.ts";
 import { canStartBatch, sendAll } from "./send.ts";
-import { foldAll, holdState, noWrites, type Writes } from "./settle.ts";
+import { foldSent, holdState, noWrites, type Writes } from "./settle.ts";
 import { type Claim, claim, compareIds, type PendingEntry, pendingList, settle } from "./store.ts";
 import type { Position, UnitContext } from "./unit.ts";
 
@@ -64,7 +64,7 @@ export async function retryDue(ctx: UnitContext, now: number, reading: boolean):
     const limits = { batchSize: sub.batchSize, maxBatchBytes: config.maxBatchBytes };
     const sent = await sendAll(ctx, cutBatches(claimed, limits, true).batches);
     tally = addTally(tally, sent.outcomes);
-    ({ w, tally } = await parkDead(ctx, foldAll(w, sent.outcomes, ctx.unit.kind), tally));
+    ({ w, tally } = await parkDead(ctx, foldSent(w, sent, ctx.unit.kind), tally));
     // Written with the next claim, but still pending after it: remembered for the end.
     if (w.retryAt !== null) later = Math.min(later, w.retryAt);
     if (sent.stopped) {
@@ -90,12 +90,14 @@ export async function retryDue(ctx: UnitContext, now: number, reading: boolean):
     return { report: await end(ctx, tally, retried, idle, []) };
   }
   const [writing, state] = holdState(retried);
-  await settle(ctx.db, ctx.unit, writing, [change]);
+  // The records ride with the first read (settle is repeated on a lost reply: they would be
+  // logged twice).
+  await settle(ctx.db, ctx.unit, { ...writing, attempts: [] }, [change]);
   ctx.budget.spend();
   const pending = list.length - tally.delivered - tally.filtered - tally.deadLettered;
   const cursor = list.reduce((max, e) => (compareIds(e.entryId, max) > 0 ? e.entryId : max), "0-0");
   return {
-    w: { ...noWrites(), state },
+    w: { ...noWrites(), attempts: writing.attempts, state },
     pos: { pending, cursor, largest: largestSeen },
     tally,
     retryAt,

@@ -3,6 +3,7 @@
 
 import type { Config } from "../shared/config.ts";
 import { matchesTypes, type Subscription } from "../shared/subscription.ts";
+import { type Attempt, attemptOf } from "./attempts.ts";
 import type { Budget } from "./budget.ts";
 import { deliver, type Endpoint } from "./deliver.ts";
 import type { UnitEntry } from "./entries.ts";
@@ -25,6 +26,8 @@ export interface SendContext {
 
 export interface Sent {
   outcomes: Outcome[];
+  /** One per POST made, in order: the attempt log's records and the counters' deltas. */
+  attempts: Attempt[];
   /** Why sending stopped early: an outcome that ends the unit, or no budget or lease left. */
   stopped: Outcome | "budget" | null;
   /** Entries of the batches not sent because of the stop. */
@@ -63,16 +66,20 @@ async function waitForSlot(ctx: SendContext): Promise<number | null> {
 /** POSTs the batches in order; entries matching none of the type patterns get no request. */
 export async function sendAll(ctx: SendContext, batches: UnitEntry[][]): Promise<Sent> {
   const outcomes: Outcome[] = [];
+  const attempts: Attempt[] = [];
   for (const [i, batch] of batches.entries()) {
     const matching = batch.filter((e) => matchesTypes(ctx.sub.types, e.message.type));
     const filtered = batch.filter((e) => !matching.includes(e));
     const now = matching.length > 0 ? await waitForSlot(ctx) : ctx.clock();
-    if (now === null) return { outcomes, stopped: "budget", unsent: batches.slice(i).flat() };
+    if (now === null) {
+      return { outcomes, attempts, stopped: "budget", unsent: batches.slice(i).flat() };
+    }
     if (filtered.length > 0) outcomes.push({ kind: "filtered", entries: filtered });
     if (matching.length === 0) continue;
     ctx.pace.started(paceKey(ctx.sub), ctx.sub.maxRequestsPerSecond, now);
     const result = await deliver(ctx.endpoint, matching, now);
     ctx.budget.spend();
+    attempts.push(attemptOf(matching, result, now, Math.max(0, ctx.clock() - now)));
     const judged = judge(result, matching, {
       now,
       maxAttempts: ctx.sub.maxAttempts,
@@ -85,9 +92,9 @@ export async function sendAll(ctx: SendContext, batches: UnitEntry[][]): Promise
       if (line) console.warn(line);
     }
     const stop = judged.find(stops);
-    if (stop) return { outcomes, stopped: stop, unsent: batches.slice(i + 1).flat() };
+    if (stop) return { outcomes, attempts, stopped: stop, unsent: batches.slice(i + 1).flat() };
   }
-  return { outcomes, stopped: null, unsent: [] };
+  return { outcomes, attempts, stopped: null, unsent: [] };
 }
 
 /**

@@ -1,10 +1,14 @@
 // settle: the pure fold from outcomes to what must be written to Redis. No I/O: store.ts writes
 // a `Writes` in whichever round trip comes next (with the next read, the close, or the finish).
 //
-// The delivery state (failures in a row, last error, last success) is folded too but written
-// once per drain, not once per read: at batch size 1 it would be another command per message.
+// The delivery state (failures in a row, last error, last success) and the delivery counters
+// (shared/counters.ts) are folded too but written once per drain, not once per read: at batch
+// size 1 each would be more commands per message. The attempt log's records ride with the next
+// round trip (one XADD each), like the acks.
 
+import type { AttemptRecord } from "../shared/attempt-log.ts";
 import type { StateFact, UnitKind } from "../shared/keys.ts";
+import { type Attempt, addCounts, type Counts, countAttempts, noCounts } from "./attempts.ts";
 import type { Outcome } from "./judge.ts";
 
 export interface DeadLetter {
@@ -21,6 +25,8 @@ export interface Writes {
   dead: DeadLetter[];
   /** Move the unit's retry member to this time if earlier (ZADD LT); null: nothing new to retry. */
   retryAt: number | null;
+  /** Webhook requests made since the last write: the attempt log's new records, oldest first. */
+  attempts: AttemptRecord[];
   state: StateChange;
 }
 
@@ -32,14 +38,22 @@ export interface StateChange {
   failuresSince: number;
   /** The last error: a failed request, or messages the endpoint rejected. */
   error: { at: number; error: string } | null;
+  /** The delivery counters' deltas (requests by result, delivered messages by latency). */
+  counts: Counts;
 }
 
-export const noState = (): StateChange => ({ success: null, failuresSince: 0, error: null });
+export const noState = (): StateChange => ({
+  success: null,
+  failuresSince: 0,
+  error: null,
+  counts: noCounts(),
+});
 
 export const noWrites = (): Writes => ({
   ack: [],
   dead: [],
   retryAt: null,
+  attempts: [],
   state: noState(),
 });
 
@@ -97,12 +111,30 @@ export function fold(w: Writes, outcome: Outcome, kind: UnitKind): Writes {
 export const foldAll = (w: Writes, outcomes: Outcome[], kind: UnitKind) =>
   outcomes.reduce((acc, o) => fold(acc, o, kind), w);
 
+/** The writes after some requests: their records to log, their counts to add. */
+export function recordAttempts(w: Writes, attempts: Attempt[]): Writes {
+  if (attempts.length === 0) return w;
+  return {
+    ...w,
+    attempts: [...w.attempts, ...attempts.map((a) => a.record)],
+    state: { ...w.state, counts: countAttempts(w.state.counts, attempts) },
+  };
+}
+
+/** What sending some batches leaves to write: their outcomes folded, their requests recorded. */
+export const foldSent = (
+  w: Writes,
+  sent: { outcomes: Outcome[]; attempts: Attempt[] },
+  kind: UnitKind,
+) => recordAttempts(foldAll(w, sent.outcomes, kind), sent.attempts);
+
 /** Two writes as one: b is the later. */
 export function merge(a: Writes, b: Writes): Writes {
   return {
     ack: [...a.ack, ...b.ack],
     dead: [...a.dead, ...b.dead],
     retryAt: earlier(a.retryAt, b.retryAt),
+    attempts: [...a.attempts, ...b.attempts],
     state: {
       success: b.state.success ?? a.state.success,
       failuresSince:
@@ -110,6 +142,7 @@ export function merge(a: Writes, b: Writes): Writes {
           ? b.state.failuresSince
           : a.state.failuresSince + b.state.failuresSince,
       error: b.state.error ?? a.state.error,
+      counts: addCounts(a.state.counts, b.state.counts),
     },
   };
 }
@@ -120,7 +153,8 @@ export function holdState(w: Writes): [Writes, StateChange] {
 }
 
 /** Anything to write before the next read? (The state waits for the end of the drain.) */
-export const hasWrites = (w: Writes) => w.ack.length + w.dead.length > 0 || w.retryAt !== null;
+export const hasWrites = (w: Writes) =>
+  w.ack.length + w.dead.length + w.attempts.length > 0 || w.retryAt !== null;
 
 /** Outcomes that end the unit's visit: the endpoint failed with messages to retry, or is gone. */
 export function stops(outcome: Outcome): boolean {

@@ -5,29 +5,50 @@
 //   call               commands                                   reply lost
 //   pendingSummary     XPENDING (summary)                         repeated: a read
 //   pendingList        XPENDING - + 1000                          repeated: a read
-//   read               [XACK, ZADD LT] + XREADGROUP >             once; the writes again, then
+//   read               [XACK, ZADD LT, XADD per request] +        once; the writes again (records
+//                      XREADGROUP >                               by lua/record.ts: each once), then
 //                                                                 lua/reread.ts from the cursor
-//   claim              [writes] + XCLAIM min-idle RETRYCOUNT n    once; XCLAIM min-idle 0 with the
-//                                                                 same RETRYCOUNT (sets, not adds)
-//   settle             XACK, ZADD, ZREM                           repeated: each ends the same
+//   claim              [writes] + XCLAIM min-idle RETRYCOUNT n    once; lua/record.ts, then XCLAIM
+//                                                                 min-idle 0 with the same
+//                                                                 RETRYCOUNT (sets, not adds)
+//   settle             XACK, ZADD, ZREM (never records)           repeated: each ends the same
 //   parkDeadLetters    lua/dead-letter.ts                         repeated: parks only the pending,
 //                                                                 trims (and counts) nothing more
-//   close              lua/close.ts                               once; again with the cursor
-//   finish             lua/finish.ts                              repeated: see the script
+//   close              lua/close.ts (+ records and counters)      once; again with the cursor: the
+//                                                                 records and counters only if the
+//                                                                 first did not write them
+//   finish             lua/finish.ts (+ records and counters)     repeated: see the script; the
+//                                                                 records and counters once
 //
 // A read never loses entries to a lost reply: whatever it took is read again, or it never ran.
+//
+// The attempt log (shared/attempt-log.ts) gets one XADD per webhook request, in whichever of
+// read, claim, close or finish comes next, and a record is neither lost nor logged twice when a
+// reply is: a lost read's or claim's records go again through lua/record.ts, which appends only
+// those the log does not hold yet; the close and finish scripts write theirs once per write id
+// (lua/attempt-writes.ts). The delivery counters (shared/counters.ts) ride only with the close or
+// finish (once per drain, HINCRBY of the counters that moved), under the same write id. One
+// corner writes a drain's records and counts twice: its close or finish let the lease go, lost
+// its reply, and another deliverer wrote enough before the repeat (see lua/attempt-writes.ts).
+// What a Worker killed mid-visit had not written yet (its last requests' records and its drain's
+// counts) is lost with it, as its acks are.
 
+import { ATTEMPT_LOG_LENGTH, recordEntry, recordValues } from "../shared/attempt-log.ts";
+import { DEAD_LETTERED_COUNTER } from "../shared/counters.ts";
 import {
   CONSUMER,
+  metricsField,
   pausedField,
   retryMember,
   type StateFact,
   stateField,
   wakeMember,
+  writeMarkField,
 } from "../shared/keys.ts";
 import { CLOSE_LUA } from "../shared/lua/close.ts";
 import { DEAD_LETTER_LUA } from "../shared/lua/dead-letter.ts";
 import { FINISH_LUA } from "../shared/lua/finish.ts";
+import { RECORD_LUA } from "../shared/lua/record.ts";
 import { REREAD_LUA } from "../shared/lua/reread.ts";
 import {
   asArray,
@@ -40,6 +61,7 @@ import {
   isOutcomeUnknown,
   runScript,
 } from "../shared/redis.ts";
+import { counterIncrements } from "./attempts.ts";
 import { toUnitEntries, type UnitEntry, type WorkUnit } from "./entries.ts";
 import {
   type DeadLetter,
@@ -80,7 +102,8 @@ export async function pendingList(db: Db, unit: WorkUnit): Promise<PendingEntry[
   });
 }
 
-// The writes that ride in front of the next read: all safe to repeat.
+// The writes that ride in front of the next read: all safe to repeat but the records (a repeat
+// would log them twice: see the header).
 function queueWrites(db: Db, pipeline: Pipeline, unit: WorkUnit, w: Writes): void {
   if (w.ack.length > 0) {
     pipeline.xack(unit.stream, unit.group, w.ack);
@@ -89,6 +112,22 @@ function queueWrites(db: Db, pipeline: Pipeline, unit: WorkUnit, w: Writes): voi
   if (w.retryAt !== null) {
     pipeline.zadd(db.keys.due(), { lt: true }, { score: w.retryAt, member: retryMember(unit) });
   }
+  const log = db.keys.attempts(unit.channel, unit.subscription);
+  for (const record of w.attempts) {
+    // NOMKSTREAM: a subscription deleted meanwhile does not get its log back (subscribe makes it).
+    const trim = { type: "MAXLEN", comparison: "~", threshold: ATTEMPT_LOG_LENGTH } as const;
+    pipeline.xadd(log, "*", recordEntry(record), { nomkStream: true, trim });
+  }
+}
+
+/**
+ * Appends records a lost read or claim carried, unless the log has them already (lua/record.ts).
+ * Safe to repeat.
+ */
+async function recordOnce(db: Db, unit: WorkUnit, w: Writes): Promise<void> {
+  if (w.attempts.length === 0) return;
+  const log = db.keys.attempts(unit.channel, unit.subscription);
+  await runScript(db.redis, RECORD_LUA, [log], w.attempts.flatMap(recordValues));
 }
 
 /**
@@ -102,6 +141,8 @@ export async function settle(
   schedule: ScheduleChange[] = [],
 ): Promise<void> {
   if (!hasWrites(w) && schedule.length === 0) return;
+  // db.redis repeats a pipeline whose reply is lost: records would be logged twice.
+  if (w.attempts.length > 0) throw new Error("settle: attempt records ride with a read or claim");
   const pipeline = db.redis.pipeline();
   queueWrites(db, pipeline, unit, w);
   const due = db.keys.due();
@@ -139,7 +180,8 @@ export async function read(
   } catch (error) {
     if (!isOutcomeUnknown(error)) throw error;
   }
-  await settle(db, unit, w);
+  await recordOnce(db, unit, w);
+  await settle(db, unit, { ...w, attempts: [] });
   const again = await runScript(
     db.redis,
     REREAD_LUA,
@@ -148,7 +190,7 @@ export async function read(
   );
   if (again !== null) return taken(unit, again);
   // The lost read took nothing (or never ran): read once more, the writes already done.
-  return read(db, unit, { ...w, ack: [], retryAt: null }, count, cursor);
+  return read(db, unit, { ...w, ack: [], retryAt: null, attempts: [] }, count, cursor);
 }
 
 /** One XCLAIM: these pending ids, if idle that long, with their delivery count set to `count`. */
@@ -184,7 +226,8 @@ export async function claim(db: Db, unit: WorkUnit, w: Writes, claims: Claim[]):
     replies = await send(db.once, w, (c) => c.minIdleMs);
   } catch (error) {
     if (!isOutcomeUnknown(error)) throw error;
-    replies = await send(db.redis, w, () => 0);
+    await recordOnce(db, unit, w);
+    replies = await send(db.redis, { ...w, attempts: [] }, () => 0);
   }
   const entries: UnitEntry[] = [];
   for (const reply of replies) {
@@ -229,11 +272,17 @@ export async function parkDeadLetters(
   const minId = `${Math.max(0, bounds.now - bounds.maxAgeMs)}-0`;
   const args = [unit.group, CONSUMER, unit.kind === "redrive" ? "1" : "0", minId];
   args.push(String(bounds.maxMessages), field("deadLettersExpired"), field("deadLettersDropped"));
+  args.push(metricsField(unit.subscription, DEAD_LETTERED_COUNTER));
   for (const d of dead) args.push(d.entryId, String(d.attempts), d.error);
   const { keys } = db;
   const dlq = keys.deadLetters(unit.channel, unit.subscription);
   const reply = asArray(
-    await runScript(db.redis, DEAD_LETTER_LUA, [unit.stream, dlq, keys.state(unit.channel)], args),
+    await runScript(
+      db.redis,
+      DEAD_LETTER_LUA,
+      [unit.stream, dlq, keys.state(unit.channel), keys.metrics(unit.channel)],
+      args,
+    ),
   );
   const [parked, refusal, expired, dropped] = reply;
   const reason = asString(refusal);
@@ -246,6 +295,31 @@ export async function parkDeadLetters(
 }
 
 const stateField$ = (unit: WorkUnit) => (fact: StateFact) => stateField(unit.subscription, fact);
+
+/**
+ * A close's or finish's attempt writes (lua/attempt-writes.ts): their ARGV segment, and the state
+ * field that marks them written (null when there is nothing to write). A fresh id per write.
+ */
+function attemptWrites(unit: WorkUnit, w: Writes, token: string) {
+  const counts = counterIncrements(w.state.counts, (c) => metricsField(unit.subscription, c));
+  const marker = writeMarkField(unit.subscription, token);
+  const id = w.attempts.length > 0 || counts.length > 0 ? crypto.randomUUID() : "";
+  const args = [
+    id,
+    marker,
+    String(w.attempts.length),
+    ...w.attempts.flatMap(recordValues),
+    String(counts.length / 2),
+    ...counts,
+  ];
+  return { args, mark: id === "" ? {} : { [marker]: id } };
+}
+
+/** The keys the attempt writes need, after a script's own. */
+const attemptKeys = (db: Db, unit: WorkUnit) => [
+  db.keys.metrics(unit.channel),
+  db.keys.attempts(unit.channel, unit.subscription),
+];
 
 /** `recovered`: this close cleared the endpoint's failingSince (its first success since failing). */
 export type Closed =
@@ -275,11 +349,13 @@ export async function close(
   },
 ): Promise<Closed> {
   const { set } = stateWrites(c.w.state, stateField$(unit));
+  const writes = attemptWrites(unit, c.w, c.token);
   const keys = [
     unit.stream,
     db.keys.due(),
     db.keys.lease(unit.channel, unit.subscription),
     db.keys.state(unit.channel),
+    ...attemptKeys(db, unit),
   ];
   const args = (cursor: string) => [
     unit.group,
@@ -295,7 +371,8 @@ export async function close(
     c.wasFailing && c.w.state.success ? stateField(unit.subscription, "failingSince") : "",
     String(c.w.ack.length),
     ...c.w.ack,
-    ...Object.entries(set).flat(),
+    ...writes.args,
+    ...Object.entries({ ...set, ...writes.mark }).flat(),
   ];
   let reply: unknown;
   try {
@@ -346,12 +423,14 @@ export async function finish(
   const { set, increment } = stateWrites(f.w.state, stateField$(unit));
   // The script is safe to repeat only when it releases the lease: see its header.
   if (increment > 0 && !f.release) throw new Error("finish: a failure count needs the release");
+  const writes = attemptWrites(unit, f.w, f.token);
   const keys = [
     unit.stream,
     db.keys.due(),
     db.keys.lease(unit.channel, unit.subscription),
     db.keys.state(unit.channel),
     db.keys.subscriptions(unit.channel),
+    ...attemptKeys(db, unit),
   ];
   // Messages the endpoint rejected since the last write are due at w.retryAt (ZADD LT).
   const schedule: ScheduleChange[] =
@@ -380,9 +459,10 @@ export async function finish(
     ...f.w.ack,
     String(f.unsent.length),
     ...f.unsent.flatMap((u) => [u.entryId, String(u.count)]),
+    ...writes.args,
     String(schedule.length),
     ...changes,
-    ...Object.entries(set).flat(),
+    ...Object.entries({ ...set, ...writes.mark }).flat(),
   ];
   const reply = asNumber(await runScript(db.redis, FINISH_LUA, keys, args));
   const health: Health[] = [null, null, "failing", "disabled", "recovered"];

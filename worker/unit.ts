@@ -30,7 +30,7 @@ import type { UnitEntry, WorkUnit } from "./entries.ts";
 import { retryDue } from "./retry-due.ts";
 import type { UnitSchedule } from "./schedule.ts";
 import { canStartBatch, type SendContext, sendAll } from "./send.ts";
-import { foldAll, holdState, noWrites, type Writes } from "./settle.ts";
+import { foldSent, holdState, noWrites, type Writes } from "./settle.ts";
 import { close, compareIds, type Health, pendingSummary, read, type Taken } from "./store.ts";
 
 export interface UnitContext extends SendContext {
@@ -151,7 +151,7 @@ async function drain(
     if (ahead) w = { ...noWrites(), state: w.state };
     const [sent, next] = await both(sendAll(ctx, batches), ahead);
     tally = addTally(tally, sent.outcomes);
-    ({ w, tally } = await parkDead(ctx, foldAll(w, sent.outcomes, ctx.unit.kind), tally));
+    ({ w, tally } = await parkDead(ctx, foldSent(w, sent, ctx.unit.kind), tally));
     noteRetry(w);
     if (next) w = { ...w, ack: [...w.ack, ...next.deleted] };
     if (sent.stopped) {

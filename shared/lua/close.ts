@@ -17,30 +17,45 @@
 // (with their delivery count set back to 1: they were never sent). Found none, the close runs as
 // on a first try, which is then safe: acks, the retry member and the state end up the same.
 //
-// KEYS[1] stream (the unit's), KEYS[2] due {p}:due, KEYS[3] lease, KEYS[4] state {p}:state:<ch>
+// The drain's attempt records and counters (lua/attempt-writes.ts) are written whatever happens,
+// like the acks (they are what happened), once: a second try applies them only if the first did
+// not, and a close that is not the lease's only while the subscription's group exists.
+//
+// KEYS[1] stream (the unit's), KEYS[2] due {p}:due, KEYS[3] lease, KEYS[4] state {p}:state:<ch>,
+// KEYS[5] metrics {p}:metrics:<ch>, KEYS[6] attempt log {p}:attempts:<ch>:<sub>
 // ARGV[1] group, ARGV[2] consumer, ARGV[3] read count, ARGV[4] wake member, ARGV[5] retry member,
 // ARGV[6] lease token, ARGV[7] "1" = release the lease when letting go, ARGV[8] "1" = XDEL acked
 // entries too (a redrive stream keeps nothing delivered), ARGV[9] cursor ("" on a first try),
 // ARGV[10] retry time for messages the endpoint rejected ("" none: ZADD LT), ARGV[11] the
 // failingSince field when this write holds a success and the unit was failing ("" otherwise: a
 // healthy close pays nothing for it), ARGV[12] n = number of ids to ack, ARGV[13 .. 12+n] ids,
-// ARGV[13+n ..] state field/value pairs
+// ARGV[13+n ..] the attempt writes' segment (lua/attempt-writes.ts), then state field/value pairs
+// to the end (with the write's mark, <sub>:lastWrite:<h>, when there are attempt writes)
 //
 // Returns {1, XREADGROUP reply, recovered} when there are entries to deliver, {2, recovered}
 // when it let go, {0} when the lease is not the caller's; recovered is 1 when it cleared
 // failingSince (+1 HDEL, only with ARGV[11]). Cost: 1 EVALSHA + (1 XACK) (+1 XDEL) + 1 GET (+1 ZADD) (+1 HSET)
 // + 1 XREADGROUP, and when it lets go + 1 ZREM (+1 DEL); a second try adds 1 XREADGROUP (and 1
-// XCLAIM when it finds the first run's entries).
+// XCLAIM when it finds the first run's entries). The attempt writes add 1 XADD per record and 1
+// HINCRBY per counter that moved (+1 HGET on a second try; see lua/attempt-writes.ts).
+import { ATTEMPT_WRITES_LUA } from "./attempt-writes.ts";
+
 export const CLOSE_LUA = `#!lua flags=allow-key-locking
+${ATTEMPT_WRITES_LUA}
 local stream, due, lease, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local metrics, log = KEYS[5], KEYS[6]
 local group, consumer, count, wake, retry = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local token, release, purge, cursor, retryAt = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local failingSince, n = ARGV[11], tonumber(ARGV[12])
+local w, stateFrom = attemptWrites(13 + n)
 if n > 0 then
   redis.call('XACK', stream, group, unpack(ARGV, 13, 12 + n))
   if purge == '1' then redis.call('XDEL', stream, unpack(ARGV, 13, 12 + n)) end
 end
-if redis.call('GET', lease) ~= token then return {0} end
+if redis.call('GET', lease) ~= token then
+  applyStray(stream, group, state, log, metrics, w)
+  return {0}
+end
 if cursor ~= '' then
   local orphans = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count,
     'STREAMS', stream, cursor)
@@ -56,7 +71,8 @@ if cursor ~= '' then
   end
 end
 if retryAt ~= '' then redis.call('ZADD', due, 'LT', retryAt, retry) end
-if #ARGV > 12 + n then redis.call('HSET', state, unpack(ARGV, 13 + n, #ARGV)) end
+if w.any and (cursor == '' or not applied(state, log, w)) then applyWrites(log, metrics, w, true) end
+if #ARGV >= stateFrom then redis.call('HSET', state, unpack(ARGV, stateFrom, #ARGV)) end
 local recovered = 0
 if failingSince ~= '' then recovered = redis.call('HDEL', state, failingSince) end
 local fresh = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count,

@@ -16,27 +16,33 @@
 //
 // Safe to repeat: XCLAIM returns only entries still pending for the group, so a repeat after a
 // lost reply finds the ones already parked acked, and parks nothing twice; its trims, with the
-// same min id and maximum, find nothing more to remove, so nothing is counted twice.
+// same min id and maximum, find nothing more to remove, so nothing is counted twice. The messages
+// parked are counted in the delivery counters (<sub>:deadLettered, shared/counters.ts) by the
+// same run, so exactly once too.
 //
-// KEYS[1] stream (the unit's), KEYS[2] dlq {p}:dlq:<ch>:<sub>, KEYS[3] state {p}:state:<ch>
+// KEYS[1] stream (the unit's), KEYS[2] dlq {p}:dlq:<ch>:<sub>, KEYS[3] state {p}:state:<ch>,
+// KEYS[4] metrics {p}:metrics:<ch>
 // ARGV[1] group, ARGV[2] consumer, ARGV[3] "1" = XDEL acked entries too (redrive stream),
 // ARGV[4] min id (older dead letters are trimmed), ARGV[5] max dead letters,
 // ARGV[6] <sub>:deadLettersExpired, ARGV[7] <sub>:deadLettersDropped (state fields),
-// ARGV[8..] entry id, attempts made, last error; repeated
+// ARGV[8] <sub>:deadLettered (metrics field), ARGV[9..] entry id, attempts made, last error;
+// repeated
 //
 // Dead-letter fields: o (the original message id: the entry id, or a redrive entry's own o),
 // t, d, a (attempts), e (last error).
 //
 // Returns {parked, refusal or "", expired, dropped}. Cost: 1 EVALSHA + 1 XCLAIM + 1 XADD per
-// message + 1 XACK (+1 XDEL), and for the bounds 2 XTRIM (+1 HINCRBY when any expired, +1 when
-// any were dropped): 2 to 4 more per run, whatever the number of messages.
+// message + 1 XACK (+1 XDEL) + 1 HINCRBY (the counter), and for the bounds 2 XTRIM (+1 HINCRBY
+// when any expired, +1 when any were dropped): 2 to 4 more per run, whatever the number of
+// messages.
 export const DEAD_LETTER_LUA = `#!lua flags=allow-key-locking
-local stream, dlq, state = KEYS[1], KEYS[2], KEYS[3]
+local stream, dlq, state, metrics = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, consumer, purge = ARGV[1], ARGV[2], ARGV[3]
 local minId, maxLen, expiredField, droppedField = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local deadField = ARGV[8]
 local expired = redis.call('XTRIM', dlq, 'MINID', minId)
 local claim, meta = {'XCLAIM', stream, group, consumer, 0}, {}
-for i = 8, #ARGV, 3 do
+for i = 9, #ARGV, 3 do
   claim[#claim + 1] = ARGV[i]
   meta[ARGV[i]] = {ARGV[i + 1], ARGV[i + 2]}
 end
@@ -68,6 +74,7 @@ end
 if #stored > 0 then
   redis.call('XACK', stream, group, unpack(stored))
   if purge == '1' then redis.call('XDEL', stream, unpack(stored)) end
+  redis.call('HINCRBY', metrics, deadField, #stored)
 end
 local dropped = redis.call('XTRIM', dlq, 'MAXLEN', maxLen)
 if expired > 0 then redis.call('HINCRBY', state, expiredField, expired) end

@@ -2,7 +2,7 @@
 //
 // Why one script: nobody may see half a channel. The stream, its subscriptions (settings, consumer
 // groups, which live in the stream, delivery state, schedule, leases, dead letters, redrive
-// streams) and its registry entry go together, or, when the subscriptions are not what the caller
+// streams, attempt logs, delivery counters) and its registry entry go together, or, when the subscriptions are not what the caller
 // expects, nothing goes.
 //
 // Subscriptions. The caller names the subscriptions it found (their keys must be in KEYS). Without
@@ -22,8 +22,8 @@
 // deleting is the way out of a full database. The script only reads and deletes.
 //
 // KEYS[1] stream {p}:ch:<ch>, KEYS[2] subs {p}:subs:<ch>, KEYS[3] state {p}:state:<ch>,
-// KEYS[4] registry {p}:channels, KEYS[5] due {p}:due,
-// KEYS[6..] each given subscription's dlq, redrive stream and lease
+// KEYS[4] registry {p}:channels, KEYS[5] due {p}:due, KEYS[6] metrics {p}:metrics:<ch>,
+// KEYS[7..] each given subscription's dlq, redrive stream, lease and attempt log
 // ARGV[1] channel name (registry member), ARGV[2] "force" or "", ARGV[3] n, ARGV[4 .. 3+n] the
 // subscriptions' names, ARGV[4+n ..] their {p}:due members (wake and retry of both units)
 //
@@ -36,6 +36,7 @@
 // stack limit). A channel without subscriptions: 6.
 export const DROP_CHANNEL_LUA = `#!lua flags=allow-key-locking,allow-oom
 local stream, subs, state, registry, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local metrics = KEYS[6]
 local channel, force, n = ARGV[1], ARGV[2] == 'force', tonumber(ARGV[3])
 local CHUNK = 1000
 
@@ -67,8 +68,8 @@ for _, name in ipairs(names) do
 end
 
 local messages = redis.call('XLEN', stream)
-redis.call('DEL', stream, subs, state)
-chunked('DEL', nil, KEYS, 6, #KEYS)
+redis.call('DEL', stream, subs, state, metrics)
+chunked('DEL', nil, KEYS, 7, #KEYS)
 chunked('ZREM', due, ARGV, 4 + n, #ARGV)
 redis.call('SREM', registry, channel)
 return {1, messages}

@@ -12,16 +12,22 @@
 // which it always does when it counts failures (HINCRBY): the caller never asks for an increment
 // without a release. Without one, every write here ends in the same state however often it runs.
 //
+// The visit's last attempt records and its counters (lua/attempt-writes.ts) are written whatever
+// happens, like the acks, once: a run that may be a repeat (one that does not release the lease,
+// or finds it gone) applies them only if they are not yet, and one that is not the lease's only
+// while the subscription's group exists.
+//
 // KEYS[1] stream (the unit's), KEYS[2] due {p}:due, KEYS[3] lease, KEYS[4] state {p}:state:<ch>,
-// KEYS[5] subs {p}:subs:<ch>
+// KEYS[5] subs {p}:subs:<ch>, KEYS[6] metrics {p}:metrics:<ch>, KEYS[7] attempt log
+// {p}:attempts:<ch>:<sub>
 // ARGV[1] group, ARGV[2] consumer, ARGV[3] lease token, ARGV[4] "1" = release the lease,
 // ARGV[5] "1" = XDEL acked entries too (redrive stream), ARGV[6] paused field, or "" to leave the
 // subscription as it is, ARGV[7] failures field, ARGV[8] failures to add (HINCRBY; "0" none),
 // ARGV[9] failingSince field, ARGV[10] disabledAt field, ARGV[11] now (ms), ARGV[12]
 // DISABLE_AFTER_MS, ARGV[13] the paused field (to disable), ARGV[14] "1" = this write holds a
 // success and the unit was failing (clear failingSince: recovered),
-// then: n + n ids to ack; m + m (id, delivery count) pairs never sent; k + k schedule changes as
-// (how, member, score)
+// then: n + n ids to ack; m + m (id, delivery count) pairs never sent; the attempt writes'
+// segment (lua/attempt-writes.ts); k + k schedule changes as (how, member, score)
 // with how = "set" (ZADD), "lt" (ZADD LT), "xx" (ZADD XX) or "rem" (ZREM; score ignored); then
 // state field/value pairs to the end.
 //
@@ -35,9 +41,15 @@
 // 2 HGET, only then). Health adds, only on those paths: 1 HDEL (recovering),
 // 1 HSET (first failure) or 1 HGET (later failures), and 1 HEXISTS + 2 HSET (disabling). Cost:
 // 1 EVALSHA + (1 XACK) (+1 XDEL) + 1 GET (+1 XCLAIM per delivery count among the unsent)
-// (+1 HINCRBY) (+1 HSET) + 1 ZADD or ZREM per schedule change (+1 HSET to pause) (+1 DEL).
+// (+1 HINCRBY) (+1 HSET) + 1 ZADD or ZREM per schedule change (+1 HSET to pause) (+1 DEL). The
+// attempt writes add 1 XADD per record and 1 HINCRBY per counter that moved (+1 HGET when it does
+// not release the lease; see lua/attempt-writes.ts).
+import { ATTEMPT_WRITES_LUA } from "./attempt-writes.ts";
+
 export const FINISH_LUA = `#!lua flags=allow-key-locking
+${ATTEMPT_WRITES_LUA}
 local stream, due, lease, state, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local metrics, log = KEYS[6], KEYS[7]
 local group, consumer, token, release, purge = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local pausedField, failuresField, failures = ARGV[6], ARGV[7], tonumber(ARGV[8])
 local failingSinceField, disabledAtField, now = ARGV[9], ARGV[10], tonumber(ARGV[11])
@@ -51,11 +63,14 @@ local function list(width)
 end
 local ackFrom, ackTo, acks = list(1)
 local unsentFrom, unsentTo, unsent = list(2)
+local w
+w, i = attemptWrites(i)
 if acks > 0 then
   redis.call('XACK', stream, group, unpack(ARGV, ackFrom, ackTo))
   if purge == '1' then redis.call('XDEL', stream, unpack(ARGV, ackFrom, ackTo)) end
 end
 if redis.call('GET', lease) ~= token then
+  applyStray(stream, group, state, log, metrics, w)
   -- Not ours: or ours, and this is a repeat after a lost reply (the first run released the
   -- lease). The first run's health is still readable by its time, so it is not lost.
   if failures > 0 then
@@ -96,6 +111,7 @@ for _ = 1, changes do
   end
   i = i + 3
 end
+if w.any and (release == '1' or not applied(state, log, w)) then applyWrites(log, metrics, w, true) end
 local health = 1
 if recovering and redis.call('HDEL', state, failingSinceField) == 1 then health = 4 end
 if failures > 0 then

@@ -9,6 +9,8 @@
 // KEYS[2] stream    {p}:ch:<ch>
 // KEYS[3] registry  {p}:channels
 // KEYS[4] due       {p}:due
+// KEYS[5] log       {p}:attempts:<ch>:<name>, made empty for a push subscription (the worker
+//                   appends with NOMKSTREAM: see keys.ts)
 // ARGV[1] name, ARGV[2] subscription JSON, ARGV[3] group start id ("$", "0" or an id),
 // ARGV[4] channel name, ARGV[5] now (ms), ARGV[6] the main unit's wake member, or "" when
 // starting at "$" (nothing to deliver yet) or for a pull subscription; history to deliver makes
@@ -18,9 +20,9 @@
 // the channel has none, ARGV[10] the pull marker field "<name>#pull" of a pull subscription, or ""
 //
 // Returns 1 (created) or 0 (the name is taken). Cost: 1 EVALSHA + 1 HEXISTS + 1 XGROUP CREATE
-// (+1 XGROUP SETID) + 1 HSET + 1 HSETNX + 1 SADD (+1 ZADD).
+// (+1 XGROUP SETID) + 1 HSET + 1 HSETNX + 1 SADD (+1 ZADD) (+1 XADD MAXLEN 0, push only).
 export const SUBSCRIBE_LUA = `#!lua flags=allow-key-locking
-local subs, stream, registry, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local subs, stream, registry, due, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local name, json, startId, channel, now, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local group, trimField, firstTrim, pullMarker = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 if redis.call('HEXISTS', subs, name) == 1 then return 0 end
@@ -33,6 +35,8 @@ if pullMarker ~= '' then
   redis.call('HSET', subs, name, json, pullMarker, '1')
 else
   redis.call('HSET', subs, name, json)
+  -- An empty stream: an entry added and trimmed away in the same command.
+  redis.call('XADD', log, 'MAXLEN', 0, '*', 'made', now)
 end
 redis.call('HSETNX', subs, trimField, firstTrim)
 redis.call('SADD', registry, channel)

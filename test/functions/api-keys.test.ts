@@ -192,6 +192,8 @@ describe("scopes", () => {
     ["read", "GET", `/v1/channels/${CH}/messages`, undefined, 200],
     ["read", "GET", `/v1/channels/${CH}/subscriptions`, undefined, 200],
     ["read", "GET", SUB, undefined, 200],
+    ["read", "GET", `${SUB}/attempts`, undefined, 200],
+    ["read", "GET", "/v1/metrics", undefined, 200],
     ["subscribe", "POST", `/v1/channels/${CH}/subscriptions`, { name: "new", url }, 201],
     ["subscribe", "PATCH", SUB, { batchSize: 5 }, 200],
     ["subscribe", "POST", `${SUB}/rotate-secret`, undefined, 200],

@@ -91,6 +91,9 @@ describe("DELETE /v1/channels/{channel}", () => {
         k.redrive(channel, "sub"),
         k.lease(channel, "sub"),
         k.idempotency(channel, "k-1"),
+        k.attempts(channel, "sub"),
+        k.attempts(channel, "other"),
+        k.metrics(channel),
       ].sort(),
     );
     expect(before.due).toEqual(

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { counterFields } from "../../shared/counters.ts";
 import {
   createKeys,
   duePrefixes,
@@ -10,6 +11,8 @@ import {
   stateField,
   type Unit,
   wakeMember,
+  writeMarkField,
+  writeMarkFields,
 } from "../../shared/keys.ts";
 
 // Renaming a key is a data migration: this test is where that shows.
@@ -25,6 +28,8 @@ describe("the Redis key layout", () => {
     expect(keys.lease("orders", "billing")).toBe("sh:v1:lease:orders:billing");
     expect(keys.deadLetters("orders", "billing")).toBe("sh:v1:dlq:orders:billing");
     expect(keys.redrive("orders", "billing")).toBe("sh:v1:redrive:orders:billing");
+    expect(keys.attempts("orders", "billing")).toBe("sh:v1:attempts:orders:billing");
+    expect(keys.metrics("orders")).toBe("sh:v1:metrics:orders");
     expect(keys.idempotency("orders", "k-1")).toBe("sh:v1:idem:orders:k-1");
     expect(keys.idempotencyPattern("orders")).toBe("sh:v1:idem:orders:*");
     expect(keys.health()).toBe("sh:v1:health");
@@ -38,7 +43,7 @@ describe("the Redis key layout", () => {
       expect(isSubscriptionField(field)).toBe(false);
   });
 
-  it("spells the schedule's members, the paused marker and the dead-letter counts", () => {
+  it("spells the schedule's members, the paused marker, the dead-letter counts and the counters", () => {
     const main: Unit = { channel: "orders", subscription: "billing", kind: "main" };
     const redrive: Unit = { ...main, kind: "redrive" };
     expect(wakeMember(main)).toBe("wake:orders/billing");
@@ -50,6 +55,18 @@ describe("the Redis key layout", () => {
     expect(pullField("billing")).toBe("billing#pull");
     expect(stateField("billing", "deadLettersExpired")).toBe("billing:deadLettersExpired");
     expect(stateField("billing", "deadLettersDropped")).toBe("billing:deadLettersDropped");
+    expect(writeMarkField("billing", "3f2a-...")).toBe("billing:lastWrite:3");
+    expect(writeMarkFields("billing")).toHaveLength(16);
+    expect(counterFields("billing")).toEqual(
+      expect.arrayContaining([
+        "billing:attempts:success",
+        "billing:attempts:http_5xx",
+        "billing:latency:0.01",
+        "billing:latency:+Inf",
+        "billing:latencyMs",
+        "billing:deadLettered",
+      ]),
+    );
   });
 
   it("reads members back into units and ignores anything else", () => {

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LATENCY_LE } from "../../shared/counters.ts";
+import { loadScripts } from "../helpers/faults.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import { countCommands } from "../helpers/redis-server.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
@@ -9,9 +11,13 @@ import { publish, runPass, subscribe } from "../helpers/subscriptions.ts";
 let stack: Stack;
 let receiver: TestReceiver;
 beforeAll(async () => {
-  // No trim comes due in these (lua/trim.ts): each counts exactly what it names.
-  stack = await startStack({ vars: { KICK_ON_PUBLISH: "false", TRIM_MIN_INTERVAL_MS: "3600000" } });
+  // No trim comes due in these (lua/trim.ts), and no event is published (a failure raises one):
+  // each counts exactly what it names. The scripts are loaded, so each call is one EVALSHA.
+  stack = await startStack({
+    vars: { KICK_ON_PUBLISH: "false", TRIM_MIN_INTERVAL_MS: "3600000", EVENTS_CHANNEL: "none" },
+  });
   receiver = await startReceiver();
+  await loadScripts(stack);
 });
 afterAll(async () => {
   await receiver?.close();
@@ -56,6 +62,10 @@ describe("delivery", () => {
     const counted = await countCommands(stack.redis, async () => {
       expect((await runPass(stack)).delivered).toBe(2000);
     });
+    // About 46: 22 to read, send and close as before (0.011 per message here, 0.005 with the
+    // benchmark's longer backlog), 20 XADD (one per request) and a few HINCRBY for the drain.
+    expect(counted.byCommand.xadd).toBe(20);
+    expect(counted.byCommand.hincrby).toBeLessThanOrEqual(2 + LATENCY_LE.length);
     expect(counted.total / 2000).toBeLessThanOrEqual(0.05);
   });
 
@@ -65,7 +75,78 @@ describe("delivery", () => {
     const counted = await countCommands(stack.redis, async () => {
       expect((await runPass(stack)).delivered).toBe(200);
     });
+    // About 319: 112 as before (0.56 per message: a read of 4 and its acks), 200 XADD (one per
+    // request: +1 per message at batch size 1), a few HINCRBY once for the drain: 1.6.
+    expect(counted.byCommand.xadd).toBe(200);
+    expect(counted.byCommand.hincrby).toBeLessThanOrEqual(2 + LATENCY_LE.length);
     expect(counted.total / 200).toBeLessThanOrEqual(3);
+  });
+});
+
+// What the attempt log and the counters cost on top of a delivery: 1 XADD per webhook request
+// (its record, riding in the next round trip) and, once per drain, 1 HINCRBY per counter that
+// moved (lua/attempt-writes.ts). Messages published in one request share their publish
+// millisecond, and one POST answers them all at once: one latency, one bucket.
+describe("delivery with its attempt log and counters", () => {
+  it("costs 18 for a batch of 100 in one request: 14 as before, +1 XADD, +3 HINCRBY", async () => {
+    await subscribe(stack, "one100", { name: "sub", url: receiver.url, batchSize: 100 });
+    await publishMany("one100", 100);
+    const counted = await countCommands(stack.redis, async () => {
+      expect((await runPass(stack)).delivered).toBe(100);
+    });
+    expect(counted.byCommand).toEqual({
+      // The pass: what is due, the subscription, its schedule, its lease, its pending list.
+      zrange: 1,
+      hmget: 1,
+      zmscore: 1,
+      set: 1,
+      xpending: 1,
+      // A read of one batch's worth (100: the size of a message is not known yet), a read ahead
+      // that finds nothing, and the close's read.
+      xreadgroup: 3,
+      // The close: its acks, the lease's compare, the state, let go.
+      evalsha: 1,
+      xack: 1,
+      get: 1,
+      hset: 1,
+      zrem: 1,
+      del: 1,
+      // The request's record, and its counters: success, its latency bucket, the latency sum.
+      xadd: 1,
+      hincrby: 3,
+    });
+  });
+
+  it("costs 16 for a failed request: 14 as before, +1 XADD, +1 HINCRBY", async () => {
+    const failing = await startReceiver();
+    try {
+      failing.respond({ status: 500 });
+      await subscribe(stack, "fails", { name: "sub", url: failing.url });
+      await publishMany("fails", 10);
+      const counted = await countCommands(stack.redis, async () => {
+        expect((await runPass(stack)).delivered).toBe(0);
+      });
+      expect(counted.byCommand).toEqual({
+        zrange: 1,
+        hmget: 1,
+        zmscore: 1,
+        set: 1,
+        xpending: 1,
+        xreadgroup: 1,
+        // The finish: the lease's compare, the backoff (wake and retry), the failure count and
+        // failingSince (its first failure), the state, let go.
+        evalsha: 1,
+        get: 1,
+        zadd: 2,
+        hset: 2,
+        del: 1,
+        // The failure count's HINCRBY, and the counter of 5xx answers; the request's record.
+        hincrby: 2,
+        xadd: 1,
+      });
+    } finally {
+      await failing.close();
+    }
   });
 });
 

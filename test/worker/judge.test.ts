@@ -12,12 +12,23 @@ const entry = (n: number, attempt = 1): UnitEntry => ({
   attempt,
   bytes: 10,
 });
-const ok = (failed: string[] = []): AttemptResult => ({ ok: true, failedIds: new Set(failed) });
-const failed = (status: number | null, retryAfterMs: number | null = null): AttemptResult => ({
+const ok = (failed: string[] = []): AttemptResult => ({
+  ok: true,
+  failedIds: new Set(failed),
+  answer: 200,
+  body: "",
+});
+const failed = (
+  status: number | null,
+  retryAfterMs: number | null = null,
+  body = "",
+): AttemptResult => ({
   ok: false,
   status,
   reason: status === null ? "timeout after 1 ms" : `HTTP ${status}`,
   retryAfterMs,
+  answer: status ?? "timeout",
+  body,
 });
 const due = (attempt: number) => options.now + retryDelayMs(attempt, "sub", policy);
 
@@ -91,6 +102,15 @@ describe("judging an attempt", () => {
         reason: "HTTP 410: the endpoint is gone",
         at: 10_000,
       },
+    ]);
+  });
+
+  it("keeps the first KiB of a failed answer's body in the reason (lastError), after the status", () => {
+    expect(judge(failed(503, null, '{"error":"db down"}'), [entry(1)], options)).toMatchObject([
+      { kind: "failed", reason: 'HTTP 503; response: {"error":"db down"}' },
+    ]);
+    expect(judge(failed(410, null, "bye"), [entry(1)], options)).toMatchObject([
+      { kind: "gone", reason: "HTTP 410: the endpoint is gone; response: bye" },
     ]);
   });
 

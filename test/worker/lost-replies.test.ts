@@ -12,7 +12,9 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { mulberry32 } from "../../dev/bridge-faults.ts";
 import type { Command } from "../../dev/bridge-request.ts";
+import { writeMarkFields } from "../../shared/keys.ts";
 import { CLOSE_LUA } from "../../shared/lua/close.ts";
+import { FINISH_LUA } from "../../shared/lua/finish.ts";
 import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
 import {
   injectedDuring,
@@ -26,8 +28,15 @@ import {
   watch,
 } from "../helpers/faults.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
+import {
+  attemptLog,
+  labelsOf,
+  recordKeys,
+  requestKeys,
+  scrapeMetrics,
+} from "../helpers/observe.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
-import { settled, until } from "../helpers/schedule.ts";
+import { retryDueAt, settled, until } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import {
   groupOf,
@@ -36,6 +45,7 @@ import {
   runPass,
   sleep,
   subscribe,
+  waitUntil,
 } from "../helpers/subscriptions.ts";
 
 // The kick is on (as in production). Short retries, and a short pass budget so a lease that is
@@ -173,17 +183,45 @@ const settledIn = (name: string, timeoutMs = 5000) =>
 /** [id, attempt] of every message the receiver got, in arrival order. */
 const attempts = (r: TestReceiver) => r.messages().map((m) => [m.id, m.attempt]);
 
+/** The attempt log holds each request the receiver got, once, in order. */
+async function loggedOnce(name: string, r: TestReceiver) {
+  expect(recordKeys(await attemptLog(stack, channel, name))).toEqual(requestKeys(r.requests));
+}
+
+/** The subscription's delivery counters as GET /v1/metrics shows them. */
+async function countersOf(name: string) {
+  const { samples } = await scrapeMetrics(stack);
+  const at = (extra = "") => labelsOf(channel, name, extra);
+  return {
+    delivered: samples.get(`streamhook_messages_delivered_total${at()}`),
+    success: samples.get(`streamhook_delivery_attempts_total${at('result="success"')}`),
+    failed: samples.get(`streamhook_delivery_attempts_total${at('result="http_5xx"')}`),
+  };
+}
+
 describe("a read (XREADGROUP >) whose reply is lost", () => {
   // The kick's first read takes all 12; with 50 and batches of 5, the third read (a read ahead)
   // carries the acks of the first read's batches.
+  // Dropped, the read and the writes before it ran; refused, none of them did.
   it.each([
-    { which: "the first read of a visit", messages: 12, nthRead: 1 },
-    { which: "a read ahead carrying the previous batches' acks", messages: 50, nthRead: 3 },
-  ])("loses no message: $which", async ({ messages, nthRead }) => {
+    { which: "the first read of a visit", messages: 12, nthRead: 1, kind: "drop-reply" },
+    {
+      which: "a read ahead carrying the previous batches' acks and records",
+      messages: 50,
+      nthRead: 3,
+      kind: "drop-reply",
+    },
+    {
+      which: "a read ahead carrying acks and records, refused before it ran",
+      messages: 50,
+      nthRead: 3,
+      kind: "refuse",
+    },
+  ] as const)("loses no message: $which", async ({ messages, nthRead, kind }) => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 5 });
     const group = await groupOf(stack, channel, "sub");
     const match = nth(sends("XREADGROUP", group, ">"), nthRead);
-    stack.bridge.faults.add({ kind: "drop-reply", match, times: 1 });
+    stack.bridge.faults.add({ kind, match, times: 1 });
     let ids: string[] = [];
     const injected = await injectedDuring(stack, async () => {
       ids = await publish(
@@ -194,9 +232,16 @@ describe("a read (XREADGROUP >) whose reply is lost", () => {
       await receiver.waitFor((r) => r.acceptedIds().length >= messages, 5000);
       await settledIn("sub");
     });
-    expect(injected["drop-reply"]).toBe(1);
+    expect(injected[kind]).toBe(1);
     expect(attempts(receiver)).toEqual(ids.map((id) => [id, 1]));
     expect(await stranded(stack, channel, { sub: group })).toEqual([]);
+    // The lost read ahead carried the records of the batches before it: logged once each.
+    await loggedOnce("sub", receiver);
+    expect(await countersOf("sub")).toEqual({
+      delivered: messages,
+      success: receiver.requests.length,
+      failed: 0,
+    });
   });
 });
 
@@ -220,6 +265,9 @@ describe("a close whose reply is lost", () => {
       expect(injected[kind]).toBe(1);
       expect(attempts(receiver)).toEqual(ids.map((id) => [id, 1]));
       expect(await stack.redis.exists(stack.keys.lease(channel, "sub"))).toBe(0);
+      // The close carried the request's record and the drain's counters: written once.
+      await loggedOnce("sub", receiver);
+      expect(await countersOf("sub")).toEqual({ delivered: 3, success: 1, failed: 0 });
     },
   );
 
@@ -243,6 +291,100 @@ describe("a close whose reply is lost", () => {
       [second, 1],
     ]);
   });
+});
+
+describe("a finish whose reply is lost", () => {
+  it("logs and counts the failed request once (the repeat finds the lease let go)", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    receiver.respond({ status: 500, body: "down" });
+    // The endpoint fails: the visit stops and its finish carries the record and the counts.
+    const match = runsScript(FINISH_LUA, stack.keys.channel(channel));
+    stack.bridge.faults.add({ kind: "drop-reply", match, times: 1 });
+    const injected = await injectedDuring(stack, async () => {
+      await publish(stack, channel, [{ data: 1 }]);
+      await receiver.waitFor((r) => r.requests.length === 1);
+      // The visit publishes its subscription.failing event once its finish (repeat included)
+      // has returned: then nothing more of it is to come.
+      const events = stack.keys.channel("streamhook.events");
+      await until("the visit's failing event", async () => {
+        const entries = await stack.redis.xrange(events, "-", "+");
+        return entries.some(([, fields]) => fields.join(" ").includes(`"channel":"${channel}"`));
+      });
+    });
+    expect(injected["drop-reply"]).toBe(1);
+    await loggedOnce("sub", receiver);
+    const [record] = await attemptLog(stack, channel, "sub");
+    expect(record).toMatchObject({ status: 500, error: "HTTP 500", body: "down" });
+    expect(await countersOf("sub")).toEqual({ delivered: 0, success: 0, failed: 1 });
+  });
+});
+
+describe("a finish whose reply is lost, when another write lands before its repeat", () => {
+  it("logs and counts once: the repeat finds its record in the log though its mark was overwritten", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    receiver.respond({ status: 500 });
+    const match = runsScript(FINISH_LUA, stack.keys.channel(channel));
+    stack.bridge.faults.add({ kind: "drop-reply", match, times: 1 });
+    // The repeat waits, and meanwhile every mark of the subscription is another deliverer's (as
+    // if one took the lease the first run let go, with a token of the same first digit).
+    stack.bridge.faults.add({ kind: "delay", match, times: 1, delayMs: 400 });
+    const injected = await injectedDuring(stack, async () => {
+      await publish(stack, channel, [{ data: 1 }]);
+      await until(
+        "the first run's reply is dropped",
+        async () =>
+          (await stack.redis.exists(stack.keys.lease(channel, "sub"))) === 0 &&
+          stack.bridge.faults.injected.delay > 0,
+      );
+      const marks = writeMarkFields("sub").flatMap((field) => [field, "another-write"]);
+      await stack.redis.hset(stack.keys.state(channel), ...marks);
+      const events = stack.keys.channel("streamhook.events");
+      await until("the visit's failing event", async () => {
+        const entries = await stack.redis.xrange(events, "-", "+");
+        return entries.some(([, fields]) => fields.join(" ").includes(`"channel":"${channel}"`));
+      });
+    });
+    expect(injected["drop-reply"]).toBe(1);
+    expect(injected.delay).toBe(1);
+    await loggedOnce("sub", receiver);
+    expect(await countersOf("sub")).toEqual({ delivered: 0, success: 0, failed: 1 });
+  });
+});
+
+describe("a claim carrying the previous retry's record, whose reply is lost", () => {
+  // Dropped, the claim and the record before it ran; refused, neither did.
+  it.each(["drop-reply", "refuse"] as const)(
+    "logs each request once: the record goes again through the record script (%s)",
+    async (kind) => {
+      await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 1 });
+      const group = await groupOf(stack, channel, "sub");
+      // Both rejected one by one on their first attempt, both taken on their second.
+      receiver.respond((req) =>
+        req.n <= 2
+          ? { status: 200, body: { failed: [req.body!.messages[0]!.id] } }
+          : { status: 204 },
+      );
+      await publish(stack, channel, [{ data: "a" }, { data: "b" }]);
+      await receiver.waitFor((r) => r.requests.length === 2);
+      await until(
+        "nobody holds the lease",
+        async () => (await stack.redis.exists(stack.keys.lease(channel, "sub"))) === 0,
+      );
+      // The retry step claims one message per batch: the second claim carries the first's record.
+      const claims = (commands: readonly Command[]) =>
+        sends("XCLAIM", group)(commands) &&
+        commands.some((c) => c.name.toUpperCase() === "XCLAIM" && String(c.args[3]) !== "0");
+      stack.bridge.faults.add({ kind, match: nth(claims, 2), times: 1 });
+      const due = await retryDueAt(stack, channel, "sub");
+      // Both due: the second was rejected a moment after the first.
+      await waitUntil(due! + 200);
+      const injected = await injectedDuring(stack, () => runPass(stack));
+      expect(injected[kind]).toBe(1);
+      expect(receiver.requests).toHaveLength(4);
+      await loggedOnce("sub", receiver);
+      expect(await countersOf("sub")).toEqual({ delivered: 2, success: 4, failed: 0 });
+    },
+  );
 });
 
 describe("a lost reply on the lease's SET", () => {

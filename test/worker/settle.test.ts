@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { noCounts } from "../../worker/attempts.ts";
 import type { UnitEntry } from "../../worker/entries.ts";
 import type { Outcome } from "../../worker/judge.ts";
 import {
@@ -27,13 +28,26 @@ describe("folding outcomes into writes", () => {
       [{ kind: "delivered", entries: [a, b], at: 5 }],
       {
         ack: ["100-1", "100-2"],
-        state: { success: { at: 5, lastAckedId: "100-2" }, failuresSince: 0, error: null },
+        state: {
+          counts: noCounts(),
+          success: { at: 5, lastAckedId: "100-2" },
+          failuresSince: 0,
+          error: null,
+        },
       },
     ],
     [
       "rejected: kept for retry at the earliest time, the reason recorded",
       [{ kind: "rejected", retry: [a], dead: [], retryAt: 50, reason: "no", at: 6 }],
-      { retryAt: 50, state: { success: null, failuresSince: 0, error: { at: 6, error: "no" } } },
+      {
+        retryAt: 50,
+        state: {
+          counts: noCounts(),
+          success: null,
+          failuresSince: 0,
+          error: { at: 6, error: "no" },
+        },
+      },
     ],
     [
       "rejected out of attempts: dead-lettered with its attempts",
@@ -41,13 +55,26 @@ describe("folding outcomes into writes", () => {
       {
         dead: [{ entryId: "100-3", attempts: 4, error: "no" }],
         retryAt: null,
-        state: { success: null, failuresSince: 0, error: { at: 6, error: "no" } },
+        state: {
+          counts: noCounts(),
+          success: null,
+          failuresSince: 0,
+          error: { at: 6, error: "no" },
+        },
       },
     ],
     [
       "failed: a failed request counted, nothing acked",
       [{ kind: "failed", retry: [a], dead: [], retryAt: 90, reason: "HTTP 500", at: 7 }],
-      { ack: [], state: { success: null, failuresSince: 1, error: { at: 7, error: "HTTP 500" } } },
+      {
+        ack: [],
+        state: {
+          counts: noCounts(),
+          success: null,
+          failuresSince: 1,
+          error: { at: 7, error: "HTTP 500" },
+        },
+      },
     ],
     [
       "a success after failures resets the count",
@@ -58,6 +85,7 @@ describe("folding outcomes into writes", () => {
       {
         ack: ["100-2"],
         state: {
+          counts: noCounts(),
           success: { at: 8, lastAckedId: "100-2" },
           failuresSince: 0,
           error: { at: 7, error: "HTTP 500" },
@@ -70,6 +98,7 @@ describe("folding outcomes into writes", () => {
       {
         ack: [],
         state: {
+          counts: noCounts(),
           success: null,
           failuresSince: 1,
           error: { at: 9, error: "HTTP 410: the endpoint is gone; subscription paused" },
@@ -118,7 +147,11 @@ describe("merging writes", () => {
     expect(merge(failed, failed).state.failuresSince).toBe(2);
     const succeeded = fold(noWrites(), { kind: "delivered", entries: [b], at: 2 }, "main");
     expect(merge(failed, succeeded).state.failuresSince).toBe(0);
-    expect(merge(succeeded, failed).state).toMatchObject({ success: { at: 2 }, failuresSince: 1 });
+    expect(merge(succeeded, failed).state).toMatchObject({
+      counts: noCounts(),
+      success: { at: 2 },
+      failuresSince: 1,
+    });
   });
 
   it("holds the state back and writes the rest", () => {
@@ -146,13 +179,24 @@ describe("the state hash writes", () => {
   const field = (fact: string) => `s:${fact}`;
   it("sets the count after a success, and adds to it when none came", () => {
     expect(
-      stateWrites({ success: { at: 3, lastAckedId: "1-1" }, failuresSince: 2, error: null }, field),
+      stateWrites(
+        {
+          counts: noCounts(),
+          success: { at: 3, lastAckedId: "1-1" },
+          failuresSince: 2,
+          error: null,
+        },
+        field,
+      ),
     ).toEqual({
       set: { "s:failures": "2", "s:lastSuccessAt": "3", "s:lastAckedId": "1-1" },
       increment: 0,
     });
     expect(
-      stateWrites({ success: null, failuresSince: 2, error: { at: 4, error: "e" } }, field),
+      stateWrites(
+        { counts: noCounts(), success: null, failuresSince: 2, error: { at: 4, error: "e" } },
+        field,
+      ),
     ).toEqual({ set: { "s:lastError": "e", "s:lastErrorAt": "4" }, increment: 2 });
   });
 });

@@ -7,6 +7,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mulberry32 } from "../../dev/bridge-faults.ts";
 import { loadScripts, scheduledOn, stranded, type UnitState } from "../helpers/faults.ts";
+import {
+  attemptLog,
+  labelsOf,
+  recordKeys,
+  requestKeys,
+  scrapeMetrics,
+} from "../helpers/observe.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { groupOf, pendingCount, sleep, subscribe } from "../helpers/subscriptions.ts";
@@ -213,6 +220,26 @@ describe("a soak with lost, refused and delayed Redis replies and a failing rece
     ).toEqual([]);
     expect(violations).toEqual([]);
     expect(await stack.redis.zcard(stack.keys.due())).toBe(0);
+
+    // The attempt log holds every request each receiver got, once. A record no receiver saw is
+    // a request that timed out before its body arrived (a loaded machine, a large batch).
+    for (const s of subscribers) {
+      const log = await attemptLog(stack, CHANNEL, s.name);
+      const logged = recordKeys(log).map((k) => k.join(" "));
+      const received = requestKeys(s.receiver.requests).map((k) => k.join(" "));
+      const twice = logged.filter((k, i) => logged.indexOf(k) !== i);
+      expect(twice, `${s.name}: logged twice`).toEqual([]);
+      expect(
+        received.filter((k) => !logged.includes(k)),
+        `${s.name}: not logged`,
+      ).toEqual([]);
+      const unseen = log.filter((_, i) => !received.includes(logged[i]!));
+      expect(unseen.map((a) => a.status).filter((status) => status !== "timeout")).toEqual([]);
+    }
+    const { samples } = await scrapeMetrics(stack);
+    expect(
+      samples.get(`streamhook_messages_dead_lettered_total${labelsOf(CHANNEL, flaky.name)}`),
+    ).toBe(dead.length);
 
     // The soak was one: faults of every kind, large messages, failures, dead letters.
     expect(injected["drop-reply"]).toBeGreaterThan(0);

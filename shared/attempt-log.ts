@@ -1,0 +1,121 @@
+// The attempt log: the last ~1,000 webhook requests of each push subscription, in
+// {p}:attempts:<ch>:<sub> (a stream capped with XADD MAXLEN ~ 1000, see keys.ts), so "why did my
+// webhook not arrive?" has an answer: what was sent, when, and what the endpoint said.
+//
+// The worker appends one entry per request (worker/store.ts: in whichever round trip comes next,
+// one XADD each); the API reads it newest first. Pull subscriptions make no requests: no log.
+
+import { asEntries, type Db } from "./redis.ts";
+
+/** The HTTP status of the answer, or why none came whole. */
+export type AttemptStatus = number | "timeout" | "network";
+
+/** One webhook request, as the log keeps it. */
+export interface AttemptRecord {
+  /** When the POST started (ms). */
+  at: number;
+  /** The attempt number of its messages (the highest, should they differ). */
+  attempt: number;
+  messages: number;
+  firstId: string;
+  lastId: string;
+  /**
+   * The answer's status; "timeout" or "network" when no whole answer came (a 2xx whose body broke
+   * off included: its error says so).
+   */
+  status: AttemptStatus;
+  /** From the POST's start to the end of its answer's body (or the failure). */
+  durationMs: number;
+  /** Null when the endpoint accepted the request (2xx), else what went wrong. */
+  error: string | null;
+  /** The first 1 KiB (RESPONSE_SNIPPET_BYTES) of the answer's body, as UTF-8 text. */
+  body: string;
+}
+
+/** How much of an answer's body a record (and lastError) keeps. */
+export const RESPONSE_SNIPPET_BYTES = 1024;
+
+/** Records kept per subscription: XADD MAXLEN ~ this (whole stream nodes: a few more at times). */
+export const ATTEMPT_LOG_LENGTH = 1000;
+
+/** The stream fields of a record, in this order; "" values are left out of the entry. */
+export const RECORD_FIELDS = ["a", "n", "m", "f", "l", "s", "d", "e", "b"] as const;
+
+/** A record's values in RECORD_FIELDS order, "" for an error that is null or an empty body. */
+export function recordValues(r: AttemptRecord): string[] {
+  return [
+    String(r.at),
+    String(r.attempt),
+    String(r.messages),
+    r.firstId,
+    r.lastId,
+    String(r.status),
+    String(r.durationMs),
+    r.error ?? "",
+    r.body,
+  ];
+}
+
+/** A record as stream entry fields (XADD): empty values left out. */
+export function recordEntry(r: AttemptRecord): Record<string, string> {
+  const values = recordValues(r);
+  const entry: Record<string, string> = {};
+  RECORD_FIELDS.forEach((field, i) => {
+    if (values[i] !== "") entry[field] = values[i]!;
+  });
+  return entry;
+}
+
+function statusOf(text: string | undefined): AttemptStatus {
+  if (text === "timeout" || text === "network") return text;
+  return Number(text ?? 0);
+}
+
+/** A record as the API shows it, with its log entry's id (the paging cursor). */
+export interface AttemptView {
+  id: string;
+  at: string;
+  attempt: number;
+  messages: number;
+  firstId: string;
+  lastId: string;
+  status: AttemptStatus;
+  durationMs: number;
+  error: string | null;
+  body: string;
+}
+
+/**
+ * A page of a subscription's attempt log, newest first, before `after` (an entry id, exclusive);
+ * `next` is the cursor of the following page, null when there is none. 1 XREVRANGE.
+ */
+export async function readAttempts(
+  db: Db,
+  channel: string,
+  name: string,
+  page: { after?: string | undefined; limit: number },
+): Promise<{ attempts: AttemptView[]; next: string | null }> {
+  // Nothing comes before the smallest id (and Redis refuses to range below it).
+  if (page.after === "0-0") return { attempts: [], next: null };
+  const end = page.after ? `(${page.after}` : "+";
+  // One more than asked tells whether another page exists.
+  const raw = await db.redis.xrevrange(db.keys.attempts(channel, name), end, "-", page.limit + 1);
+  const entries = asEntries(raw);
+  const attempts = entries.slice(0, page.limit).map(({ id, fields }) => {
+    const f = fields ?? {};
+    return {
+      id,
+      at: new Date(Number(f.a ?? 0)).toISOString(),
+      attempt: Number(f.n ?? 0),
+      messages: Number(f.m ?? 0),
+      firstId: f.f ?? "",
+      lastId: f.l ?? "",
+      status: statusOf(f.s),
+      durationMs: Number(f.d ?? 0),
+      error: f.e ?? null,
+      body: f.b ?? "",
+    };
+  });
+  const next = entries.length > page.limit ? (attempts.at(-1)?.id ?? null) : null;
+  return { attempts, next };
+}

@@ -1,0 +1,71 @@
+// Test shorthands for what shows how delivery went: the attempt log and GET /v1/metrics, read
+// over real HTTP as a dashboard or Prometheus would.
+
+import { expect } from "vitest";
+import type { ReceivedRequest } from "./receiver.ts";
+import type { Stack } from "./stack.ts";
+
+export interface Attempt {
+  id: string;
+  at: string;
+  attempt: number;
+  messages: number;
+  firstId: string;
+  lastId: string;
+  status: number | "timeout" | "network";
+  durationMs: number;
+  error: string | null;
+  body: string;
+}
+
+/** A subscription's whole attempt log, oldest first. */
+export async function attemptLog(stack: Stack, channel: string, name: string) {
+  const res = await stack.api(`/v1/channels/${channel}/subscriptions/${name}/attempts?limit=1000`);
+  expect(res.status, await res.clone().text()).toBe(200);
+  const page = (await res.json()) as { attempts: Attempt[]; next: string | null };
+  expect(page.next).toBeNull();
+  return page.attempts.reverse();
+}
+
+/**
+ * [first message id, attempt] of each request: what a log record and a request share (a record's
+ * attempt is the highest of its messages').
+ */
+export const requestKeys = (requests: ReceivedRequest[]) =>
+  requests.map((r) => {
+    const messages = r.body!.messages;
+    return [messages[0]!.id, Math.max(...messages.map((m) => m.attempt))];
+  });
+export const recordKeys = (log: Attempt[]) => log.map((a) => [a.firstId, a.attempt]);
+
+/**
+ * GET /v1/metrics as sample -> value (`name{labels}` as written), checking the format on the
+ * way: the content type, a TYPE line before each family's samples, and each sample's shape.
+ */
+export async function scrapeMetrics(client: Pick<Stack, "api">) {
+  const res = await client.api("/v1/metrics");
+  expect(res.status, await res.clone().text()).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  const samples = new Map<string, number>();
+  const typed = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const meta = /^# (HELP|TYPE) (\w+) (.+)$/.exec(line);
+    if (meta) {
+      if (meta[1] === "TYPE") typed.set(meta[2]!, meta[3]!);
+      continue;
+    }
+    const sample = /^(\w+)(\{(?:\w+="[^"]*",?)*\})? (\S+)$/.exec(line);
+    expect(sample, `a sample line: ${line}`).not.toBeNull();
+    const [, name, labels, value] = sample!;
+    const family = typed.has(name!) ? name! : name!.replace(/_(bucket|sum|count)$/, "");
+    expect(typed.has(family), `a TYPE line before ${line}`).toBe(true);
+    samples.set(`${name}${labels ?? ""}`, Number(value));
+  }
+  return { text, samples, typed };
+}
+
+/** The labels of a subscription's samples, with more after them (`result="success"`). */
+export const labelsOf = (channel: string, sub: string, extra = "") =>
+  `{channel="${channel}",subscription="${sub}"${extra ? `,${extra}` : ""}}`;

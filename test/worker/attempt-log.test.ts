@@ -1,0 +1,195 @@
+import { describe, expect, it } from "vitest";
+import { deliveryFixture } from "../helpers/fixture.ts";
+import type { Attempt } from "../helpers/observe.ts";
+import type { TestReceiver } from "../helpers/receiver.ts";
+import { passWhenRetryDue } from "../helpers/schedule.ts";
+import type { Stack } from "../helpers/stack.ts";
+import { getSubscription, publish, runPass, subscribe } from "../helpers/subscriptions.ts";
+
+// The attempt log: every webhook request, as GET .../attempts shows it, against what the
+// receiver really got and answered.
+let stack: Stack;
+let receiver: TestReceiver;
+let channel: string;
+deliveryFixture("attempts", { vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "100" } }, (f) => {
+  ({ stack, receiver, channel } = f);
+});
+
+const path = (name: string, query = "") =>
+  `/v1/channels/${channel}/subscriptions/${name}/attempts${query}`;
+
+async function attempts(name: string, query = "") {
+  const res = await stack.api(path(name, query));
+  expect(res.status, await res.clone().text()).toBe(200);
+  return (await res.json()) as { attempts: Attempt[]; next: string | null };
+}
+
+describe("the attempt log", () => {
+  it("records each request newest first: status, duration, error and the answer's body", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    receiver.respond((req) =>
+      req.n === 1 ? { status: 503, body: { error: "db down" } } : { status: 200, body: "thanks" },
+    );
+    const ids = await publish(stack, channel, [{ data: 1 }, { data: 2 }, { data: 3 }]);
+    const before = Date.now();
+    await runPass(stack);
+    await passWhenRetryDue(stack, channel, "sub");
+    expect(receiver.requests.map((r) => r.status)).toEqual([503, 200]);
+
+    const { attempts: log, next } = await attempts("sub");
+    expect(next).toBeNull();
+    expect(log).toEqual([
+      {
+        id: expect.stringMatching(/^\d+-\d+$/),
+        at: expect.any(String),
+        attempt: 2,
+        messages: 3,
+        firstId: ids[0],
+        lastId: ids[2],
+        status: 200,
+        durationMs: expect.any(Number),
+        error: null,
+        body: "thanks",
+      },
+      {
+        id: expect.stringMatching(/^\d+-\d+$/),
+        at: expect.any(String),
+        attempt: 1,
+        messages: 3,
+        firstId: ids[0],
+        lastId: ids[2],
+        status: 503,
+        durationMs: expect.any(Number),
+        error: "HTTP 503",
+        body: '{"error":"db down"}',
+      },
+    ]);
+    // Each record's start is the request's: no earlier than the pass, no later than its arrival.
+    log.reverse().forEach((a, i) => {
+      expect(Date.parse(a.at)).toBeGreaterThanOrEqual(before - 5);
+      expect(Date.parse(a.at)).toBeLessThanOrEqual(receiver.requests[i]!.at + 5);
+      expect(a.durationMs).toBeGreaterThanOrEqual(0);
+    });
+    // The failure's answer is in lastError too, after the status.
+    const view = await getSubscription(stack, channel, "sub");
+    expect(view.lastError).toBe('HTTP 503; response: {"error":"db down"}');
+  });
+
+  it("keeps the first 1 KiB of a long answer, and says timeout when none came in time", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, timeoutMs: 300 });
+    receiver.respond((req) =>
+      req.n === 1 ? { status: 500, body: "x".repeat(5000) } : { status: 200, delayMs: 1000 },
+    );
+    await publish(stack, channel, [{ data: 1 }]);
+    await runPass(stack);
+    await passWhenRetryDue(stack, channel, "sub");
+    const [timedOut, long] = (await attempts("sub")).attempts;
+    expect(long).toMatchObject({ status: 500, error: "HTTP 500", body: "x".repeat(1024) });
+    expect(timedOut).toMatchObject({ status: "timeout", error: "timeout after 300 ms", body: "" });
+    expect(timedOut!.durationMs).toBeGreaterThanOrEqual(290);
+  });
+
+  it("pages newest first with after and limit, next null on the last page", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 1 });
+    const ids = await publish(
+      stack,
+      channel,
+      Array.from({ length: 5 }, (_, i) => ({ data: i })),
+    );
+    await runPass(stack);
+    expect(receiver.requests).toHaveLength(5);
+    const seen: Attempt[] = [];
+    let after: string | null = null;
+    for (const expected of [2, 2, 1]) {
+      const page = await attempts("sub", `?limit=2${after ? `&after=${after}` : ""}`);
+      expect(page.attempts).toHaveLength(expected);
+      seen.push(...page.attempts);
+      after = page.next;
+    }
+    expect(after).toBeNull();
+    // Nothing is older than the smallest id.
+    expect(await attempts("sub", "?after=0-0")).toEqual({ attempts: [], next: null });
+    // One record per request, newest first.
+    expect(seen.map((a) => a.firstId)).toEqual([...ids].reverse());
+    expect(seen.map((a) => a.id)).toEqual(
+      seen
+        .map((a) => a.id)
+        .sort()
+        .reverse(),
+    );
+  });
+
+  it("keeps about the last 1,000 requests", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 1 });
+    const total = 1150;
+    await publish(
+      stack,
+      channel,
+      Array.from({ length: 1000 }, (_, i) => ({ data: i })),
+    );
+    const rest = await publish(
+      stack,
+      channel,
+      Array.from({ length: total - 1000 }, (_, i) => ({ data: i })),
+    );
+    while ((await runPass(stack)).delivered > 0);
+    expect(receiver.requests).toHaveLength(total);
+    const length = await stack.redis.xlen(stack.keys.attempts(channel, "sub"));
+    // MAXLEN ~ trims whole stream nodes (100 entries): at least 1,000, less than 1,100.
+    expect(length).toBeGreaterThanOrEqual(1000);
+    expect(length).toBeLessThan(1100);
+    const newest = (await attempts("sub", "?limit=1")).attempts[0]!;
+    expect(newest.firstId).toBe(rest.at(-1));
+  }, 60_000);
+
+  it("is empty for a pull subscription, which makes no requests", async () => {
+    await subscribe(stack, channel, { name: "puller", mode: "pull", from: "earliest" });
+    await publish(stack, channel, [{ data: 1 }]);
+    expect(await attempts("puller")).toEqual({ attempts: [], next: null });
+    expect(await stack.redis.exists(stack.keys.attempts(channel, "puller"))).toBe(0);
+  });
+
+  it("is deleted with its subscription and with its channel, and a new one starts empty", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    await publish(stack, channel, [{ data: 1 }]);
+    await runPass(stack);
+    const key = stack.keys.attempts(channel, "sub");
+    expect(await stack.redis.xlen(key)).toBe(1);
+    expect(
+      (await stack.api(`/v1/channels/${channel}/subscriptions/sub`, { method: "DELETE" })).status,
+    ).toBe(204);
+    expect(await stack.redis.exists(key)).toBe(0);
+
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    expect(await attempts("sub")).toEqual({ attempts: [], next: null });
+    await publish(stack, channel, [{ data: 2 }]);
+    await runPass(stack);
+    expect(await stack.redis.xlen(key)).toBe(1);
+    const res = await stack.api(`/v1/channels/${channel}?force=true`, { method: "DELETE" });
+    expect(res.status).toBe(200);
+    expect(await stack.redis.exists(key)).toBe(0);
+    expect(await stack.redis.exists(stack.keys.metrics(channel))).toBe(0);
+  });
+
+  it.each([
+    ["a limit of 0", "?limit=0"],
+    ["a limit over 1000", "?limit=1001"],
+    ["an after that is no stream id", "?after=yesterday"],
+  ])("answers %s with 400", async (_, query) => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const res = await stack.api(path("sub", query));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("invalid_request");
+  });
+
+  it("answers 404 for an unknown subscription or channel", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    for (const url of [path("nobody"), `/v1/channels/no-such-channel/subscriptions/sub/attempts`]) {
+      const res = await stack.api(url);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+        "subscription_not_found",
+      );
+    }
+  });
+});

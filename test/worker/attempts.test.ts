@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import { attemptOf, countAttempts, counterIncrements, noCounts } from "../../worker/attempts.ts";
+import type { AttemptResult } from "../../worker/deliver.ts";
+import type { UnitEntry } from "../../worker/entries.ts";
+import { foldSent, holdState, merge, noWrites } from "../../worker/settle.ts";
+
+// Published at ms 1000, 1001, 1002 (a message id is its publish time).
+const entry = (n: number, attempt = 1): UnitEntry => ({
+  entryId: `100${n}-0`,
+  message: { id: `100${n}-0`, type: null, data: "1", publishedAt: "" },
+  attempt,
+  bytes: 10,
+});
+const batch = [entry(0), entry(1, 2), entry(2)];
+const accepted = (failed: string[] = []): AttemptResult => ({
+  ok: true,
+  failedIds: new Set(failed),
+  answer: 200,
+  body: "ok",
+});
+const refused: AttemptResult = {
+  ok: false,
+  status: 503,
+  reason: "HTTP 503",
+  retryAfterMs: null,
+  answer: 503,
+  body: "busy",
+};
+
+describe("what a request leaves behind", () => {
+  it("records its messages, answer and time, and the latency of each message it delivered", () => {
+    expect(attemptOf(batch, accepted(["1001-0"]), 1500, 20)).toEqual({
+      record: {
+        at: 1500,
+        attempt: 2,
+        messages: 3,
+        firstId: "1000-0",
+        lastId: "1002-0",
+        status: 200,
+        durationMs: 20,
+        error: null,
+        body: "ok",
+      },
+      result: "success",
+      // Answered at 1520: publish to 2xx, for those not listed in failed.
+      latenciesMs: [520, 518],
+    });
+  });
+
+  it("records a refusal with its reason and no latency", () => {
+    expect(attemptOf(batch, refused, 1500, 7)).toMatchObject({
+      record: { status: 503, error: "HTTP 503", body: "busy", durationMs: 7 },
+      result: "http_5xx",
+      latenciesMs: [],
+    });
+  });
+});
+
+describe("counting requests", () => {
+  it("adds requests by result and delivered messages by bucket; writes only what moved", () => {
+    const counts = countAttempts(noCounts(), [
+      attemptOf(batch, accepted(), 1000, 5),
+      attemptOf(batch, refused, 2000, 5),
+      attemptOf([entry(0)], accepted(), 3000, 0),
+    ]);
+    expect(counts).toEqual({
+      attempts: { success: 2, http_5xx: 1 },
+      // 5, 4 and 3 ms (<= 10 ms: bucket 0); then 2000 ms (<= 2.5 s: bucket 7).
+      latency: { 0: 3, 7: 1 },
+      latencyMs: 2012,
+    });
+    expect(counterIncrements(counts, (c) => `s:${c}`)).toEqual([
+      "s:attempts:success",
+      "2",
+      "s:attempts:http_5xx",
+      "1",
+      "s:latency:0.01",
+      "3",
+      "s:latency:2.5",
+      "1",
+      "s:latencyMs",
+      "2012",
+    ]);
+    expect(counterIncrements(noCounts(), (c) => c)).toEqual([]);
+  });
+
+  it("carries records to the next round trip and counts to the end of the drain", () => {
+    const sent = { outcomes: [], attempts: [attemptOf(batch, refused, 2000, 5)] };
+    const w = foldSent(noWrites(), sent, "main");
+    expect(w.attempts).toHaveLength(1);
+    const [writing, held] = holdState(w);
+    // The read takes the records; the counts stay with the state for the close or finish.
+    expect(writing.attempts).toHaveLength(1);
+    expect(writing.state.counts).toEqual(noCounts());
+    expect(held.counts.attempts).toEqual({ http_5xx: 1 });
+    const both = merge(w, w);
+    expect(both.attempts).toHaveLength(2);
+    expect(both.state.counts.attempts).toEqual({ http_5xx: 2 });
+  });
+});
