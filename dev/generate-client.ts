@@ -8,12 +8,35 @@
 // stays optional in request bodies (`max` of a pull), as the API takes it.
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { currentDocumentText, OPENAPI_JSON, SCHEMA_DTS, schemaHeader } from "./client-schema.ts";
+import { pathToFileURL } from "node:url";
+import { build } from "esbuild";
 
 const OPENAPI_TYPESCRIPT = ["-p", "typescript@5", "-p", "openapi-typescript@7.13.0"];
+
+// The app imports the dashboard's .tsx, which Node's type stripping does not take. esbuild (the
+// compiler wrangler itself uses, so always installed with it) compiles client-schema.ts and what
+// it imports into one module; packages stay imports, resolved from this repo's node_modules.
+const root = join(import.meta.dirname, "..");
+const compiled = join(root, "node_modules", ".cache", "streamhook", "client-schema.mjs");
+mkdirSync(join(compiled, ".."), { recursive: true });
+await build({
+  entryPoints: [join(import.meta.dirname, "client-schema.ts")],
+  outfile: compiled,
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  packages: "external",
+  tsconfig: join(root, "tsconfig.json"),
+  // client-schema.ts finds client/ from its own directory, not the compiled module's.
+  define: { "import.meta.dirname": JSON.stringify(import.meta.dirname) },
+  logLevel: "warning",
+});
+const { currentDocumentText, OPENAPI_JSON, SCHEMA_DTS, schemaHeader } = (await import(
+  pathToFileURL(compiled).href
+)) as typeof import("./client-schema.ts");
 
 const document = currentDocumentText();
 writeFileSync(OPENAPI_JSON, document);
