@@ -42,6 +42,7 @@ const { values } = parseArgs({
     "fanout-subs": { type: "string" },
     "drain-backlog": { type: "string" },
     "pull-backlog": { type: "string" },
+    "pull-batches": { type: "string" },
     only: { type: "string" },
   },
 });
@@ -171,10 +172,17 @@ try {
     results.retention = await retentionScenario(stack, { messages, maxMessages: 10_000 });
   }
   if (runs("pull")) {
-    const messages = Number(values["pull-backlog"] ?? (quick ? 5_000 : 20_000));
-    // 64: the most one pull takes at the default MAX_MESSAGE_BYTES (shared/pull.ts pullCount).
-    log(`pull: ${messages} messages pulled and acked by 4 consumers, 64 per pull...`);
-    results.pull = await pullScenario(stack, { messages, consumers: 4, max: 64 });
+    const messages = Number(values["pull-backlog"] ?? (quick ? 10_000 : 30_000));
+    const pullBatches = list(values["pull-batches"], [100, 1000]);
+    log(
+      `pull: ${messages} messages x 3 rounds pulled and acked by 4 consumers, ${pullBatches.join(", ")} per pull...`,
+    );
+    results.pull = await pullScenario(stack, {
+      messages,
+      consumers: 4,
+      batches: pullBatches,
+      rounds: 3,
+    });
   }
   log("");
   log(await writeResults(results));
