@@ -39,6 +39,10 @@ export const PulledMessage = z
     data: z.unknown(),
     publishedAt: z.iso.datetime(),
     attempt: z.number().int().openapi({ description: "1 the first time it is handed out" }),
+    redrivenFrom: z.string().optional().openapi({
+      description:
+        'A redriven dead letter only: its original id (its `id` here is "0-<n>", its handle in the redrive stream)',
+    }),
   })
   .openapi("PulledMessage");
 

@@ -10,12 +10,47 @@
 // XREADGROUP has just taken (idle 0) holds a lease of LEASE_BASE_MS until its lease is set, which
 // lua/pull.ts does in the same script, and shared/pull.ts right after its own reads.
 //
+// A pull subscription's messages wait in two queues, each a stream read with the subscription's
+// group: the channel, and its redrive stream (dead letters put back, shared/pull-redrive.ts),
+// whose entry ids all start "0-" so that an id alone says which queue it is in.
+//
 //   call        commands                                reply lost
-//   ack         XACK                                    repeated: the repeat counts 0
+//   ack         XACK (+ XDEL on the redrive stream)     repeated: the repeat counts 0
 //   nack/extend XCLAIM min-idle 0 IDLE t JUSTID         repeated: sets the same idle time
 
 import { asArray, asNumber, type Db } from "./redis.ts";
 import type { Subscription } from "./subscription.ts";
+
+/** A stream a pull subscription's messages wait in, read with its group. */
+export interface Queue {
+  stream: string;
+  group: string;
+  /** The redrive stream: it keeps nothing that is done, so an ack deletes the entry too. */
+  redrive: boolean;
+}
+
+export const channelQueue = (db: Db, sub: Subscription): Queue => ({
+  stream: db.keys.channel(sub.channel),
+  group: sub.group,
+  redrive: false,
+});
+
+export const redriveQueue = (db: Db, sub: Subscription): Queue => ({
+  stream: db.keys.redrive(sub.channel, sub.name),
+  group: sub.group,
+  redrive: true,
+});
+
+/** Redriven messages' ids: "0-<n>", which no publish makes (lua/redrive.ts). */
+export const isRedrivenId = (id: string) => id.startsWith("0-");
+
+/** Ids by the queue they belong to. */
+export function splitIds(ids: string[]): { channel: string[]; redrive: string[] } {
+  const channel: string[] = [];
+  const redrive: string[] = [];
+  for (const id of ids) (isRedrivenId(id) ? redrive : channel).push(id);
+  return { channel, redrive };
+}
 
 /** Longest visibility timeout (and nack delay) a pull may ask for: 12 h, as Pub/Sub's lease. */
 export const MAX_VISIBILITY_MS = 43_200_000;
@@ -25,9 +60,11 @@ export const LEASE_BASE_MS = 86_400_000;
 /** The idle time that makes a lease run out in `visibilityMs`. */
 export const leaseIdle = (visibilityMs: number) => String(LEASE_BASE_MS - visibilityMs);
 
-/** XACK: how many of `ids` were pending (and are acked now). */
-export async function ackIds(db: Db, sub: Subscription, ids: string[]): Promise<number> {
-  return asNumber(await db.redis.xack(db.keys.channel(sub.channel), sub.group, ids));
+/** XACK (and XDEL on the redrive stream): how many of `ids` were pending (and are acked now). */
+export async function ackIds(db: Db, q: Queue, ids: string[]): Promise<number> {
+  if (!q.redrive) return asNumber(await db.redis.xack(q.stream, q.group, ids));
+  const [acked] = await db.redis.pipeline().xack(q.stream, q.group, ids).xdel(q.stream, ids).exec();
+  return asNumber(acked);
 }
 
 /**
@@ -37,12 +74,12 @@ export async function ackIds(db: Db, sub: Subscription, ids: string[]): Promise<
  */
 export async function setLease(
   db: Db,
-  sub: Subscription,
+  q: Queue,
   consumer: string,
   ids: string[],
   inMs: number,
 ): Promise<number> {
-  return asArray(await claimLeased(db, sub, consumer, ids, inMs, 0, "JUSTID")).length;
+  return asArray(await claimLeased(db, q, consumer, ids, inMs, 0, "JUSTID")).length;
 }
 
 /**
@@ -51,7 +88,7 @@ export async function setLease(
  */
 export function claimLeased(
   db: Db,
-  sub: Subscription,
+  q: Queue,
   consumer: string,
   ids: string[],
   visibilityMs: number,
@@ -60,8 +97,8 @@ export function claimLeased(
 ) {
   return db.redis.exec([
     "XCLAIM",
-    db.keys.channel(sub.channel),
-    sub.group,
+    q.stream,
+    q.group,
     consumer,
     String(minIdleMs),
     ...ids,

@@ -15,6 +15,7 @@ import {
   pullCount,
   readCapped,
 } from "./pull.ts";
+import { channelQueue } from "./pull-lease.ts";
 import type { Db } from "./redis.ts";
 import type { Subscription } from "./subscription.ts";
 
@@ -39,18 +40,22 @@ export async function pullWaiting(
   const start = o.clock();
   const deadline = start + o.waitMs;
   const first = await pull(db, sub, req, { ...o, now: start });
-  // The acks went with the first pull; the ticks only look for messages.
+  // The acks went with the first pull; the ticks only look for messages (new ones on the
+  // channel; the look ticks, also leases that ran out and any redriven ones).
   const again = { ...req, ack: [] };
+  const main = channelQueue(db, sub);
   let pulled = first;
+  let redriving = o.redriving && !first.redriveEnded;
   for (let tick = 0; pulled.messages.length === 0; tick++) {
     const left = deadline - o.clock();
     if (left <= 0) break;
     await o.sleep(Math.min(left, WAIT_TICKS_MS[Math.min(tick, WAIT_TICKS_MS.length - 1)]!));
     if ((tick + 1) % EXPIRED_EVERY_TICKS === 0) {
-      pulled = await pull(db, sub, again, { ...o, look: true, now: o.clock() });
+      pulled = await pull(db, sub, again, { ...o, redriving, look: true, now: o.clock() });
+      redriving &&= !pulled.redriveEnded;
     } else {
-      pulled = await readCapped(db, sub, again, pullCount(req.max, o.maxMessageBytes));
+      pulled = await readCapped(db, sub, main, again, pullCount(req.max, o.maxMessageBytes));
     }
   }
-  return { ...pulled, acked: first.acked };
+  return { ...pulled, acked: first.acked, redriveEnded: o.redriving && !redriving };
 }

@@ -28,6 +28,11 @@
 // reply is lost (here or on the way to the consumer) loses no message: what it took comes back
 // when its lease runs out, with `attempt` counted.
 //
+// Redrive. While dead letters put back wait in the subscription's redrive stream
+// (shared/pull-redrive.ts), a pull serves them first, from that stream, always looking for
+// expired leases there, with its acks made on their own first; when the redrive stream is empty,
+// the subscription's redrive marker goes and pulls are back to the above.
+//
 // Bytes. A pull's reply stays within PULL_REPLY_BYTES of message data. The script reads as many
 // as the largest message seen so far allows and checks the budget itself; the other reads, which
 // cannot, take only as many as would fit if every message were MAX_MESSAGE_BYTES (`safeCount`).
@@ -37,12 +42,17 @@ import { DEAD_LETTER_LUA } from "./lua/dead-letter.ts";
 import { PULL_LUA } from "./lua/pull.ts";
 import {
   ackIds,
+  channelQueue,
   claimLeased,
   LEASE_BASE_MS,
   leaseIdle,
   MAX_VISIBILITY_MS,
+  type Queue,
+  redriveQueue,
   setLease,
+  splitIds,
 } from "./pull-lease.ts";
+import { endRedrive } from "./pull-redrive.ts";
 import {
   asArray,
   asEntries,
@@ -66,12 +76,15 @@ export const PENDING_LIMIT = 1000;
 export const PULL_REPLY_BYTES = 8 * 1024 * 1024;
 
 export interface PulledMessage {
+  /** Its id in its queue: the message's own, or "0-<n>" for a redriven message. */
   id: string;
   type: string | null;
   /** The stored JSON text of the message's data. */
   data: string;
   publishedAt: string;
   attempt: number;
+  /** A redriven message's original id. */
+  redrivenFrom?: string;
 }
 
 export interface PullRequest {
@@ -88,6 +101,8 @@ export interface Pulled {
   acked: number;
   /** Bytes of the largest message this pull read (0: none), to size the next one. */
   largest: number;
+  /** The redrive stream was found empty and its marker removed: pulls need not look there. */
+  redriveEnded?: boolean;
 }
 
 export interface PullOptions {
@@ -95,6 +110,8 @@ export interface PullOptions {
   look: boolean;
   /** Largest message data seen on this subscription so far (bytes); 0 when unknown. */
   largestSeen: number;
+  /** The subscription has its redrive marker: redriven messages may wait. */
+  redriving: boolean;
   maxMessageBytes: number;
   now: number;
   deadLetters: DeadLetterBounds;
@@ -129,16 +146,44 @@ export async function pull(
   req: PullRequest,
   o: PullOptions,
 ): Promise<Pulled> {
+  const main = channelQueue(db, sub);
+  const ids = splitIds(req.ack ?? []);
+  if (!o.redriving && ids.redrive.length === 0) return pullFrom(db, sub, main, req, o);
+  const redrive = redriveQueue(db, sub);
+  const [mainAcked, redriveAcked] = await Promise.all([
+    ids.channel.length > 0 ? ackIds(db, main, ids.channel) : 0,
+    ids.redrive.length > 0 ? ackIds(db, redrive, ids.redrive) : 0,
+  ]);
+  const acked = mainAcked + redriveAcked;
+  const plain = { ...req, ack: [] };
+  let redriveEnded = false;
+  if (o.redriving) {
+    const redriven = await pullFrom(db, sub, redrive, plain, { ...o, look: true });
+    if (redriven.messages.length > 0) return { ...redriven, acked };
+    redriveEnded = await endRedrive(db, sub);
+  }
+  return { ...(await pullFrom(db, sub, main, plain, o)), acked, redriveEnded };
+}
+
+/** A pull from one queue: the script, or a look and then a capped read. */
+async function pullFrom(
+  db: Db,
+  sub: Subscription,
+  q: Queue,
+  req: PullRequest,
+  o: PullOptions,
+): Promise<Pulled> {
   const safeCount = pullCount(req.max, o.maxMessageBytes);
-  if (!o.look)
-    return readFresh(db, sub, req, pullCount(req.max, o.largestSeen || o.maxMessageBytes));
-  const { acked, expired } = await ackAndLook(db, sub, req, safeCount);
+  if (!o.look) {
+    return readFresh(db, sub, q, req, pullCount(req.max, o.largestSeen || o.maxMessageBytes));
+  }
+  const { acked, expired } = await ackAndLook(db, q, req, safeCount);
   if (expired.length > 0) {
-    const messages = await claimExpired(db, sub, req, expired, o);
+    const messages = await claimExpired(db, sub, q, req, expired, o);
     if (messages.length > 0) return { messages, acked, largest: largestOf(messages) };
   }
   try {
-    const fresh = await readCapped(db, sub, { ...req, ack: [] }, safeCount);
+    const fresh = await readCapped(db, sub, q, { ...req, ack: [] }, safeCount);
     return { ...fresh, acked };
   } catch (error) {
     if (!(error instanceof TooManyPending)) throw error;
@@ -152,12 +197,11 @@ interface Expired {
 }
 
 /** XACK of `req.ack` and XPENDING IDLE for up to `count` leases that ran out: safe to repeat. */
-async function ackAndLook(db: Db, sub: Subscription, req: PullRequest, count: number) {
+async function ackAndLook(db: Db, q: Queue, req: PullRequest, count: number) {
   const ids = req.ack ?? [];
-  const stream = db.keys.channel(sub.channel);
   const pipeline = db.redis.pipeline();
-  if (ids.length > 0) pipeline.xack(stream, sub.group, ids);
-  pipeline.xpending(stream, sub.group, "-", "+", count, { idleTime: LEASE_BASE_MS });
+  if (ids.length > 0) pipeline.xack(q.stream, q.group, ids);
+  pipeline.xpending(q.stream, q.group, "-", "+", count, { idleTime: LEASE_BASE_MS });
   const replies = await pipeline.exec<unknown[]>();
   const expired: Expired[] = asArray(replies.at(-1)).map((raw) => {
     const [id, , , deliveries] = asArray(raw);
@@ -169,6 +213,7 @@ async function ackAndLook(db: Db, sub: Subscription, req: PullRequest, count: nu
 async function claimExpired(
   db: Db,
   sub: Subscription,
+  q: Queue,
   req: PullRequest,
   expired: Expired[],
   o: PullOptions,
@@ -176,26 +221,34 @@ async function claimExpired(
   const dead = expired.filter((e) => e.deliveries >= sub.maxAttempts);
   const live = expired.filter((e) => e.deliveries < sub.maxAttempts);
   if (dead.length > 0)
-    await deadLetter(db, sub, req.consumer, dead, { ...o.deadLetters, now: o.now });
+    await deadLetter(db, sub, q, req.consumer, dead, { ...o.deadLetters, now: o.now });
   if (live.length === 0) return [];
   // min-idle LEASE_BASE_MS: an entry another pull took over meanwhile is not taken twice.
   const ids = live.map((e) => e.id);
   const claimed = asEntries(
-    await claimLeased(db, sub, req.consumer, ids, req.visibilityTimeoutMs, LEASE_BASE_MS),
+    await claimLeased(db, q, req.consumer, ids, req.visibilityTimeoutMs, LEASE_BASE_MS),
   );
   const attempts = new Map(live.map((e) => [e.id, e.deliveries + 1]));
   return toMessages(claimed, (id) => attempts.get(id) ?? 1);
 }
 
-/** Acks `req.ack`, reads and leases up to `count` new messages: lua/pull.ts, on db.redis. */
-function readFresh(db: Db, sub: Subscription, req: PullRequest, count: number): Promise<Pulled> {
-  const stream = db.keys.channel(sub.channel);
+/**
+ * Acks `req.ack`, reads and leases up to `count` new messages: lua/pull.ts, on db.redis. For the
+ * channel (its XACK deletes nothing: not for the redrive stream).
+ */
+function readFresh(
+  db: Db,
+  sub: Subscription,
+  q: Queue,
+  req: PullRequest,
+  count: number,
+): Promise<Pulled> {
   return withinLimit(req.ack ?? [], count, async (n, ack) => {
-    const args = [sub.group, req.consumer, String(n), leaseIdle(req.visibilityTimeoutMs)];
+    const args = [q.group, req.consumer, String(n), leaseIdle(req.visibilityTimeoutMs)];
     args.push(String(LEASE_BASE_MS), String(PULL_REPLY_BYTES), ...ack);
-    const [acked, read, largest] = asArray(await runScript(db.redis, PULL_LUA, [stream], args));
+    const [acked, read, largest] = asArray(await runScript(db.redis, PULL_LUA, [q.stream], args));
     if (typeof read === "string") throw new TooManyPending(refusedAt(read), asNumber(acked));
-    const messages = await skipUnwanted(db, sub, asEntries(read));
+    const messages = await skipUnwanted(db, sub, q, asEntries(read));
     return { messages, acked: asNumber(acked), largest: asNumber(largest) };
   });
 }
@@ -207,36 +260,36 @@ function readFresh(db: Db, sub: Subscription, req: PullRequest, count: number): 
 export function readCapped(
   db: Db,
   sub: Subscription,
+  q: Queue,
   req: PullRequest,
   count: number,
 ): Promise<Pulled> {
   return withinLimit(req.ack ?? [], count, async (n, ack) => {
     let read: { entries: StreamEntry[]; acked: number };
     try {
-      read = await ackAndRead(db, sub, req.consumer, n, ack);
+      read = await ackAndRead(db, q, req.consumer, n, ack);
     } catch (error) {
       if (!isOutcomeUnknown(error)) throw error;
-      const acked = ack.length > 0 ? await ackIds(db, sub, ack) : 0;
-      const messages = await adopt(db, sub, req, n);
+      const acked = ack.length > 0 ? await ackIds(db, q, ack) : 0;
+      const messages = await adopt(db, q, req, n);
       return { messages, acked, largest: largestOf(messages) };
     }
     const ids = read.entries.map((e) => e.id);
-    if (ids.length > 0) await setLease(db, sub, req.consumer, ids, req.visibilityTimeoutMs);
-    const messages = await skipUnwanted(db, sub, read.entries);
+    if (ids.length > 0) await setLease(db, q, req.consumer, ids, req.visibilityTimeoutMs);
+    const messages = await skipUnwanted(db, sub, q, read.entries);
     return { messages, acked: read.acked, largest: largestOf(messages) };
   });
 }
 
-async function ackAndRead(db: Db, sub: Subscription, consumer: string, n: number, ack: string[]) {
-  const stream = db.keys.channel(sub.channel);
+async function ackAndRead(db: Db, q: Queue, consumer: string, n: number, ack: string[]) {
   const pipeline = db.once.pipeline();
-  if (ack.length > 0) pipeline.xack(stream, sub.group, ack);
-  pipeline.xreadgroup(sub.group, consumer, stream, ">", { count: n });
+  if (ack.length > 0) pipeline.xack(q.stream, q.group, ack);
+  pipeline.xreadgroup(q.group, consumer, q.stream, ">", { count: n });
   const replies = await pipeline.exec({ keepErrors: true });
   const acked = ack.length > 0 ? asNumber(replyOf(replies[0]!)) : 0;
   const last = replies.at(-1)!;
   if (last.error) throw new TooManyPending(refusedAt(last.error), acked);
-  return { entries: asStreams(last.result).get(stream) ?? [], acked };
+  return { entries: asStreams(last.result).get(q.stream) ?? [], acked };
 }
 
 /**
@@ -259,14 +312,14 @@ async function withinLimit(
 }
 
 /** Acks the entries the subscription's types filter leaves out; the rest as messages. */
-async function skipUnwanted(db: Db, sub: Subscription, entries: StreamEntry[]) {
+async function skipUnwanted(db: Db, sub: Subscription, q: Queue, entries: StreamEntry[]) {
   const wanted: StreamEntry[] = [];
   const skipped: string[] = [];
   for (const e of entries) {
     if (matchesTypes(sub.types, e.fields?.t ?? null)) wanted.push(e);
     else skipped.push(e.id);
   }
-  if (skipped.length > 0) await ackIds(db, sub, skipped);
+  if (skipped.length > 0) await ackIds(db, q, skipped);
   return toMessages(wanted, () => 1);
 }
 
@@ -282,13 +335,12 @@ function refusedAt(error: string): number {
  * below LEASE_BASE_MS - MAX_VISIBILITY_MS: a leased entry's idle starts at or above that) are
  * the ones it took. Leased and handed out now; safe to repeat (a repeat finds them leased).
  */
-async function adopt(db: Db, sub: Subscription, req: PullRequest, count: number) {
-  const stream = db.keys.channel(sub.channel);
+async function adopt(db: Db, q: Queue, req: PullRequest, count: number) {
   const list = asArray(
     await db.redis.exec([
       "XPENDING",
-      stream,
-      sub.group,
+      q.stream,
+      q.group,
       "-",
       "+",
       String(PENDING_LIMIT),
@@ -302,7 +354,7 @@ async function adopt(db: Db, sub: Subscription, req: PullRequest, count: number)
     .map(([id]) => asString(id));
   if (unleased.length === 0) return [];
   const claimed = asEntries(
-    await claimLeased(db, sub, req.consumer, unleased, req.visibilityTimeoutMs),
+    await claimLeased(db, q, req.consumer, unleased, req.visibilityTimeoutMs),
   );
   // XCLAIM without JUSTID counted one more delivery: these are still their first attempt.
   return toMessages(claimed, () => 1);
@@ -315,18 +367,21 @@ function toMessages(entries: StreamEntry[], attempt: (id: string) => number): Pu
   let iso = "";
   return entries.map((entry) => {
     const fields = entry.fields ?? {};
-    const time = entry.id.slice(0, entry.id.indexOf("-"));
+    const published = fields.o ?? entry.id; // a redriven message's original id
+    const time = published.slice(0, published.indexOf("-"));
     if (time !== ms) {
       ms = time;
       iso = new Date(Number(time)).toISOString();
     }
-    return {
+    const message: PulledMessage = {
       id: entry.id,
       type: fields.t ?? null,
       data: fields.d ?? "null",
       publishedAt: iso,
       attempt: attempt(entry.id),
     };
+    if (fields.o) message.redrivenFrom = fields.o;
+    return message;
   });
 }
 
@@ -336,6 +391,7 @@ const largestOf = (messages: PulledMessage[]) =>
 async function deadLetter(
   db: Db,
   sub: Subscription,
+  q: Queue,
   consumer: string,
   dead: Expired[],
   bounds: DeadLetterBounds & { now: number },
@@ -343,7 +399,7 @@ async function deadLetter(
   const { keys } = db;
   // A dead letter's id is its time of death: those before this one are past the maximum age.
   const minId = `${Math.max(0, bounds.now - bounds.maxAgeMs)}-0`;
-  const args = [sub.group, consumer, "0", minId, String(bounds.maxMessages)];
+  const args = [q.group, consumer, q.redrive ? "1" : "0", minId, String(bounds.maxMessages)];
   args.push(stateField(sub.name, "deadLettersExpired"), stateField(sub.name, "deadLettersDropped"));
   for (const d of dead) {
     args.push(d.id, String(d.deliveries), `not acked after ${d.deliveries} pulls (maxAttempts)`);
@@ -351,7 +407,7 @@ async function deadLetter(
   await runScript(
     db.redis,
     DEAD_LETTER_LUA,
-    [keys.channel(sub.channel), keys.deadLetters(sub.channel, sub.name), keys.state(sub.channel)],
+    [q.stream, keys.deadLetters(sub.channel, sub.name), keys.state(sub.channel)],
     args,
   );
 }

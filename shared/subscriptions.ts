@@ -7,6 +7,7 @@ import {
   isSubscriptionField,
   pausedField,
   pullField,
+  redriveField,
   retryMember,
   type StateFact,
   stateField,
@@ -186,6 +187,7 @@ export async function deleteSubscription(db: Db, sub: Subscription) {
       String(stateFields.length),
       ...stateFields,
       pullField(name),
+      redriveField(name),
       ...dueMembersOf(channel, name),
     ],
   );

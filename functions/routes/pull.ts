@@ -19,11 +19,18 @@ import type { Context, TypedResponse } from "hono";
 import type { JSONParsed } from "hono/utils/types";
 import { Conflict, NotFound } from "../../shared/errors.ts";
 import { type Pulled as PullResult, TooManyPending } from "../../shared/pull.ts";
-import { ackIds, setLease } from "../../shared/pull-lease.ts";
+import {
+  ackIds,
+  channelQueue,
+  type Queue,
+  redriveQueue,
+  setLease,
+  splitIds,
+} from "../../shared/pull-lease.ts";
+import { loadPullSettings } from "../../shared/pull-redrive.ts";
 import { pullWaiting } from "../../shared/pull-wait.ts";
 import { type Db, isReplyError } from "../../shared/redis.ts";
 import type { Subscription } from "../../shared/subscription.ts";
-import { loadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import {
@@ -84,6 +91,8 @@ interface Held {
   lookedAt: number;
   /** The largest message data its pulls read lately (bytes, see `sizeNext`); 0: none yet. */
   largestSeen: number;
+  /** It has its redrive marker: redriven messages may wait (shared/pull-redrive.ts). */
+  redriving: boolean;
 }
 
 const cache = new WeakMap<Db["redis"], Map<string, Held>>();
@@ -94,31 +103,33 @@ async function settings(db: Db, channel: string, name: string, fresh: boolean): 
   const key = `${channel}/${name}`;
   const held = byName.get(key);
   if (!fresh && held && Date.now() - held.at < SETTINGS_TTL_MS) return held;
-  const sub = await loadSubscription(db, channel, name);
-  if (!sub) {
+  const loaded = await loadPullSettings(db, channel, name);
+  if (!loaded) {
     byName.delete(key);
     throw new NotFound(
       `no subscription "${name}" on channel "${channel}"`,
       "subscription_not_found",
     );
   }
+  const { sub, redriving } = loaded;
   if (sub.mode !== "pull") {
     throw new Conflict(
       `"${name}" is a push subscription: it is delivered to its url`,
       "not_pull_subscription",
     );
   }
-  const loaded = {
+  const current: Held = {
     sub,
     at: Date.now(),
     lookedAt: held?.lookedAt ?? 0,
     largestSeen: held?.largestSeen ?? 0,
+    redriving,
   };
-  byName.set(key, loaded);
-  return loaded;
+  byName.set(key, current);
+  return current;
 }
 
-/** Forgets this isolate's copy of a subscription's settings (after a PATCH or DELETE). */
+/** Forgets this isolate's copy of a subscription's settings (after a PATCH, DELETE or redrive). */
 export function forgetSettings(db: Db, channel: string, name: string) {
   cache.get(db.redis)?.delete(`${channel}/${name}`);
 }
@@ -143,6 +154,21 @@ function sizeNext(held: Held, largest: number) {
   if (largest > 0) held.largestSeen = Math.max(largest, Math.floor(held.largestSeen / 2));
 }
 
+/** Runs `call` on the ids of each queue they belong to (1 command when all are in one); the sum. */
+async function inQueues(
+  db: Db,
+  sub: Subscription,
+  ids: string[],
+  call: (q: Queue, ids: string[]) => Promise<number>,
+): Promise<number> {
+  const { channel, redrive } = splitIds(ids);
+  const [a, b] = await Promise.all([
+    channel.length > 0 ? call(channelQueue(db, sub), channel) : 0,
+    redrive.length > 0 ? call(redriveQueue(db, sub), redrive) : 0,
+  ]);
+  return a + b;
+}
+
 /** Whether this pull looks for leases that ran out (see the header); if so, the next need not. */
 function lookNow(held: Held, now: number, everyMs: number): boolean {
   if (held.lookedAt > 0 && now - held.lookedAt < everyMs) return false;
@@ -164,6 +190,7 @@ export function pullRoutes() {
           const pulled = await pullWaiting(c.var.db, sub, input, {
             look: lookNow(held, Date.now(), config.pullLookEveryMs),
             largestSeen: held.largestSeen,
+            redriving: held.redriving,
             maxMessageBytes: config.maxMessageBytes,
             waitMs: input.waitMs,
             deadLetters: {
@@ -174,6 +201,7 @@ export function pullRoutes() {
             sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
           });
           sizeNext(held, pulled.largest);
+          if (pulled.redriveEnded) held.redriving = false;
           return pulled;
         } catch (error) {
           if (!(error instanceof TooManyPending)) throw error;
@@ -188,13 +216,17 @@ export function pullRoutes() {
     })
     .openapi(routes.ack, async (c) => {
       const { ids } = c.req.valid("json");
-      const acked = await withSettings(c, (held) => ackIds(c.var.db, held.sub, ids));
+      const acked = await withSettings(c, (held) =>
+        inQueues(c.var.db, held.sub, ids, (q, some) => ackIds(c.var.db, q, some)),
+      );
       return c.json({ acked }, 200);
     })
     .openapi(routes.nack, async (c) => {
       const { ids, delayMs, consumer } = c.req.valid("json");
       const nacked = await withSettings(c, async (held) => {
-        const n = await setLease(c.var.db, held.sub, consumer, ids, delayMs);
+        const n = await inQueues(c.var.db, held.sub, ids, (q, some) =>
+          setLease(c.var.db, q, consumer, some, delayMs),
+        );
         held.lookedAt = 0; // a message nacked now is handed out by the next pull here
         return n;
       });
@@ -203,7 +235,9 @@ export function pullRoutes() {
     .openapi(routes.extend, async (c) => {
       const { ids, visibilityTimeoutMs, consumer } = c.req.valid("json");
       const extended = await withSettings(c, (held) =>
-        setLease(c.var.db, held.sub, consumer, ids, visibilityTimeoutMs),
+        inQueues(c.var.db, held.sub, ids, (q, some) =>
+          setLease(c.var.db, q, consumer, some, visibilityTimeoutMs),
+        ),
       );
       return c.json({ extended }, 200);
     });
@@ -224,9 +258,9 @@ const jsonText = <T>(text: string) =>
  * per message was a measured share of a pull's time.
  */
 function pulledJson({ messages, acked }: PullResult): string {
-  const parts = messages.map(
-    (m) =>
-      `{"id":"${m.id}","type":${JSON.stringify(m.type)},"data":${m.data},"publishedAt":"${m.publishedAt}","attempt":${m.attempt}}`,
-  );
+  const parts = messages.map((m) => {
+    const from = m.redrivenFrom ? `,"redrivenFrom":"${m.redrivenFrom}"` : "";
+    return `{"id":"${m.id}","type":${JSON.stringify(m.type)},"data":${m.data},"publishedAt":"${m.publishedAt}","attempt":${m.attempt}${from}}`;
+  });
   return `{"messages":[${parts.join(",")}],"acked":${acked}}`;
 }

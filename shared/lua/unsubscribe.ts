@@ -12,7 +12,8 @@
 // KEYS[5] lease, KEYS[6] state {p}:state:<ch>, KEYS[7] due {p}:due
 // ARGV[1] name, ARGV[2] paused field, ARGV[3] id ("" for a subscription stored without one),
 // ARGV[4] group, ARGV[5] n = number of state fields, ARGV[6 .. 5+n] state fields,
-// ARGV[6+n] pull marker field, ARGV[7+n ..] due members (wake/retry of both units)
+// ARGV[6+n] pull marker field, ARGV[7+n] redrive marker field, ARGV[8+n ..] due members
+// (wake/retry of both units)
 //
 // Returns 1 (deleted), 0 (no such subscription) or -1 (the name is another subscription's now).
 // Cost: 1 EVALSHA + 1 HGET + 1 HDEL + 1 XGROUP DESTROY + 1 DEL + 1 HDEL + 1 ZREM.
@@ -24,10 +25,10 @@ local json = redis.call('HGET', subs, name)
 if not json then return 0 end
 local stored = string.match(json, '"id":"([^"]*)"') or ''
 if stored ~= id then return -1 end
-redis.call('HDEL', subs, name, pausedField, ARGV[6 + n])
+redis.call('HDEL', subs, name, pausedField, ARGV[6 + n], ARGV[7 + n])
 redis.pcall('XGROUP', 'DESTROY', stream, group)
 redis.call('DEL', dlq, redrive, lease)
 redis.call('HDEL', state, unpack(ARGV, 6, 5 + n))
-redis.call('ZREM', due, unpack(ARGV, 7 + n, #ARGV))
+redis.call('ZREM', due, unpack(ARGV, 8 + n, #ARGV))
 return 1
 `;
