@@ -7,15 +7,9 @@
 // out. So waiting costs 2.5 commands per second (2 XREADGROUP + 0.5 XPENDING), and a message
 // published meanwhile is returned within 500 ms, at its tick's cost plus the lease (1 XCLAIM).
 
-import {
-  type Pulled,
-  type PullOptions,
-  type PullRequest,
-  pull,
-  pullCount,
-  readCapped,
-} from "./pull.ts";
+import { type PullOptions, pull } from "./pull.ts";
 import { channelQueue } from "./pull-lease.ts";
+import { type Pulled, type PullRequest, pullCount, readCapped } from "./pull-read.ts";
 import type { Db } from "./redis.ts";
 import type { Subscription } from "./subscription.ts";
 

@@ -12,6 +12,7 @@ import type { Db } from "../../shared/redis.ts";
 import { loadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
+import { forgetSettings } from "../pull-settings.ts";
 import {
   bodyErrors,
   commonErrors,
@@ -26,7 +27,6 @@ import {
   RedriveBody,
   SubscriptionParams,
 } from "../subscription-schemas.ts";
-import { forgetSettings } from "./pull.ts";
 
 const path = "/v1/channels/{channel}/subscriptions/{name}/dead-letters";
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PULL_REPLY_BYTES } from "../../shared/pull.ts";
+import { PULL_REPLY_BYTES } from "../../shared/pull-read.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { getSubscription, publish, subscribe } from "../helpers/subscriptions.ts";
 
