@@ -53,7 +53,8 @@ Sizes:
   --sustained-seconds <s>      busy-subscriber run length (default 150; quick 20)
   --fanout-subs <n>            fan-out subscriptions (default 5000; quick 1000)
   --drain-backlog <n>          drain scenario messages (default 1000000; quick 50000)
-  --pull-backlog <n>           pull scenario messages (default 20000; quick 5000)
+  --pull-backlog <n>           pull scenario messages per round (default 30000; quick 10000)
+  --pull-batches <n,...>       messages per pull, 1-1000 (default 100,1000)
 
   -h, --help                   print this and exit`;
 
@@ -76,6 +77,7 @@ export interface BenchOptions {
   fanoutSubs: number | null;
   drainBacklog: number | null;
   pullBacklog: number | null;
+  pullBatches: number[];
 }
 
 export type BenchCommand =
@@ -95,6 +97,7 @@ const SIZE_OPTIONS = [
   "fanout-subs",
   "drain-backlog",
   "pull-backlog",
+  "pull-batches",
 ] as const;
 
 /** Reads and checks the command line; throws a UsageError on anything wrong. */
@@ -128,7 +131,7 @@ export function parseBenchArgs(argv: string[]): BenchCommand {
     const text = sizes[flag];
     return text === undefined ? null : positiveOption(flag, text);
   };
-  const list = (flag: "subs" | "batches", max: number, fallback: number[]) => {
+  const list = (flag: "subs" | "batches" | "pull-batches", max: number, fallback: number[]) => {
     const text = sizes[flag];
     if (text === undefined) return fallback;
     return text.split(",").map((item) => integerOption(flag, item, 1, max));
@@ -165,6 +168,7 @@ export function parseBenchArgs(argv: string[]): BenchCommand {
       fanoutSubs: int("fanout-subs"),
       drainBacklog: int("drain-backlog"),
       pullBacklog: int("pull-backlog"),
+      pullBatches: list("pull-batches", 1000, [100, 1000]),
     },
   };
 }

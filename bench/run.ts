@@ -181,10 +181,17 @@ try {
     results.retention = await retentionScenario(stack, { messages, maxMessages: 10_000 });
   }
   if (runs("pull")) {
-    const messages = options.pullBacklog ?? (quick ? 5_000 : 20_000);
-    // 64: the most one pull takes at the default MAX_MESSAGE_BYTES (shared/pull.ts pullCount).
-    log(`pull: ${messages} messages pulled and acked by 4 consumers, 64 per pull...`);
-    results.pull = await pullScenario(stack, { messages, consumers: 4, max: 64 });
+    const messages = options.pullBacklog ?? (quick ? 10_000 : 30_000);
+    const pullBatches = options.pullBatches;
+    log(
+      `pull: ${messages} messages x 3 rounds pulled and acked by 4 consumers, ${pullBatches.join(", ")} per pull...`,
+    );
+    results.pull = await pullScenario(stack, {
+      messages,
+      consumers: 4,
+      batches: pullBatches,
+      rounds: 3,
+    });
   }
   const markdown = await writeResults(results, outDir);
   process.stdout.write(`${markdown}\n`);

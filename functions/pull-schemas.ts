@@ -1,8 +1,8 @@
 // Request and response schemas of pulling from a pull subscription (routes/pull.ts).
 
 import { z } from "@hono/zod-openapi";
-import { MAX_VISIBILITY_MS } from "../shared/pull.ts";
-import { CHANNEL_NAME, StreamId } from "./schemas.ts";
+import { MAX_VISIBILITY_MS } from "../shared/pull-lease.ts";
+import { CHANNEL_NAME, streamIds } from "./schemas.ts";
 
 const ConsumerName = z
   .string()
@@ -24,6 +24,11 @@ export const PullBody = z
       default: 0,
       description: "Long-poll: wait up to this long for a message when none is there",
     }),
+    ack: streamIds(0, 1000).default([]).openapi({
+      default: [],
+      description:
+        "Ids of earlier pulls to acknowledge first, as POST .../ack would: one request per batch",
+    }),
   })
   .openapi("Pull");
 
@@ -34,12 +39,21 @@ export const PulledMessage = z
     data: z.unknown(),
     publishedAt: z.iso.datetime(),
     attempt: z.number().int().openapi({ description: "1 the first time it is handed out" }),
+    redrivenFrom: z.string().optional().openapi({
+      description:
+        'A redriven dead letter only: its original id (its `id` here is "0-<n>", its handle in the redrive stream)',
+    }),
   })
   .openapi("PulledMessage");
 
-export const Pulled = z.object({ messages: z.array(PulledMessage) }).openapi("Pulled");
+export const Pulled = z
+  .object({
+    messages: z.array(PulledMessage),
+    acked: z.number().int().openapi({ description: "How many of `ack` were pending (now acked)" }),
+  })
+  .openapi("Pulled");
 
-const Ids = z.array(StreamId).min(1).max(1000);
+const Ids = streamIds(1, 1000);
 
 export const AckBody = z.strictObject({ ids: Ids }).openapi("Ack");
 export const Acked = z

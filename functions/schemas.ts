@@ -12,14 +12,34 @@ const MAX_ID_PART = 2n ** 64n - 1n;
 /** Both parts of an id the pattern accepted fit Redis' 64 bits (any other string: the pattern's job). */
 function fitsRedis(id: string): boolean {
   const parts = STREAM_ID.exec(id);
-  return parts === null || (BigInt(parts[1]!) <= MAX_ID_PART && BigInt(parts[2]!) <= MAX_ID_PART);
+  return parts === null || (fits64(parts[1]!) && fits64(parts[2]!));
 }
 
+// Up to 19 digits always fit: only a 20-digit part needs the BigInt (a measured share of
+// validating the 1,000 ids a pull may ack).
+const fits64 = (digits: string) => digits.length < 20 || BigInt(digits) <= MAX_ID_PART;
+
+const NOT_AN_ID = "must be a stream id like 1712345678901-0";
+const TOO_LARGE = `must be a stream id whose parts are each at most ${MAX_ID_PART}`;
+
 /** Every stream id the API takes: "<ms>-<seq>", each part at most 18446744073709551615. */
-export const StreamId = z
-  .string()
-  .regex(STREAM_ID, "must be a stream id like 1712345678901-0")
-  .refine(fitsRedis, `must be a stream id whose parts are each at most ${MAX_ID_PART}`);
+export const StreamId = z.string().regex(STREAM_ID, NOT_AN_ID).refine(fitsRedis, TOO_LARGE);
+
+/**
+ * `min` to `max` stream ids, each held to StreamId's rules with its messages, in one pass over
+ * the list: a schema run per id was a fifth of the Worker's time in a pull that acks 1,000.
+ */
+export const streamIds = (min: number, max: number) =>
+  z
+    .array(z.string().openapi({ pattern: STREAM_ID.source, example: "1712345678901-0" }))
+    .min(min)
+    .max(max)
+    .superRefine((ids, ctx) => {
+      ids.forEach((id, i) => {
+        const message = !STREAM_ID.test(id) ? NOT_AN_ID : !fitsRedis(id) ? TOO_LARGE : null;
+        if (message) ctx.addIssue({ code: "custom", path: [i], message });
+      });
+    });
 
 export const ChannelParams = z.object({
   channel: z

@@ -42,6 +42,7 @@ export interface Env {
   DEAD_LETTER_MAX_AGE_MS?: string;
   DEAD_LETTER_MAX_MESSAGES?: string;
   DISABLE_AFTER_MS?: string;
+  PULL_LOOK_EVERY_MS?: string;
   EVENTS_CHANNEL?: string;
   ALLOW_HTTP_WEBHOOKS?: string;
   ALLOW_PRIVATE_WEBHOOKS?: string;
@@ -102,6 +103,8 @@ export interface Config {
   deadLetterMaxMessages: number;
   /** A subscription whose every request failed for this long is disabled; default 5 days. */
   disableAfterMs: number;
+  /** An isolate's pulls look for leases that ran out at most this often, in ms; default 1 s. */
+  pullLookEveryMs: number;
   /** Where streamhook publishes its own events (subscription.*, message.dead_lettered); null: none. */
   eventsChannel: string | null;
   /** Which webhook URLs are accepted on create and PATCH; default: public https only. */
@@ -130,6 +133,7 @@ export const CONFIG_VARIABLES = [
   "DEAD_LETTER_MAX_AGE_MS",
   "DEAD_LETTER_MAX_MESSAGES",
   "DISABLE_AFTER_MS",
+  "PULL_LOOK_EVERY_MS",
   "EVENTS_CHANNEL",
   "ALLOW_HTTP_WEBHOOKS",
   "ALLOW_PRIVATE_WEBHOOKS",
@@ -199,6 +203,8 @@ const schema = z.object({
   DEAD_LETTER_MAX_AGE_MS: integer(14 * DAY_MS, 60_000, 3650 * DAY_MS),
   DEAD_LETTER_MAX_MESSAGES: integer(10_000, 1, 10_000_000),
   DISABLE_AFTER_MS: integer(5 * DAY_MS, 1000, 3650 * DAY_MS),
+  // At most an hour: a lease that ran out waits for a look that long at worst.
+  PULL_LOOK_EVERY_MS: integer(1000, 0, 3_600_000),
   EVENTS_CHANNEL: z
     .string()
     .trim()
@@ -252,6 +258,7 @@ export function loadConfig(env: Env): Config {
     deadLetterMaxAgeMs: v.DEAD_LETTER_MAX_AGE_MS,
     deadLetterMaxMessages: v.DEAD_LETTER_MAX_MESSAGES,
     disableAfterMs: v.DISABLE_AFTER_MS,
+    pullLookEveryMs: v.PULL_LOOK_EVERY_MS,
     eventsChannel: v.EVENTS_CHANNEL,
     webhookTargets: {
       allowHttp: v.ALLOW_HTTP_WEBHOOKS,

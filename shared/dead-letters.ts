@@ -6,7 +6,7 @@
 
 import { StorageFull } from "./errors.ts";
 import type { Unit } from "./keys.ts";
-import { stateField, wakeMember } from "./keys.ts";
+import { redriveField, stateField, wakeMember } from "./keys.ts";
 import { REDRIVE_LUA } from "./lua/redrive.ts";
 import {
   asArray,
@@ -18,6 +18,7 @@ import {
   runScript,
 } from "./redis.ts";
 import { idTime, readPage } from "./streams.ts";
+import type { SubscriptionMode } from "./subscription.ts";
 
 export interface DeadLetter {
   id: string;
@@ -74,15 +75,24 @@ const REDRIVE_BATCH = 500;
  */
 export async function redriveDeadLetters(
   db: Db,
-  sub: { channel: string; name: string; group: string },
+  sub: { channel: string; name: string; group: string; mode: SubscriptionMode },
   ids: string[] | null,
   now: number,
 ): Promise<{ redriven: number; missing: string[] }> {
   const { channel, name } = sub;
   const unit: Unit = { channel, subscription: name, kind: "redrive" };
-  const keys = [db.keys.deadLetters(channel, name), db.keys.redrive(channel, name), db.keys.due()];
+  const keys = [
+    db.keys.deadLetters(channel, name),
+    db.keys.redrive(channel, name),
+    db.keys.due(),
+    db.keys.subscriptions(channel),
+  ];
+  // A push subscription's deliverer is woken; a pull subscription's pulls see its marker, and
+  // its redrive stream's ids are 0-<n> (shared/pull-redrive.ts).
+  const pull = sub.mode === "pull";
   const run = async (entryIds: string[], before: number) => {
-    const args = [sub.group, wakeMember(unit), String(now), String(REDRIVE_BATCH)];
+    const args = [sub.group, pull ? "" : wakeMember(unit), String(now), String(REDRIVE_BATCH)];
+    args.push(pull ? redriveField(name) : "", pull ? "0-*" : "*");
     const reply = asArray(await runScript(db.redis, REDRIVE_LUA, keys, [...args, ...entryIds]));
     const [moved, refused, ...missing] = reply;
     if (asString(refused) !== "") {

@@ -18,6 +18,9 @@
 //                                 <sub>#pull -> "1" for a pull subscription (written with it by
 //                                 subscribe): publish never wakes it, the deliverer never visits
 //                                 it (any <sub>#<marker> field keeps publish from waking <sub>)
+//                                 <sub>#redrive -> "1" while a pull subscription's redrive stream
+//                                 may hold messages, so pulls look there (redrive sets it, a pull
+//                                 that finds that stream empty removes it: pull-redrive.ts)
 //                                 written by the API; the worker sets #paused on 410 Gone
 //                                 ~retention -> the channel's retention JSON ({maxAgeMs,
 //                                 maxMessages}, null = no limit), absent = the defaults; API
@@ -67,6 +70,7 @@
 //                                 lists it newest first (shared/attempt-log.ts)
 // {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d; read with the
 //                                 subscription's group like the channel. API writes, worker reads
+//                                 (a pull subscription's: pulls read it, and its ids are 0-<n>)
 // {p}:idem:<ch>:<key>     STRING  the ids a publish with Idempotency-Key got, EX 24 h; publish
 //                                 writes. Not indexed per channel: deleting a channel finds them
 //                                 with SCAN MATCH `idempotencyPattern` (names hold no glob characters)
@@ -173,6 +177,13 @@ export const pausedField = (sub: string) => `${sub}${PAUSED_SUFFIX}`;
 /** Suffix of the hash field marking a pull subscription in {p}:subs:<ch>. */
 export const PULL_SUFFIX = "#pull";
 export const pullField = (sub: string) => `${sub}${PULL_SUFFIX}`;
+
+/**
+ * Suffix of the hash field marking a pull subscription whose redrive stream may hold messages
+ * (set by lua/redrive.ts, removed by lua/redrive-end.ts when that stream is empty).
+ */
+export const REDRIVE_SUFFIX = "#redrive";
+export const redriveField = (sub: string) => `${sub}${REDRIVE_SUFFIX}`;
 
 /** Between a name and its marker (`#paused`, `#pull`): publish wakes no subscription that has one. */
 export const MARKER_SEPARATOR = "#";

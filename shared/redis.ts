@@ -165,6 +165,15 @@ export function isReplyError(error: unknown, code: string): boolean {
 }
 
 /**
+ * One command's reply from `pipeline.exec({ keepErrors: true })`: its result, or its error thrown
+ * as the client would throw it on its own (so isReplyError and the rest read it the same way).
+ */
+export function replyOf(entry: { error?: string | undefined; result?: unknown }): unknown {
+  if (entry.error) throw new errors.UpstashError(entry.error);
+  return entry.result;
+}
+
+/**
  * True when a request may or may not have run: the connection failed (fetch throws a TypeError),
  * no reply came in time, or the reply was not Upstash's JSON (a proxy's page, a cut body). A call
  * sent on `db.once` then needs its recovery form.

@@ -8,6 +8,7 @@ import {
   isSubscriptionField,
   pausedField,
   pullField,
+  redriveField,
   retryMember,
   type StateFact,
   stateField,
@@ -202,6 +203,7 @@ export async function deleteSubscription(db: Db, sub: Subscription) {
       String(metricsFields.length),
       ...metricsFields,
       pullField(name),
+      redriveField(name),
       ...dueMembersOf(channel, name),
     ],
   );

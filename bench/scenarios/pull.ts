@@ -1,77 +1,148 @@
 // Pull throughput: a backlog pulled and acked by 4 consumers of one pull subscription, over HTTP
 // through the Worker (wrangler dev), against a minimal reference over the same bridge: 4
 // consumers of one consumer group doing XREADGROUP COUNT n + XACK directly with @upstash/redis.
-// Same messages, same batch size, same 4-way concurrency.
+// Same messages, same batch size n, same 4-way concurrency, same client settings.
+//
+// Each consumer pulls as a consumer should: the ids of one batch ride on its next pull (`ack`),
+// so a batch is one request, where the reference makes two (its XACK and its next XREADGROUP).
+// Each batch size runs `rounds` rounds on a fresh backlog, alternating which side goes first
+// (the machine's other load shifts between them); the medians are reported. Beside them, the
+// local runtime's floor: a Worker request that does nothing, at the same concurrency, times n is
+// the most messages per second any pull could reach here, whatever it did inside.
 
-import { counted, round } from "../measure.ts";
+import { closedLoop, counted, round } from "../measure.ts";
 import type { BenchStack } from "../stack.ts";
 
-export interface PullResult {
-  messages: number;
-  consumers: number;
+export interface PullRow {
+  /** Messages per pull and per XREADGROUP. */
   max: number;
+  rounds: number;
+  /** Medians over the rounds. */
   perSecond: number;
   reference: number;
   vsReference: number;
-  /** Redis commands per message pulled and acked (pull + ack). */
+  /** Worker requests doing nothing per second at the same concurrency, times `max`. */
+  floorPerSecond: number;
+  /** Redis commands per message pulled and acked (first round). */
   commandsPerMessage: number;
   referenceCommandsPerMessage: number;
 }
 
+export interface PullResult {
+  messages: number;
+  consumers: number;
+  rows: PullRow[];
+}
+
 type Entries = [string, [string, string[]][]][] | null;
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
 
 export async function pullScenario(
   stack: BenchStack,
-  o: { messages: number; consumers: number; max: number },
+  o: { messages: number; consumers: number; batches: number[]; rounds: number },
 ): Promise<PullResult> {
-  const channel = "pull-bench";
+  const floor = await closedLoop(400, o.consumers, async () => {
+    await (await fetch(`${stack.manual.base}/nothing-here`)).arrayBuffer();
+  });
+  const rows: PullRow[] = [];
+  let channels = 0;
+  for (const max of o.batches) {
+    const runs: { pull: Run; reference: Run }[] = [];
+    for (let r = 0; r < o.rounds; r++) {
+      const channel = `pull-bench-${channels++}`;
+      const stream = await backlog(stack, channel, o.messages);
+      const pull = () => pullAll(stack, channel, o.consumers, max);
+      const reference = () => referenceAll(stack, stream, o.consumers, max);
+      if (r % 2 === 0) runs.push({ pull: await pull(), reference: await reference() });
+      else runs.push({ reference: await reference(), pull: await pull() });
+    }
+    for (const run of runs) {
+      for (const [side, taken] of [
+        ["pull", run.pull.taken],
+        ["reference", run.reference.taken],
+      ] as const) {
+        if (taken !== o.messages) throw new Error(`${side} took ${taken} of ${o.messages}`);
+      }
+    }
+    const rate = (run: Run) => o.messages / (run.ms / 1000);
+    rows.push({
+      max,
+      rounds: o.rounds,
+      perSecond: round(median(runs.map((x) => rate(x.pull))), 0),
+      reference: round(median(runs.map((x) => rate(x.reference))), 0),
+      vsReference: round(median(runs.map((x) => rate(x.pull) / rate(x.reference)))),
+      floorPerSecond: round(floor.perSecond * max, 0),
+      commandsPerMessage: round(runs[0]!.pull.commands / o.messages, 4),
+      referenceCommandsPerMessage: round(runs[0]!.reference.commands / o.messages, 4),
+    });
+  }
+  return { messages: o.messages, consumers: o.consumers, rows };
+}
+
+interface Run {
+  ms: number;
+  taken: number;
+  commands: number;
+}
+
+/** A pull subscription and the reference's group on a channel holding `messages`. */
+async function backlog(stack: BenchStack, channel: string, messages: number) {
   const api = stack.manual;
   await api.json("POST", `/v1/channels/${channel}/subscriptions`, {
     name: "work",
     mode: "pull",
     from: "earliest",
   });
-  for (let i = 0; i < o.messages; i += 1000) {
-    const n = Math.min(1000, o.messages - i);
-    const messages = Array.from({ length: n }, (_, j) => ({ type: "t", data: { n: i + j } }));
-    await api.json("POST", `/v1/channels/${channel}/messages`, { messages });
+  for (let i = 0; i < messages; i += 1000) {
+    const n = Math.min(1000, messages - i);
+    const batch = Array.from({ length: n }, (_, j) => ({ type: "t", data: { n: i + j } }));
+    await api.json("POST", `/v1/channels/${channel}/messages`, { messages: batch });
   }
   const stream = stack.keys.channel(channel);
   await stack.redis.xgroup("CREATE", stream, "reference", "0");
+  return stream;
+}
 
-  const path = `/v1/channels/${channel}/subscriptions/work`;
+async function pullAll(stack: BenchStack, channel: string, consumers: number, max: number) {
+  const path = `/v1/channels/${channel}/subscriptions/work/pull`;
   let taken = 0;
-  const pulled = await counted(stack.redis, async () => {
+  const { result, commands } = await counted(stack.redis, async () => {
     const started = performance.now();
     await Promise.all(
-      Array.from({ length: o.consumers }, async (_, c) => {
+      Array.from({ length: consumers }, async (_, c) => {
+        let ack: string[] = [];
         for (;;) {
-          const { messages } = await api.json<{ messages: { id: string }[] }>(
+          const { messages } = await stack.manual.json<{ messages: { id: string }[] }>(
             "POST",
-            `${path}/pull`,
-            { max: o.max, consumer: `c${c}`, visibilityTimeoutMs: 60_000 },
+            path,
+            { max, consumer: `c${c}`, visibilityTimeoutMs: 60_000, ack },
           );
+          // The last pull acks the last batch and finds nothing: every message is acked.
           if (messages.length === 0) return;
           taken += messages.length;
-          await api.json("POST", `${path}/ack`, { ids: messages.map((m) => m.id) });
+          ack = messages.map((m) => m.id);
         }
       }),
     );
     return performance.now() - started;
   });
+  return { ms: result, taken, commands };
+}
 
-  let referenceTaken = 0;
-  const reference = await counted(stack.redis, async () => {
+async function referenceAll(stack: BenchStack, stream: string, consumers: number, max: number) {
+  let taken = 0;
+  const { result, commands } = await counted(stack.redis, async () => {
     const started = performance.now();
     await Promise.all(
-      Array.from({ length: o.consumers }, async (_, c) => {
+      Array.from({ length: consumers }, async (_, c) => {
         for (;;) {
           const reply = (await stack.rest.xreadgroup("reference", `c${c}`, stream, ">", {
-            count: o.max,
+            count: max,
           })) as unknown as Entries;
           const entries = reply?.[0]?.[1] ?? [];
           if (entries.length === 0) return;
-          referenceTaken += entries.length;
+          taken += entries.length;
           await stack.rest.xack(
             stream,
             "reference",
@@ -82,19 +153,5 @@ export async function pullScenario(
     );
     return performance.now() - started;
   });
-  if (taken !== o.messages || referenceTaken !== o.messages) {
-    throw new Error(`pull took ${taken}, reference ${referenceTaken}, of ${o.messages}`);
-  }
-  const perSecond = round(o.messages / (pulled.result / 1000), 0);
-  const referencePerSecond = round(o.messages / (reference.result / 1000), 0);
-  return {
-    messages: o.messages,
-    consumers: o.consumers,
-    max: o.max,
-    perSecond,
-    reference: referencePerSecond,
-    vsReference: round(perSecond / referencePerSecond),
-    commandsPerMessage: round(pulled.commands / o.messages, 3),
-    referenceCommandsPerMessage: round(reference.commands / o.messages, 3),
-  };
+  return { ms: result, taken, commands };
 }

@@ -7,11 +7,12 @@ import {
   purgeDeadLetters,
   redriveDeadLetters,
 } from "../../shared/dead-letters.ts";
-import { Conflict, NotFound } from "../../shared/errors.ts";
+import { NotFound } from "../../shared/errors.ts";
 import type { Db } from "../../shared/redis.ts";
 import { loadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
+import { forgetSettings } from "../pull-settings.ts";
 import {
   bodyErrors,
   commonErrors,
@@ -65,7 +66,8 @@ const routes = {
     method: "post",
     path: `${path}/redrive`,
     ...needs("subscribe", {}, emptyMeansAll),
-    summary: "Put dead letters back for delivery to this subscription: all, or {ids}",
+    summary:
+      "Put dead letters back for delivery (push) or pulling (pull) to this subscription: all, or {ids}",
     request: {
       params: SubscriptionParams,
       body: {
@@ -129,15 +131,12 @@ export function deadLetterRoutes() {
       const { channel, name } = c.req.valid("param");
       const { ids } = c.req.valid("json");
       const sub = await mustExist(c.var.db, channel, name);
-      // TODO(pull): redrive reads the redrive stream with the push deliverer; pulls do not read it yet.
-      if (sub.mode === "pull") {
-        throw new Conflict(
-          "redrive is not available for pull subscriptions yet",
-          "not_push_subscription",
-        );
-      }
       const result = await redriveDeadLetters(c.var.db, sub, ids ?? null, Date.now());
-      if (result.redriven > 0) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
+      if (sub.mode === "pull") {
+        forgetSettings(c.var.db, channel, name); // this isolate's pulls see the marker at once
+      } else if (result.redriven > 0) {
+        c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
+      }
       return c.json(result, 200);
     })
     .openapi(routes.purge, async (c) => {

@@ -1,19 +1,24 @@
 // Pulling from a pull subscription: pull, ack, nack, extend (see shared/pull.ts for how leases
-// work and what each call costs).
-//
-// The subscription's settings (its group, maxAttempts, types) are kept per isolate for up to
-// SETTINGS_TTL_MS, so that a pull costs only its own commands and an ack its one XACK. A delete
-// is seen at once (its group is gone: NOGROUP, and the settings are loaded again); a PATCH through
-// this isolate at once, through another within SETTINGS_TTL_MS.
+// work and what each call costs). What an isolate keeps per subscription, between pulls (the
+// settings, when a pull last looked for expired leases, the largest message seen):
+// functions/pull-settings.ts.
 
 import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
-import type { Context } from "hono";
-import { Conflict, NotFound } from "../../shared/errors.ts";
-import { ack, pullCount, setLease, TooManyPending } from "../../shared/pull.ts";
+import type { TypedResponse } from "hono";
+import type { JSONParsed } from "hono/utils/types";
+import { Conflict } from "../../shared/errors.ts";
+import {
+  ackIds,
+  channelQueue,
+  type Queue,
+  redriveQueue,
+  setLease,
+  splitIds,
+} from "../../shared/pull-lease.ts";
+import { type Pulled as PullResult, TooManyPending } from "../../shared/pull-read.ts";
 import { pullWaiting } from "../../shared/pull-wait.ts";
-import { type Db, isReplyError } from "../../shared/redis.ts";
+import type { Db } from "../../shared/redis.ts";
 import type { Subscription } from "../../shared/subscription.ts";
-import { loadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import {
@@ -26,10 +31,9 @@ import {
   PullBody,
   Pulled,
 } from "../pull-schemas.ts";
+import { lookNow, sizeNext, withSettings } from "../pull-settings.ts";
 import { commonErrors, errorResponse, json } from "../schemas.ts";
 import { SubscriptionParams } from "../subscription-schemas.ts";
-
-const SETTINGS_TTL_MS = 5000;
 
 const path = "/v1/channels/{channel}/subscriptions/{name}";
 const body = <T extends z.ZodType>(schema: T) => ({
@@ -66,46 +70,19 @@ const routes = {
   extend: route("extend", "Extend the visibility timeout of pulled messages", ExtendBody, Extended),
 };
 
-const cache = new WeakMap<Db["redis"], Map<string, { sub: Subscription; at: number }>>();
-
-async function settings(db: Db, channel: string, name: string, fresh: boolean) {
-  const byName = cache.get(db.redis) ?? new Map<string, { sub: Subscription; at: number }>();
-  cache.set(db.redis, byName);
-  const key = `${channel}/${name}`;
-  const held = byName.get(key);
-  if (!fresh && held && Date.now() - held.at < SETTINGS_TTL_MS) return held.sub;
-  const sub = await loadSubscription(db, channel, name);
-  if (!sub) {
-    byName.delete(key);
-    throw new NotFound(
-      `no subscription "${name}" on channel "${channel}"`,
-      "subscription_not_found",
-    );
-  }
-  if (sub.mode !== "pull") {
-    throw new Conflict(
-      `"${name}" is a push subscription: it is delivered to its url`,
-      "not_pull_subscription",
-    );
-  }
-  byName.set(key, { sub, at: Date.now() });
-  return sub;
-}
-
-/** Forgets this isolate's copy of a subscription's settings (after a PATCH or DELETE). */
-export function forgetSettings(db: Db, channel: string, name: string) {
-  cache.get(db.redis)?.delete(`${channel}/${name}`);
-}
-
-/** Runs `use` with the settings; once more with fresh ones when the group is gone (NOGROUP). */
-async function withSettings<T>(c: Context<AppEnv>, use: (sub: Subscription) => Promise<T>) {
-  const { channel, name } = c.req.param() as { channel: string; name: string };
-  try {
-    return await use(await settings(c.var.db, channel, name, false));
-  } catch (error) {
-    if (!isReplyError(error, "NOGROUP")) throw error;
-    return use(await settings(c.var.db, channel, name, true));
-  }
+/** Runs `call` on the ids of each queue they belong to (1 command when all are in one); the sum. */
+async function inQueues(
+  db: Db,
+  sub: Subscription,
+  ids: string[],
+  call: (q: Queue, ids: string[]) => Promise<number>,
+): Promise<number> {
+  const { channel, redrive } = splitIds(ids);
+  const [a, b] = await Promise.all([
+    channel.length > 0 ? call(channelQueue(db, sub), channel) : 0,
+    redrive.length > 0 ? call(redriveQueue(db, sub), redrive) : 0,
+  ]);
+  return a + b;
 }
 
 export function pullRoutes() {
@@ -113,13 +90,17 @@ export function pullRoutes() {
     .openapi(routes.pull, async (c) => {
       const input = c.req.valid("json");
       const { config } = c.var;
-      const messages = await withSettings(c, async (sub) => {
+      const pulled = await withSettings(c, async (held) => {
+        const { sub } = held;
         if (sub.paused) {
           throw new Conflict(`"${sub.name}" is paused`, "subscription_paused");
         }
         try {
-          return await pullWaiting(c.var.db, sub, input, {
-            count: pullCount(input.max, config.maxMessageBytes),
+          const pulled = await pullWaiting(c.var.db, sub, input, {
+            look: lookNow(held, Date.now(), config.pullLookEveryMs),
+            largestSeen: held.largestSeen,
+            redriving: held.redriving,
+            maxMessageBytes: config.maxMessageBytes,
             waitMs: input.waitMs,
             deadLetters: {
               maxAgeMs: config.deadLetterMaxAgeMs,
@@ -128,34 +109,67 @@ export function pullRoutes() {
             clock: Date.now,
             sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
           });
+          sizeNext(held, pulled.largest);
+          if (pulled.redriveEnded) held.redriving = false;
+          return pulled;
         } catch (error) {
           if (!(error instanceof TooManyPending)) throw error;
+          const acked = error.acked > 0 ? ` (its ${error.acked} acks were made)` : "";
           throw new Conflict(
-            `consumer "${input.consumer}" holds ${error.pending} unacked messages, and Upstash reads no more for a consumer past 1000: ack (or nack) some, or pull with a smaller max`,
+            `consumer "${input.consumer}" holds ${error.pending} unacked messages, and Upstash reads no more for a consumer past 1000: ack (or nack) some, or pull with a smaller max${acked}`,
             "too_many_pending",
           );
         }
       });
-      const out = messages.map((m) => ({ ...m, data: JSON.parse(m.data) as unknown }));
-      return c.json({ messages: out }, 200);
+      return jsonText<z.infer<typeof Pulled>>(pulledJson(pulled));
     })
     .openapi(routes.ack, async (c) => {
       const { ids } = c.req.valid("json");
-      const acked = await withSettings(c, (sub) => ack(c.var.db, sub, ids));
+      const acked = await withSettings(c, (held) =>
+        inQueues(c.var.db, held.sub, ids, (q, some) => ackIds(c.var.db, q, some)),
+      );
       return c.json({ acked }, 200);
     })
     .openapi(routes.nack, async (c) => {
       const { ids, delayMs, consumer } = c.req.valid("json");
-      const nacked = await withSettings(c, (sub) =>
-        setLease(c.var.db, sub, consumer, ids, delayMs),
-      );
+      const nacked = await withSettings(c, async (held) => {
+        const n = await inQueues(c.var.db, held.sub, ids, (q, some) =>
+          setLease(c.var.db, q, consumer, some, delayMs),
+        );
+        held.lookedAt = 0; // a message nacked now is handed out by the next pull here
+        return n;
+      });
       return c.json({ nacked }, 200);
     })
     .openapi(routes.extend, async (c) => {
       const { ids, visibilityTimeoutMs, consumer } = c.req.valid("json");
-      const extended = await withSettings(c, (sub) =>
-        setLease(c.var.db, sub, consumer, ids, visibilityTimeoutMs),
+      const extended = await withSettings(c, (held) =>
+        inQueues(c.var.db, held.sub, ids, (q, some) =>
+          setLease(c.var.db, q, consumer, some, visibilityTimeoutMs),
+        ),
       );
       return c.json({ extended }, 200);
     });
+}
+
+/**
+ * A 200 whose JSON text is built by hand, typed as the route's schema (`T`) so the route still
+ * type-checks against its OpenAPI definition: c.json would serialize the value itself.
+ */
+const jsonText = <T>(text: string) =>
+  new Response(text, {
+    headers: { "content-type": "application/json" },
+  }) as unknown as TypedResponse<JSONParsed<T>, 200, "json">;
+
+/**
+ * The answer to a pull, as JSON text. Each message's data is the JSON text publish stored (it
+ * was parsed and serialized there), so it goes out as it is: parsing and serializing it again
+ * per message was a measured share of a pull's time.
+ */
+function pulledJson({ messages, acked }: PullResult): string {
+  const parts = messages.map((m) => {
+    const from = m.redrivenFrom ? `,"redrivenFrom":"${m.redrivenFrom}"` : "";
+    return `{"id":"${m.id}","type":${JSON.stringify(m.type)},"data":${m.data},"publishedAt":"${m.publishedAt}","attempt":${m.attempt}${from}}`;
+  });
+  return `{"messages":[${parts.join(",")}],"acked":${acked}}`;
 }

@@ -24,6 +24,7 @@ import {
 import { webhookTargetRefusal } from "../../shared/webhook-target.ts";
 import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
+import { forgetSettings } from "../pull-settings.ts";
 import {
   ChannelParams,
   commonErrors,
@@ -43,7 +44,6 @@ import {
   UpdateSubscriptionBody,
 } from "../subscription-schemas.ts";
 import { describe } from "../views.ts";
-import { forgetSettings } from "./pull.ts";
 
 // A rotated-out secret keeps signing (beside the new one) this long, so receivers can switch.
 const ROTATION_GRACE_MS = 24 * 60 * 60 * 1000;

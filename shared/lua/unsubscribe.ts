@@ -14,7 +14,8 @@
 // ARGV[1] name, ARGV[2] paused field, ARGV[3] id ("" for a subscription stored without one),
 // ARGV[4] group, ARGV[5] n = number of state fields, ARGV[6 .. 5+n] state fields,
 // ARGV[6+n] m = number of metrics fields, ARGV[7+n .. 6+n+m] metrics fields,
-// ARGV[7+n+m] pull marker field, ARGV[8+n+m ..] due members (wake/retry of both units)
+// ARGV[7+n+m] pull marker field, ARGV[8+n+m] redrive marker field, ARGV[9+n+m ..] due members
+// (wake/retry of both units)
 //
 // Returns 1 (deleted), 0 (no such subscription) or -1 (the name is another subscription's now).
 // Cost: 1 EVALSHA + 1 HGET + 1 HDEL + 1 XGROUP DESTROY + 1 DEL + 2 HDEL + 1 ZREM.
@@ -28,11 +29,11 @@ local json = redis.call('HGET', subs, name)
 if not json then return 0 end
 local stored = string.match(json, '"id":"([^"]*)"') or ''
 if stored ~= id then return -1 end
-redis.call('HDEL', subs, name, pausedField, ARGV[7 + n + m])
+redis.call('HDEL', subs, name, pausedField, ARGV[7 + n + m], ARGV[8 + n + m])
 redis.pcall('XGROUP', 'DESTROY', stream, group)
 redis.call('DEL', dlq, redrive, lease, log)
 redis.call('HDEL', state, unpack(ARGV, 6, 5 + n))
 redis.call('HDEL', metrics, unpack(ARGV, 7 + n, 6 + n + m))
-redis.call('ZREM', due, unpack(ARGV, 8 + n + m, #ARGV))
+redis.call('ZREM', due, unpack(ARGV, 9 + n + m, #ARGV))
 return 1
 `;

@@ -32,6 +32,7 @@ describe("loadConfig", () => {
       deadLetterMaxAgeMs: 14 * 86_400_000,
       deadLetterMaxMessages: 10_000,
       disableAfterMs: 5 * 86_400_000,
+      pullLookEveryMs: 1000,
       eventsChannel: "streamhook.events",
       webhookTargets: { allowHttp: false, allowPrivate: false },
     });

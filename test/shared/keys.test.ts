@@ -7,6 +7,7 @@ import {
   parseDueMember,
   pausedField,
   pullField,
+  redriveField,
   retryMember,
   stateField,
   type Unit,
@@ -53,6 +54,7 @@ describe("the Redis key layout", () => {
     expect(duePrefixes("orders")).toEqual({ wake: "wake:orders/", retry: "retry:orders/" });
     expect(pausedField("billing")).toBe("billing#paused");
     expect(pullField("billing")).toBe("billing#pull");
+    expect(redriveField("billing")).toBe("billing#redrive");
     expect(stateField("billing", "deadLettersExpired")).toBe("billing:deadLettersExpired");
     expect(stateField("billing", "deadLettersDropped")).toBe("billing:deadLettersDropped");
     expect(writeMarkField("billing", "3f2a-...")).toBe("billing:lastWrite:3");

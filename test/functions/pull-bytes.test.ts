@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PULL_REPLY_BYTES } from "../../shared/pull-read.ts";
+import { type Stack, startStack } from "../helpers/stack.ts";
+import { getSubscription, publish, subscribe } from "../helpers/subscriptions.ts";
+
+// A pull's reply stays within PULL_REPLY_BYTES of message data whatever the messages' sizes: the
+// Worker sizes its reads by the largest message it has seen, and the pull script keeps to the
+// budget when messages come larger than that. Default MAX_MESSAGE_BYTES (256 KiB). A pull looks
+// for expired leases only on the isolate's first pull and after a nack (PULL_LOOK_EVERY_MS an
+// hour), so the pulls below that do not look are read by the pull script, however slow the run.
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({
+    vars: { TRIM_MIN_INTERVAL_MS: "3600000", PULL_LOOK_EVERY_MS: "3600000" },
+  });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+interface Pulled {
+  id: string;
+  data: unknown;
+  attempt: number;
+}
+
+const path = "/v1/channels/p-bytes/subscriptions/work";
+
+async function pull(body: Record<string, unknown>) {
+  const res = await stack.post(`${path}/pull`, { visibilityTimeoutMs: 60_000, ...body });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { messages: Pulled[] }).messages;
+}
+
+describe("a pull's bytes", () => {
+  it("stay within the budget when messages grow, and what did not fit comes back as first attempts", async () => {
+    await subscribe(stack, "p-bytes", { name: "work", mode: "pull", from: "earliest" });
+    const small = await publish(stack, "p-bytes", [{ data: 1 }, { data: 2 }]);
+    // Two pulls of small messages: the next reads are sized for messages of a few bytes.
+    expect((await pull({ max: 1 })).map((m) => m.id)).toEqual([small[0]]);
+    expect((await pull({ max: 1 })).map((m) => m.id)).toEqual([small[1]]);
+    // 40 messages of 250,000 bytes: 10 MB, more than one pull may return.
+    const big: string[] = [];
+    for (let i = 0; i < 40; i += 3) {
+      const n = Math.min(3, 40 - i);
+      const messages = Array.from({ length: n }, () => ({ data: "x".repeat(249_998) }));
+      big.push(...(await publish(stack, "p-bytes", messages)));
+    }
+    const first = await pull({ max: 100 });
+    const bytes = first.reduce((sum, m) => sum + JSON.stringify(m.data).length, 0);
+    expect(bytes).toBeLessThanOrEqual(PULL_REPLY_BYTES);
+    expect(first.length).toBe(Math.floor(PULL_REPLY_BYTES / 250_000));
+    expect(first.map((m) => m.id)).toEqual(big.slice(0, first.length));
+    expect(first.every((m) => m.attempt === 1)).toBe(true);
+    // The rest were given back, not lost: the next pull that looks (a nack makes the next one
+    // look) hands them out, as first attempts.
+    const res = await stack.post(`${path}/nack`, { ids: [first[0]!.id], delayMs: 60_000 });
+    expect(res.status).toBe(200);
+    const rest = await pull({ max: 100 });
+    expect(rest.map((m) => m.id)).toEqual(big.slice(first.length));
+    expect(rest.every((m) => m.attempt === 1)).toBe(true);
+    expect(await getSubscription(stack, "p-bytes", "work")).toMatchObject({ lag: 0 });
+  }, 60_000);
+});

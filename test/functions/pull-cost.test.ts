@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countCommands } from "../helpers/redis-server.ts";
+import { type Stack, startStack } from "../helpers/stack.ts";
+import { publish, subscribe } from "../helpers/subscriptions.ts";
+
+// What a pull, an ack and a nack cost, counted by Redis itself (commands inside the pull script
+// included, as Upstash bills them). A pull looks for leases that ran out only on an isolate's
+// first pull of a subscription and after a nack here (PULL_LOOK_EVERY_MS an hour), so each count
+// is exactly the kind of pull it names; no trim comes due (lua/trim.ts).
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({
+    vars: { TRIM_MIN_INTERVAL_MS: "3600000", PULL_LOOK_EVERY_MS: "3600000" },
+  });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const base = (channel: string) => `/v1/channels/${channel}/subscriptions/work`;
+
+async function call(channel: string, action: string, body: unknown) {
+  const res = await stack.post(`${base(channel)}/${action}`, body);
+  expect(res.status, await res.clone().text()).toBe(200);
+  return (await res.json()) as { messages: { id: string }[]; acked: number };
+}
+
+const many = (n: number) => Array.from({ length: n }, (_, i) => ({ data: { n: i } }));
+
+/** A pull subscription whose settings this isolate holds and whose first pull (a look) is done. */
+async function ready(channel: string) {
+  await subscribe(stack, channel, { name: "work", mode: "pull", from: "earliest" });
+  await call(channel, "pull", {});
+}
+
+describe("the cost of pulling", () => {
+  it("is 3 commands for a pull that returns new messages (the pull script), 1 for an ack", async () => {
+    await ready("c-fresh");
+    await call("c-fresh", "pull", {}); // the script is cached in Redis: EVALSHA from now on
+    const ids = await publish(stack, "c-fresh", many(50));
+    const pulled = await countCommands(stack.redis, () => call("c-fresh", "pull", { max: 50 }));
+    expect(pulled.byCommand).toEqual({ evalsha: 1, xreadgroup: 1, xclaim: 1 });
+    const acked = await countCommands(stack.redis, () => call("c-fresh", "ack", { ids }));
+    expect(acked.byCommand).toEqual({ xack: 1 });
+  });
+
+  it("adds only the XACK when a pull carries the acks of the one before", async () => {
+    await ready("c-carry");
+    await call("c-carry", "pull", {});
+    await publish(stack, "c-carry", many(20));
+    const first = await call("c-carry", "pull", { max: 10 });
+    let second: Awaited<ReturnType<typeof call>> | undefined;
+    const counted = await countCommands(stack.redis, async () => {
+      second = await call("c-carry", "pull", { max: 10, ack: first.messages.map((m) => m.id) });
+    });
+    expect(counted.byCommand).toEqual({ evalsha: 1, xack: 1, xreadgroup: 1, xclaim: 1 });
+    expect(second?.acked).toBe(10);
+    expect(second?.messages).toHaveLength(10);
+  });
+
+  it("is 3 commands for a pull that looks for expired leases and finds new messages", async () => {
+    await subscribe(stack, "c-look", { name: "work", mode: "pull", from: "earliest" });
+    await call("c-look", "ack", { ids: ["1-0"] }); // settings now held; no pull has looked yet
+    await publish(stack, "c-look", many(5));
+    const pulled = await countCommands(stack.redis, () => call("c-look", "pull", { max: 5 }));
+    expect(pulled.byCommand).toEqual({ xpending: 1, xreadgroup: 1, xclaim: 1 });
+  });
+
+  it("is 2 commands for a pull that takes over expired leases", async () => {
+    await ready("c-expired");
+    const ids = await publish(stack, "c-expired", many(5));
+    await call("c-expired", "pull", { max: 5 });
+    const nacked = await countCommands(stack.redis, () => call("c-expired", "nack", { ids }));
+    expect(nacked.byCommand).toEqual({ xclaim: 1 });
+    const pulled = await countCommands(stack.redis, () => call("c-expired", "pull", { max: 5 }));
+    expect(pulled.byCommand).toEqual({ xpending: 1, xclaim: 1 });
+  });
+});
