@@ -16,7 +16,7 @@
 
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -44,6 +44,14 @@ function ensureDependencies() {
       .digest("hex");
   const current = existsSync(join(bin, "node")) && existsSync(stamp);
   if (current && readFileSync(stamp, "utf8") === lockHash()) return;
+  // A node_modules linked from another checkout (a git worktree sharing one install): `npm ci`
+  // would empty that checkout's install under it. Install there instead.
+  const modules = join(root, "node_modules");
+  if (existsSync(modules) && lstatSync(modules).isSymbolicLink()) {
+    log("node_modules is a link to another checkout's, and does not match package-lock.json:");
+    log("run `npm ci` in that checkout (or replace the link with a directory), then retry");
+    process.exit(1);
+  }
   log("installing dependencies (npm ci, from package-lock.json)...");
   // `npm ci` installs exactly the lockfile and never rewrites it. The lockfile lists every
   // platform's optional binaries (workerd's, Biome's): regenerate it with
