@@ -46,6 +46,8 @@ dl.facts dd { margin: 0; font-weight: 600; }
 .status-paused { color: var(--warn); }
 .status-failing, .status-disabled { color: var(--bad); }
 .error-text { color: var(--bad); }
+.ok-text { color: var(--ok); }
+.ids { display: block; font-size: .8rem; }
 .actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: flex-end; margin: .5rem 0; }
 button {
   font: inherit; padding: .35rem .8rem; border-radius: 6px; cursor: pointer;
@@ -71,6 +73,7 @@ svg.chart { width: 100%; height: auto; max-width: 720px; display: block; }
 svg.chart .delivered { fill: var(--ok); }
 svg.chart .failed { fill: var(--bad); }
 svg.chart .axis { stroke: var(--line); }
+svg.chart .uncovered { fill: var(--line); opacity: .4; }
 svg.chart text { fill: var(--muted); font-size: 11px; }
 .legend { display: flex; gap: 1rem; flex-wrap: wrap; font-size: .9rem; }
 .legend .delivered { color: var(--ok); }
