@@ -563,6 +563,24 @@ describe("the subscription page", () => {
     expect(errors).toEqual([]);
   });
 
+  it("keeps an opened answer open while the page refreshes", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    receiver.respond({ status: 503, body: "upstream unavailable" });
+    await publish(stack, channel, [{ data: 1 }]);
+    await runPass(stack);
+    const { page } = await visit(subPath("sub"), { refreshMs: 500 });
+    const answer = page.locator("#sub-attempts tr[data-attempt] details").first();
+    await answer.locator("summary").click();
+    expect(await answer.locator("pre").isVisible()).toBe(true);
+    // A new request shows after a refresh: the opened answer is still open in the new copy.
+    await publish(stack, channel, [{ data: 2 }]);
+    await runPass(stack);
+    await expect.poll(() => page.locator("#sub-attempts tr[data-attempt]").count()).toBe(2);
+    const opened = page.locator("#sub-attempts details[open] pre");
+    expect(await opened.allTextContents()).toEqual(["upstream unavailable"]);
+    expect(await page.locator("#sub-attempts details").count()).toBe(2);
+  });
+
   it("shows the subscription's delivery and settings as the API does", async () => {
     await subscribe(stack, channel, {
       name: "sub",
