@@ -97,9 +97,9 @@ export const RequestsChart = (props: { hours: HourOfAttempts[]; now: number }) =
             </g>
           );
         })}
-        {[0, buckets.length / 2, buckets.length].map((i) => (
-          <text x={Math.min(WIDTH - 30, i * slot)} y={HEIGHT - 5}>
-            {clock(now - CHART_WINDOW_MS + (i * CHART_WINDOW_MS) / buckets.length)}
+        {(["start", "middle", "end"] as const).map((anchor, i) => (
+          <text x={(i * WIDTH) / 2} y={HEIGHT - 5} text-anchor={anchor}>
+            {clock(now - CHART_WINDOW_MS + (i * CHART_WINDOW_MS) / 2)}
           </text>
         ))}
       </svg>

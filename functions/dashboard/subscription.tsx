@@ -1,5 +1,5 @@
-// The subscription page: how delivery goes and its settings (GET .../subscriptions/{name}), its
-// attempt log, and its dead letters. With the subscribe scope: pause or resume, replay, rotate the
+// The subscription page: how delivery goes (GET .../subscriptions/{name}), its attempt log, its
+// dead letters, and its settings. With the subscribe scope: pause or resume, replay, rotate the
 // secret (shown once, by the client), redrive and purge dead letters.
 
 import type { describe } from "../views.ts";
@@ -42,10 +42,6 @@ export const SubscriptionPage = (props: {
       <Live id="sub-delivery">
         <Delivery sub={sub} now={now} />
       </Live>
-      <h2>Settings</h2>
-      <Live id="sub-settings">
-        <Settings sub={sub} now={now} />
-      </Live>
       {props.attempts === null ? null : (
         <>
           <h2>Recent requests</h2>
@@ -57,6 +53,10 @@ export const SubscriptionPage = (props: {
       <h2>Dead letters</h2>
       <Live id="sub-dead-letters">
         <DeadLetters sub={sub} panel={props.deadLetters} now={now} />
+      </Live>
+      <h2>Settings</h2>
+      <Live id="sub-settings">
+        <Settings sub={sub} now={now} />
       </Live>
     </>
   );
