@@ -106,6 +106,10 @@ export function createStreamhookClient(options: StreamhookClientOptions) {
       }
     },
 
+    /** GET /v1/metrics: the Prometheus text exposition of the channels the key may use. */
+    metrics: (o: { signal?: AbortSignal } = {}): Promise<string> =>
+      ok(api.GET("/v1/metrics", { parseAs: "text", signal: o.signal ?? null })),
+
     channels: {
       list: (): Promise<ChannelList> => ok(api.GET("/v1/channels")),
       get: (channel: string): Promise<Channel> =>

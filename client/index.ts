@@ -20,6 +20,8 @@ export { type ApiErrorBody, StreamhookError } from "./errors.ts";
 export { type Clock, parseRetryAfter, type RetryOptions } from "./retry.ts";
 export type { components, paths, webhooks } from "./schema.d.ts";
 export type {
+  Attempt,
+  AttemptOptions,
   DeadLetter,
   NewSubscription,
   PulledMessage,

@@ -1,5 +1,6 @@
-// The subscription methods of the client (client.ts): manage subscriptions, pull from pull
-// subscriptions, and handle dead letters. Each is one request (pages of dead letters aside).
+// The subscription methods of the client (client.ts): manage subscriptions, read a push
+// subscription's attempt log, pull from pull subscriptions, and handle dead letters. Each is one
+// request (pages of attempts and of dead letters aside).
 
 import type { Api } from "./client.ts";
 import { ok } from "./errors.ts";
@@ -14,6 +15,16 @@ export type Replaying = Schemas["Replaying"];
 export type PullOptions = Schemas["Pull"];
 export type PulledMessage = Schemas["PulledMessage"];
 export type DeadLetter = Schemas["DeadLetter"];
+/** One webhook request of a push subscription, from its attempt log. */
+export type Attempt = Schemas["Attempt"];
+
+export interface AttemptOptions {
+  /** Start after this record's `id` (exclusive): older records only; default: the newest. */
+  after?: string;
+  /** Records per request, 1-1000; default 100. */
+  pageSize?: number;
+  signal?: AbortSignal;
+}
 
 const one = "/v1/channels/{channel}/subscriptions/{name}";
 
@@ -49,6 +60,28 @@ export function subscriptionMethods(api: Api) {
       /** Delivers again from "earliest", a message id or an ISO-8601 time (inclusive). */
       replay: (channel: string, name: string, from: string): Promise<Replaying> =>
         ok(api.POST(`${one}/replay`, { ...at(channel, name), body: { from } })),
+      /**
+       * The subscription's webhook requests from its attempt log (about the last 1,000), newest
+       * first, fetched a page at a time as the loop goes on. A pull subscription's has none.
+       */
+      async *attempts(
+        channel: string,
+        name: string,
+        o: AttemptOptions = {},
+      ): AsyncGenerator<Attempt, void> {
+        let after = o.after;
+        for (;;) {
+          const page = await ok(
+            api.GET(`${one}/attempts`, {
+              params: { path: { channel, name }, query: { after, limit: o.pageSize } },
+              signal: o.signal ?? null,
+            }),
+          );
+          yield* page.attempts;
+          if (page.next === null) return;
+          after = page.next;
+        }
+      },
 
       /**
        * Leases up to `max` messages to `consumer` for `visibilityTimeoutMs`; ack them after. With

@@ -78,11 +78,8 @@ export function createApp(deliveryFactory: DeliveryFactory) {
   app.route("/", metricsRoutes());
   app.route("/", deliverRoutes());
   app.route("/", keyRoutes());
-  // HTML, not API routes: outside the OpenAPI document. It reads the attempt log through the API.
-  app.route(
-    "/",
-    dashboardRoutes((request, env, ctx) => app.fetch(request, env, ctx)),
-  );
+  // HTML, not API routes: outside the OpenAPI document.
+  app.route("/", dashboardRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

@@ -1,57 +1,97 @@
-// The subscription page's panel of recent webhook requests, from the attempt log (attempts.ts).
-//
-// TODO(attempts): untested until the attempts branch is merged (the attempt log's route).
+// The subscription page's panel of its recent webhook requests, from its attempt log
+// (attempts.ts: recentAttempts), each as GET .../attempts shows it. The answer's body is the
+// endpoint's text: rendered as text (hono's JSX escapes it), never as markup.
 
-import type { AttemptLog } from "./attempts.ts";
-import { formatDuration } from "./format.ts";
+import type { AttemptView } from "./attempts.ts";
+import { formatBytes, formatCount, formatDuration } from "./format.ts";
 import { Cell, Count, When } from "./parts.tsx";
 
-export const AttemptTable = (props: { log: AttemptLog; now: number }) => {
-  if (props.log.kind === "unavailable") {
-    return <p class="hint">The attempt log could not be read ({props.log.reason}).</p>;
-  }
-  if (props.log.attempts.length === 0) return <p class="hint">No requests yet.</p>;
+export interface AttemptPanel {
+  attempts: AttemptView[];
+  /** Older records exist than those listed. */
+  more: boolean;
+}
+
+export const AttemptTable = (props: { panel: AttemptPanel; now: number }) => {
+  const { attempts, more } = props.panel;
+  if (attempts.length === 0) return <p class="hint">No requests yet.</p>;
   return (
-    <table class="rows">
-      <thead>
-        <tr>
-          <th>When</th>
-          <th>Status</th>
-          <th class="num">Messages</th>
-          <th class="num">Attempt</th>
-          <th class="num">Duration</th>
-          <th>Error</th>
-        </tr>
-      </thead>
-      <tbody>
-        {props.log.attempts.map((attempt) => (
+    <>
+      {more ? (
+        <p class="hint">
+          The newest {formatCount(attempts.length)} are listed; GET .../attempts?after=&lt;id&gt;
+          pages through the rest.
+        </p>
+      ) : null}
+      <table class="rows">
+        <thead>
           <tr>
-            <Cell label="When">
-              <When at={attempt.at} now={props.now} />
-            </Cell>
-            <Cell label="Status">{String(attempt.status)}</Cell>
-            <Cell label="Messages">
-              <Count value={attempt.messages} />
-              <span class="muted mono"> {attempt.firstId}</span>
-            </Cell>
-            <Cell label="Attempt" num>
-              <Count value={attempt.attempt} />
-            </Cell>
-            <Cell label="Duration" num>
-              {formatDuration(attempt.durationMs)}
-            </Cell>
-            <Cell label="Error">
-              {attempt.error === null ? "—" : <span class="error-text">{attempt.error}</span>}
-              {attempt.body === "" ? null : (
-                <details>
-                  <summary>answer</summary>
-                  <pre>{attempt.body}</pre>
-                </details>
-              )}
-            </Cell>
+            <th>When</th>
+            <th>Status</th>
+            <th class="num">Messages</th>
+            <th class="num">Attempt</th>
+            <th class="num">Duration</th>
+            <th>Error</th>
+            <th>Answer</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {attempts.map((attempt) => (
+            <tr data-attempt={attempt.id}>
+              <Cell label="When">
+                <When at={attempt.at} now={props.now} />
+              </Cell>
+              <Cell label="Status">
+                <span
+                  class={attempt.error === null ? "ok-text" : "error-text"}
+                  data-status-value={attempt.status}
+                >
+                  {attempt.status}
+                </span>
+              </Cell>
+              <Cell label="Messages" num>
+                <Count value={attempt.messages} />
+                <span class="muted mono ids" data-first-id={attempt.firstId}>
+                  {attempt.firstId === attempt.lastId
+                    ? attempt.firstId
+                    : `${attempt.firstId} … ${attempt.lastId}`}
+                </span>
+              </Cell>
+              <Cell label="Attempt" num>
+                <Count value={attempt.attempt} />
+              </Cell>
+              <Cell label="Duration" num>
+                <data value={attempt.durationMs}>{formatDuration(attempt.durationMs)}</data>
+              </Cell>
+              <Cell label="Error">
+                {attempt.error === null ? (
+                  <span>—</span>
+                ) : (
+                  <span class="error-text" data-error>
+                    {attempt.error}
+                  </span>
+                )}
+              </Cell>
+              <Cell label="Answer">
+                {attempt.body === "" ? (
+                  <span>—</span>
+                ) : (
+                  // data-key: the client keeps it open across refreshes.
+                  <details data-key={`attempt:${attempt.id}`}>
+                    <summary>
+                      show{" "}
+                      <span class="muted">
+                        ({formatBytes(new TextEncoder().encode(attempt.body).length)})
+                      </span>
+                    </summary>
+                    <pre>{attempt.body}</pre>
+                  </details>
+                )}
+              </Cell>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
   );
 };

@@ -1,48 +1,81 @@
-// The one place the dashboard reads a subscription's attempt log: through its JSON route,
-// GET /v1/channels/{channel}/subscriptions/{name}/attempts?limit= (newest first:
-// {"attempts": [{"at", "attempt", "messages", "firstId", "lastId", "status", "durationMs",
-// "error", "body"}], "next"}), called in-process with the signed-in key, so the key's scopes and
-// channels decide as they do for any client.
-//
-// TODO(attempts): written against that contract before the attempt log existed on this branch,
-// and untested: the route lands with the attempts branch. Once merged, read it here through its
-// module (shared/attempt-log.ts) instead of the route, and test the chart and the log panel.
+// How the dashboard reads a subscription's attempt log: with the attempt log's own reader
+// (shared/attempt-log.ts) and the request's Db, once the fragment has authorized the key for the
+// channel (allow("read"), as the API's GET .../attempts does). Going through the route instead
+// would look the key up again and count against its rate limit once more per subscription.
 
-/** One webhook request, as the attempt log's route shows it. */
-export interface Attempt {
-  at: string;
-  attempt: number;
-  messages: number;
-  firstId: string;
-  lastId: string;
-  /** The HTTP status, or why no whole answer came ("timeout", "network"). */
-  status: number | string;
-  durationMs: number;
-  /** Null when the endpoint accepted the request (2xx). */
-  error: string | null;
-  body: string;
-}
+import { ATTEMPT_LOG_LENGTH, type AttemptView, readAttempts } from "../../shared/attempt-log.ts";
+import type { Db } from "../../shared/redis.ts";
 
-export type AttemptLog =
-  | { kind: "log"; attempts: Attempt[]; more: boolean }
-  | { kind: "unavailable"; reason: string };
+export type { AttemptView };
 
-/** Makes a request to this Worker's own API (app.fetch), with the signed-in key. */
-export type InternalApi = (path: string) => Promise<Response>;
+/** The requests chart's span: the last hour. */
+export const CHART_WINDOW_MS = 3_600_000;
 
-/** The newest `limit` attempts of a subscription, or why they cannot be shown. */
-export async function readAttempts(
-  api: InternalApi,
+/** The newest `limit` records, newest first; `more` when older ones exist. 1 XREVRANGE. */
+export async function recentAttempts(
+  db: Db,
   channel: string,
   name: string,
   limit: number,
-): Promise<AttemptLog> {
-  const path = `/v1/channels/${encodeURIComponent(channel)}/subscriptions/${encodeURIComponent(name)}/attempts?limit=${limit}`;
-  const res = await api(path);
-  if (!res.ok) {
-    const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
-    return { kind: "unavailable", reason: body?.error?.message ?? `HTTP ${res.status}` };
+): Promise<{ attempts: AttemptView[]; more: boolean }> {
+  const page = await readAttempts(db, channel, name, { limit });
+  return { attempts: page.attempts, more: page.next !== null };
+}
+
+/** A subscription's requests of the chart's hour, and how far back its log reached. */
+export interface HourOfAttempts {
+  name: string;
+  /** The records that started within [now - CHART_WINDOW_MS, now], newest first. */
+  attempts: AttemptView[];
+  /**
+   * When the log holds the whole hour, null. Otherwise the start (ms) of the oldest record it
+   * still holds: a busy subscription's last ~1,000 requests span less than an hour.
+   */
+  since: number | null;
+}
+
+// Records per XREVRANGE. A full log (up to 1,100 records: XADD MAXLEN ~ keeps whole stream
+// nodes of 100) takes 5 pages, each at most about 400 KB (records hold up to ~1.6 KB).
+const PAGE = 250;
+// The bound on pages: the whole log and no more, whatever happens to it while it is read.
+const MAX_PAGES = Math.ceil((ATTEMPT_LOG_LENGTH + 100) / PAGE);
+
+/**
+ * The subscription's records of the last hour: pages of the log, newest first, until one reaches
+ * back past the hour's start, the log ends, or MAX_PAGES were read. 1 XREVRANGE per page: one for
+ * a quiet subscription, 5 for one busy enough to have filled its log within the hour.
+ */
+export async function lastHour(
+  db: Db,
+  channel: string,
+  name: string,
+  now: number,
+): Promise<HourOfAttempts> {
+  const from = now - CHART_WINDOW_MS;
+  const attempts: AttemptView[] = [];
+  let after: string | undefined;
+  let read = 0;
+  let oldest = now;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const { attempts: records, next } = await readAttempts(db, channel, name, {
+      after,
+      limit: PAGE,
+    });
+    read += records.length;
+    for (const record of records) {
+      const at = Date.parse(record.at);
+      oldest = Math.min(oldest, at);
+      if (at >= from && at <= now) attempts.push(record);
+    }
+    // The log runs in write order and `at` is when a request started, so a record just before
+    // the hour can come after one inside it: the page that reaches past `from` is read whole.
+    if (oldest < from) return { name, attempts, since: null };
+    if (next === null) {
+      // The whole log was read. Under its cap nothing was ever trimmed from it: it holds every
+      // request the subscription made, so the hour is whole.
+      return { name, attempts, since: read < ATTEMPT_LOG_LENGTH ? null : oldest };
+    }
+    after = next;
   }
-  const page = (await res.json()) as { attempts: Attempt[]; next: string | null };
-  return { kind: "log", attempts: page.attempts, more: page.next !== null };
+  return { name, attempts, since: oldest };
 }

@@ -3,7 +3,7 @@
 // publish a test message.
 
 import type { ChannelInfo } from "../../shared/streams.ts";
-import type { AttemptLog } from "./attempts.ts";
+import type { HourOfAttempts } from "./attempts.ts";
 import { RetentionText } from "./channels.tsx";
 import { RequestsChart } from "./chart.tsx";
 import { ApiForm, apiPath, Bytes, Cell, Count, Item, Live, pagePath, When } from "./parts.tsx";
@@ -12,7 +12,7 @@ import { StatusBadge, type SubscriptionView } from "./subscription.tsx";
 export const ChannelPage = (props: {
   info: ChannelInfo;
   subscriptions: SubscriptionView[];
-  logs: AttemptLog[];
+  hours: HourOfAttempts[];
   canPublish: boolean;
   now: number;
 }) => {
@@ -47,10 +47,10 @@ export const ChannelPage = (props: {
       </Live>
       <h2>Deliveries</h2>
       <Live id="channel-chart">
-        {props.logs.length === 0 ? (
+        {props.hours.length === 0 ? (
           <p class="hint">No push subscriptions: nothing is delivered.</p>
         ) : (
-          <RequestsChart logs={props.logs} now={now} />
+          <RequestsChart hours={props.hours} now={now} />
         )}
       </Live>
       <h2>Subscriptions</h2>

@@ -1,12 +1,10 @@
-// A small bar chart of webhook requests over the last hour, delivered and failed, drawn on the
-// server as inline SVG from the subscriptions' attempt logs (attempts.ts). Pure: `now` is passed.
-//
-// TODO(attempts): untested until the attempts branch is merged (the attempt log's route).
+// A small bar chart of a channel's webhook requests over the last hour, accepted and failed, in
+// 5-minute buckets, drawn on the server as inline SVG from its push subscriptions' attempt logs
+// (attempts.ts: lastHour). Pure: `now` is passed.
 
-import type { AttemptLog } from "./attempts.ts";
+import { CHART_WINDOW_MS, type HourOfAttempts } from "./attempts.ts";
 import { formatCount } from "./format.ts";
 
-export const CHART_WINDOW_MS = 3_600_000;
 const BUCKETS = 12; // 5 minutes each
 
 export interface Bucket {
@@ -16,7 +14,7 @@ export interface Bucket {
 }
 
 /** Requests per bucket from `now - CHART_WINDOW_MS` to `now`: delivered when `error` is null. */
-export function bucketize(logs: AttemptLog[], now: number): Bucket[] {
+export function bucketize(hours: HourOfAttempts[], now: number): Bucket[] {
   const size = CHART_WINDOW_MS / BUCKETS;
   const from = now - CHART_WINDOW_MS;
   const buckets = Array.from({ length: BUCKETS }, (_, i) => ({
@@ -24,9 +22,8 @@ export function bucketize(logs: AttemptLog[], now: number): Bucket[] {
     delivered: 0,
     failed: 0,
   }));
-  for (const log of logs) {
-    if (log.kind !== "log") continue;
-    for (const attempt of log.attempts) {
+  for (const hour of hours) {
+    for (const attempt of hour.attempts) {
       const at = Date.parse(attempt.at);
       if (at < from || at > now) continue;
       const bucket = buckets[Math.min(BUCKETS - 1, Math.floor((at - from) / size))]!;
@@ -37,32 +34,26 @@ export function bucketize(logs: AttemptLog[], now: number): Bucket[] {
   return buckets;
 }
 
-/** Whether some log was cut short before it reached back a whole hour. */
-function partial(logs: AttemptLog[], now: number): boolean {
-  return logs.some((log) => {
-    if (log.kind !== "log" || !log.more) return false;
-    const oldest = log.attempts.at(-1);
-    return oldest !== undefined && Date.parse(oldest.at) > now - CHART_WINDOW_MS;
-  });
-}
-
 const WIDTH = 600;
 const HEIGHT = 150;
 const AXIS = 20; // room for the labels under the bars
 
-export const RequestsChart = (props: { logs: AttemptLog[]; now: number }) => {
-  const unavailable = props.logs.find((log) => log.kind === "unavailable");
-  if (unavailable?.kind === "unavailable") {
-    return <p class="hint">No chart: the attempt log could not be read ({unavailable.reason}).</p>;
-  }
-  const buckets = bucketize(props.logs, props.now);
+const clock = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+
+export const RequestsChart = (props: { hours: HourOfAttempts[]; now: number }) => {
+  const { now } = props;
+  const buckets = bucketize(props.hours, now);
   const delivered = buckets.reduce((sum, b) => sum + b.delivered, 0);
   const failed = buckets.reduce((sum, b) => sum + b.failed, 0);
   const top = Math.max(1, ...buckets.map((b) => Math.max(b.delivered, b.failed)));
   const slot = WIDTH / buckets.length;
   const bar = (slot - 8) / 2;
+  const base = HEIGHT - AXIS;
   const height = (n: number) => ((HEIGHT - AXIS) * n) / top;
-  const clock = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+  const x = (ms: number) => (WIDTH * (ms - (now - CHART_WINDOW_MS))) / CHART_WINDOW_MS;
+  const short = props.hours.filter((hour) => hour.since !== null);
+  // Before the latest `since`, some subscription's requests are missing: shade that part.
+  const shortFrom = Math.max(...short.map((hour) => hour.since!));
   return (
     <figure>
       <figcaption class="legend">
@@ -73,9 +64,6 @@ export const RequestsChart = (props: { logs: AttemptLog[]; now: number }) => {
           ■ {formatCount(failed)} failed
         </span>
         <span class="muted">requests, last hour (UTC)</span>
-        {partial(props.logs, props.now) ? (
-          <span class="muted">(only the newest requests of busy subscriptions)</span>
-        ) : null}
       </figcaption>
       <svg
         class="chart"
@@ -83,23 +71,25 @@ export const RequestsChart = (props: { logs: AttemptLog[]; now: number }) => {
         role="img"
         aria-label={`${delivered} delivered and ${failed} failed requests in the last hour`}
       >
-        <line class="axis" x1="0" x2={WIDTH} y1={HEIGHT - AXIS} y2={HEIGHT - AXIS} />
+        {short.length === 0 ? null : (
+          <rect class="uncovered" x="0" y="0" width={Math.max(0, x(shortFrom))} height={base} />
+        )}
+        <line class="axis" x1="0" x2={WIDTH} y1={base} y2={base} />
         {buckets.map((b, i) => {
-          const x = i * slot + 4;
-          const base = HEIGHT - AXIS;
+          const left = i * slot + 4;
           return (
             <g>
               <title>{`${clock(b.start)}: ${b.delivered} delivered, ${b.failed} failed`}</title>
               <rect
                 class="delivered"
-                x={x}
+                x={left}
                 y={base - height(b.delivered)}
                 width={bar}
                 height={height(b.delivered)}
               />
               <rect
                 class="failed"
-                x={x + bar}
+                x={left + bar}
                 y={base - height(b.failed)}
                 width={bar}
                 height={height(b.failed)}
@@ -107,12 +97,26 @@ export const RequestsChart = (props: { logs: AttemptLog[]; now: number }) => {
             </g>
           );
         })}
-        {[0, buckets.length / 2, buckets.length].map((i) => (
-          <text x={Math.min(WIDTH - 30, i * slot)} y={HEIGHT - 5}>
-            {clock(props.now - CHART_WINDOW_MS + (i * CHART_WINDOW_MS) / buckets.length)}
+        {(["start", "middle", "end"] as const).map((anchor, i) => (
+          <text x={(i * WIDTH) / 2} y={HEIGHT - 5} text-anchor={anchor}>
+            {clock(now - CHART_WINDOW_MS + (i * CHART_WINDOW_MS) / 2)}
           </text>
         ))}
       </svg>
+      {short.length === 0 ? null : (
+        <p class="hint" id="chart-short">
+          Each subscription's attempt log keeps about its last 1,000 requests, which is less than
+          the hour for:{" "}
+          {short.map((hour, i) => (
+            <>
+              {i === 0 ? "" : ", "}
+              <strong data-short-since={new Date(hour.since!).toISOString()}>{hour.name}</strong>{" "}
+              (since {clock(hour.since!)})
+            </>
+          ))}
+          . Their earlier requests are not counted (shaded).
+        </p>
+      )}
     </figure>
   );
 };

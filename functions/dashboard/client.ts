@@ -69,13 +69,18 @@ export const CLIENT_JS = String.raw`
     });
   }
 
-  // Live regions ([data-live] with an id) are replaced by their new copies; everything else,
-  // forms being typed into first, stays as it is. A page whose set of regions changed is
-  // replaced whole.
+  // Live regions ([data-live] with an id) are replaced by their new copies, <details data-key>
+  // open as they were; everything else, forms being typed into first, stays as it is. A page
+  // whose set of regions changed is replaced whole.
   function swap(html) {
     const next = document.createElement("template");
     next.innerHTML = html;
     const ids = (root) => Array.from(root.querySelectorAll("[data-live]"), (el) => el.id).join();
+    // What was opened to be read (an answer's body, a message's data) stays open in the new copy.
+    const opened = Array.from(main.querySelectorAll("details[open][data-key]"), (el) => el.dataset.key);
+    for (const details of next.content.querySelectorAll("details[data-key]")) {
+      if (opened.includes(details.dataset.key)) details.open = true;
+    }
     if (main.childElementCount === 0 || ids(main) !== ids(next.content)) {
       main.replaceChildren(next.content);
       return;

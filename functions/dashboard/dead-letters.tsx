@@ -75,7 +75,7 @@ export const DeadLetters = (props: {
                 <When at={letter.deadAt} now={props.now} />
               </Cell>
               <Cell label="Data">
-                <details>
+                <details data-key={`dead-letter:${letter.id}`}>
                   <summary>show</summary>
                   <pre>{letter.data}</pre>
                 </details>

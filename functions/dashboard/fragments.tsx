@@ -13,13 +13,13 @@ import { loadChannelSubscriptions, loadSubscription } from "../../shared/subscri
 import type { AppEnv } from "../app.ts";
 import { CHANNEL_NAME } from "../schemas.ts";
 import { describe } from "../views.ts";
-import { type InternalApi, readAttempts } from "./attempts.ts";
+import { lastHour, recentAttempts } from "./attempts.ts";
 import { ChannelPage } from "./channel.tsx";
 import { ChannelsPage } from "./channels.tsx";
 import type { DeadLetterPanel } from "./dead-letters.tsx";
 import { SubscriptionPage } from "./subscription.tsx";
 
-// Attempts read per subscription: the log panel shows them, the chart counts them.
+// The newest records of the log the subscription page lists (the chart reads its hour: attempts.ts).
 const ATTEMPTS_SHOWN = 100;
 const DEAD_LETTERS_SHOWN = 100;
 
@@ -45,31 +45,35 @@ export async function channelsFragment(c: Context<AppEnv>) {
   return c.html(<ChannelsPage channels={channels} totals={totals(summaries)} now={Date.now()} />);
 }
 
-/** GET /v1/channels/{channel} and its subscriptions, the requests chart, the publish form. */
-export async function channelFragment(c: Context<AppEnv>, api: InternalApi) {
+/**
+ * GET /v1/channels/{channel} and its subscriptions, the requests chart (each push subscription's
+ * attempt log over the last hour), the publish form.
+ */
+export async function channelFragment(c: Context<AppEnv>) {
   const channel = mustBeName(c.req.param("channel") ?? "", "channel");
   const { db, config, principal } = c.var;
+  const now = Date.now();
   const info = await channelInfo(db, channel, config.retention);
   if (!info) throw new NotFound(`no channel named "${channel}"`, "channel_not_found");
   const subscriptions = await describe(db, channel, await loadChannelSubscriptions(db, channel));
-  const logs = await Promise.all(
+  const hours = await Promise.all(
     subscriptions
       .filter((sub) => sub.mode === "push")
-      .map((sub) => readAttempts(api, channel, sub.name, ATTEMPTS_SHOWN)),
+      .map((sub) => lastHour(db, channel, sub.name, now)),
   );
   return c.html(
     <ChannelPage
       info={info}
       subscriptions={subscriptions}
-      logs={logs}
+      hours={hours}
       canPublish={hasScope(principal, "publish")}
-      now={Date.now()}
+      now={now}
     />,
   );
 }
 
 /** GET .../subscriptions/{name}, its attempt log, and (with subscribe) its dead letters. */
-export async function subscriptionFragment(c: Context<AppEnv>, api: InternalApi) {
+export async function subscriptionFragment(c: Context<AppEnv>) {
   const channel = mustBeName(c.req.param("channel") ?? "", "channel");
   const name = mustBeName(c.req.param("name") ?? "", "name");
   const { db, config, principal } = c.var;
@@ -82,10 +86,11 @@ export async function subscriptionFragment(c: Context<AppEnv>, api: InternalApi)
   }
   const canManage = hasScope(principal, "subscribe");
   const page = { limit: DEAD_LETTERS_SHOWN };
-  const [[sub], deadLetters, log] = await Promise.all([
+  const [[sub], deadLetters, attempts] = await Promise.all([
     describe(db, channel, [stored]),
     canManage ? listDeadLetters(db, channel, name, page, config.maxMessageBytes) : null,
-    stored.mode === "push" ? readAttempts(api, channel, name, ATTEMPTS_SHOWN) : null,
+    // A pull subscription makes no requests: no log.
+    stored.mode === "push" ? recentAttempts(db, channel, name, ATTEMPTS_SHOWN) : null,
   ]);
   const panel: DeadLetterPanel = deadLetters
     ? { kind: "page", messages: deadLetters.messages, more: deadLetters.next !== null }
@@ -93,7 +98,7 @@ export async function subscriptionFragment(c: Context<AppEnv>, api: InternalApi)
   return c.html(
     <SubscriptionPage
       sub={sub!}
-      log={log}
+      attempts={attempts}
       deadLetters={panel}
       canManage={canManage}
       now={Date.now()}

@@ -53,10 +53,13 @@ export const Live = (props: { id: string; children: Child; class?: string }) => 
   </section>
 );
 
-/** A table cell; on a narrow screen rows become cards, and `label` names each value. */
+/**
+ * A table cell; on a narrow screen rows become cards, and `label` names each value (the cell is
+ * then a grid of the label and one box: the div holds whatever the value is made of).
+ */
 export const Cell = (props: { label: string; num?: boolean; children: Child }) => (
   <td data-label={props.label} class={props.num ? "num" : undefined}>
-    {props.children}
+    <div>{props.children}</div>
   </td>
 );
 

@@ -13,25 +13,16 @@
 // carries a strict Content-Security-Policy: scripts and styles from this origin only, nothing
 // inline. No cookie is involved (the key is a bearer token), so there is nothing for CSRF.
 
-import type { Context, ExecutionContext, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { Hono } from "hono";
 import { etag } from "hono/etag";
 import { secureHeaders } from "hono/secure-headers";
-import type { Env } from "../../shared/config.ts";
 import type { AppEnv } from "../app.ts";
 import { allow, authenticate, rateLimit } from "../auth.ts";
-import type { InternalApi } from "./attempts.ts";
 import { CLIENT_JS } from "./client.ts";
 import { channelFragment, channelsFragment, subscriptionFragment } from "./fragments.tsx";
 import { Shell } from "./shell.tsx";
 import { STYLE_CSS } from "./style.ts";
-
-/** This Worker's own fetch: the dashboard reads the attempt log through its route. */
-export type AppFetch = (
-  request: Request,
-  env: Env,
-  ctx: ExecutionContext,
-) => Response | Promise<Response>;
 
 const DEFAULT_REFRESH_MS = 5000;
 // A browser asks for an icon on every page; this one spares it a 404.
@@ -59,7 +50,7 @@ const noStore: MiddlewareHandler = async (c, next) => {
   c.header("Cache-Control", "no-store");
 };
 
-export function dashboardRoutes(appFetch: AppFetch) {
+export function dashboardRoutes() {
   const app = new Hono<AppEnv>();
   app.use("/dashboard", strictHeaders);
   app.use("/dashboard/*", strictHeaders);
@@ -93,21 +84,12 @@ export function dashboardRoutes(appFetch: AppFetch) {
   );
 
   app.get("/dashboard/fragments/channels", allow("read"), channelsFragment);
-  app.get("/dashboard/fragments/channels/:channel", allow("read"), (c) =>
-    channelFragment(c, internalApi(c, appFetch)),
-  );
-  app.get("/dashboard/fragments/channels/:channel/subscriptions/:name", allow("read"), (c) =>
-    subscriptionFragment(c, internalApi(c, appFetch)),
+  app.get("/dashboard/fragments/channels/:channel", allow("read"), channelFragment);
+  app.get(
+    "/dashboard/fragments/channels/:channel/subscriptions/:name",
+    allow("read"),
+    subscriptionFragment,
   );
 
   return app;
-}
-
-/** Requests to this Worker's API, in-process, with the bearer token the fragment came with. */
-function internalApi(c: Context<AppEnv>, appFetch: AppFetch): InternalApi {
-  const authorization = c.req.header("authorization") ?? "";
-  return async (path) => {
-    const request = new Request(new URL(path, c.req.url), { headers: { authorization } });
-    return appFetch(request, c.env, c.executionCtx);
-  };
 }

@@ -36,16 +36,20 @@ table { width: 100%; border-collapse: collapse; margin: .5rem 0; }
 th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-size: .85rem; color: var(--muted); font-weight: 600; }
 td.num, th.num { text-align: right; }
+/* A long last error would squeeze a name to a letter a line. */
+table.rows td[data-label="Name"] { min-width: 7rem; }
 dl.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); gap: .5rem; margin: .5rem 0; }
 dl.facts .item { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: .4rem .6rem; min-width: 0; }
 dl.facts .item.wide { grid-column: span 2; }
 dl.facts dt { font-size: .8rem; color: var(--muted); }
 dl.facts dd { margin: 0; font-weight: 600; }
-.status { display: inline-block; padding: 0 .45rem; border-radius: 999px; font-size: .85rem; font-weight: 600; border: 1px solid currentColor; }
+.status { display: inline-block; white-space: nowrap; padding: 0 .45rem; border-radius: 999px; font-size: .85rem; font-weight: 600; border: 1px solid currentColor; }
 .status-active { color: var(--ok); }
 .status-paused { color: var(--warn); }
 .status-failing, .status-disabled { color: var(--bad); }
 .error-text { color: var(--bad); }
+.ok-text { color: var(--ok); }
+.ids { display: block; font-size: .8rem; }
 .actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: flex-end; margin: .5rem 0; }
 button {
   font: inherit; padding: .35rem .8rem; border-radius: 6px; cursor: pointer;
@@ -71,6 +75,7 @@ svg.chart { width: 100%; height: auto; max-width: 720px; display: block; }
 svg.chart .delivered { fill: var(--ok); }
 svg.chart .failed { fill: var(--bad); }
 svg.chart .axis { stroke: var(--line); }
+svg.chart .uncovered { fill: var(--line); opacity: .4; }
 svg.chart text { fill: var(--muted); font-size: 11px; }
 .legend { display: flex; gap: 1rem; flex-wrap: wrap; font-size: .9rem; }
 .legend .delivered { color: var(--ok); }
@@ -78,6 +83,11 @@ svg.chart text { fill: var(--muted); font-size: 11px; }
 details summary { cursor: pointer; color: var(--accent); }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .3rem 0; }
 [hidden] { display: none !important; }
+@media (min-width: 641px) {
+  /* An opened answer wraps in its own column instead of squeezing the others. */
+  #sub-attempts td[data-label="Answer"] { width: 35%; }
+  #sub-attempts td[data-label="When"] { white-space: nowrap; }
+}
 @media (max-width: 640px) {
   table.rows thead { display: none; }
   table.rows, table.rows tbody, table.rows tr, table.rows td { display: block; width: 100%; }

@@ -1,10 +1,9 @@
-// The subscription page: how delivery goes and its settings (GET .../subscriptions/{name}), its
-// attempt log, and its dead letters. With the subscribe scope: pause or resume, replay, rotate the
+// The subscription page: how delivery goes (GET .../subscriptions/{name}), its attempt log, its
+// dead letters, and its settings. With the subscribe scope: pause or resume, replay, rotate the
 // secret (shown once, by the client), redrive and purge dead letters.
 
 import type { describe } from "../views.ts";
-import { AttemptTable } from "./attempt-log.tsx";
-import type { AttemptLog } from "./attempts.ts";
+import { type AttemptPanel, AttemptTable } from "./attempt-log.tsx";
 import { type DeadLetterPanel, DeadLetters } from "./dead-letters.tsx";
 import { formatDuration } from "./format.ts";
 import { ApiButton, ApiForm, apiPath, Count, Item, Live, pagePath, When } from "./parts.tsx";
@@ -19,7 +18,8 @@ export const StatusBadge = (props: { status: SubscriptionView["status"] }) => (
 
 export const SubscriptionPage = (props: {
   sub: SubscriptionView;
-  log: AttemptLog | null;
+  /** Null for a pull subscription: it makes no requests. */
+  attempts: AttemptPanel | null;
   deadLetters: DeadLetterPanel;
   canManage: boolean;
   now: number;
@@ -42,21 +42,21 @@ export const SubscriptionPage = (props: {
       <Live id="sub-delivery">
         <Delivery sub={sub} now={now} />
       </Live>
-      <h2>Settings</h2>
-      <Live id="sub-settings">
-        <Settings sub={sub} now={now} />
-      </Live>
-      {props.log === null ? null : (
+      {props.attempts === null ? null : (
         <>
           <h2>Recent requests</h2>
           <Live id="sub-attempts">
-            <AttemptTable log={props.log} now={now} />
+            <AttemptTable panel={props.attempts} now={now} />
           </Live>
         </>
       )}
       <h2>Dead letters</h2>
       <Live id="sub-dead-letters">
         <DeadLetters sub={sub} panel={props.deadLetters} now={now} />
+      </Live>
+      <h2>Settings</h2>
+      <Live id="sub-settings">
+        <Settings sub={sub} now={now} />
       </Live>
     </>
   );

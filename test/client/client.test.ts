@@ -1,5 +1,6 @@
 // The typed client (streamhook/client, publisher side) against the real stack: publishing,
-// retries that never store twice, typed errors, subscription management and history paging.
+// retries that never store twice, typed errors, subscription management, history and attempt-log
+// paging, metrics.
 
 import { readFile } from "node:fs/promises";
 import {
@@ -13,6 +14,9 @@ import { OPENAPI_JSON } from "../../dev/client-schema.ts";
 import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
 import { injectedDuring, loadScripts, runsScript } from "../helpers/faults.ts";
 import { createKey } from "../helpers/keys.ts";
+import { scrapeMetrics } from "../helpers/observe.ts";
+import { startReceiver } from "../helpers/receiver.ts";
+import { deliverUntil, settled } from "../helpers/schedule.ts";
 import { API_TOKEN, type Stack, startStack } from "../helpers/stack.ts";
 import { sleep } from "../helpers/subscriptions.ts";
 
@@ -299,6 +303,88 @@ describe("history", () => {
       for await (const _ of client.history("nowhere")) return;
     };
     await expect(reading()).rejects.toMatchObject({ status: 404, code: "channel_not_found" });
+  });
+});
+
+describe("the attempt log", () => {
+  /** Seven one-message requests to a receiver that fails every third: the log's records. */
+  async function sevenRequests(channel: string) {
+    const receiver = await startReceiver();
+    receiver.respond((req) => (req.n % 3 === 0 ? { status: 500, body: "nope" } : { status: 204 }));
+    const { client, answers } = recordingClient();
+    await client.subscriptions.create(channel, {
+      name: "hook",
+      url: receiver.url,
+      batchSize: 1,
+      maxAttempts: 1,
+    });
+    const { ids } = await client.publishBatch(
+      channel,
+      Array.from({ length: 7 }, (_, n) => ({ data: n })),
+    );
+    await deliverUntil(stack, channel, () => settled(stack, channel, "hook"), "all sent");
+    await receiver.close();
+    return { client, answers, ids };
+  }
+
+  it("reads a subscription's requests newest first with for await, a page at a time", async () => {
+    const { client, answers, ids } = await sevenRequests("logged");
+    const read = [];
+    for await (const attempt of client.subscriptions.attempts("logged", "hook", { pageSize: 3 })) {
+      read.push(attempt);
+    }
+    // The request for message k failed when k was a multiple of 3.
+    expect(read.map((a) => [a.firstId, a.status, a.error, a.body])).toEqual(
+      ids
+        .map((id, k) => (k % 3 === 2 ? [id, 500, "HTTP 500", "nope"] : [id, 204, null, ""]))
+        .reverse(),
+    );
+    const api = await stack.api("/v1/channels/logged/subscriptions/hook/attempts?limit=1000");
+    expect(read).toEqual(((await api.json()) as { attempts: unknown[] }).attempts);
+    const pages = answers.filter((a) => a.path.endsWith("/hook/attempts"));
+    expect(pages.length).toBe(3); // 3, 3, 1
+  });
+
+  it("asks for no page it does not read, and starts after a given record", async () => {
+    const { client, answers, ids } = await sevenRequests("logged-2");
+    const all = [];
+    for await (const attempt of client.subscriptions.attempts("logged-2", "hook"))
+      all.push(attempt);
+    const read = [];
+    const o = { after: all[1]!.id, pageSize: 2 };
+    for await (const attempt of client.subscriptions.attempts("logged-2", "hook", o)) {
+      read.push(attempt.firstId);
+      if (read.length === 3) break;
+    }
+    expect(read).toEqual([ids[4], ids[3], ids[2]]);
+    const pages = answers.filter((a) => a.path.endsWith("/hook/attempts"));
+    expect(pages.length).toBe(1 + 2);
+  });
+
+  it("throws 404 subscription_not_found for a subscription that does not exist", async () => {
+    const { client } = recordingClient();
+    await client.publish("logged-3", { data: 1 });
+    const reading = async () => {
+      for await (const _ of client.subscriptions.attempts("logged-3", "nobody")) return;
+    };
+    await expect(reading()).rejects.toMatchObject({ status: 404, code: "subscription_not_found" });
+  });
+});
+
+describe("metrics", () => {
+  it("returns the Prometheus text the API serves", async () => {
+    const { client } = recordingClient();
+    await client.publishBatch("measured", [{ data: 1 }, { data: 2 }, { data: 3 }]);
+    const text = await client.metrics();
+    expect(text).toContain('streamhook_messages_published_total{channel="measured"} 3\n');
+    const { samples } = await scrapeMetrics(stack);
+    expect(samples.get('streamhook_messages_published_total{channel="measured"}')).toBe(3);
+  });
+
+  it("throws 403 for a key without the read scope", async () => {
+    const key = await createKey(stack, { name: "publisher-only", scopes: ["publish"] });
+    const { client } = recordingClient({ token: key.secret });
+    await expect(client.metrics()).rejects.toMatchObject({ status: 403, code: "forbidden" });
   });
 });
 

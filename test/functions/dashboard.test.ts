@@ -7,8 +7,9 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { WORKER_BUILD_DIR } from "../global-setup.ts";
 import { type DashboardPage, launchBrowser, openDashboard } from "../helpers/browser.ts";
 import { createKey } from "../helpers/keys.ts";
-import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
-import { deliverUntil } from "../helpers/schedule.ts";
+import type { Attempt } from "../helpers/observe.ts";
+import { type Reply, startReceiver, type TestReceiver } from "../helpers/receiver.ts";
+import { deliverUntil, settled } from "../helpers/schedule.ts";
 import { API_TOKEN, type Stack, startStack } from "../helpers/stack.ts";
 import { getSubscription, publish, runPass, subscribe } from "../helpers/subscriptions.ts";
 
@@ -59,6 +60,27 @@ async function json<T>(path: string): Promise<T> {
   const res = await stack.api(path);
   expect(res.status, await res.clone().text()).toBe(200);
   return (await res.json()) as T;
+}
+
+/** A subscription's whole attempt log through GET .../attempts, newest first, page by page. */
+async function attemptsOf(name: string): Promise<Attempt[]> {
+  const all: Attempt[] = [];
+  let after = "";
+  for (;;) {
+    const page = await json<{ attempts: Attempt[]; next: string | null }>(
+      `/v1/channels/${channel}/subscriptions/${name}/attempts?limit=1000${after}`,
+    );
+    all.push(...page.attempts);
+    if (page.next === null) return all;
+    after = `&after=${page.next}`;
+  }
+}
+
+/** Runs passes until every one of the channel's `names` has nothing left to send. */
+async function deliverAll(names: string[], timeoutMs?: number): Promise<void> {
+  const done = async () =>
+    (await Promise.all(names.map((name) => settled(stack, channel, name)))).every(Boolean);
+  await deliverUntil(stack, channel, done, `${names.join(", ")} settled`, { timeoutMs });
 }
 
 /** The API's value a cell shows: its <data value>, or its <time datetime>, or null for "—". */
@@ -128,6 +150,24 @@ describe("serving the dashboard", () => {
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await get("/channels", key.secret)).status);
     expect(statuses).toEqual([200, 200, 429]);
+  });
+
+  it("counts a page as one request of the key, however many attempt logs it reads", async () => {
+    for (const name of ["a", "b", "c"])
+      await subscribe(stack, channel, { name, url: receiver.url });
+    const key = await createKey(stack, {
+      name: "limited-pages",
+      scopes: ["read"],
+      rateLimit: { requests: 2, windowMs: 60_000 },
+    });
+    const get = (path: string) =>
+      fetch(`${stack.url}/dashboard/fragments/channels/${channel}${path}`, {
+        headers: { authorization: `Bearer ${key.secret}` },
+      });
+    const answers = [await get(""), await get("/subscriptions/a"), await get("")];
+    expect(answers.map((res) => res.status)).toEqual([200, 200, 429]);
+    expect(await answers[0]!.text()).toContain('data-delivered="0"');
+    expect(await answers[1]!.text()).toContain("No requests yet.");
   });
 
   it("shows the sign-in form again, with a message, when the key is refused", async () => {
@@ -264,6 +304,62 @@ describe("the channel page", () => {
     await page.screenshot({ path: `${WORKER_BUILD_DIR}.dashboard-channel.png`, fullPage: true });
     expect(errors).toEqual([]);
   });
+
+  it("charts the last hour's requests as the attempt logs count them, and names a log too busy to reach back an hour", async () => {
+    // busy: one message per request, enough to fill its log (about the last 1,000) and more;
+    // steady: ten per request. Every fourth request of each fails, and the others are accepted.
+    await subscribe(stack, channel, {
+      name: "busy",
+      url: receiver.url,
+      batchSize: 1,
+      maxAttempts: 1,
+    });
+    await subscribe(stack, channel, {
+      name: "steady",
+      url: receiver.url,
+      batchSize: 10,
+      maxAttempts: 1,
+    });
+    await subscribe(stack, channel, { name: "pulled", mode: "pull" });
+    const sent = { busy: 0, steady: 0 };
+    receiver.respond((req) => {
+      const n = ++sent[req.body!.subscription as keyof typeof sent];
+      return n % 4 === 0 ? { status: 500, body: "try later" } : { status: 204 };
+    });
+    const messages = Array.from({ length: 1000 }, (_, n) => ({ data: { n } }));
+    await publish(stack, channel, messages);
+    await publish(stack, channel, messages.slice(0, 150));
+    // About 1,300 requests: 4 s here, allowed far longer on a loaded machine (the it's timeout).
+    await deliverAll(["busy", "steady"], 100_000);
+    const from = Date.now() - 3_600_000;
+
+    const { page, errors } = await visit(`/channels/${channel}`);
+    const legend = page.locator("#channel-chart figcaption");
+    await legend.waitFor();
+    const logs = { busy: await attemptsOf("busy"), steady: await attemptsOf("steady") };
+    // The busy log was trimmed to its last ~1,000 of 1,150 requests; steady holds all 115.
+    expect(logs.busy.length).toBeGreaterThanOrEqual(1000);
+    expect(logs.busy.length).toBeLessThan(1150);
+    expect(logs.steady.length).toBe(115);
+    const hour = [...logs.busy, ...logs.steady].filter((a) => Date.parse(a.at) >= from);
+    const delivered = hour.filter((a) => a.error === null).length;
+    const failed = hour.length - delivered;
+    expect(delivered).toBeGreaterThan(0);
+    expect(failed).toBeGreaterThan(0);
+    expect(await legend.locator("[data-delivered]").getAttribute("data-delivered")).toBe(
+      String(delivered),
+    );
+    expect(await legend.locator("[data-failed]").getAttribute("data-failed")).toBe(String(failed));
+    expect(await legend.locator(".delivered").textContent()).toBe(
+      `■ ${delivered.toLocaleString("en-US")} delivered`,
+    );
+    // busy's log starts within the hour, so the page says since when it counts busy's requests.
+    const short = page.locator("#chart-short [data-short-since]");
+    expect(await short.allTextContents()).toEqual(["busy"]);
+    expect(await short.getAttribute("data-short-since")).toBe(logs.busy.at(-1)!.at);
+    await page.screenshot({ path: `${WORKER_BUILD_DIR}.dashboard-chart.png`, fullPage: true });
+    expect(errors).toEqual([]);
+  }, 120_000);
 
   it("publishes a test message from its form", async () => {
     await publish(stack, channel, [{ data: 0 }]);
@@ -410,6 +506,80 @@ describe("the subscription page", () => {
     await expect.poll(() => page.locator("#notice").textContent()).toBe("Replaying.");
     await deliverUntil(stack, channel, () => receiver.messages().length === 4, "replayed");
     expect(receiver.messages().map((m) => m.id)).toEqual([...ids, ...ids]);
+  });
+
+  it("lists its recent requests as GET .../attempts does: status, messages, error, and the answer as text", async () => {
+    await subscribe(stack, channel, {
+      name: "sub",
+      url: receiver.url,
+      batchSize: 2,
+      maxAttempts: 1,
+      timeoutMs: 400,
+    });
+    // No quotes in the markup: a broken attribute would hide an injection.
+    const markup =
+      "<img src=x id=injected>upstream <b>down</b><script>window.injected = 1</script>";
+    const replies: Reply[] = [
+      { status: 200, body: "thanks" },
+      { status: 503, body: markup },
+      { status: 204 },
+      { status: 200, body: "too late", delayMs: 1500 },
+      { status: 400, body: { error: "bad order" } },
+    ];
+    receiver.respond((req) => replies[(req.n - 1) % replies.length]!);
+    await publish(
+      stack,
+      channel,
+      Array.from({ length: 10 }, (_, n) => ({ data: n })),
+    );
+    await deliverAll(["sub"]);
+
+    const { page, errors } = await visit(subPath("sub"));
+    const rows = page.locator("#sub-attempts tr[data-attempt]");
+    await rows.first().waitFor();
+    const api = await attemptsOf("sub");
+    expect(api.map((a) => a.status)).toEqual([400, "timeout", 204, 503, 200]);
+    expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.attempt))).toEqual(
+      api.map((a) => a.id),
+    );
+    for (const attempt of api) {
+      const row = page.locator(`tr[data-attempt="${attempt.id}"]`);
+      expect(await shown(cell(row, "When"))).toBe(attempt.at);
+      expect(await cell(row, "Status").textContent()).toBe(String(attempt.status));
+      expect(await shown(cell(row, "Messages"))).toBe(String(attempt.messages));
+      expect(await cell(row, "Messages").locator(".ids").textContent()).toBe(
+        `${attempt.firstId} … ${attempt.lastId}`,
+      );
+      expect(await shown(cell(row, "Attempt"))).toBe(String(attempt.attempt));
+      expect(await shown(cell(row, "Duration"))).toBe(String(attempt.durationMs));
+      expect(await cell(row, "Error").textContent()).toBe(attempt.error ?? "—");
+      const answer = cell(row, "Answer").locator("pre");
+      if (attempt.body === "") expect(await answer.count()).toBe(0);
+      else expect(await answer.textContent()).toBe(attempt.body);
+    }
+    expect(api[1]!.error).toMatch(/timeout/);
+    expect(api[3]!.body).toBe(markup);
+    expect(await page.locator("#injected").count()).toBe(0);
+    expect(await page.evaluate(() => "injected" in window)).toBe(false);
+    expect(errors).toEqual([]);
+  });
+
+  it("keeps an opened answer open while the page refreshes", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    receiver.respond({ status: 503, body: "upstream unavailable" });
+    await publish(stack, channel, [{ data: 1 }]);
+    await runPass(stack);
+    const { page } = await visit(subPath("sub"), { refreshMs: 500 });
+    const answer = page.locator("#sub-attempts tr[data-attempt] details").first();
+    await answer.locator("summary").click();
+    expect(await answer.locator("pre").isVisible()).toBe(true);
+    // A new request shows after a refresh: the opened answer is still open in the new copy.
+    await publish(stack, channel, [{ data: 2 }]);
+    await runPass(stack);
+    await expect.poll(() => page.locator("#sub-attempts tr[data-attempt]").count()).toBe(2);
+    const opened = page.locator("#sub-attempts details[open] pre");
+    expect(await opened.allTextContents()).toEqual(["upstream unavailable"]);
+    expect(await page.locator("#sub-attempts details").count()).toBe(2);
   });
 
   it("shows the subscription's delivery and settings as the API does", async () => {
