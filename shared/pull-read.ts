@@ -9,7 +9,13 @@
 //   capped      [XACK] + XREADGROUP >, then XCLAIM (lease)  once; then [XACK] again and `adopt`:
 //                                                           this consumer's entries still without
 //                                                           a lease are leased and handed out
-//   skip        XACK (messages the types filter leaves out) repeated: acks the same
+//   skip        XACK (messages the types filter leaves      repeated: acks the same
+//               out, after a capped read; the script
+//               acks its own)
+//
+// The script also writes the answer's JSON text of its messages (and applies the types filter),
+// so a pull that runs it does no work per message here; the other reads build the same text from
+// their entries (pulledOf).
 //
 // Bytes. A pull's reply stays within PULL_REPLY_BYTES of message data. The script reads as many
 // as the largest message seen so far allows and checks the budget itself; the capped read, which
@@ -69,7 +75,10 @@ export interface PullRequest {
 
 /** What a pull took, how many of its `ack` ids were pending (now acked), and its largest data. */
 export interface Pulled {
-  messages: PulledMessage[];
+  /** The messages as the JSON text of an array of PulledMessage, as the answer carries it. */
+  messages: string;
+  /** How many messages. */
+  count: number;
   acked: number;
   /** Bytes of the largest message this pull read (0: none), to size the next one. */
   largest: number;
@@ -107,11 +116,19 @@ export function readFresh(
 ): Promise<Pulled> {
   return withinLimit(req.ack ?? [], count, async (n, ack) => {
     const args = [q.group, req.consumer, String(n), leaseIdle(req.visibilityTimeoutMs)];
-    args.push(String(LEASE_BASE_MS), String(PULL_REPLY_BYTES), ...ack);
-    const [acked, read, largest] = asArray(await runScript(db.redis, PULL_LUA, [q.stream], args));
-    if (typeof read === "string") throw new TooManyPending(refusedAt(read), asNumber(acked));
-    const messages = await skipUnwanted(db, sub, q, asEntries(read));
-    return { messages, acked: asNumber(acked), largest: asNumber(largest) };
+    const types = sub.types ?? [];
+    args.push(String(LEASE_BASE_MS), String(PULL_REPLY_BYTES), String(types.length), ...types);
+    args.push(...ack);
+    const reply = asArray(await runScript(db.redis, PULL_LUA, [q.stream], args));
+    const [acked, messages, count, largest] = reply;
+    if (reply.length === 2)
+      throw new TooManyPending(refusedAt(asString(messages)), asNumber(acked));
+    return {
+      messages: asString(messages),
+      count: asNumber(count),
+      acked: asNumber(acked),
+      largest: asNumber(largest),
+    };
   });
 }
 
@@ -133,13 +150,11 @@ export function readCapped(
     } catch (error) {
       if (!isOutcomeUnknown(error)) throw error;
       const acked = ack.length > 0 ? await ackIds(db, q, ack) : 0;
-      const messages = await adopt(db, q, req, n);
-      return { messages, acked, largest: largestOf(messages) };
+      return { ...pulledOf(await adopt(db, q, req, n)), acked };
     }
     const ids = read.entries.map((e) => e.id);
     if (ids.length > 0) await setLease(db, q, req.consumer, ids, req.visibilityTimeoutMs);
-    const messages = await skipUnwanted(db, sub, q, read.entries);
-    return { messages, acked: read.acked, largest: largestOf(messages) };
+    return { ...pulledOf(await skipUnwanted(db, sub, q, read.entries)), acked: read.acked };
   });
 }
 
@@ -250,5 +265,14 @@ export function toMessages(
   });
 }
 
-export const largestOf = (messages: PulledMessage[]) =>
+const largestOf = (messages: PulledMessage[]) =>
   messages.reduce((max, m) => Math.max(max, m.data.length), 0);
+
+/** Messages read in the Worker, as a pull answers them (lua/pull.ts writes the same text). */
+export function pulledOf(messages: PulledMessage[]): Omit<Pulled, "acked"> {
+  const parts = messages.map((m) => {
+    const from = m.redrivenFrom ? `,"redrivenFrom":"${m.redrivenFrom}"` : "";
+    return `{"id":"${m.id}","type":${JSON.stringify(m.type)},"data":${m.data},"publishedAt":"${m.publishedAt}","attempt":${m.attempt}${from}}`;
+  });
+  return { messages: `[${parts.join(",")}]`, count: messages.length, largest: largestOf(messages) };
+}

@@ -40,7 +40,7 @@ export async function pullWaiting(
   const main = channelQueue(db, sub);
   let pulled = first;
   let redriving = o.redriving && !first.redriveEnded;
-  for (let tick = 0; pulled.messages.length === 0; tick++) {
+  for (let tick = 0; pulled.count === 0; tick++) {
     const left = deadline - o.clock();
     if (left <= 0) break;
     await o.sleep(Math.min(left, WAIT_TICKS_MS[Math.min(tick, WAIT_TICKS_MS.length - 1)]!));

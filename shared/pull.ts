@@ -43,11 +43,11 @@ import {
   splitIds,
 } from "./pull-lease.ts";
 import {
-  largestOf,
   type Pulled,
   type PulledMessage,
   type PullRequest,
   pullCount,
+  pulledOf,
   readCapped,
   readFresh,
   TooManyPending,
@@ -94,7 +94,7 @@ export async function pull(
   let redriveEnded = false;
   if (o.redriving) {
     const redriven = await pullFrom(db, sub, redrive, plain, { ...o, look: true });
-    if (redriven.messages.length > 0) return { ...redriven, acked };
+    if (redriven.count > 0) return { ...redriven, acked };
     redriveEnded = await endRedrive(db, sub);
   }
   return { ...(await pullFrom(db, sub, main, plain, o)), acked, redriveEnded };
@@ -115,7 +115,7 @@ async function pullFrom(
   const { acked, expired } = await ackAndLook(db, q, req, safeCount);
   if (expired.length > 0) {
     const messages = await claimExpired(db, sub, q, req, expired, o);
-    if (messages.length > 0) return { messages, acked, largest: largestOf(messages) };
+    if (messages.length > 0) return { ...pulledOf(messages), acked };
   }
   try {
     const fresh = await readCapped(db, sub, q, { ...req, ack: [] }, safeCount);
