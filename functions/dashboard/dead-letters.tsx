@@ -26,15 +26,12 @@ export const DeadLetters = (props: {
   }
   if (panel.messages.length === 0) return <p class="hint">None.</p>;
   const path = apiPath(sub.channel, sub.name, "/dead-letters");
-  const push = sub.mode === "push"; // redrive is for push subscriptions only (409 otherwise)
   return (
     <>
       <div class="actions">
-        {push ? (
-          <ApiButton call={{ method: "POST", path: `${path}/redrive` }} done="Redriven.">
-            Redrive all
-          </ApiButton>
-        ) : null}
+        <ApiButton call={{ method: "POST", path: `${path}/redrive` }} done="Redriven.">
+          Redrive all
+        </ApiButton>
         <ApiButton
           call={{ method: "DELETE", path }}
           done="Purged."
@@ -55,7 +52,7 @@ export const DeadLetters = (props: {
             <th>Last error</th>
             <th>Dead since</th>
             <th>Data</th>
-            {push ? <th /> : null}
+            <th />
           </tr>
         </thead>
         <tbody>
@@ -80,16 +77,14 @@ export const DeadLetters = (props: {
                   <pre>{letter.data}</pre>
                 </details>
               </Cell>
-              {push ? (
-                <Cell label="">
-                  <ApiButton
-                    call={{ method: "POST", path: `${path}/redrive`, body: { ids: [letter.id] } }}
-                    done="Redriven."
-                  >
-                    Redrive
-                  </ApiButton>
-                </Cell>
-              ) : null}
+              <Cell label="">
+                <ApiButton
+                  call={{ method: "POST", path: `${path}/redrive`, body: { ids: [letter.id] } }}
+                  done="Redriven."
+                >
+                  Redrive
+                </ApiButton>
+              </Cell>
             </tr>
           ))}
         </tbody>

@@ -444,6 +444,30 @@ describe("the subscription page", () => {
     expect(await page.locator(`tr[data-dead-letter="${other}"]`).count()).toBe(1);
   });
 
+  // Redrive works for pull subscriptions too: the message is pulled again, at attempt 1.
+  it("redrives a pull subscription's dead letter, which is then pulled again", async () => {
+    await subscribe(stack, channel, { name: "work", mode: "pull", maxAttempts: 1 });
+    const [id] = await publish(stack, channel, [{ data: { n: 1 } }]);
+    const pull = async () => {
+      const res = await stack.post(`/v1/channels/${channel}/subscriptions/work/pull`, { max: 10 });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { messages: { id: string; redrivenFrom?: string }[] }).messages;
+    };
+    expect((await pull()).map((m) => m.id)).toEqual([id]);
+    const nack = await stack.post(`/v1/channels/${channel}/subscriptions/work/nack`, { ids: [id] });
+    expect(nack.status).toBe(200);
+    expect(await pull()).toEqual([]); // the look after the nack parks it: maxAttempts 1
+    expect((await getSubscription(stack, channel, "work")).deadLetters).toBe(1);
+
+    const { page } = await visit(subPath("work"));
+    const row = page.locator(`tr[data-dead-letter="${id}"]`);
+    await row.getByRole("button", { name: "Redrive" }).click();
+    await expect
+      .poll(async () => (await getSubscription(stack, channel, "work")).deadLetters)
+      .toBe(0);
+    expect((await pull()).map((m) => m.redrivenFrom)).toEqual([id]);
+  });
+
   it("purges the dead letters", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
     receiver.respond({ status: 500 });
