@@ -86,7 +86,9 @@ export function respond(answer: { failed?: readonly (string | { id: string })[] 
 
 function header(headers: HeadersLike, name: string): string | null {
   if (headers instanceof Headers) return headers.get(name);
-  const value = headers[name] ?? headers[name.toLowerCase()];
+  // Header names are case-insensitive: a plain object may say Webhook-Id (a Lambda event).
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
+  const value = key === undefined ? undefined : headers[key];
   return Array.isArray(value) ? value.join(" ") : (value ?? null);
 }
 
@@ -94,6 +96,10 @@ function checkTimestamp(value: string, options: VerifyOptions): void {
   if (!/^\d{1,15}$/.test(value)) throw new WebhookVerificationError("invalid webhook-timestamp");
   const now = Math.floor((options.now ?? Date.now()) / 1000);
   const tolerance = options.toleranceSeconds ?? 300;
+  // A NaN would make both comparisons false and accept any timestamp: replays would verify.
+  if (!Number.isFinite(now) || !Number.isFinite(tolerance) || tolerance < 0) {
+    throw new TypeError("toleranceSeconds must be a number >= 0, and now a time in ms");
+  }
   const seconds = Number(value);
   if (seconds < now - tolerance) throw new WebhookVerificationError("webhook-timestamp too old");
   if (seconds > now + tolerance) throw new WebhookVerificationError("webhook-timestamp too new");

@@ -210,6 +210,29 @@ describe("verifyWebhook", () => {
     );
   });
 
+  it("finds the headers whatever their case in a plain object", async () => {
+    const d = await delivery();
+    const headers = Object.fromEntries(
+      Object.entries(d.headers as Record<string, string>).map(([k, v]) => [
+        k.replace(/(^|-)[a-z]/g, (m) => m.toUpperCase()),
+        v,
+      ]),
+    );
+    expect(Object.keys(headers)).toContain("Webhook-Signature");
+    expect(await verifyWebhook(d.secrets, headers, d.body)).toEqual(JSON.parse(BODY));
+  });
+
+  it("refuses a tolerance or clock that is not a number, which would accept any timestamp", async () => {
+    const d = await delivery([SPEC.secret], Date.now() - minutes(10));
+    for (const options of [
+      { toleranceSeconds: Number.NaN },
+      { now: Number.NaN },
+      { toleranceSeconds: -1 },
+    ]) {
+      await expect(verifyWebhook(d.secrets, d.headers, d.body, options)).rejects.toThrow(TypeError);
+    }
+  });
+
   it("refuses a secret that is not base64, as a mistake of the caller", async () => {
     const d = await delivery();
     await expect(verifyWebhook("whsec_not base64!", d.headers, d.body)).rejects.toThrow(TypeError);
