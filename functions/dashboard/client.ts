@@ -41,6 +41,10 @@ export const CLIENT_JS = String.raw`
     clearTimeout(timer);
     sessionStorage.removeItem(KEY);
     main.replaceChildren();
+    // Nothing of the signed-out session stays on screen: a rotated secret, the last notice.
+    secretValue.textContent = "";
+    secretBox.hidden = true;
+    say("", "ok");
     signin.hidden = false;
     signout.hidden = true;
     signinMessage.textContent = message || "";

@@ -519,6 +519,18 @@ describe("the subscription page", () => {
     expect(await page.content()).not.toContain(fresh);
   });
 
+  it("leaves no rotated secret on screen after signing out", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const { page } = await visit(subPath("sub"));
+    await page.getByRole("button", { name: "Rotate secret" }).click();
+    await page.locator("#secret").waitFor({ state: "visible" });
+    const fresh = (await page.locator("#secret-value").textContent())!;
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.locator("#signin").waitFor({ state: "visible" });
+    expect(await page.locator("#secret").isVisible()).toBe(false);
+    expect(await page.content()).not.toContain(fresh);
+  });
+
   it("replays from the earliest message", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url });
     const ids = await publish(stack, channel, [{ data: 1 }, { data: 2 }]);
