@@ -2,7 +2,7 @@
 //
 // Redrive moves them into the subscription's redrive stream (lua/redrive.ts, as for a push
 // subscription), read with the subscription's group, so they reach only this subscription and
-// start again at attempt 1. For a pull subscription its entry ids are "0-<n>" (XADD 0-*), which
+// start again at attempt 1. For a pull subscription its entry ids are "0-<n>" (numbered by lua/redrive.ts), which
 // no publish makes (a publish's ids are its time), so an id alone says which stream an ack, nack
 // or extend is for; a pulled redriven message carries its original id as `redrivenFrom`.
 //

@@ -6,8 +6,8 @@
 // in one script means a message is never in both places, nor in neither.
 //
 // A pull subscription's redrive stream is read by pulls instead (shared/pull-redrive.ts): its
-// entries get ids 0-<n> (XADD 0-*: no publish makes such an id, so an id says which stream it is
-// in), and instead of a wake the subscription's redrive marker is set, which tells pulls to look.
+// entries get ids 0-<n> (numbered from the stream's last generated id: no publish makes such an
+// id, so an id says which stream it is in), and instead of a wake the subscription's redrive marker is set, which tells pulls to look.
 //
 // Each XADD runs under pcall: when Upstash refuses one (the redrive stream at its record size, the
 // database full), the script stops there and deletes from the dead letters only what it moved,
@@ -22,7 +22,7 @@
 //
 // Returns {moved, refusal or "", missing ids...}. Safe to repeat (moved entries are gone from the
 // dead letters). Cost: 1 EVALSHA + 1 XGROUP CREATE + per message (1 XRANGE when by id) + 1 XADD,
-// + 1 XRANGE (oldest) + 1 XDEL + 1 ZADD (push) or 1 HSET (pull).
+// + 1 XRANGE (oldest) + 1 XDEL + 1 ZADD (push) or 1 XINFO STREAM + 1 HSET (pull).
 export const REDRIVE_LUA = `#!lua flags=allow-key-locking
 local dlq, redrive, due, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, wake, now, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -37,6 +37,16 @@ else
     if found[1] then entries[#entries + 1] = found[1] else missing[#missing + 1] = ARGV[i] end
   end
 end
+-- A pull subscription's ids are 0-<n>, numbered here from the stream's last generated id, not
+-- by XADD 0-* (Redis 7's form, which Upstash, at the 6.2 protocol, may refuse).
+local seq = nil
+if addId == '0-*' then
+  local info = redis.call('XINFO', 'STREAM', redrive)
+  for j = 1, #info, 2 do
+    if info[j] == 'last-generated-id' then seq = tonumber(string.match(info[j + 1], '^0%-(%d+)$')) end
+  end
+  seq = seq or 0
+end
 local moved, refused = {}, ''
 for _, entry in ipairs(entries) do
   local fields, keep = entry[2], {}
@@ -47,7 +57,9 @@ for _, entry in ipairs(entries) do
       keep[#keep + 1] = fields[j + 1]
     end
   end
-  local added = redis.pcall('XADD', redrive, addId, unpack(keep))
+  local id = addId
+  if seq then seq = seq + 1; id = '0-' .. seq end
+  local added = redis.pcall('XADD', redrive, id, unpack(keep))
   if type(added) == 'table' and added.err then
     refused = added.err
     break
