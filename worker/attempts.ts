@@ -59,8 +59,6 @@ export interface Counts {
 
 export const noCounts = (): Counts => ({ attempts: {}, latency: {}, latencyMs: 0 });
 
-export const hasCounts = (c: Counts) =>
-  Object.keys(c.attempts).length > 0 || Object.keys(c.latency).length > 0;
 
 /** The counts after these attempts. */
 export function countAttempts(c: Counts, attempts: Attempt[]): Counts {
