@@ -59,7 +59,6 @@ export interface Counts {
 
 export const noCounts = (): Counts => ({ attempts: {}, latency: {}, latencyMs: 0 });
 
-
 /** The counts after these attempts. */
 export function countAttempts(c: Counts, attempts: Attempt[]): Counts {
   const out: Counts = {
