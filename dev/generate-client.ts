@@ -13,8 +13,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
+import { commandLine, parseOptions } from "./cli.ts";
 
 const OPENAPI_TYPESCRIPT = ["-p", "typescript@5", "-p", "openapi-typescript@7.13.0"];
+
+const USAGE = `usage: npm run client:generate
+
+Writes the API's OpenAPI document to client/openapi.json and the typed client's types to
+client/schema.d.ts (openapi-typescript through npx: needs the npm registry). Takes no options.
+
+  -h, --help   print this and exit`;
+commandLine("client:generate", USAGE, (argv) => parseOptions(argv, {}));
 
 // The app imports the dashboard's .tsx, which Node's type stripping does not take. esbuild (the
 // compiler wrangler itself uses, so always installed with it) compiles client-schema.ts and what

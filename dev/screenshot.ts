@@ -12,21 +12,37 @@
 //   npm run screenshot [-- --page channels|channel|subscription --out <file>]
 
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { type AttemptRecord, recordEntry } from "../shared/attempt-log.ts";
 import setup from "../test/global-setup.ts";
 import { launchBrowser, openDashboard } from "../test/helpers/browser.ts";
 import { startReceiver, type TestReceiver } from "../test/helpers/receiver.ts";
 import { API_TOKEN, type Stack, startStack } from "../test/helpers/stack.ts";
+import { commandLine, parseOptions, UsageError } from "./cli.ts";
 
-const { values } = parseArgs({
-  options: { out: { type: "string" }, page: { type: "string" } },
-});
 const pages: Record<string, string> = {
   channels: "/dashboard",
   channel: "/dashboard/channels/orders",
   subscription: "/dashboard/channels/orders/subscriptions/warehouse",
 };
+const USAGE = `usage: npm run screenshot [-- --page channels|channel|subscription [--out <file.png>]]
+
+Takes the README's pictures of the dashboard (docs/dashboard.png, docs/dashboard-subscription.png)
+from a throwaway local stack with demo data, in Debian's chromium; or one page, to --out.
+
+  --page <name>      one page: ${Object.keys(pages).join(", ")}
+  --out <file.png>   where that page goes (default docs/dashboard-<page>.png)
+  -h, --help         print this and exit`;
+
+const values = commandLine("screenshot", USAGE, (argv) => {
+  const parsed = parseOptions(argv, { out: { type: "string" }, page: { type: "string" } });
+  if (parsed.page !== undefined && !(parsed.page in pages)) {
+    throw new UsageError(`--page must be one of ${Object.keys(pages).join(", ")}`);
+  }
+  if (parsed.out !== undefined && parsed.page === undefined) {
+    throw new UsageError("--out needs --page");
+  }
+  return parsed;
+});
 const docs = (file: string) => join(import.meta.dirname, "..", "docs", file);
 // What to take: one page (--page, to --out), or the two the README shows.
 // `height`: the window's, or the whole page's when null. The subscription's page runs on below its
@@ -43,10 +59,6 @@ const shots: { path: string; out: string; height: number | null }[] = values.pag
       { path: pages.channel!, out: docs("dashboard.png"), height: null },
       { path: pages.subscription!, out: docs("dashboard-subscription.png"), height: 1200 },
     ];
-if (shots.some((shot) => shot.path === "")) {
-  throw new Error(`--page must be one of ${Object.keys(pages).join(", ")}`);
-}
-if (values.out && !values.page) throw new Error("--out needs --page");
 
 async function call(stack: Stack, method: string, route: string, body?: unknown) {
   const res = await stack.api(route, {

@@ -61,6 +61,37 @@ describe("npm run <command> -- --help", () => {
   );
 });
 
+// Not through the bootstrap (`node dev/<script>.ts` in package.json), same conventions.
+const DIRECT = [
+  ["screenshot", "dev/screenshot.ts"],
+  ["client:generate", "dev/generate-client.ts"],
+] as const;
+
+describe("npm run screenshot and client:generate", () => {
+  it.each(DIRECT)(
+    "%s prints its usage on --help and does nothing else",
+    async (command, script) => {
+      const { code, stdout } = await run(script, ["--help"]);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(new RegExp(`^usage: npm run ${command}\\b`));
+    },
+  );
+
+  it.each(DIRECT)("%s refuses an unknown option with exit 2", async (_, script) => {
+    const { code, stdout, stderr } = await run(script, ["--bogus"]);
+    expect(code).toBe(2);
+    expect(stderr).toContain("Unknown option '--bogus'");
+    expect(stdout).toBe("");
+  });
+
+  it("screenshot refuses --out without --page, and a page it does not know", async () => {
+    expect((await run("dev/screenshot.ts", ["--out", "x.png"])).code).toBe(2);
+    const { code, stderr } = await run("dev/screenshot.ts", ["--page", "nope"]);
+    expect(code).toBe(2);
+    expect(stderr).toContain("--page must be one of");
+  });
+});
+
 describe("a wrong command line", () => {
   it.each(COMMANDS)(
     "%s refuses an unknown option: exit 2, the usage on stderr",
