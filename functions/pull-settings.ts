@@ -14,7 +14,7 @@
 // pull, rather than by the very next pull.
 
 import type { Context } from "hono";
-import { Conflict, NotFound } from "../shared/errors.ts";
+import { Conflict, subscriptionNotFound } from "../shared/errors.ts";
 import { loadPullSettings } from "../shared/pull-redrive.ts";
 import { type Db, isReplyError } from "../shared/redis.ts";
 import type { Subscription } from "../shared/subscription.ts";
@@ -45,10 +45,7 @@ async function settings(db: Db, channel: string, name: string, fresh: boolean): 
   const loaded = await loadPullSettings(db, channel, name);
   if (!loaded) {
     byName.delete(key);
-    throw new NotFound(
-      `no subscription "${name}" on channel "${channel}"`,
-      "subscription_not_found",
-    );
+    throw subscriptionNotFound(channel, name);
   }
   const { sub, redriving } = loaded;
   if (sub.mode !== "pull") {

@@ -55,6 +55,10 @@ export class NotFound extends AppError {
   }
 }
 
+/** The 404 of every route under a subscription. */
+export const subscriptionNotFound = (channel: string, name: string) =>
+  new NotFound(`no subscription "${name}" on channel "${channel}"`, "subscription_not_found");
+
 export class Conflict extends AppError {
   constructor(message: string, code = "conflict") {
     super(code, 409, message);

@@ -4,6 +4,7 @@
 // keys.ts).
 
 import { counterFields } from "./counters.ts";
+import { subscriptionNotFound } from "./errors.ts";
 import {
   isSubscriptionField,
   pausedField,
@@ -123,6 +124,13 @@ export async function loadSubscriptions(
 
 export async function loadSubscription(db: Db, channel: string, name: string) {
   return (await loadSubscriptions(db, channel, [name]))[0] ?? null;
+}
+
+/** The subscription, or the 404 `subscription_not_found` every route under it answers. */
+export async function mustLoadSubscription(db: Db, channel: string, name: string) {
+  const sub = await loadSubscription(db, channel, name);
+  if (!sub) throw subscriptionNotFound(channel, name);
+  return sub;
 }
 
 /** All of a channel's subscriptions, sorted by name. */

@@ -9,7 +9,7 @@ import { listDeadLetters } from "../../shared/dead-letters.ts";
 import { InvalidInput, NotFound } from "../../shared/errors.ts";
 import { totals } from "../../shared/storage.ts";
 import { channelInfo, channelRetentions, idTime, listChannels } from "../../shared/streams.ts";
-import { loadChannelSubscriptions, loadSubscription } from "../../shared/subscriptions.ts";
+import { loadChannelSubscriptions, mustLoadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
 import { CHANNEL_NAME } from "../schemas.ts";
 import { describe } from "../views.ts";
@@ -77,13 +77,7 @@ export async function subscriptionFragment(c: Context<AppEnv>) {
   const channel = mustBeName(c.req.param("channel") ?? "", "channel");
   const name = mustBeName(c.req.param("name") ?? "", "name");
   const { db, config, principal } = c.var;
-  const stored = await loadSubscription(db, channel, name);
-  if (!stored) {
-    throw new NotFound(
-      `no subscription "${name}" on channel "${channel}"`,
-      "subscription_not_found",
-    );
-  }
+  const stored = await mustLoadSubscription(db, channel, name);
   const canManage = hasScope(principal, "subscribe");
   const page = { limit: DEAD_LETTERS_SHOWN };
   const [[sub], deadLetters, attempts] = await Promise.all([

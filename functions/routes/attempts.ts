@@ -2,8 +2,7 @@
 
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { readAttempts } from "../../shared/attempt-log.ts";
-import { NotFound } from "../../shared/errors.ts";
-import { loadSubscription } from "../../shared/subscriptions.ts";
+import { mustLoadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import { AttemptPage, AttemptQuery } from "../observe-schemas.ts";
@@ -29,13 +28,7 @@ export function attemptRoutes() {
     const { channel, name } = c.req.valid("param");
     const { db } = c.var;
     // 1 HMGET, then 1 XREVRANGE: the log of an unknown subscription is a 404, not an empty page.
-    const sub = await loadSubscription(db, channel, name);
-    if (!sub) {
-      throw new NotFound(
-        `no subscription "${name}" on channel "${channel}"`,
-        "subscription_not_found",
-      );
-    }
+    const sub = await mustLoadSubscription(db, channel, name);
     if (sub.mode === "pull") return c.json({ attempts: [], next: null }, 200);
     return c.json(await readAttempts(db, channel, name, c.req.valid("query")), 200);
   });

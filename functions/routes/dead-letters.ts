@@ -7,9 +7,7 @@ import {
   purgeDeadLetters,
   redriveDeadLetters,
 } from "../../shared/dead-letters.ts";
-import { NotFound } from "../../shared/errors.ts";
-import type { Db } from "../../shared/redis.ts";
-import { loadSubscription } from "../../shared/subscriptions.ts";
+import { mustLoadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import { forgetSettings } from "../pull-settings.ts";
@@ -99,23 +97,11 @@ const routes = {
   }),
 };
 
-// Dead letters belong to a subscription: an unknown one is a 404, not an empty list.
-async function mustExist(db: Db, channel: string, name: string) {
-  const sub = await loadSubscription(db, channel, name);
-  if (!sub) {
-    throw new NotFound(
-      `no subscription "${name}" on channel "${channel}"`,
-      "subscription_not_found",
-    );
-  }
-  return sub;
-}
-
 export function deadLetterRoutes() {
   return new OpenAPIHono<AppEnv>()
     .openapi(routes.list, async (c) => {
       const { channel, name } = c.req.valid("param");
-      await mustExist(c.var.db, channel, name);
+      await mustLoadSubscription(c.var.db, channel, name);
       const { maxMessageBytes } = c.var.config;
       const page = await listDeadLetters(
         c.var.db,
@@ -130,7 +116,7 @@ export function deadLetterRoutes() {
     .openapi(routes.redrive, async (c) => {
       const { channel, name } = c.req.valid("param");
       const { ids } = c.req.valid("json");
-      const sub = await mustExist(c.var.db, channel, name);
+      const sub = await mustLoadSubscription(c.var.db, channel, name);
       const result = await redriveDeadLetters(c.var.db, sub, ids ?? null, Date.now());
       if (sub.mode === "pull") {
         forgetSettings(c.var.db, channel, name); // this isolate's pulls see the marker at once
@@ -141,7 +127,7 @@ export function deadLetterRoutes() {
     })
     .openapi(routes.purge, async (c) => {
       const { channel, name } = c.req.valid("param");
-      await mustExist(c.var.db, channel, name);
+      await mustLoadSubscription(c.var.db, channel, name);
       return c.json({ purged: await purgeDeadLetters(c.var.db, channel, name) }, 200);
     });
 }

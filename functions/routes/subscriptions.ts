@@ -3,7 +3,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { WebhookTargetPolicy } from "../../shared/config.ts";
-import { Conflict, InvalidInput, NotFound } from "../../shared/errors.ts";
+import { Conflict, InvalidInput, NotFound, subscriptionNotFound } from "../../shared/errors.ts";
 import { channelExists } from "../../shared/streams.ts";
 import {
   generateId,
@@ -16,7 +16,7 @@ import {
   createSubscription,
   deleteSubscription,
   loadChannelSubscriptions,
-  loadSubscription,
+  mustLoadSubscription,
   replay,
   saveSubscription,
   startIdFor,
@@ -157,14 +157,8 @@ const routes = {
   }),
 };
 
-async function mustLoad(c: Context<AppEnv>, channel: string, name: string) {
-  const sub = await loadSubscription(c.var.db, channel, name);
-  if (!sub) throw notFound(channel, name);
-  return sub;
-}
-
-const notFound = (channel: string, name: string) =>
-  new NotFound(`no subscription "${name}" on channel "${channel}"`, "subscription_not_found");
+const mustLoad = (c: Context<AppEnv>, channel: string, name: string) =>
+  mustLoadSubscription(c.var.db, channel, name);
 
 async function show(c: Context<AppEnv>, sub: Subscription) {
   return (await describe(c.var.db, sub.channel, [sub]))[0]!;
@@ -249,7 +243,7 @@ export function subscriptionRoutes() {
         ((before.paused && paused === false) ||
           (changes.url !== undefined && changes.url !== before.url));
       if (!(await saveSubscription(c.var.db, after, { paused, wake }, Date.now())))
-        throw notFound(channel, name);
+        throw subscriptionNotFound(channel, name);
       if (wake && !after.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
       return c.json(await show(c, after), 200);
     })
@@ -273,7 +267,8 @@ export function subscriptionRoutes() {
         .map((s) => (s.expiresAt === null ? { ...s, expiresAt: now + ROTATION_GRACE_MS } : s))
         .filter((s) => s.expiresAt === null || s.expiresAt > now);
       const rotated: Subscription = { ...sub, secrets: [{ secret, expiresAt: null }, ...kept] };
-      if (!(await saveSubscription(c.var.db, rotated, {}, now))) throw notFound(channel, name);
+      if (!(await saveSubscription(c.var.db, rotated, {}, now)))
+        throw subscriptionNotFound(channel, name);
       return c.json({ ...(await show(c, rotated)), secret }, 200);
     })
     .openapi(routes.replay, async (c) => {
@@ -281,7 +276,7 @@ export function subscriptionRoutes() {
       const { from } = c.req.valid("json");
       const sub = await mustLoad(c, channel, name);
       const replayed = await replay(c.var.db, sub, startPoint(from), Date.now());
-      if (!replayed) throw notFound(channel, name);
+      if (!replayed) throw subscriptionNotFound(channel, name);
       if (!sub.paused && sub.mode === "push") {
         c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
       }
