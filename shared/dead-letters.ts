@@ -4,9 +4,11 @@
 // DEAD_LETTER_MAX_AGE_MS and DEAD_LETTER_MAX_MESSAGES (lua/dead-letter.ts), counting what it
 // trims in the subscription's state.
 
+import { DEAD_LETTERED_COUNTER } from "./counters.ts";
 import { StorageFull } from "./errors.ts";
 import type { Unit } from "./keys.ts";
-import { redriveField, stateField, wakeMember } from "./keys.ts";
+import { metricsField, redriveField, stateField, wakeMember } from "./keys.ts";
+import { DEAD_LETTER_LUA } from "./lua/dead-letter.ts";
 import { REDRIVE_LUA } from "./lua/redrive.ts";
 import {
   asArray,
@@ -19,6 +21,66 @@ import {
 } from "./redis.ts";
 import { idTime, readPage } from "./streams.ts";
 import type { SubscriptionMode } from "./subscription.ts";
+
+/** The bounds of a subscription's dead letters (config: DEAD_LETTER_MAX_*). */
+export interface DeadLetterBounds {
+  maxAgeMs: number;
+  maxMessages: number;
+}
+
+/** Where messages are parked from: a subscription's stream (channel or redrive) and consumer. */
+export interface ParkFrom {
+  channel: string;
+  subscription: string;
+  stream: string;
+  group: string;
+  consumer: string;
+  /** The stream is the subscription's redrive stream: parked entries are deleted from it too. */
+  redrive: boolean;
+}
+
+/**
+ * Parks pending messages in the dead letters (lua/dead-letter.ts, for the deliverer and for pulls
+ * alike): each is acked once its copy is stored, and the dead letters are trimmed to `bounds` at
+ * `now`. Safe to repeat. Answers how many were parked, Redis' refusal ("" if none), and how many
+ * dead letters the bounds removed.
+ */
+export async function parkPending(
+  db: Db,
+  from: ParkFrom,
+  letters: { id: string; attempts: number; error: string }[],
+  bounds: DeadLetterBounds & { now: number },
+) {
+  const field = (fact: "deadLettersExpired" | "deadLettersDropped") =>
+    stateField(from.subscription, fact);
+  // A dead letter's id is its time of death: those before this one are past the maximum age.
+  const minId = `${Math.max(0, bounds.now - bounds.maxAgeMs)}-0`;
+  const args = [from.group, from.consumer, from.redrive ? "1" : "0", minId];
+  args.push(String(bounds.maxMessages), field("deadLettersExpired"), field("deadLettersDropped"));
+  args.push(metricsField(from.subscription, DEAD_LETTERED_COUNTER));
+  for (const d of letters) args.push(d.id, String(d.attempts), d.error);
+  const { keys } = db;
+  const reply = asArray(
+    await runScript(
+      db.redis,
+      DEAD_LETTER_LUA,
+      [
+        from.stream,
+        keys.deadLetters(from.channel, from.subscription),
+        keys.state(from.channel),
+        keys.metrics(from.channel),
+      ],
+      args,
+    ),
+  );
+  const [parked, refusal, expired, dropped] = reply;
+  return {
+    parked: asNumber(parked),
+    refusal: asString(refusal),
+    expired: asNumber(expired),
+    dropped: asNumber(dropped),
+  };
+}
 
 export interface DeadLetter {
   id: string;

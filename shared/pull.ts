@@ -30,9 +30,7 @@
 // A pull that does not look runs the pull script; one that looks and finds no expired lease reads
 // with a capped XREADGROUP (shared/pull-read.ts), as a long-poll tick does.
 
-import { DEAD_LETTERED_COUNTER } from "./counters.ts";
-import { metricsField, stateField } from "./keys.ts";
-import { DEAD_LETTER_LUA } from "./lua/dead-letter.ts";
+import { type DeadLetterBounds, parkPending } from "./dead-letters.ts";
 import {
   ackIds,
   channelQueue,
@@ -54,7 +52,7 @@ import {
   toMessages,
 } from "./pull-read.ts";
 import { endRedrive } from "./pull-redrive.ts";
-import { asArray, asEntries, asNumber, asString, type Db, runScript } from "./redis.ts";
+import { asArray, asEntries, asNumber, asString, type Db } from "./redis.ts";
 import type { Subscription } from "./subscription.ts";
 
 export interface PullOptions {
@@ -67,11 +65,6 @@ export interface PullOptions {
   maxMessageBytes: number;
   now: number;
   deadLetters: DeadLetterBounds;
-}
-
-export interface DeadLetterBounds {
-  maxAgeMs: number;
-  maxMessages: number;
 }
 
 /** One pull (see the header). Empty when there is nothing. */
@@ -175,24 +168,18 @@ async function deadLetter(
   dead: Expired[],
   bounds: DeadLetterBounds & { now: number },
 ) {
-  const { keys } = db;
-  // A dead letter's id is its time of death: those before this one are past the maximum age.
-  const minId = `${Math.max(0, bounds.now - bounds.maxAgeMs)}-0`;
-  const args = [q.group, consumer, q.redrive ? "1" : "0", minId, String(bounds.maxMessages)];
-  args.push(stateField(sub.name, "deadLettersExpired"), stateField(sub.name, "deadLettersDropped"));
-  args.push(metricsField(sub.name, DEAD_LETTERED_COUNTER));
-  for (const d of dead) {
-    args.push(d.id, String(d.deliveries), `not acked after ${d.deliveries} pulls (maxAttempts)`);
-  }
-  await runScript(
-    db.redis,
-    DEAD_LETTER_LUA,
-    [
-      q.stream,
-      keys.deadLetters(sub.channel, sub.name),
-      keys.state(sub.channel),
-      keys.metrics(sub.channel),
-    ],
-    args,
-  );
+  const from = {
+    channel: sub.channel,
+    subscription: sub.name,
+    stream: q.stream,
+    group: q.group,
+    consumer,
+    redrive: q.redrive,
+  };
+  const letters = dead.map((d) => ({
+    id: d.id,
+    attempts: d.deliveries,
+    error: `not acked after ${d.deliveries} pulls (maxAttempts)`,
+  }));
+  await parkPending(db, from, letters, bounds);
 }

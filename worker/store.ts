@@ -34,7 +34,7 @@
 // counts) is lost with it, as its acks are.
 
 import { ATTEMPT_LOG_LENGTH, recordEntry, recordValues } from "../shared/attempt-log.ts";
-import { DEAD_LETTERED_COUNTER } from "../shared/counters.ts";
+import { parkPending, type DeadLetterBounds as SharedBounds } from "../shared/dead-letters.ts";
 import {
   CONSUMER,
   metricsField,
@@ -46,7 +46,6 @@ import {
   writeMarkField,
 } from "../shared/keys.ts";
 import { CLOSE_LUA } from "../shared/lua/close.ts";
-import { DEAD_LETTER_LUA } from "../shared/lua/dead-letter.ts";
 import { FINISH_LUA } from "../shared/lua/finish.ts";
 import { RECORD_LUA } from "../shared/lua/record.ts";
 import { REREAD_LUA } from "../shared/lua/reread.ts";
@@ -249,11 +248,7 @@ export function compareIds(a: string, b: string): number {
 }
 
 /** The bounds of a subscription's dead letters at one parking (config: DEAD_LETTER_MAX_*). */
-export interface DeadLetterBounds {
-  now: number;
-  maxAgeMs: number;
-  maxMessages: number;
-}
+export type DeadLetterBounds = SharedBounds & { now: number };
 
 /**
  * Parks dead letters (lua/dead-letter.ts): each is acked once its copy is stored, and the dead
@@ -267,31 +262,17 @@ export async function parkDeadLetters(
   bounds: DeadLetterBounds,
 ) {
   if (dead.length === 0) return { refused: [] as DeadLetter[], reason: "", expired: 0, dropped: 0 };
-  const field = stateField$(unit);
-  // A dead letter's id is its time of death: those before this one are past the maximum age.
-  const minId = `${Math.max(0, bounds.now - bounds.maxAgeMs)}-0`;
-  const args = [unit.group, CONSUMER, unit.kind === "redrive" ? "1" : "0", minId];
-  args.push(String(bounds.maxMessages), field("deadLettersExpired"), field("deadLettersDropped"));
-  args.push(metricsField(unit.subscription, DEAD_LETTERED_COUNTER));
-  for (const d of dead) args.push(d.entryId, String(d.attempts), d.error);
-  const { keys } = db;
-  const dlq = keys.deadLetters(unit.channel, unit.subscription);
-  const reply = asArray(
-    await runScript(
-      db.redis,
-      DEAD_LETTER_LUA,
-      [unit.stream, dlq, keys.state(unit.channel), keys.metrics(unit.channel)],
-      args,
-    ),
-  );
-  const [parked, refusal, expired, dropped] = reply;
-  const reason = asString(refusal);
-  return {
-    refused: reason === "" ? [] : dead.slice(asNumber(parked)),
-    reason,
-    expired: asNumber(expired),
-    dropped: asNumber(dropped),
+  const from = {
+    channel: unit.channel,
+    subscription: unit.subscription,
+    stream: unit.stream,
+    group: unit.group,
+    consumer: CONSUMER,
+    redrive: unit.kind === "redrive",
   };
+  const letters = dead.map((d) => ({ id: d.entryId, attempts: d.attempts, error: d.error }));
+  const { parked, refusal, expired, dropped } = await parkPending(db, from, letters, bounds);
+  return { refused: refusal === "" ? [] : dead.slice(parked), reason: refusal, expired, dropped };
 }
 
 const stateField$ = (unit: WorkUnit) => (fact: StateFact) => stateField(unit.subscription, fact);
