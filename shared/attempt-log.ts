@@ -71,19 +71,8 @@ function statusOf(text: string | undefined): AttemptStatus {
   return Number(text ?? 0);
 }
 
-/** A record as the API shows it, with its log entry's id (the paging cursor). */
-export interface AttemptView {
-  id: string;
-  at: string;
-  attempt: number;
-  messages: number;
-  firstId: string;
-  lastId: string;
-  status: AttemptStatus;
-  durationMs: number;
-  error: string | null;
-  body: string;
-}
+/** A record as the API shows it: `at` as ISO-8601, with its log entry's id (the paging cursor). */
+export type AttemptView = Omit<AttemptRecord, "at"> & { id: string; at: string };
 
 /**
  * A page of a subscription's attempt log, newest first, before `after` (an entry id, exclusive);

@@ -2,21 +2,12 @@
 // over real HTTP as a dashboard or Prometheus would.
 
 import { expect } from "vitest";
+import type { AttemptView } from "../../shared/attempt-log.ts";
 import type { ReceivedRequest } from "./receiver.ts";
 import type { Stack } from "./stack.ts";
 
-export interface Attempt {
-  id: string;
-  at: string;
-  attempt: number;
-  messages: number;
-  firstId: string;
-  lastId: string;
-  status: number | "timeout" | "network";
-  durationMs: number;
-  error: string | null;
-  body: string;
-}
+/** A record of GET .../attempts. */
+export type Attempt = AttemptView;
 
 /** A subscription's whole attempt log, oldest first. */
 export async function attemptLog(stack: Stack, channel: string, name: string) {
