@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PULL_REPLY_BYTES } from "../../shared/pull-read.ts";
+import { pullAction, pullOnce, QUIET_PULLS } from "../helpers/pull.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { getSubscription, publish, subscribe } from "../helpers/subscriptions.ts";
 
@@ -10,26 +11,15 @@ import { getSubscription, publish, subscribe } from "../helpers/subscriptions.ts
 // hour), so the pulls below that do not look are read by the pull script, however slow the run.
 let stack: Stack;
 beforeAll(async () => {
-  stack = await startStack({
-    vars: { TRIM_MIN_INTERVAL_MS: "3600000", PULL_LOOK_EVERY_MS: "3600000" },
-  });
+  stack = await startStack({ vars: QUIET_PULLS });
 });
 afterAll(async () => {
   await stack?.stop();
 });
 
-interface Pulled {
-  id: string;
-  data: unknown;
-  attempt: number;
-}
-
-const path = "/v1/channels/p-bytes/subscriptions/work";
-
 async function pull(body: Record<string, unknown>) {
-  const res = await stack.post(`${path}/pull`, { visibilityTimeoutMs: 60_000, ...body });
-  expect(res.status).toBe(200);
-  return ((await res.json()) as { messages: Pulled[] }).messages;
+  return (await pullOnce(stack, "p-bytes", "work", { visibilityTimeoutMs: 60_000, ...body }))
+    .messages;
 }
 
 describe("a pull's bytes", () => {
@@ -54,8 +44,7 @@ describe("a pull's bytes", () => {
     expect(first.every((m) => m.attempt === 1)).toBe(true);
     // The rest were given back, not lost: the next pull that looks (a nack makes the next one
     // look) hands them out, as first attempts.
-    const res = await stack.post(`${path}/nack`, { ids: [first[0]!.id], delayMs: 60_000 });
-    expect(res.status).toBe(200);
+    await pullAction(stack, "p-bytes", "work", "nack", { ids: [first[0]!.id], delayMs: 60_000 });
     const rest = await pull({ max: 100 });
     expect(rest.map((m) => m.id)).toEqual(big.slice(first.length));
     expect(rest.every((m) => m.attempt === 1)).toBe(true);

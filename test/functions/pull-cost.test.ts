@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Pulled, pullAction, QUIET_PULLS } from "../helpers/pull.ts";
 import { countCommands } from "../helpers/redis-server.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { publish, subscribe } from "../helpers/subscriptions.ts";
@@ -9,21 +10,14 @@ import { publish, subscribe } from "../helpers/subscriptions.ts";
 // is exactly the kind of pull it names; no trim comes due (lua/trim.ts).
 let stack: Stack;
 beforeAll(async () => {
-  stack = await startStack({
-    vars: { TRIM_MIN_INTERVAL_MS: "3600000", PULL_LOOK_EVERY_MS: "3600000" },
-  });
+  stack = await startStack({ vars: QUIET_PULLS });
 });
 afterAll(async () => {
   await stack?.stop();
 });
 
-const base = (channel: string) => `/v1/channels/${channel}/subscriptions/work`;
-
-async function call(channel: string, action: string, body: unknown) {
-  const res = await stack.post(`${base(channel)}/${action}`, body);
-  expect(res.status, await res.clone().text()).toBe(200);
-  return (await res.json()) as { messages: { id: string }[]; acked: number };
-}
+const call = (channel: string, action: string, body: unknown) =>
+  pullAction<{ messages: Pulled[]; acked: number }>(stack, channel, "work", action, body);
 
 const many = (n: number) => Array.from({ length: n }, (_, i) => ({ data: { n: i } }));
 

@@ -16,14 +16,13 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PULL_LUA } from "../../shared/lua/pull.ts";
 import { LEASE_BASE_MS } from "../../shared/pull-lease.ts";
 import { injectedDuring, loadScripts, runsScript, sends } from "../helpers/faults.ts";
+import { type Pulled, pullOnce, QUIET_PULLS } from "../helpers/pull.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { getSubscription, groupOf, publish, subscribe } from "../helpers/subscriptions.ts";
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await startStack({
-    vars: { TRIM_MIN_INTERVAL_MS: "3600000", PULL_LOOK_EVERY_MS: "3600000" },
-  });
+  stack = await startStack({ vars: QUIET_PULLS });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -34,16 +33,8 @@ beforeEach(async () => {
   await loadScripts(stack, [PULL_LUA]);
 });
 
-interface Pulled {
-  id: string;
-  attempt: number;
-}
-
-async function pull(channel: string, body: Record<string, unknown>) {
-  const res = await stack.post(`/v1/channels/${channel}/subscriptions/work/pull`, body);
-  expect(res.status, await res.clone().text()).toBe(200);
-  return (await res.json()) as { messages: Pulled[]; acked: number };
-}
+const pull = (channel: string, body: Record<string, unknown>) =>
+  pullOnce(stack, channel, "work", body);
 
 const many = (n: number) => Array.from({ length: n }, (_, i) => ({ data: { n: i } }));
 

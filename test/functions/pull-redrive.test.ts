@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { redriveField } from "../../shared/keys.ts";
+import { type Pulled, pullPath } from "../helpers/pull.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { getSubscription, publish, subscribe } from "../helpers/subscriptions.ts";
 
@@ -14,15 +15,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-interface Pulled {
-  id: string;
-  data: unknown;
-  attempt: number;
-  publishedAt: string;
-  redrivenFrom?: string;
-}
-
-const path = (channel: string, name = "work") => `/v1/channels/${channel}/subscriptions/${name}`;
+const path = pullPath;
 
 async function post(url: string, body: unknown) {
   const res = await stack.post(url, body);

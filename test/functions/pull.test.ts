@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Pulled, pullAction, pullOnce, pullPath } from "../helpers/pull.ts";
 import { countCommands } from "../helpers/redis-server.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { getSubscription, publish, sleep, subscribe } from "../helpers/subscriptions.ts";
@@ -16,26 +17,14 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-interface Pulled {
-  id: string;
-  type: string | null;
-  data: unknown;
-  attempt: number;
-}
-
-const base = (channel: string, name: string) => `/v1/channels/${channel}/subscriptions/${name}`;
+const base = pullPath;
 
 async function pull(channel: string, name: string, body: Record<string, unknown> = {}) {
-  const res = await stack.post(`${base(channel, name)}/pull`, body);
-  expect(res.status, await res.clone().text()).toBe(200);
-  return ((await res.json()) as { messages: Pulled[] }).messages;
+  return (await pullOnce(stack, channel, name, body)).messages;
 }
 
-async function call(channel: string, name: string, action: string, body: unknown) {
-  const res = await stack.post(`${base(channel, name)}/${action}`, body);
-  expect(res.status, await res.clone().text()).toBe(200);
-  return (await res.json()) as Record<string, number>;
-}
+const call = (channel: string, name: string, action: string, body: unknown) =>
+  pullAction<Record<string, number>>(stack, channel, name, action, body);
 
 const pullSub = (channel: string, name: string, extra: Record<string, unknown> = {}) =>
   subscribe(stack, channel, { name, mode: "pull", from: "earliest", ...extra });
