@@ -152,9 +152,15 @@ export function readCapped(
       const acked = ack.length > 0 ? await ackIds(db, q, ack) : 0;
       return { ...pulledOf(await adopt(db, q, req, n)), acked };
     }
+    // The lease and the ack of what the types filter leaves out at once: either order ends the
+    // same (an acked entry is no longer pending, so XCLAIM passes it by).
     const ids = read.entries.map((e) => e.id);
-    if (ids.length > 0) await setLease(db, q, req.consumer, ids, req.visibilityTimeoutMs);
-    return { ...pulledOf(await skipUnwanted(db, sub, q, read.entries)), acked: read.acked };
+    const { wanted, skipped } = byTypes(sub, read.entries);
+    await Promise.all([
+      ids.length > 0 ? setLease(db, q, req.consumer, ids, req.visibilityTimeoutMs) : 0,
+      skipped.length > 0 ? ackIds(db, q, skipped) : 0,
+    ]);
+    return { ...pulledOf(toMessages(wanted, () => 1)), acked: read.acked };
   });
 }
 
@@ -188,16 +194,15 @@ async function withinLimit(
   }
 }
 
-/** Acks the entries the subscription's types filter leaves out; the rest as messages. */
-async function skipUnwanted(db: Db, sub: Subscription, q: Queue, entries: StreamEntry[]) {
+/** The entries the subscription's types filter keeps, and the ids of those it leaves out. */
+function byTypes(sub: Subscription, entries: StreamEntry[]) {
   const wanted: StreamEntry[] = [];
   const skipped: string[] = [];
   for (const e of entries) {
     if (matchesTypes(sub.types, e.fields?.t ?? null)) wanted.push(e);
     else skipped.push(e.id);
   }
-  if (skipped.length > 0) await ackIds(db, q, skipped);
-  return toMessages(wanted, () => 1);
+  return { wanted, skipped };
 }
 
 /** The pending count Upstash's refusal of an XREADGROUP names; any other error is thrown. */
