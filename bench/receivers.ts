@@ -1,7 +1,8 @@
 // The webhook endpoints of the benchmark: one HTTP server on 127.0.0.1, one path per subscriber
 // (/<name>), each verifying signatures with standardwebhooks like a real subscriber and counting
 // the distinct message ids it accepted. A failure rate makes it answer 500 to that share of
-// requests (the retries scenarios); a delay makes it a slow subscriber.
+// requests (the retries scenarios); a delay makes it a slow subscriber. Requests are answered in
+// parallel, like any HTTP service's: each endpoint notes the most it had in flight at once.
 
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -36,6 +37,9 @@ interface Endpoint {
   last: [number, number];
   repeats: number;
   requests: number;
+  /** Requests read and not yet answered (or cut), and the most there were at once. */
+  inFlight: number;
+  maxInFlight: number;
   /** publish -> receive latencies, for messages whose data carries {sentAt}. */
   latencies: number[];
   attempts: Map<string, Attempt[]>;
@@ -48,6 +52,8 @@ export interface Receivers {
   /** ordered endpoints: messages that came again, or out of order. */
   repeats(name: string): number;
   requests(name: string): number;
+  /** The most requests the endpoint had in flight at once: read, not yet answered. */
+  maxInFlight(name: string): number;
   latencies(name: string): number[];
   attempts(name: string): Map<string, Attempt[]>;
   setFailureRate(rate: number): void;
@@ -70,6 +76,10 @@ export async function startReceivers(): Promise<Receivers> {
     const endpoint = endpoints.get((req.url ?? "/").slice(1));
     if (!endpoint) return void res.writeHead(404).end();
     endpoint.requests++;
+    endpoint.inFlight++;
+    endpoint.maxInFlight = Math.max(endpoint.maxInFlight, endpoint.inFlight);
+    // "close" comes once the answer is sent, or the connection is cut before it.
+    res.once("close", () => endpoint.inFlight--);
     let batch: { messages: { id: string; data: unknown; attempt: number }[] };
     try {
       batch = endpoint.webhook.verify(body, req.headers as Record<string, string>) as typeof batch;
@@ -121,6 +131,8 @@ export async function startReceivers(): Promise<Receivers> {
         last: [0, 0],
         repeats: 0,
         requests: 0,
+        inFlight: 0,
+        maxInFlight: 0,
         latencies: [],
         attempts: new Map(),
       });
@@ -132,6 +144,7 @@ export async function startReceivers(): Promise<Receivers> {
     },
     repeats: (name) => get(name).repeats,
     requests: (name) => get(name).requests,
+    maxInFlight: (name) => get(name).maxInFlight,
     latencies: (name) => get(name).latencies,
     attempts: (name) => get(name).attempts,
     setFailureRate(rate) {
