@@ -50,13 +50,19 @@ export async function closedLoop(
   };
 }
 
-export async function waitUntil(what: string, done: () => boolean, timeoutMs: number) {
+/** Waits until `done()` or for `timeoutMs`, whichever comes first; says whether it was done. */
+export async function waitFor(done: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!done()) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+  return true;
+}
+
+export async function waitUntil(what: string, done: () => boolean, timeoutMs: number) {
+  if (!(await waitFor(done, timeoutMs)))
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 export async function counted<T>(redis: Redis, run: () => Promise<T>) {

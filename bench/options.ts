@@ -21,11 +21,32 @@ export const SCENARIOS = [
   "drain",
   "retention",
   "pull",
+  "concurrent",
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** Where the default run's results live: committed, and shown in the README. */
 export const COMMITTED_RESULTS_DIR = join(import.meta.dirname, "results");
+
+/**
+ * `items` joined by ", " in lines of at most 95 characters: the first starts at column `first`,
+ * the others are indented to `column`. The usage's scenario list, kept within the terminal.
+ */
+function wrapList(items: readonly string[], column: number, first: number): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const item of items) {
+    const next = line === "" ? item : `${line}, ${item}`;
+    if ((lines.length === 0 ? first : column) + next.length + 1 > 95) {
+      lines.push(`${line},`);
+      line = item;
+    } else {
+      line = next;
+    }
+  }
+  lines.push(line);
+  return lines.join(`\n${" ".repeat(column)}`);
+}
 
 export const USAGE = `usage: npm run bench -- [options]
        npm run bench -- --check-only <results.json>
@@ -41,7 +62,7 @@ and says where, unless --out is given.
   --check-only <results.json>  run nothing: check a results file's figures against the
                                targets; exit 1 if one is missed
   --quick                      small sizes and short runs, to try it out (about 3 minutes)
-  --only <name,...>            only these scenarios: ${SCENARIOS.join(", ")}
+  --only <name,...>            only these scenarios: ${wrapList(SCENARIOS, 31, 52)}
 
 Sizes:
   --backlog <n>                messages per subscription in every delivery cell

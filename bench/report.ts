@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { chart } from "./chart.ts";
 import { round } from "./measure.ts";
 import type { BacklogResult } from "./scenarios/backlog.ts";
+import type { ConcurrentResult } from "./scenarios/concurrent.ts";
 import type { CostResult } from "./scenarios/cost.ts";
 import type { DeliveryRow } from "./scenarios/delivery.ts";
 import type { FanoutResult } from "./scenarios/fanout.ts";
@@ -31,6 +32,7 @@ export interface Results {
   drain?: BacklogResult;
   retention?: RetentionResult;
   pull?: PullResult;
+  concurrent?: ConcurrentResult;
 }
 
 interface Target {
@@ -160,6 +162,14 @@ function queueTargets(r: Results): Target[] {
       target: `Pull, batch ${row.max}: ${r.pull?.consumers} consumers pulling + acking, >= 0.8x XREADGROUP + XACK by hand`,
       measured: `${row.vsReference}x (${row.perSecond} vs ${row.reference} msg/s, median of ${row.rounds}; a Worker request doing nothing caps it at ${row.floorPerSecond} = ${round(row.floorPerSecond / row.reference)}x); ${row.commandsPerMessage} vs ${row.referenceCommandsPerMessage} commands/msg`,
       met: row.vsReference >= 0.8,
+    });
+  }
+  if (r.concurrent) {
+    const c = r.concurrent;
+    out.push({
+      target: `Concurrent push: 1 subscription, batchSize ${c.batchSize}, endpoint ${c.delayMs} ms, ${c.ratePerSecond} msg/s for ${c.seconds} s, default settings: every message delivered, p99 publish -> receipt <= 2 s`,
+      measured: `p50 ${round(c.p50Ms, 0)} ms, p99 ${round(c.p99Ms, 0)} ms, max ${round(c.maxMs, 0)} ms; ${c.delivered} of ${c.published} delivered, missing ${c.missing}; max in flight ${c.maxInFlight}`,
+      met: c.missing === 0 && c.p99Ms <= 2000,
     });
   }
   return out;
@@ -312,6 +322,13 @@ export function markdown(r: Results): string {
     extra.push([
       "Cost per million deliveries with the queue (fast subscribers above): Upstash + Queues",
       `$${round(redis + queue, 4)} ($${round(redis, 4)} for ${queued.commandsPerMessage} commands/msg + $${round(queue, 4)} for ${queued.queueOpsPerMessage} queue ops/msg at $0.40/M)`,
+    ]);
+  }
+  if (r.concurrent) {
+    const c = r.concurrent;
+    extra.push([
+      `Concurrent push: ${c.ratePerSecond} msg/s (1 per publish) x 1 sub at batch ${c.batchSize} answering in ${c.delayMs} ms, ${c.seconds} s, default settings, queue bound`,
+      `${c.delivered} of ${c.published} delivered within ${round(c.graceMs / 1000, 0)} s of the last publish, missing ${c.missing}; p50 ${round(c.p50Ms, 0)} ms, p99 ${round(c.p99Ms, 0)} ms, max ${round(c.maxMs, 0)} ms; max in flight ${c.maxInFlight}; ${c.commandsPerMessage} commands/msg; publisher behind ${c.latePublishes} times`,
     ]);
   }
   if (extra.length > 0) parts.push(table(["Scenario", "Result"], extra));

@@ -14,13 +14,16 @@
 // before the queue), then those of the Worker as deployed with its delivery queue and no manual
 // pass: slow (busy subscribers), fast, lateness (retries on time), fanout, drain (a backlog
 // drained by one cron run against back-to-back passes), retention (trimming's memory and commands),
-// pull (4 consumers of a pull subscription against XREADGROUP + XACK by hand).
+// pull (4 consumers of a pull subscription against XREADGROUP + XACK by hand), concurrent (one
+// subscription at batch size 1 whose endpoint takes 200 ms: 50 msg/s needs requests in flight at
+// once).
 
 import { commandLine, UsageError } from "../dev/cli.ts";
 import { type Check, check, readResults, verdict } from "./check.ts";
 import { parseBenchArgs, resultsDir, type Scenario, USAGE } from "./options.ts";
 import { type Results, writeResults } from "./report.ts";
 import { backlogScenario } from "./scenarios/backlog.ts";
+import { concurrentScenario } from "./scenarios/concurrent.ts";
 import { costScenario } from "./scenarios/cost.ts";
 import { type DeliveryRow, deliveryCell } from "./scenarios/delivery.ts";
 import { fanoutScenario } from "./scenarios/fanout.ts";
@@ -191,6 +194,18 @@ try {
       consumers: 4,
       batches: pullBatches,
       rounds: 3,
+    });
+  }
+  if (runs("concurrent")) {
+    const seconds = quick ? 10 : 30;
+    log(`concurrent: 50 msg/s for ${seconds} s to 1 subscription at batch 1, endpoint 200 ms...`);
+    // The grace after publishing: 30x the target's p99, so a message still on its way is not
+    // counted missing, while an engine that falls behind ends the scenario in a minute.
+    results.concurrent = await concurrentScenario(stack, {
+      ratePerSecond: 50,
+      seconds,
+      delayMs: 200,
+      graceMs: 60_000,
     });
   }
   const markdown = await writeResults(results, outDir);

@@ -105,6 +105,12 @@ describe("where npm run bench writes its results", () => {
     expect(options([]).scenarios).toEqual([...SCENARIOS]);
   });
 
+  it("runs the concurrent-push scenario in the default run, and alone with --only concurrent", () => {
+    expect(options([]).scenarios).toContain("concurrent");
+    expect(options(["--only", "concurrent"]).scenarios).toEqual(["concurrent"]);
+    expect(options(["--only", "concurrent,cost"]).scenarios).toEqual(["cost", "concurrent"]);
+  });
+
   it("throws a UsageError, never runs, on a wrong line", () => {
     expect(() => parseBenchArgs(["--only", "nope"])).toThrow(UsageError);
   });

@@ -160,4 +160,51 @@ describe("the benchmark report", () => {
       "$1.0004 ($1 for 0.5 commands/msg + $0.0004 for 0.001 queue ops/msg",
     );
   });
+
+  describe("the concurrent-push target: every message delivered, p99 publish -> receipt <= 2 s", () => {
+    const TARGET =
+      "Concurrent push: 1 subscription, batchSize 1, endpoint 200 ms, 50 msg/s for 30 s, default settings: every message delivered, p99 publish -> receipt <= 2 s";
+    // Valid: every message delivered, p99 under 2 s.
+    const concurrent = {
+      ratePerSecond: 50,
+      seconds: 30,
+      delayMs: 200,
+      batchSize: 1,
+      graceMs: 60_000,
+      published: 1500,
+      delivered: 1500,
+      missing: 0,
+      p50Ms: 260,
+      p99Ms: 1900,
+      maxMs: 2100,
+      maxInFlight: 12,
+      latePublishes: 0,
+      commandsPerMessage: 4,
+    };
+    const judge = (changes: Partial<typeof concurrent>) =>
+      targets({ startedAt: results.startedAt, concurrent: { ...concurrent, ...changes } });
+
+    it.each([
+      ["met: every message delivered, p99 1.9 s", {}, true],
+      ["met: p99 of exactly 2 s", { p99Ms: 2000 }, true],
+      ["missed: one message missing", { delivered: 1499, missing: 1 }, false],
+      ["missed: p99 of 2001 ms", { p99Ms: 2001 }, false],
+      [
+        "missed: nothing delivered (no latency at all)",
+        { delivered: 0, missing: 1500, p99Ms: Number.NaN },
+        false,
+      ],
+    ])("%s", (_case, changes, met) => {
+      expect(judge(changes)).toEqual([expect.objectContaining({ target: TARGET, met })]);
+    });
+
+    it("reports the most requests the endpoint had in flight at once", () => {
+      const md = markdown({
+        startedAt: results.startedAt,
+        concurrent: { ...concurrent, maxInFlight: 1 },
+      });
+      expect(md).toContain("max in flight 1");
+      expect(md).toContain("1500 of 1500 delivered within 60 s of the last publish, missing 0");
+    });
+  });
 });
