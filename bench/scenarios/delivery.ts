@@ -15,7 +15,7 @@ export interface DeliveryRow {
   delivered: number;
   perSecond: number;
   reference: number;
-  /** perSecond / reference (target >= 0.7 at batch 100, 10 subscriptions). */
+  /** perSecond / reference (target >= 0.9 at batch 100, 10 subscriptions). */
   vsReference: number;
   passes: number;
   /** Rounds run; the row is the median one. */
