@@ -2,7 +2,12 @@
 
 import { z } from "@hono/zod-openapi";
 import { isValidSecret } from "../shared/signing.ts";
-import { MAX_TIMEOUT_MS, SUBSCRIPTION_DEFAULTS } from "../shared/subscription.ts";
+import {
+  MAX_CONCURRENCY_LIMIT,
+  MAX_TIMEOUT_MS,
+  MIN_CONCURRENCY,
+  SUBSCRIPTION_DEFAULTS,
+} from "../shared/subscription.ts";
 import { CHANNEL_NAME, ChannelParams, StreamId } from "./schemas.ts";
 
 const SubscriptionName = z
@@ -36,6 +41,12 @@ const MaxRequestsPerSecond = z.number().int().min(1).max(10_000).nullable().open
   description:
     "At most this many webhook requests start in any second (its deliverer spaces them 1000/n ms apart); null: unlimited",
   example: 50,
+});
+
+const MaxConcurrency = z.number().int().min(MIN_CONCURRENCY).max(MAX_CONCURRENCY_LIMIT).openapi({
+  description:
+    "At most this many webhook requests of this subscription in flight at once; 1: one at a time",
+  example: 5,
 });
 
 const settings = {
@@ -83,6 +94,9 @@ export const CreateSubscriptionBody = z
     types: Types.optional(),
     timeoutMs: settings.timeoutMs.optional().openapi({ default: SUBSCRIPTION_DEFAULTS.timeoutMs }),
     maxRequestsPerSecond: MaxRequestsPerSecond.optional(),
+    maxConcurrency: MaxConcurrency.optional().openapi({
+      default: SUBSCRIPTION_DEFAULTS.maxConcurrency,
+    }),
     secret: z
       .string()
       .refine(isValidSecret, "must be whsec_ followed by the base64 of 24 to 64 bytes")
@@ -119,6 +133,7 @@ export const UpdateSubscriptionBody = z
     types: Types.optional(),
     timeoutMs: settings.timeoutMs.optional(),
     maxRequestsPerSecond: MaxRequestsPerSecond.optional(),
+    maxConcurrency: MaxConcurrency.optional(),
     paused: z.boolean().optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "give at least one field to change")
@@ -152,6 +167,7 @@ export const Subscription = z
     types: z.array(z.string()).nullable(),
     timeoutMs: z.number().int(),
     maxRequestsPerSecond: MaxRequestsPerSecond,
+    maxConcurrency: MaxConcurrency,
     paused: z.boolean(),
     status: z.enum(["active", "paused", "failing", "disabled"]).openapi({
       description:

@@ -31,6 +31,7 @@ function view(sub: Subscription, status: SubscriptionStatus) {
     types: sub.types,
     timeoutMs: sub.timeoutMs,
     maxRequestsPerSecond: sub.maxRequestsPerSecond,
+    maxConcurrency: sub.maxConcurrency,
     paused: sub.paused,
     status: statusOf(sub, status),
     nextAttemptAt: sub.paused ? null : status.nextAttemptAt,

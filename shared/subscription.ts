@@ -33,6 +33,11 @@ export interface SubscriptionSettings {
    * deliverer spaces POSTs 1000/rps ms apart (worker/pace.ts); absent in JSON stored before it.
    */
   maxRequestsPerSecond: number | null;
+  /**
+   * At most this many of its webhook requests in flight at once (MIN_CONCURRENCY to
+   * MAX_CONCURRENCY_LIMIT); 1 sends one at a time. Absent in JSON stored before it: the default.
+   */
+  maxConcurrency: number;
 }
 
 export interface Subscription extends SubscriptionSettings {
@@ -49,20 +54,29 @@ export interface Subscription extends SubscriptionSettings {
   createdAt: string;
 }
 
+/** Bounds and default of `maxConcurrency`: requests of one subscription in flight at once. */
+export const MIN_CONCURRENCY = 1;
+export const MAX_CONCURRENCY_LIMIT = 100;
+export const DEFAULT_MAX_CONCURRENCY = 25;
+
 export const SUBSCRIPTION_DEFAULTS = {
   batchSize: 10,
   maxAttempts: 15,
   timeoutMs: 10_000,
+  maxConcurrency: DEFAULT_MAX_CONCURRENCY,
 } as const;
 
 /** Longest webhook timeout a subscription may ask for; the lease is sized from it. */
 export const MAX_TIMEOUT_MS = 30_000;
 
-interface StoredSubscription extends Omit<SubscriptionSettings, "maxRequestsPerSecond"> {
+interface StoredSubscription
+  extends Omit<SubscriptionSettings, "maxRequestsPerSecond" | "maxConcurrency"> {
   /** Absent on subscriptions stored before identities existed. */
   id?: string;
   /** Absent on subscriptions stored before rate limits existed: unlimited. */
   maxRequestsPerSecond?: number | null;
+  /** Absent on subscriptions stored before concurrent delivery existed: the default. */
+  maxConcurrency?: number;
   /** Absent on push subscriptions (all of them, before pull existed). */
   mode?: "pull";
   secrets: SigningSecret[];
@@ -79,6 +93,7 @@ export function serializeSubscription(sub: Subscription): string {
     types: sub.types,
     timeoutMs: sub.timeoutMs,
     maxRequestsPerSecond: sub.maxRequestsPerSecond,
+    maxConcurrency: sub.maxConcurrency,
     secrets: sub.secrets,
     createdAt: sub.createdAt,
   };
@@ -94,11 +109,22 @@ export function parseSubscription(
   const {
     id = "",
     maxRequestsPerSecond = null,
+    maxConcurrency = SUBSCRIPTION_DEFAULTS.maxConcurrency,
     mode = "push",
     ...stored
   } = JSON.parse(json) as StoredSubscription;
   const group = groupName(name, id);
-  return { ...stored, maxRequestsPerSecond, mode, channel, name, id, group, paused };
+  return {
+    ...stored,
+    maxRequestsPerSecond,
+    maxConcurrency,
+    mode,
+    channel,
+    name,
+    id,
+    group,
+    paused,
+  };
 }
 
 /** The consumer group of a subscription: see the header and keys.ts. */

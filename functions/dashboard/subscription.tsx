@@ -181,6 +181,9 @@ const Settings = (props: { sub: SubscriptionView; now: number }) => {
           <Count value={sub.maxRequestsPerSecond} />
         )}
       </Item>
+      <Item term="Max concurrency">
+        <Count value={sub.maxConcurrency} />
+      </Item>
       <Item term="Created">
         <When at={sub.createdAt} now={props.now} />
       </Item>

@@ -106,7 +106,7 @@ const routes = {
     path: `${base}/{name}`,
     ...needs("subscribe"),
     summary:
-      "Change url, batchSize, maxAttempts, types, timeoutMs, maxRequestsPerSecond; pause or resume",
+      "Change url, batchSize, maxAttempts, types, timeoutMs, maxRequestsPerSecond, maxConcurrency; pause or resume",
     request: { params: SubscriptionParams, body: body(UpdateSubscriptionBody) },
     responses: {
       200: json(SubscriptionSchema, "Updated"),
@@ -197,6 +197,7 @@ export function subscriptionRoutes() {
         types: input.types ?? null,
         timeoutMs: input.timeoutMs ?? SUBSCRIPTION_DEFAULTS.timeoutMs,
         maxRequestsPerSecond: input.maxRequestsPerSecond ?? null,
+        maxConcurrency: input.maxConcurrency ?? SUBSCRIPTION_DEFAULTS.maxConcurrency,
         secrets:
           mode === "pull" ? [] : [{ secret: input.secret ?? generateSecret(), expiresAt: null }],
         paused: false,

@@ -625,6 +625,7 @@ describe("the subscription page", () => {
       batchSize: 7,
       types: ["order.*"],
       maxRequestsPerSecond: 20,
+      maxConcurrency: 4,
     });
     receiver.respond({ status: 500 });
     await publish(stack, channel, [{ data: 1, type: "order.created" }]);
@@ -643,6 +644,7 @@ describe("the subscription page", () => {
     expect(await shown(fact(page, "Max requests per second"))).toBe(
       String(api.maxRequestsPerSecond),
     );
+    expect(await shown(fact(page, "Max concurrency"))).toBe(String(api.maxConcurrency));
     expect(await fact(page, "Types").textContent()).toBe("order.*");
     expect(await page.locator("#sub-title [data-status]").textContent()).toBe(api.status);
     await page.screenshot({

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { matchesTypes, parseSubscription } from "../../shared/subscription.ts";
+import {
+  matchesTypes,
+  parseSubscription,
+  serializeSubscription,
+} from "../../shared/subscription.ts";
 import { startIdFor } from "../../shared/subscriptions.ts";
 
 describe("type filters", () => {
@@ -33,18 +37,33 @@ describe("where a group starts", () => {
   });
 });
 
+// JSON as subscriptions were stored before maxRequestsPerSecond and maxConcurrency existed.
+const OLDER_JSON = JSON.stringify({
+  id: "abcdefghijklmnop",
+  url: "https://example.com/hook",
+  batchSize: 10,
+  maxAttempts: 15,
+  types: null,
+  timeoutMs: 10_000,
+  secrets: [],
+  createdAt: "2024-01-01T00:00:00.000Z",
+});
+
 describe("a subscription stored before maxRequestsPerSecond existed", () => {
   it("is unlimited", () => {
-    const json = JSON.stringify({
-      id: "abcdefghijklmnop",
-      url: "https://example.com/hook",
-      batchSize: 10,
-      maxAttempts: 15,
-      types: null,
-      timeoutMs: 10_000,
-      secrets: [],
-      createdAt: "2024-01-01T00:00:00.000Z",
-    });
-    expect(parseSubscription("c", "s", json, false).maxRequestsPerSecond).toBeNull();
+    expect(parseSubscription("c", "s", OLDER_JSON, false).maxRequestsPerSecond).toBeNull();
+  });
+});
+
+describe("a subscription stored before maxConcurrency existed", () => {
+  it("reads as 25 requests in flight at once", () => {
+    expect(parseSubscription("c", "s", OLDER_JSON, false).maxConcurrency).toBe(25);
+  });
+
+  it("keeps a value given later when stored again", () => {
+    const sub = { ...parseSubscription("c", "s", OLDER_JSON, false), maxConcurrency: 1 };
+    const json = serializeSubscription(sub);
+    expect(JSON.parse(json).maxConcurrency).toBe(1);
+    expect(parseSubscription("c", "s", json, false).maxConcurrency).toBe(1);
   });
 });
