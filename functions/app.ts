@@ -17,6 +17,7 @@ import {
   StorageFull,
   Unauthorized,
 } from "../shared/errors.ts";
+import { Meter } from "../shared/meter.ts";
 import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
 import { refusalOf } from "../shared/storage.ts";
 import { authenticate, rateLimit } from "./auth.ts";
@@ -58,7 +59,12 @@ export function createApp(deliveryFactory: DeliveryFactory) {
 
   app.use(async (c, next) => {
     const config = loadConfig(c.env);
-    const db = getDb(config);
+    // The request's invocation: its Redis requests and the deliveries it kicks share one budget.
+    const meter = new Meter({
+      limit: config.passMaxSubrequests,
+      deadline: Date.now() + config.passBudgetMs,
+    });
+    const db = getDb(config, meter);
     c.set("config", config);
     c.set("db", db);
     c.set("delivery", deliveryFactory(config, db, c.env.DELIVERY_QUEUE));

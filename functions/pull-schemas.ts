@@ -1,7 +1,7 @@
 // Request and response schemas of pulling from a pull subscription (routes/pull.ts).
 
 import { z } from "@hono/zod-openapi";
-import { MAX_VISIBILITY_MS } from "../shared/pull-lease.ts";
+import { MAX_VISIBILITY_MS } from "../shared/engine/queue.ts";
 import { CHANNEL_NAME, streamIds } from "./schemas.ts";
 
 const ConsumerName = z

@@ -15,9 +15,9 @@
 
 import type { Context } from "hono";
 import { Conflict, subscriptionNotFound } from "../shared/errors.ts";
-import { loadPullSettings } from "../shared/pull-redrive.ts";
-import { type Db, isReplyError } from "../shared/redis.ts";
-import type { Subscription } from "../shared/subscription.ts";
+import { pausedField, redriveField } from "../shared/keys.ts";
+import { asArray, asOptionalString, type Db, isReplyError } from "../shared/redis.ts";
+import { parseSubscription, type Subscription } from "../shared/subscription.ts";
 import type { AppEnv } from "./app.ts";
 
 const SETTINGS_TTL_MS = 5000;
@@ -34,11 +34,26 @@ export interface Held {
   redriving: boolean;
 }
 
-const cache = new WeakMap<Db["redis"], Map<string, Held>>();
+// Per isolate (module scope), keyed by database: a Worker's clients are made per request.
+const cache = new Map<string, Map<string, Held>>();
+
+/** A subscription's settings with its redrive marker (1 HMGET); null when there is none. */
+async function loadPullSettings(db: Db, channel: string, name: string) {
+  const fields = [name, pausedField(name), redriveField(name)];
+  const [json, paused, redriving] = asArray(
+    await db.redis.hmget(db.keys.subscriptions(channel), ...fields),
+  );
+  const text = asOptionalString(json);
+  if (text === null) return null;
+  return {
+    sub: parseSubscription(channel, name, text, paused != null),
+    redriving: redriving != null,
+  };
+}
 
 async function settings(db: Db, channel: string, name: string, fresh: boolean): Promise<Held> {
-  const byName = cache.get(db.redis) ?? new Map<string, Held>();
-  cache.set(db.redis, byName);
+  const byName = cache.get(db.keys.channels()) ?? new Map<string, Held>();
+  cache.set(db.keys.channels(), byName);
   const key = `${channel}/${name}`;
   const held = byName.get(key);
   if (!fresh && held && Date.now() - held.at < SETTINGS_TTL_MS) return held;
@@ -67,7 +82,7 @@ async function settings(db: Db, channel: string, name: string, fresh: boolean): 
 
 /** Forgets this isolate's copy of a subscription's settings (after a PATCH, DELETE or redrive). */
 export function forgetSettings(db: Db, channel: string, name: string) {
-  cache.get(db.redis)?.delete(`${channel}/${name}`);
+  cache.get(db.keys.channels())?.delete(`${channel}/${name}`);
 }
 
 /** Runs `use` with the settings; once more with fresh ones when the group is gone (NOGROUP). */

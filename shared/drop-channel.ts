@@ -105,7 +105,7 @@ function drop(db: Db, channel: string, subscriptions: string[], force: boolean) 
   const subscriptionKeys = subscriptions.flatMap((name) => [
     keys.deadLetters(channel, name),
     keys.redrive(channel, name),
-    keys.lease(channel, name),
+    keys.pace(channel, name),
     keys.attempts(channel, name),
   ]);
   return runScript(

@@ -10,8 +10,10 @@
 //                                 entry of each publish; id = publish time. Written by publish only.
 //                                 Each subscription reads it with its own consumer group, named
 //                                 <sub>~<id> (<sub> for subscriptions made before ids: see
-//                                 subscription.ts), consumer "deliverer"; a pull subscription's
-//                                 consumers are named by whoever pulls (shared/pull.ts)
+//                                 subscription.ts). A push group's consumers are its deliverers'
+//                                 readers (one per deliverer run, deleted when it ends) and the
+//                                 waiting room "deliverer" (entries waiting for a retry); a pull
+//                                 subscription's are named by whoever pulls (shared/engine/)
 // {p}:subs:<ch>           HASH    <sub> -> subscription JSON (url, secrets, batchSize, ...)
 //                                 <sub>#paused -> "1" while paused (apart, so publish's script
 //                                 can skip paused subscribers without decoding JSON)
@@ -35,9 +37,9 @@
 //                                 <sub>:deadLettersExpired, <sub>:deadLettersDropped (dead letters
 //                                 trimmed for age, for count; HINCRBY), <sub>:failingSince (the
 //                                 first failure after a success), <sub>:disabledAt,
-//                                 <sub>:lastWrite:<h> (the id of the last close or finish that
-//                                 wrote attempts or counters under a lease token starting with
-//                                 hex digit h: 16 per subscription; a repeat after a lost reply
+//                                 <sub>:lastWrite:<h> (the id of the last report that wrote
+//                                 attempts or counters from a reader whose name starts with hex
+//                                 digit h: 16 per subscription; a repeat after a lost reply
 //                                 writes them once, see lua/attempt-writes.ts). Worker only;
 //                                 and <sub>:expired, <sub>:lastExpiredAt (messages trimmed before
 //                                 it acknowledged them), written by publish's trim step
@@ -45,18 +47,20 @@
 //                                 HINCRBY only: <sub>:attempts:<result> (webhook requests by
 //                                 result), <sub>:latency:<le> (delivered messages by publish-to-2xx
 //                                 latency bucket, not cumulative: shared/metrics.ts), <sub>:latencyMs
-//                                 (their sum), <sub>:deadLettered. Worker only (the close or finish
-//                                 of a drain; dead letters: lua/dead-letter.ts and shared/pull.ts)
+//                                 (their sum), <sub>:deadLettered. Worker only (a deliverer's
+//                                 report, lua/report.ts; dead letters: lua/dead-letter.ts)
 // {p}:due                 ZSET    member -> due time (ms). The whole delivery schedule, so an idle
 //                                 pass is one ZRANGE whatever the number of subscriptions:
-//                                   wake:<unit>   the unit may have unread messages
-//                                   retry:<unit>  the unit's pending list holds failed messages,
-//                                                 scored by the earliest retry
+//                                   wake:<unit>   the unit may have unread messages (scored when
+//                                                 it was woken; later than now: held back, by a
+//                                                 backoff or a hand-over)
+//                                   retry:<unit>  the unit's pending list holds entries: look at
+//                                                 it then (at or before the first becomes visible)
 //                                 written by publish (wake), the API (replay, redrive, resume) and
-//                                 the worker (schedule, backoff)
-// {p}:lease:<ch>:<sub>    STRING  a deliverer's token while it works on the subscription, PX lease
-//                                 (the subscription's timeout + 8 s, renewed as the visit goes);
-//                                 renewed and released only by the token's holder (compare first)
+//                                 the worker (lua/take.ts keeps it with the group, backoff)
+// {p}:pace:<ch>:<sub>     STRING  the next free start slot (ms) of a subscription with
+//                                 maxRequestsPerSecond, shared by all its deliverers; PX past it
+//                                 (lua/take.ts reserves slots as it takes batches)
 // {p}:dlq:<ch>:<sub>      STREAM  dead letters: o (original id), t, d, a (attempts), e (last
 //                                 error); id = time of death. Worker writes, and trims to
 //                                 DEAD_LETTER_MAX_AGE_MS and _MAX_MESSAGES; API lists, purges
@@ -65,9 +69,9 @@
 //                                 (first and last message id), s (HTTP status, or "timeout" /
 //                                 "network"), d (duration ms), e (error; absent on 2xx), b (the
 //                                 response body's first 1 KiB; absent when empty). Made empty by
-//                                 subscribe; the worker appends (NOMKSTREAM unless it holds the
-//                                 lease, so a deleted subscription's log is never made again); API
-//                                 lists it newest first (shared/attempt-log.ts)
+//                                 subscribe; the worker appends with NOMKSTREAM, so a deleted
+//                                 subscription's log is never made again; API lists it newest
+//                                 first (shared/attempt-log.ts)
 // {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d; read with the
 //                                 subscription's group like the channel. API writes, worker reads
 //                                 (a pull subscription's: pulls read it, and its ids are 0-<n>)
@@ -88,9 +92,6 @@
 // "<ch>/<sub>/redrive" (the subscription's redrive stream). Channel and subscription names are
 // [A-Za-z0-9._-], so ":" and "/" never occur inside them.
 
-/** Consumer name inside every group: one deliverer at a time holds the lease, so one suffices. */
-export const CONSUMER = "deliverer";
-
 export type UnitKind = "main" | "redrive";
 
 export interface Unit {
@@ -108,7 +109,7 @@ export function createKeys(prefix: string) {
     subscriptions: (channel: string) => `${prefix}:subs:${channel}`,
     state: (channel: string) => `${prefix}:state:${channel}`,
     due: () => `${prefix}:due`,
-    lease: (channel: string, sub: string) => `${prefix}:lease:${channel}:${sub}`,
+    pace: (channel: string, sub: string) => `${prefix}:pace:${channel}:${sub}`,
     deadLetters: (channel: string, sub: string) => `${prefix}:dlq:${channel}:${sub}`,
     redrive: (channel: string, sub: string) => `${prefix}:redrive:${channel}:${sub}`,
     attempts: (channel: string, sub: string) => `${prefix}:attempts:${channel}:${sub}`,
@@ -145,12 +146,12 @@ export type StateFact =
 export const stateField = (sub: string, fact: StateFact) => `${sub}:${fact}`;
 
 /**
- * The state field marking a close's or finish's attempt writes done, one per first hex digit of
- * the lease token (a UUID): a deliverer that takes the lease next writes its own, so a repeat of
- * the last write before it still finds its mark (lua/attempt-writes.ts).
+ * The state field marking a report's attempt writes done, one per first hex digit of its
+ * reader's name (hex, random: shared/engine/queue.ts): another deliverer's report writes its own
+ * 15 times in 16, so a repeat after a lost reply still finds its mark (lua/attempt-writes.ts).
  */
-export const writeMarkField = (sub: string, token: string) =>
-  `${sub}:lastWrite:${token.charAt(0).toLowerCase()}`;
+export const writeMarkField = (sub: string, reader: string) =>
+  `${sub}:lastWrite:${reader.charAt(0).toLowerCase()}`;
 
 /** Every write mark field of a subscription: what deleting it removes. */
 export const writeMarkFields = (sub: string) =>

@@ -23,6 +23,7 @@
 import { errors, Redis } from "@upstash/redis/cloudflare";
 import type { Config } from "./config.ts";
 import { createKeys, type Keys } from "./keys.ts";
+import type { Meter } from "./meter.ts";
 
 export type { Redis };
 
@@ -33,77 +34,75 @@ export interface Db {
   /** Sends a request once: for calls that are not safe to repeat (see the header). */
   once: Redis;
   keys: Keys;
+  /** The invocation's meter: every request of both clients is one of its subrequests. */
+  meter: Meter;
 }
 
-export function getDb(config: Config): Db {
-  const { redis, once } = getClients(config);
-  return { redis, once, keys: createKeys(config.keyPrefix) };
+/**
+ * The clients of one invocation, metered by `meter` (shared/meter.ts): every HTTP request either
+ * makes, repeats included, is counted and holds one of the invocation's connections while it runs.
+ * Made per invocation (a client is a small object; its auto-pipelining batches the calls one
+ * invocation makes at once).
+ */
+export function getDb(config: Config, meter: Meter): Db {
+  const make = () =>
+    new Redis({
+      url: config.redisUrl,
+      token: config.redisToken,
+      automaticDeserialization: false,
+      // Plain UTF-8 replies instead of base64: every value stored here is text (JSON, ids,
+      // names), and base64 costs an atob + TextDecoder per string on the hot path (measured:
+      // see the README's Performance section). Binary values would need it back.
+      responseEncoding: false,
+      enableTelemetry: false,
+      signal: () => AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      // One attempt per request here: repeats are made (and metered) by `metered` below.
+      retry: { retries: 0, backoff: () => 0 },
+    });
+  const redis = make();
+  const once = make();
+  metered(redis, meter, REPEATS);
+  metered(once, meter, []);
+  shareSyncToken(redis, once);
+  return { redis, once, keys: createKeys(config.keyPrefix), meter };
 }
 
 // No reply within this long counts as a lost reply (the request may or may not have run). Far
 // above any command here (a pass's largest request is a few MB), far below a Worker's wall time.
 const REQUEST_TIMEOUT_MS = 10_000;
 
-const clients = new Map<string, { redis: Redis; once: Redis }>();
-
-/** The shared clients for this config's database (one pair per isolate: warm connections). */
-export function getClients(config: Config): { redis: Redis; once: Redis } {
-  const id = `${config.redisUrl} ${config.redisToken}`;
-  let pair = clients.get(id);
-  if (!pair) {
-    const make = (retries: number) =>
-      new Redis({
-        url: config.redisUrl,
-        token: config.redisToken,
-        automaticDeserialization: false,
-        // Plain UTF-8 replies instead of base64: every value stored here is text (JSON, ids,
-        // names), and base64 costs an atob + TextDecoder per string on the hot path (measured:
-        // see the README's Performance section). Binary values would need it back.
-        responseEncoding: false,
-        enableTelemetry: false,
-        signal: () => AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-        // `retries: 0` is one attempt (`retry: false` would be two).
-        retry: { retries, backoff: (attempt) => REPEATS[attempt] ?? 100 },
-      });
-    // db.redis repeats at its requester (below), or with the client's own retry if that cannot
-    // be reached.
-    const redis = make(0);
-    pair = { redis: repeatWhenOutcomeUnknown(redis) ? redis : make(REPEATS.length), once: make(0) };
-    shareSyncToken(pair.redis, pair.once);
-    clients.set(id, pair);
-  }
-  return pair;
-}
-
 // Two quick repeats, not the client's default five (~4 s): an unreachable Redis should become a
 // 503 while the caller still waits.
 const REPEATS = [50, 100];
 
-// The client's own retry repeats a request only when fetch throws. A reply can also be lost as a
-// proxy's error page or a cut body (UpstashJSONParseError), which it does not repeat, and under
-// wrangler's test harness every dropped connection reaches the Worker that way (a 500 from
-// miniflare). So `db.redis` repeats at its requester, on every `isOutcomeUnknown` error: the
-// calls sent on it are the ones safe to repeat. Like shareSyncToken, this reaches into the one
-// documented requester field (`request`); false if it is not there.
-function repeatWhenOutcomeUnknown(client: Redis): boolean {
+/**
+ * Sends every request of `client` through the meter, one subrequest per HTTP request, and repeats
+ * those whose outcome is unknown after each of `repeats` (ms) in turn: `db.redis` repeats, `db.once`
+ * does not. The client's own retry repeats only when fetch throws; a reply can also be lost as a
+ * proxy's error page or a cut body (UpstashJSONParseError), and under wrangler's test harness
+ * every dropped connection reaches the Worker that way (a 500 from miniflare), so the repeat is
+ * made here, at its requester, on every `isOutcomeUnknown` error. This reaches into the client's
+ * one documented requester field (`request`); a client without it is a bug to see at once.
+ */
+function metered(client: Redis, meter: Meter, repeats: number[]): void {
   const requester: unknown = Reflect.get(client, "client");
-  if (typeof requester !== "object" || requester === null || !("request" in requester))
-    return false;
+  if (typeof requester !== "object" || requester === null || !("request" in requester)) {
+    throw new Error("@upstash/redis: the client has no requester to meter");
+  }
   const send = requester.request;
-  if (typeof send !== "function") return false;
+  if (typeof send !== "function") throw new Error("@upstash/redis: the requester cannot send");
   const request = async (req: unknown): Promise<unknown> => {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await send.call(requester, req);
+        return await meter.subrequest(() => send.call(requester, req));
       } catch (error) {
-        const wait = REPEATS[attempt];
+        const wait = repeats[attempt];
         if (wait === undefined || !isOutcomeUnknown(error)) throw error;
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
   };
   Object.defineProperty(requester, "request", { value: request });
-  return true;
 }
 
 // Upstash's read-your-writes token lives in each client's HTTP requester. Two clients would each
@@ -127,12 +126,27 @@ function isRequester(value: unknown): value is { upstashSyncToken: string } {
   return typeof value === "object" && value !== null && "upstashSyncToken" in value;
 }
 
-type Script = ReturnType<Redis["createScript"]>;
-const scripts = new WeakMap<Redis, Map<string, Script>>();
+const shas = new Map<string, Promise<string>>();
+
+/** The SHA-1 of a script's source, as EVALSHA names it (computed once per isolate). */
+export function scriptSha(source: string): Promise<string> {
+  let sha = shas.get(source);
+  if (!sha) {
+    sha = crypto.subtle
+      .digest("SHA-1", new TextEncoder().encode(source))
+      .then((digest) =>
+        Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join(""),
+      );
+    shas.set(source, sha);
+  }
+  return sha;
+}
+
+const isNoScript = (error: unknown) => error instanceof Error && /NOSCRIPT/i.test(error.message);
 
 /**
  * Runs a Lua script from shared/lua with EVALSHA, falling back to EVAL when Redis does not have it
- * cached (createScript does the fallback), on the given client.
+ * cached, on the given client.
  *
  * Every script starts `#!lua flags=allow-key-locking`: Upstash otherwise runs a script under a
  * global lock, so one channel's publish would wait for another's. The flag asks it to lock only
@@ -140,23 +154,65 @@ const scripts = new WeakMap<Redis, Map<string, Script>>();
  * script that reaches past its KEYS fails in dev and tests too; the bridge strips the flag, which
  * only Upstash knows).
  */
-export function runScript(
+export async function runScript(
   client: Redis,
   source: string,
   keys: string[],
   args: string[],
 ): Promise<unknown> {
-  let cache = scripts.get(client);
-  if (!cache) {
-    cache = new Map();
-    scripts.set(client, cache);
+  const sha = await scriptSha(source);
+  try {
+    return await client.evalsha(sha, keys, args);
+  } catch (error) {
+    if (!isNoScript(error)) throw error;
+    return client.eval(source, keys, args);
   }
-  let script = cache.get(source);
-  if (!script) {
-    script = client.createScript(source);
-    cache.set(source, script);
+}
+
+export type Pipeline = ReturnType<Redis["pipeline"]>;
+
+/** One call of a batch (sendBatch): a command added to the pipeline, or a script to run. */
+export type Call =
+  | { add: (pipeline: Pipeline) => void }
+  | { script: string; keys: string[]; args: string[] };
+
+/** A call's own reply in a batch: its result, or the error Redis answered it with. */
+export type Reply = { ok: true; value: unknown } | { ok: false; error: Error };
+
+/**
+ * Sends calls in one request (one subrequest): a pipeline, so not atomic (each call runs, or
+ * fails, on its own, in order) and each call has its own reply. A script Redis did not have
+ * cached (NOSCRIPT: it did not run) is run again on its own, with EVAL. A lost reply throws (the
+ * caller recovers each call as its own).
+ */
+export async function sendBatch(client: Redis, calls: Call[]): Promise<Reply[]> {
+  if (calls.length === 0) return [];
+  const pipeline = client.pipeline();
+  for (const call of calls) {
+    if ("add" in call) call.add(pipeline);
+    else pipeline.evalsha(await scriptSha(call.script), call.keys, call.args);
   }
-  return script.exec(keys, args);
+  const replies = await pipeline.exec({ keepErrors: true });
+  return Promise.all(
+    replies.map(async (reply, i): Promise<Reply> => {
+      const call = calls[i]!;
+      if (!reply.error) return { ok: true, value: reply.result };
+      const error = new errors.UpstashError(reply.error);
+      if (!("script" in call) || !isNoScript(error)) return { ok: false, error };
+      try {
+        return { ok: true, value: await runScript(client, call.script, call.keys, call.args) };
+      } catch (again) {
+        return { ok: false, error: again as Error };
+      }
+    }),
+  );
+}
+
+/** A batch reply's value, or its error thrown. */
+export function replyValue(reply: Reply | undefined): unknown {
+  if (!reply) throw new Error("a batch answered fewer replies than it had calls");
+  if (!reply.ok) throw reply.error;
+  return reply.value;
 }
 
 /** True when Redis answered with an error reply carrying this code (NOGROUP, BUSYGROUP...). */

@@ -44,7 +44,10 @@ export interface StoredMessage {
   publishedAt: string;
 }
 
-/** A subscriber a publish woke: nobody was delivering to it, so the caller should kick it. */
+/**
+ * A subscriber a publish woke: nobody was delivering to it, or its deliverers have had a backlog
+ * for JOIN_AFTER_MS; the caller's kick delivers to it (or joins them).
+ */
 export interface WokenSubscriber {
   name: string;
   /** The subscription as stored (JSON), so the kick needs no further read. */
@@ -60,6 +63,11 @@ export type PublishResult =
 const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 /** The longest a channel goes between trims while it is published to (lua/trim.ts). */
 const TRIM_MAX_INTERVAL_MS = 60 * 60 * 1000;
+/**
+ * A subscriber whose deliverers have been busy this long (woken this long ago, and not done) is
+ * joined by the next publish's kick: another invocation, up to its maxConcurrency (lua/publish.ts).
+ */
+export const JOIN_AFTER_MS = 1000;
 
 /**
  * Appends messages in order in one round trip; see lua/publish.ts for the cost. Sent once: if
@@ -102,6 +110,7 @@ export async function publish(
       CHANNEL_FIELD_PREFIX,
       retentionField,
       trimField,
+      String(JOIN_AFTER_MS),
     ];
     for (const message of messages) out.push(message.type ?? "", message.data);
     return out;
@@ -171,6 +180,13 @@ function parseWoken(value: unknown): WokenSubscriber[] {
 export function idTime(id: string): number {
   const dash = id.indexOf("-");
   return Number(dash === -1 ? id : id.slice(0, dash));
+}
+
+/** Stream ids in order ("<ms>-<seq>", both parts up to 2^64). */
+export function compareIds(a: string, b: string): number {
+  const [am, as] = a.split("-").map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split("-").map(BigInt) as [bigint, bigint];
+  return am === bm ? (as < bs ? -1 : as > bs ? 1 : 0) : am < bm ? -1 : 1;
 }
 
 export function toStoredMessage(entry: StreamEntry): StoredMessage {

@@ -195,7 +195,7 @@ export async function deleteSubscription(db: Db, sub: Subscription) {
       keys.channel(channel),
       keys.deadLetters(channel, name),
       keys.redrive(channel, name),
-      keys.lease(channel, name),
+      keys.pace(channel, name),
       keys.state(channel),
       keys.due(),
       keys.metrics(channel),

@@ -1,6 +1,7 @@
 // What one webhook request leaves behind: its attempt log record (shared/attempt-log.ts) and its
-// share of the delivery counters (shared/counters.ts). Pure: send.ts makes an Attempt per POST,
-// settle.ts folds them into the writes, store.ts writes them.
+// share of the delivery counters (shared/counters.ts). Pure: drive.ts makes an Attempt per POST,
+// settle.ts folds them into what the run owes, its next round trip writes the records and its
+// report the counts (report.ts).
 
 import type { AttemptRecord } from "../shared/attempt-log.ts";
 import {
@@ -11,9 +12,9 @@ import {
   type Result,
   resultOf,
 } from "../shared/counters.ts";
+import type { Taken } from "../shared/engine/take.ts";
 import { idTime } from "../shared/streams.ts";
-import type { AttemptResult } from "./deliver.ts";
-import type { UnitEntry } from "./entries.ts";
+import type { Answer } from "./deliver.ts";
 
 /** One webhook request: its record, and the publish-to-2xx time of each message it delivered. */
 export interface Attempt {
@@ -24,20 +25,20 @@ export interface Attempt {
 
 /** The attempt of POSTing `entries` at `at`, answered (or not) `durationMs` later. */
 export function attemptOf(
-  entries: UnitEntry[],
-  result: AttemptResult,
+  entries: Taken[],
+  result: Answer,
   at: number,
   durationMs: number,
 ): Attempt {
   const doneAt = at + durationMs;
-  const delivered = result.ok ? entries.filter((e) => !result.failedIds.has(e.message.id)) : [];
+  const delivered = result.ok ? entries.filter((e) => !result.failedIds.has(e.messageId)) : [];
   return {
     record: {
       at,
       attempt: Math.max(...entries.map((e) => e.attempt)),
       messages: entries.length,
-      firstId: entries[0]!.message.id,
-      lastId: entries.at(-1)!.message.id,
+      firstId: entries[0]!.messageId,
+      lastId: entries.at(-1)!.messageId,
       status: result.answer,
       durationMs,
       error: result.ok ? null : result.reason,
@@ -45,7 +46,7 @@ export function attemptOf(
     },
     result: resultOf(result.answer, result.ok),
     // The message id is the publish time (a redrive entry carries the original's id).
-    latenciesMs: delivered.map((e) => doneAt - idTime(e.message.id)),
+    latenciesMs: delivered.map((e) => doneAt - idTime(e.messageId)),
   };
 }
 

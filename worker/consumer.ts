@@ -5,8 +5,6 @@
 //   visited, not due, gone          ack (a stale or duplicate task costs a few Redis commands)
 //   due within EARLY_WAIT_MS        waited for here, then visited: a retry's delay is sent in
 //                                   whole seconds rounded down (dispatch.ts), so it comes early
-//   the lease is taken              retry once the lease could have lapsed: if its holder died,
-//                                   the next try takes over; if it lives, it hands over itself
 //   no budget left here             retry at once, in another invocation
 //   the visit failed (an outage)    retry later, with backoff; the queue's own retries end at
 //                                   max_retries, and the cron finds whatever is still due
@@ -14,14 +12,12 @@
 // While its visits run, an invocation also adopts what other deliverers hand over meanwhile
 // (withAdoption), so a busy subscriber's continuation never waits behind another's invocation.
 //
-// An invocation that dies (memory, CPU) acks nothing: the queue sends its tasks again, and they
-// find the dead visit's lease, which lapses within seconds (lease.ts).
+// An invocation that dies (memory, CPU) acks nothing: the queue sends its tasks again, and what
+// its deliverers had taken is delivered again once its visibility timeout runs out (drive.ts).
 
 import { unitName } from "../shared/keys.ts";
 import { unitsOf } from "../shared/subscriptions.ts";
-import { Budget } from "./budget.ts";
 import { asTask, type DeliveryTask } from "./dispatch.ts";
-import { leaseMs } from "./lease.ts";
 import { visitAll, type Worker } from "./pass.ts";
 import { type Loaded, load, type UnitSchedule, wakesBetween } from "./schedule.ts";
 import { HANDOVER_GRACE_MS, type Visited } from "./visit.ts";
@@ -36,9 +32,9 @@ export interface TaskMessage {
 
 // Visits one invocation runs at once. Most tasks are short (a fan-out's one message, a retry), and
 // side by side their Redis calls share requests (auto-pipelining): measured on a 5,000-subscriber
-// fan-out, 32 at once deliver in 7 s where 10 take 9 s. Memory stays bounded: the visits' reads
-// share READ_MEMORY (batches.ts: readBytesFor). Workers open at most 6 connections at once per
-// invocation, so past 6 the requests wait their turn rather than run in parallel.
+// fan-out, 32 at once deliver in 7 s where 10 take 9 s. Memory stays bounded: the visits' takes
+// share READ_MEMORY (batches.ts: readBytesFor). The invocation keeps at most 6 connections open
+// at once (shared/meter.ts), so past 6 the requests wait their turn rather than run in parallel.
 const CONSUMER_CONCURRENCY = 32;
 
 /**
@@ -80,20 +76,13 @@ export async function consume(w: Worker, messages: readonly TaskMessage[]): Prom
       for (const m of ms) m.ack();
     } else work.push({ loaded: task.why === "handover" ? carryOn(l, now) : l, messages: ms });
   }
-  const budget = new Budget(w.config, now);
-  const ctx = { ...w, budget };
-  const options = { kicked: false, concurrency: CONSUMER_CONCURRENCY };
   const visiting = new Set(work.map(({ loaded: l }) => `${l.sub.channel}/${l.sub.name}`));
-  const visited = await withAdoption(
-    ctx,
-    visiting,
-    Math.min(work.length, CONSUMER_CONCURRENCY),
-    () =>
-      visitAll(
-        ctx,
-        work.map((x) => x.loaded),
-        options,
-      ),
+  const visited = await withAdoption(w, visiting, Math.min(work.length, CONSUMER_CONCURRENCY), () =>
+    visitAll(
+      w,
+      work.map((x) => x.loaded),
+      CONSUMER_CONCURRENCY,
+    ),
   );
   // Tasks that came early: visited when due, earliest first, at most CONSUMER_CONCURRENCY at
   // once (their reads share the invocation's memory as the first round's did).
@@ -107,12 +96,12 @@ export async function consume(w: Worker, messages: readonly TaskMessage[]): Prom
       if (wait > 0) await w.sleep(wait);
       const { sub } = work[e.i]!.loaded;
       const again = await load(w.db, [{ channel: sub.channel, name: sub.name }]);
-      if (again.length > 0) visited[e.i] = (await visitAll(ctx, again, options))[0]!;
+      if (again.length > 0) visited[e.i] = (await visitAll(w, again, CONSUMER_CONCURRENCY))[0]!;
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONSUMER_CONCURRENCY, early.length) }, whenDue));
-  work.forEach(({ loaded: l, messages: ms }, i) => {
-    for (const m of ms) settle(m, visited[i]!, l.sub.timeoutMs);
+  work.forEach(({ messages: ms }, i) => {
+    for (const m of ms) settle(m, visited[i]!);
   });
 }
 
@@ -134,7 +123,7 @@ const ADOPT_LOOKBACK_MS = 5_000;
  * CONSUMER_CONCURRENCY, so their reads stay inside READ_MEMORY.
  */
 async function withAdoption<T>(
-  ctx: Worker & { budget: Budget },
+  ctx: Worker,
   visiting: Set<string>,
   visits: number,
   run: () => Promise<T>,
@@ -151,17 +140,15 @@ async function withAdoption<T>(
   const first = run().finally(() => ended(visits));
   const tried = new Map<string, number>();
   const adopted: Promise<unknown>[] = [];
-  const options = { kicked: false, concurrency: CONSUMER_CONCURRENCY };
   try {
     for (;;) {
       await Promise.race([ctx.sleep(ADOPT_POLL_MS), allDone]);
       const now = ctx.clock();
       if (running === 0) break;
       const room = CONSUMER_CONCURRENCY - running;
-      if (room <= 0 || !ctx.budget.allowsBatch(now, 2)) continue;
+      if (room <= 0 || !ctx.db.meter.allows(now, 6)) continue;
       const to = now + HANDOVER_GRACE_MS;
       const band = await wakesBetween(ctx.db, to - ADOPT_LOOKBACK_MS, to, CONSUMER_CONCURRENCY * 2);
-      ctx.budget.spend();
       const wanted = new Map<string, { channel: string; name: string }>();
       for (const { unit, at } of band) {
         const key = `${unit.channel}/${unit.subscription}`;
@@ -171,11 +158,10 @@ async function withAdoption<T>(
       }
       if (wanted.size === 0) continue;
       const loaded = (await load(ctx.db, [...wanted.values()])).map((l) => carryOn(l, now));
-      ctx.budget.spend();
       for (const key of wanted.keys()) visiting.add(key);
       running += loaded.length;
       adopted.push(
-        visitAll(ctx, loaded, options).finally(() => {
+        visitAll(ctx, loaded, CONSUMER_CONCURRENCY).finally(() => {
           for (const key of wanted.keys()) visiting.delete(key);
           ended(loaded.length);
         }),
@@ -203,10 +189,8 @@ function carryOn(l: Loaded, now: number): Loaded {
 // Backoff of a task whose visit failed: 5 s, 10 s, 20 s... (the queue's attempts count from 1).
 const failedDelaySeconds = (attempts: number) => Math.min(300, 5 * 2 ** (attempts - 1));
 
-function settle(message: TaskMessage, visited: Visited, timeoutMs: number): void {
-  if (visited.kind === "busy") {
-    message.retry({ delaySeconds: Math.ceil(leaseMs(timeoutMs) / 1000) });
-  } else if (visited.kind === "no-budget") {
+function settle(message: TaskMessage, visited: Visited): void {
+  if (visited.kind === "no-budget") {
     message.retry();
   } else if (visited.kind === "visited" && visited.summary.error !== undefined) {
     message.retry({ delaySeconds: failedDelaySeconds(message.attempts) });

@@ -2,15 +2,18 @@
 // answered, with the first 1 KiB of its answer's body (the attempt log's and lastError's
 // snippet). It decides nothing about retries (judge.ts does) and touches no Redis.
 //
-// The body is assembled as text around each message's stored JSON, so message data passes from
-// the stream to the webhook without a parse and a re-serialise.
+// The body is assembled as text around each message's JSON, which the take wrote
+// (lua/encode.ts), so message data passes from the stream to the webhook without a parse and a
+// re-serialise. The request, its answer's body included, is one subrequest of the invocation's
+// meter, holding one of its connections while it runs.
 
 import { type AttemptStatus, RESPONSE_SNIPPET_BYTES } from "../shared/attempt-log.ts";
+import type { Taken } from "../shared/engine/take.ts";
+import type { Meter } from "../shared/meter.ts";
 import { sign } from "../shared/signing.ts";
-import type { UnitEntry } from "./entries.ts";
 import { parseRetryAfter } from "./retry.ts";
 
-export type AttemptResult =
+export type Answer =
   /** 2xx: everything was accepted but the message ids the endpoint listed in {"failed": [...]}. */
   | { ok: true; failedIds: Set<string>; answer: AttemptStatus; body: string }
   /**
@@ -43,12 +46,9 @@ const MAX_REPLY_BYTES = 256 * 1024;
 // lastError keeps this much of a reason (a network error's message can be long).
 const MAX_REASON_CHARS = 500;
 
-export function webhookBody(endpoint: Endpoint, entries: UnitEntry[]): string {
-  const messages = entries.map(({ message, attempt }) => {
-    const type = message.type === null ? "null" : JSON.stringify(message.type);
-    return `{"id":${JSON.stringify(message.id)},"type":${type},"data":${message.data},"publishedAt":"${message.publishedAt}","attempt":${attempt}}`;
-  });
-  return `{"channel":${JSON.stringify(endpoint.channel)},"subscription":${JSON.stringify(endpoint.subscription)},"messages":[${messages.join(",")}]}`;
+export function webhookBody(endpoint: Endpoint, entries: Taken[]): string {
+  const messages = entries.map((e) => e.text).join(",");
+  return `{"channel":${JSON.stringify(endpoint.channel)},"subscription":${JSON.stringify(endpoint.subscription)},"messages":[${messages}]}`;
 }
 
 /**
@@ -56,8 +56,8 @@ export function webhookBody(endpoint: Endpoint, entries: UnitEntry[]): string {
  * every retry of the same batch carries the same id (receivers can drop a batch they already
  * processed), and two subscriptions given the same messages get different ids.
  */
-export async function webhookId(endpoint: Endpoint, entries: UnitEntry[]): Promise<string> {
-  const text = `${endpoint.channel}/${endpoint.group}/${entries.map((e) => e.message.id).join(",")}`;
+export async function webhookId(endpoint: Endpoint, entries: Taken[]): Promise<string> {
+  const text = `${endpoint.channel}/${endpoint.group}/${entries.map((e) => e.messageId).join(",")}`;
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   const hex = [...new Uint8Array(digest).slice(0, 16)]
     .map((b) => b.toString(16).padStart(2, "0"))
@@ -65,11 +65,17 @@ export async function webhookId(endpoint: Endpoint, entries: UnitEntry[]): Promi
   return `msg_${hex}`;
 }
 
-export async function deliver(
+/** POSTs `entries` at `now` through the invocation's meter, and says what the endpoint answered. */
+export function deliver(
+  meter: Meter,
   endpoint: Endpoint,
-  entries: UnitEntry[],
+  entries: Taken[],
   now: number,
-): Promise<AttemptResult> {
+): Promise<Answer> {
+  return meter.subrequest(() => post(endpoint, entries, now));
+}
+
+async function post(endpoint: Endpoint, entries: Taken[], now: number): Promise<Answer> {
   const body = webhookBody(endpoint, entries);
   const id = await webhookId(endpoint, entries);
   const timestamp = Math.floor(now / 1000);
@@ -131,7 +137,7 @@ function failure(
   prefix: string,
   what: string,
   body: string,
-): AttemptResult {
+): Answer {
   const timedOut = error instanceof Error && error.name === "TimeoutError";
   const why = timedOut
     ? `timeout after ${timeoutMs} ms`

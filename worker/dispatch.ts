@@ -13,6 +13,7 @@
 // checks what is due first, so a stale task costs a few Redis commands, never a second POST.
 
 import type { QueueBinding } from "../shared/config.ts";
+import type { Meter } from "../shared/meter.ts";
 
 /** A queue message: which subscription to visit, and why. */
 export interface DeliveryTask {
@@ -42,7 +43,8 @@ export const MAX_DELAY_SECONDS = 12 * 3600;
 
 export const noQueue: Dispatch = { queued: false, send: async () => false };
 
-export function queueDispatch(queue: QueueBinding | undefined): Dispatch {
+/** Sends tasks to `queue`, each sendBatch one subrequest of the invocation's `meter`. */
+export function queueDispatch(queue: QueueBinding | undefined, meter: Meter): Dispatch {
   if (!queue) return noQueue;
   return {
     queued: true,
@@ -56,6 +58,7 @@ export function queueDispatch(queue: QueueBinding | undefined): Dispatch {
       });
       try {
         for (let i = 0; i < messages.length; i += BATCH) {
+          meter.count();
           await queue.sendBatch(messages.slice(i, i + BATCH));
         }
         return true;

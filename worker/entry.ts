@@ -1,29 +1,31 @@
 // The delivery worker's side of the Worker: the `Delivery` the HTTP app uses (a kick after a
 // publish, a wake after a replay/redrive/resume, POST /v1/deliver), the cron's `scheduled`
 // handler, and the delivery queue's `queue` handler. The clock and the bindings are read here,
-// and passed down.
+// and passed down; each invocation gets its own meter (shared/meter.ts), its budget.
 
-import { type Env, loadConfig } from "../shared/config.ts";
+import { type Config, type Env, loadConfig } from "../shared/config.ts";
 import type { DeliveryFactory } from "../shared/delivery.ts";
-import { getDb } from "../shared/redis.ts";
+import { Meter } from "../shared/meter.ts";
+import { type Db, getDb } from "../shared/redis.ts";
 import { consume } from "./consumer.ts";
 import { queueDispatch } from "./dispatch.ts";
-import { Pacer } from "./pace.ts";
 import { cron, kick, runPass, type Worker, wake } from "./pass.ts";
 
 const clock = () => Date.now();
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-// Module scope: lives as long as the isolate, so pacing carries across its visits (pace.ts).
-const pace = new Pacer();
+
+/** The meter of an invocation that starts now: PASS_MAX_SUBREQUESTS, and PASS_BUDGET_MS. */
+export const invocationMeter = (config: Config, now: number) =>
+  new Meter({ limit: config.passMaxSubrequests, deadline: now + config.passBudgetMs });
 
 function worker(env: Env): Worker {
   const config = loadConfig(env);
-  const dispatch = queueDispatch(env.DELIVERY_QUEUE);
-  return { db: getDb(config), config, clock, sleep, pace, dispatch };
+  const db = getDb(config, invocationMeter(config, clock()));
+  return { db, config, clock, sleep, dispatch: queueDispatch(env.DELIVERY_QUEUE, db.meter) };
 }
 
-export const createDelivery: DeliveryFactory = (config, db, queue) => {
-  const w: Worker = { db, config, clock, sleep, pace, dispatch: queueDispatch(queue) };
+export const createDelivery: DeliveryFactory = (config, db: Db, queue) => {
+  const w: Worker = { db, config, clock, sleep, dispatch: queueDispatch(queue, db.meter) };
   return {
     kick: async (channel, woken) => {
       const summary = await kick(w, channel, woken);

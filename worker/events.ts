@@ -16,7 +16,7 @@ import type { SubscriptionSummary } from "../shared/delivery.ts";
 import type { Db } from "../shared/redis.ts";
 import { publish } from "../shared/streams.ts";
 import { type Dispatch, taskFor } from "./dispatch.ts";
-import type { Health } from "./store.ts";
+import type { Health } from "./report.ts";
 
 export type EventType =
   | "subscription.failing"

@@ -1,42 +1,35 @@
-// judge: what one attempt means for each message of its batch, pure. The batch's outcomes are
-// the one result type of the send step; settle.ts folds them into writes.
+// judge: what an endpoint's answer to one request means for its messages, pure. The one result
+// type of a request (Outcome); settle.ts folds it into what the deliverer owes Redis.
 //
-//   filtered    no request: the type matched none of the subscription's patterns (acked)
-//   delivered   2xx, and not listed in {"failed": [...]} (acked)
-//   rejected    2xx but listed in "failed": retried later while the stream flows on, or dead
-//   failed      non-2xx, timeout, network error, unreadable reply: nothing accepted; the unit
-//               backs off until `retryAt` and reads nothing new meanwhile (dead: out of attempts)
+//   delivered   2xx, nothing listed in {"failed": [...]}: every message acked
+//   partial     2xx listing some in "failed": the rest acked, those retried later (or dead, out
+//               of attempts) while the stream flows on
+//   failed      non-2xx, timeout, network error, unreadable reply: nothing accepted; each
+//               message retried at its time (or dead), and the subscription backs off: nothing
+//               new is sent before `retryAt`
 //   gone        410: the subscription is paused, nothing acked or lost
+//
+// When a retry is due is decided here, and only here (retry.ts: the backoff, or Retry-After when
+// it asks for longer).
 
-import type { AttemptResult } from "./deliver.ts";
-import type { UnitEntry } from "./entries.ts";
+import type { Taken } from "../shared/engine/take.ts";
+import type { Answer } from "./deliver.ts";
 import { nextAttemptAt, type RetryPolicy } from "./retry.ts";
 
+/** Messages retried at `at` (those of one attempt count share it). */
+export interface Retry {
+  at: number;
+  entries: Taken[];
+}
+
 export type Outcome =
-  | { kind: "filtered"; entries: UnitEntry[] }
-  | { kind: "delivered"; entries: UnitEntry[]; at: number }
-  | {
-      kind: "rejected";
-      retry: UnitEntry[];
-      dead: UnitEntry[];
-      /** When the earliest retried one is due; null when all are dead. */
-      retryAt: number | null;
-      reason: string;
-      at: number;
-    }
-  | {
-      kind: "failed";
-      retry: UnitEntry[];
-      dead: UnitEntry[];
-      /** Nothing new is read from the unit, and nothing retried, before this. */
-      retryAt: number;
-      reason: string;
-      at: number;
-    }
-  | { kind: "gone"; entries: UnitEntry[]; reason: string; at: number };
+  | { kind: "delivered" }
+  | { kind: "partial"; retries: Retry[]; dead: Taken[]; reason: string }
+  | { kind: "failed"; retries: Retry[]; dead: Taken[]; retryAt: number; reason: string }
+  | { kind: "gone"; reason: string };
 
 export interface JudgeOptions {
-  /** When the attempt was made (ms). */
+  /** When the request was made (ms). */
   now: number;
   maxAttempts: number;
   /** The subscription's name: the retry jitter's key. */
@@ -51,33 +44,75 @@ export const REJECTED_REASON = "rejected by the endpoint (listed in failed)";
 export const withResponse = (reason: string, body: string) =>
   body === "" ? reason : `${reason}; response: ${body}`;
 
-/** The outcomes of one attempt at `entries` (those the type filter let through). */
-export function judge(result: AttemptResult, entries: UnitEntry[], o: JudgeOptions): Outcome[] {
-  if (!result.ok && result.status === 410) {
-    const reason = withResponse(`${result.reason}: the endpoint is gone`, result.body);
-    return [{ kind: "gone", entries, reason, at: o.now }];
+/** The outcome of one request that carried `batch`. */
+export function judge(answer: Answer, batch: Taken[], o: JudgeOptions): Outcome {
+  if (!answer.ok && answer.status === 410) {
+    return {
+      kind: "gone",
+      reason: withResponse(`${answer.reason}: the endpoint is gone`, answer.body),
+    };
   }
-  const failing = result.ok ? entries.filter((e) => result.failedIds.has(e.message.id)) : entries;
-  const retry = failing.filter((e) => e.attempt < o.maxAttempts);
+  const failing = answer.ok ? batch.filter((e) => answer.failedIds.has(e.messageId)) : batch;
+  if (failing.length === 0) return { kind: "delivered" };
+  const retryAfterMs = answer.ok ? null : answer.retryAfterMs;
+  const due = (e: Taken) => nextAttemptAt(o.now, e.attempt, o.jitterKey, o.policy, retryAfterMs);
   const dead = failing.filter((e) => e.attempt >= o.maxAttempts);
-  const retryAfterMs = result.ok ? null : result.retryAfterMs;
-  const due = (e: UnitEntry) =>
-    nextAttemptAt(o.now, e.attempt, o.jitterKey, o.policy, retryAfterMs);
-  const earliest = (list: UnitEntry[]) => (list.length === 0 ? null : Math.min(...list.map(due)));
-
-  if (!result.ok) {
-    // The whole endpoint failed: wait as long as its first message's next attempt asks for (all
-    // of a batch share their attempt count, so their delay too).
-    const retryAt = earliest(retry) ?? due(entries[0]!);
-    const reason = withResponse(result.reason, result.body);
-    return [{ kind: "failed", retry, dead, retryAt, reason, at: o.now }];
-  }
-  const outcomes: Outcome[] = [];
-  const delivered = entries.filter((e) => !result.failedIds.has(e.message.id));
-  if (delivered.length > 0) outcomes.push({ kind: "delivered", entries: delivered, at: o.now });
-  if (failing.length > 0) {
-    const retryAt = earliest(retry);
-    outcomes.push({ kind: "rejected", retry, dead, retryAt, reason: REJECTED_REASON, at: o.now });
-  }
-  return outcomes;
+  const retries = byTime(
+    failing.filter((e) => e.attempt < o.maxAttempts),
+    due,
+  );
+  if (answer.ok) return { kind: "partial", retries, dead, reason: REJECTED_REASON };
+  // The whole endpoint failed: nothing new goes out before the first retry (or, all dead, before
+  // the time the batch's first message would have waited).
+  const retryAt = retries[0]?.at ?? due(batch[0]!);
+  return {
+    kind: "failed",
+    retries,
+    dead,
+    retryAt,
+    reason: withResponse(answer.reason, answer.body),
+  };
 }
+
+/** Entries grouped by their retry time, earliest first. */
+function byTime(entries: Taken[], due: (e: Taken) => number): Retry[] {
+  const groups = new Map<number, Taken[]>();
+  for (const e of entries) {
+    const at = due(e);
+    groups.set(at, [...(groups.get(at) ?? []), e]);
+  }
+  return [...groups].sort(([a], [b]) => a - b).map(([at, list]) => ({ at, entries: list }));
+}
+
+/** Whether an outcome stops the deliverer: the endpoint failed with messages to retry, or is gone. */
+export const stops = (o: Outcome) =>
+  o.kind === "gone" || (o.kind === "failed" && o.retries.length > 0);
+
+/**
+ * The log line for a request not wholly accepted, else null. One per such request, written as it
+ * happens: `npm run dev` shows it in its terminal (wrangler prints the Worker's logs), and a
+ * deployed Worker's logs keep it. A failing endpoint backs off, so these come at the pace of its
+ * retries. Never the URL: it may carry a token.
+ */
+export function failureLine(
+  endpoint: { channel: string; subscription: string },
+  outcome: Outcome,
+  batch: Taken[],
+  at: number,
+): string | null {
+  if (outcome.kind === "delivered") return null;
+  const head = `webhook failed: ${endpoint.channel}/${endpoint.subscription}`;
+  if (outcome.kind === "gone") {
+    return `${head}: ${outcome.reason}; the subscription is paused (${count(batch.length)} kept)`;
+  }
+  const failing = [...outcome.retries.flatMap((r) => r.entries), ...outcome.dead];
+  const attempt = Math.max(...failing.map((e) => e.attempt));
+  const then: string[] = [];
+  const first = outcome.retries[0];
+  if (first) then.push(`retry in ${((first.at - at) / 1000).toFixed(1)} s`);
+  if (outcome.dead.length > 0)
+    then.push(`${count(outcome.dead.length)} out of attempts, to the dead letters`);
+  return `${head}: ${outcome.reason}, ${count(failing.length)}, attempt ${attempt}; ${then.join("; ")}`;
+}
+
+const count = (n: number) => `${n} message${n === 1 ? "" : "s"}`;

@@ -1,15 +1,15 @@
 // A delivery pass: find what is due, load it, visit each subscription.
 //
-//   findDue     one ZRANGE over the schedule, earliest first: the whole cost of an idle pass,
-//               however many subscriptions exist
-//   load        the subscriptions' settings (HMGET per channel) and schedules (one ZMSCORE), in
-//               one round trip
-//   visit       up to PASS_CONCURRENCY subscriptions at once, in the order they came due; each
-//               takes its own lease when it starts (visit.ts)
+//   dueSubscriptions  one ZRANGE over the schedule, earliest first: the whole cost of an idle
+//                     pass, however many subscriptions exist
+//   load              the subscriptions' settings (HMGET per channel) and schedules (one ZMSCORE)
+//   visit             up to PASS_CONCURRENCY subscriptions at once, in the order they came due,
+//                     each by deliverer runs of its own (visit.ts, drive.ts)
 //
 // Every due unit is served in turn: a unit the budget stops moves to the back of the schedule
 // (its wake member to now), and the ones the pass did not reach keep their earlier time, so the
-// next pass starts with them.
+// next pass starts with them. The budget is the invocation's meter (shared/meter.ts): its
+// subrequests and its deadline.
 //
 // With a queue (dispatch.ts), the cron's pass only dispatches: one task per due subscription,
 // and the queue's consumers (consumer.ts) visit them, as many at once as the queue runs. A
@@ -23,22 +23,17 @@ import type { Db } from "../shared/redis.ts";
 import type { WokenSubscriber } from "../shared/streams.ts";
 import { parseSubscription } from "../shared/subscription.ts";
 import { readBytesFor } from "./batches.ts";
-import { Budget } from "./budget.ts";
 import { type Dispatch, taskFor } from "./dispatch.ts";
-import type { Pacer } from "./pace.ts";
 import { dueUnits, type Loaded, load, type UnitSchedule } from "./schedule.ts";
-import { type VisitContext, type Visited, visit } from "./visit.ts";
-
-export type Clock = () => number;
+import { type Visited, visit } from "./visit.ts";
 
 export interface Worker {
+  /** The invocation's clients, metered by its meter (its budget). */
   db: Db;
   config: Config;
-  clock: Clock;
-  /** Waits this many ms (a task that came a little early waits for its time: consumer.ts). */
+  clock: () => number;
+  /** Waits this many ms (a paced request, a task that came a little early: consumer.ts). */
   sleep: (ms: number) => Promise<void>;
-  /** One per isolate: paced subscriptions' last POST starts, across visits (pace.ts). */
-  pace: Pacer;
   dispatch: Dispatch;
 }
 
@@ -58,13 +53,10 @@ async function dueSubscriptions(w: Worker, now: number, limit: number) {
 
 /** One pass that visits what is due (the cron's without a queue; POST /v1/deliver's always). */
 export async function runPass(w: Worker): Promise<PassSummary> {
-  const budget = new Budget(w.config, w.clock());
-  const wanted = await dueSubscriptions(w, budget.startedAt, w.config.passMaxSubscriptions);
-  budget.spend();
-  if (wanted.length === 0) return summarize(budget.startedAt, w.clock(), []);
-  const subs = await load(w.db, wanted);
-  budget.spend();
-  return deliverAll({ ...w, budget }, subs, false);
+  const startedAt = w.clock();
+  const wanted = await dueSubscriptions(w, startedAt, w.config.passMaxSubscriptions);
+  if (wanted.length === 0) return summarize(startedAt, w.clock(), []);
+  return deliverAll(w, startedAt, await load(w.db, wanted));
 }
 
 // How many subscriptions one cron run hands to the queue (100 tasks per sendBatch): far more than
@@ -78,7 +70,7 @@ const DISPATCH_MAX = 10_000;
 export async function cron(w: Worker): Promise<PassSummary | { dispatched: number }> {
   if (!w.dispatch.queued) return runPass(w);
   const now = w.clock();
-  const cap = Math.min(DISPATCH_MAX, Math.max(1, w.config.passMaxSubrequests - 2) * 100);
+  const cap = Math.min(DISPATCH_MAX, Math.max(1, w.db.meter.left - 2) * 100);
   const wanted = await dueSubscriptions(w, now, cap);
   if (wanted.length === 0) return { dispatched: 0 };
   const tasks = wanted.map((s) => ({ task: taskFor(s, "fanout") }));
@@ -109,49 +101,35 @@ export async function kick(
     const schedules = new Map<string, UnitSchedule>([[main, { wake: now, retry: s.retryAt }]]);
     return { sub, schedules };
   });
-  // A woken subscriber's wake member was absent, so its last visit closed cleanly: its pending
-  // list is empty unless its retry member says otherwise (then deliverUnit looks).
-  return deliverAll({ ...w, budget: new Budget(w.config, now) }, subs, true);
+  return deliverAll(w, now, subs);
 }
 
 /** Delivers to one subscription now (after a replay, a redrive, a resume). */
 export async function wake(w: Worker, channel: string, name: string) {
-  const budget = new Budget(w.config, w.clock());
-  const subs = await load(w.db, [{ channel, name }]);
-  return deliverAll({ ...w, budget }, subs, false);
+  const startedAt = w.clock();
+  return deliverAll(w, startedAt, await load(w.db, [{ channel, name }]));
 }
 
-/**
- * Visits the subscriptions, `concurrency` at a time (PASS_CONCURRENCY unless given), and says
- * what became of each.
- */
+/** Visits the subscriptions, `concurrency` at a time (PASS_CONCURRENCY unless given). */
 export async function visitAll(
-  base: Omit<VisitContext, "readBytes">,
+  w: Worker,
   subs: Loaded[],
-  options: { kicked: boolean; concurrency?: number },
+  concurrency = w.config.passConcurrency,
 ): Promise<Visited[]> {
-  const concurrency = options.concurrency ?? base.config.passConcurrency;
-  const ctx: VisitContext = { ...base, readBytes: readBytesFor(concurrency) };
+  const ctx = { ...w, readBytes: readBytesFor(concurrency) };
   const results: Visited[] = new Array(subs.length);
   let next = 0;
   const worker = async (): Promise<void> => {
-    for (let i = next++; i < subs.length; i = next++) {
-      const item = subs[i]!;
-      const main = item.schedules.get(
-        unitName({ channel: item.sub.channel, subscription: item.sub.name, kind: "main" }),
-      );
-      const pendingKnownEmpty = options.kicked && main?.retry === null;
-      results[i] = await visit(ctx, item, { pendingKnownEmpty });
-    }
+    for (let i = next++; i < subs.length; i = next++) results[i] = await visit(ctx, subs[i]!);
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, subs.length) }, worker));
   return results;
 }
 
-async function deliverAll(ctx: Omit<VisitContext, "readBytes">, subs: Loaded[], kicked: boolean) {
-  const visited = await visitAll(ctx, subs, { kicked });
+async function deliverAll(w: Worker, startedAt: number, subs: Loaded[]) {
+  const visited = await visitAll(w, subs);
   const summaries = visited.flatMap((v) => (v.kind === "visited" ? [v.summary] : []));
-  return summarize(ctx.budget.startedAt, ctx.clock(), summaries);
+  return summarize(startedAt, w.clock(), summaries);
 }
 
 function summarize(

@@ -1,9 +1,9 @@
-// The delivery schedule ({p}:due), leases, and loading what a pass delivers to.
+// The delivery schedule ({p}:due), and loading what a pass delivers to.
 //
 // An idle pass is one ZRANGE over {p}:due: members exist only for units with something to do (a
 // wake after a publish, a retry that comes due), so a pass costs nothing per quiet subscription.
-// Every call here is safe to repeat after a lost reply (shared/redis.ts): reads, ZADDs, the
-// conditional scripts, and a lease taken with SET NX then compared.
+// Every call here is safe to repeat after a lost reply (shared/redis.ts): reads, ZADDs and the
+// conditional scripts.
 
 import {
   parseDueMember,
@@ -15,8 +15,6 @@ import {
   unitName,
   wakeMember,
 } from "../shared/keys.ts";
-import { RELEASE_LUA } from "../shared/lua/release.ts";
-import { RENEW_LUA } from "../shared/lua/renew.ts";
 import { UNSCHEDULE_LUA } from "../shared/lua/unschedule.ts";
 import {
   asArray,
@@ -29,7 +27,6 @@ import {
 } from "../shared/redis.ts";
 import { parseSubscription, type Subscription } from "../shared/subscription.ts";
 import { dueMembersOf, loadSubscriptions, unitsOf } from "../shared/subscriptions.ts";
-import type { WorkUnit } from "./entries.ts";
 
 export interface DueUnit {
   kind: "wake" | "retry";
@@ -149,54 +146,6 @@ async function unschedule(
   await runScript(db.redis, UNSCHEDULE_LUA, keys, args);
 }
 
-/** The units a visit of `sub` may deliver, redrive first (its messages are older). */
-export function workUnits(db: Db, sub: Subscription): WorkUnit[] {
-  return unitsOf(sub.channel, sub.name)
-    .reverse()
-    .map((unit) => ({ ...unit, group: sub.group, stream: db.keys.unitStream(unit) }));
-}
-
-/** Makes a unit's retry member due at `at` (pending entries found with no schedule). */
-export async function scheduleRetry(db: Db, unit: Unit, at: number): Promise<void> {
-  await db.redis.zadd(db.keys.due(), { score: at, member: retryMember(unit) });
-}
-
-/**
- * Takes the subscription's lease if free: SET NX PX. If the answer is "taken", it may be this
- * very request's own earlier run (a lost reply that the client sent again), so the holder is
- * read and compared: one more command, only when the lease was taken.
- */
-export async function acquireLease(
-  db: Db,
-  sub: { channel: string; name: string },
-  token: string,
-  ttlMs: number,
-): Promise<boolean> {
-  const key = db.keys.lease(sub.channel, sub.name);
-  if ((await db.redis.set(key, token, { nx: true, px: ttlMs })) === "OK") return true;
-  return asOptionalString(await db.redis.get(key)) === token;
-}
-
-/** Releases the lease if it still holds `token` (lua/release.ts). */
-export async function releaseLease(
-  db: Db,
-  sub: { channel: string; name: string },
-  token: string,
-): Promise<void> {
-  await runScript(db.redis, RELEASE_LUA, [db.keys.lease(sub.channel, sub.name)], [token]);
-}
-
-/** Extends the lease to `ttlMs` if it still holds `token` (lua/renew.ts). */
-export async function renewLease(
-  db: Db,
-  sub: { channel: string; name: string },
-  token: string,
-  ttlMs: number,
-): Promise<boolean> {
-  const keys = [db.keys.lease(sub.channel, sub.name)];
-  return asNumber(await runScript(db.redis, RENEW_LUA, keys, [token, String(ttlMs)])) === 1;
-}
-
 /**
  * A group that vanished (NOGROUP). Three cases, told apart by the subscription stored now:
  *   "gone"       it was deleted: its work is dropped (and its schedule, which is its own)
@@ -209,7 +158,7 @@ export async function renewLease(
  */
 export async function recoverGroup(
   db: Db,
-  unit: WorkUnit,
+  unit: Unit,
   id: string,
   now: number,
 ): Promise<"gone" | "replaced" | "recreated"> {
@@ -233,7 +182,7 @@ export async function recoverGroup(
   try {
     await db.redis.xgroup(keys.channel(unit.channel), {
       type: "CREATE",
-      group: unit.group,
+      group: current.group,
       id: asOptionalString(acked) ?? "0",
       options: { MKSTREAM: true },
     });

@@ -1,36 +1,40 @@
-// settle: the pure fold from outcomes to what must be written to Redis. No I/O: store.ts writes
-// a `Writes` in whichever round trip comes next (with the next read, the close, or the finish).
-//
-// The delivery state (failures in a row, last error, last success) and the delivery counters
-// (shared/counters.ts) are folded too but written once per drain, not once per read: at batch
-// size 1 each would be more commands per message. The attempt log's records ride with the next
-// round trip (one XADD each), like the acks.
+// settle: the pure fold of a deliverer's run. Each request's outcome (judge.ts) and each batch it
+// gives back unsent become what it owes Redis (`Owed`: acks, nacks at a time, dead letters,
+// attempt records), which the next take or the run's end carries (drive.ts), and its progress
+// (`Progress`: the tally, the delivery state and counters its report writes once, and whether it
+// must stop). No I/O and no clock: the time comes in with the event.
 
 import type { AttemptRecord } from "../shared/attempt-log.ts";
+import type { Letter } from "../shared/engine/dead-letters.ts";
+import type { Taken } from "../shared/engine/take.ts";
 import type { StateFact, UnitKind } from "../shared/keys.ts";
-import { type Attempt, addCounts, type Counts, countAttempts, noCounts } from "./attempts.ts";
+import { type Attempt, type Counts, countAttempts, noCounts } from "./attempts.ts";
 import type { Outcome } from "./judge.ts";
 
-export interface DeadLetter {
-  entryId: string;
-  attempts: number;
-  error: string;
+/** Entries to make visible again at `at`; with `retryCount`, their attempts set back to it. */
+export interface Later {
+  ids: string[];
+  at: number;
+  retryCount?: number;
 }
 
-/** What the worker owes Redis after some batches. */
-export interface Writes {
-  /** Entry ids to XACK (and XDEL on a redrive stream): delivered and filtered ones. */
+/** What the deliverer owes Redis since its last round trip. */
+export interface Owed {
   ack: string[];
-  /** Messages to park in the dead letters; acked by the same script once stored. */
-  dead: DeadLetter[];
-  /** Move the unit's retry member to this time if earlier (ZADD LT); null: nothing new to retry. */
-  retryAt: number | null;
-  /** Webhook requests made since the last write: the attempt log's new records, oldest first. */
-  attempts: AttemptRecord[];
-  state: StateChange;
+  nack: Later[];
+  dead: Letter[];
+  /** Webhook requests made since: the attempt log's new records, oldest first. */
+  records: AttemptRecord[];
 }
 
-/** What happened to the subscription's requests since the state was last written. */
+export interface Tally {
+  delivered: number;
+  retried: number;
+  deadLettered: number;
+  filtered: number;
+}
+
+/** What happened to the subscription's requests, written once by the run's report. */
 export interface StateChange {
   /** When the endpoint last accepted a request (2xx), and the last entry it acked then. */
   success: { at: number; lastAckedId: string | null } | null;
@@ -42,128 +46,136 @@ export interface StateChange {
   counts: Counts;
 }
 
-export const noState = (): StateChange => ({
-  success: null,
-  failuresSince: 0,
-  error: null,
-  counts: noCounts(),
+/** Why a run stops taking: its endpoint failed (nothing new before `at`), or is gone (paused). */
+export type Stop = { kind: "backoff"; at: number } | { kind: "gone" };
+
+export interface Progress {
+  tally: Tally;
+  state: StateChange;
+  stop: Stop | null;
+}
+
+export interface Run {
+  owed: Owed;
+  progress: Progress;
+}
+
+export const nothingOwed = (): Owed => ({ ack: [], nack: [], dead: [], records: [] });
+
+export const startRun = (): Run => ({
+  owed: nothingOwed(),
+  progress: {
+    tally: { delivered: 0, retried: 0, deadLettered: 0, filtered: 0 },
+    state: { success: null, failuresSince: 0, error: null, counts: noCounts() },
+    stop: null,
+  },
 });
 
-export const noWrites = (): Writes => ({
-  ack: [],
-  dead: [],
-  retryAt: null,
-  attempts: [],
-  state: noState(),
-});
+/** One request's end: its batch, what its answer meant, and its attempt (record and counts). */
+export interface Sent {
+  batch: Taken[];
+  outcome: Outcome;
+  attempt: Attempt;
+  /** When the request was made. */
+  at: number;
+}
 
-const earlier = (a: number | null, b: number | null) =>
-  a === null ? b : b === null ? a : Math.min(a, b);
-
-/** The writes after one more outcome. `kind` decides whether lastAckedId is tracked. */
-export function fold(w: Writes, outcome: Outcome, kind: UnitKind): Writes {
-  switch (outcome.kind) {
-    case "filtered":
-      return { ...w, ack: [...w.ack, ...outcome.entries.map((e) => e.entryId)] };
-    case "delivered": {
-      // The last id acked on the channel stream is where a lost group is recreated (keys.ts); a
-      // redrive stream's ids say nothing about the channel, so they are never recorded.
-      const lastAckedId = kind === "main" ? outcome.entries.at(-1)!.entryId : null;
-      const success = {
-        at: outcome.at,
-        lastAckedId: lastAckedId ?? w.state.success?.lastAckedId ?? null,
-      };
-      return {
-        ...w,
-        ack: [...w.ack, ...outcome.entries.map((e) => e.entryId)],
-        state: { ...w.state, success, failuresSince: 0 },
-      };
+/** The run after one request. `kind` decides whether lastAckedId is tracked. */
+export function settle(run: Run, sent: Sent, kind: UnitKind): Run {
+  const { batch, outcome, at } = sent;
+  let { owed, progress } = run;
+  owed = { ...owed, records: [...owed.records, sent.attempt.record] };
+  let state = { ...progress.state, counts: countAttempts(progress.state.counts, [sent.attempt]) };
+  const tally = { ...progress.tally };
+  let stop = progress.stop;
+  const failing = outcome.kind === "partial" || outcome.kind === "failed";
+  const notAcked = new Set<string>();
+  if (failing) {
+    for (const r of outcome.retries) {
+      owed = { ...owed, nack: [...owed.nack, { ids: ids(r.entries), at: r.at }] };
+      for (const e of r.entries) notAcked.add(e.entryId);
+      tally.retried += r.entries.length;
     }
-    case "rejected":
-      return {
-        ...w,
-        dead: [...w.dead, ...deadLetters(outcome.dead, outcome.reason)],
-        retryAt: earlier(w.retryAt, outcome.retryAt),
-        state: { ...w.state, error: { at: outcome.at, error: outcome.reason } },
-      };
-    case "failed":
-      return {
-        ...w,
-        dead: [...w.dead, ...deadLetters(outcome.dead, outcome.reason)],
-        state: {
-          ...w.state,
-          failuresSince: w.state.failuresSince + 1,
-          error: { at: outcome.at, error: outcome.reason },
-        },
-      };
-    case "gone":
-      return {
-        ...w,
-        state: {
-          ...w.state,
-          failuresSince: w.state.failuresSince + 1,
-          error: { at: outcome.at, error: `${outcome.reason}; subscription paused` },
-        },
-      };
+    const letters = outcome.dead.map((e) => ({
+      id: e.entryId,
+      attempts: e.attempt,
+      error: outcome.reason,
+    }));
+    for (const e of outcome.dead) notAcked.add(e.entryId);
+    owed = { ...owed, dead: [...owed.dead, ...letters] };
+    tally.deadLettered += letters.length;
+    state = { ...state, error: { at, error: outcome.reason } };
   }
+  if (outcome.kind === "delivered" || outcome.kind === "partial") {
+    const accepted = batch.filter((e) => !notAcked.has(e.entryId));
+    owed = { ...owed, ack: [...owed.ack, ...ids(accepted)] };
+    tally.delivered += accepted.length;
+    // The last id acked on the channel stream is where a lost group is recreated (keys.ts); a
+    // redrive stream's ids say nothing about the channel, so they are never recorded.
+    const last = kind === "main" ? (accepted.at(-1)?.entryId ?? null) : null;
+    const lastAckedId = last ?? state.success?.lastAckedId ?? null;
+    state = { ...state, success: { at, lastAckedId }, failuresSince: 0 };
+  }
+  if (outcome.kind === "failed") {
+    state = { ...state, failuresSince: state.failuresSince + 1 };
+    // Retry times only move later: of two backoffs, the later holds.
+    if (outcome.retries.length > 0 && stop?.kind !== "gone") {
+      stop = { kind: "backoff", at: Math.max(outcome.retryAt, stop?.at ?? 0) };
+    }
+  }
+  if (outcome.kind === "gone") {
+    // Nothing acked or lost: visible again at once, its attempt counted, for when it resumes.
+    owed = { ...owed, nack: [...owed.nack, { ids: ids(batch), at }] };
+    state = {
+      ...state,
+      failuresSince: state.failuresSince + 1,
+      error: { at, error: `${outcome.reason}; subscription paused` },
+    };
+    stop = { kind: "gone" };
+  }
+  return { owed, progress: { tally, state, stop } };
 }
 
-export const foldAll = (w: Writes, outcomes: Outcome[], kind: UnitKind) =>
-  outcomes.reduce((acc, o) => fold(acc, o, kind), w);
-
-/** The writes after some requests: their records to log, their counts to add. */
-export function recordAttempts(w: Writes, attempts: Attempt[]): Writes {
-  if (attempts.length === 0) return w;
-  return {
-    ...w,
-    attempts: [...w.attempts, ...attempts.map((a) => a.record)],
-    state: { ...w.state, counts: countAttempts(w.state.counts, attempts) },
-  };
+/**
+ * The run after giving back batches it took but will not send: visible again at `at` (now, or
+ * when a backoff ends), their attempt set back to what it was before this take.
+ */
+export function giveBack(run: Run, entries: Taken[], at: number): Run {
+  if (entries.length === 0) return run;
+  const byCount = new Map<number, string[]>();
+  for (const e of entries)
+    byCount.set(e.attempt - 1, [...(byCount.get(e.attempt - 1) ?? []), e.entryId]);
+  const later = [...byCount].map(([retryCount, list]) => ({ ids: list, at, retryCount }));
+  return { ...run, owed: { ...run.owed, nack: [...run.owed.nack, ...later] } };
 }
 
-/** What sending some batches leaves to write: their outcomes folded, their requests recorded. */
-export const foldSent = (
-  w: Writes,
-  sent: { outcomes: Outcome[]; attempts: Attempt[] },
-  kind: UnitKind,
-) => recordAttempts(foldAll(w, sent.outcomes, kind), sent.attempts);
+/** The run after a take's types filter acked `n` entries without a request. */
+export const filtered = (run: Run, n: number): Run => ({
+  ...run,
+  progress: {
+    ...run.progress,
+    tally: { ...run.progress.tally, filtered: run.progress.tally.filtered + n },
+  },
+});
 
-/** Two writes as one: b is the later. */
-export function merge(a: Writes, b: Writes): Writes {
+/** The run after dead letters Redis refused to store: retried at `at` instead, the refusal its last error. */
+export function refusedDeadLetters(run: Run, refused: Letter[], at: number, reason: string): Run {
+  if (refused.length === 0) return run;
+  const error = `${refused.length} message(s) could not be dead-lettered: ${reason}`;
   return {
-    ack: [...a.ack, ...b.ack],
-    dead: [...a.dead, ...b.dead],
-    retryAt: earlier(a.retryAt, b.retryAt),
-    attempts: [...a.attempts, ...b.attempts],
-    state: {
-      success: b.state.success ?? a.state.success,
-      failuresSince:
-        b.state.success !== null
-          ? b.state.failuresSince
-          : a.state.failuresSince + b.state.failuresSince,
-      error: b.state.error ?? a.state.error,
-      counts: addCounts(a.state.counts, b.state.counts),
+    owed: { ...run.owed, nack: [...run.owed.nack, { ids: refused.map((l) => l.id), at }] },
+    progress: {
+      ...run.progress,
+      tally: {
+        ...run.progress.tally,
+        deadLettered: run.progress.tally.deadLettered - refused.length,
+      },
+      state: { ...run.progress.state, error: { at, error } },
     },
   };
 }
 
-/** The writes without their state change, and the change kept for the end of the drain. */
-export function holdState(w: Writes): [Writes, StateChange] {
-  return [{ ...w, state: noState() }, w.state];
-}
-
-/** Anything to write before the next read? (The state waits for the end of the drain.) */
-export const hasWrites = (w: Writes) =>
-  w.ack.length + w.dead.length + w.attempts.length > 0 || w.retryAt !== null;
-
-/** Outcomes that end the unit's visit: the endpoint failed with messages to retry, or is gone. */
-export function stops(outcome: Outcome): boolean {
-  return outcome.kind === "gone" || (outcome.kind === "failed" && outcome.retry.length > 0);
-}
-
-function deadLetters(entries: { entryId: string; attempt: number }[], error: string) {
-  return entries.map((e) => ({ entryId: e.entryId, attempts: e.attempt, error }));
-}
+const ids = (entries: Taken[]) => entries.map((e) => e.entryId);
 
 export type StateFields = { set: Record<string, string>; increment: number };
 

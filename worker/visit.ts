@@ -1,42 +1,26 @@
-// One visit of one subscription: take its lease, deliver its due units (the redrive stream
-// first: its messages are older, then the channel), let the lease go, and, with a queue, ask for
-// the next visit the units want (a hand-over at once, or a retry when it is due). A throw is a
-// bug or an outage: it is caught here, logged with the subscription, and the pass goes on.
+// One visit of one subscription: its due units, redrive first (its messages are older), each by a
+// deliverer run (drive.ts); then, with a queue, the next visit they want (a hand-over at once, a
+// retry or a backoff's end when due), and the events the visit saw. A run never throws: a bug or
+// an outage is logged with the subscription, and the pass goes on.
 
 import type { Config } from "../shared/config.ts";
 import type { SubscriptionSummary } from "../shared/delivery.ts";
-import { unitName, wakeMember } from "../shared/keys.ts";
-import { type Db, isReplyError } from "../shared/redis.ts";
-import { signingSecrets } from "../shared/subscription.ts";
-import type { Budget } from "./budget.ts";
+import { type Unit, unitName, wakeMember } from "../shared/keys.ts";
+import type { Db } from "../shared/redis.ts";
+import { unitsOf } from "../shared/subscriptions.ts";
 import { type Dispatch, taskFor } from "./dispatch.ts";
-import { earlier, type Next, type UnitReport } from "./end.ts";
-import type { WorkUnit } from "./entries.ts";
+import { type Driven, drive, type Job } from "./drive.ts";
 import { publishEvents } from "./events.ts";
-import { Lease, leaseMs } from "./lease.ts";
-import type { Pacer } from "./pace.ts";
-import {
-  acquireLease,
-  type Loaded,
-  recoverGroup,
-  releaseLease,
-  renewLease,
-  type UnitSchedule,
-  workUnits,
-} from "./schedule.ts";
-import type { Health } from "./store.ts";
-import { deliverUnit } from "./unit.ts";
+import type { Health } from "./report.ts";
+import { type Loaded, recoverGroup, type UnitSchedule } from "./schedule.ts";
 
 export interface VisitContext {
   db: Db;
   config: Config;
-  budget: Budget;
   clock: () => number;
   sleep: (ms: number) => Promise<void>;
-  /** The isolate's last POST start of each paced subscription (pace.ts). */
-  pace: Pacer;
   dispatch: Dispatch;
-  /** Bytes one read may take (batches.ts: readBytesFor the visits running at once). */
+  /** Bytes one run's takes may hold (batches.ts: readBytesFor the visits running at once). */
   readBytes: number;
 }
 
@@ -46,37 +30,35 @@ export interface VisitContext {
  */
 export const HANDOVER_GRACE_MS = 60_000;
 
+/** Subrequests a visit keeps back for after its runs: the queue's task and its events. */
+const VISIT_RESERVE = 2;
+/** The least a visit must be able to spend to be worth starting: a take, a POST, the end. */
+const VISIT_START = 3;
+
 /** What became of a visit. */
 export type Visited =
   | { kind: "visited"; summary: SubscriptionSummary }
   /** Nothing due yet; `at` is when something is (null: nothing scheduled at all). */
   | { kind: "not-due"; at: number | null }
-  /** Another deliverer holds the lease (it looks again before it lets go). */
-  | { kind: "busy" }
-  /** The budget could not pay for the visit's end: left for the next pass or task. */
+  /** The invocation's budget could not pay for the visit: left for the next pass or task. */
   | { kind: "no-budget" };
 
-/** When the unit is next due: its earlier of wake and retry; null when it has neither. */
-function dueAt(s: UnitSchedule | undefined): number | null {
-  const times = [s?.wake ?? null, s?.retry ?? null].filter((t) => t !== null);
-  return times.length === 0 ? null : Math.min(...times);
-}
+const isDue = (at: number | null | undefined, now: number) => at != null && at <= now;
 
-/** Visits the subscription if any of its units is due, the budget allows, and its lease is free. */
-export async function visit(
-  ctx: VisitContext,
-  { sub, schedules }: Loaded,
-  options: { pendingKnownEmpty: boolean },
-): Promise<Visited> {
-  const { db, budget, clock, dispatch } = ctx;
+/** Visits the subscription if any of its units is due and the budget allows. */
+export async function visit(ctx: VisitContext, { sub, schedules }: Loaded): Promise<Visited> {
+  const { db, clock } = ctx;
   const now = clock();
-  const all = workUnits(db, sub).map((u) => ({ u, at: dueAt(schedules.get(unitName(u))) }));
-  const units = all.flatMap(({ u, at }) => (at !== null && at <= now ? [u] : []));
-  if (units.length === 0) {
-    const later = all.flatMap(({ at }) => (at === null ? [] : [at]));
+  const all = unitsOf(sub.channel, sub.name)
+    .reverse()
+    .map((unit) => ({ unit, at: schedules.get(unitName(unit)) ?? { wake: null, retry: null } }));
+  const due = all.filter(({ at }) => isDue(at.wake, now) || isDue(at.retry, now));
+  if (due.length === 0) {
+    const later = all.flatMap(({ at }) => [at.wake, at.retry]).filter((t) => t !== null);
     return { kind: "not-due", at: later.length === 0 ? null : Math.min(...later) };
   }
-  if (!budget.startVisit(now)) return { kind: "no-budget" };
+  if (!db.meter.allows(now, VISIT_START + VISIT_RESERVE)) return { kind: "no-budget" };
+  db.meter.hold(VISIT_RESERVE);
   const summary: SubscriptionSummary = {
     channel: sub.channel,
     subscription: sub.name,
@@ -85,78 +67,73 @@ export async function visit(
     deadLettered: 0,
     filtered: 0,
   };
-  try {
-    const token = crypto.randomUUID();
-    const ttl = leaseMs(sub.timeoutMs);
-    let leased: boolean;
-    try {
-      leased = await acquireLease(db, sub, token, ttl);
-    } catch (error) {
-      // The SET may have run with its reply lost: give the lease back, or the subscription would
-      // wait for it to expire. The pass goes on with the others.
-      await releaseLease(db, sub, token).catch(() => {});
-      return { kind: "visited", summary: failed(summary, error) };
-    } finally {
-      budget.spend();
-    }
-    if (!leased) return { kind: "busy" };
-    const lease = new Lease(token, now, ttl, (t, ms) => renewLease(db, sub, t, ms));
-    const endpoint = {
-      channel: sub.channel,
-      subscription: sub.name,
-      group: sub.group,
-      url: sub.url,
-      timeoutMs: sub.timeoutMs,
-      secrets: signingSecrets(sub, now),
+  const health: Health[] = [];
+  let next: { at: number; handover: boolean } | null = null;
+  const graceMs = ctx.dispatch.queued ? HANDOVER_GRACE_MS : 0;
+  const join = joinOnce(ctx, sub);
+  for (const { unit, at } of due) {
+    const job: Job = {
+      sub,
+      unit,
+      look: isDue(at.retry, now),
+      read: isDue(at.wake, now),
+      wasFailing: at.retry !== null,
     };
-    const graceMs = dispatch.queued ? HANDOVER_GRACE_MS : 0;
-    let released = false;
-    let next: Next | null = null;
-    const health: Health[] = [];
-    const noteHealth = (h: Health) => {
-      if (h !== null) health.push(h);
-    };
-    try {
-      for (const [i, unit] of units.entries()) {
-        const release = i === units.length - 1;
-        const schedule = schedules.get(unitName(unit))!;
-        const wasFailing = schedule.retry !== null;
-        const context = {
-          ...ctx,
-          sub,
-          unit,
-          endpoint,
-          lease,
-          release,
-          graceMs,
-          wasFailing,
-          noteHealth,
-        };
-        const report = await deliverUnit(context, schedule, options.pendingKnownEmpty).catch(
-          (error: unknown) => recover(ctx, unit, sub.id, error),
-        );
-        summary.delivered += report.delivered;
-        summary.retried += report.retried;
-        summary.deadLettered += report.deadLettered;
-        summary.filtered += report.filtered;
-        released = report.released;
-        next = earlier(next, report.next);
-        if (!["drained", "idle", "full"].includes(report.end)) break;
-      }
-    } catch (error) {
-      failed(summary, error);
-    } finally {
-      if (!released) {
-        await releaseLease(db, sub, token).catch(() => {});
-        budget.spend();
-      }
+    const driven = await drive({ ...ctx, graceMs, join }, job);
+    add(summary, driven);
+    if (driven.health) health.push(driven.health);
+    if (driven.end === "lost" && driven.error === undefined) await lost(ctx, unit, sub.id);
+    if (driven.nextAt !== null && (next === null || driven.nextAt < next.at)) {
+      next = { at: driven.nextAt, handover: driven.end === "budget" };
     }
-    if (next) await follow(ctx, sub, next, units);
-    await publishEvents(ctx, summary, health);
-    return { kind: "visited", summary };
-  } finally {
-    budget.endVisit();
+    // A stopped unit ends the visit: its endpoint is failing or gone, or the budget is spent. A
+    // redrive stream that is gone had nothing left to deliver: on to the channel.
+    const goOn = ["idle", "busy", "full"].includes(driven.end);
+    if (!goOn && !(driven.end === "lost" && unit.kind === "redrive" && !driven.error)) break;
   }
+  db.meter.unhold(VISIT_RESERVE);
+  if (next)
+    await follow(
+      ctx,
+      sub,
+      next,
+      due.map((d) => d.unit),
+    );
+  await publishEvents(ctx, summary, health);
+  return { kind: "visited", summary };
+}
+
+function add(summary: SubscriptionSummary, driven: Driven) {
+  summary.delivered += driven.tally.delivered;
+  summary.retried += driven.tally.retried;
+  summary.deadLettered += driven.tally.deadLettered;
+  summary.filtered += driven.tally.filtered;
+  if (driven.error !== undefined) summary.error ??= driven.error;
+}
+
+// The group vanished (NOGROUP): the subscription was deleted (its work dropped), replaced by a
+// new one of the same name (this visit was stale: nothing touched), its redrive stream is gone,
+// or Redis lost the group (recreated; delivered at the next visit).
+async function lost(ctx: VisitContext, unit: Unit, id: string) {
+  try {
+    const what = await recoverGroup(ctx.db, unit, id, ctx.clock());
+    if (what === "recreated")
+      console.warn(`consumer group of ${unitName(unit)} was missing: recreated`);
+  } catch (error) {
+    console.error(`could not recover the group of ${unitName(unit)}:`, error);
+  }
+}
+
+// With a queue, the subscription's backlog can be delivered by more invocations than this one
+// (each keeps at most six connections): a run that finds more than it can send asks for one more,
+// once per visit. Without a queue, nothing.
+function joinOnce(ctx: VisitContext, sub: { channel: string; name: string }) {
+  let asked = false;
+  return async () => {
+    if (asked || !ctx.dispatch.queued) return;
+    asked = true;
+    await ctx.dispatch.send([{ task: taskFor(sub, "fanout") }], ctx.clock());
+  };
 }
 
 // Asks the queue for the visit the units want next. A hand-over the queue refuses falls back to
@@ -164,41 +141,18 @@ export async function visit(
 async function follow(
   ctx: VisitContext,
   sub: { channel: string; name: string },
-  next: Next,
-  units: WorkUnit[],
+  next: { at: number; handover: boolean },
+  units: Unit[],
 ): Promise<void> {
   if (!ctx.dispatch.queued) return;
   const now = ctx.clock();
-  const sent = await ctx.dispatch.send([{ task: taskFor(sub, next.why), at: next.at }], now);
-  ctx.budget.spend();
-  if (sent || next.why !== "handover") return;
+  const why = next.handover ? "handover" : "retry";
+  const sent = await ctx.dispatch.send([{ task: taskFor(sub, why), at: next.at }], now);
+  if (sent || !next.handover) return;
   const due = ctx.db.keys.due();
   await Promise.all(
     units.map((u) => ctx.db.redis.zadd(due, { xx: true }, { score: now, member: wakeMember(u) })),
   ).catch(() => {});
 }
 
-/** A throw is a bug or an outage: logged with the subscription, and in its summary. */
-function failed(summary: SubscriptionSummary, error: unknown): SubscriptionSummary {
-  summary.error = error instanceof Error ? error.message : String(error);
-  console.error(`delivery to ${summary.channel}/${summary.subscription} failed:`, error);
-  return summary;
-}
-
-// NOGROUP: the group vanished. The subscription was deleted (drop its work), replaced by a new
-// one of the same name (this visit is stale: stop, touch nothing), its redrive stream is gone
-// (drop that unit, go on), or Redis lost the group (recreated; the next pass delivers).
-async function recover(
-  ctx: VisitContext,
-  unit: WorkUnit,
-  id: string,
-  error: unknown,
-): Promise<UnitReport> {
-  if (!isReplyError(error, "NOGROUP")) throw error;
-  const what = await recoverGroup(ctx.db, unit, id, ctx.clock());
-  if (what === "recreated")
-    console.warn(`consumer group of ${unitName(unit)} was missing: recreated`);
-  const goOn = what === "gone" && unit.kind === "redrive";
-  const tally = { delivered: 0, retried: 0, deadLettered: 0, filtered: 0 };
-  return { ...tally, end: goOn ? "idle" : "lost", released: false, next: null };
-}
+export type { UnitSchedule };

@@ -2,11 +2,8 @@
 
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import {
-  listDeadLetters,
-  purgeDeadLetters,
-  redriveDeadLetters,
-} from "../../shared/dead-letters.ts";
+import { listDeadLetters, purgeDeadLetters } from "../../shared/dead-letters.ts";
+import { redrive } from "../../shared/engine/dead-letters.ts";
 import { mustLoadSubscription } from "../../shared/subscriptions.ts";
 import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
@@ -117,7 +114,7 @@ export function deadLetterRoutes() {
       const { channel, name } = c.req.valid("param");
       const { ids } = c.req.valid("json");
       const sub = await mustLoadSubscription(c.var.db, channel, name);
-      const result = await redriveDeadLetters(c.var.db, sub, ids ?? null, Date.now());
+      const result = await redrive(c.var.db, sub, ids ?? null, Date.now());
       if (sub.mode === "pull") {
         forgetSettings(c.var.db, channel, name); // this isolate's pulls see the marker at once
       } else if (result.redriven > 0) {

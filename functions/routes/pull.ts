@@ -1,26 +1,19 @@
-// Pulling from a pull subscription: pull, ack, nack, extend (see shared/pull.ts for how leases
-// work and what each call costs). What an isolate keeps per subscription, between pulls (the
-// settings, when a pull last looked for expired leases, the largest message seen):
-// functions/pull-settings.ts.
+// Pulling from a pull subscription: pull, ack, nack, extend (functions/pull.ts is the policy,
+// shared/engine/ the mechanism: visibility timeouts, redelivery, dead letters; each call's cost is
+// in their headers). What an isolate keeps per subscription, between pulls (the settings, when a
+// pull last looked for expired leases, the largest message seen): functions/pull-settings.ts.
 
 import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
 import type { TypedResponse } from "hono";
 import type { JSONParsed } from "hono/utils/types";
+import { channelQueue, type Queue, redriveQueue, splitIds } from "../../shared/engine/queue.ts";
+import { ack, nack } from "../../shared/engine/settle.ts";
 import { Conflict } from "../../shared/errors.ts";
-import {
-  ackIds,
-  channelQueue,
-  type Queue,
-  redriveQueue,
-  setLease,
-  splitIds,
-} from "../../shared/pull-lease.ts";
-import { type Pulled as PullResult, TooManyPending } from "../../shared/pull-read.ts";
-import { pullWaiting } from "../../shared/pull-wait.ts";
 import type { Db } from "../../shared/redis.ts";
 import type { Subscription } from "../../shared/subscription.ts";
 import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
+import { type Pulled as PullResult, TooManyPending } from "../pull.ts";
 import {
   AckBody,
   Acked,
@@ -32,6 +25,7 @@ import {
   Pulled,
 } from "../pull-schemas.ts";
 import { lookNow, sizeNext, withSettings } from "../pull-settings.ts";
+import { pullWaiting } from "../pull-wait.ts";
 import { commonErrors, errorResponse, json } from "../schemas.ts";
 import { SubscriptionParams } from "../subscription-schemas.ts";
 
@@ -126,7 +120,7 @@ export function pullRoutes() {
     .openapi(routes.ack, async (c) => {
       const { ids } = c.req.valid("json");
       const acked = await withSettings(c, (held) =>
-        inQueues(c.var.db, held.sub, ids, (q, some) => ackIds(c.var.db, q, some)),
+        inQueues(c.var.db, held.sub, ids, (q, some) => ack(c.var.db, q, some)),
       );
       return c.json({ acked }, 200);
     })
@@ -134,7 +128,7 @@ export function pullRoutes() {
       const { ids, delayMs, consumer } = c.req.valid("json");
       const nacked = await withSettings(c, async (held) => {
         const n = await inQueues(c.var.db, held.sub, ids, (q, some) =>
-          setLease(c.var.db, q, consumer, some, delayMs),
+          nack(c.var.db, q, consumer, some, delayMs),
         );
         held.lookedAt = 0; // a message nacked now is handed out by the next pull here
         return n;
@@ -145,7 +139,7 @@ export function pullRoutes() {
       const { ids, visibilityTimeoutMs, consumer } = c.req.valid("json");
       const extended = await withSettings(c, (held) =>
         inQueues(c.var.db, held.sub, ids, (q, some) =>
-          setLease(c.var.db, q, consumer, some, visibilityTimeoutMs),
+          nack(c.var.db, q, consumer, some, visibilityTimeoutMs),
         ),
       );
       return c.json({ extended }, 200);
@@ -162,8 +156,9 @@ const jsonText = <T>(text: string) =>
   }) as unknown as TypedResponse<JSONParsed<T>, 200, "json">;
 
 /**
- * The answer to a pull, as JSON text. The messages' text comes ready (lua/pull.ts writes it for
- * most pulls, shared/pull-read.ts' pulledOf for the others), each message's data being the JSON
- * text publish stored: parsing and serializing per message was most of a pull's time here.
+ * The answer to a pull, as JSON text. Each message's text comes ready from the take (lua/encode.ts),
+ * its data being the JSON text publish stored: parsing and serializing per message was most of a
+ * pull's time here.
  */
-const pulledJson = ({ messages, acked }: PullResult) => `{"messages":${messages},"acked":${acked}}`;
+const pulledJson = ({ messages, acked }: PullResult) =>
+  `{"messages":[${messages.map((m) => m.text).join(",")}],"acked":${acked}}`;

@@ -1,7 +1,7 @@
 // drop-channel: delete a channel and everything of it, atomically.
 //
 // Why one script: nobody may see half a channel. The stream, its subscriptions (settings, consumer
-// groups, which live in the stream, delivery state, schedule, leases, dead letters, redrive
+// groups, which live in the stream, delivery state, schedule, pace slots, dead letters, redrive
 // streams, attempt logs, delivery counters) and its registry entry go together, or, when the subscriptions are not what the caller
 // expects, nothing goes.
 //
@@ -14,16 +14,16 @@
 // A race with publish. Publish (lua/publish.ts) and this script both lock the stream key, so one
 // runs wholly before the other: a publish before is deleted with the channel; a publish after finds
 // no stream and creates the channel again (new stream, registered again), with no subscriptions.
-// A deliverer in the middle of a visit finds its lease gone (close and finish write nothing more
-// than acks, which are no-ops on a missing stream) and its group gone (NOGROUP); a schedule member
-// it re-adds for a subscription that no longer exists is dropped by the next pass (unschedule.ts).
+// A deliverer in the middle of a run finds its group gone (NOGROUP) and stops; its report writes
+// nothing for a subscription that no longer exists (lua/report.ts), and a schedule member it
+// re-adds for one is dropped by the next pass (unschedule.ts).
 //
 // allow-oom: Redis refuses a flagged script when it is over maxmemory unless it says so, and
 // deleting is the way out of a full database. The script only reads and deletes.
 //
 // KEYS[1] stream {p}:ch:<ch>, KEYS[2] subs {p}:subs:<ch>, KEYS[3] state {p}:state:<ch>,
 // KEYS[4] registry {p}:channels, KEYS[5] due {p}:due, KEYS[6] metrics {p}:metrics:<ch>,
-// KEYS[7..] each given subscription's dlq, redrive stream, lease and attempt log
+// KEYS[7..] each given subscription's dlq, redrive stream, pace key and attempt log
 // ARGV[1] channel name (registry member), ARGV[2] "force" or "", ARGV[3] n, ARGV[4 .. 3+n] the
 // subscriptions' names, ARGV[4+n ..] their {p}:due members (wake and retry of both units)
 //

@@ -39,19 +39,25 @@
 // ARGV[11] MAX_UNDELIVERED_AGE_MS
 // ARGV[12] min, ARGV[13] max ms between trims               (TRIM_MIN_INTERVAL_MS, 1 h)
 // ARGV[14] channel field prefix "~", ARGV[15] "~retention", ARGV[16] "~trim"
-// ARGV[17..] type, data, type, data, ...     (type "" = none)
+// ARGV[17] JOIN_AFTER_MS: a subscriber woken longer ago than this is being delivered to, and has
+//          been for a while: this publish's invocation joins its deliverers (see wake below)
+// ARGV[18..] type, data, type, data, ...
 //
 // Retention (lua/trim.ts): once the `~trim` field says a trim is due, the script trims the
 // stream after storing the messages; the channel's `~retention` field ("<maxAgeMs>,<maxMessages>",
 // "-" for no limit) overrides the defaults.
 //
 // Returns {0, {ids...}, {name, subscriptionJSON, retryScore or "", ...}} listing the subscribers
-// this publish woke (their wake member was absent: nobody was on them, so the caller kicks them);
+// this publish woke (their wake member was absent: nobody was on them, so the caller kicks them;
+// or it is older than JOIN_AFTER_MS: their deliverers have had a backlog for that long, so the
+// caller's kick joins them, and the member is rescored to now, so the next join comes that much
+// later: concurrency grows with a backlog that lasts, one invocation per JOIN_AFTER_MS);
 // {1, "id1,id2,..."} when the idempotency key was already used (nothing written); {2, ...} like 0
 // when recover mode found the first attempt's entries (the woken are those whose wake member has
 // this publish's `now`); {3, "<error>"} when a write was refused (nothing written).
 //
 // Cost: 1 EVALSHA + N XADD + 1 HGETALL, plus 1 ZMSCORE + 1 ZADD per 400 active subscribers
+// (+1 ZADD XX when it joins busy ones)
 // (chunks keep unpack() under Lua's stack limit); + 1 XADD + 1 SADD the first time (NOMKSTREAM
 // fails, the channel is registered); + 1 GET + 1 SET with an idempotency key. A single publish
 // to a channel without subscribers: 3. A publish that finds a trim due adds its cost (trim.ts),
@@ -67,7 +73,8 @@ local markerSeparator, idemTtl, nonce, recovering = ARGV[5], ARGV[6], ARGV[7], A
 local defaultMaxAge, defaultMaxMessages = tonumber(ARGV[9]), tonumber(ARGV[10])
 local maxUndelivered, minInterval, maxInterval = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local channelPrefix, retentionField, trimField = ARGV[14], ARGV[15], ARGV[16]
-local FIRST, CHUNK, RECOVER_WINDOW_MS = 17, 400, 60000
+local joinAfter = tonumber(ARGV[17])
+local FIRST, CHUNK, RECOVER_WINDOW_MS = 18, 400, 60000
 local count = (#ARGV - FIRST + 1) / 2
 
 local function failed(reply) return type(reply) == 'table' and reply.err end
@@ -115,13 +122,17 @@ local function wake()
       members[#members + 1] = retryPrefix .. names[j]
     end
     local scores = redis.call('ZMSCORE', due, unpack(members))
-    local wakes = {}
+    local wakes, joins = {}, {}
     for j, name in ipairs(chunk) do
       local score = scores[2 * j - 1]
-      if not score or (recovering and score == now) then
+      local join = score and tonumber(score) + joinAfter <= tonumber(now)
+      if not score or join or (recovering and score == now) then
         if not score then
           wakes[#wakes + 1] = now
           wakes[#wakes + 1] = members[2 * j - 1]
+        elseif join then
+          joins[#joins + 1] = now
+          joins[#joins + 1] = members[2 * j - 1]
         end
         woken[#woken + 1] = name
         woken[#woken + 1] = configs[name]
@@ -131,6 +142,10 @@ local function wake()
     if #wakes > 0 then
       local added = redis.pcall('ZADD', due, 'NX', unpack(wakes))
       if failed(added) then return nil, added.err end
+    end
+    if #joins > 0 then
+      local moved = redis.pcall('ZADD', due, 'XX', unpack(joins))
+      if failed(moved) then return nil, moved.err end
     end
   end
   return woken

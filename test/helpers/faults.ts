@@ -9,12 +9,11 @@
 import { createHash } from "node:crypto";
 import type { Command } from "../../dev/bridge-request.ts";
 import { parseDueMember, retryMember, type Unit, wakeMember } from "../../shared/keys.ts";
-import { CLOSE_LUA } from "../../shared/lua/close.ts";
 import { DEAD_LETTER_LUA } from "../../shared/lua/dead-letter.ts";
-import { FINISH_LUA } from "../../shared/lua/finish.ts";
 import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
-import { RELEASE_LUA } from "../../shared/lua/release.ts";
-import { REREAD_LUA } from "../../shared/lua/reread.ts";
+import { RECORD_LUA } from "../../shared/lua/record.ts";
+import { REPORT_LUA } from "../../shared/lua/report.ts";
+import { TAKE_LUA } from "../../shared/lua/take.ts";
 import { BRIDGE_TOKEN, type Stack } from "./stack.ts";
 
 type Match = (commands: readonly Command[]) => boolean;
@@ -44,14 +43,7 @@ export function sends(name: string, ...args: string[]): Match {
 }
 
 /** The scripts a delivery runs (lua/*.ts), for loadScripts. */
-export const DELIVERY_SCRIPTS = [
-  PUBLISH_LUA,
-  CLOSE_LUA,
-  REREAD_LUA,
-  FINISH_LUA,
-  RELEASE_LUA,
-  DEAD_LETTER_LUA,
-];
+export const DELIVERY_SCRIPTS = [PUBLISH_LUA, TAKE_LUA, REPORT_LUA, DEAD_LETTER_LUA, RECORD_LUA];
 
 /**
  * Loads the scripts through the bridge (SCRIPT LOAD: it rewrites them and answers their own

@@ -3,6 +3,7 @@
 // clock to pass that time (dueAt, waitUntil in subscriptions.ts); a test waiting for work to end
 // polls the state that work changes.
 
+import { WAITING_ROOM } from "../../shared/engine/queue.ts";
 import { parseDueMember, retryMember, type Unit, wakeMember } from "../../shared/keys.ts";
 import type { Stack } from "./stack.ts";
 import { dueAt, groupOf, type PassSummary, runPass, sleep, waitUntil } from "./subscriptions.ts";
@@ -93,10 +94,6 @@ export async function deliverUntil(
   }
 }
 
-/** The lease's remaining time in ms; negative when there is no lease (PTTL's -2). */
-export const leaseTtl = (stack: Stack, channel: string, sub: string) =>
-  stack.redis.pttl(stack.keys.lease(channel, sub));
-
 /** The subscription's pending entry ids on the channel (XPENDING's detail form). */
 export async function pendingIds(stack: Stack, channel: string, sub: string): Promise<string[]> {
   const group = await groupOf(stack, channel, sub);
@@ -108,25 +105,28 @@ export async function pendingIds(stack: Stack, channel: string, sub: string): Pr
 }
 
 /**
- * Nobody is delivering to the subscription and nothing is left to deliver: no lease, no due
- * member, nothing pending, nothing unread. Every deliverer holds the lease while it sends, so
+ * Nobody is delivering to the subscription and nothing is left to deliver: no due member, nothing
+ * pending, nothing unread, and no reader left in its group (a deliverer's reader is deleted by
+ * its run's last write, after its report). Every deliverer holds its reader while it sends, so
  * once this holds, a duplicate that was going to be sent has been sent.
  */
 export async function settled(stack: Stack, channel: string, sub: string): Promise<boolean> {
   const unit = mainUnit(channel, sub);
   const group = await groupOf(stack, channel, sub);
-  const [lease, wake, retry, groups] = await Promise.all([
-    stack.redis.exists(stack.keys.lease(channel, sub)),
+  const stream = stack.keys.channel(channel);
+  const [wake, retry, groups, consumers] = await Promise.all([
     stack.redis.zscore(stack.keys.due(), wakeMember(unit)),
     stack.redis.zscore(stack.keys.due(), retryMember(unit)),
-    stack.redis.xinfo("GROUPS", stack.keys.channel(channel)) as Promise<unknown[][]>,
+    stack.redis.xinfo("GROUPS", stream) as Promise<unknown[][]>,
+    (stack.redis.xinfo("CONSUMERS", stream, group) as Promise<unknown[][]>).catch(() => []),
   ]);
   const info = groups.find((g) => g[1] === group);
   if (!info) return false;
   // lag is null while Redis cannot tell (after a replay moved the cursor): not known to be 0.
   const field = (name: string) => info[info.indexOf(name) + 1];
   const caughtUp = field("pending") === 0 && field("lag") === 0;
-  return lease === 0 && wake === null && retry === null && caughtUp;
+  const readers = consumers.filter((c) => c[1] !== WAITING_ROOM);
+  return wake === null && retry === null && caughtUp && readers.length === 0;
 }
 
 /** One pass (POST /v1/deliver), with when it started and ended by the Worker's clock (ms). */

@@ -1,0 +1,191 @@
+// take: a reader's one round trip with its group, settling and taking (lua/take.ts does it, in one
+// atomic step; its header has each step and its cost). Pull and push call it with their policy:
+//
+//   pull    a consumer named by the puller; nacks stay with it; no cap, no schedule, no pace;
+//           a lost reply is repeated (db.redis) and what the lost run took comes back after its
+//           visibility timeout, attempt counted
+//   push    a reader per deliverer run (newReader), nacks to the waiting room, the subscription's
+//           maxConcurrency as a cap, the group pending limit, its {p}:due members kept, its pace;
+//           a lost reply is recovered with `cursor` (worker/drive.ts)
+
+import { TAKE_LUA } from "../lua/take.ts";
+import { asArray, asNumber, asString, type Db, type Redis, replyOf, runScript } from "../redis.ts";
+import { LEASE_BASE_MS, type Queue } from "./queue.ts";
+
+/** A message taken from a queue, as its reader holds it. */
+export interface Taken {
+  /** Its entry id in the queue's stream: what ack and nack take. */
+  entryId: string;
+  /** The message's id as its JSON names it (a redriven message's original, for push). */
+  messageId: string;
+  /** 1 the first time it is handed out; counted on every redelivery. */
+  attempt: number;
+  /** Its JSON text (lua/encode.ts), as a webhook body or a pull answer carries it. */
+  text: string;
+  /** Bytes of its stored fields: what byte budgets count. */
+  bytes: number;
+}
+
+/** Entries made visible again after `visibleInMs`; with `retryCount`, their attempts set to it. */
+export interface Nack {
+  ids: string[];
+  visibleInMs: number;
+  retryCount?: number;
+}
+
+export interface TakeRequest {
+  reader: string;
+  /** Who holds nacked entries: the reader (pull), or push's waiting room. */
+  holder?: string;
+  now: number;
+  /** At most this many taken (0: settle only). */
+  count: number;
+  visibilityMs: number;
+  /** Bytes of message data the taken entries may hold (the first is taken whatever its size). */
+  byteBudget: number;
+  /** Claim entries whose visibility ran out before reading new ones. */
+  look?: boolean;
+  /** Looked-up entries with this many deliveries are reported dead instead (0: never). */
+  maxAttempts?: number;
+  /** Type patterns; entries matching none are acked, never taken. */
+  types?: string[] | null;
+  ack?: string[];
+  nack?: Nack[];
+  /** Messages carry their entry id and redrivenFrom (pull), not the original id (push). */
+  ownIds?: boolean;
+  /** Recover a take whose reply was lost: the highest id this reader read before it. */
+  cursor?: string;
+  /** Requests the group may have in flight, counted `batchSize` entries each; `own` exactly. */
+  cap?: { requests: number; batchSize: number; own: number };
+  /** New entries are read only while the group holds fewer pending than this. */
+  pendingLimit?: number;
+  /** The retry member also covers what this take hands out, until its visibility runs out. */
+  cover?: boolean;
+  /** Reserve one start slot per batch taken, this far apart (ms). */
+  paceIntervalMs?: number;
+  /** The reader is done: its schedule set exactly, its consumer deleted if it holds nothing. */
+  end?: boolean;
+}
+
+/**
+ * What the read of new entries found: not tried, nothing, fewer than asked, as many as asked
+ * (more may wait), or no room (the cap or the pending limit).
+ */
+export type ReadState = "none" | "empty" | "some" | "more" | "no-room";
+
+export interface TakeResult {
+  acked: number;
+  nacked: number;
+  taken: Taken[];
+  /** Entries whose visibility ran out with maxAttempts deliveries made: park them. */
+  dead: { entryId: string; deliveries: number }[];
+  /** Entries the types filter left out (acked). */
+  filtered: number;
+  /** Bytes of the largest entry read, to size the next take. */
+  largest: number;
+  read: ReadState;
+  /** Upstash refused the read (the reader holds too many): how many it holds. */
+  refused: number | null;
+  /** The first start slot reserved (paceIntervalMs), null when none. */
+  paceAt: number | null;
+  /** Requests the cap leaves room for after this take; null without a cap. */
+  room: number | null;
+  /** An end: when the group's first pending entry becomes visible (null: none is pending). */
+  nextAt: number | null;
+}
+
+const READ_STATES: ReadState[] = ["none", "empty", "some", "more", "no-room"];
+
+/** Runs one take on `client` (db.redis repeats on a lost reply; push sends it on db.once). */
+export async function take(client: Redis, db: Db, q: Queue, r: TakeRequest): Promise<TakeResult> {
+  const call = takeCall(db, q, r);
+  return readTake(await runScript(client, call.script, call.keys, call.args));
+}
+
+/** A take as one call of a batch (redis.ts sendBatch); its reply read with readTake. */
+export function takeCall(db: Db, q: Queue, r: TakeRequest) {
+  const types = r.types ?? [];
+  const args = [
+    q.group,
+    r.reader,
+    r.holder ?? "",
+    q.redrive ? "1" : "0",
+    String(r.now),
+    String(LEASE_BASE_MS),
+    String(r.visibilityMs),
+    String(r.count),
+    String(r.byteBudget),
+    r.look ? "1" : "0",
+    String(r.maxAttempts ?? 0),
+    r.cursor ?? "",
+    String(r.cap?.requests ?? 0),
+    String(r.cap?.batchSize ?? 1),
+    String(r.cap?.own ?? 0),
+    String(r.pendingLimit ?? 0),
+    q.schedule.retry,
+    r.cover ? "1" : "0",
+    q.schedule.wake,
+    String(r.paceIntervalMs ?? 0),
+    r.end ? "1" : "0",
+    r.ownIds ? "1" : "0",
+    String(types.length),
+    ...types,
+    String(r.ack?.length ?? 0),
+    ...(r.ack ?? []),
+    String(r.nack?.length ?? 0),
+    ...(r.nack ?? []).flatMap((n) => [
+      String(Math.max(0, Math.round(n.visibleInMs))),
+      n.retryCount === undefined ? "" : String(n.retryCount),
+      String(n.ids.length),
+      ...n.ids,
+    ]),
+  ];
+  return { script: TAKE_LUA, keys: [q.stream, db.keys.due(), q.pace], args };
+}
+
+/** What a take's script answered (see lua/take.ts). */
+export function readTake(value: unknown): TakeResult {
+  const [acked, nacked, flat, deadFlat, filtered, largest, read, paceAt, room, next] =
+    asArray(value);
+  const taken: Taken[] = [];
+  const entries = asArray(flat);
+  for (let i = 0; i + 4 < entries.length; i += 5) {
+    taken.push({
+      entryId: asString(entries[i]),
+      messageId: asString(entries[i + 1]),
+      attempt: asNumber(entries[i + 2]),
+      text: asString(entries[i + 3]),
+      bytes: asNumber(entries[i + 4]),
+    });
+  }
+  const dead: TakeResult["dead"] = [];
+  const deadEntries = asArray(deadFlat);
+  for (let i = 0; i + 1 < deadEntries.length; i += 2) {
+    dead.push({ entryId: asString(deadEntries[i]), deliveries: asNumber(deadEntries[i + 1]) });
+  }
+  const state = typeof read === "number" ? READ_STATES[read] : undefined;
+  const space = asNumber(room);
+  return {
+    acked: asNumber(acked),
+    nacked: asNumber(nacked),
+    taken,
+    dead,
+    filtered: asNumber(filtered),
+    largest: asNumber(largest),
+    read: state ?? "no-room",
+    refused: state === undefined ? refusedAt(asString(read)) : null,
+    paceAt: asNumber(paceAt) > 0 ? asNumber(paceAt) : null,
+    room: space < 0 ? null : space,
+    nextAt: asNumber(next) > 0 ? asNumber(next) : null,
+  };
+}
+
+/** The pending count Upstash's refusal of an XREADGROUP names; any other error is thrown. */
+function refusedAt(error: string): number {
+  if (!error.includes("XReadGroup is cancelled")) replyOf({ error }); // thrown as the client would
+  const match = /Current PEL size: (\d+)/.exec(error);
+  return match ? Number(match[1]) : PENDING_LIMIT;
+}
+
+/** Upstash refuses XREADGROUP once a consumer's pending entries + COUNT would pass this. */
+export const PENDING_LIMIT = 1000;

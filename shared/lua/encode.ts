@@ -1,0 +1,79 @@
+// encode: the Lua functions that write a stream entry as the JSON text of a message, as webhooks
+// and pulls carry it. Not a script of its own: lua/take.ts embeds it after its first line.
+//
+// The one place a message's JSON is made, for push and pull alike, inside Redis: the Worker then
+// only joins the texts (parsing and serializing per message was most of a pull's time in the
+// Worker). The stored data `d` is already JSON text; the type is quoted with `"`, `\` and control
+// characters escaped as \u00XX (once per distinct type: plain Lua, since Upstash does not
+// document cjson); publishedAt is the ISO-8601 text of the id's milliseconds (of `o`, a redriven
+// message's original id), computed with integer civil-from-days arithmetic as JS's toISOString
+// writes it (Redis' Lua has no os.date). A redriven message also carries its `redrivenFrom`.
+//
+//   {"id":"<o or entry id>","type":<"t" or null>,"data":<d>,"publishedAt":"<iso>","attempt":<n>}
+//
+// The id is the message's: a redriven entry's original id for push (its webhook body names the
+// message, not the redrive stream), the entry's own for pull (ids are what a pull acks by).
+//
+// encodeEntry(entry, attempt, ownId) returns the text, the message id and the entry's data bytes
+// (the sum of its field values: what the byte budgets count).
+
+export const ENCODE_LUA = `
+-- Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil, inverted).
+local function civil(days)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m, d
+end
+local isoMs, iso = nil, nil
+local function isoOf(id)
+  local ms = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
+  if ms ~= isoMs then
+    local t = tonumber(ms)
+    local days = math.floor(t / 86400000)
+    local rest = t - days * 86400000
+    local y, m, d = civil(days)
+    local year = y <= 9999 and string.format('%04d', y) or string.format('+%06d', y)
+    iso = string.format('%s-%02d-%02dT%02d:%02d:%02d.%03dZ', year, m, d, math.floor(rest / 3600000),
+      math.floor(rest / 60000) % 60, math.floor(rest / 1000) % 60, rest % 1000)
+    isoMs = ms
+  end
+  return iso
+end
+local quoted = {}
+local function quote(t)
+  local q = quoted[t]
+  if not q then
+    q = '"' .. string.gsub(t, '[%c"\\\\]', function(c) return string.format('\\\\u%04x', string.byte(c)) end) .. '"'
+    quoted[t] = q
+  end
+  return q
+end
+-- The fields of an entry: type, data, original id (redrive), and the bytes of all its values.
+local function fieldsOf(entry)
+  local fields, size, t, d, o = entry[2], 0, nil, nil, nil
+  for j = 1, #fields, 2 do
+    local name, value = fields[j], fields[j + 1]
+    size = size + #value
+    if name == 't' then t = value elseif name == 'd' then d = value elseif name == 'o' then o = value end
+  end
+  return t, d, o, size
+end
+local function encodeEntry(entry, attempt, ownId)
+  local t, d, o, size = fieldsOf(entry)
+  local id = entry[1]
+  if o and not ownId then id = o end
+  local from = ''
+  if o and ownId then from = ',"redrivenFrom":"' .. o .. '"' end
+  local text = '{"id":"' .. id .. '","type":' .. (t and quote(t) or 'null') .. ',"data":' .. (d or 'null') ..
+    ',"publishedAt":"' .. isoOf(o or entry[1]) .. '","attempt":' .. attempt .. from .. '}'
+  return text, id, size
+end
+`;

@@ -1,0 +1,307 @@
+// take: one round trip of a reader with its consumer group: settle what it is done with, then take
+// more, atomically. The whole group mechanism of shared/engine/ in one script, for push
+// deliverers and pull consumers alike (see the engine's glossary: shared/engine/group.ts).
+//
+// A taken entry is pending in the group, owned by the reader, and invisible until it is settled
+// or its visibility timeout runs out. The timeout is kept in the pending entry itself, as its idle
+// time: taking sets it (XCLAIM IDLE) to base - visibility, so the idle time reaches `base`
+// exactly when the visibility runs out, on Redis's own clock. "Which entries are visible again"
+// is then one question to the whole group (XPENDING IDLE base), and a later claim can only take
+// an entry whose time has come (XCLAIM min-idle base): nobody can make a retry earlier.
+//
+// In order, each step only when asked for:
+//   1. ack      XACK (+ XDEL on a redrive stream, which keeps nothing done)
+//   2. nack     XCLAIM to the holder (the reader, or push's waiting room) with the idle time that
+//               makes them visible again in `visibleIn` ms (JUSTID: no attempt counted), and
+//               RETRYCOUNT when given (entries taken but never sent go back to what they were)
+//   3. recover  after a take whose reply was lost: the entries this reader holds after `cursor`
+//               can only be that take's fresh reads (a reader is one deliverer's), read again and
+//               leased anew, at attempt 1
+//   4. look     entries whose visibility ran out (XPENDING IDLE base), oldest first: those with
+//               maxAttempts deliveries are reported dead (the caller parks them), the rest claimed
+//               (XCLAIM min-idle base: only if still visible; the attempt is counted), within the
+//               byte budget (what does not fit goes back as it was, visible at once)
+//   5. room     with a cap or a group pending limit: XPENDING's summary; requests in flight are
+//               counted per reader as ceil(pending / batch size), the reader's own given exactly
+//   6. read     XREADGROUP > for what is left of `count` (refused by Upstash's per-consumer
+//               limit: the error is answered); entries the types filter leaves out are acked,
+//               those over the byte budget (beyond the first) given back visible at once, with no
+//               attempt counted; the rest leased (XCLAIM IDLE, JUSTID)
+//   7. schedule the caller's {p}:due: the retry member moved earlier (ZADD LT) to the first time
+//               an entry nacked, given back or (with `cover`) taken here becomes visible; the wake
+//               member removed when the read found nothing, if it is due (a backoff keeps it)
+//   8. pace     one start slot per batch taken, from the subscription's pace key
+//   9. end      the reader is done: the retry member set to when the group's first pending entry
+//               becomes visible (removed when none is pending), and the reader's consumer deleted
+//               if it holds nothing
+//
+// KEYS[1] stream (the queue's: the channel or a redrive stream), KEYS[2] due {p}:due,
+// KEYS[3] pace {p}:pace:<ch>:<sub>
+// ARGV[1] group, ARGV[2] reader, ARGV[3] holder of nacked entries ("" the reader), ARGV[4] "1"
+// purge (XDEL acked), ARGV[5] now (ms), ARGV[6] base (LEASE_BASE_MS), ARGV[7] visibility (ms),
+// ARGV[8] count (at most this many taken; 0 none), ARGV[9] byte budget, ARGV[10] "1" look,
+// ARGV[11] maxAttempts (0: none dead), ARGV[12] cursor ("" unless recovering), ARGV[13] cap
+// (requests in flight; 0 none), ARGV[14] batch size, ARGV[15] the reader's own requests in
+// flight, ARGV[16] group pending limit (0 none), ARGV[17] retry member ("" none), ARGV[18] "1"
+// cover, ARGV[19] wake member ("" none), ARGV[20] pace interval ms (0 none), ARGV[21] "1" end,
+// ARGV[22] "1" own ids (pull: an entry's own id, and redrivenFrom; push: the original's),
+// ARGV[23] n, then n type patterns; then n, then n ids to ack; then n nack groups, each:
+// visibleIn ms, retry count ("" keep), k, then k ids.
+//
+// Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt}: taken a
+// flat list of (entry id, message id, attempt, JSON text, bytes), dead of (entry id,
+// deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
+// room, or Upstash's refusal text; paceAt the first slot's time (0 none); room the requests the
+// cap leaves (-1 no cap); nextAt the retry member's time an end set (0: none pending).
+//
+// Cost: 1 EVALSHA, + 1 XACK (+1 XDEL) with acks, + 1 XCLAIM per nack group, + 1 XREADGROUP
+// (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, + 1 XPENDING with a cap or limit,
+// + 1 XREADGROUP (+1 XCLAIM lease, +1 XACK types, +1 XCLAIM give-back) reading, + 1 ZADD with
+// something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
+// pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending.
+// A pull that returns new messages: 3; a push take of new messages: 5 (the cap's XPENDING, and
+// the retry member's ZADD on a deliverer's first take).
+//
+// Lost reply: a repeat settles the same (acks count 0, nacks set the same times a little later),
+// and reads further. What the lost run took is leased: it comes back when its visibility runs
+// out, with its attempt counted, unless the repeat recovers it (push: `cursor`).
+import { ENCODE_LUA } from "./encode.ts";
+
+export const TAKE_LUA = `#!lua flags=allow-key-locking
+${ENCODE_LUA}
+local stream, due, pace = KEYS[1], KEYS[2], KEYS[3]
+local group, reader, holder, purge = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local now, base, visibility = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local count, budget, look, maxAttempts = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10] == '1', tonumber(ARGV[11])
+local cursor, cap, batchSize, ownRequests = ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local pendingLimit, retry, cover, wake = tonumber(ARGV[16]), ARGV[17], ARGV[18] == '1', ARGV[19]
+local paceInterval, ending, ownIds = tonumber(ARGV[20]), ARGV[21] == '1', ARGV[22] == '1'
+if holder == '' then holder = reader end
+local i = 23
+local function list()
+  local n = tonumber(ARGV[i])
+  local from = i + 1
+  i = from + n
+  return from, i - 1, n
+end
+local typesFrom, typesTo, ntypes = list()
+local ackFrom, ackTo, acks = list()
+local leaseIdle = base - visibility
+local earliest = nil
+local function visibleAt(at) if not earliest or at < earliest then earliest = at end end
+local function claim(owner, ids, minIdle, idle, retryCount, justId)
+  local c = {'XCLAIM', stream, group, owner, minIdle}
+  for _, id in ipairs(ids) do c[#c + 1] = id end
+  c[#c + 1] = 'IDLE'
+  c[#c + 1] = idle
+  if retryCount then
+    c[#c + 1] = 'RETRYCOUNT'
+    c[#c + 1] = retryCount
+  end
+  if justId then c[#c + 1] = 'JUSTID' end
+  return redis.call(unpack(c))
+end
+
+-- 1. ack
+local acked = 0
+if acks > 0 then
+  acked = redis.call('XACK', stream, group, unpack(ARGV, ackFrom, ackTo))
+  if purge then redis.call('XDEL', stream, unpack(ARGV, ackFrom, ackTo)) end
+end
+
+-- 2. nack
+local nacked = 0
+local groups = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, groups do
+  local visibleIn, retryCount, k = tonumber(ARGV[i]), ARGV[i + 1], tonumber(ARGV[i + 2])
+  local c = {'XCLAIM', stream, group, holder, 0}
+  for j = i + 3, i + 2 + k do c[#c + 1] = ARGV[j] end
+  for _, word in ipairs({'IDLE', base - visibleIn}) do c[#c + 1] = word end
+  if retryCount ~= '' then
+    c[#c + 1] = 'RETRYCOUNT'
+    c[#c + 1] = retryCount
+  end
+  c[#c + 1] = 'JUSTID'
+  local moved = redis.call(unpack(c))
+  nacked = nacked + #moved
+  if #moved > 0 then visibleAt(now + visibleIn) end
+  i = i + 3 + k
+end
+
+local taken, dead, filtered, largest, read, paceAt, room = {}, {}, 0, 0, 0, 0, -1
+local got, bytes, overflow = 0, 0, false
+-- Within the byte budget: the first entry whatever its size, then while they fit, in order.
+local function fits(size)
+  if got > 0 and (overflow or bytes + size > budget) then
+    overflow = true
+    return false
+  end
+  return true
+end
+local function add(entry, attempt)
+  local text, id, size = encodeEntry(entry, attempt, ownIds)
+  if size > largest then largest = size end
+  got = got + 1
+  taken[#taken + 1] = entry[1]
+  taken[#taken + 1] = id
+  taken[#taken + 1] = attempt
+  taken[#taken + 1] = text
+  taken[#taken + 1] = size
+end
+
+-- 3. recover
+if cursor ~= '' and count > 0 then
+  local again = redis.call('XREADGROUP', 'GROUP', group, reader, 'COUNT', count, 'STREAMS', stream, cursor)
+  local entries = again and again[1][2] or {}
+  local ids, gone = {}, {}
+  for _, entry in ipairs(entries) do
+    if entry[2] then ids[#ids + 1] = entry[1] else gone[#gone + 1] = entry[1] end
+  end
+  -- Deleted from the stream while pending (retention): nothing to deliver, acked away.
+  if #gone > 0 then redis.call('XACK', stream, group, unpack(gone)) end
+  if #ids > 0 then
+    claim(reader, ids, 0, leaseIdle, 1, true)
+    for _, entry in ipairs(entries) do if entry[2] then add(entry, 1) end end
+  end
+end
+
+-- 4. look
+if look and count > got then
+  local expired = redis.call('XPENDING', stream, group, 'IDLE', base, '-', '+', count - got)
+  local live, deliveries = {}, {}
+  for _, row in ipairs(expired) do
+    if maxAttempts > 0 and row[4] >= maxAttempts then
+      dead[#dead + 1] = row[1]
+      dead[#dead + 1] = row[4]
+    else
+      live[#live + 1] = row[1]
+      deliveries[row[1]] = row[4]
+    end
+  end
+  if #live > 0 then
+    for _, entry in ipairs(claim(reader, live, base, leaseIdle)) do
+      if entry and entry[2] then
+        local _, _, _, size = fieldsOf(entry)
+        if fits(size) then
+          bytes = bytes + size
+          add(entry, deliveries[entry[1]] + 1)
+        else
+          -- Back as it was: visible now, its attempts as before this claim.
+          claim(holder, {entry[1]}, 0, base, deliveries[entry[1]], true)
+          visibleAt(now)
+        end
+      end
+    end
+  end
+end
+
+-- 5. room
+local want = count - got
+if overflow then want = 0 end
+if want > 0 and (cap > 0 or pendingLimit > 0) then
+  local summary = redis.call('XPENDING', stream, group)
+  if pendingLimit > 0 then want = math.min(want, pendingLimit - summary[1]) end
+  if cap > 0 then
+    local busy = ownRequests + math.ceil(got / batchSize)
+    for _, c in ipairs(summary[4] or {}) do
+      if c[1] ~= reader and c[1] ~= holder then busy = busy + math.ceil(tonumber(c[2]) / batchSize) end
+    end
+    room = math.max(0, cap - busy)
+    want = math.min(want, room * batchSize)
+  end
+  if want <= 0 then read = 4 end
+end
+
+-- 6. read
+if want > 0 and read == 0 then
+  local reply = redis.pcall('XREADGROUP', 'GROUP', group, reader, 'COUNT', want, 'STREAMS', stream, '>')
+  if type(reply) == 'table' and reply.err then
+    read = reply.err
+  else
+    local entries = reply and reply[1][2] or {}
+    local patterns = {}
+    for j = typesFrom, typesTo do
+      -- A glob as an anchored Lua pattern: magic characters escaped, each * as .*
+      local p = string.gsub(ARGV[j], '[%^%$%(%)%%%.%[%]%+%-%?]', '%%%0')
+      patterns[#patterns + 1] = '^' .. string.gsub(p, '%*', '.*') .. '$'
+    end
+    local function wanted(t)
+      if ntypes == 0 then return true end
+      if not t then return false end
+      for _, p in ipairs(patterns) do if string.find(t, p) then return true end end
+      return false
+    end
+    local kept, skipped, over = {}, {}, {}
+    for _, entry in ipairs(entries) do
+      local t, _, _, size = fieldsOf(entry)
+      if size > largest then largest = size end
+      if not wanted(t) then
+        skipped[#skipped + 1] = entry[1]
+      elseif (#kept == 0 and got == 0) or (not overflow and bytes + size <= budget) then
+        bytes = bytes + size
+        kept[#kept + 1] = entry
+      else
+        overflow = true
+        over[#over + 1] = entry[1]
+      end
+    end
+    if #kept > 0 then
+      local ids = {}
+      for _, entry in ipairs(kept) do
+        ids[#ids + 1] = entry[1]
+        add(entry, 1)
+      end
+      claim(reader, ids, 0, leaseIdle, nil, true)
+    end
+    if #skipped > 0 then
+      redis.call('XACK', stream, group, unpack(skipped))
+      filtered = #skipped
+    end
+    if #over > 0 then
+      claim(holder, over, 0, base, 0, true)
+      visibleAt(now)
+    end
+    if #entries == 0 then read = 1 elseif #entries < want then read = 2 else read = 3 end
+  end
+end
+if cover and got > 0 then visibleAt(now + visibility) end
+
+-- 7. schedule
+if retry ~= '' and earliest and not ending then redis.call('ZADD', due, 'LT', earliest, retry) end
+if wake ~= '' and read == 1 then
+  local score = redis.call('ZSCORE', due, wake)
+  if score and tonumber(score) <= now then redis.call('ZREM', due, wake) end
+end
+
+-- 8. pace
+if paceInterval > 0 and got > 0 then
+  local batches = math.ceil(got / batchSize)
+  paceAt = math.max(now, tonumber(redis.call('GET', pace) or '0'))
+  local next = paceAt + batches * paceInterval
+  redis.call('SET', pace, next, 'PX', math.ceil(next - now + 60000))
+end
+
+-- 9. end
+local nextAt = 0
+if ending then
+  local summary = redis.call('XPENDING', stream, group)
+  if retry ~= '' then
+    if summary[1] == 0 then
+      redis.call('ZREM', due, retry)
+    else
+      local oldest = 0
+      for _, row in ipairs(redis.call('XPENDING', stream, group, '-', '+', 1000)) do
+        if row[3] > oldest then oldest = row[3] end
+      end
+      nextAt = now + math.max(0, base - oldest)
+      redis.call('ZADD', due, nextAt, retry)
+    end
+  end
+  local holds = 0
+  for _, c in ipairs(summary[4] or {}) do if c[1] == reader then holds = tonumber(c[2]) end end
+  if holds == 0 then redis.call('XGROUP', 'DELCONSUMER', stream, group, reader) end
+end
+
+return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt}
+`;
