@@ -20,7 +20,7 @@
 
 import { Ratelimit } from "@upstash/ratelimit";
 import type { RateLimit } from "./api-keys.ts";
-import type { Db, Redis } from "./redis.ts";
+import type { Db } from "./redis.ts";
 
 export interface RateLimitResult {
   allowed: boolean;
@@ -30,30 +30,27 @@ export interface RateLimitResult {
   resetAt: number;
 }
 
-// One limiter per (client, prefix, limit, window) per isolate, so the ephemeral cache lives as
-// long as the isolate does.
-const limiters = new WeakMap<Redis, Map<string, Ratelimit>>();
+// A limiter is made per request (it holds the request's Redis client, metered per invocation),
+// but its ephemeral cache (who is blocked until when) is the isolate's: one Map per (prefix,
+// limit, window), so a key refused once is refused again without Redis for the rest of its window.
+const caches = new Map<string, Map<string, number>>();
 
 function limiterFor(db: Db, limit: RateLimit): Ratelimit {
-  let byConfig = limiters.get(db.redis);
-  if (!byConfig) {
-    byConfig = new Map();
-    limiters.set(db.redis, byConfig);
-  }
   const prefix = db.keys.rateLimitPrefix();
   const id = `${prefix} ${limit.requests} ${limit.windowMs}`;
-  let limiter = byConfig.get(id);
-  if (!limiter) {
-    limiter = new Ratelimit({
-      redis: db.redis,
-      limiter: Ratelimit.fixedWindow(limit.requests, `${limit.windowMs} ms`),
-      prefix,
-      timeout: 0,
-      analytics: false,
-    });
-    byConfig.set(id, limiter);
+  let cache = caches.get(id);
+  if (!cache) {
+    cache = new Map();
+    caches.set(id, cache);
   }
-  return limiter;
+  return new Ratelimit({
+    redis: db.redis,
+    limiter: Ratelimit.fixedWindow(limit.requests, `${limit.windowMs} ms`),
+    prefix,
+    timeout: 0,
+    analytics: false,
+    ephemeralCache: cache,
+  });
 }
 
 /** Counts one request of key `keyId` against its limit. */

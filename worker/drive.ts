@@ -171,6 +171,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
   const visibilityMs = visibilityFor(sub.timeoutMs);
   const target = Math.max(1, Math.min(sub.maxConcurrency, POST_SLOTS));
   const paceMs = sub.maxRequestsPerSecond === null ? 0 : 1000 / sub.maxRequestsPerSecond;
+  const maxPaced = Math.max(1, Math.floor(sub.timeoutMs / Math.max(1, paceMs)));
   const endpoint: Endpoint = {
     channel: sub.channel,
     subscription: sub.name,
@@ -306,7 +307,9 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
     }
     const wants = !stop && end === null && (reading || look);
     if (wants && !taking && buffer.length === 0 && sending <= target / 2) {
-      const batches = target * 2 - sending;
+      // Twice the free requests' worth: what is not sent at once waits for one of them to end. A
+      // paced subscription takes no more than it may start within one timeout.
+      const batches = Math.min(target * 2 - sending, paceMs > 0 ? maxPaced : Infinity);
       // The take's round trip, and a POST per batch it may bring.
       const fit = Math.min(batches, meter.left - 1);
       if (fit < 1 || !meter.allows(now, 2)) stopTaking("budget");
@@ -380,10 +383,12 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
         if (stops(outcome)) reading = false;
         break;
       }
-      case "unsent":
+      case "unsent": {
         sending--;
-        run = giveBack(run, event.batch.entries, at);
+        const stop = run.progress.stop;
+        run = giveBack(run, event.batch.entries, stop?.kind === "backoff" ? stop.at : at);
         break;
+      }
       case "failed":
         if (event.during === "take") taking = false;
         else sending--;
