@@ -61,6 +61,7 @@ import {
   giveBack,
   nothingOwed,
   type Owed,
+  owedBoth,
   type Run,
   refusedDeadLetters,
   settle,
@@ -96,9 +97,18 @@ export interface Job {
 /**
  * How a run ended: idle (nothing more to read), busy (other deliverers hold the cap), full (the
  * group's pending limit), budget (the invocation's), backoff (its endpoint failed), gone (410:
- * paused), lost (the group is gone: the caller finds out why).
+ * paused), error (a bug or an outage: logged; it ends as well as it can and is due again), lost
+ * (the group is gone: the caller finds out why).
  */
-export type End = "idle" | "busy" | "full" | "budget" | "backoff" | "gone" | "lost";
+export type End =
+  | "idle"
+  | "busy"
+  | "full"
+  | "budget"
+  | "backoff"
+  | "gone"
+  | "error"
+  | "lost";
 
 export interface Driven {
   tally: Tally;
@@ -214,6 +224,8 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
       const result = await takeOnce(owed, req, now);
       mail.post({ kind: "taken", result, count, looked: looking, sentAt: now });
     } catch (e) {
+      // Refused, nothing of it ran: what it carried is still owed, for the run's end.
+      run = { ...run, owed: owedBoth(owed, run.owed) };
       mail.post({ kind: "failed", error: e, during: "take" });
     }
   };
@@ -396,7 +408,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
         else {
           error ??= event.error instanceof Error ? event.error.message : String(event.error);
           console.error(`delivery to ${unitName(unit)} failed:`, event.error);
-          stopTaking("lost");
+          stopTaking("error");
         }
         break;
     }
@@ -475,6 +487,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
   //   full     nothing new read for one base delay: retries must make room first
   //   budget   still due, at the back of the schedule (ZADD XX: only while it is there); with a
   //            queue `graceMs` later: the queue's task carries on, a cron pass only if it is lost
+  //   error    the same: tried again (by the queue one base delay later)
   //   gone     nothing scheduled: the subscription is paused until resumed
   function scheduleAfter(kind: End, now: number) {
     const due = db.keys.due();
@@ -497,6 +510,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
           { add: (p: Pipeline) => p.zadd(due, { score: now + config.retryBaseMs, member: wake }) },
         ];
       case "budget":
+      case "error":
         return [
           {
             add: (p: Pipeline) =>
@@ -516,6 +530,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
     const stop = run.progress.stop;
     const wants = [
       kind === "budget" ? now : null,
+      kind === "error" ? now + config.retryBaseMs : null,
       kind === "full" ? now + config.retryBaseMs : null,
       stop?.kind === "backoff" ? stop.at : null,
       kind === "gone" ? null : retryAt,

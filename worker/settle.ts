@@ -62,6 +62,14 @@ export interface Run {
 
 export const nothingOwed = (): Owed => ({ ack: [], nack: [], dead: [], records: [] });
 
+/** What is owed in all, `a` before `b`. */
+export const owedBoth = (a: Owed, b: Owed): Owed => ({
+  ack: [...a.ack, ...b.ack],
+  nack: [...a.nack, ...b.nack],
+  dead: [...a.dead, ...b.dead],
+  records: [...a.records, ...b.records],
+});
+
 export const startRun = (): Run => ({
   owed: nothingOwed(),
   progress: {

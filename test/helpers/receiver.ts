@@ -80,6 +80,8 @@ export interface TestReceiver {
   setSecret(secret: string | null): void;
   /** How to answer from now on; default: 204. Called per request, may be async. */
   respond(reply: Reply | ((req: ReceivedRequest) => Reply | Promise<Reply>)): void;
+  /** The most requests it had in flight at once (from arrival until answered or cut). */
+  maxInFlight(): number;
   /** Resolves when predicate(this) is true (polls every 10 ms); rejects with what was received so far after timeoutMs (default 10 s). */
   waitFor(predicate: (r: TestReceiver) => boolean, timeoutMs?: number): Promise<void>;
   /** Closes the server and every open socket, those held by a delayMs reply included. */
@@ -89,8 +91,14 @@ export interface TestReceiver {
 const POLL_MS = 10;
 const DEFAULT_WAIT_MS = 10_000;
 
+/** Counts requests in flight across servers (receivers and the bridge: test/helpers/gauge.ts). */
+export interface Gauge {
+  enter(): void;
+  leave(): void;
+}
+
 export async function startReceiver(
-  options: { secret?: string | null; path?: string } = {},
+  options: { secret?: string | null; path?: string; gauge?: Gauge } = {},
 ): Promise<TestReceiver> {
   const hookPath = options.path ?? "/hook";
   let secret = options.secret ?? null;
@@ -101,6 +109,8 @@ export async function startReceiver(
   const held = new Set<() => void>();
   /** Set by close(): the sockets it destroys are not senders hanging up. */
   let closing = false;
+  let inFlight = 0;
+  let mostInFlight = 0;
 
   function hold(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -115,6 +125,18 @@ export async function startReceiver(
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    inFlight++;
+    mostInFlight = Math.max(mostInFlight, inFlight);
+    options.gauge?.enter();
+    try {
+      await answer(req, res);
+    } finally {
+      inFlight--;
+      options.gauge?.leave();
+    }
+  }
+
+  async function answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const at = Date.now();
     const raw = await text(req);
     const headers = flatHeaders(req);
@@ -186,6 +208,7 @@ export async function startReceiver(
     messages: () => requests.flatMap(messagesOf),
     acceptedIds: () => requests.filter((r) => !r.senderGone).flatMap(answeredYes),
     answeredIds: () => requests.flatMap(answeredYes),
+    maxInFlight: () => mostInFlight,
     setSecret: (next) => {
       secret = next;
     },

@@ -4,8 +4,8 @@ import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import {
   deliverUntil,
   gate,
-  leaseTtl,
   pendingIds,
+  retryDueAt,
   settled,
   until,
   wakeDueAt,
@@ -20,8 +20,7 @@ import {
   subscribe,
 } from "../helpers/subscriptions.ts";
 
-// The kick is on (as in production); a short pass budget keeps leases short (budget + the
-// subscription's timeout + 5 s), so a dead pass's lease expires within the test.
+// The kick is on (as in production); a short pass budget, so that a pass ends within a test.
 let stack: Stack;
 let receiver: TestReceiver;
 let channel: string;
@@ -63,44 +62,36 @@ describe("the kick after a publish", () => {
     });
     const [first] = await publish(stack, channel, [{ data: "first" }]);
     await receiver.waitFor((r) => r.requests.length === 1);
-    // The subscription is busy: this publish finds its wake member and kicks nobody.
+    // While the first request is in flight: its deliverer takes it, or another it woke.
     const [second] = await publish(stack, channel, [{ data: "second" }]);
+    await receiver.waitFor((r) => r.requests.length === 2, 5000);
     published.open();
     await receiver.waitFor((r) => r.acceptedIds().length === 2, 5000);
-    expect(receiver.acceptedIds()).toEqual([first, second]);
+    expect(new Set(receiver.acceptedIds())).toEqual(new Set([first, second]));
     expect(receiver.requests).toHaveLength(2);
     await until("both are acked", async () => (await pending()) === 0);
   });
 
-  it("keeps the wake member while it delivers what its close found, so a deliverer that dies then leaves that message due", async () => {
-    await subscribe(stack, channel, { name: "sub", url: receiver.url });
-    const published = gate();
-    receiver.respond(async (req) => {
-      if (req.n > 1) return { status: 204, delayMs: 60_000 }; // held until the Worker is killed
-      await published.opened;
-      return { status: 204 };
-    });
-    await publish(stack, channel, [{ data: "first" }]);
+  it("keeps messages whose deliverers die covered, and delivers them again", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, timeoutMs: 500 });
+    receiver.respond({ status: 204, delayMs: 60_000 }); // held until the Worker is killed
+    const [first] = await publish(stack, channel, [{ data: "first" }]);
     await receiver.waitFor((r) => r.requests.length === 1);
     const [second] = await publish(stack, channel, [{ data: "second" }]);
-    published.open();
-    // The visit's close acks the first and finds the second: it keeps delivering.
     await receiver.waitFor((r) => r.requests.length === 2);
-    expect(receiver.requests[1]!.body?.messages.map((m) => m.id)).toEqual([second]);
-    expect(await wakeDueAt(stack, channel, "sub")).not.toBeNull();
-
-    await stack.restartWorker(); // the deliverer dies while it sends the second
-    expect(await pendingIds(stack, channel, "sub")).toEqual([second]);
-    // Its lease would expire (the next test waits for that); here it is let go at once.
-    await stack.redis.del(stack.keys.lease(channel, "sub"));
+    await stack.restartWorker(); // its deliverers die with both requests in flight
+    expect(await pendingIds(stack, channel, "sub")).toEqual([first, second]);
+    // Both are covered by the schedule: looked at again once their visibility runs out.
+    expect(await retryDueAt(stack, channel, "sub")).not.toBeNull();
     receiver.respond({ status: 204 });
     await deliverUntil(
       stack,
       channel,
-      async () => receiver.acceptedIds().includes(second!) && (await pending()) === 0,
-      "the second is delivered again and acked",
+      async () => new Set(receiver.acceptedIds()).size === 2 && (await pending()) === 0,
+      "both delivered again and acked",
+      { timeoutMs: 10_000 },
     );
-  });
+  }, 20_000);
 
   it("wakes no paused subscriber, so its kick delivers nothing to it", async () => {
     const active = await startReceiver();
@@ -112,12 +103,11 @@ describe("the kick after a publish", () => {
       // The kick ran: the active subscriber has the message.
       await active.waitFor((r) => r.acceptedIds().length === 1);
       expect(active.acceptedIds()).toEqual([id]);
-      // Every visit the kick made is over: a kicked subscriber keeps its wake member and lease
-      // until its visit ends.
+      // Every visit the kick made is over: a kicked subscriber keeps its wake member and its
+      // reader until its run ends.
       await until("the kick's visits are over", async () => {
         const quiet = await settled(stack, channel, "active");
-        const pausedLease = await stack.redis.exists(stack.keys.lease(channel, "paused"));
-        return quiet && pausedLease === 0 && (await wakeDueAt(stack, channel, "paused")) === null;
+        return quiet && (await wakeDueAt(stack, channel, "paused")) === null;
       });
       expect(receiver.requests).toEqual([]);
       const view = await getSubscription(stack, channel, "paused");
@@ -129,7 +119,7 @@ describe("the kick after a publish", () => {
 });
 
 describe("overlapping passes", () => {
-  it("never send the same message twice nor out of order", async () => {
+  it("never send the same message twice, each request's messages in stream order", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 5 });
     receiver.respond({ status: 204, delayMs: 30 });
     const ids = await publish(
@@ -144,51 +134,74 @@ describe("overlapping passes", () => {
       worker.scheduled({ cron: "* * * * *" }),
       runPass(stack),
     ]);
-    // Every deliverer holds the lease while it sends: once nobody holds it and nothing is left,
-    // any duplicate has been sent.
+    // Every deliverer holds its reader while it sends: once no reader is left and nothing is
+    // pending, any duplicate has been sent.
     await until("all delivered, nobody delivering", () => settled(stack, channel, "sub"));
     expect(receiver.requests.every((r) => r.status === 204)).toBe(true);
+    expect([...countBy(receiver.messages().map((m) => m.id)).values()]).toEqual(ids.map(() => 1));
+    for (const r of receiver.requests) {
+      const batch = r.body!.messages.map((m) => m.id);
+      expect(batch).toEqual(ids.filter((id) => batch.includes(id)));
+    }
+  });
+
+  it("with maxConcurrency 1, have one request in flight at a time, in stream order", async () => {
+    await subscribe(stack, channel, {
+      name: "sub",
+      url: receiver.url,
+      batchSize: 5,
+      maxConcurrency: 1,
+    });
+    receiver.respond({ status: 204, delayMs: 30 });
+    const ids = await publish(
+      stack,
+      channel,
+      Array.from({ length: 60 }, (_, i) => ({ data: i })),
+    );
+    const worker = stack.harness.getWorker();
+    await Promise.all([
+      runPass(stack),
+      runPass(stack),
+      worker.scheduled({ cron: "* * * * *" }),
+      runPass(stack),
+    ]);
+    await until("all delivered, nobody delivering", () => settled(stack, channel, "sub"));
+    expect(receiver.maxInFlight()).toBe(1);
     expect(receiver.messages().map((m) => m.id)).toEqual(ids);
   });
 });
 
-describe("a pass that dies after the POST and before the XACK", () => {
-  it("leads to redelivery once its lease expires, and not before", async () => {
+describe("a deliverer that dies after the POST and before the ack", () => {
+  it("leads to redelivery once its visibility timeout runs out, and not before", async () => {
+    // visibility = 2 x timeoutMs + 5 s (worker/drive.ts)
     await subscribe(stack, channel, { name: "sub", url: receiver.url, timeoutMs: 1000 });
     receiver.respond({ status: 204, delayMs: 60_000 }); // held until the Worker is killed
     const [id] = await publish(stack, channel, [{ data: "once at least" }]);
     await receiver.waitFor((r) => r.requests.length === 1);
-    await stack.restartWorker(); // the Worker dies holding the lease, the message unacked
+    const sentAt = receiver.requests[0]!.at;
+    await stack.restartWorker(); // the Worker dies, the message unacked
     expect(await pendingIds(stack, channel, "sub")).toEqual([id]);
     receiver.respond({ status: 204 });
 
-    const lease = stack.keys.lease(channel, "sub");
-    const holder = await stack.redis.get(lease);
-    const ttl = await leaseTtl(stack, channel, "sub");
-    expect(ttl).toBeGreaterThan(0);
-    await runPass(stack); // the subscription is due, but the dead deliverer's lease holds it
+    await runPass(stack); // due (the retry member covers it), but its visibility holds it
     expect(receiver.requests).toHaveLength(1);
-    expect(await stack.redis.get(lease)).toBe(holder);
 
-    await until(
-      "the lease expired",
-      async () => (await leaseTtl(stack, channel, "sub")) < 0,
-      ttl + 2000,
-    );
     await deliverUntil(
       stack,
       channel,
       async () => (await pending()) === 0,
       "redelivered and acked",
+      { timeoutMs: 15_000 },
     );
     expect(receiver.messages().map((m) => [m.id, m.attempt])).toEqual([
       [id, 1],
       [id, 2],
     ]);
+    expect(receiver.requests[1]!.at - sentAt).toBeGreaterThanOrEqual(2 * 1000 + 5000 - 100);
     // The first answer went to a dead Worker: only the second was heard.
     expect(receiver.requests[0]!.senderGone).toBe(true);
     expect(receiver.acceptedIds()).toEqual([id]);
-  }, 20_000);
+  }, 25_000);
 });
 
 describe("a consumer group that vanished", () => {
