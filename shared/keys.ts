@@ -36,11 +36,8 @@
 //                                 <sub>:lastSuccessAt, <sub>:lastAckedId,
 //                                 <sub>:deadLettersExpired, <sub>:deadLettersDropped (dead letters
 //                                 trimmed for age, for count; HINCRBY), <sub>:failingSince (the
-//                                 first failure after a success), <sub>:disabledAt,
-//                                 <sub>:lastWrite:<h> (the id of the last report that wrote
-//                                 attempts or counters from a reader whose name starts with hex
-//                                 digit h: 16 per subscription; a repeat after a lost reply
-//                                 writes them once, see lua/attempt-writes.ts). Worker only;
+//                                 first failure after a success), <sub>:disabledAt. Worker only
+//                                 (a deliverer's report, lua/report.ts);
 //                                 and <sub>:expired, <sub>:lastExpiredAt (messages trimmed before
 //                                 it acknowledged them), written by publish's trim step
 // {p}:metrics:<ch>        HASH    delivery counters for GET /v1/metrics, one field per fact,
@@ -78,6 +75,9 @@
 // {p}:idem:<ch>:<key>     STRING  the ids a publish with Idempotency-Key got, EX 24 h; publish
 //                                 writes. Not indexed per channel: deleting a channel finds them
 //                                 with SCAN MATCH `idempotencyPattern` (names hold no glob characters)
+// {p}:written:<id>        STRING  what the report of deliverer run <id> answered, EX 5 min: the
+//                                 report's repeat after a lost reply finds it and writes nothing
+//                                 twice (lua/report.ts)
 // {p}:health              STRING  the time (ms) of the last GET /health, PX 60 s: its write probe,
 //                                 whose refusal says the database is full (storage.ts)
 // {p}:apikeys             HASH    <SHA-256 of a key's secret, hex> -> the key's JSON (id, name,
@@ -117,6 +117,7 @@ export function createKeys(prefix: string) {
     idempotency: (channel: string, key: string) => `${prefix}:idem:${channel}:${key}`,
     /** SCAN MATCH pattern of every idempotency key of a channel. */
     idempotencyPattern: (channel: string) => `${prefix}:idem:${channel}:*`,
+    written: (id: string) => `${prefix}:written:${id}`,
     health: () => `${prefix}:health`,
     apiKeys: () => `${prefix}:apikeys`,
     /** The prefix @upstash/ratelimit puts before "<key id>:<window>" (see the header). */
@@ -144,18 +145,6 @@ export type StateFact =
 
 /** A field of {p}:state:<ch>. */
 export const stateField = (sub: string, fact: StateFact) => `${sub}:${fact}`;
-
-/**
- * The state field marking a report's attempt writes done, one per first hex digit of its
- * reader's name (hex, random: shared/engine/queue.ts): another deliverer's report writes its own
- * 15 times in 16, so a repeat after a lost reply still finds its mark (lua/attempt-writes.ts).
- */
-export const writeMarkField = (sub: string, reader: string) =>
-  `${sub}:lastWrite:${reader.charAt(0).toLowerCase()}`;
-
-/** Every write mark field of a subscription: what deleting it removes. */
-export const writeMarkFields = (sub: string) =>
-  [..."0123456789abcdef"].map((digit) => writeMarkField(sub, digit));
 
 /** A field of {p}:metrics:<ch>: `attempts:<result>`, `latency:<le>`, `latencyMs`, `deadLettered`. */
 export const metricsField = (sub: string, counter: string) => `${sub}:${counter}`;

@@ -17,7 +17,6 @@ import {
   type Unit,
   type UnitKind,
   wakeMember,
-  writeMarkFields,
 } from "./keys.ts";
 import { SUBSCRIBE_LUA } from "./lua/subscribe.ts";
 import { UNSUBSCRIBE_LUA } from "./lua/unsubscribe.ts";
@@ -181,10 +180,7 @@ export async function saveSubscription(
 export async function deleteSubscription(db: Db, sub: Subscription) {
   const { keys } = db;
   const { channel, name } = sub;
-  const stateFields = [
-    ...STATE_FACTS.map((fact) => stateField(name, fact)),
-    ...writeMarkFields(name),
-  ];
+  const stateFields = STATE_FACTS.map((fact) => stateField(name, fact));
   const metricsFields = counterFields(name);
   // Safe to repeat: a repeat finds nothing (0), which the route answers like a delete, 204.
   const deleted = await runScript(

@@ -100,15 +100,7 @@ export interface Job {
  * paused), error (a bug or an outage: logged; it ends as well as it can and is due again), lost
  * (the group is gone: the caller finds out why).
  */
-export type End =
-  | "idle"
-  | "busy"
-  | "full"
-  | "budget"
-  | "backoff"
-  | "gone"
-  | "error"
-  | "lost";
+export type End = "idle" | "busy" | "full" | "budget" | "backoff" | "gone" | "error" | "lost";
 
 export interface Driven {
   tally: Tally;
@@ -443,9 +435,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
         disableAfterMs: config.disableAfterMs,
         wasFailing: job.wasFailing,
         pause: kind === "gone",
-        repeat: false,
-        writeId: crypto.randomUUID(),
-        reader,
+        writeId: reader,
       };
       const after = scheduleAfter(kind, now);
       // The report before the take that lets the reader go: once the reader is gone from the
@@ -466,8 +456,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
       } catch (e) {
         if (!isOutcomeUnknown(e)) throw e;
         await recordAgain(db, sub, owed.records);
-        const again = reportCall(db, sub, { ...report, repeat: true });
-        health = replyValue((await sendBatch(db.redis, [again]))[0]);
+        health = replyValue((await sendBatch(db.redis, [reportCall(db, sub, report)]))[0]);
         ended = await take(db.redis, db, q, req);
         if (after.length > 0) await sendBatch(db.redis, after);
       }

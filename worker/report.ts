@@ -6,9 +6,9 @@
 //   records       1 XADD per request (NOMKSTREAM, MAXLEN ~)  again through lua/record.ts, which
 //                                                           appends only those the log does not
 //                                                           end with yet (recordAgain)
-//   report        lua/report.ts: counters, delivery state,  again with `repeat`: the counters and
-//                 health, pause on 410                     the failure count only if the run's
-//                                                           mark does not hold its write id yet
+//   report        lua/report.ts: counters, delivery state,  again: a repeat finds what the first
+//                 health, pause on 410                     run answered ({p}:written:<id>) and
+//                                                           writes nothing
 
 import {
   ATTEMPT_LOG_LENGTH,
@@ -16,13 +16,7 @@ import {
   recordEntry,
   recordValues,
 } from "../shared/attempt-log.ts";
-import {
-  metricsField,
-  pausedField,
-  type StateFact,
-  stateField,
-  writeMarkField,
-} from "../shared/keys.ts";
+import { metricsField, pausedField, type StateFact, stateField } from "../shared/keys.ts";
 import { RECORD_LUA } from "../shared/lua/record.ts";
 import { REPORT_LUA } from "../shared/lua/report.ts";
 import { asNumber, type Call, type Db, runScript } from "../shared/redis.ts";
@@ -59,31 +53,24 @@ export interface ReportInput {
   wasFailing: boolean;
   /** 410 Gone: pause the subscription. */
   pause: boolean;
-  /** A repeat after a lost reply. */
-  repeat: boolean;
-  /** The run's write id ("" when it has no counters) and its reader, whose name picks the mark. */
+  /** The run's own id: a repeat of its report writes nothing twice. */
   writeId: string;
-  reader: string;
 }
 
-/** The run's report as one call of a batch; its reply read with healthOf. */
+/** The run's report as one call of a batch; its reply read with healthOf. Safe to repeat. */
 export function reportCall(db: Db, sub: Subscription, r: ReportInput): Call {
   const field = (fact: StateFact) => stateField(sub.name, fact);
   const { set, increment } = stateWrites(r.state, field);
   const counts = counterIncrements(r.state.counts, (c) => metricsField(sub.name, c));
-  const marker = writeMarkField(sub.name, r.reader);
-  const id = counts.length > 0 ? r.writeId : "";
-  if (id !== "") set[marker] = id;
   const keys = [
     db.keys.subscriptions(sub.channel),
     db.keys.state(sub.channel),
     db.keys.metrics(sub.channel),
-    db.keys.attempts(sub.channel, sub.name),
+    db.keys.written(r.writeId),
   ];
   const args = [
     sub.name,
     sub.id,
-    r.repeat ? "1" : "0",
     field("failures"),
     String(increment),
     field("failingSince"),
@@ -93,10 +80,6 @@ export function reportCall(db: Db, sub: Subscription, r: ReportInput): Call {
     pausedField(sub.name),
     r.wasFailing && r.state.success ? "1" : "0",
     r.pause ? "1" : "0",
-    // The attempt writes' segment: the write id, its mark, no records, the counters.
-    id,
-    marker,
-    "0",
     String(counts.length / 2),
     ...counts,
     ...Object.entries(set).flat(),

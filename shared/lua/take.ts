@@ -15,8 +15,8 @@
 //               makes them visible again in `visibleIn` ms (JUSTID: no attempt counted), and
 //               RETRYCOUNT when given (entries taken but never sent go back to what they were)
 //   3. recover  after a take whose reply was lost: the entries this reader holds after `cursor`
-//               can only be that take's fresh reads (a reader is one deliverer's), read again and
-//               leased anew, at attempt 1
+//               (the last it read before) can only be that take's (a reader is one deliverer's):
+//               taken again as it left them, their attempts as they were
 //   4. look     entries whose visibility ran out (XPENDING IDLE base), oldest first: those with
 //               maxAttempts deliveries are reported dead (the caller parks them), the rest claimed
 //               (XCLAIM min-idle base: only if still visible; the attempt is counted), within the
@@ -54,7 +54,7 @@
 // room, or Upstash's refusal text; paceAt the first slot's time (0 none); room the requests the
 // cap leaves (-1 no cap); nextAt the retry member's time an end set (0: none pending).
 //
-// Cost: 1 EVALSHA, + 1 XACK (+1 XDEL) with acks, + 1 XCLAIM per nack group, + 1 XREADGROUP
+// Cost: 1 EVALSHA, + 1 XACK (+1 XDEL) with acks, + 1 XCLAIM per nack group, + 1 XPENDING
 // (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, + 1 XPENDING with a cap or limit,
 // + 1 XREADGROUP (+1 XCLAIM lease, +1 XACK types, +1 XCLAIM give-back) reading, + 1 ZADD with
 // something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
@@ -152,18 +152,21 @@ end
 
 -- 3. recover
 if cursor ~= '' and count > 0 then
-  local again = redis.call('XREADGROUP', 'GROUP', group, reader, 'COUNT', count, 'STREAMS', stream, cursor)
-  local entries = again and again[1][2] or {}
-  local ids, gone = {}, {}
-  for _, entry in ipairs(entries) do
-    if entry[2] then ids[#ids + 1] = entry[1] else gone[#gone + 1] = entry[1] end
+  -- In order, a run of equal delivery counts at a time: each kept as the lost take left it.
+  local run, runCount = {}, nil
+  local function recovered()
+    if #run == 0 then return end
+    for _, entry in ipairs(claim(reader, run, 0, leaseIdle, runCount, false)) do
+      if entry and entry[2] then add(entry, runCount) end
+    end
+    run = {}
   end
-  -- Deleted from the stream while pending (retention): nothing to deliver, acked away.
-  if #gone > 0 then redis.call('XACK', stream, group, unpack(gone)) end
-  if #ids > 0 then
-    claim(reader, ids, 0, leaseIdle, 1, true)
-    for _, entry in ipairs(entries) do if entry[2] then add(entry, 1) end end
+  for _, row in ipairs(redis.call('XPENDING', stream, group, '(' .. cursor, '+', count, reader)) do
+    if row[4] ~= runCount then recovered() end
+    runCount = row[4]
+    run[#run + 1] = row[1]
   end
+  recovered()
 end
 
 -- 4. look

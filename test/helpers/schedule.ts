@@ -105,28 +105,37 @@ export async function pendingIds(stack: Stack, channel: string, sub: string): Pr
 }
 
 /**
+ * No deliverer of the subscription is left at work: its group has no reader but the waiting room
+ * (a deliverer's reader is deleted by its run's last write, after its report).
+ */
+export async function runsOver(stack: Stack, channel: string, sub: string): Promise<boolean> {
+  const group = await groupOf(stack, channel, sub);
+  const consumers = (await (
+    stack.redis.xinfo("CONSUMERS", stack.keys.channel(channel), group) as Promise<unknown[][]>
+  ).catch(() => [])) as unknown[][];
+  return consumers.every((c) => c[1] === WAITING_ROOM);
+}
+
+/**
  * Nobody is delivering to the subscription and nothing is left to deliver: no due member, nothing
- * pending, nothing unread, and no reader left in its group (a deliverer's reader is deleted by
- * its run's last write, after its report). Every deliverer holds its reader while it sends, so
- * once this holds, a duplicate that was going to be sent has been sent.
+ * pending, nothing unread, and no deliverer at work (runsOver). Every deliverer holds its reader
+ * while it sends, so once this holds, a duplicate that was going to be sent has been sent.
  */
 export async function settled(stack: Stack, channel: string, sub: string): Promise<boolean> {
   const unit = mainUnit(channel, sub);
   const group = await groupOf(stack, channel, sub);
-  const stream = stack.keys.channel(channel);
-  const [wake, retry, groups, consumers] = await Promise.all([
+  const [wake, retry, groups, over] = await Promise.all([
     stack.redis.zscore(stack.keys.due(), wakeMember(unit)),
     stack.redis.zscore(stack.keys.due(), retryMember(unit)),
-    stack.redis.xinfo("GROUPS", stream) as Promise<unknown[][]>,
-    (stack.redis.xinfo("CONSUMERS", stream, group) as Promise<unknown[][]>).catch(() => []),
+    stack.redis.xinfo("GROUPS", stack.keys.channel(channel)) as Promise<unknown[][]>,
+    runsOver(stack, channel, sub),
   ]);
   const info = groups.find((g) => g[1] === group);
   if (!info) return false;
   // lag is null while Redis cannot tell (after a replay moved the cursor): not known to be 0.
   const field = (name: string) => info[info.indexOf(name) + 1];
   const caughtUp = field("pending") === 0 && field("lag") === 0;
-  const readers = consumers.filter((c) => c[1] !== WAITING_ROOM);
-  return wake === null && retry === null && caughtUp && readers.length === 0;
+  return wake === null && retry === null && caughtUp && over;
 }
 
 /** One pass (POST /v1/deliver), with when it started and ended by the Worker's clock (ms). */
