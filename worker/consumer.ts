@@ -2,9 +2,11 @@
 // names (dispatch.ts), all at once (the queue, not a fixed number, decides how many invocations
 // run side by side), under its own budget, and tells the queue what became of each task:
 //
-//   visited, not due, gone          ack (a stale or duplicate task costs a few Redis commands)
+//   visited, nothing scheduled, gone  ack (a stale or duplicate task costs a few Redis commands)
 //   due within EARLY_WAIT_MS        waited for here, then visited: a retry's delay is sent in
 //                                   whole seconds rounded down (dispatch.ts), so it comes early
+//   due later                       retry when it is due: what a deliverer that died had taken
+//                                   is visible again then, and nobody else may come for it
 //   no budget left here             retry at once, in another invocation
 //   the visit failed (an outage)    retry later, with backoff; the queue's own retries end at
 //                                   max_retries, and the cron finds whatever is still due
@@ -17,7 +19,7 @@
 
 import { unitName } from "../shared/keys.ts";
 import { unitsOf } from "../shared/subscriptions.ts";
-import { asTask, type DeliveryTask } from "./dispatch.ts";
+import { asTask, type DeliveryTask, MAX_DELAY_SECONDS } from "./dispatch.ts";
 import { visitAll, type Worker } from "./pass.ts";
 import { type Loaded, load, type UnitSchedule, wakesBetween } from "./schedule.ts";
 import { HANDOVER_GRACE_MS, type Visited } from "./visit.ts";
@@ -100,8 +102,9 @@ export async function consume(w: Worker, messages: readonly TaskMessage[]): Prom
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONSUMER_CONCURRENCY, early.length) }, whenDue));
+  const settledAt = w.clock();
   work.forEach(({ messages: ms }, i) => {
-    for (const m of ms) settle(m, visited[i]!);
+    for (const m of ms) settle(m, visited[i]!, settledAt);
   });
 }
 
@@ -189,8 +192,11 @@ function carryOn(l: Loaded, now: number): Loaded {
 // Backoff of a task whose visit failed: 5 s, 10 s, 20 s... (the queue's attempts count from 1).
 const failedDelaySeconds = (attempts: number) => Math.min(300, 5 * 2 ** (attempts - 1));
 
-function settle(message: TaskMessage, visited: Visited): void {
-  if (visited.kind === "no-budget") {
+function settle(message: TaskMessage, visited: Visited, now: number): void {
+  const later = visited.kind === "not-due" && visited.at !== null ? visited.at - now : 0;
+  if (later > 0 && later <= MAX_DELAY_SECONDS * 1000) {
+    message.retry({ delaySeconds: Math.ceil(later / 1000) });
+  } else if (visited.kind === "no-budget") {
     message.retry();
   } else if (visited.kind === "visited" && visited.summary.error !== undefined) {
     message.retry({ delaySeconds: failedDelaySeconds(message.attempts) });

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CLOSE_LUA } from "../../shared/lua/close.ts";
-import { FINISH_LUA } from "../../shared/lua/finish.ts";
+import { REPORT_LUA } from "../../shared/lua/report.ts";
 import { injectedDuring, loadScripts, runsScript } from "../helpers/faults.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
@@ -143,14 +142,14 @@ describe("dead letters", () => {
 });
 
 describe("a lost reply", () => {
-  it("on the finish that records a failure: counted once, its event raised once", async () => {
+  it("on the report that records a failure: counted once, its event raised once", async () => {
     await loadScripts(stack);
     await subscribe(stack, channel, { name: "hook", url: receiver.url });
     receiver.respond({ status: 500 });
     await publish(stack, channel, [{ data: 1 }]);
     stack.bridge.faults.add({
       kind: "drop-reply",
-      match: runsScript(FINISH_LUA, stack.keys.channel(channel)),
+      match: runsScript(REPORT_LUA, stack.keys.state(channel)),
       times: 1,
     });
     const injected = await injectedDuring(stack, () => runPass(stack));
@@ -159,7 +158,7 @@ describe("a lost reply", () => {
     expect(await types()).toEqual(["subscription.failing"]);
   });
 
-  it("on the close that records the recovery: the endpoint is healthy, and never reported twice", async () => {
+  it("on the report that records the recovery: the endpoint is healthy, and never reported twice", async () => {
     await loadScripts(stack);
     await subscribe(stack, channel, { name: "hook", url: receiver.url });
     receiver.respond((req) => ({ status: req.n === 1 ? 500 : 204 }));
@@ -168,7 +167,7 @@ describe("a lost reply", () => {
     expect((await sub()).status).toBe("failing");
     stack.bridge.faults.add({
       kind: "drop-reply",
-      match: runsScript(CLOSE_LUA, stack.keys.channel(channel)),
+      match: runsScript(REPORT_LUA, stack.keys.state(channel)),
       times: 1,
     });
     await deliverUntil(stack, channel, () => receiver.acceptedIds().length === 1, "delivered");
