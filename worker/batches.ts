@@ -2,10 +2,9 @@
 // as by count: a Worker has 128 MB, Upstash refuses requests over 10 MB, and a receiver's body
 // limit is usually a few MB.
 //
-//   takeCount     how many entries the next take may ask for: `batches` requests' worth, never
-//                 more than the run's share of memory if every entry were as large as the largest
-//                 seen so far (or as MAX_MESSAGE_BYTES allows, before any); the take itself stops
-//                 at that byte budget whatever the entries' sizes (lua/take.ts)
+//   readBytesFor  what one run's takes may hold: its share of the invocation's memory (a take
+//                 reads in slices sized by the largest entry seen, and stops at that budget
+//                 whatever the entries' sizes: lua/take.ts)
 //   cutBatches    POST bodies of up to batchSize messages and MAX_BATCH_BYTES; a message larger
 //                 than that alone goes as a batch of one, so no message is ever stuck for size
 
@@ -19,22 +18,6 @@ export const READ_MEMORY = 48 * 1024 * 1024;
 /** What one deliverer's takes may hold when `concurrency` deliverers run at once. */
 export const readBytesFor = (concurrency: number) =>
   Math.floor(READ_MEMORY / Math.max(1, concurrency));
-
-export interface TakeLimits {
-  batchSize: number;
-  /** Requests' worth to take. */
-  batches: number;
-  /** The largest entry seen so far in this run, or the largest a message may be. */
-  largestBytes: number;
-  /** Bytes the take may hold (readBytesFor). */
-  readBytes: number;
-}
-
-/** How many entries the next take may ask for; at least 1. */
-export function takeCount(l: TakeLimits): number {
-  const byBytes = Math.floor(l.readBytes / Math.max(1, l.largestBytes));
-  return Math.max(1, Math.min(l.batchSize * l.batches, byBytes));
-}
 
 // The body's JSON around the messages: {"channel":...,"subscription":...,"messages":[...]}.
 const BODY_BYTES = 300;

@@ -1,28 +1,28 @@
 // Push: a policy on the delivery engine (shared/engine/). One deliverer run drives one unit of a
 // subscription (its group on the channel, or on its redrive stream) in one invocation, as a
-// reader of its own (newReader), with up to `target` requests in flight:
+// reader of its own, with up to `target` requests in flight:
 //
-//   take     one round trip (flush): what the run owes Redis (acks, nacks at their retry time,
-//            dead letters, attempt records) and up to twice its free requests' worth of entries,
-//            leased for their visibility timeout; the first take covers them in the schedule
-//   send     each batch POSTed as soon as a request slot is free (deliver.ts), paced when the
+//   take     a round trip (rounds.ts): what the run owes Redis (acks, nacks at their retry
+//            time, dead letters, attempt records), then up to twice its free requests' worth of
+//            entries, leased for their visibility timeout; the first take covers them in the
+//            schedule
+//   send     each batch POSTed once a request slot is free (deliver.ts), paced when the
 //            subscription has maxRequestsPerSecond, never once its lease might not outlive it
 //   judge    what the answer means (judge.ts: one Outcome)
 //   settle   folded into what the run owes and its progress (settle.ts: pure)
-//   end      one last round trip: what is owed, the schedule set exactly from the group's pending
-//            list, the reader's consumer deleted, the run's report (report.ts)
+//   final    when nothing is in flight: what is owed, the run's report, and a last take that
+//            either finds more (the run goes on) or sets the unit's schedule and lets go
 //
-// More is taken while requests are in flight, as long as the subscription has backlog and the
-// cap (maxConcurrency, counted over every reader of the group, lua/take.ts) has room. An
-// invocation keeps at most CONNECTIONS open (shared/meter.ts): beyond that, concurrency comes
-// from more invocations (visit.ts asks the queue for them).
+// It takes again while requests are in flight only while its takes come back full: a backlog.
+// Otherwise what is published meanwhile waits for its requests to end (or for the deliverer a
+// publish wakes). An invocation keeps at most CONNECTIONS open (shared/meter.ts): beyond that,
+// concurrency comes from more invocations (visit.ts asks the queue for them, a publish joins).
 //
-// A failed request stops the run (a backoff, or 410's pause): nothing more is taken or sent,
+// A failed request stops the run (a backoff, or 410's pause): nothing more is taken or sent, and
 // batches taken and not sent go back visible when the backoff ends, with their attempt as it was.
 // The clock is read once per step, and the time passed into the pure parts.
 
 import type { Config } from "../shared/config.ts";
-import { type Letter, park, parkCall, readPark } from "../shared/engine/dead-letters.ts";
 import {
   channelQueue,
   newReader,
@@ -30,32 +30,19 @@ import {
   redriveQueue,
   WAITING_ROOM,
 } from "../shared/engine/queue.ts";
-import {
-  PENDING_LIMIT,
-  readTake,
-  type Taken,
-  type TakeRequest,
-  type TakeResult,
-  take,
-  takeCall,
-} from "../shared/engine/take.ts";
+import { PENDING_LIMIT, type Taken, type TakeRequest } from "../shared/engine/take.ts";
 import { retryMember, type Unit, unitName, wakeMember } from "../shared/keys.ts";
 import { POST_SLOTS } from "../shared/meter.ts";
-import {
-  type Db,
-  isOutcomeUnknown,
-  isReplyError,
-  type Pipeline,
-  replyValue,
-  sendBatch,
-} from "../shared/redis.ts";
+import { type Db, isReplyError } from "../shared/redis.ts";
 import { compareIds } from "../shared/streams.ts";
 import { type Subscription, signingSecrets } from "../shared/subscription.ts";
 import { attemptOf } from "./attempts.ts";
-import { cutBatches, takeCount } from "./batches.ts";
-import { deliver, type Endpoint } from "./deliver.ts";
+import { cutBatches } from "./batches.ts";
+import { type Answer, deliver, type Endpoint } from "./deliver.ts";
+import { type End, nextVisit, wakeAfter } from "./ending.ts";
 import { failureLine, judge, stops } from "./judge.ts";
-import { type Health, healthOf, recordAgain, recordCalls, reportCall } from "./report.ts";
+import type { Health } from "./report.ts";
+import { finalRound, type Reader, type Round, takeRound } from "./rounds.ts";
 import {
   filtered,
   giveBack,
@@ -68,6 +55,8 @@ import {
   startRun,
   type Tally,
 } from "./settle.ts";
+
+export type { End };
 
 export interface DriveContext {
   db: Db;
@@ -94,18 +83,10 @@ export interface Job {
   wasFailing: boolean;
 }
 
-/**
- * How a run ended: idle (nothing more to read), busy (other deliverers hold the cap), full (the
- * group's pending limit), budget (the invocation's), backoff (its endpoint failed), gone (410:
- * paused), error (a bug or an outage: logged; it ends as well as it can and is due again), lost
- * (the group is gone: the caller finds out why).
- */
-export type End = "idle" | "busy" | "full" | "budget" | "backoff" | "gone" | "error" | "lost";
-
 export interface Driven {
   tally: Tally;
   end: End;
-  health: Health;
+  health: Health[];
   /** When the unit wants its next visit: a backoff's end, a retry, or at once (a hand-over). */
   nextAt: number | null;
   /** A bug or an outage stopped it (logged). */
@@ -121,7 +102,7 @@ const VISIBILITY_MARGIN_MS = 5_000;
  * its messages to be redelivered that long after it took them.
  */
 export const visibilityFor = (timeoutMs: number) => 2 * timeoutMs + VISIBILITY_MARGIN_MS;
-/** Subrequests a run keeps back for its end: the end's round trip, dead letters, one repeat. */
+/** Subrequests a run keeps back for its end: the final round, dead letters, one repeat. */
 export const END_RESERVE = 3;
 
 interface Batch {
@@ -132,31 +113,10 @@ interface Batch {
 }
 
 type Event =
-  | { kind: "taken"; result: TakeResult; count: number; looked: boolean; sentAt: number }
-  | {
-      kind: "sent";
-      batch: Batch;
-      answer: Awaited<ReturnType<typeof deliver>>;
-      at: number;
-      durationMs: number;
-    }
+  | { kind: "taken"; round: Round; count: number; looked: boolean; final: boolean; at: number }
+  | { kind: "sent"; batch: Batch; answer: Answer; at: number; durationMs: number }
   | { kind: "unsent"; batch: Batch }
-  | { kind: "failed"; error: unknown; during: "take" | "send" };
-
-/** A queue of events, awaited one at a time. */
-class Mailbox {
-  private readonly events: Event[] = [];
-  private wake: (() => void) | null = null;
-  post(event: Event): void {
-    this.events.push(event);
-    this.wake?.();
-  }
-  async next(): Promise<Event> {
-    while (this.events.length === 0) await new Promise<void>((resolve) => (this.wake = resolve));
-    this.wake = null;
-    return this.events.shift()!;
-  }
-}
+  | { kind: "failed"; error: unknown; during: "take" | "send"; final?: boolean };
 
 export function queueOf(db: Db, unit: Unit, sub: Subscription): Queue {
   const schedule = { retry: retryMember(unit), wake: wakeMember(unit) };
@@ -168,12 +128,19 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
   const { db, config, clock } = ctx;
   const { sub, unit } = job;
   const meter = db.meter;
-  const q = queueOf(db, unit, sub);
-  const reader = newReader();
+  const reader: Reader = {
+    db,
+    sub,
+    unit,
+    q: queueOf(db, unit, sub),
+    name: newReader(),
+    bounds: { maxAgeMs: config.deadLetterMaxAgeMs, maxMessages: config.deadLetterMaxMessages },
+  };
   const visibilityMs = visibilityFor(sub.timeoutMs);
   const target = Math.max(1, Math.min(sub.maxConcurrency, POST_SLOTS));
   const paceMs = sub.maxRequestsPerSecond === null ? 0 : 1000 / sub.maxRequestsPerSecond;
-  const maxPaced = Math.max(1, Math.floor(sub.timeoutMs / Math.max(1, paceMs)));
+  // A paced subscription takes no more than it may start within one timeout.
+  const batchesAtMost = paceMs > 0 ? Math.max(1, Math.floor(sub.timeoutMs / paceMs)) : Infinity;
   const endpoint: Endpoint = {
     channel: sub.channel,
     subscription: sub.name,
@@ -182,88 +149,85 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
     timeoutMs: sub.timeoutMs,
     secrets: signingSecrets(sub, clock()),
   };
-  const bounds = { maxAgeMs: config.deadLetterMaxAgeMs, maxMessages: config.deadLetterMaxMessages };
-  const mail = new Mailbox();
+  const mail = new Mailbox<Event>();
   const buffer: Batch[] = [];
+  const health: Health[] = [];
   let run: Run = startRun();
   let look = job.look;
   let reading = job.read;
+  /** The last take came back full: more waits, so it takes again while requests are in flight. */
+  let backlog = true;
   let first = true;
   let taking = false;
   let sending = 0;
   let cursor = "0-0";
   let largest = 0;
   let end: End | null = null;
+  let nextAt: number | null = null;
   let error: string | undefined;
+  let done = false;
   meter.hold(END_RESERVE);
 
-  // One round trip: what is owed, and up to `count` entries taken.
-  const flush = async (count: number, looking: boolean) => {
-    const owed = run.owed;
-    run = { ...run, owed: nothingOwed() };
-    const now = clock();
-    const req: TakeRequest = {
-      ...takeRequest(owed, now),
-      count,
-      look: looking,
-      cover: first,
-      cap: { requests: sub.maxConcurrency, batchSize: sub.batchSize, own: sending + buffer.length },
-      pendingLimit: PENDING_LIMIT,
-      paceIntervalMs: paceMs,
-    };
-    first = false;
-    try {
-      const result = await takeOnce(owed, req, now);
-      mail.post({ kind: "taken", result, count, looked: looking, sentAt: now });
-    } catch (e) {
-      // Refused, nothing of it ran: what it carried is still owed, for the run's end.
-      run = { ...run, owed: owedBoth(owed, run.owed) };
-      mail.post({ kind: "failed", error: e, during: "take" });
-    }
-  };
-
-  // The take with what is owed, sent once; after a lost reply, each part again in its safe form.
-  const takeOnce = async (owed: Owed, req: TakeRequest, now: number): Promise<TakeResult> => {
-    const calls = [
-      ...(owed.dead.length > 0 ? [parkCall(db, q, reader, owed.dead, { ...bounds, now })] : []),
-      ...recordCalls(db, sub, owed.records),
-      takeCall(db, q, req),
-    ];
-    try {
-      const replies = await sendBatch(db.once, calls);
-      if (owed.dead.length > 0) noteParked(owed.dead, readPark(replyValue(replies[0])), now);
-      return readTake(replyValue(replies.at(-1)));
-    } catch (e) {
-      if (!isOutcomeUnknown(e)) throw e;
-    }
-    if (owed.dead.length > 0)
-      noteParked(owed.dead, await park(db, q, reader, owed.dead, { ...bounds, now }), now);
-    await recordAgain(db, sub, owed.records);
-    return take(db.redis, db, q, { ...req, cursor });
-  };
-
-  // Dead letters Redis refused to store stay pending: retried after one base delay.
-  const noteParked = (
-    letters: Letter[],
-    parked: { parked: number; refusal: string },
-    now: number,
-  ) => {
-    const refused = letters.slice(parked.parked);
-    run = refusedDeadLetters(run, refused, now + config.retryBaseMs, parked.refusal);
-  };
-
-  const takeRequest = (owed: Owed, now: number): TakeRequest => ({
-    reader,
+  const request = (owed: Owed, now: number, count: number, looking: boolean): TakeRequest => ({
+    reader: reader.name,
     holder: WAITING_ROOM,
     now,
-    count: 0,
+    count,
     visibilityMs,
     byteBudget: ctx.readBytes,
+    sizeHint: largest || config.maxMessageBytes,
+    look: looking,
     maxAttempts: sub.maxAttempts,
     types: sub.types,
     ack: owed.ack,
     nack: owed.nack.map((n) => ({ ...n, visibleInMs: Math.max(0, n.at - now) })),
+    cover: first,
+    cap: { requests: sub.maxConcurrency, batchSize: sub.batchSize, own: sending + buffer.length },
+    pendingLimit: PENDING_LIMIT,
+    paceIntervalMs: paceMs,
   });
+
+  // One round trip, its result posted as an event; `final` with the report, ending the run if
+  // its take finds nothing more.
+  const flush = async (count: number, final: boolean) => {
+    const owed = run.owed;
+    const now = clock();
+    const req = { ...request(owed, now, count, look), end: final };
+    run = { ...run, owed: nothingOwed() };
+    first = false;
+    try {
+      let round: Round;
+      if (!final) round = await takeRound(reader, owed, req, cursor);
+      else {
+        const kind = kindOf();
+        const wake =
+          count > 0
+            ? null
+            : wakeAfter(kind, run.progress.stop, now, {
+                retryBaseMs: config.retryBaseMs,
+                graceMs: ctx.graceMs,
+              });
+        const report = {
+          state: run.progress.state,
+          now,
+          disableAfterMs: config.disableAfterMs,
+          wasFailing: job.wasFailing,
+          pause: kind === "gone",
+          writeId: `${reader.name}.${health.length}`,
+        };
+        const ended = await finalRound(reader, owed, req, report, wake);
+        health.push(ended.health);
+        // Written: what follows is the next report's.
+        run = { ...run, progress: { ...run.progress, state: startRun().progress.state } };
+        round = ended;
+      }
+      mail.post({ kind: "taken", round, count, looked: look, final, at: now });
+    } catch (e) {
+      // Refused, nothing of it ran: what it carried is still owed, for the run's end.
+      run = { ...run, owed: owedBoth(owed, run.owed) };
+      mail.post({ kind: "failed", error: e, during: "take", final });
+    }
+  };
 
   const send = async (batch: Batch) => {
     const wait = batch.startAt - clock();
@@ -287,61 +251,54 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
     }
   };
 
-  const stopTaking = (why: End) => {
-    end ??= why;
-  };
-
-  for (;;) {
+  while (!done) {
     const now = clock();
     const stop = run.progress.stop;
     if (stop) {
       // Nothing more goes out: what was taken and not sent comes back when the backoff ends.
-      const at = stop.kind === "backoff" ? stop.at : now;
       const unsent = buffer.splice(0);
       meter.unhold(unsent.length);
       run = giveBack(
         run,
         unsent.flatMap((b) => b.entries),
-        at,
+        stop.kind === "backoff" ? stop.at : now,
       );
     }
     while (buffer.length > 0 && sending < target) {
       sending++;
       void send(buffer.shift()!);
     }
-    const wants = !stop && end === null && (reading || look);
-    if (wants && !taking && buffer.length === 0 && sending <= target / 2) {
-      // Twice the free requests' worth: what is not sent at once waits for one of them to end. A
-      // paced subscription takes no more than it may start within one timeout.
-      const batches = Math.min(target * 2 - sending, paceMs > 0 ? maxPaced : Infinity);
-      // The take's round trip, and a POST per batch it may bring.
-      const fit = Math.min(batches, meter.left - 1);
-      if (fit < 1 || !meter.allows(now, 2)) stopTaking("budget");
-      else {
-        const count = takeCount({
-          batchSize: sub.batchSize,
-          batches: fit,
-          largestBytes: largest || config.maxMessageBytes,
-          readBytes: ctx.readBytes,
-        });
+    if (!taking && buffer.length === 0) {
+      const wants = !stop && end === null && (reading || look);
+      // The take's round trip, and a POST per batch it may bring (its end is kept back).
+      const fit = Math.min(target * 2 - sending, batchesAtMost, meter.left - 1);
+      if (wants && (fit < 1 || !meter.allows(now, 2))) end = "budget";
+      if (end === "lost") {
+        // The group is gone: nothing more can be written.
+        if (sending === 0) break;
+      } else if (wants && end === null && (first || (backlog && sending <= target / 2))) {
         taking = true;
-        void flush(count, look);
+        void flush(sub.batchSize * fit, false);
+      } else if (sending === 0) {
+        // Nothing in flight: the last round, which may still find more if the run may read.
+        taking = true;
+        void flush(wants && end === null ? sub.batchSize * fit : 0, true);
       }
     }
-    if (!taking && sending === 0 && buffer.length === 0 && !(wants && end === null)) break;
     const event = await mail.next();
     const at = clock();
     switch (event.kind) {
       case "taken": {
         taking = false;
-        const { result } = event;
-        run = filtered(run, result.filtered);
-        largest = Math.max(largest, result.largest);
-        for (const t of result.taken) if (compareIds(t.entryId, cursor) > 0) cursor = t.entryId;
-        if (result.dead.length > 0) {
+        const { taken, refused, refusal } = event.round;
+        run = refusedDeadLetters(run, refused, at + config.retryBaseMs, refusal);
+        run = filtered(run, taken.filtered);
+        largest = Math.max(largest, taken.largest);
+        for (const t of taken.taken) if (compareIds(t.entryId, cursor) > 0) cursor = t.entryId;
+        if (taken.dead.length > 0) {
           const reason =
             "its deliverer stopped before the answer was recorded, on the last attempt";
-          const letters = result.dead.map((d) => ({
+          const letters = taken.dead.map((d) => ({
             id: d.entryId,
             attempts: d.deliveries,
             error: reason,
@@ -349,26 +306,33 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
           run = { ...run, owed: { ...run.owed, dead: [...run.owed.dead, ...letters] } };
         }
         // Looking again only while looks come back full: more may have run out.
-        look = event.looked && result.taken.length >= event.count;
-        if (result.read === "empty") reading = false;
+        look = event.looked && taken.taken.length >= event.count;
+        backlog = taken.read === "more";
+        if (taken.read === "empty") reading = false;
         // More waits than this run can send at once, and the cap has room for more: another
         // invocation may join (each keeps at most six connections).
-        if (result.read === "more" && result.room !== null && result.room > target) void ctx.join();
-        const batches = cutBatches(result.taken, {
+        if (backlog && taken.room !== null && taken.room > target) void ctx.join();
+        const batches = cutBatches(taken.taken, {
           batchSize: sub.batchSize,
           maxBatchBytes: config.maxBatchBytes,
         });
         // No room: if this run's own requests hold it, it takes again once they end; if other
         // deliverers (or the pending limit) hold it, the run ends and leaves the unit to them.
-        if (result.read === "no-room" && sending + buffer.length + batches.length === 0) {
-          stopTaking(result.room === 0 ? "busy" : "full");
+        if (taken.read === "no-room" && sending + buffer.length + batches.length === 0) {
+          end ??= taken.room === 0 ? "busy" : "full";
         }
         meter.hold(batches.length);
+        // Leased when the take ran: no earlier than it was sent.
         batches.forEach((entries, i) => {
-          const startAt = result.paceAt === null ? at : result.paceAt + i * paceMs;
-          // Leased when the take ran: no earlier than it was sent.
-          buffer.push({ entries, takenAt: event.sentAt, startAt });
+          const startAt = taken.paceAt === null ? at : taken.paceAt + i * paceMs;
+          buffer.push({ entries, takenAt: event.at, startAt });
         });
+        // A final round that found nothing more, and left nothing owed, ended the run.
+        const owes = run.owed.ack.length + run.owed.nack.length + run.owed.dead.length > 0;
+        if (event.final && batches.length === 0 && !owes) {
+          done = true;
+          nextAt = nextVisit(kindOf(), run.progress.stop, at, taken.nextAt, config.retryBaseMs);
+        }
         break;
       }
       case "sent": {
@@ -396,134 +360,40 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
       case "failed":
         if (event.during === "take") taking = false;
         else sending--;
-        if (isReplyError(event.error, "NOGROUP")) stopTaking("lost");
+        if (isReplyError(event.error, "NOGROUP")) end = "lost";
         else {
           error ??= event.error instanceof Error ? event.error.message : String(event.error);
           console.error(`delivery to ${unitName(unit)} failed:`, event.error);
-          stopTaking("error");
+          if (end !== "lost") end = "error";
+        }
+        // A final round that failed: nothing more can be written.
+        if (event.during === "take" && event.final && sending === 0) {
+          done = true;
+          nextAt = nextVisit(kindOf(), run.progress.stop, at, null, config.retryBaseMs);
         }
         break;
     }
   }
   meter.unhold(END_RESERVE);
-  return finish();
+  const tally = run.progress.tally;
+  return { tally, end: kindOf(), health, nextAt, ...(error ? { error } : {}) };
 
-  // The run's end: what is owed, the schedule exact, the reader gone, the report.
-  async function finish(): Promise<Driven> {
-    const stop = run.progress.stop;
-    const kind: End = stop?.kind ?? end ?? "idle";
-    const result = {
-      tally: run.progress.tally,
-      end: kind,
-      health: null as Health,
-      nextAt: null as number | null,
-      ...(error ? { error } : {}),
-    };
-    if (kind === "lost") return result;
-    const now = clock();
-    try {
-      if (run.owed.dead.length > 0) {
-        const dead = run.owed.dead;
-        run = { ...run, owed: { ...run.owed, dead: [] } };
-        noteParked(dead, await park(db, q, reader, dead, { ...bounds, now }), now);
-      }
-      const owed = run.owed;
-      const req = { ...takeRequest(owed, now), end: true };
-      const report = {
-        state: run.progress.state,
-        now,
-        disableAfterMs: config.disableAfterMs,
-        wasFailing: job.wasFailing,
-        pause: kind === "gone",
-        writeId: reader,
-      };
-      const after = scheduleAfter(kind, now);
-      // The report before the take that lets the reader go: once the reader is gone from the
-      // group, everything the run had to write is written.
-      const n = owed.records.length;
-      const calls = [
-        ...recordCalls(db, sub, owed.records),
-        reportCall(db, sub, report),
-        takeCall(db, q, req),
-        ...after,
-      ];
-      let ended: TakeResult;
-      let health: unknown;
-      try {
-        const replies = await sendBatch(db.once, calls);
-        health = replyValue(replies[n]);
-        ended = readTake(replyValue(replies[n + 1]));
-      } catch (e) {
-        if (!isOutcomeUnknown(e)) throw e;
-        await recordAgain(db, sub, owed.records);
-        health = replyValue((await sendBatch(db.redis, [reportCall(db, sub, report)]))[0]);
-        ended = await take(db.redis, db, q, req);
-        if (after.length > 0) await sendBatch(db.redis, after);
-      }
-      result.health = healthOf(health);
-      result.nextAt = nextVisit(kind, now, ended.nextAt);
-    } catch (e) {
-      // The group went meanwhile: the caller finds out why (visit.ts).
-      if (isReplyError(e, "NOGROUP")) return { ...result, end: "lost" };
-      result.error = e instanceof Error ? e.message : String(e);
-      console.error(`delivery to ${unitName(unit)} failed at its end:`, e);
-    }
-    return result;
+  function kindOf(): End {
+    return run.progress.stop?.kind ?? end ?? "idle";
   }
+}
 
-  // What each way of ending does to the unit's wake member (the end's take sets its retry member):
-  //   backoff  nothing new read before the backoff ends (ZADD GT: only later)
-  //   full     nothing new read for one base delay: retries must make room first
-  //   budget   still due, at the back of the schedule (ZADD XX: only while it is there); with a
-  //            queue `graceMs` later: the queue's task carries on, a cron pass only if it is lost
-  //   error    the same: tried again (by the queue one base delay later)
-  //   gone     nothing scheduled: the subscription is paused until resumed
-  function scheduleAfter(kind: End, now: number) {
-    const due = db.keys.due();
-    const wake = wakeMember(unit);
-    const stop = run.progress.stop;
-    switch (kind) {
-      case "backoff":
-        return [
-          {
-            add: (p: Pipeline) =>
-              p.zadd(
-                due,
-                { gt: true },
-                { score: stop?.kind === "backoff" ? stop.at : now, member: wake },
-              ),
-          },
-        ];
-      case "full":
-        return [
-          { add: (p: Pipeline) => p.zadd(due, { score: now + config.retryBaseMs, member: wake }) },
-        ];
-      case "budget":
-      case "error":
-        return [
-          {
-            add: (p: Pipeline) =>
-              p.zadd(due, { xx: true }, { score: now + ctx.graceMs, member: wake }),
-          },
-        ];
-      case "gone":
-        return [{ add: (p: Pipeline) => p.zrem(due, wake, retryMember(unit)) }];
-      default:
-        return [];
-    }
+/** A queue of events, awaited one at a time. */
+class Mailbox<T> {
+  private readonly events: T[] = [];
+  private wake: (() => void) | null = null;
+  post(event: T): void {
+    this.events.push(event);
+    this.wake?.();
   }
-
-  // When the unit wants its next visit: at once to carry on (budget), when a backoff ends or the
-  // pending limit may have room, or when its first pending entry becomes visible.
-  function nextVisit(kind: End, now: number, retryAt: number | null): number | null {
-    const stop = run.progress.stop;
-    const wants = [
-      kind === "budget" ? now : null,
-      kind === "error" ? now + config.retryBaseMs : null,
-      kind === "full" ? now + config.retryBaseMs : null,
-      stop?.kind === "backoff" ? stop.at : null,
-      kind === "gone" ? null : retryAt,
-    ].filter((t): t is number => t !== null);
-    return wants.length === 0 ? null : Math.min(...wants);
+  async next(): Promise<T> {
+    while (this.events.length === 0) await new Promise<void>((resolve) => (this.wake = resolve));
+    this.wake = null;
+    return this.events.shift()!;
   }
 }

@@ -81,7 +81,7 @@ export async function visit(ctx: VisitContext, { sub, schedules }: Loaded): Prom
     };
     const driven = await drive({ ...ctx, graceMs, join }, job);
     add(summary, driven);
-    if (driven.health) health.push(driven.health);
+    health.push(...driven.health);
     if (driven.end === "lost" && driven.error === undefined) await lost(ctx, unit, sub.id);
     if (driven.nextAt !== null && (next === null || driven.nextAt < next.at)) {
       next = { at: driven.nextAt, handover: driven.end === "budget" };

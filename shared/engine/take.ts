@@ -43,6 +43,11 @@ export interface TakeRequest {
   visibilityMs: number;
   /** Bytes of message data the taken entries may hold (the first is taken whatever its size). */
   byteBudget: number;
+  /**
+   * Bytes to assume an entry takes before any is read: the read goes in slices that fit the
+   * budget at the largest size seen so far. Absent: `count` at once.
+   */
+  sizeHint?: number;
   /** Claim entries whose visibility ran out before reading new ones. */
   look?: boolean;
   /** Looked-up entries with this many deliveries are reported dead instead (0: never). */
@@ -128,6 +133,7 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
     String(r.paceIntervalMs ?? 0),
     r.end ? "1" : "0",
     r.ownIds ? "1" : "0",
+    String(r.sizeHint ?? 0),
     String(types.length),
     ...types,
     String(r.ack?.length ?? 0),

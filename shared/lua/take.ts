@@ -1,6 +1,6 @@
 // take: one round trip of a reader with its consumer group: settle what it is done with, then take
 // more, atomically. The whole group mechanism of shared/engine/ in one script, for push
-// deliverers and pull consumers alike (see the engine's glossary: shared/engine/group.ts).
+// deliverers and pull consumers alike (see the engine's glossary: shared/engine/README.md).
 //
 // A taken entry is pending in the group, owned by the reader, and invisible until it is settled
 // or its visibility timeout runs out. The timeout is kept in the pending entry itself, as its idle
@@ -23,17 +23,18 @@
 //               byte budget (what does not fit goes back as it was, visible at once)
 //   5. room     with a cap or a group pending limit: XPENDING's summary; requests in flight are
 //               counted per reader as ceil(pending / batch size), the reader's own given exactly
-//   6. read     XREADGROUP > for what is left of `count` (refused by Upstash's per-consumer
-//               limit: the error is answered); entries the types filter leaves out are acked,
+//   6. read     XREADGROUP > for what is left of `count`, in slices sized to the byte budget by
+//               the largest entry seen (refused by Upstash's per-consumer limit before anything
+//               was read: the error is answered); entries the types filter leaves out are acked,
 //               those over the byte budget (beyond the first) given back visible at once, with no
 //               attempt counted; the rest leased (XCLAIM IDLE, JUSTID)
 //   7. schedule the caller's {p}:due: the retry member moved earlier (ZADD LT) to the first time
 //               an entry nacked, given back or (with `cover`) taken here becomes visible; the wake
 //               member removed when the read found nothing, if it is due (a backoff keeps it)
 //   8. pace     one start slot per batch taken, from the subscription's pace key
-//   9. end      the reader is done: the retry member set to when the group's first pending entry
-//               becomes visible (removed when none is pending), and the reader's consumer deleted
-//               if it holds nothing
+//   9. end      the reader is done, unless this take found more: the retry member set to when
+//               the group's first pending entry becomes visible (removed when none is pending),
+//               and the reader's consumer deleted if it holds nothing
 //
 // KEYS[1] stream (the queue's: the channel or a redrive stream), KEYS[2] due {p}:due,
 // KEYS[3] pace {p}:pace:<ch>:<sub>
@@ -45,7 +46,8 @@
 // flight, ARGV[16] group pending limit (0 none), ARGV[17] retry member ("" none), ARGV[18] "1"
 // cover, ARGV[19] wake member ("" none), ARGV[20] pace interval ms (0 none), ARGV[21] "1" end,
 // ARGV[22] "1" own ids (pull: an entry's own id, and redrivenFrom; push: the original's),
-// ARGV[23] n, then n type patterns; then n, then n ids to ack; then n nack groups, each:
+// ARGV[23] size hint: bytes to assume an entry takes before any is read (0: read `count` at once),
+// ARGV[24] n, then n type patterns; then n, then n ids to ack; then n nack groups, each:
 // visibleIn ms, retry count ("" keep), k, then k ids.
 //
 // Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt}: taken a
@@ -56,7 +58,7 @@
 //
 // Cost: 1 EVALSHA, + 1 XACK (+1 XDEL) with acks, + 1 XCLAIM per nack group, + 1 XPENDING
 // (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, + 1 XPENDING with a cap or limit,
-// + 1 XREADGROUP (+1 XCLAIM lease, +1 XACK types, +1 XCLAIM give-back) reading, + 1 ZADD with
+// + 1 XREADGROUP per slice (+1 XCLAIM lease, +1 XACK types, +1 XCLAIM give-back) reading, + 1 ZADD with
 // something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
 // pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending.
 // A pull that returns new messages: 3; a push take of new messages: 5 (the cap's XPENDING, and
@@ -76,8 +78,9 @@ local count, budget, look, maxAttempts = tonumber(ARGV[8]), tonumber(ARGV[9]), A
 local cursor, cap, batchSize, ownRequests = ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
 local pendingLimit, retry, cover, wake = tonumber(ARGV[16]), ARGV[17], ARGV[18] == '1', ARGV[19]
 local paceInterval, ending, ownIds = tonumber(ARGV[20]), ARGV[21] == '1', ARGV[22] == '1'
+local sizeHint = tonumber(ARGV[23])
 if holder == '' then holder = reader end
-local i = 23
+local i = 24
 local function list()
   local n = tonumber(ARGV[i])
   local from = i + 1
@@ -202,8 +205,10 @@ end
 -- 5. room
 local want = count - got
 if overflow then want = 0 end
+local pendingSummary = nil
 if want > 0 and (cap > 0 or pendingLimit > 0) then
   local summary = redis.call('XPENDING', stream, group)
+  pendingSummary = summary
   if pendingLimit > 0 then want = math.min(want, pendingLimit - summary[1]) end
   if cap > 0 then
     local busy = ownRequests + math.ceil(got / batchSize)
@@ -218,11 +223,32 @@ end
 
 -- 6. read
 if want > 0 and read == 0 then
-  local reply = redis.pcall('XREADGROUP', 'GROUP', group, reader, 'COUNT', want, 'STREAMS', stream, '>')
-  if type(reply) == 'table' and reply.err then
-    read = reply.err
-  else
-    local entries = reply and reply[1][2] or {}
+  -- In slices sized by the largest entry seen so far (sizeHint before any), so that what is read
+  -- stays near the byte budget however large the entries are; the next slice only when the last
+  -- came back full.
+  local entries, drained, estimate, inBytes = {}, false, sizeHint, 0
+  while #entries < want and not drained do
+    local n = want - #entries
+    if estimate > 0 then
+      if #entries > 0 and inBytes >= budget then break end
+      n = math.min(n, math.max(1, math.floor((budget - inBytes) / estimate)))
+    end
+    local reply = redis.pcall('XREADGROUP', 'GROUP', group, reader, 'COUNT', n, 'STREAMS', stream, '>')
+    if type(reply) == 'table' and reply.err then
+      if #entries == 0 then read = reply.err end
+      break
+    end
+    local slice = reply and reply[1][2] or {}
+    for _, entry in ipairs(slice) do
+      local _, _, _, size = fieldsOf(entry)
+      inBytes = inBytes + size
+      if size > largest then largest = size end
+      entries[#entries + 1] = entry
+    end
+    estimate = math.max(1, largest)
+    drained = #slice < n
+  end
+  if read == 0 then
     local patterns = {}
     for j = typesFrom, typesTo do
       -- A glob as an anchored Lua pattern: magic characters escaped, each * as .*
@@ -238,7 +264,6 @@ if want > 0 and read == 0 then
     local kept, skipped, over = {}, {}, {}
     for _, entry in ipairs(entries) do
       local t, _, _, size = fieldsOf(entry)
-      if size > largest then largest = size end
       if not wanted(t) then
         skipped[#skipped + 1] = entry[1]
       elseif (#kept == 0 and got == 0) or (not overflow and bytes + size <= budget) then
@@ -265,13 +290,15 @@ if want > 0 and read == 0 then
       claim(holder, over, 0, base, 0, true)
       visibleAt(now)
     end
-    if #entries == 0 then read = 1 elseif #entries < want then read = 2 else read = 3 end
+    if #entries == 0 then read = 1 elseif drained then read = 2 else read = 3 end
   end
 end
 if cover and got > 0 then visibleAt(now + visibility) end
 
+-- An end takes effect only when nothing was taken: otherwise the reader goes on.
+local finishing = ending and got == 0
 -- 7. schedule
-if retry ~= '' and earliest and not ending then redis.call('ZADD', due, 'LT', earliest, retry) end
+if retry ~= '' and earliest and not finishing then redis.call('ZADD', due, 'LT', earliest, retry) end
 if wake ~= '' and read == 1 then
   local score = redis.call('ZSCORE', due, wake)
   if score and tonumber(score) <= now then redis.call('ZREM', due, wake) end
@@ -287,8 +314,9 @@ end
 
 -- 9. end
 local nextAt = 0
-if ending then
-  local summary = redis.call('XPENDING', stream, group)
+if finishing then
+  -- Nothing was taken since the room's summary (if any): it still holds.
+  local summary = pendingSummary or redis.call('XPENDING', stream, group)
   if retry ~= '' then
     if summary[1] == 0 then
       redis.call('ZREM', due, retry)
