@@ -245,7 +245,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
     now: number,
   ) => {
     const refused = letters.slice(parked.parked);
-    run = refusedDeadLetters(run, refused, now + config.retryBaseMs, parked.refusal);
+    run = refusedDeadLetters(run, refused, now + config.retryBaseMs, parked.refusal, now);
   };
 
   const takeRequest = (owed: Owed, now: number): TakeRequest => ({

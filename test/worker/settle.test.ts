@@ -327,18 +327,21 @@ describe("dead letters Redis refused to store", () => {
   const dead = settleAll([sent(failed(90, [], [entry(1, 3), entry(2, 3)]), [a, b], 5)]);
 
   it("are retried at the time given instead, no longer counted dead-lettered", () => {
-    const run = refusedDeadLetters(dead, letters.slice(1), 30_005, "OOM");
+    const run = refusedDeadLetters(dead, letters.slice(1), 30_005, "OOM", 7);
     expect(run.owed.nack).toEqual([{ ids: ["100-2"], at: 30_005 }]);
     expect(run.progress.tally.deadLettered).toBe(1);
   });
 
-  it("make the refusal the last error", () => {
-    const run = refusedDeadLetters(dead, letters, 30_005, "OOM");
-    expect(run.progress.state.error?.error).toBe("2 message(s) could not be dead-lettered: OOM");
+  it("make the refusal the last error, at the time it happened (not the retry's)", () => {
+    const run = refusedDeadLetters(dead, letters, 30_005, "OOM", 7);
+    expect(run.progress.state.error).toEqual({
+      at: 7,
+      error: "2 message(s) could not be dead-lettered: OOM",
+    });
   });
 
   it("change nothing when there are none", () => {
-    expect(refusedDeadLetters(dead, [], 30_005, "OOM")).toBe(dead);
+    expect(refusedDeadLetters(dead, [], 30_005, "OOM", 7)).toBe(dead);
   });
 });
 
