@@ -80,6 +80,18 @@ describe("cutting entries into requests", () => {
     expect(sizes(cutBatches(small, limits))).toEqual([10]);
   });
 
+  it.each([
+    ["x", 1],
+    ["é", 2],
+    ["€", 3],
+    ["😀", 4],
+  ])("counts a body's bytes as UTF-8, not as characters (%s: %i bytes)", (char, bytes) => {
+    // Each text is about 490 bytes in a body, however many characters that takes.
+    const batches = cutBatches(entries(10, char.repeat(Math.floor(400 / bytes))), limits);
+    for (const batch of batches) expect(bodyBytes(batch)).toBeLessThanOrEqual(2000);
+    expect(sizes(batches)).toEqual([3, 3, 3, 1]);
+  });
+
   it("sends a message larger than maxBatchBytes on its own, never holding it back", () => {
     const big = "x".repeat(5000);
     expect(sizes(cutBatches([entry(1, big), entry(2), entry(3, big), entry(4)], limits))).toEqual([
