@@ -36,8 +36,9 @@ export function takeCount(l: TakeLimits): number {
   return Math.max(1, Math.min(l.batchSize * l.batches, byBytes));
 }
 
-// The body's JSON around the messages: {"channel":...,"subscription":...,"messages":[...]}.
-const BODY_BYTES = 300;
+// The body's JSON around the messages, {"channel":"...","subscription":"...","messages":[...]},
+// with both names at their longest (128 characters).
+const BODY_BYTES = 302;
 
 /** Cuts entries into request bodies, in order. */
 export function cutBatches(

@@ -22,8 +22,9 @@ const endpoint = {
   timeoutMs: 1000,
   secrets: [],
 };
-const bodyBytes = (batch: Taken[]) =>
-  new TextEncoder().encode(webhookBody(endpoint, batch)).byteLength;
+/** The bytes of the webhook body a batch makes. */
+const bodyBytes = (batch: Taken[], to = endpoint) =>
+  new TextEncoder().encode(webhookBody(to, batch)).byteLength;
 
 describe("how much a take asks for", () => {
   const readBytes = readBytesFor(6);
@@ -90,6 +91,17 @@ describe("cutting entries into requests", () => {
     const batches = cutBatches(entries(10, char.repeat(Math.floor(400 / bytes))), limits);
     for (const batch of batches) expect(bodyBytes(batch)).toBeLessThanOrEqual(2000);
     expect(sizes(batches)).toEqual([3, 3, 3, 1]);
+  });
+
+  it("keeps every body within maxBatchBytes with names at their longest (128 characters)", () => {
+    const longest = { ...endpoint, channel: "c".repeat(128), subscription: "s".repeat(128) };
+    // Every text size from a few per body to one, those that fill a body exactly included.
+    for (let length = 200; length < 1000; length++) {
+      const same = entries(10).map((e) => ({ ...e, text: "y".repeat(length) }));
+      for (const batch of cutBatches(same, limits)) {
+        expect(bodyBytes(batch, longest), `texts of ${length}`).toBeLessThanOrEqual(2000);
+      }
+    }
   });
 
   it("sends a message larger than maxBatchBytes on its own, never holding it back", () => {
