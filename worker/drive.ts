@@ -291,7 +291,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
       case "taken": {
         taking = false;
         const { taken, refused, refusal } = event.round;
-        run = refusedDeadLetters(run, refused, at + config.retryBaseMs, refusal);
+        run = refusedDeadLetters(run, refused, at + config.retryBaseMs, refusal, at);
         run = filtered(run, taken.filtered);
         largest = Math.max(largest, taken.largest);
         for (const t of taken.taken) if (compareIds(t.entryId, cursor) > 0) cursor = t.entryId;

@@ -166,8 +166,17 @@ export const filtered = (run: Run, n: number): Run => ({
   },
 });
 
-/** The run after dead letters Redis refused to store: retried at `at` instead, the refusal its last error. */
-export function refusedDeadLetters(run: Run, refused: Letter[], at: number, reason: string): Run {
+/**
+ * The run after dead letters Redis refused to store: retried at `at` instead, the refusal its
+ * last error, made at `now`.
+ */
+export function refusedDeadLetters(
+  run: Run,
+  refused: Letter[],
+  at: number,
+  reason: string,
+  now: number,
+): Run {
   if (refused.length === 0) return run;
   const error = `${refused.length} message(s) could not be dead-lettered: ${reason}`;
   return {
@@ -178,7 +187,7 @@ export function refusedDeadLetters(run: Run, refused: Letter[], at: number, reas
         ...run.progress.tally,
         deadLettered: run.progress.tally.deadLettered - refused.length,
       },
-      state: { ...run.progress.state, error: { at, error } },
+      state: { ...run.progress.state, error: { at: now, error } },
     },
   };
 }

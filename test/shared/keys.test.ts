@@ -26,7 +26,7 @@ describe("the Redis key layout", () => {
     expect(keys.subscriptions("orders")).toBe("sh:v1:subs:orders");
     expect(keys.state("orders")).toBe("sh:v1:state:orders");
     expect(keys.due()).toBe("sh:v1:due");
-    expect(keys.lease("orders", "billing")).toBe("sh:v1:lease:orders:billing");
+    expect(keys.pace("orders", "billing")).toBe("sh:v1:pace:orders:billing");
     expect(keys.deadLetters("orders", "billing")).toBe("sh:v1:dlq:orders:billing");
     expect(keys.redrive("orders", "billing")).toBe("sh:v1:redrive:orders:billing");
     expect(keys.attempts("orders", "billing")).toBe("sh:v1:attempts:orders:billing");
@@ -36,6 +36,9 @@ describe("the Redis key layout", () => {
     expect(keys.health()).toBe("sh:v1:health");
     expect(keys.apiKeys()).toBe("sh:v1:apikeys");
     expect(keys.rateLimitPrefix()).toBe("sh:v1:ratelimit");
+    const unit = { channel: "orders", subscription: "billing" };
+    expect(keys.unitStream({ ...unit, kind: "main" })).toBe("sh:v1:ch:orders");
+    expect(keys.unitStream({ ...unit, kind: "redrive" })).toBe("sh:v1:redrive:orders:billing");
   });
 
   it("tells subscriptions from other fields of a channel's subscriptions hash", () => {

@@ -1,24 +1,24 @@
 import { describe, expect, it } from "vitest";
+import type { Taken } from "../../shared/engine/take.ts";
 import { attemptOf, countAttempts, counterIncrements, noCounts } from "../../worker/attempts.ts";
-import type { AttemptResult } from "../../worker/deliver.ts";
-import type { UnitEntry } from "../../worker/entries.ts";
-import { foldSent, holdState, merge, noWrites } from "../../worker/settle.ts";
+import type { Answer } from "../../worker/deliver.ts";
 
 // Published at ms 1000, 1001, 1002 (a message id is its publish time).
-const entry = (n: number, attempt = 1): UnitEntry => ({
+const entry = (n: number, attempt = 1): Taken => ({
   entryId: `100${n}-0`,
-  message: { id: `100${n}-0`, type: null, data: "1", publishedAt: "" },
+  messageId: `100${n}-0`,
   attempt,
-  bytes: 10,
+  text: `{"id":"100${n}-0","type":null,"data":1,"publishedAt":"1970-01-01T00:00:01.00${n}Z","attempt":${attempt}}`,
+  bytes: 1,
 });
 const batch = [entry(0), entry(1, 2), entry(2)];
-const accepted = (failed: string[] = []): AttemptResult => ({
+const accepted = (failed: string[] = []): Answer => ({
   ok: true,
   failedIds: new Set(failed),
   answer: 200,
   body: "ok",
 });
-const refused: AttemptResult = {
+const refused: Answer = {
   ok: false,
   status: 503,
   reason: "HTTP 503",
@@ -44,6 +44,15 @@ describe("what a request leaves behind", () => {
       result: "success",
       // Answered at 1520: publish to 2xx, for those not listed in failed.
       latenciesMs: [520, 518],
+    });
+  });
+
+  it("names a redriven message by its message id, and times it from its first publish", () => {
+    // Redriven at 1400: its entry id is the redrive stream's, its message id the original's.
+    const redriven = { ...entry(0), entryId: "1400-0" };
+    expect(attemptOf([redriven], accepted(), 1500, 20)).toMatchObject({
+      record: { firstId: "1000-0", lastId: "1000-0" },
+      latenciesMs: [520],
     });
   });
 
@@ -82,19 +91,5 @@ describe("counting requests", () => {
       "2012",
     ]);
     expect(counterIncrements(noCounts(), (c) => c)).toEqual([]);
-  });
-
-  it("carries records to the next round trip and counts to the end of the drain", () => {
-    const sent = { outcomes: [], attempts: [attemptOf(batch, refused, 2000, 5)] };
-    const w = foldSent(noWrites(), sent, "main");
-    expect(w.attempts).toHaveLength(1);
-    const [writing, held] = holdState(w);
-    // The read takes the records; the counts stay with the state for the close or finish.
-    expect(writing.attempts).toHaveLength(1);
-    expect(writing.state.counts).toEqual(noCounts());
-    expect(held.counts.attempts).toEqual({ http_5xx: 1 });
-    const both = merge(w, w);
-    expect(both.attempts).toHaveLength(2);
-    expect(both.state.counts.attempts).toEqual({ http_5xx: 2 });
   });
 });

@@ -1,83 +1,113 @@
 import { describe, expect, it } from "vitest";
-import {
-  cutBatches,
-  PENDING_LIMIT,
-  READ_MEMORY,
-  readBytesFor,
-  readCount,
-} from "../../worker/batches.ts";
-import type { UnitEntry } from "../../worker/entries.ts";
+import type { Taken } from "../../shared/engine/take.ts";
+import { cutBatches, READ_MEMORY, readBytesFor, takeCount } from "../../worker/batches.ts";
+import { webhookBody } from "../../worker/deliver.ts";
 
-const entry = (n: number, bytes = 100): UnitEntry => ({
+/** A message whose JSON text (what its webhook body carries) holds `data`. */
+const entry = (n: number, data = "1"): Taken => ({
   entryId: `1-${n}`,
-  message: { id: `1-${n}`, type: null, data: "1", publishedAt: "1970-01-01T00:00:00.001Z" },
+  messageId: `1-${n}`,
   attempt: 1,
-  bytes,
+  text: `{"id":"1-${n}","type":null,"data":${JSON.stringify(data)},"publishedAt":"1970-01-01T00:00:00.001Z","attempt":1}`,
+  bytes: data.length,
 });
-const entries = (count: number, bytes = 100) =>
-  Array.from({ length: count }, (_, i) => entry(i, bytes));
-const sizes = (batches: UnitEntry[][]) => batches.map((b) => b.length);
+const entries = (count: number, data = "1") =>
+  Array.from({ length: count }, (_, i) => entry(i, data));
+const sizes = (batches: Taken[][]) => batches.map((b) => b.length);
+const endpoint = {
+  channel: "orders",
+  subscription: "billing",
+  group: "billing~1",
+  url: "http://127.0.0.1/",
+  timeoutMs: 1000,
+  secrets: [],
+};
+/** The bytes of the webhook body a batch makes. */
+const bodyBytes = (batch: Taken[], to = endpoint) =>
+  new TextEncoder().encode(webhookBody(to, batch)).byteLength;
 
-describe("how much a read takes", () => {
+describe("how much a take asks for", () => {
   const readBytes = readBytesFor(6);
   it.each([
-    ["4 batches of small messages", { batchSize: 100, pending: 0, largestBytes: 1000 }, 400],
-    ["at most 400 messages", { batchSize: 10, pending: 0, largestBytes: 100 }, 40],
-    ["one batch when 4 would pass 400", { batchSize: 1000, pending: 0, largestBytes: 100 }, 1000],
+    [
+      "its batches' worth of small messages",
+      { batchSize: 100, batches: 4, largestBytes: 1000 },
+      400,
+    ],
+    ["one batch when asked for one", { batchSize: 10, batches: 1, largestBytes: 100 }, 10],
     [
       "what fits its share of memory if all were as large as the largest seen",
-      { batchSize: 100, pending: 0, largestBytes: 256 * 1024 },
-      16,
+      { batchSize: 100, batches: 10, largestBytes: 256 * 1024 },
+      32,
     ],
-    ["at least one message, however large", { batchSize: 10, pending: 0, largestBytes: 1e9 }, 1],
-    ["never past the pending limit", { batchSize: 100, pending: 950, largestBytes: 100 }, 50],
-    [
-      "nothing when the pending list is full",
-      { batchSize: 10, pending: PENDING_LIMIT, largestBytes: 1 },
-      0,
-    ],
+    ["at least one message, however large", { batchSize: 10, batches: 2, largestBytes: 1e9 }, 1],
+    ["at least one message, asked for none", { batchSize: 10, batches: 0, largestBytes: 1 }, 1],
   ])("%s", (_, limits, expected) => {
-    expect(readCount({ ...limits, readBytes })).toBe(expected);
+    expect(takeCount({ ...limits, readBytes })).toBe(expected);
   });
 
-  it("shares the same memory among however many visits run at once", () => {
+  it("shares the same memory among however many deliverers run at once", () => {
     for (const concurrency of [1, 6, 10, 32, 100]) {
-      // Each visit holds two reads (one read ahead).
-      expect(concurrency * 2 * readBytesFor(concurrency)).toBeLessThanOrEqual(READ_MEMORY);
-      expect(readBytesFor(concurrency)).toBeGreaterThan(READ_MEMORY / (2 * concurrency) - 1);
+      expect(concurrency * readBytesFor(concurrency)).toBeLessThanOrEqual(READ_MEMORY);
+      expect(readBytesFor(concurrency)).toBeGreaterThan(READ_MEMORY / concurrency - 1);
     }
-    expect(readBytesFor(6)).toBe(4 * 1024 * 1024);
-    const big = { batchSize: 100, pending: 0, largestBytes: 64 * 1024 };
-    expect(readCount({ ...big, readBytes: readBytesFor(6) })).toBe(64);
-    expect(readCount({ ...big, readBytes: readBytesFor(32) })).toBe(12);
+    expect(readBytesFor(6)).toBe(8 * 1024 * 1024);
+    expect(readBytesFor(0)).toBe(READ_MEMORY);
   });
 });
 
 describe("cutting entries into requests", () => {
-  const limits = { batchSize: 10, maxBatchBytes: 1000 };
+  const limits = { batchSize: 10, maxBatchBytes: 2000 };
 
-  it("makes batches of batchSize, in order", () => {
-    const { batches, rest } = cutBatches(entries(25), limits, true);
+  it("makes batches of batchSize, in order, the last one whatever its size", () => {
+    const batches = cutBatches(entries(25), limits);
     expect(sizes(batches)).toEqual([10, 10, 5]);
-    expect(batches.flat().map((e) => e.entryId)).toEqual(entries(25).map((e) => e.entryId));
-    expect(rest).toEqual([]);
+    expect(batches.flat()).toEqual(entries(25));
   });
 
-  it("hands back a last batch that is not full while more may come", () => {
-    const { batches, rest } = cutBatches(entries(25), limits, false);
-    expect(sizes(batches)).toEqual([10, 10]);
-    expect(rest).toHaveLength(5);
+  it("makes nothing of nothing", () => {
+    expect(cutBatches([], limits)).toEqual([]);
   });
 
-  it("keeps every body under maxBatchBytes", () => {
-    const { batches } = cutBatches(entries(10, 300), limits, true);
+  it("keeps every body within maxBatchBytes, counting each message's JSON text", () => {
+    // Each text is about 490 bytes: three fit a 2,000-byte body with its envelope, four do not.
+    const batches = cutBatches(entries(10, "x".repeat(400)), limits);
+    expect(sizes(batches)).toEqual([3, 3, 3, 1]);
+    for (const batch of batches) expect(bodyBytes(batch)).toBeLessThanOrEqual(2000);
+  });
+
+  it("counts the JSON text, not the stored bytes", () => {
+    const small = entries(10).map((e) => ({ ...e, bytes: 1e6 }));
+    expect(sizes(cutBatches(small, limits))).toEqual([10]);
+  });
+
+  it.each([
+    ["x", 1],
+    ["é", 2],
+    ["€", 3],
+    ["😀", 4],
+  ])("counts a body's bytes as UTF-8, not as characters (%s: %i bytes)", (char, bytes) => {
+    // Each text is about 490 bytes in a body, however many characters that takes.
+    const batches = cutBatches(entries(10, char.repeat(Math.floor(400 / bytes))), limits);
+    for (const batch of batches) expect(bodyBytes(batch)).toBeLessThanOrEqual(2000);
     expect(sizes(batches)).toEqual([3, 3, 3, 1]);
   });
 
+  it("keeps every body within maxBatchBytes with names at their longest (128 characters)", () => {
+    const longest = { ...endpoint, channel: "c".repeat(128), subscription: "s".repeat(128) };
+    // Every text size from a few per body to one, those that fill a body exactly included.
+    for (let length = 200; length < 1000; length++) {
+      const same = entries(10).map((e) => ({ ...e, text: "y".repeat(length) }));
+      for (const batch of cutBatches(same, limits)) {
+        expect(bodyBytes(batch, longest), `texts of ${length}`).toBeLessThanOrEqual(2000);
+      }
+    }
+  });
+
   it("sends a message larger than maxBatchBytes on its own, never holding it back", () => {
-    const big = [entry(1, 100), entry(2, 5000), entry(3, 100)];
-    const { batches, rest } = cutBatches(big, limits, false);
-    expect(sizes(batches)).toEqual([1, 1]);
-    expect(rest.map((e) => e.entryId)).toEqual(["1-3"]);
+    const big = "x".repeat(5000);
+    expect(sizes(cutBatches([entry(1, big), entry(2), entry(3, big), entry(4)], limits))).toEqual([
+      1, 1, 1, 1,
+    ]);
   });
 });

@@ -1,183 +1,353 @@
 import { describe, expect, it } from "vitest";
-import { noCounts } from "../../worker/attempts.ts";
-import type { UnitEntry } from "../../worker/entries.ts";
+import type { Result } from "../../shared/counters.ts";
+import type { Taken } from "../../shared/engine/take.ts";
+import { type Attempt, noCounts } from "../../worker/attempts.ts";
 import type { Outcome } from "../../worker/judge.ts";
 import {
-  fold,
-  foldAll,
-  holdState,
-  merge,
-  noWrites,
+  filtered,
+  giveBack,
+  type Owed,
+  type Progress,
+  type Run,
+  refusedDeadLetters,
+  type Sent,
+  settle,
+  startRun,
   stateWrites,
-  stops,
 } from "../../worker/settle.ts";
 
-const entry = (n: number, attempt = 1): UnitEntry => ({
+const entry = (n: number, attempt = 1): Taken => ({
   entryId: `100-${n}`,
-  message: { id: `100-${n}`, type: null, data: "1", publishedAt: "1970-01-01T00:00:00.100Z" },
+  messageId: `100-${n}`,
   attempt,
-  bytes: 10,
+  text: `{"id":"100-${n}","type":null,"data":1,"publishedAt":"1970-01-01T00:00:00.100Z","attempt":${attempt}}`,
+  bytes: 1,
 });
 const [a, b, c] = [entry(1), entry(2), entry(3)];
 
-describe("folding outcomes into writes", () => {
-  it.each<[string, Outcome[], Partial<ReturnType<typeof noWrites>>]>([
-    ["filtered: acked, state untouched", [{ kind: "filtered", entries: [a] }], { ack: ["100-1"] }],
+/** A request's attempt, its record told apart by `at`; no latencies unless given. */
+const attempt = (result: Result, at: number, latenciesMs: number[] = []): Attempt => ({
+  record: {
+    at,
+    attempt: 1,
+    messages: 2,
+    firstId: "100-1",
+    lastId: "100-2",
+    status: result === "success" ? 200 : 500,
+    durationMs: 1,
+    error: result === "success" ? null : "HTTP 500",
+    body: "",
+  },
+  result,
+  latenciesMs,
+});
+const resultOf = (o: Outcome): Result =>
+  o.kind === "delivered" || o.kind === "partial" ? "success" : "http_5xx";
+/** The request that carried `batch` at `at` ended with `outcome`. */
+const sent = (outcome: Outcome, batch: Taken[] = [a, b], at = 5): Sent => ({
+  batch,
+  outcome,
+  attempt: attempt(resultOf(outcome), at),
+  at,
+});
+const settleAll = (requests: Sent[], kind: "main" | "redrive" = "main", run = startRun()): Run =>
+  requests.reduce((r, s) => settle(r, s, kind), run);
+
+const delivered: Outcome = { kind: "delivered" };
+const partial = (retryAt: number | null, dead: Taken[] = []): Outcome => ({
+  kind: "partial",
+  retries: retryAt === null ? [] : [{ at: retryAt, entries: [b] }],
+  dead,
+  reason: "no",
+});
+const failed = (retryAt: number, retried: Taken[] = [a, b], dead: Taken[] = []): Outcome => ({
+  kind: "failed",
+  retries: retried.length === 0 ? [] : [{ at: retryAt, entries: retried }],
+  dead,
+  retryAt,
+  reason: "HTTP 500",
+});
+const gone: Outcome = { kind: "gone", reason: "HTTP 410: the endpoint is gone" };
+const counted = (result: Result) => ({ attempts: { [result]: 1 }, latency: {}, latencyMs: 0 });
+
+describe("what a request's outcome owes Redis", () => {
+  it.each<[string, Taken[], Outcome, Omit<Owed, "records">]>([
     [
-      "delivered: acked, a success with the last id",
-      [{ kind: "delivered", entries: [a, b], at: 5 }],
+      "delivered: every message acked",
+      [a, b],
+      delivered,
+      { ack: ["100-1", "100-2"], nack: [], dead: [] },
+    ],
+    [
+      "partial: the rest acked, the rejected made visible at their retry time",
+      [a, b],
+      partial(50),
+      { ack: ["100-1"], nack: [{ ids: ["100-2"], at: 50 }], dead: [] },
+    ],
+    [
+      "partial out of attempts: the rejected dead-lettered with its attempts and the reason",
+      [a, entry(2, 4)],
+      partial(null, [entry(2, 4)]),
+      { ack: ["100-1"], nack: [], dead: [{ id: "100-2", attempts: 4, error: "no" }] },
+    ],
+    [
+      "partial at two times: a nack for each",
+      [a, b, c],
       {
-        ack: ["100-1", "100-2"],
+        kind: "partial",
+        retries: [
+          { at: 50, entries: [b] },
+          { at: 70, entries: [c] },
+        ],
+        dead: [],
+        reason: "no",
+      },
+      {
+        ack: ["100-1"],
+        nack: [
+          { ids: ["100-2"], at: 50 },
+          { ids: ["100-3"], at: 70 },
+        ],
+        dead: [],
+      },
+    ],
+    [
+      "failed: nothing acked, the batch visible at its retry time",
+      [a, b],
+      failed(90),
+      { ack: [], nack: [{ ids: ["100-1", "100-2"], at: 90 }], dead: [] },
+    ],
+    [
+      "failed with one out of attempts: the rest retried, that one dead-lettered",
+      [a, entry(2, 3)],
+      failed(90, [a], [entry(2, 3)]),
+      {
+        ack: [],
+        nack: [{ ids: ["100-1"], at: 90 }],
+        dead: [{ id: "100-2", attempts: 3, error: "HTTP 500" }],
+      },
+    ],
+    [
+      "gone: nothing acked or lost, the batch visible again at once",
+      [a, b],
+      gone,
+      { ack: [], nack: [{ ids: ["100-1", "100-2"], at: 5 }], dead: [] },
+    ],
+  ])("%s", (_, batch, outcome, owed) => {
+    const request = sent(outcome, batch);
+    const run = settle(startRun(), request, "main");
+    expect(run.owed).toEqual({ ...owed, records: [request.attempt.record] });
+  });
+});
+
+describe("what a request's outcome does to the run's progress", () => {
+  it.each<[string, Outcome, Progress]>([
+    [
+      "delivered: counted, a success with the last id acked",
+      delivered,
+      {
+        tally: { delivered: 2, retried: 0, deadLettered: 0, filtered: 0 },
         state: {
-          counts: noCounts(),
           success: { at: 5, lastAckedId: "100-2" },
           failuresSince: 0,
           error: null,
+          counts: counted("success"),
         },
+        stop: null,
       },
     ],
     [
-      "rejected: kept for retry at the earliest time, the reason recorded",
-      [{ kind: "rejected", retry: [a], dead: [], retryAt: 50, reason: "no", at: 6 }],
+      "partial: a success (the endpoint answered 2xx) and the rejection as the last error",
+      partial(50),
       {
-        retryAt: 50,
+        tally: { delivered: 1, retried: 1, deadLettered: 0, filtered: 0 },
         state: {
-          counts: noCounts(),
-          success: null,
+          success: { at: 5, lastAckedId: "100-1" },
           failuresSince: 0,
-          error: { at: 6, error: "no" },
+          error: { at: 5, error: "no" },
+          counts: counted("success"),
         },
+        stop: null,
       },
     ],
     [
-      "rejected out of attempts: dead-lettered with its attempts",
-      [{ kind: "rejected", retry: [], dead: [entry(3, 4)], retryAt: null, reason: "no", at: 6 }],
+      "partial out of attempts: counted dead-lettered, the run goes on",
+      partial(null, [entry(2, 4)]),
       {
-        dead: [{ entryId: "100-3", attempts: 4, error: "no" }],
-        retryAt: null,
+        tally: { delivered: 1, retried: 0, deadLettered: 1, filtered: 0 },
         state: {
-          counts: noCounts(),
-          success: null,
+          success: { at: 5, lastAckedId: "100-1" },
           failuresSince: 0,
-          error: { at: 6, error: "no" },
+          error: { at: 5, error: "no" },
+          counts: counted("success"),
         },
+        stop: null,
       },
     ],
     [
-      "failed: a failed request counted, nothing acked",
-      [{ kind: "failed", retry: [a], dead: [], retryAt: 90, reason: "HTTP 500", at: 7 }],
+      "failed: a failed request, and a backoff until its retry time",
+      failed(90),
       {
-        ack: [],
+        tally: { delivered: 0, retried: 2, deadLettered: 0, filtered: 0 },
         state: {
-          counts: noCounts(),
           success: null,
           failuresSince: 1,
-          error: { at: 7, error: "HTTP 500" },
+          error: { at: 5, error: "HTTP 500" },
+          counts: counted("http_5xx"),
         },
+        stop: { kind: "backoff", at: 90 },
       },
     ],
     [
-      "a success after failures resets the count",
-      [
-        { kind: "failed", retry: [a], dead: [], retryAt: 90, reason: "HTTP 500", at: 7 },
-        { kind: "delivered", entries: [b], at: 8 },
-      ],
+      "failed with every message dead: a failed request, no backoff (nothing left to retry)",
+      failed(90, [], [entry(1, 3), entry(2, 3)]),
       {
-        ack: ["100-2"],
+        tally: { delivered: 0, retried: 0, deadLettered: 2, filtered: 0 },
         state: {
-          counts: noCounts(),
-          success: { at: 8, lastAckedId: "100-2" },
-          failuresSince: 0,
-          error: { at: 7, error: "HTTP 500" },
-        },
-      },
-    ],
-    [
-      "gone: a failed request, and the pause in the error",
-      [{ kind: "gone", entries: [a], reason: "HTTP 410: the endpoint is gone", at: 9 }],
-      {
-        ack: [],
-        state: {
-          counts: noCounts(),
           success: null,
           failuresSince: 1,
-          error: { at: 9, error: "HTTP 410: the endpoint is gone; subscription paused" },
+          error: { at: 5, error: "HTTP 500" },
+          counts: counted("http_5xx"),
         },
+        stop: null,
       },
     ],
-  ])("%s", (_, outcomes, expected) => {
-    expect(foldAll(noWrites(), outcomes, "main")).toEqual({ ...noWrites(), ...expected });
+    [
+      "gone: a failed request, the pause in the error, and the run stopped",
+      gone,
+      {
+        tally: { delivered: 0, retried: 0, deadLettered: 0, filtered: 0 },
+        state: {
+          success: null,
+          failuresSince: 1,
+          error: { at: 5, error: "HTTP 410: the endpoint is gone; subscription paused" },
+          counts: counted("http_5xx"),
+        },
+        stop: { kind: "gone" },
+      },
+    ],
+  ])("%s", (_, outcome, progress) => {
+    expect(settle(startRun(), sent(outcome), "main").progress).toEqual(progress);
+  });
+});
+
+describe("a run of requests", () => {
+  it("adds up failures while no success comes, and starts over after one", () => {
+    const twice = settleAll([sent(failed(90, [a]), [a], 1), sent(failed(95, [b]), [b], 2)]);
+    expect(twice.progress.state).toMatchObject({ success: null, failuresSince: 2 });
+    const recovered = settleAll([sent(delivered, [c], 3)], "main", twice);
+    expect(recovered.progress.state).toMatchObject({
+      success: { at: 3, lastAckedId: "100-3" },
+      failuresSince: 0,
+      error: { at: 2, error: "HTTP 500" },
+    });
+    const again = settleAll([sent(failed(99, [a]), [a], 4)], "main", recovered);
+    expect(again.progress.state).toMatchObject({ success: { at: 3 }, failuresSince: 1 });
   });
 
-  it("keeps the earliest retry time of several rejections", () => {
-    const rejected = (retryAt: number): Outcome => ({
-      kind: "rejected",
-      retry: [c],
-      dead: [],
-      retryAt,
-      reason: "no",
-      at: 1,
+  it("only moves a backoff later: of two, the later holds", () => {
+    const run = settleAll([sent(failed(80)), sent(failed(30)), sent(failed(60))]);
+    expect(run.progress.stop).toEqual({ kind: "backoff", at: 80 });
+    expect(settleAll([sent(failed(120))], "main", run).progress.stop).toEqual({
+      kind: "backoff",
+      at: 120,
     });
-    expect(foldAll(noWrites(), [rejected(80), rejected(30), rejected(60)], "main").retryAt).toBe(
-      30,
-    );
+  });
+
+  it("stays stopped as gone whatever backoff comes before or after", () => {
+    expect(settleAll([sent(failed(80)), sent(gone)]).progress.stop).toEqual({ kind: "gone" });
+    expect(settleAll([sent(gone), sent(failed(80))]).progress.stop).toEqual({ kind: "gone" });
+  });
+
+  it("carries every request's record to the next round trip, oldest first, and counts them", () => {
+    const run = settleAll([
+      { ...sent(delivered, [a], 1), attempt: attempt("success", 1, [5, 2000]) },
+      sent(failed(90, [b]), [b], 2),
+    ]);
+    expect(run.owed.records.map((r) => r.at)).toEqual([1, 2]);
+    // 5 ms (<= 10 ms: bucket 0) and 2000 ms (<= 2.5 s: bucket 7).
+    expect(run.progress.state.counts).toEqual({
+      attempts: { success: 1, http_5xx: 1 },
+      latency: { 0: 1, 7: 1 },
+      latencyMs: 2005,
+    });
+  });
+
+  it("appends each request's acks and nacks to what is owed already", () => {
+    const run = settleAll([
+      sent(delivered, [a], 1),
+      sent(failed(90, [b]), [b], 2),
+      sent(delivered, [c], 3),
+    ]);
+    expect(run.owed).toMatchObject({ ack: ["100-1", "100-3"], nack: [{ ids: ["100-2"], at: 90 }] });
   });
 
   it("never records a redrive stream's entry id as the last acked one", () => {
-    const w = fold(noWrites(), { kind: "delivered", entries: [a], at: 5 }, "redrive");
-    expect(w.state.success).toEqual({ at: 5, lastAckedId: null });
-    expect(stateWrites(w.state, (f) => f).set).not.toHaveProperty("lastAckedId");
+    const redriven = { ...a, entryId: "0-1" };
+    const run = settleAll([sent(delivered, [redriven], 5)], "redrive");
+    expect(run.progress.state.success).toEqual({ at: 5, lastAckedId: null });
+    expect(stateWrites(run.progress.state, (f) => f).set).not.toHaveProperty("lastAckedId");
+  });
+
+  it("keeps the last acked id of an earlier request when a later one acks nothing", () => {
+    const run = settleAll([sent(delivered, [a], 1), sent(partial(50), [b], 2)]);
+    expect(run.progress.state.success).toEqual({ at: 2, lastAckedId: "100-1" });
   });
 });
 
-describe("merging writes", () => {
-  it("adds failures when no success came between, and starts over after one", () => {
-    const failed = fold(
-      noWrites(),
-      {
-        kind: "failed",
-        retry: [a],
-        dead: [],
-        retryAt: 9,
-        reason: "x",
-        at: 1,
-      },
-      "main",
-    );
-    expect(merge(failed, failed).state.failuresSince).toBe(2);
-    const succeeded = fold(noWrites(), { kind: "delivered", entries: [b], at: 2 }, "main");
-    expect(merge(failed, succeeded).state.failuresSince).toBe(0);
-    expect(merge(succeeded, failed).state).toMatchObject({
-      counts: noCounts(),
-      success: { at: 2 },
-      failuresSince: 1,
+describe("giving back batches taken and not sent", () => {
+  it("makes them visible at the time given, with the attempt they had before the take", () => {
+    const run = giveBack(startRun(), [entry(1, 1), entry(2, 3), entry(3, 1)], 70);
+    expect(run.owed.nack).toEqual([
+      { ids: ["100-1", "100-3"], at: 70, retryCount: 0 },
+      { ids: ["100-2"], at: 70, retryCount: 2 },
+    ]);
+    expect(run.progress).toEqual(startRun().progress);
+  });
+
+  it("owes nothing for nothing given back", () => {
+    const run = startRun();
+    expect(giveBack(run, [], 70)).toBe(run);
+  });
+});
+
+describe("entries the types filter acked", () => {
+  it("are counted filtered, and owe nothing", () => {
+    const run = filtered(filtered(startRun(), 2), 3);
+    expect(run.progress.tally).toEqual({ delivered: 0, retried: 0, deadLettered: 0, filtered: 5 });
+    expect(run.owed).toEqual(startRun().owed);
+  });
+});
+
+describe("dead letters Redis refused to store", () => {
+  const letters = [
+    { id: "100-1", attempts: 3, error: "HTTP 500" },
+    { id: "100-2", attempts: 3, error: "HTTP 500" },
+  ];
+  const dead = settleAll([sent(failed(90, [], [entry(1, 3), entry(2, 3)]), [a, b], 5)]);
+
+  it("are retried at the time given instead, no longer counted dead-lettered", () => {
+    const run = refusedDeadLetters(dead, letters.slice(1), 30_005, "OOM", 7);
+    expect(run.owed.nack).toEqual([{ ids: ["100-2"], at: 30_005 }]);
+    expect(run.progress.tally.deadLettered).toBe(1);
+  });
+
+  it("make the refusal the last error, at the time it happened (not the retry's)", () => {
+    const run = refusedDeadLetters(dead, letters, 30_005, "OOM", 7);
+    expect(run.progress.state.error).toEqual({
+      at: 7,
+      error: "2 message(s) could not be dead-lettered: OOM",
     });
   });
 
-  it("holds the state back and writes the rest", () => {
-    const w = fold(noWrites(), { kind: "delivered", entries: [a], at: 5 }, "main");
-    const [writing, state] = holdState(w);
-    expect(writing.ack).toEqual(["100-1"]);
-    expect(writing.state).toEqual(noWrites().state);
-    expect(state.success?.at).toBe(5);
-  });
-});
-
-describe("which outcomes stop a unit", () => {
-  it.each<[Outcome, boolean]>([
-    [{ kind: "delivered", entries: [a], at: 1 }, false],
-    [{ kind: "rejected", retry: [a], dead: [], retryAt: 2, reason: "", at: 1 }, false],
-    [{ kind: "failed", retry: [a], dead: [], retryAt: 2, reason: "", at: 1 }, true],
-    [{ kind: "failed", retry: [], dead: [a], retryAt: 2, reason: "", at: 1 }, false],
-    [{ kind: "gone", entries: [a], reason: "", at: 1 }, true],
-  ])("%j stops: %s", (outcome, expected) => {
-    expect(stops(outcome)).toBe(expected);
+  it("change nothing when there are none", () => {
+    expect(refusedDeadLetters(dead, [], 30_005, "OOM", 7)).toBe(dead);
   });
 });
 
 describe("the state hash writes", () => {
   const field = (fact: string) => `s:${fact}`;
-  it("sets the count after a success, and adds to it when none came", () => {
+  it("sets the count after a success, with its time and last acked id", () => {
     expect(
       stateWrites(
         {
@@ -192,6 +362,9 @@ describe("the state hash writes", () => {
       set: { "s:failures": "2", "s:lastSuccessAt": "3", "s:lastAckedId": "1-1" },
       increment: 0,
     });
+  });
+
+  it("adds the failures to the count when no success came, and sets the last error", () => {
     expect(
       stateWrites(
         { counts: noCounts(), success: null, failuresSince: 2, error: { at: 4, error: "e" } },

@@ -1,0 +1,166 @@
+// The take script (shared/lua/take.ts, with the encoding of shared/lua/encode.ts) writes each
+// message's JSON text itself, in Redis' Lua: its publishedAt from integer date arithmetic, its type
+// quoted by hand, and it applies the types filter with Lua patterns. Checked here against
+// JavaScript (toISOString, JSON, and the glob matching of subscription.ts: matchesTypes) on
+// generated messages, taken through the engine's `take` and the bridge, as the Worker runs it.
+
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Bridge, startBridge } from "../../dev/bridge.ts";
+import { loadConfig } from "../../shared/config.ts";
+import { channelQueue } from "../../shared/engine/queue.ts";
+import { type TakeRequest, take } from "../../shared/engine/take.ts";
+import { unmetered } from "../../shared/meter.ts";
+import { type Db, getDb } from "../../shared/redis.ts";
+import { matchesTypes } from "../../shared/subscription.ts";
+import { type RedisServer, startRedisServer } from "../helpers/redis-server.ts";
+
+const TOKEN = "test-bridge-token";
+/** The latest instant JavaScript's Date holds: +275760-09-13T00:00:00.000Z. */
+const MAX_DATE_MS = 8.64e15;
+
+let server: RedisServer;
+let bridge: Bridge;
+let db: Db;
+let channels = 0;
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  bridge = await startBridge({ redisUrl: server.url, token: TOKEN });
+  const config = loadConfig({
+    UPSTASH_REDIS_REST_URL: bridge.url,
+    UPSTASH_REDIS_REST_TOKEN: TOKEN,
+    API_TOKEN: "unused",
+  });
+  db = getDb(config, unmetered());
+});
+
+afterAll(async () => {
+  await bridge?.close();
+  await server?.stop();
+});
+
+interface Entry {
+  ms: number;
+  fields: Record<string, string>;
+}
+
+/**
+ * A fresh channel holding `entries` (ids `<ms>-1`), and the queue of a subscription whose group
+ * has read none of them.
+ */
+async function queueOf(entries: Entry[]) {
+  const q = channelQueue(db, {
+    channel: `take-script-${channels++}`,
+    name: "sub",
+    group: "g",
+    mode: "pull",
+  });
+  for (const { ms, fields } of entries) {
+    await server.client.xadd(q.stream, `${ms}-1`, ...Object.entries(fields).flat());
+  }
+  await server.client.xgroup("CREATE", q.stream, q.group, "0");
+  return q;
+}
+
+/** One take by reader "c" of every entry: nothing acked, nothing capped, the given options. */
+const takeAll = (q: Awaited<ReturnType<typeof queueOf>>, options: Partial<TakeRequest> = {}) =>
+  take(db.redis, db, q, {
+    reader: "c",
+    now: 1_000,
+    count: 1_000,
+    visibilityMs: 30_000,
+    byteBudget: 8 * 1024 * 1024,
+    ...options,
+  });
+
+const ascending = (values: number[]) => [...values].sort((a, b) => a - b);
+const utf8Bytes = (text: string) => new TextEncoder().encode(text).byteLength;
+
+describe("the take script's messages", () => {
+  it("writes each message as JSON, dated as toISOString would, named as pull or push asks", async () => {
+    const message = fc.record({
+      type: fc.option(fc.string({ unit: "grapheme", maxLength: 12 }), { nil: undefined }),
+      data: fc.json({ maxDepth: 2 }),
+      redrivenFrom: fc.option(fc.integer({ min: 0, max: MAX_DATE_MS }), { nil: undefined }),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(
+          fc.oneof(
+            fc.integer({ min: 0, max: MAX_DATE_MS }),
+            fc.integer({ min: 1.5e12, max: 2.5e12 }), // around now
+            fc.constantFrom(951_782_400_000, 253_402_300_799_999, 253_402_300_800_000), // 2000-02-29, years 9999 and 10000
+          ),
+          { minLength: 1, maxLength: 8 },
+        ),
+        fc.array(message, { minLength: 8, maxLength: 8 }),
+        // Pull names a message by its entry id (and says where a redriven one came from); push by
+        // the original's id.
+        fc.boolean(),
+        async (times, shapes, ownIds) => {
+          const entries = ascending(times).map((ms, i) => {
+            const { type, data, redrivenFrom } = shapes[i]!;
+            const fields: Record<string, string> = { d: data };
+            if (type !== undefined) fields.t = type;
+            if (redrivenFrom !== undefined) fields.o = `${redrivenFrom}-7`;
+            return { ms, fields };
+          });
+          const { taken } = await takeAll(await queueOf(entries), { ownIds });
+          expect(taken.map((t) => JSON.parse(t.text))).toEqual(
+            entries.map(({ ms, fields }) => ({
+              id: ownIds ? `${ms}-1` : (fields.o ?? `${ms}-1`),
+              type: fields.t ?? null,
+              data: JSON.parse(fields.d!),
+              publishedAt: new Date(fields.o ? Number(fields.o.split("-")[0]) : ms).toISOString(),
+              attempt: 1,
+              ...(fields.o && ownIds ? { redrivenFrom: fields.o } : {}),
+            })),
+          );
+          expect(taken).toEqual(
+            entries.map(({ ms, fields }) => ({
+              entryId: `${ms}-1`,
+              messageId: ownIds ? `${ms}-1` : (fields.o ?? `${ms}-1`),
+              attempt: 1,
+              text: expect.any(String),
+              bytes: Object.values(fields).reduce((sum, value) => sum + utf8Bytes(value), 0),
+            })),
+          );
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it("keeps exactly the types matchesTypes keeps, and acks the others", async () => {
+    // Small alphabets, so that patterns match often; "." and "-" are magic in Lua patterns.
+    const type = fc.option(fc.stringMatching(/^[ab.-]{1,5}$/), { nil: undefined });
+    const pattern = fc.stringMatching(/^[ab.*-]{1,4}$/);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(type, { minLength: 1, maxLength: 10 }),
+        fc.array(pattern, { minLength: 1, maxLength: 3 }),
+        async (types, patterns) => {
+          const entries = types.map(
+            (t, i): Entry => ({
+              ms: 1_000 + i,
+              fields: t === undefined ? { d: "1" } : { d: "1", t },
+            }),
+          );
+          const q = await queueOf(entries);
+          const result = await takeAll(q, { types: patterns });
+          const wanted = entries.filter((e) => matchesTypes(patterns, e.fields.t ?? null));
+          expect(result.taken.map((t) => t.entryId)).toEqual(wanted.map((e) => `${e.ms}-1`));
+          expect(result.filtered).toBe(entries.length - wanted.length);
+          // Only what was taken stays pending: the others were acked by the take.
+          const pending = (await server.client.xpending(q.stream, q.group)) as [
+            number,
+            ...unknown[],
+          ];
+          expect(Number(pending[0])).toBe(wanted.length);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
