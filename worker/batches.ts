@@ -10,14 +10,15 @@
 
 import type { Taken } from "../shared/engine/take.ts";
 
-// The deliverers an invocation runs at once share this much memory for what they have taken
-// (held from its take until its request ends, with the bodies built from it): well under an
+// The deliverers an invocation runs at once share this much memory for what they have taken:
+// each holds up to two takes' worth (one being sent while the next is taken, with the bodies
+// built from them), so each take gets half of a deliverer's share. Well under an
 // isolate's 128 MB.
 export const READ_MEMORY = 48 * 1024 * 1024;
 
 /** What one deliverer's takes may hold when `concurrency` deliverers run at once. */
 export const readBytesFor = (concurrency: number) =>
-  Math.floor(READ_MEMORY / Math.max(1, concurrency));
+  Math.floor(READ_MEMORY / (2 * Math.max(1, concurrency)));
 
 // The body's JSON around the messages, {"channel":"...","subscription":"...","messages":[...]},
 // with both names at their longest (128 characters).

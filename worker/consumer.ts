@@ -1,28 +1,7 @@
-// The delivery queue's consumer: each invocation visits the subscriptions its batch of tasks
-// names (dispatch.ts), all at once (the queue, not a fixed number, decides how many invocations
-// run side by side), under its own budget, and tells the queue what became of each task:
-//
-//   visited, nothing scheduled, gone  ack (a stale or duplicate task costs a few Redis commands)
-//   due within EARLY_WAIT_MS        waited for here, then visited: a retry's delay is sent in
-//                                   whole seconds rounded down (dispatch.ts), so it comes early
-//   due later                       retry when it is due: what a deliverer that died had taken
-//                                   is visible again then, and nobody else may come for it
-//   no budget left here             retry at once, in another invocation
-//   the visit failed (an outage)    retry later, with backoff; the queue's own retries end at
-//                                   max_retries, and the cron finds whatever is still due
-//
-// While its visits run, an invocation also adopts what other deliverers hand over meanwhile
-// (withAdoption), so a busy subscriber's continuation never waits behind another's invocation.
-//
-// An invocation that dies (memory, CPU) acks nothing: the queue sends its tasks again, and what
-// its deliverers had taken is delivered again once its visibility timeout runs out (drive.ts).
-
-import { unitName } from "../shared/keys.ts";
-import { unitsOf } from "../shared/subscriptions.ts";
 import { asTask, type DeliveryTask, MAX_DELAY_SECONDS } from "./dispatch.ts";
 import { visitAll, type Worker } from "./pass.ts";
-import { type Loaded, load, type UnitSchedule, wakesBetween } from "./schedule.ts";
-import { HANDOVER_GRACE_MS, type Visited } from "./visit.ts";
+import { dueUnits, type Loaded, load } from "./schedule.ts";
+import type { Visited } from "./visit.ts";
 
 /** The queue's message, as far as the consumer needs it. */
 export interface TaskMessage {
@@ -76,7 +55,7 @@ export async function consume(w: Worker, messages: readonly TaskMessage[]): Prom
     // Deleted or paused since (load dropped its schedule): nothing to do.
     if (!l) {
       for (const m of ms) m.ack();
-    } else work.push({ loaded: task.why === "handover" ? carryOn(l, now) : l, messages: ms });
+    } else work.push({ loaded: l, messages: ms });
   }
   const visiting = new Set(work.map(({ loaded: l }) => `${l.sub.channel}/${l.sub.name}`));
   const visited = await withAdoption(w, visiting, Math.min(work.length, CONSUMER_CONCURRENCY), () =>
@@ -108,22 +87,21 @@ export async function consume(w: Worker, messages: readonly TaskMessage[]): Prom
   });
 }
 
-/** How often a running invocation looks for units handed over while it runs. */
+/** How often a running invocation looks for units due while it runs. */
 export const ADOPT_POLL_MS = 250;
-/** How far back a hand-over may lie and still be adopted (its task carries on otherwise). */
-const ADOPT_LOOKBACK_MS = 5_000;
 
 /**
- * Runs `visits` and, while they run, adopts the units other deliverers hand over meanwhile.
+ * Runs `visits` and, while they run, adopts the units that come due meanwhile (a hand-over, a
+ * publish, a retry).
  *
  * A hand-over's task waits for a consumer invocation, and a busy invocation can keep one for its
  * whole budget: Miniflare runs one batch at a time, and Queues adds concurrency only as batches
  * end. So an invocation that is still delivering looks, every ADOPT_POLL_MS, for wake members
- * handed over lately (one ZRANGE: schedule.ts wakesBetween) and visits them itself within its
- * budget, so they wait a fraction of a second, not a budget. Their tasks, when they come, find
- * the lease taken or nothing due. Each hand-over is tried once per invocation (by its score), so
- * one taken elsewhere costs one load and one SET at most. Adopted visits count against
- * CONSUMER_CONCURRENCY, so their reads stay inside READ_MEMORY.
+ * due (one ZRANGE: schedule.ts dueUnits) and visits them itself within its budget, so they wait
+ * a fraction of a second, not a budget. Their tasks, when they come, find less or nothing to do.
+ * Each is tried once per invocation (by its score), so one that stays due costs one load and one
+ * take at most. Adopted visits count against CONSUMER_CONCURRENCY, so their takes stay inside
+ * READ_MEMORY.
  */
 async function withAdoption<T>(
   ctx: Worker,
@@ -150,17 +128,17 @@ async function withAdoption<T>(
       if (running === 0) break;
       const room = CONSUMER_CONCURRENCY - running;
       if (room <= 0 || !ctx.db.meter.allows(now, 6)) continue;
-      const to = now + HANDOVER_GRACE_MS;
-      const band = await wakesBetween(ctx.db, to - ADOPT_LOOKBACK_MS, to, CONSUMER_CONCURRENCY * 2);
+      const due = await dueUnits(ctx.db, now, CONSUMER_CONCURRENCY * 2);
       const wanted = new Map<string, { channel: string; name: string }>();
-      for (const { unit, at } of band) {
+      for (const { kind, unit, at } of due) {
         const key = `${unit.channel}/${unit.subscription}`;
-        if (visiting.has(key) || tried.get(key) === at || wanted.size >= room) continue;
+        if (kind !== "wake" || visiting.has(key) || tried.get(key) === at) continue;
+        if (wanted.size >= room) break;
         tried.set(key, at);
         wanted.set(key, { channel: unit.channel, name: unit.subscription });
       }
       if (wanted.size === 0) continue;
-      const loaded = (await load(ctx.db, [...wanted.values()])).map((l) => carryOn(l, now));
+      const loaded = await load(ctx.db, [...wanted.values()]);
       for (const key of wanted.keys()) visiting.add(key);
       running += loaded.length;
       adopted.push(
@@ -171,22 +149,11 @@ async function withAdoption<T>(
       );
     }
   } catch (error) {
-    // Adopting is an optimisation: the hand-overs' own tasks still come.
-    console.error("the delivery queue's consumer stopped adopting hand-overs:", error);
+    // Adopting is an optimisation: the units' own tasks (or the cron) still come.
+    console.error("the delivery queue's consumer stopped adopting due units:", error);
   }
   await Promise.allSettled(adopted);
   return first;
-}
-
-// A handed-over unit is due at once, though its wake member was put `HANDOVER_GRACE_MS` ahead
-// (visit.ts) so that the cron would leave it to this task. One without a wake member closed.
-function carryOn(l: Loaded, now: number): Loaded {
-  const schedules = new Map<string, UnitSchedule>(l.schedules);
-  for (const unit of unitsOf(l.sub.channel, l.sub.name)) {
-    const s = schedules.get(unitName(unit));
-    if (s && s.wake !== null) schedules.set(unitName(unit), { ...s, wake: Math.min(s.wake, now) });
-  }
-  return { ...l, schedules };
 }
 
 // Backoff of a task whose visit failed: 5 s, 10 s, 20 s... (the queue's attempts count from 1).

@@ -65,8 +65,6 @@ export interface DriveContext {
   sleep: (ms: number) => Promise<void>;
   /** Bytes this run's takes may hold at once (batches.ts: readBytesFor). */
   readBytes: number;
-  /** How far ahead a run the budget stops puts its wake member (visit.ts: a hand-over's grace). */
-  graceMs: number;
   /** Asks for another invocation to deliver the subscription too (visit.ts: with a queue). */
   join: () => Promise<void>;
 }
@@ -166,6 +164,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
   let nextAt: number | null = null;
   let error: string | undefined;
   let done = false;
+  let finalFailures = 0;
   meter.hold(END_RESERVE);
 
   const request = (owed: Owed, now: number, count: number, looking: boolean): TakeRequest => ({
@@ -200,13 +199,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
       if (!final) round = await takeRound(reader, owed, req, cursor);
       else {
         const kind = kindOf();
-        const wake =
-          count > 0
-            ? null
-            : wakeAfter(kind, run.progress.stop, now, {
-                retryBaseMs: config.retryBaseMs,
-                graceMs: ctx.graceMs,
-              });
+        const wake = count > 0 ? null : wakeAfter(kind, run.progress.stop, now, config.retryBaseMs);
         const report = {
           state: run.progress.state,
           now,
@@ -230,6 +223,12 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
   };
 
   const send = async (batch: Batch) => {
+    // A pace slot past the deadline is not waited for.
+    if (batch.startAt >= meter.deadline) {
+      meter.unhold(1);
+      mail.post({ kind: "unsent", batch });
+      return;
+    }
     const wait = batch.startAt - clock();
     if (wait > 0) await ctx.sleep(wait);
     await meter.posts.take();
@@ -366,8 +365,9 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
           console.error(`delivery to ${unitName(unit)} failed:`, event.error);
           if (end !== "lost") end = "error";
         }
-        // A final round that failed: nothing more can be written.
-        if (event.during === "take" && event.final && sending === 0) {
+        // A final round that failed is tried once more (what it carried is still owed); then
+        // nothing more can be written.
+        if (event.during === "take" && event.final && (end === "lost" || ++finalFailures > 1)) {
           done = true;
           nextAt = nextVisit(kindOf(), run.progress.stop, at, null, config.retryBaseMs);
         }

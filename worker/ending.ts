@@ -22,8 +22,8 @@ export type WakeChange =
  * The wake member after each way of ending, at `now`:
  *   backoff  nothing new read before the backoff ends (ZADD GT: only later)
  *   full     nothing new read for one base delay: retries must make room first
- *   budget   still due, at the back of the schedule (ZADD XX: only while it is there); with a
- *   error    queue `graceMs` later: the queue's task carries on, a cron pass only if it is lost
+ *   budget   still due, at the back of the schedule (ZADD XX: only while it is there): its next
+ *   error    visit carries on (with a queue, the task it asks for; a running invocation adopts it)
  *   gone     nothing scheduled: the subscription is paused until resumed
  * Otherwise as the last take left it (idle: removed if nothing was unread; busy: still due).
  */
@@ -31,16 +31,16 @@ export function wakeAfter(
   end: End,
   stop: Stop | null,
   now: number,
-  t: { retryBaseMs: number; graceMs: number },
+  retryBaseMs: number,
 ): WakeChange | null {
   switch (end) {
     case "backoff":
       return { how: "gt", at: stop?.kind === "backoff" ? stop.at : now };
     case "full":
-      return { how: "set", at: now + t.retryBaseMs };
+      return { how: "set", at: now + retryBaseMs };
     case "budget":
     case "error":
-      return { how: "xx", at: now + t.graceMs };
+      return { how: "xx", at: now };
     case "gone":
       return { how: "unschedule" };
     default:

@@ -39,21 +39,6 @@ export function dueUnits(db: Db, now: number, limit: number): Promise<DueUnit[]>
   return unitsScheduled(db, "-inf", now, limit);
 }
 
-/**
- * Wake members scheduled after `from` and by `to`, earliest first, at most `limit`: a hand-over
- * puts its unit's wake member HANDOVER_GRACE_MS ahead (end.ts), so the units handed over lately
- * are found in that band. 1 command.
- */
-export async function wakesBetween(
-  db: Db,
-  from: number,
-  to: number,
-  limit: number,
-): Promise<DueUnit[]> {
-  const units = await unitsScheduled(db, `(${from}`, to, limit);
-  return units.filter((u) => u.kind === "wake");
-}
-
 async function unitsScheduled(
   db: Db,
   from: number | `(${number}` | "-inf",

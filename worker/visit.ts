@@ -5,7 +5,7 @@
 
 import type { Config } from "../shared/config.ts";
 import type { SubscriptionSummary } from "../shared/delivery.ts";
-import { type Unit, unitName, wakeMember } from "../shared/keys.ts";
+import { type Unit, unitName } from "../shared/keys.ts";
 import type { Db } from "../shared/redis.ts";
 import { unitsOf } from "../shared/subscriptions.ts";
 import { type Dispatch, taskFor } from "./dispatch.ts";
@@ -23,12 +23,6 @@ export interface VisitContext {
   /** Bytes one run's takes may hold (batches.ts: readBytesFor the visits running at once). */
   readBytes: number;
 }
-
-/**
- * How long a unit handed over to the queue stays out of the cron's sight: its task carries on
- * at once, and only if that task is lost does a cron pass pick the unit up, this much later.
- */
-export const HANDOVER_GRACE_MS = 60_000;
 
 /** Subrequests a visit keeps back for after its runs: the queue's task and its events. */
 const VISIT_RESERVE = 2;
@@ -69,7 +63,6 @@ export async function visit(ctx: VisitContext, { sub, schedules }: Loaded): Prom
   };
   const health: Health[] = [];
   let next: { at: number; handover: boolean } | null = null;
-  const graceMs = ctx.dispatch.queued ? HANDOVER_GRACE_MS : 0;
   const join = joinOnce(ctx, sub);
   for (const { unit, at } of due) {
     const job: Job = {
@@ -79,7 +72,7 @@ export async function visit(ctx: VisitContext, { sub, schedules }: Loaded): Prom
       read: isDue(at.wake, now),
       wasFailing: at.retry !== null,
     };
-    const driven = await drive({ ...ctx, graceMs, join }, job);
+    const driven = await drive({ ...ctx, join }, job);
     add(summary, driven);
     health.push(...driven.health);
     if (driven.end === "lost" && driven.error === undefined) await lost(ctx, unit, sub.id);
@@ -92,13 +85,7 @@ export async function visit(ctx: VisitContext, { sub, schedules }: Loaded): Prom
     if (!goOn && !(driven.end === "lost" && unit.kind === "redrive" && !driven.error)) break;
   }
   db.meter.unhold(VISIT_RESERVE);
-  if (next)
-    await follow(
-      ctx,
-      sub,
-      next,
-      due.map((d) => d.unit),
-    );
+  if (next) await follow(ctx, sub, next);
   await publishEvents(ctx, summary, health);
   return { kind: "visited", summary };
 }
@@ -136,23 +123,16 @@ function joinOnce(ctx: VisitContext, sub: { channel: string; name: string }) {
   };
 }
 
-// Asks the queue for the visit the units want next. A hand-over the queue refuses falls back to
-// the cron: the wake members it moved `graceMs` ahead come back to now.
+// Asks the queue for the visit the units want next. Refused: the cron finds the unit due (a
+// hand-over left its wake member due at once).
 async function follow(
   ctx: VisitContext,
   sub: { channel: string; name: string },
   next: { at: number; handover: boolean },
-  units: Unit[],
 ): Promise<void> {
   if (!ctx.dispatch.queued) return;
-  const now = ctx.clock();
   const why = next.handover ? "handover" : "retry";
-  const sent = await ctx.dispatch.send([{ task: taskFor(sub, why), at: next.at }], now);
-  if (sent || !next.handover) return;
-  const due = ctx.db.keys.due();
-  await Promise.all(
-    units.map((u) => ctx.db.redis.zadd(due, { xx: true }, { score: now, member: wakeMember(u) })),
-  ).catch(() => {});
+  await ctx.dispatch.send([{ task: taskFor(sub, why), at: next.at }], ctx.clock());
 }
 
 export type { UnitSchedule };

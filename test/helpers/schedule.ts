@@ -108,10 +108,16 @@ export async function pendingIds(stack: Stack, channel: string, sub: string): Pr
  * No deliverer of the subscription is left at work: its group has no reader but the waiting room
  * (a deliverer's reader is deleted by its run's last write, after its report).
  */
-export async function runsOver(stack: Stack, channel: string, sub: string): Promise<boolean> {
+export async function runsOver(
+  stack: Stack,
+  channel: string,
+  sub: string,
+  kind: "main" | "redrive" = "main",
+): Promise<boolean> {
   const group = await groupOf(stack, channel, sub);
+  const stream = kind === "main" ? stack.keys.channel(channel) : stack.keys.redrive(channel, sub);
   const consumers = (await (
-    stack.redis.xinfo("CONSUMERS", stack.keys.channel(channel), group) as Promise<unknown[][]>
+    stack.redis.xinfo("CONSUMERS", stream, group) as Promise<unknown[][]>
   ).catch(() => [])) as unknown[][];
   return consumers.every((c) => c[1] === WAITING_ROOM);
 }

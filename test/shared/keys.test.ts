@@ -12,8 +12,6 @@ import {
   stateField,
   type Unit,
   wakeMember,
-  writeMarkField,
-  writeMarkFields,
 } from "../../shared/keys.ts";
 
 // Renaming a key is a data migration: this test is where that shows.
@@ -27,6 +25,7 @@ describe("the Redis key layout", () => {
     expect(keys.state("orders")).toBe("sh:v1:state:orders");
     expect(keys.due()).toBe("sh:v1:due");
     expect(keys.pace("orders", "billing")).toBe("sh:v1:pace:orders:billing");
+    expect(keys.written("01fc31375553b1a2.0")).toBe("sh:v1:written:01fc31375553b1a2.0");
     expect(keys.deadLetters("orders", "billing")).toBe("sh:v1:dlq:orders:billing");
     expect(keys.redrive("orders", "billing")).toBe("sh:v1:redrive:orders:billing");
     expect(keys.attempts("orders", "billing")).toBe("sh:v1:attempts:orders:billing");
@@ -60,8 +59,6 @@ describe("the Redis key layout", () => {
     expect(redriveField("billing")).toBe("billing#redrive");
     expect(stateField("billing", "deadLettersExpired")).toBe("billing:deadLettersExpired");
     expect(stateField("billing", "deadLettersDropped")).toBe("billing:deadLettersDropped");
-    expect(writeMarkField("billing", "3f2a-...")).toBe("billing:lastWrite:3");
-    expect(writeMarkFields("billing")).toHaveLength(16);
     expect(counterFields("billing")).toEqual(
       expect.arrayContaining([
         "billing:attempts:success",

@@ -58,8 +58,8 @@ describe("large messages", () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 100 });
     const ids = await publishLarge(100, 150); // 15 MB in all: one batch's read would be as much
     await deliverUntil(stack, channel, () => receiver.messages().length >= 100, "all delivered");
-    expect(receiver.messages().map((m) => m.id)).toEqual(ids);
-    // A read takes what fits 4 MiB if every entry were as large as the largest seen.
+    expect(new Set(receiver.messages().map((m) => m.id))).toEqual(new Set(ids));
+    // A take holds at most 4 MiB (its share of memory, six at once), whatever the entries' sizes.
     expect(stack.bridge.stats.largestReplyBytes).toBeLessThan(5 * 1024 * 1024);
   });
 
@@ -80,11 +80,9 @@ describe("large messages", () => {
     const [big] = await publishLarge(1, 400);
     const [small2] = await publish(stack, channel, [{ data: "b" }]);
     await runPass(stack);
-    expect(receiver.requests.map((r) => r.body?.messages.map((m) => m.id))).toEqual([
-      [small1],
-      [big],
-      [small2],
-    ]);
+    // Three bodies (they may go out side by side): the large one alone.
+    const bodies = receiver.requests.map((r) => r.body?.messages.map((m) => m.id) ?? []);
+    expect(bodies.sort()).toEqual([[small1], [big], [small2]].sort());
     expect(await pendingCount(stack, channel, "sub")).toBe(0);
   });
 
@@ -101,7 +99,7 @@ describe("large messages", () => {
     const dead = () => stack.redis.xlen(stack.keys.deadLetters(channel, "sub"));
     await deliverUntil(stack, channel, async () => (await dead()) === 60, "60 dead letters");
     const parked = await stack.redis.xrange(stack.keys.deadLetters(channel, "sub"), "-", "+");
-    expect(parked.map(([, f]) => f[f.indexOf("o") + 1])).toEqual(ids);
+    expect(parked.map(([, f]) => f[f.indexOf("o") + 1]).sort()).toEqual([...ids].sort());
     expect(await pendingCount(stack, channel, "sub")).toBe(0);
   });
 });

@@ -12,7 +12,7 @@ import { injectedDuring, loadScripts, runsScript } from "../helpers/faults.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import type { TestReceiver, WebhookMessage } from "../helpers/receiver.ts";
 import { countCommands } from "../helpers/redis-server.ts";
-import { deliverUntil, settled } from "../helpers/schedule.ts";
+import { deliverUntil, runsOver, settled } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import {
   getSubscription,
@@ -255,7 +255,7 @@ describe("redrive with bounded dead letters", () => {
       async () =>
         receiver.acceptedIds().length === MAX_MESSAGES &&
         (await stack.redis.xlen(stack.keys.redrive(channel, "sub"))) === 0 &&
-        (await stack.redis.exists(stack.keys.lease(channel, "sub"))) === 0,
+        (await runsOver(stack, channel, "sub", "redrive")),
       "the redriven messages delivered, nobody delivering",
     );
     expect(receiver.acceptedIds()).toEqual(ids.slice(-MAX_MESSAGES));
@@ -276,7 +276,7 @@ describe("redrive with bounded dead letters", () => {
       async () =>
         (await stack.redis.xlen(dlq())) === MAX_MESSAGES &&
         (await stack.redis.xlen(stack.keys.redrive(channel, "sub"))) === 0 &&
-        (await stack.redis.exists(stack.keys.lease(channel, "sub"))) === 0,
+        (await runsOver(stack, channel, "sub", "redrive")),
       "dead-lettered again, nobody delivering",
     );
     expect(await parked()).toEqual(ids);

@@ -286,7 +286,12 @@ describe("a failing subscriber", () => {
     const summary = await runPass(stack);
     expect(summary.delivered).toBe(5);
     expect(summary.retried).toBe(1);
-    expect(receiver.messages().map((m) => m.data as number).sort()).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(
+      receiver
+        .messages()
+        .map((m) => m.data as number)
+        .sort(),
+    ).toEqual([1, 2, 3, 4, 5, 6]);
     receiver.respond({ status: 204 });
     expect(await pending()).toBe(1);
 
