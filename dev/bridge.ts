@@ -51,6 +51,11 @@ export interface BridgeOptions {
   faults?: FaultRule[];
   /** Seed of the faults' PRNG, so rates give the same faults run after run. Default fixed. */
   seed?: number;
+  /**
+   * Told when each request arrives and when its answer is done (or its connection cut): tests
+   * count the requests a Worker has open at once, here and at their receivers together.
+   */
+  gauge?: { enter(): void; leave(): void };
 }
 
 export interface Bridge {
@@ -102,6 +107,11 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   const server = createServer((req, res) => {
     stats.requests++;
+    const gauge = options.gauge;
+    if (gauge) {
+      gauge.enter();
+      res.once("close", () => gauge.leave());
+    }
     answer(req, context)
       .catch((error: unknown) => {
         console.error("[bridge] unexpected error", error);

@@ -3,9 +3,9 @@
 // reader of its own, with up to `target` requests in flight:
 //
 //   take     a round trip (rounds.ts): what the run owes Redis (acks, nacks at their retry
-//            time, dead letters, attempt records), then up to twice its free requests' worth of
-//            entries, leased for their visibility timeout; the first take covers them in the
-//            schedule
+//            time, dead letters, attempt records), then up to its free requests' worth of entries
+//            (twice that while the cap leaves plenty of room), leased for their visibility
+//            timeout; the first take covers them in the schedule
 //   send     each batch POSTed once a request slot is free (deliver.ts), paced when the
 //            subscription has maxRequestsPerSecond, never once its lease might not outlive it
 //   judge    what the answer means (judge.ts: one Outcome)
@@ -155,6 +155,12 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
   let reading = job.read;
   /** The last take came back full: more waits, so it takes again while requests are in flight. */
   let backlog = true;
+  /**
+   * Batches taken beyond those that go out at once, so that a request that ends finds the next
+   * waiting: only while the cap leaves room for as many again (what this run holds counts
+   * against the cap, and other invocations may want a share of it).
+   */
+  let prefetch = 0;
   let first = true;
   let taking = false;
   let sending = 0;
@@ -270,7 +276,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
     if (!taking && buffer.length === 0) {
       const wants = !stop && end === null && (reading || look);
       // The take's round trip, and a POST per batch it may bring (its end is kept back).
-      const fit = Math.min(target * 2 - sending, batchesAtMost, meter.left - 1);
+      const fit = Math.min(target + prefetch - sending, batchesAtMost, meter.left - 1);
       if (wants && (fit < 1 || !meter.allows(now, 2))) end = "budget";
       if (end === "lost") {
         // The group is gone: nothing more can be written.
@@ -311,6 +317,7 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
         // More waits than this run can send at once, and the cap has room for more: another
         // invocation may join (each keeps at most six connections).
         if (backlog && taken.room !== null && taken.room > target) void ctx.join();
+        prefetch = taken.room === null || taken.room >= 2 * target ? target : 0;
         const batches = cutBatches(taken.taken, {
           batchSize: sub.batchSize,
           maxBatchBytes: config.maxBatchBytes,

@@ -62,8 +62,7 @@ describe("delivery", () => {
     const counted = await countCommands(stack.redis, async () => {
       expect((await runPass(stack)).delivered).toBe(2000);
     });
-    // About 46: 22 to read, send and close as before (0.011 per message here, 0.005 with the
-    // benchmark's longer backlog), 20 XADD (one per request) and a few HINCRBY for the drain.
+    // 20 requests, one XADD each (their records), a few takes and a report for the run.
     expect(counted.byCommand.xadd).toBe(20);
     expect(counted.byCommand.hincrby).toBeLessThanOrEqual(2 + LATENCY_LE.length);
     expect(counted.total / 2000).toBeLessThanOrEqual(0.05);
@@ -75,49 +74,56 @@ describe("delivery", () => {
     const counted = await countCommands(stack.redis, async () => {
       expect((await runPass(stack)).delivered).toBe(200);
     });
-    // About 319: 112 as before (0.56 per message: a read of 4 and its acks), 200 XADD (one per
-    // request: +1 per message at batch size 1), a few HINCRBY once for the drain: 1.6.
+    // 200 requests, one XADD each (their records: +1 per message at batch size 1); takes of ten
+    // batches at a time with their acks, and a report for the run.
     expect(counted.byCommand.xadd).toBe(200);
     expect(counted.byCommand.hincrby).toBeLessThanOrEqual(2 + LATENCY_LE.length);
     expect(counted.total / 200).toBeLessThanOrEqual(3);
   });
 });
 
-// What the attempt log and the counters cost on top of a delivery: 1 XADD per webhook request
-// (its record, riding in the next round trip) and, once per drain, 1 HINCRBY per counter that
-// moved (lua/attempt-writes.ts). Messages published in one request share their publish
-// millisecond, and one POST answers them all at once: one latency, one bucket.
-describe("delivery with its attempt log and counters", () => {
-  it("costs 18 for a batch of 100 in one request: 14 as before, +1 XADD, +3 HINCRBY", async () => {
+// What one run costs, command by command: the pass that finds it, a take, the request's record,
+// the run's report (counters, state) and its last take. Messages published in one request share
+// their publish millisecond, and one POST answers them all at once: one latency, one bucket.
+describe("one run, command by command", () => {
+  it("costs 26 for a batch of 100 in one request", async () => {
     await subscribe(stack, "one100", { name: "sub", url: receiver.url, batchSize: 100 });
     await publishMany("one100", 100);
     const counted = await countCommands(stack.redis, async () => {
       expect((await runPass(stack)).delivered).toBe(100);
     });
     expect(counted.byCommand).toEqual({
-      // The pass: what is due, the subscription, its schedule, its lease, its pending list.
+      // The pass: what is due, the subscription, its schedule.
       zrange: 1,
       hmget: 1,
       zmscore: 1,
-      set: 1,
-      xpending: 1,
-      // A read of one batch's worth (100: the size of a message is not known yet), a read ahead
-      // that finds nothing, and the close's read.
+      // The take (lua/take.ts): the cap's XPENDING, a read in two slices (32 while no size is
+      // known, then the 68 left at the size seen), their lease, the retry member covering them.
+      // The last take: the acks, a read that finds nothing (the wake member removed), the retry
+      // member removed (nothing pending), the reader deleted. EVALSHA: both, and the report.
+      evalsha: 3,
+      xpending: 2,
       xreadgroup: 3,
-      // The close: its acks, the lease's compare, the state, let go.
-      evalsha: 1,
+      xclaim: 1,
+      zadd: 1,
       xack: 1,
-      get: 1,
-      hset: 1,
-      zrem: 1,
-      del: 1,
-      // The request's record, and its counters: success, its latency bucket, the latency sum.
+      zscore: 1,
+      zrem: 2,
+      "xgroup|delconsumer": 1,
+      // The request's record.
       xadd: 1,
+      // The report (lua/report.ts): once by its run's id (GET, then SET), for the subscription
+      // it was (HGET), its counters (success, the latency bucket, the latency sum), its state.
+      get: 1,
+      set: 1,
+      hget: 1,
       hincrby: 3,
+      hset: 1,
     });
+    expect(counted.total).toBe(26);
   });
 
-  it("costs 16 for a failed request: 14 as before, +1 XADD, +1 HINCRBY", async () => {
+  it("costs 24 for a failed request", async () => {
     const failing = await startReceiver();
     try {
       failing.respond({ status: 500 });
@@ -130,20 +136,26 @@ describe("delivery with its attempt log and counters", () => {
         zrange: 1,
         hmget: 1,
         zmscore: 1,
-        set: 1,
-        xpending: 1,
+        // The take: the cap, one read, the lease, the cover. The last take: the batch nacked to
+        // its retry time (XCLAIM to the waiting room), the pending list's summary and scan for
+        // the retry member's exact time, the reader deleted. The wake member held back until
+        // the retry (ZADD GT).
+        evalsha: 3,
+        xpending: 3,
         xreadgroup: 1,
-        // The finish: the lease's compare, the backoff (wake and retry), the failure count and
-        // failingSince (its first failure), the state, let go.
-        evalsha: 1,
-        get: 1,
-        zadd: 2,
-        hset: 2,
-        del: 1,
-        // The failure count's HINCRBY, and the counter of 5xx answers; the request's record.
-        hincrby: 2,
+        xclaim: 2,
+        zadd: 3,
+        "xgroup|delconsumer": 1,
         xadd: 1,
+        // The report: the failure count (HINCRBY) and failingSince (its first failure), the
+        // counter of 5xx answers, the state.
+        get: 1,
+        set: 1,
+        hget: 1,
+        hincrby: 2,
+        hset: 2,
       });
+      expect(counted.total).toBe(24);
     } finally {
       await failing.close();
     }
