@@ -4,7 +4,14 @@
 // polls the state that work changes.
 
 import { WAITING_ROOM } from "../../shared/engine/queue.ts";
-import { parseDueMember, retryMember, type Unit, wakeMember } from "../../shared/keys.ts";
+import {
+  isSubscriptionField,
+  parseDueMember,
+  pullField,
+  retryMember,
+  type Unit,
+  wakeMember,
+} from "../../shared/keys.ts";
 import type { Stack } from "./stack.ts";
 import { dueAt, groupOf, type PassSummary, runPass, sleep, waitUntil } from "./subscriptions.ts";
 
@@ -127,6 +134,51 @@ export async function settled(stack: Stack, channel: string, sub: string): Promi
   const caughtUp = field("pending") === 0 && field("lag") === 0;
   const readers = consumers.filter((c) => c[1] !== WAITING_ROOM);
   return wake === null && retry === null && caughtUp && readers.length === 0;
+}
+
+/**
+ * The readers in the subscription's group on one of its queues (the channel, or its redrive
+ * stream), the waiting room left out: each is a deliverer run still going (a run deletes its
+ * reader with its last write). Empty when the queue or its group does not exist.
+ */
+export async function readersOf(
+  stack: Stack,
+  channel: string,
+  sub: string,
+  kind: Unit["kind"] = "main",
+): Promise<string[]> {
+  const group = await groupOf(stack, channel, sub);
+  const stream = stack.keys.unitStream({ channel, subscription: sub, kind });
+  const consumers = await (
+    stack.redis.xinfo("CONSUMERS", stream, group) as Promise<unknown[][]>
+  ).catch(() => []);
+  return consumers.map((c) => String(c[1])).filter((name) => name !== WAITING_ROOM);
+}
+
+/** Nobody delivers to the subscription: no reader in its group on the channel nor on redrive. */
+export async function noDeliverer(stack: Stack, channel: string, sub: string): Promise<boolean> {
+  const [main, redrive] = await Promise.all([
+    readersOf(stack, channel, sub, "main"),
+    readersOf(stack, channel, sub, "redrive"),
+  ]);
+  return main.length === 0 && redrive.length === 0;
+}
+
+/**
+ * Some push subscription, on any channel of the registry, is being delivered to: a reader in one
+ * of its groups. (A pull subscription's consumers are named by whoever pulls, and stay.)
+ */
+export async function anyDeliverer(stack: Stack): Promise<boolean> {
+  for (const channel of await stack.redis.smembers(stack.keys.channels())) {
+    const fields = await stack.redis.hkeys(stack.keys.subscriptions(channel));
+    const push = fields.filter((f) => isSubscriptionField(f) && !fields.includes(pullField(f)));
+    for (const sub of push) {
+      // Deleted meanwhile: its groups went with it.
+      const idle = await noDeliverer(stack, channel, sub).catch(() => true);
+      if (!idle) return true;
+    }
+  }
+  return false;
 }
 
 /** One pass (POST /v1/deliver), with when it started and ended by the Worker's clock (ms). */
