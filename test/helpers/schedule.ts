@@ -1,5 +1,5 @@
 // Waiting on what the stack shows instead of on a guessed sleep: a unit's due times in {p}:due,
-// its lease, its pending list. A test about timing reads when something is due and waits for the
+// its readers, its pending list. A test about timing reads when something is due and waits for the
 // clock to pass that time (dueAt, waitUntil in subscriptions.ts); a test waiting for work to end
 // polls the state that work changes.
 
