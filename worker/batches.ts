@@ -4,8 +4,9 @@
 //
 //   takeCount     how many entries the next take may ask for: `batches` requests' worth, never
 //                 more than the run's share of memory if every entry were as large as the largest
-//                 seen so far (or as MAX_MESSAGE_BYTES allows, before any); the take itself stops
-//                 at that byte budget whatever the entries' sizes (lua/take.ts)
+//                 seen so far (or as MAX_MESSAGE_BYTES allows, before any), in whole batches
+//                 when one fits; the take itself stops at that byte budget whatever the
+//                 entries' sizes (lua/take.ts)
 //   cutBatches    POST bodies of up to batchSize messages and MAX_BATCH_BYTES; a message larger
 //                 than that alone goes as a batch of one, so no message is ever stuck for size
 
@@ -30,10 +31,15 @@ export interface TakeLimits {
   readBytes: number;
 }
 
-/** How many entries the next take may ask for; at least 1. */
+/**
+ * How many entries the next take may ask for; at least 1. Whole batches when one fits: a take
+ * cut short by bytes would otherwise send a batch smaller than batchSize while more wait.
+ */
 export function takeCount(l: TakeLimits): number {
   const byBytes = Math.floor(l.readBytes / Math.max(1, l.largestBytes));
-  return Math.max(1, Math.min(l.batchSize * l.batches, byBytes));
+  const count = Math.min(l.batchSize * l.batches, byBytes);
+  if (count >= l.batchSize) return count - (count % l.batchSize);
+  return Math.max(1, count);
 }
 
 // The body's JSON around the messages: {"channel":...,"subscription":...,"messages":[...]}.
