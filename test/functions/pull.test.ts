@@ -190,6 +190,38 @@ describe("pulling", () => {
   });
 });
 
+describe("ack, nack and extend of ids that are not pending", () => {
+  // Ids a consumer may well send: one it never pulled, a redriven message's 0-<n> form on a
+  // subscription that never had dead letters redriven (no redrive stream, no group on it), one
+  // acked already. Each counts 0 and changes nothing; sent with a pending one, only that counts.
+  it("answers 200 and counts 0 for them, never 500, and counts only the pending ones of a mix", async () => {
+    await pullSub("p-settle", "work");
+    const ids = await publish(stack, "p-settle", many(4));
+    const pulled = await pull("p-settle", "work", { max: 2, visibilityTimeoutMs: 60_000 });
+    expect(pulled.map((m) => m.id)).toEqual(ids.slice(0, 2));
+    expect(await call("p-settle", "work", "ack", { ids: [ids[0]] })).toEqual({ acked: 1 });
+    const notPending = [ids[2]!, "0-5", "00-0", ids[0]!];
+    for (const id of notPending) {
+      expect(await call("p-settle", "work", "ack", { ids: [id] }), id).toEqual({ acked: 0 });
+      expect(await call("p-settle", "work", "nack", { ids: [id] }), id).toEqual({ nacked: 0 });
+      const extend = { ids: [id], visibilityTimeoutMs: 60_000 };
+      expect(await call("p-settle", "work", "extend", extend), id).toEqual({ extended: 0 });
+    }
+    const mix = [...notPending, ids[1]!];
+    const extend = { ids: mix, visibilityTimeoutMs: 60_000 };
+    expect(await call("p-settle", "work", "extend", extend)).toEqual({ extended: 1 });
+    const nack = { ids: mix, delayMs: 60_000 };
+    expect(await call("p-settle", "work", "nack", nack)).toEqual({ nacked: 1 });
+    expect(await call("p-settle", "work", "ack", { ids: mix })).toEqual({ acked: 1 });
+    // The two never pulled are still there to pull, at their first attempt.
+    expect(await getSubscription(stack, "p-settle", "work")).toMatchObject({ pending: 0, lag: 2 });
+    expect((await pull("p-settle", "work", { max: 10 })).map((m) => [m.id, m.attempt])).toEqual(
+      ids.slice(2).map((id) => [id, 1]),
+    );
+    expect(await stack.redis.exists(stack.keys.redrive("p-settle", "work"))).toBe(0);
+  });
+});
+
 describe("long-polling", () => {
   it("returns as soon as a publish lands, before waitMs", async () => {
     await pullSub("p-wait", "work");
