@@ -307,7 +307,10 @@ describe("history", () => {
 });
 
 describe("the attempt log", () => {
-  /** Seven one-message requests to a receiver that fails every third: the log's records. */
+  /**
+   * Seven one-message requests to a receiver that fails every third: the log's records. One at a
+   * time (maxConcurrency 1), so that the third request is the third message's.
+   */
   async function sevenRequests(channel: string) {
     const receiver = await startReceiver();
     receiver.respond((req) => (req.n % 3 === 0 ? { status: 500, body: "nope" } : { status: 204 }));
@@ -317,6 +320,7 @@ describe("the attempt log", () => {
       url: receiver.url,
       batchSize: 1,
       maxAttempts: 1,
+      maxConcurrency: 1,
     });
     const { ids } = await client.publishBatch(
       channel,

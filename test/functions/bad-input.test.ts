@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../functions/app.ts";
 import { changedKeys, keyspace, quiet } from "../helpers/keyspace.ts";
 import { type RawResponse, rawRequest } from "../helpers/raw-request.ts";
+import { anyDeliverer } from "../helpers/schedule.ts";
 import { API_TOKEN, type Stack, startStack } from "../helpers/stack.ts";
 import { publish, runPass, subscribe } from "../helpers/subscriptions.ts";
 
@@ -22,7 +23,7 @@ beforeAll(async () => {
   // No kick on publish: an accepted publish starts no delivery behind the test's back.
   stack = await startStack({ vars: { KICK_ON_PUBLISH: "false" } });
   await fixtures();
-  await quiet(stack.redis, ignored, isLease);
+  await quiet(stack.redis, ignored, delivering);
 });
 afterAll(() => stack?.stop());
 
@@ -47,7 +48,8 @@ async function fixtures() {
 
 // The health probe writes its key on every GET /health, by design.
 const ignored = (key: string) => key === stack.keys.health();
-const isLease = (key: string) => key.startsWith(stack.keys.lease("", "").slice(0, -1));
+// Someone is delivering: a deliverer woken by an accepted request (resume, replay, redrive).
+const delivering = () => anyDeliverer(stack);
 
 // --- The routes, from the same document GET /openapi.json serves --------------------------------
 
@@ -353,7 +355,7 @@ async function check(method: string, r: Sent) {
   expect(res.status, what).toBeLessThan(500);
   if (res.status < 400) {
     if (method === "DELETE") await fixtures(); // it may have deleted them
-    await quiet(stack.redis, ignored, isLease);
+    await quiet(stack.redis, ignored, delivering);
     return;
   }
   if (method !== "HEAD") {

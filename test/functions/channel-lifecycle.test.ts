@@ -3,7 +3,7 @@ import { DROP_CHANNEL_LUA } from "../../shared/lua/drop-channel.ts";
 import { loadScripts, runsScript } from "../helpers/faults.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
-import { gate, until } from "../helpers/schedule.ts";
+import { gate, readersOf, until } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import { getSubscription, publish, runPass, subscribe } from "../helpers/subscriptions.ts";
 
@@ -67,18 +67,32 @@ describe("DELETE /v1/channels/{channel}", () => {
   it("with force=true, removes every key of the channel and its subscriptions, and nothing else", async () => {
     const kept = `${channel}-kept`;
     receiver.respond({ status: 500 });
-    // "sub" dead-letters at once, and its dead letters are redriven; "other" waits for a retry,
-    // then is paused; a deliverer holds a lease on "sub".
-    await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
+    // "sub" dead-letters at once, and its dead letters are redriven: the redrive's delivery is
+    // sending when the channel goes (its reader in the group, its retry member, and the start
+    // slots of its pace key: "sub" is paced); "other" waits for a retry, then is paused.
+    await subscribe(stack, channel, {
+      name: "sub",
+      url: receiver.url,
+      maxAttempts: 1,
+      maxRequestsPerSecond: 10,
+    });
     await subscribe(stack, channel, { name: "other", url: receiver.url, maxAttempts: 5 });
     await subscribe(stack, kept, { name: "sub", url: receiver.url });
     expect((await publishWithKey(channel, "k-1")).status).toBe(201);
     expect((await publishWithKey(kept, "k-1")).status).toBe(201);
     await runPass(stack);
+    expect(receiver.requests).toHaveLength(3);
+    const deleted = gate();
+    onTestFinished(deleted.open);
+    receiver.respond(async () => {
+      await deleted.opened; // answered only once the channel is gone
+      return { status: 204 };
+    });
     const path = `/v1/channels/${channel}/subscriptions`;
     expect((await stack.post(`${path}/sub/dead-letters/redrive`, undefined)).status).toBe(200);
+    await receiver.waitFor((r) => r.requests.length === 4); // the redrive's delivery (waitUntil)
+    expect(await readersOf(stack, channel, "sub", "redrive")).toHaveLength(1);
     expect((await patch(`${path}/other`, { paused: true })).status).toBe(200);
-    await stack.redis.set(stack.keys.lease(channel, "sub"), "a-deliverer", "PX", 60_000);
 
     const before = await keyspace();
     const k = stack.keys;
@@ -89,7 +103,7 @@ describe("DELETE /v1/channels/{channel}", () => {
         k.state(channel),
         k.deadLetters(channel, "sub"),
         k.redrive(channel, "sub"),
-        k.lease(channel, "sub"),
+        k.pace(channel, "sub"),
         k.idempotency(channel, "k-1"),
         k.attempts(channel, "sub"),
         k.attempts(channel, "other"),
@@ -97,7 +111,7 @@ describe("DELETE /v1/channels/{channel}", () => {
       ].sort(),
     );
     expect(before.due).toEqual(
-      expect.arrayContaining([`wake:${channel}/sub/redrive`, `retry:${channel}/other`]),
+      expect.arrayContaining([`retry:${channel}/sub/redrive`, `retry:${channel}/other`]),
     );
 
     const res = await remove(channel, "?force=true");

@@ -545,12 +545,14 @@ describe("the subscription page", () => {
   });
 
   it("lists its recent requests as GET .../attempts does: status, messages, error, and the answer as text", async () => {
+    // One request at a time: the receiver answers in arrival order, the log in order of ending.
     await subscribe(stack, channel, {
       name: "sub",
       url: receiver.url,
       batchSize: 2,
       maxAttempts: 1,
       timeoutMs: 400,
+      maxConcurrency: 1,
     });
     // No quotes in the markup: a broken attribute would hide an injection.
     const markup =

@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PULL_REPLY_BYTES } from "../../shared/pull-read.ts";
+import { PULL_REPLY_BYTES } from "../../functions/pull.ts";
 import { pullAction, pullOnce, QUIET_PULLS } from "../helpers/pull.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { getSubscription, publish, subscribe } from "../helpers/subscriptions.ts";
 
 // A pull's reply stays within PULL_REPLY_BYTES of message data whatever the messages' sizes: the
-// Worker sizes its reads by the largest message it has seen, and the pull script keeps to the
-// budget when messages come larger than that. Default MAX_MESSAGE_BYTES (256 KiB). A pull looks
-// for expired leases only on the isolate's first pull and after a nack (PULL_LOOK_EVERY_MS an
-// hour), so the pulls below that do not look are read by the pull script, however slow the run.
+// Worker sizes its takes by the largest message it has seen, and the take (lua/take.ts) keeps to
+// the budget when messages come larger than that, giving back what does not fit. Default
+// MAX_MESSAGE_BYTES (256 KiB). A pull looks for expired leases only on the isolate's first pull
+// and after a nack (PULL_LOOK_EVERY_MS an hour), so which pulls below look is known, however
+// slow the run.
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({ vars: QUIET_PULLS });

@@ -1,16 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TAKE_LUA } from "../../shared/lua/take.ts";
+import { loadScripts } from "../helpers/faults.ts";
 import { type Pulled, pullAction, QUIET_PULLS } from "../helpers/pull.ts";
 import { countCommands } from "../helpers/redis-server.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { publish, subscribe } from "../helpers/subscriptions.ts";
 
-// What a pull, an ack and a nack cost, counted by Redis itself (commands inside the pull script
-// included, as Upstash bills them). A pull looks for leases that ran out only on an isolate's
-// first pull of a subscription and after a nack here (PULL_LOOK_EVERY_MS an hour), so each count
-// is exactly the kind of pull it names; no trim comes due (lua/trim.ts).
+// What a pull, an ack and a nack cost, counted by Redis itself (commands inside the take script
+// included, as Upstash bills them: its EVALSHA and each redis.call). A pull is one take
+// (lua/take.ts). It looks for leases that ran out only on an isolate's first pull of a
+// subscription and after a nack here (PULL_LOOK_EVERY_MS an hour), so each count is exactly the
+// kind of pull it names; no trim comes due (lua/trim.ts).
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({ vars: QUIET_PULLS });
+  // Each take is one EVALSHA that runs, whichever test comes first (never NOSCRIPT, then EVAL).
+  await loadScripts(stack, [TAKE_LUA]);
 });
 afterAll(async () => {
   await stack?.stop();
@@ -28,9 +33,8 @@ async function ready(channel: string) {
 }
 
 describe("the cost of pulling", () => {
-  it("is 3 commands for a pull that returns new messages (the pull script), 1 for an ack", async () => {
+  it("is 3 commands for a pull that returns new messages (one take), 1 for an ack", async () => {
     await ready("c-fresh");
-    await call("c-fresh", "pull", {}); // the script is cached in Redis: EVALSHA from now on
     const ids = await publish(stack, "c-fresh", many(50));
     const pulled = await countCommands(stack.redis, () => call("c-fresh", "pull", { max: 50 }));
     expect(pulled.byCommand).toEqual({ evalsha: 1, xreadgroup: 1, xclaim: 1 });
@@ -52,21 +56,21 @@ describe("the cost of pulling", () => {
     expect(second?.messages).toHaveLength(10);
   });
 
-  it("is 3 commands for a pull that looks for expired leases and finds new messages", async () => {
+  it("is 4 commands for a pull that looks for expired leases and finds new messages", async () => {
     await subscribe(stack, "c-look", { name: "work", mode: "pull", from: "earliest" });
     await call("c-look", "ack", { ids: ["1-0"] }); // settings now held; no pull has looked yet
     await publish(stack, "c-look", many(5));
     const pulled = await countCommands(stack.redis, () => call("c-look", "pull", { max: 5 }));
-    expect(pulled.byCommand).toEqual({ xpending: 1, xreadgroup: 1, xclaim: 1 });
+    expect(pulled.byCommand).toEqual({ evalsha: 1, xpending: 1, xreadgroup: 1, xclaim: 1 });
   });
 
-  it("is 2 commands for a pull that takes over expired leases", async () => {
+  it("is 3 commands for a pull that takes over expired leases", async () => {
     await ready("c-expired");
     const ids = await publish(stack, "c-expired", many(5));
     await call("c-expired", "pull", { max: 5 });
     const nacked = await countCommands(stack.redis, () => call("c-expired", "nack", { ids }));
     expect(nacked.byCommand).toEqual({ xclaim: 1 });
     const pulled = await countCommands(stack.redis, () => call("c-expired", "pull", { max: 5 }));
-    expect(pulled.byCommand).toEqual({ xpending: 1, xclaim: 1 });
+    expect(pulled.byCommand).toEqual({ evalsha: 1, xpending: 1, xclaim: 1 });
   });
 });

@@ -1,21 +1,18 @@
 // Pulls whose Redis reply is lost, against the real stack: the bridge runs the request and hangs
-// up (drop-reply) on exactly the read a rule is about. Neither kind of read may lose a message,
-// leave one pending without a lease that runs out, or hand one to two consumers within its
-// visibility timeout:
-//
-//   the pull script (lua/pull.ts)  read and lease in one step: the Worker runs it again, and what
-//                                  the lost run took stays leased to its consumer until the
-//                                  visibility timeout, then comes back with its attempt counted
-//   XREADGROUP on its own (a pull  sent once; the Worker adopts what the lost read took (the
-//   that looks, a long-poll tick)  consumer's entries without a lease) and hands it out at once
+// up (drop-reply) on exactly the take a rule is about. A lost reply may not lose a message, leave
+// one pending without a lease that runs out, or hand one to two consumers within its visibility
+// timeout. A pull is one take (lua/take.ts: read and lease in one step), and so is each tick of a
+// long poll: the Worker runs it again (db.redis), and what the lost run took stays leased to its
+// consumer until the visibility timeout, then comes back with its attempt counted.
 //
 // A pull looks for expired leases only on an isolate's first pull of a subscription and after a
-// nack through it (PULL_LOOK_EVERY_MS an hour), so which read a pull makes is known here.
+// nack through it (PULL_LOOK_EVERY_MS an hour), so what a pull finds is known here.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { PULL_LUA } from "../../shared/lua/pull.ts";
-import { LEASE_BASE_MS } from "../../shared/pull-lease.ts";
-import { injectedDuring, loadScripts, runsScript, sends } from "../helpers/faults.ts";
+import { WAIT_TICKS_MS } from "../../functions/pull-wait.ts";
+import { LEASE_BASE_MS } from "../../shared/engine/queue.ts";
+import { TAKE_LUA } from "../../shared/lua/take.ts";
+import { injectedDuring, loadScripts, runsScript } from "../helpers/faults.ts";
 import { type Pulled, pullOnce, QUIET_PULLS } from "../helpers/pull.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { getSubscription, groupOf, publish, subscribe } from "../helpers/subscriptions.ts";
@@ -27,10 +24,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
 });
-// The pull script is loaded up front, so each of its calls is one EVALSHA that runs.
+// The take script is loaded up front, so each of its calls is one EVALSHA that runs.
 beforeEach(async () => {
   stack.bridge.faults.clear();
-  await loadScripts(stack, [PULL_LUA]);
+  await loadScripts(stack, [TAKE_LUA]);
 });
 
 const pull = (channel: string, body: Record<string, unknown>) =>
@@ -52,22 +49,22 @@ async function pendingOf(channel: string) {
   );
 }
 
-describe("a pull whose read reply is lost", () => {
-  it("keeps what the lost pull script took leased to its consumer, until the visibility timeout", async () => {
-    const channel = "lost-script";
+describe("a pull whose take reply is lost", () => {
+  it("keeps what the lost take took leased to its consumer, until the visibility timeout", async () => {
+    const channel = "lost-take";
     await subscribe(stack, channel, { name: "work", mode: "pull", from: "earliest" });
-    await pull(channel, {}); // the isolate's first pull looked; the next ones run the script
+    await pull(channel, {}); // the isolate holds the settings and has looked: a plain take next
     const ids = await publish(stack, channel, many(6));
     const visibilityTimeoutMs = 30_000;
     const stream = stack.keys.channel(channel);
-    stack.bridge.faults.add({ kind: "drop-reply", match: runsScript(PULL_LUA, stream), times: 1 });
+    stack.bridge.faults.add({ kind: "drop-reply", match: runsScript(TAKE_LUA, stream), times: 1 });
     const started = Date.now();
     let got: Pulled[] = [];
     const injected = await injectedDuring(stack, async () => {
       ({ messages: got } = await pull(channel, { consumer: "a", max: 3, visibilityTimeoutMs }));
     });
     expect(injected["drop-reply"]).toBe(1);
-    // The Worker ran the script again: it answered with the next three.
+    // The Worker ran the take again: it answered with the next three.
     expect(got.map((m) => [m.id, m.attempt])).toEqual(ids.slice(3).map((id) => [id, 1]));
     // Another consumer gets none of the six meanwhile.
     expect((await pull(channel, { consumer: "b", max: 10 })).messages).toEqual([]);
@@ -85,42 +82,88 @@ describe("a pull whose read reply is lost", () => {
   });
 
   it("hands them back after the visibility timeout, with the lost attempt counted", async () => {
-    const channel = "lost-script-back";
+    const channel = "lost-take-back";
     await subscribe(stack, channel, { name: "work", mode: "pull", from: "earliest" });
     await pull(channel, {});
     const ids = await publish(stack, channel, many(2));
     const stream = stack.keys.channel(channel);
-    stack.bridge.faults.add({ kind: "drop-reply", match: runsScript(PULL_LUA, stream), times: 1 });
+    stack.bridge.faults.add({ kind: "drop-reply", match: runsScript(TAKE_LUA, stream), times: 1 });
     const first = await pull(channel, { consumer: "a", max: 1, visibilityTimeoutMs: 1000 });
     expect(first.messages.map((m) => m.id)).toEqual([ids[1]]);
     await stack.post(`/v1/channels/${channel}/subscriptions/work/ack`, { ids: [ids[1]] });
-    // The lease of the lost run's message runs out when its idle time reaches LEASE_BASE_MS.
-    const idle = (await pendingOf(channel)).get(ids[0]!)!.idle;
-    expect(idle).toBeGreaterThanOrEqual(LEASE_BASE_MS - 1000); // leased for 1 s, not a day
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, LEASE_BASE_MS - idle) + 50));
-    // A nack (even of an id no longer pending) makes the next pull here look for expired leases.
-    await stack.post(`/v1/channels/${channel}/subscriptions/work/nack`, { ids: [ids[1]] });
-    const again = await pull(channel, { consumer: "b" });
-    expect(again.messages.map((m) => [m.id, m.attempt])).toEqual([[ids[0], 2]]);
+    await expectBackAfterTimeout(channel, [ids[0]!], 1000, 2);
   });
 
-  it("adopts what a lost XREADGROUP took and hands it out at once, to its consumer only", async () => {
-    const channel = "lost-read";
+  it("leaves what a long-poll tick's lost take took leased to its consumer until the visibility timeout, then hands it out with its attempt counted", async () => {
+    const channel = "lost-tick";
     await subscribe(stack, channel, { name: "work", mode: "pull", from: "earliest" });
-    const ids = await publish(stack, channel, many(5));
+    await pull(channel, {});
     const stream = stack.keys.channel(channel);
-    stack.bridge.faults.add({ kind: "drop-reply", match: sends("XREADGROUP", stream), times: 1 });
-    let got: Pulled[] = [];
-    const injected = await injectedDuring(stack, async () => {
-      // The isolate's first pull of the subscription looks: XPENDING, then XREADGROUP on its own.
-      ({ messages: got } = await pull(channel, { consumer: "a", max: 3 }));
+    // The takes of consumer "poller" (its long poll's first pull, then its ticks). From the take
+    // after which ticks are 750 ms apart, the next one loses its reply; the messages are
+    // published in that spell, so that the tick whose reply is lost is the one that takes them.
+    let takes = 0;
+    let spell = () => {};
+    const spellStarted = new Promise<void>((resolve) => {
+      spell = resolve;
     });
+    const polls = runsScript(TAKE_LUA, stream, "poller");
+    stack.bridge.faults.add({
+      kind: "drop-reply",
+      times: 1,
+      match: (commands) => {
+        if (!polls(commands)) return false;
+        if (++takes === WAIT_TICKS_MS.length) spell();
+        return takes > WAIT_TICKS_MS.length;
+      },
+    });
+    let got: Pulled[] = [];
+    const polling = injectedDuring(stack, async () => {
+      ({ messages: got } = await pull(channel, {
+        consumer: "poller",
+        max: 3,
+        visibilityTimeoutMs: 1000,
+        waitMs: 10_000,
+      }));
+    });
+    await spellStarted;
+    const ids = await publish(stack, channel, many(5));
+    const injected = await polling;
     expect(injected["drop-reply"]).toBe(1);
-    expect(got.map((m) => [m.id, m.attempt])).toEqual(ids.slice(0, 3).map((id) => [id, 1]));
-    const rest = await pull(channel, { consumer: "b", max: 10 });
-    expect(rest.messages.map((m) => m.id)).toEqual(ids.slice(3));
-    const pending = await pendingOf(channel);
-    for (const id of ids.slice(0, 3)) expect(pending.get(id)?.consumer).toBe("a");
+    // The tick ran its take again: it answered with the two the lost run left.
+    expect(got.map((m) => [m.id, m.attempt])).toEqual(ids.slice(3).map((id) => [id, 1]));
     expect(await getSubscription(stack, channel, "work")).toMatchObject({ pending: 5, lag: 0 });
+    const pending = await pendingOf(channel);
+    for (const id of ids.slice(0, 3)) {
+      expect(pending.get(id)).toMatchObject({ consumer: "poller", deliveries: 1 });
+    }
+    await stack.post(`/v1/channels/${channel}/subscriptions/work/ack`, { ids: ids.slice(3) });
+    await expectBackAfterTimeout(channel, ids.slice(0, 3), 1000, 2);
   });
 });
+
+/**
+ * `ids` are leased for `visibilityTimeoutMs` (not a day): another consumer's pull that looks gets
+ * none of them before it runs out, and all of them, at `attempt`, after.
+ */
+async function expectBackAfterTimeout(
+  channel: string,
+  ids: string[],
+  visibilityTimeoutMs: number,
+  attempt: number,
+) {
+  // A nack, even of an id that is not pending, makes the next pull here look for expired leases.
+  const look = () =>
+    stack.post(`/v1/channels/${channel}/subscriptions/work/nack`, { ids: ["1-1"] });
+  await look();
+  expect((await pull(channel, { consumer: "b", max: 10 })).messages).toEqual([]);
+  // A lease runs out when its entry's idle time reaches LEASE_BASE_MS.
+  const pending = await pendingOf(channel);
+  const idle = Math.min(...ids.map((id) => pending.get(id)!.idle));
+  expect(idle).toBeGreaterThanOrEqual(LEASE_BASE_MS - visibilityTimeoutMs);
+  expect(idle).toBeLessThan(LEASE_BASE_MS);
+  await new Promise((resolve) => setTimeout(resolve, LEASE_BASE_MS - idle + 50));
+  await look();
+  const again = await pull(channel, { consumer: "b", max: 10 });
+  expect(again.messages.map((m) => [m.id, m.attempt])).toEqual(ids.map((id) => [id, attempt]));
+}

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { stateField, trimField } from "../../shared/keys.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
-import { deliverUntil, settled, timedPass, until } from "../helpers/schedule.ts";
+import { deliverUntil, noDeliverer, settled, timedPass, until } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import {
   getSubscription,
@@ -466,7 +466,7 @@ describe("dead letters", () => {
       async () =>
         receiver.acceptedIds().length >= 1 &&
         (await stack.redis.xlen(stack.keys.redrive(channel, "sub"))) === 0 &&
-        (await stack.redis.exists(stack.keys.lease(channel, "sub"))) === 0,
+        (await noDeliverer(stack, channel, "sub")),
       "the redriven message delivered, nobody delivering",
     );
     expect(receiver.acceptedIds()).toEqual([ids[1]]);
@@ -520,7 +520,7 @@ describe("dead letters", () => {
       async () =>
         receiver.answeredIds().includes(dead!) &&
         receiver.requests.some((r) => r.status === 500) &&
-        (await stack.redis.exists(stack.keys.lease(channel, "sub"))) === 0,
+        (await noDeliverer(stack, channel, "sub")),
       "the redriven message delivered, `waiting` failed, the visit over",
     );
     expect(await lastAcked()).toBe(acked);

@@ -57,12 +57,13 @@ function canonical(type: string, content: unknown): string | Buffer {
 
 /**
  * Waits until what an accepted request set going in the background (a delivery it woke, in
- * waitUntil) is over: nobody holds a lease and two snapshots 50 ms apart agree. Returns the last.
+ * waitUntil) is over: `busy` (someone is delivering: schedule.ts anyDeliverer) no longer holds
+ * and two snapshots 50 ms apart agree. Returns the last.
  */
 export async function quiet(
   redis: Redis,
   ignored: (key: string) => boolean,
-  isLease: (key: string) => boolean,
+  busy: () => Promise<boolean>,
   timeoutMs = 5000,
 ): Promise<Keyspace> {
   const deadline = Date.now() + timeoutMs;
@@ -70,8 +71,7 @@ export async function quiet(
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const now = await keyspace(redis, ignored);
-    const leased = [...now.keys()].some(isLease);
-    if (!leased && sameKeyspace(last, now)) return now;
+    if (!(await busy()) && sameKeyspace(last, now)) return now;
     if (Date.now() > deadline) throw new Error("the keyspace kept changing");
     last = now;
   }

@@ -1,10 +1,17 @@
 // Waiting on what the stack shows instead of on a guessed sleep: a unit's due times in {p}:due,
-// its lease, its pending list. A test about timing reads when something is due and waits for the
+// its readers, its pending list. A test about timing reads when something is due and waits for the
 // clock to pass that time (dueAt, waitUntil in subscriptions.ts); a test waiting for work to end
 // polls the state that work changes.
 
 import { WAITING_ROOM } from "../../shared/engine/queue.ts";
-import { parseDueMember, retryMember, type Unit, wakeMember } from "../../shared/keys.ts";
+import {
+  isSubscriptionField,
+  parseDueMember,
+  pullField,
+  retryMember,
+  type Unit,
+  wakeMember,
+} from "../../shared/keys.ts";
 import type { Stack } from "./stack.ts";
 import { dueAt, groupOf, type PassSummary, runPass, sleep, waitUntil } from "./subscriptions.ts";
 
@@ -142,6 +149,51 @@ export async function settled(stack: Stack, channel: string, sub: string): Promi
   const field = (name: string) => info[info.indexOf(name) + 1];
   const caughtUp = field("pending") === 0 && field("lag") === 0;
   return wake === null && retry === null && caughtUp && over;
+}
+
+/**
+ * The readers in the subscription's group on one of its queues (the channel, or its redrive
+ * stream), the waiting room left out: each is a deliverer run still going (a run deletes its
+ * reader with its last write). Empty when the queue or its group does not exist.
+ */
+export async function readersOf(
+  stack: Stack,
+  channel: string,
+  sub: string,
+  kind: Unit["kind"] = "main",
+): Promise<string[]> {
+  const group = await groupOf(stack, channel, sub);
+  const stream = stack.keys.unitStream({ channel, subscription: sub, kind });
+  const consumers = await (
+    stack.redis.xinfo("CONSUMERS", stream, group) as Promise<unknown[][]>
+  ).catch(() => []);
+  return consumers.map((c) => String(c[1])).filter((name) => name !== WAITING_ROOM);
+}
+
+/** Nobody delivers to the subscription: no reader in its group on the channel nor on redrive. */
+export async function noDeliverer(stack: Stack, channel: string, sub: string): Promise<boolean> {
+  const [main, redrive] = await Promise.all([
+    readersOf(stack, channel, sub, "main"),
+    readersOf(stack, channel, sub, "redrive"),
+  ]);
+  return main.length === 0 && redrive.length === 0;
+}
+
+/**
+ * Some push subscription, on any channel of the registry, is being delivered to: a reader in one
+ * of its groups. (A pull subscription's consumers are named by whoever pulls, and stay.)
+ */
+export async function anyDeliverer(stack: Stack): Promise<boolean> {
+  for (const channel of await stack.redis.smembers(stack.keys.channels())) {
+    const fields = await stack.redis.hkeys(stack.keys.subscriptions(channel));
+    const push = fields.filter((f) => isSubscriptionField(f) && !fields.includes(pullField(f)));
+    for (const sub of push) {
+      // Deleted meanwhile: its groups went with it.
+      const idle = await noDeliverer(stack, channel, sub).catch(() => true);
+      if (!idle) return true;
+    }
+  }
+  return false;
 }
 
 /** One pass (POST /v1/deliver), with when it started and ended by the Worker's clock (ms). */
