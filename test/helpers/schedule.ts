@@ -111,23 +111,13 @@ export async function pendingIds(stack: Stack, channel: string, sub: string): Pr
   return rows.map((row) => row[0]);
 }
 
-/**
- * No deliverer of the subscription is left at work: its group has no reader but the waiting room
- * (a deliverer's reader is deleted by its run's last write, after its report).
- */
-export async function runsOver(
+/** No deliverer of the subscription is at work on that queue (see readersOf). */
+export const runsOver = async (
   stack: Stack,
   channel: string,
   sub: string,
-  kind: "main" | "redrive" = "main",
-): Promise<boolean> {
-  const group = await groupOf(stack, channel, sub);
-  const stream = kind === "main" ? stack.keys.channel(channel) : stack.keys.redrive(channel, sub);
-  const consumers = (await (
-    stack.redis.xinfo("CONSUMERS", stream, group) as Promise<unknown[][]>
-  ).catch(() => [])) as unknown[][];
-  return consumers.every((c) => c[1] === WAITING_ROOM);
-}
+  kind: Unit["kind"] = "main",
+) => (await readersOf(stack, channel, sub, kind)).length === 0;
 
 /**
  * Nobody is delivering to the subscription and nothing is left to deliver: no due member, nothing
