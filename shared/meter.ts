@@ -64,6 +64,7 @@ export class Meter {
   private held = 0;
   private open = 0;
   private mostOpen = 0;
+  private readonly returns: (() => void)[] = [];
   private readonly connections = new Slots(CONNECTIONS);
   /** Slots for webhook POSTs (a subset of the connections: see POST_SLOTS). */
   readonly posts = new Slots(POST_SLOTS);
@@ -88,6 +89,16 @@ export class Meter {
     return this.limit - this.made - this.held;
   }
 
+  /** Subrequests running work keeps back for its end: what will come back when it ends. */
+  get kept(): number {
+    return this.held;
+  }
+
+  /** Resolves when running work next gives back what it kept (`unhold`). */
+  returned(): Promise<void> {
+    return new Promise((resolve) => this.returns.push(resolve));
+  }
+
   /** May work needing `subrequests` more start at `now` (before the deadline, within the limit)? */
   allows(now: number, subrequests: number): boolean {
     return now < this.deadline && this.left >= subrequests;
@@ -102,6 +113,8 @@ export class Meter {
   }
   unhold(subrequests: number): void {
     this.held = Math.max(0, this.held - subrequests);
+    if (subrequests <= 0) return;
+    for (const resolve of this.returns.splice(0)) resolve();
   }
 
   /**

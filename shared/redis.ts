@@ -182,8 +182,9 @@ export type Reply = { ok: true; value: unknown } | { ok: false; error: Error };
 /**
  * Sends calls in one request (one subrequest): a pipeline, so not atomic (each call runs, or
  * fails, on its own, in order) and each call has its own reply. A script Redis did not have
- * cached (NOSCRIPT: it did not run) is run again on its own, with EVAL. A lost reply throws (the
- * caller recovers each call as its own).
+ * cached (NOSCRIPT: it did not run) is run again on its own, with EVAL (which caches it: one more
+ * request, the first time after Redis lost its scripts). A lost reply throws (the caller recovers
+ * each call as its own).
  */
 export async function sendBatch(client: Redis, calls: Call[]): Promise<Reply[]> {
   if (calls.length === 0) return [];
@@ -200,7 +201,7 @@ export async function sendBatch(client: Redis, calls: Call[]): Promise<Reply[]> 
       const error = new errors.UpstashError(reply.error);
       if (!("script" in call) || !isNoScript(error)) return { ok: false, error };
       try {
-        return { ok: true, value: await runScript(client, call.script, call.keys, call.args) };
+        return { ok: true, value: await client.eval(call.script, call.keys, call.args) };
       } catch (again) {
         return { ok: false, error: again as Error };
       }

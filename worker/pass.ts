@@ -110,17 +110,30 @@ export async function wake(w: Worker, channel: string, name: string) {
   return deliverAll(w, startedAt, await load(w.db, [{ channel, name }]));
 }
 
-/** Visits the subscriptions, `concurrency` at a time (PASS_CONCURRENCY unless given). */
+/**
+ * Visits the subscriptions, `concurrency` at a time (PASS_CONCURRENCY unless given). A visit the
+ * budget refuses while running work keeps budget back for its end waits until some comes back
+ * and asks again, so a pass spends its budget to the end; with nothing kept back, it is left for
+ * the next pass.
+ */
 export async function visitAll(
   w: Worker,
   subs: Loaded[],
   concurrency = w.config.passConcurrency,
 ): Promise<Visited[]> {
   const ctx = { ...w, readBytes: readBytesFor(concurrency) };
+  const { meter } = w.db;
   const results: Visited[] = new Array(subs.length);
   let next = 0;
   const worker = async (): Promise<void> => {
-    for (let i = next++; i < subs.length; i = next++) results[i] = await visit(ctx, subs[i]!);
+    for (let i = next++; i < subs.length; i = next++) {
+      let visited = await visit(ctx, subs[i]!);
+      while (visited.kind === "no-budget" && meter.kept > 0) {
+        await meter.returned();
+        visited = await visit(ctx, subs[i]!);
+      }
+      results[i] = visited;
+    }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, subs.length) }, worker));
   return results;

@@ -64,27 +64,30 @@ export async function visit(ctx: VisitContext, { sub, schedules }: Loaded): Prom
   const health: Health[] = [];
   let next: { at: number; handover: boolean } | null = null;
   const join = joinOnce(ctx, sub);
-  for (const { unit, at } of due) {
-    const job: Job = {
-      sub,
-      unit,
-      look: isDue(at.retry, now),
-      read: isDue(at.wake, now),
-      wasFailing: at.retry !== null,
-    };
-    const driven = await drive({ ...ctx, join }, job);
-    add(summary, driven);
-    health.push(...driven.health);
-    if (driven.end === "lost" && driven.error === undefined) await lost(ctx, unit, sub.id);
-    if (driven.nextAt !== null && (next === null || driven.nextAt < next.at)) {
-      next = { at: driven.nextAt, handover: driven.end === "budget" };
+  try {
+    for (const { unit, at } of due) {
+      const job: Job = {
+        sub,
+        unit,
+        look: isDue(at.retry, now),
+        read: isDue(at.wake, now),
+        wasFailing: at.retry !== null,
+      };
+      const driven = await drive({ ...ctx, join }, job);
+      add(summary, driven);
+      health.push(...driven.health);
+      if (driven.end === "lost" && driven.error === undefined) await lost(ctx, unit, sub.id);
+      if (driven.nextAt !== null && (next === null || driven.nextAt < next.at)) {
+        next = { at: driven.nextAt, handover: driven.end === "budget" };
+      }
+      // A stopped unit ends the visit: its endpoint is failing or gone, or the budget is spent. A
+      // redrive stream that is gone had nothing left to deliver: on to the channel.
+      const goOn = ["idle", "busy", "full"].includes(driven.end);
+      if (!goOn && !(driven.end === "lost" && unit.kind === "redrive" && !driven.error)) break;
     }
-    // A stopped unit ends the visit: its endpoint is failing or gone, or the budget is spent. A
-    // redrive stream that is gone had nothing left to deliver: on to the channel.
-    const goOn = ["idle", "busy", "full"].includes(driven.end);
-    if (!goOn && !(driven.end === "lost" && unit.kind === "redrive" && !driven.error)) break;
+  } finally {
+    db.meter.unhold(VISIT_RESERVE);
   }
-  db.meter.unhold(VISIT_RESERVE);
   if (next) await follow(ctx, sub, next);
   await publishEvents(ctx, summary, health);
   return { kind: "visited", summary };

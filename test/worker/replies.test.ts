@@ -14,13 +14,18 @@ import {
 } from "../helpers/subscriptions.ts";
 
 // What a 2xx answer means: its body is read for {"failed": [...]} whatever its content-type, and
-// an answer whose body breaks off accepts nothing.
+// an answer whose body breaks off accepts nothing. Each test looks at one answer: retries are ten
+// minutes away, so that no pass, however slow the machine, sends one meanwhile.
 let stack: Stack;
 let receiver: TestReceiver;
 let channel: string;
-deliveryFixture("replies", { vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "200" } }, (f) => {
-  ({ stack, receiver, channel } = f);
-});
+deliveryFixture(
+  "replies",
+  { vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: String(10 * 60_000) } },
+  (f) => {
+    ({ stack, receiver, channel } = f);
+  },
+);
 
 let raw: Server | undefined;
 afterEach(async () => {
