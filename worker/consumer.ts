@@ -37,8 +37,6 @@ export async function consume(w: Worker, messages: readonly TaskMessage[]): Prom
     }
     const key = `${task.channel}/${task.subscription}`;
     const entry = tasks.get(key) ?? { task, messages: [] };
-    // A handover among duplicates wins: it may visit a unit whose wake is not due yet.
-    if (task.why === "handover") entry.task = task;
     entry.messages.push(message);
     tasks.set(key, entry);
   }
@@ -50,7 +48,7 @@ export async function consume(w: Worker, messages: readonly TaskMessage[]): Prom
   const loaded = await load(w.db, wanted);
   const byKey = new Map(loaded.map((l) => [`${l.sub.channel}/${l.sub.name}`, l]));
   const work: { loaded: Loaded; messages: TaskMessage[] }[] = [];
-  for (const [key, { task, messages: ms }] of tasks) {
+  for (const [key, { messages: ms }] of tasks) {
     const l = byKey.get(key);
     // Deleted or paused since (load dropped its schedule): nothing to do.
     if (!l) {

@@ -9,8 +9,9 @@
 //              invocation should visit: each gets a task, and queue concurrency decides how many
 //              are delivered at once
 //
-// Tasks are at least once and may come twice or late: a visit takes the subscription's lease and
-// checks what is due first, so a stale task costs a few Redis commands, never a second POST.
+// Tasks are at least once and may come twice or late: a visit checks what is due first, and what
+// it takes no other deliverer holds, so a stale task costs a few Redis commands, never a second
+// POST.
 
 import type { QueueBinding } from "../shared/config.ts";
 import type { Meter } from "../shared/meter.ts";

@@ -90,7 +90,13 @@ describe("the attempt log", () => {
   });
 
   it("pages newest first with after and limit, next null on the last page", async () => {
-    await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 1 });
+    // One request at a time: the newest request carries the newest message.
+    await subscribe(stack, channel, {
+      name: "sub",
+      url: receiver.url,
+      batchSize: 1,
+      maxConcurrency: 1,
+    });
     const ids = await publish(
       stack,
       channel,

@@ -34,6 +34,25 @@ describe("a subscription's requests in flight", () => {
     expect(receiver.maxInFlight()).toBe(3);
   });
 
+  it.each([1, 3])(
+    "deliver a whole backlog in one pass with maxConcurrency %i, the slots refilled as requests end",
+    async (maxConcurrency) => {
+      await subscribe(stack, channel, {
+        name: "sub",
+        url: receiver.url,
+        batchSize: 1,
+        maxConcurrency,
+      });
+      receiver.respond({ status: 204, delayMs: 50 });
+      const ids = await publish(stack, channel, messages(9));
+      const summary = await runPass(stack);
+      expect(summary.delivered).toBe(9);
+      expect(receiver.acceptedIds()).toHaveLength(9);
+      expect(new Set(receiver.acceptedIds())).toEqual(new Set(ids));
+      expect(receiver.maxInFlight()).toBe(maxConcurrency);
+    },
+  );
+
   it("hold at most six connections in one invocation, Redis and webhooks together", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 1 });
     receiver.respond({ status: 204, delayMs: 300 });

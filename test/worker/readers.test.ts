@@ -6,7 +6,7 @@ import { UNSCHEDULE_LUA } from "../../shared/lua/unschedule.ts";
 import { loadScripts, nth, runsScript } from "../helpers/faults.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
-import { deliverUntil, retryDueAt, settled, until } from "../helpers/schedule.ts";
+import { deliverUntil, retryDueAt, settled } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import {
   dueAt,

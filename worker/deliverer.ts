@@ -1,0 +1,183 @@
+// One deliverer run's parts, shared by its steps (drive.ts runs the loop): what is fixed for the
+// run (its reader, endpoint, limits), and its state. The steps that start work (take-step.ts,
+// send-step.ts) run on their own and post what happened to the run's mailbox; the loop reads one
+// event at a time and folds it in (on-event.ts), so the state changes in one place at a time.
+
+import type { Config } from "../shared/config.ts";
+import { channelQueue, newReader, type Queue, redriveQueue } from "../shared/engine/queue.ts";
+import type { Taken } from "../shared/engine/take.ts";
+import { retryMember, type Unit, wakeMember } from "../shared/keys.ts";
+import { type Meter, POST_SLOTS } from "../shared/meter.ts";
+import type { Db } from "../shared/redis.ts";
+import { type Subscription, signingSecrets } from "../shared/subscription.ts";
+import type { Answer, Endpoint } from "./deliver.ts";
+import type { End } from "./ending.ts";
+import type { Health } from "./report.ts";
+import type { Reader, Round } from "./rounds.ts";
+import { type Run, startRun } from "./settle.ts";
+
+export interface DriveContext {
+  db: Db;
+  config: Config;
+  clock: () => number;
+  sleep: (ms: number) => Promise<void>;
+  /** Bytes this run's takes may hold at once (batches.ts: readBytesFor). */
+  readBytes: number;
+  /** Asks for another invocation to deliver the subscription too (visit.ts: with a queue). */
+  join: () => Promise<void>;
+}
+
+/** A unit to deliver, and what of it is due. */
+export interface Job {
+  sub: Subscription;
+  unit: Unit;
+  /** Its retry member is due: look for entries whose visibility ran out first. */
+  look: boolean;
+  /** Its wake member is due: read new entries. */
+  read: boolean;
+  /** It was failing when the visit began (a retry was due): a success is its recovery. */
+  wasFailing: boolean;
+}
+
+// Room kept after a request a batch's lease must outlive: the round trip that settles it, and the
+// clock difference between the Worker and Redis.
+export const VISIBILITY_MARGIN_MS = 5_000;
+/**
+ * How long what a run takes stays invisible to other readers: a batch may wait for a request of
+ * the same take to end before its own starts, then takes its own timeout. A run that dies leaves
+ * its messages to be redelivered that long after it took them.
+ */
+export const visibilityFor = (timeoutMs: number) => 2 * timeoutMs + VISIBILITY_MARGIN_MS;
+
+export interface Batch {
+  entries: Taken[];
+  takenAt: number;
+  /** Not started before this (its pace slot). */
+  startAt: number;
+}
+
+export type Event =
+  | { kind: "taken"; round: Round; count: number; looked: boolean; final: boolean; at: number }
+  | { kind: "sent"; batch: Batch; answer: Answer; at: number; durationMs: number }
+  | { kind: "unsent"; batch: Batch }
+  | { kind: "failed"; error: unknown; during: "take" | "send"; final?: boolean };
+
+/** A run under way. */
+export interface Deliverer {
+  ctx: DriveContext;
+  job: Job;
+  meter: Meter;
+  reader: Reader;
+  endpoint: Endpoint;
+  visibilityMs: number;
+  /** Requests in flight at once: the subscription's maxConcurrency, within POST_SLOTS. */
+  target: number;
+  /** Ms between request starts (maxRequestsPerSecond); 0: unpaced. */
+  paceMs: number;
+  /** Batches one take may bring: a paced subscription's that it can start within a timeout. */
+  batchesAtMost: number;
+  mail: Mailbox<Event>;
+  /** Taken, not sent yet. */
+  buffer: Batch[];
+  /** One per report written (rounds.ts: finalRound). */
+  health: Health[];
+  /** What is owed to Redis and the run's progress (settle.ts: pure). */
+  run: Run;
+  /** Look for entries whose visibility ran out: the retry was due, and looks came back full. */
+  look: boolean;
+  /** Read new entries: the wake was due, and nothing stopped the run or came back empty. */
+  reading: boolean;
+  /** The last take came back full: more waits, so it takes again while requests are in flight. */
+  backlog: boolean;
+  /**
+   * Batches taken beyond those that go out at once, so that a request that ends finds the next
+   * waiting: only while the cap leaves room for as many again (what this run holds counts
+   * against the cap, and other invocations may want a share of it).
+   */
+  prefetch: number;
+  /** No take yet: the first covers the unit in the schedule. */
+  first: boolean;
+  taking: boolean;
+  sending: number;
+  /** The newest entry taken: a lost take's reply is recovered from it. */
+  cursor: string;
+  /** The largest entry taken (bytes): the size hint of the next take. */
+  largest: number;
+  end: End | null;
+  nextAt: number | null;
+  error?: string;
+  done: boolean;
+  finalFailures: number;
+}
+
+export function queueOf(db: Db, unit: Unit, sub: Subscription): Queue {
+  const schedule = { retry: retryMember(unit), wake: wakeMember(unit) };
+  return unit.kind === "main" ? channelQueue(db, sub, schedule) : redriveQueue(db, sub, schedule);
+}
+
+/** A run of the job, nothing taken yet. */
+export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
+  const { db, config, clock } = ctx;
+  const { sub, unit } = job;
+  const paceMs = sub.maxRequestsPerSecond === null ? 0 : 1000 / sub.maxRequestsPerSecond;
+  return {
+    ctx,
+    job,
+    meter: db.meter,
+    reader: {
+      db,
+      sub,
+      unit,
+      q: queueOf(db, unit, sub),
+      name: newReader(),
+      bounds: { maxAgeMs: config.deadLetterMaxAgeMs, maxMessages: config.deadLetterMaxMessages },
+    },
+    endpoint: {
+      channel: sub.channel,
+      subscription: sub.name,
+      group: sub.group,
+      url: sub.url,
+      timeoutMs: sub.timeoutMs,
+      secrets: signingSecrets(sub, clock()),
+    },
+    visibilityMs: visibilityFor(sub.timeoutMs),
+    target: Math.max(1, Math.min(sub.maxConcurrency, POST_SLOTS)),
+    paceMs,
+    batchesAtMost: paceMs > 0 ? Math.max(1, Math.floor(sub.timeoutMs / paceMs)) : Infinity,
+    mail: new Mailbox<Event>(),
+    buffer: [],
+    health: [],
+    run: startRun(),
+    look: job.look,
+    reading: job.read,
+    backlog: true,
+    prefetch: 0,
+    first: true,
+    taking: false,
+    sending: 0,
+    cursor: "0-0",
+    largest: 0,
+    end: null,
+    nextAt: null,
+    done: false,
+    finalFailures: 0,
+  };
+}
+
+/** How the run ends so far: a stop (backoff, gone), else what ended it, else idle. */
+export const endOf = (d: Deliverer): End => d.run.progress.stop?.kind ?? d.end ?? "idle";
+
+/** A queue of events, awaited one at a time. */
+export class Mailbox<T> {
+  private readonly events: T[] = [];
+  private wake: (() => void) | null = null;
+  post(event: T): void {
+    this.events.push(event);
+    this.wake?.();
+  }
+  async next(): Promise<T> {
+    while (this.events.length === 0) await new Promise<void>((resolve) => (this.wake = resolve));
+    this.wake = null;
+    return this.events.shift()!;
+  }
+}

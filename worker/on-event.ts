@@ -1,0 +1,122 @@
+// What a deliverer run does with each event its steps post (drive.ts reads them one at a time):
+// a take's entries become batches, an answer is judged and settled, a batch not sent goes back,
+// a failure ends the run as well as it can. The folds into what is owed are pure (settle.ts).
+
+import { unitName } from "../shared/keys.ts";
+import { isReplyError } from "../shared/redis.ts";
+import { compareIds } from "../shared/streams.ts";
+import { attemptOf } from "./attempts.ts";
+import { cutBatches } from "./batches.ts";
+import { type Deliverer, type Event, endOf } from "./deliverer.ts";
+import { nextVisit } from "./ending.ts";
+import { failureLine, judge, stops } from "./judge.ts";
+import { filtered, giveBack, refusedDeadLetters, settle } from "./settle.ts";
+
+type Of<K extends Event["kind"]> = Extract<Event, { kind: K }>;
+
+export function onEvent(d: Deliverer, event: Event, at: number): void {
+  switch (event.kind) {
+    case "taken":
+      onTaken(d, event, at);
+      break;
+    case "sent":
+      onSent(d, event);
+      break;
+    case "unsent": {
+      d.sending--;
+      const stop = d.run.progress.stop;
+      d.run = giveBack(d.run, event.batch.entries, stop?.kind === "backoff" ? stop.at : at);
+      break;
+    }
+    case "failed":
+      onFailed(d, event, at);
+      break;
+  }
+}
+
+const DIED_ON_LAST_ATTEMPT =
+  "its deliverer stopped before the answer was recorded, on the last attempt";
+
+function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
+  const { config } = d.ctx;
+  const { sub } = d.job;
+  d.taking = false;
+  const { taken, refused, refusal } = event.round;
+  d.run = refusedDeadLetters(d.run, refused, at + config.retryBaseMs, refusal, at);
+  d.run = filtered(d.run, taken.filtered);
+  d.largest = Math.max(d.largest, taken.largest);
+  for (const t of taken.taken) if (compareIds(t.entryId, d.cursor) > 0) d.cursor = t.entryId;
+  if (taken.dead.length > 0) {
+    const letters = taken.dead.map((x) => ({
+      id: x.entryId,
+      attempts: x.deliveries,
+      error: DIED_ON_LAST_ATTEMPT,
+    }));
+    d.run = { ...d.run, owed: { ...d.run.owed, dead: [...d.run.owed.dead, ...letters] } };
+  }
+  // Looking again only while looks come back full: more may have run out.
+  d.look = event.looked && taken.taken.length >= event.count;
+  d.backlog = taken.read === "more";
+  if (taken.read === "empty") d.reading = false;
+  // More waits than this run can send at once, and the cap has room for more: another
+  // invocation may join (each keeps at most six connections).
+  if (d.backlog && taken.room !== null && taken.room > d.target) void d.ctx.join();
+  d.prefetch = taken.room === null || taken.room >= 2 * d.target ? d.target : 0;
+  const batches = cutBatches(taken.taken, {
+    batchSize: sub.batchSize,
+    maxBatchBytes: config.maxBatchBytes,
+  });
+  // No room: if this run's own requests hold it, it takes again once they end; if other
+  // deliverers (or the pending limit) hold it, the run ends and leaves the unit to them.
+  if (taken.read === "no-room" && d.sending + d.buffer.length + batches.length === 0) {
+    d.end ??= taken.room === 0 ? "busy" : "full";
+  }
+  d.meter.hold(batches.length);
+  // Leased when the take ran: no earlier than it was sent.
+  batches.forEach((entries, i) => {
+    const startAt = taken.paceAt === null ? at : taken.paceAt + i * d.paceMs;
+    d.buffer.push({ entries, takenAt: event.at, startAt });
+  });
+  // A final round that found nothing more, and left nothing owed, ended the run.
+  const { owed } = d.run;
+  const owes = owed.ack.length + owed.nack.length + owed.dead.length > 0;
+  if (event.final && batches.length === 0 && !owes) {
+    d.done = true;
+    d.nextAt = nextVisit(endOf(d), d.run.progress.stop, at, taken.nextAt, config.retryBaseMs);
+  }
+}
+
+function onSent(d: Deliverer, event: Of<"sent">): void {
+  const { config } = d.ctx;
+  const { sub, unit } = d.job;
+  d.sending--;
+  const { batch, answer } = event;
+  const outcome = judge(answer, batch.entries, {
+    now: event.at,
+    maxAttempts: sub.maxAttempts,
+    jitterKey: sub.name,
+    policy: config,
+  });
+  const attempt = attemptOf(batch.entries, answer, event.at, event.durationMs);
+  d.run = settle(d.run, { batch: batch.entries, outcome, attempt, at: event.at }, unit.kind);
+  const line = failureLine(d.endpoint, outcome, batch.entries, event.at);
+  if (line) console.warn(line);
+  if (stops(outcome)) d.reading = false;
+}
+
+function onFailed(d: Deliverer, event: Of<"failed">, at: number): void {
+  if (event.during === "take") d.taking = false;
+  else d.sending--;
+  if (isReplyError(event.error, "NOGROUP")) d.end = "lost";
+  else {
+    d.error ??= event.error instanceof Error ? event.error.message : String(event.error);
+    console.error(`delivery to ${unitName(d.job.unit)} failed:`, event.error);
+    if (d.end !== "lost") d.end = "error";
+  }
+  // A final round that failed is tried once more (what it carried is still owed); then nothing
+  // more can be written.
+  if (event.during === "take" && event.final && (d.end === "lost" || ++d.finalFailures > 1)) {
+    d.done = true;
+    d.nextAt = nextVisit(endOf(d), d.run.progress.stop, at, null, d.ctx.config.retryBaseMs);
+  }
+}

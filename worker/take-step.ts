@@ -1,0 +1,75 @@
+// A deliverer's take (drive.ts decides when): one round trip (rounds.ts) that carries what the
+// run owes Redis and asks for up to `count` more entries; the final one also carries the run's
+// report and, if it finds nothing, ends the run. What happened is posted to the run's mailbox.
+
+import { WAITING_ROOM } from "../shared/engine/queue.ts";
+import { PENDING_LIMIT, type TakeRequest } from "../shared/engine/take.ts";
+import type { Deliverer } from "./deliverer.ts";
+import { endOf } from "./deliverer.ts";
+import { wakeAfter } from "./ending.ts";
+import { finalRound, type Round, takeRound } from "./rounds.ts";
+import { nothingOwed, type Owed, owedBoth, startRun } from "./settle.ts";
+
+function request(d: Deliverer, owed: Owed, now: number, count: number): TakeRequest {
+  const { sub } = d.job;
+  return {
+    reader: d.reader.name,
+    holder: WAITING_ROOM,
+    now,
+    count,
+    visibilityMs: d.visibilityMs,
+    byteBudget: d.ctx.readBytes,
+    sizeHint: d.largest || d.ctx.config.maxMessageBytes,
+    look: d.look,
+    maxAttempts: sub.maxAttempts,
+    types: sub.types,
+    ack: owed.ack,
+    nack: owed.nack.map((n) => ({ ...n, visibleInMs: Math.max(0, n.at - now) })),
+    cover: d.first,
+    cap: {
+      requests: sub.maxConcurrency,
+      batchSize: sub.batchSize,
+      own: d.sending + d.buffer.length,
+    },
+    pendingLimit: PENDING_LIMIT,
+    paceIntervalMs: d.paceMs,
+  };
+}
+
+/** Takes up to `count` entries; `final` with the report, ending the run if it finds none. */
+export async function takeStep(d: Deliverer, count: number, final: boolean): Promise<void> {
+  const { config, clock } = d.ctx;
+  const owed = d.run.owed;
+  const now = clock();
+  const looked = d.look;
+  const req = { ...request(d, owed, now, count), end: final };
+  // Carried by this round: what is owed from here on is the next round's.
+  d.run = { ...d.run, owed: nothingOwed() };
+  d.first = false;
+  try {
+    let round: Round;
+    if (!final) round = await takeRound(d.reader, owed, req, d.cursor);
+    else {
+      const kind = endOf(d);
+      const wake = count > 0 ? null : wakeAfter(kind, d.run.progress.stop, now, config.retryBaseMs);
+      const report = {
+        state: d.run.progress.state,
+        now,
+        disableAfterMs: config.disableAfterMs,
+        wasFailing: d.job.wasFailing,
+        pause: kind === "gone",
+        writeId: `${d.reader.name}.${d.health.length}`,
+      };
+      const ended = await finalRound(d.reader, owed, req, report, wake);
+      d.health.push(ended.health);
+      // Written: what follows is the next report's.
+      d.run = { ...d.run, progress: { ...d.run.progress, state: startRun().progress.state } };
+      round = ended;
+    }
+    d.mail.post({ kind: "taken", round, count, looked, final, at: now });
+  } catch (e) {
+    // Refused, nothing of it ran: what it carried is still owed, for the run's end.
+    d.run = { ...d.run, owed: owedBoth(owed, d.run.owed) };
+    d.mail.post({ kind: "failed", error: e, during: "take", final });
+  }
+}
