@@ -30,7 +30,7 @@ export interface Held {
   lookedAt: number;
   /** The largest message data its pulls read lately (bytes, see `sizeNext`); 0: none yet. */
   largestSeen: number;
-  /** It has its redrive marker: redriven messages may wait (shared/pull-redrive.ts). */
+  /** It has its redrive marker: redriven messages may wait (functions/pull.ts). */
   redriving: boolean;
 }
 
@@ -98,7 +98,7 @@ export async function withSettings<T>(c: Context<AppEnv>, use: (held: Held) => P
 
 /**
  * Remembers the largest message a pull read, to size the next: a pull reads as many as fit
- * PULL_REPLY_BYTES if each were that large (lua/pull.ts enforces the bytes whatever they are).
+ * PULL_REPLY_BYTES if each were that large (lua/take.ts enforces the bytes whatever they are).
  * Halved when a pull reads only smaller ones, so one large message does not keep pulls small.
  */
 export function sizeNext(held: Held, largest: number) {

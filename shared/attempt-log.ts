@@ -2,8 +2,8 @@
 // {p}:attempts:<ch>:<sub> (a stream capped with XADD MAXLEN ~ 1000, see keys.ts), so "why did my
 // webhook not arrive?" has an answer: what was sent, when, and what the endpoint said.
 //
-// The worker appends one entry per request (worker/store.ts: in whichever round trip comes next,
-// one XADD each); the API reads it newest first. Pull subscriptions make no requests: no log.
+// The worker appends one entry per request (worker/rounds.ts: in whichever round trip comes next,
+// one XADD each, through worker/report.ts); the API reads it newest first. Pull subscriptions make no requests: no log.
 
 import { asEntries, type Db } from "./redis.ts";
 

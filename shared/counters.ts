@@ -1,11 +1,11 @@
 // The delivery counters of {p}:metrics:<ch> (keys.ts), which GET /v1/metrics exposes: what each
-// counter is, its field, and the latency buckets. The worker adds to them once per drain (the
-// close or finish of a unit: worker/store.ts), never once per message; dead letters are counted
+// counter is, its field, and the latency buckets. The worker adds to them once per report (a
+// deliverer run's final round: worker/rounds.ts, lua/report.ts), never once per message; dead letters are counted
 // by the script that parks them (lua/dead-letter.ts), exactly once each.
 //
 //   attempts:<result>   webhook requests by result (RESULTS)
 //   latency:<le>        messages delivered (2xx) whose publish-to-2xx time was at most <le>
-//                       seconds and above the bucket before: NOT cumulative, so a drain increments
+//                       seconds and above the bucket before: NOT cumulative, so a report increments
 //                       only the buckets its messages fell in (the scrape sums them up)
 //   latencyMs           the sum of those times, in ms
 //   deadLettered        messages parked in the dead letters

@@ -22,7 +22,7 @@
 //                                 it (any <sub>#<marker> field keeps publish from waking <sub>)
 //                                 <sub>#redrive -> "1" while a pull subscription's redrive stream
 //                                 may hold messages, so pulls look there (redrive sets it, a pull
-//                                 that finds that stream empty removes it: pull-redrive.ts)
+//                                 that finds that stream empty removes it: engine/dead-letters)
 //                                 written by the API; the worker sets #paused on 410 Gone
 //                                 ~retention -> the channel's retention JSON ({maxAgeMs,
 //                                 maxMessages}, null = no limit), absent = the defaults; API

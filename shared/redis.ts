@@ -14,9 +14,9 @@
 //             the same state however often they run (XACK, ZADD, HSET, SET NX + compare, the
 //             idempotent scripts). Most calls.
 //   db.once   sends a request exactly once; a lost reply throws and `isOutcomeUnknown` says so.
-//             For calls that are not safe to repeat (the publish script, XREADGROUP >, XCLAIM,
-//             the close script): the caller then sends the call's idempotent recovery form on
-//             db.redis (see lua/publish.ts and worker/store.ts), which may be repeated.
+//             For calls that are not safe to repeat (the publish script, the take script, a
+//             round's XADDs): the caller then sends the call's idempotent recovery form on
+//             db.redis (see lua/publish.ts and worker/rounds.ts), which may be repeated.
 //
 // Both share one read-your-writes token, so a read on one sees the writes made on the other.
 

@@ -17,7 +17,7 @@ export interface SigningSecret {
   expiresAt: number | null;
 }
 
-/** push: streamhook POSTs batches to `url`; pull: consumers take them (shared/pull.ts). */
+/** push: streamhook POSTs batches to `url`; pull: consumers take them (functions/pull.ts). */
 export type SubscriptionMode = "push" | "pull";
 
 export interface SubscriptionSettings {
@@ -30,7 +30,8 @@ export interface SubscriptionSettings {
   timeoutMs: number;
   /**
    * At most this many webhook POSTs start in any second (1-10,000); null = unlimited. Its
-   * deliverer spaces POSTs 1000/rps ms apart (worker/pace.ts); absent in JSON stored before it.
+   * deliverers space POSTs 1000/rps ms apart (lua/take.ts: pace slots, over every invocation);
+   * absent in JSON stored before it.
    */
   maxRequestsPerSecond: number | null;
   /**

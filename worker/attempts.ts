@@ -78,22 +78,6 @@ export function countAttempts(c: Counts, attempts: Attempt[]): Counts {
   return out;
 }
 
-/** Two sets of counts as one. */
-export function addCounts(a: Counts, b: Counts): Counts {
-  const out: Counts = {
-    attempts: { ...a.attempts },
-    latency: { ...a.latency },
-    latencyMs: a.latencyMs + b.latencyMs,
-  };
-  for (const [result, n] of Object.entries(b.attempts) as [Result, number][]) {
-    out.attempts[result] = (out.attempts[result] ?? 0) + n;
-  }
-  for (const [bucket, n] of Object.entries(b.latency)) {
-    out.latency[Number(bucket)] = (out.latency[Number(bucket)] ?? 0) + n;
-  }
-  return out;
-}
-
 /** The HINCRBYs of some counts, as (field, delta) pairs: only the counters that moved. */
 export function counterIncrements(c: Counts, field: (counter: string) => string): string[] {
   const out: string[] = [];

@@ -7,7 +7,7 @@
 //   message.dead_lettered    messages a visit dead-lettered, counted per visit (not one event each)
 //
 // One publish per visit that has something to say (the publish script: 1 EVALSHA + 1 XADD per
-// event + 1 HGETALL ...), after the visit has let go of its lease. The events channel's own
+// event + 1 HGETALL ...), once the visit's runs have ended. The events channel's own
 // subscriptions raise no events, so a failing operator webhook cannot feed itself. With the queue,
 // the events channel's subscribers the publish woke are handed to it at once; without, the cron.
 

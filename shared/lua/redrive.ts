@@ -5,7 +5,7 @@
 // messages reach only this subscriber and keep their original ids. Moving (XADD there, XDEL here)
 // in one script means a message is never in both places, nor in neither.
 //
-// A pull subscription's redrive stream is read by pulls instead (shared/pull-redrive.ts): its
+// A pull subscription's redrive stream is read by pulls instead (functions/pull.ts): its
 // entries get ids 0-<n> (numbered from the stream's last generated id: no publish makes such an
 // id, so an id says which stream it is in), and instead of a wake the subscription's redrive marker is set, which tells pulls to look.
 //
