@@ -83,7 +83,7 @@ export interface Config {
   maxBatchBytes: number;
   /** First retry delay in ms, doubled per attempt, with jitter; default 30 s. */
   retryBaseMs: number;
-  /** Longest retry delay in ms (also caps Retry-After); default 6 h. */
+  /** Longest retry delay in ms (also caps Retry-After); default 6 h, at most 12 h. */
   retryMaxMs: number;
   /** A delivery pass starts no new batch after this many ms; default 20 s (waitUntil ends ~30 s). */
   passBudgetMs: number;
@@ -185,8 +185,10 @@ const schema = z.object({
     .transform((value) => value ?? "sh:v1"),
   MAX_MESSAGE_BYTES: integer(256 * 1024, 1, 1024 * 1024),
   MAX_BATCH_BYTES: integer(1024 * 1024, 1024, 8 * 1024 * 1024),
-  RETRY_BASE_MS: integer(30_000, 1, 24 * 3_600_000),
-  RETRY_MAX_MS: integer(6 * 3_600_000, 1, 7 * 24 * 3_600_000),
+  RETRY_BASE_MS: integer(30_000, 1, 12 * 3_600_000),
+  // At most 12 h: a message waits for its retry in its group's pending list, made visible again
+  // after its delay (shared/engine/queue.ts: MAX_VISIBILITY_MS), as a queue task can be delayed.
+  RETRY_MAX_MS: integer(6 * 3_600_000, 1, 12 * 3_600_000),
   PASS_BUDGET_MS: integer(20_000, 100, 15 * 60_000),
   PASS_MAX_SUBREQUESTS: integer(5_000, 10, 1_000_000),
   PASS_CONCURRENCY: integer(6, 1, 64),

@@ -88,6 +88,7 @@ describe("loadConfig", () => {
     [{ PASS_CONCURRENCY: "0" }, "PASS_CONCURRENCY"],
     [{ KICK_ON_PUBLISH: "yes" }, "KICK_ON_PUBLISH"],
     [{ RETRY_BASE_MS: "60000", RETRY_MAX_MS: "1000" }, "RETRY_MAX_MS must be >= RETRY_BASE_MS"],
+    [{ RETRY_MAX_MS: String(12 * 3_600_000 + 1) }, "RETRY_MAX_MS"],
     [{ API_TOKEN: "has spaces" }, "API_TOKEN"],
     [{ DEAD_LETTER_MAX_AGE_MS: "59999" }, "DEAD_LETTER_MAX_AGE_MS"],
     [{ DEAD_LETTER_MAX_MESSAGES: "0" }, "DEAD_LETTER_MAX_MESSAGES"],
