@@ -95,7 +95,7 @@ export interface Deliverer {
    * against the cap, and other invocations may want a share of it).
    */
   prefetch: number;
-  /** No take yet: the first covers the unit in the schedule. */
+  /** No take yet: the first is made whatever is in flight elsewhere. */
   first: boolean;
   taking: boolean;
   sending: number;

@@ -5,7 +5,7 @@
 //   take     a round trip (take-step.ts, rounds.ts): what the run owes Redis (acks, nacks at
 //            their retry time, dead letters, attempt records), then up to its free requests'
 //            worth of entries (twice that while the cap leaves plenty of room), leased for their
-//            visibility timeout; the first take covers them in the schedule
+//            visibility timeout, and covered in the schedule (the retry member)
 //   send     each batch POSTed once a request slot is free (send-step.ts, deliver.ts), paced
 //            when the subscription has maxRequestsPerSecond, never once its lease might not
 //            outlive it

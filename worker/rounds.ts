@@ -91,11 +91,13 @@ export async function takeRound(
  * The run's last round: what is owed, its report, and a take (`req.end`) that may still find
  * more (then the run goes on: its next report covers what it does from there) or, finding
  * nothing, sets the unit's retry member and lets the reader go; then the wake member's change.
+ * After a lost reply, the take again with `cursor`, as takeRound's.
  */
 export async function finalRound(
   r: Reader,
   owed: Owed,
   req: TakeRequest,
+  cursor: string,
   report: ReportInput,
   wake: WakeChange | null,
 ): Promise<Round & { health: Health }> {
@@ -121,7 +123,7 @@ export async function finalRound(
   const health = healthOf(
     replyValue((await sendBatch(db.redis, [reportCall(db, r.sub, report)]))[0]),
   );
-  const taken = await take(db.redis, db, r.q, req);
+  const taken = await take(db.redis, db, r.q, { ...req, cursor });
   if (after.length > 0) await sendBatch(db.redis, after);
   return { ...refused, health, taken };
 }

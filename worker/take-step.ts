@@ -25,7 +25,9 @@ function request(d: Deliverer, owed: Owed, now: number, count: number): TakeRequ
     types: sub.types,
     ack: owed.ack,
     nack: owed.nack.map((n) => ({ ...n, visibleInMs: Math.max(0, n.at - now) })),
-    cover: d.first,
+    // Every take that hands entries out covers them: another deliverer's end, finding nothing
+    // pending then, may have removed the retry member since this run's last take.
+    cover: true,
     cap: {
       requests: sub.maxConcurrency,
       batchSize: sub.batchSize,
@@ -60,7 +62,7 @@ export async function takeStep(d: Deliverer, count: number, final: boolean): Pro
         pause: kind === "gone",
         writeId: `${d.reader.name}.${d.health.length}`,
       };
-      const ended = await finalRound(d.reader, owed, req, report, wake);
+      const ended = await finalRound(d.reader, owed, req, d.cursor, report, wake);
       d.health.push(ended.health);
       // Written: what follows is the next report's.
       d.run = { ...d.run, progress: { ...d.run.progress, state: startRun().progress.state } };

@@ -62,7 +62,7 @@
 // something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
 // pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending.
 // A pull that returns new messages: 3; a push take of new messages: 5 (the cap's XPENDING, and
-// the retry member's ZADD on a deliverer's first take).
+// the retry member's ZADD covering them: push covers on every take).
 //
 // Lost reply: a repeat settles the same (acks count 0, nacks set the same times a little later),
 // and reads further. What the lost run took is leased: it comes back when its visibility runs

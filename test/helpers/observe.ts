@@ -19,15 +19,19 @@ export async function attemptLog(stack: Stack, channel: string, name: string) {
 }
 
 /**
- * [first message id, attempt] of each request: what a log record and a request share (a record's
- * attempt is the highest of its messages').
+ * [first message id, last message id, messages, attempt] of each request: what a log record and
+ * a request share (a record's attempt is the highest of its messages'). A batch can mix attempts
+ * (a retry taken beside new messages), so two requests may share their first id and attempt;
+ * with the last id and the count, the same key twice is the same batch sent twice.
  */
 export const requestKeys = (requests: ReceivedRequest[]) =>
   requests.map((r) => {
     const messages = r.body!.messages;
-    return [messages[0]!.id, Math.max(...messages.map((m) => m.attempt))];
+    const attempt = Math.max(...messages.map((m) => m.attempt));
+    return [messages[0]!.id, messages.at(-1)!.id, messages.length, attempt];
   });
-export const recordKeys = (log: Attempt[]) => log.map((a) => [a.firstId, a.attempt]);
+export const recordKeys = (log: Attempt[]) =>
+  log.map((a) => [a.firstId, a.lastId, a.messages, a.attempt]);
 
 /**
  * GET /v1/metrics as sample -> value (`name{labels}` as written), checking the format on the

@@ -32,7 +32,7 @@ import {
   scrapeMetrics,
 } from "../helpers/observe.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
-import { deliverUntil, runsOver, settled, until } from "../helpers/schedule.ts";
+import { deliverUntil, gate, runsOver, settled, until } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import {
   groupOf,
@@ -269,6 +269,35 @@ describe("the last write of a run, whose reply is lost", () => {
     // The write carried the request's record and the run's counters: written once.
     await loggedOnce("sub", receiver);
     expect(await countersOf("sub")).toEqual({ delivered: 3, success: 1, failed: 0 });
+  });
+
+  it("recovers at once, at attempt 1, what its take found published meanwhile", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const published = gate();
+    receiver.respond(async (req) => {
+      if (req.n === 1) await published.opened; // held until the next publish is done
+      return { status: 204 };
+    });
+    // The run's last round carries its report and a take, which finds the later messages: its
+    // reply is lost after they were taken.
+    stack.bridge.faults.add({
+      kind: "drop-reply",
+      match: runsScript(REPORT_LUA, stack.keys.state(channel)),
+      times: 1,
+    });
+    let ids: string[] = [];
+    const injected = await injectedDuring(stack, async () => {
+      ids = await publish(stack, channel, [{ data: 1 }]);
+      await receiver.waitFor((r) => r.requests.length === 1);
+      ids.push(...(await publish(stack, channel, [{ data: 2 }, { data: 3 }])));
+      published.open();
+      // Not after their visibility timeout (2 x 10 s + 5 s): the repeat takes them again.
+      await receiver.waitFor((r) => r.acceptedIds().length >= 3, 5000);
+      await settledIn("sub");
+    });
+    expect(injected["drop-reply"]).toBe(1);
+    expect(sorted(attempts(receiver))).toEqual(sorted(ids.map((id) => [id, 1])));
+    await loggedOnce("sub", receiver);
   });
 
   it("counts a failed request once, and raises its event once", async () => {
