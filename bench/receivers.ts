@@ -17,10 +17,11 @@ export interface EndpointOptions {
   /** Notes every attempt at every message: when it came, and its attempt number. */
   trackAttempts?: boolean;
   /**
-   * Counts messages instead of keeping every id (a backlog of millions): ids must only grow,
-   * and one that does not is counted as a repeat.
+   * Counts messages by their `data.n`, from 0 to `indexed` - 1, in a bitset instead of keeping
+   * every id (a backlog of millions): one whose n came before is a repeat, in whatever order
+   * requests arrive (a subscription's requests go side by side).
    */
-  ordered?: boolean;
+  indexed?: number;
 }
 
 export interface Attempt {
@@ -32,9 +33,9 @@ interface Endpoint {
   webhook: Webhook;
   options: EndpointOptions;
   ids: Set<string>;
-  /** ordered: how many came, the last id, and how many did not come after the one before. */
+  /** indexed: how many came, which n came (a bit each), and how many came again. */
   count: number;
-  last: [number, number];
+  seen: Uint8Array;
   repeats: number;
   requests: number;
   /** Requests read and not yet answered (or cut), and the most there were at once. */
@@ -49,7 +50,7 @@ export interface Receivers {
   url: string;
   add(name: string, secret: string, options?: EndpointOptions): string;
   received(name: string): number;
-  /** ordered endpoints: messages that came again, or out of order. */
+  /** indexed endpoints: messages that came again. */
   repeats(name: string): number;
   requests(name: string): number;
   /** The most requests the endpoint had in flight at once: read, not yet answered. */
@@ -59,13 +60,6 @@ export interface Receivers {
   setFailureRate(rate: number): void;
   close(): Promise<void>;
 }
-
-const idParts = (id: string): [number, number] => {
-  const [ms, seq] = id.split("-");
-  return [Number(ms), Number(seq)];
-};
-const after = (a: [number, number], b: [number, number]) =>
-  a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
 
 export async function startReceivers(): Promise<Receivers> {
   const endpoints = new Map<string, Endpoint>();
@@ -86,7 +80,7 @@ export async function startReceivers(): Promise<Receivers> {
     } catch {
       return void res.writeHead(401).end();
     }
-    const { delayMs, trackAttempts, ordered } = endpoint.options;
+    const { delayMs, trackAttempts, indexed } = endpoint.options;
     if (trackAttempts) {
       for (const { id, attempt } of batch.messages) {
         const list = endpoint.attempts.get(id) ?? [];
@@ -99,11 +93,17 @@ export async function startReceivers(): Promise<Receivers> {
     if (rate > 0 && Math.random() < rate) return void res.writeHead(500).end();
     const now = Date.now();
     for (const message of batch.messages) {
-      if (ordered) {
-        const id = idParts(message.id);
-        if (endpoint.count > 0 && !after(id, endpoint.last)) endpoint.repeats++;
-        else endpoint.count++;
-        endpoint.last = id;
+      if (indexed) {
+        const n = (message.data as { n?: unknown } | null)?.n;
+        if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n >= indexed) {
+          throw new Error(`indexed receiver: a message without a data.n below ${indexed}`);
+        }
+        const [byte, bit] = [n >> 3, 1 << (n & 7)];
+        if (endpoint.seen[byte]! & bit) endpoint.repeats++;
+        else {
+          endpoint.seen[byte]! |= bit;
+          endpoint.count++;
+        }
       } else {
         endpoint.ids.add(message.id);
       }
@@ -128,7 +128,7 @@ export async function startReceivers(): Promise<Receivers> {
         options,
         ids: new Set(),
         count: 0,
-        last: [0, 0],
+        seen: new Uint8Array(Math.ceil((options.indexed ?? 0) / 8)),
         repeats: 0,
         requests: 0,
         inFlight: 0,
@@ -140,7 +140,7 @@ export async function startReceivers(): Promise<Receivers> {
     },
     received: (name) => {
       const e = get(name);
-      return e.options.ordered ? e.count : e.ids.size;
+      return e.options.indexed ? e.count : e.ids.size;
     },
     repeats: (name) => get(name).repeats,
     requests: (name) => get(name).requests,

@@ -50,7 +50,7 @@ async function run(
 ): Promise<RetentionRow> {
   const api = stack.manual;
   await subscribeAll(api, channel, [
-    { name: "sub", url: stack.receivers.add(`${channel}-sub`, SECRET, { ordered: true }) },
+    { name: "sub", url: stack.receivers.add(`${channel}-sub`, SECRET, { indexed: messages }) },
   ]);
   await api.json("PATCH", `/v1/channels/${channel}`, { retention });
   let commands = 0;

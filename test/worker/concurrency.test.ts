@@ -120,22 +120,28 @@ describe("the kick after a publish", () => {
   });
 });
 
+/** Publishes 60 messages, then runs three passes and the cron's at once; the ids. */
+async function publishAndOverlap() {
+  receiver.respond({ status: 204, delayMs: 30 });
+  const ids = await publish(
+    stack,
+    channel,
+    Array.from({ length: 60 }, (_, i) => ({ data: i })),
+  );
+  const worker = stack.harness.getWorker();
+  await Promise.all([
+    runPass(stack),
+    runPass(stack),
+    worker.scheduled({ cron: "* * * * *" }),
+    runPass(stack),
+  ]);
+  return ids;
+}
+
 describe("overlapping passes", () => {
   it("never send the same message twice, each request's messages in stream order", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 5 });
-    receiver.respond({ status: 204, delayMs: 30 });
-    const ids = await publish(
-      stack,
-      channel,
-      Array.from({ length: 60 }, (_, i) => ({ data: i })),
-    );
-    const worker = stack.harness.getWorker();
-    await Promise.all([
-      runPass(stack),
-      runPass(stack),
-      worker.scheduled({ cron: "* * * * *" }),
-      runPass(stack),
-    ]);
+    const ids = await publishAndOverlap();
     // Every deliverer holds its reader while it sends: once no reader is left and nothing is
     // pending, any duplicate has been sent.
     await until("all delivered, nobody delivering", () => settled(stack, channel, "sub"));
@@ -154,19 +160,7 @@ describe("overlapping passes", () => {
       batchSize: 5,
       maxConcurrency: 1,
     });
-    receiver.respond({ status: 204, delayMs: 30 });
-    const ids = await publish(
-      stack,
-      channel,
-      Array.from({ length: 60 }, (_, i) => ({ data: i })),
-    );
-    const worker = stack.harness.getWorker();
-    await Promise.all([
-      runPass(stack),
-      runPass(stack),
-      worker.scheduled({ cron: "* * * * *" }),
-      runPass(stack),
-    ]);
+    const ids = await publishAndOverlap();
     // A pass's budget is a second here: passes carry on where the last stopped.
     await deliverUntil(stack, channel, () => settled(stack, channel, "sub"), "all delivered");
     expect(receiver.maxInFlight()).toBe(1);
