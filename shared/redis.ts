@@ -185,28 +185,93 @@ export type Reply = { ok: true; value: unknown } | { ok: false; error: Error };
  * cached (NOSCRIPT: it did not run) is run again on its own, with EVAL (which caches it: one more
  * request, the first time after Redis lost its scripts). A lost reply throws (the caller recovers
  * each call as its own).
+ *
+ * Batches of one client share requests: while ROUNDS_IN_FLIGHT of its requests are out, the
+ * batches sent meanwhile wait and go together in the next one, each still with its own replies
+ * (and a lost reply lost for each of them). The deliverers of an invocation share its six
+ * connections, all of which may be webhook POSTs: this way their round trips do not queue one
+ * by one for the next connection a POST gives back.
  */
-export async function sendBatch(client: Redis, calls: Call[]): Promise<Reply[]> {
-  if (calls.length === 0) return [];
-  const pipeline = client.pipeline();
-  for (const call of calls) {
-    if ("add" in call) call.add(pipeline);
-    else pipeline.evalsha(await scriptSha(call.script), call.keys, call.args);
+export function sendBatch(client: Redis, calls: Call[]): Promise<Reply[]> {
+  if (calls.length === 0) return Promise.resolve([]);
+  let queue = rounds.get(client);
+  if (!queue) {
+    queue = new Rounds(client);
+    rounds.set(client, queue);
   }
-  const replies = await pipeline.exec({ keepErrors: true });
-  return Promise.all(
-    replies.map(async (reply, i): Promise<Reply> => {
-      const call = calls[i]!;
-      if (!reply.error) return { ok: true, value: reply.result };
-      const error = new errors.UpstashError(reply.error);
-      if (!("script" in call) || !isNoScript(error)) return { ok: false, error };
-      try {
-        return { ok: true, value: await client.eval(call.script, call.keys, call.args) };
-      } catch (again) {
-        return { ok: false, error: again as Error };
-      }
-    }),
-  );
+  return queue.send(calls);
+}
+
+/** Requests of one client's batches out at once (sendBatch). */
+const ROUNDS_IN_FLIGHT = 2;
+
+interface Waiting {
+  calls: Call[];
+  resolve: (replies: Reply[]) => void;
+  reject: (error: unknown) => void;
+}
+
+const rounds = new WeakMap<Redis, Rounds>();
+
+class Rounds {
+  private readonly waiting: Waiting[] = [];
+  private out = 0;
+  private readonly client: Redis;
+  constructor(client: Redis) {
+    this.client = client;
+  }
+
+  send(calls: Call[]): Promise<Reply[]> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ calls, resolve, reject });
+      this.next();
+    });
+  }
+
+  private next(): void {
+    if (this.out >= ROUNDS_IN_FLIGHT || this.waiting.length === 0) return;
+    const group = this.waiting.splice(0);
+    this.out++;
+    void sendTogether(this.client, group).finally(() => {
+      this.out--;
+      this.next();
+    });
+  }
+}
+
+async function sendTogether(client: Redis, group: Waiting[]): Promise<void> {
+  try {
+    const calls = group.flatMap((w) => w.calls);
+    const pipeline = client.pipeline();
+    for (const call of calls) {
+      if ("add" in call) call.add(pipeline);
+      else pipeline.evalsha(await scriptSha(call.script), call.keys, call.args);
+    }
+    const raw = await pipeline.exec({ keepErrors: true });
+    const replies = await Promise.all(raw.map((reply, i) => replyFor(client, calls[i]!, reply)));
+    let at = 0;
+    for (const w of group) {
+      w.resolve(replies.slice(at, at + w.calls.length));
+      at += w.calls.length;
+    }
+  } catch (error) {
+    for (const w of group) w.reject(error);
+  }
+}
+
+async function replyFor(
+  client: Redis,
+  call: Call,
+  reply: { error?: string | undefined; result?: unknown },
+): Promise<Reply> {
+  if (!reply.error) return { ok: true, value: reply.result };
+  const error = new errors.UpstashError(reply.error);
+  if (!("script" in call) || !isNoScript(error)) return { ok: false, error };
+  try {
+    return { ok: true, value: await client.eval(call.script, call.keys, call.args) };
+  } catch (again) {
+    return { ok: false, error: again as Error };
+  }
 }
 
 /** A batch reply's value, or its error thrown. */

@@ -124,29 +124,29 @@ describe("an invocation's meter", () => {
 });
 
 describe("the meter's webhook POST slots", () => {
-  it("has five, one connection fewer than six, so Redis always has one", () => {
-    expect(POST_SLOTS).toBe(5);
-    expect(POST_SLOTS).toBe(CONNECTIONS - 1);
+  it("has six, one per connection", () => {
+    expect(POST_SLOTS).toBe(6);
+    expect(POST_SLOTS).toBe(CONNECTIONS);
     const m = meter();
-    expect(m.posts.available).toBe(5);
-    expect(m.posts.tryTake(8)).toBe(5);
+    expect(m.posts.available).toBe(6);
+    expect(m.posts.tryTake(8)).toBe(6);
     expect(m.posts.tryTake(1)).toBe(0);
     m.posts.give(2);
     expect(m.posts.available).toBe(2);
   });
 
-  it("makes a sixth POST wait for a slot, and hands it the slot given back", async () => {
+  it("makes a seventh POST wait for a slot, and hands it the slot given back", async () => {
     const m = meter();
-    for (let i = 0; i < 5; i++) await m.posts.take();
-    let sixth = false;
+    for (let i = 0; i < 6; i++) await m.posts.take();
+    let seventh = false;
     const waiting = m.posts.take().then(() => {
-      sixth = true;
+      seventh = true;
     });
     await settled();
-    expect(sixth).toBe(false);
+    expect(seventh).toBe(false);
     m.posts.give();
     await waiting;
-    expect(sixth).toBe(true);
+    expect(seventh).toBe(true);
     expect(m.posts.available).toBe(0);
   });
 });

@@ -85,7 +85,7 @@ describe(`a pass with PASS_BUDGET_MS=${BUDGET_MS}`, () => {
   // under way when the deadline comes.
   it("starts no batch after its deadline, and leaves the rest for the next", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 1 });
-    // A slow endpoint: five requests at a time, a round of them every 150 ms: about 15 fit in
+    // A slow endpoint: six requests at a time, a round of them every 150 ms: about 18 fit in
     // 500 ms, not 40.
     receiver.respond({ status: 204, delayMs: 150 });
     const ids = await publish(
