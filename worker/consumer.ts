@@ -157,9 +157,22 @@ async function withAdoption<T>(
 // Backoff of a task whose visit failed: 5 s, 10 s, 20 s... (the queue's attempts count from 1).
 const failedDelaySeconds = (attempts: number) => Math.min(300, 5 * 2 ** (attempts - 1));
 
+// How much later than a retry task's own time the schedule may be and still be that retry (the
+// same entry's visibility, recomputed from its idle time).
+const SAME_RETRY_MS = 1_000;
+
 function settle(message: TaskMessage, visited: Visited, now: number): void {
   const later = visited.kind === "not-due" && visited.at !== null ? visited.at - now : 0;
-  if (later > 0 && later <= MAX_DELAY_SECONDS * 1000) {
+  const wanted = asTask(message.body)?.at;
+  // A retry whose time the schedule has left behind: an entry in flight then was settled, and
+  // the visit that moved the schedule asked for a task of its own. Chasing it would keep one
+  // task per visit alive for as long as the subscription stays busy.
+  const moved =
+    wanted !== undefined && visited.kind === "not-due" && visited.at !== null
+      ? visited.at > wanted + SAME_RETRY_MS
+      : false;
+  if (moved) message.ack();
+  else if (later > 0 && later <= MAX_DELAY_SECONDS * 1000) {
     message.retry({ delaySeconds: Math.ceil(later / 1000) });
   } else if (visited.kind === "no-budget") {
     message.retry();

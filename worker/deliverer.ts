@@ -85,10 +85,12 @@ export interface Deliverer {
   run: Run;
   /** Look for entries whose visibility ran out: the retry was due, and looks came back full. */
   look: boolean;
-  /** Read new entries: the wake was due, and nothing stopped the run or came back empty. */
+  /** Read new entries: the wake was due, and nothing stopped the run (its final round reads too). */
   reading: boolean;
   /** The last take came back full: more waits, so it takes again while requests are in flight. */
   backlog: boolean;
+  /** The last take found more than one batch: a stream, more has likely come since. */
+  flowing: boolean;
   /**
    * Batches taken beyond those that go out at once, so that a request that ends finds the next
    * waiting: only while the cap leaves room for as many again (what this run holds counts
@@ -104,6 +106,10 @@ export interface Deliverer {
   /** The largest entry taken (bytes): the size hint of the next take. */
   largest: number;
   end: End | null;
+  /** The earliest time this run made entries visible again at (its nacks and give-backs). */
+  retryAt: number | null;
+  /** Since when its takes have come back full, without a break; null: not now. */
+  backlogSince: number | null;
   nextAt: number | null;
   error?: string;
   done: boolean;
@@ -151,6 +157,7 @@ export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
     look: job.look,
     reading: job.read,
     backlog: true,
+    flowing: false,
     prefetch: 0,
     first: true,
     taking: false,
@@ -158,6 +165,8 @@ export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
     cursor: "0-0",
     largest: 0,
     end: null,
+    retryAt: null,
+    backlogSince: null,
     nextAt: null,
     done: false,
     finalFailures: 0,

@@ -22,6 +22,11 @@ export interface DeliveryTask {
   channel: string;
   subscription: string;
   why: "handover" | "retry" | "fanout";
+  /**
+   * A retry's time (ms): the schedule's time the visit that asked for it saw. A task that finds
+   * the schedule moved later since is dropped: whoever moved it asked for its own.
+   */
+  at?: number;
 }
 
 export interface Planned {
@@ -71,11 +76,18 @@ export function queueDispatch(queue: QueueBinding | undefined, meter: Meter): Di
   };
 }
 
-/** A task for a subscription. */
+/** A task for a subscription; a retry's with its time. */
 export const taskFor = (
   sub: { channel: string; name: string },
   why: DeliveryTask["why"],
-): DeliveryTask => ({ v: 1, channel: sub.channel, subscription: sub.name, why });
+  at?: number,
+): DeliveryTask => ({
+  v: 1,
+  channel: sub.channel,
+  subscription: sub.name,
+  why,
+  ...(at === undefined ? {} : { at }),
+});
 
 /** The task's body, checked: queue messages come from outside the type system. */
 export function asTask(body: unknown): DeliveryTask | null {
@@ -83,5 +95,6 @@ export function asTask(body: unknown): DeliveryTask | null {
   const t = body as Record<string, unknown>;
   const whys = ["handover", "retry", "fanout"];
   if (t.v !== 1 || typeof t.channel !== "string" || typeof t.subscription !== "string") return null;
+  if (t.at !== undefined && !Number.isFinite(t.at)) return null;
   return whys.includes(String(t.why)) ? (t as unknown as DeliveryTask) : null;
 }

@@ -99,15 +99,23 @@ function start(d: Deliverer, now: number): boolean {
     // The group is gone: nothing more can be written.
     return d.sending > 0;
   }
-  // While requests are in flight, only a backlog is taken, once half of them have ended.
-  const more = d.first || (d.backlog && d.sending <= d.target / 2);
+  // While requests are in flight: a backlog once half of them have ended; and a stream (takes
+  // that find batches to spare) into the free slots, so what is published meanwhile does not
+  // wait for the requests to end. A trickle waits for them: its final round takes it, a take
+  // cheaper than one that finds nothing.
+  const more =
+    d.first ||
+    (d.backlog && d.sending <= d.target / 2) ||
+    (d.flowing && d.sending > 0 && d.sending < d.target);
   if (wants && d.end === null && fit >= 1 && more) {
     d.taking = true;
     void takeStep(d, count, false);
   } else if (d.sending === 0) {
-    // Nothing in flight: the last round, which may still find more if the run may read.
+    // Nothing in flight: the last round. It reads unless the run stopped (a retry that went
+    // through says the endpoint takes requests again), so it finds what was published meanwhile
+    // and lets go of the wake member this run's takes held (lua/take.ts: busy wake).
     d.taking = true;
-    void takeStep(d, wants && d.end === null ? count : 0, true);
+    void takeStep(d, !stop && d.end === null ? count : 0, true);
   }
   return true;
 }

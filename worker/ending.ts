@@ -50,8 +50,9 @@ export function wakeAfter(
 
 /**
  * When the unit wants its next visit: at once to carry on (budget), one base delay after an
- * error or a full pending list, when a backoff ends, or when its first pending entry becomes
- * visible (`retryAt`, from the last take); null for nothing (or a pause).
+ * error or a full pending list, when a backoff ends, or at `retryAt`: when the first pending
+ * entry becomes visible (its last take's end; or the first this run made visible again, its
+ * nacks and give-backs, when it ended otherwise); null for nothing (or a pause).
  */
 export function nextVisit(
   end: End,

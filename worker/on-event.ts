@@ -4,7 +4,7 @@
 
 import { unitName } from "../shared/keys.ts";
 import { isReplyError } from "../shared/redis.ts";
-import { compareIds } from "../shared/streams.ts";
+import { compareIds, JOIN_AFTER_MS } from "../shared/streams.ts";
 import { attemptOf } from "./attempts.ts";
 import { cutBatches } from "./batches.ts";
 import { type Deliverer, type Event, endOf } from "./deliverer.ts";
@@ -57,10 +57,13 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
   // Looking again only while looks come back full: more may have run out.
   d.look = event.looked && taken.taken.length >= event.count;
   d.backlog = taken.read === "more";
-  if (taken.read === "empty") d.reading = false;
-  // More waits than this run can send at once, and the cap has room for more: another
-  // invocation may join (each keeps at most six connections).
-  if (d.backlog && taken.room !== null && taken.room > d.target) void d.ctx.join();
+  d.backlogSince = d.backlog ? (d.backlogSince ?? at) : null;
+  // More has waited than this run could send for JOIN_AFTER_MS, and the cap has room for more:
+  // another invocation may join (each keeps at most six connections). A backlog this run clears
+  // in under a second asks for nobody, so concurrency grows only with a backlog that lasts, as a
+  // publish joins (shared/streams.ts).
+  const lasting = d.backlogSince !== null && at - d.backlogSince >= JOIN_AFTER_MS;
+  if (lasting && taken.room !== null && taken.room > d.target) void d.ctx.join();
   d.prefetch = taken.room === null || taken.room >= 2 * d.target ? d.target : 0;
   const batches = cutBatches(taken.taken, {
     batchSize: sub.batchSize,
@@ -71,18 +74,26 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
   if (taken.read === "no-room" && d.sending + d.buffer.length + batches.length === 0) {
     d.end ??= taken.room === 0 ? "busy" : "full";
   }
+  // A stream: the take found batches to spare, so more has likely come by the time one ends.
+  d.flowing = batches.length >= 2;
   d.meter.hold(batches.length);
   // Leased when the take ran: no earlier than it was sent.
   batches.forEach((entries, i) => {
     const startAt = taken.paceAt === null ? at : taken.paceAt + i * d.paceMs;
     d.buffer.push({ entries, takenAt: event.at, startAt });
   });
-  // A final round that found nothing more, and left nothing owed, ended the run.
+  // A final round that found nothing more, and left nothing owed, ended the run. One whose read
+  // found only messages the types filter left out read on: it goes on reading.
   const { owed } = d.run;
   const owes = owed.ack.length + owed.nack.length + owed.dead.length > 0;
-  if (event.final && batches.length === 0 && !owes) {
+  const readOn = taken.read === "some" || taken.read === "more";
+  if (event.final && batches.length === 0 && !owes && !readOn) {
     d.done = true;
-    d.nextAt = nextVisit(endOf(d), d.run.progress.stop, at, taken.nextAt, config.retryBaseMs);
+    // The end's retry time covers what other deliverers hold too, so that one that died is
+    // taken over when its visibility runs out.
+    const retryAt =
+      taken.nextAt === null ? d.retryAt : Math.min(taken.nextAt, d.retryAt ?? Infinity);
+    d.nextAt = nextVisit(endOf(d), d.run.progress.stop, at, retryAt, config.retryBaseMs);
   }
 }
 
@@ -91,15 +102,17 @@ function onSent(d: Deliverer, event: Of<"sent">): void {
   const { sub, unit } = d.job;
   d.sending--;
   const { batch, answer } = event;
+  // Backoff and Retry-After count from the answer (or the failure), not from the request's start.
+  const answeredAt = event.at + event.durationMs;
   const outcome = judge(answer, batch.entries, {
-    now: event.at,
+    now: answeredAt,
     maxAttempts: sub.maxAttempts,
     jitterKey: sub.name,
     policy: config,
   });
   const attempt = attemptOf(batch.entries, answer, event.at, event.durationMs);
-  d.run = settle(d.run, { batch: batch.entries, outcome, attempt, at: event.at }, unit.kind);
-  const line = failureLine(d.endpoint, outcome, batch.entries, event.at);
+  d.run = settle(d.run, { batch: batch.entries, outcome, attempt, at: answeredAt }, unit.kind);
+  const line = failureLine(d.endpoint, outcome, batch.entries, answeredAt);
   if (line) console.warn(line);
   if (stops(outcome)) d.reading = false;
 }
@@ -117,6 +130,7 @@ function onFailed(d: Deliverer, event: Of<"failed">, at: number): void {
   // more can be written.
   if (event.during === "take" && event.final && (d.end === "lost" || ++d.finalFailures > 1)) {
     d.done = true;
-    d.nextAt = nextVisit(endOf(d), d.run.progress.stop, at, null, d.ctx.config.retryBaseMs);
+    const { stop } = d.run.progress;
+    d.nextAt = nextVisit(endOf(d), stop, at, d.retryAt, d.ctx.config.retryBaseMs);
   }
 }

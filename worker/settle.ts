@@ -84,7 +84,7 @@ export interface Sent {
   batch: Taken[];
   outcome: Outcome;
   attempt: Attempt;
-  /** When the request was made. */
+  /** When its answer came, or it failed: retries count from then. */
   at: number;
 }
 

@@ -4,6 +4,7 @@
 
 import { WAITING_ROOM } from "../shared/engine/queue.ts";
 import { PENDING_LIMIT, type TakeRequest } from "../shared/engine/take.ts";
+import { JOIN_AFTER_MS } from "../shared/streams.ts";
 import type { Deliverer } from "./deliverer.ts";
 import { endOf } from "./deliverer.ts";
 import { wakeAfter } from "./ending.ts";
@@ -28,6 +29,9 @@ function request(d: Deliverer, owed: Owed, now: number, count: number): TakeRequ
     // Every take that hands entries out covers them: another deliverer's end, finding nothing
     // pending then, may have removed the retry member since this run's last take.
     cover: true,
+    // One at work takes what a publish adds next: the publish neither kicks nor joins for as
+    // long as a publish waits before joining a backlog (shared/streams.ts).
+    busyWakeMs: JOIN_AFTER_MS,
     cap: {
       requests: sub.maxConcurrency,
       batchSize: sub.batchSize,
@@ -47,6 +51,7 @@ export async function takeStep(d: Deliverer, count: number, final: boolean): Pro
   const req = { ...request(d, owed, now, count), end: final };
   // Carried by this round: what is owed from here on is the next round's.
   d.run = { ...d.run, owed: nothingOwed() };
+  for (const n of owed.nack) d.retryAt = Math.min(d.retryAt ?? n.at, n.at);
   d.first = false;
   try {
     let round: Round;

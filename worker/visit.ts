@@ -134,8 +134,8 @@ async function follow(
   next: { at: number; handover: boolean },
 ): Promise<void> {
   if (!ctx.dispatch.queued) return;
-  const why = next.handover ? "handover" : "retry";
-  await ctx.dispatch.send([{ task: taskFor(sub, why), at: next.at }], ctx.clock());
+  const task = next.handover ? taskFor(sub, "handover") : taskFor(sub, "retry", next.at);
+  await ctx.dispatch.send([{ task, at: next.at }], ctx.clock());
 }
 
 export type { UnitSchedule };

@@ -66,6 +66,11 @@ export interface TakeRequest {
   pendingLimit?: number;
   /** The retry member also covers what this take hands out, until its visibility runs out. */
   cover?: boolean;
+  /**
+   * A read that finds nothing while a reader is still at work (this one, not ending, or another
+   * holding entries) moves the due wake member this far ahead instead of removing it (ms).
+   */
+  busyWakeMs?: number;
   /** Reserve one start slot per batch taken, this far apart (ms). */
   paceIntervalMs?: number;
   /** The reader is done: its schedule set exactly, its consumer deleted if it holds nothing. */
@@ -134,6 +139,7 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
     r.end ? "1" : "0",
     r.ownIds ? "1" : "0",
     String(r.sizeHint ?? 0),
+    String(r.busyWakeMs ?? 0),
     String(types.length),
     ...types,
     String(r.ack?.length ?? 0),

@@ -29,8 +29,12 @@
 //               those over the byte budget (beyond the first) given back visible at once, with no
 //               attempt counted; the rest leased (XCLAIM IDLE, JUSTID)
 //   7. schedule the caller's {p}:due: the retry member moved earlier (ZADD LT) to the first time
-//               an entry nacked, given back or (with `cover`) taken here becomes visible; the wake
-//               member removed when the read found nothing, if it is due (a backoff keeps it)
+//               an entry nacked, given back or (with `cover`) taken here becomes visible; when the
+//               read found nothing and the wake member is due or held (a backoff keeps it):
+//               removed, or, with `busy wake` while a reader is still at work (this one, not
+//               ending; another holding entries), held `busy wake` ms ahead (ZADD XX), so that a
+//               publish meanwhile neither kicks a deliverer of its own (the one at work takes it
+//               next) nor joins before then; not due, no pass visits it for nothing
 //   8. pace     one start slot per batch taken, from the subscription's pace key
 //   9. end      the reader is done, unless this take found more: the retry member set to when
 //               the group's first pending entry becomes visible (removed when none is pending),
@@ -47,7 +51,8 @@
 // cover, ARGV[19] wake member ("" none), ARGV[20] pace interval ms (0 none), ARGV[21] "1" end,
 // ARGV[22] "1" own ids (pull: an entry's own id, and redrivenFrom; push: the original's),
 // ARGV[23] size hint: bytes to assume an entry takes before any is read (0: read `count` at once),
-// ARGV[24] n, then n type patterns; then n, then n ids to ack; then n nack groups, each:
+// ARGV[24] busy wake ms (0: none; see 7), ARGV[25] n, then n type patterns; then n, then n ids to
+// ack; then n nack groups, each:
 // visibleIn ms, retry count ("" keep), k, then k ids.
 //
 // Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt}: taken a
@@ -78,9 +83,9 @@ local count, budget, look, maxAttempts = tonumber(ARGV[8]), tonumber(ARGV[9]), A
 local cursor, cap, batchSize, ownRequests = ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
 local pendingLimit, retry, cover, wake = tonumber(ARGV[16]), ARGV[17], ARGV[18] == '1', ARGV[19]
 local paceInterval, ending, ownIds = tonumber(ARGV[20]), ARGV[21] == '1', ARGV[22] == '1'
-local sizeHint = tonumber(ARGV[23])
+local sizeHint, busyWake = tonumber(ARGV[23]), tonumber(ARGV[24])
 if holder == '' then holder = reader end
-local i = 24
+local i = 25
 local function list()
   local n = tonumber(ARGV[i])
   local from = i + 1
@@ -300,8 +305,19 @@ local finishing = ending and got == 0
 -- 7. schedule
 if retry ~= '' and earliest and not finishing then redis.call('ZADD', due, 'LT', earliest, retry) end
 if wake ~= '' and read == 1 then
+  -- Due, or held for a reader at work (at most busyWake ahead); a backoff's is further out.
   local score = redis.call('ZSCORE', due, wake)
-  if score and tonumber(score) <= now then redis.call('ZREM', due, wake) end
+  if score and tonumber(score) <= now + busyWake then
+    local busy = busyWake > 0 and not finishing
+    if busyWake > 0 and not busy then
+      pendingSummary = pendingSummary or redis.call('XPENDING', stream, group)
+      for _, c in ipairs(pendingSummary[4] or {}) do
+        if c[1] ~= reader and c[1] ~= holder and tonumber(c[2]) > 0 then busy = true end
+      end
+    end
+    if busy then redis.call('ZADD', due, 'XX', now + busyWake, wake)
+    else redis.call('ZREM', due, wake) end
+  end
 end
 
 -- 8. pace

@@ -62,6 +62,7 @@ describe("with receivers failing at random", () => {
     const nothingDue = async () => (await stack.redis.zcard(stack.keys.due())) === 0;
     await deliverUntil(stack, channel, nothingDue, "nothing scheduled", { timeoutMs: 60_000 });
 
+    let deadInAll = 0;
     for (const [i, r] of receivers.entries()) {
       const dead = (
         await stack.redis.xrange(stack.keys.deadLetters(channel, `s${i}`), "-", "+")
@@ -70,7 +71,10 @@ describe("with receivers failing at random", () => {
       expect(dead.filter((id) => accepted.has(id))).toEqual([]);
       expect([...accepted, ...dead].sort()).toEqual([...ids].sort());
       expect(await pendingCount(stack, channel, `s${i}`)).toBe(0);
-      expect(dead.length).toBeGreaterThan(0); // the failures were real enough to exhaust some
+      deadInAll += dead.length;
     }
+    // The failures were real enough to exhaust some (which requests draw a failure depends on
+    // the order they go out in, side by side).
+    expect(deadInAll).toBeGreaterThan(0);
   }, 120_000);
 });

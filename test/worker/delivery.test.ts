@@ -142,6 +142,27 @@ describe("a healthy subscriber", () => {
     expect(summary.filtered).toBe(3);
     expect(await pending()).toBe(0);
   });
+
+  it("reads past a long run of messages its filters leave out, in the same run", async () => {
+    await subscribeReceiver({ types: ["order.created"] });
+    const posted = gate();
+    receiver.respond(async (req) => {
+      if (req.n === 1) await posted.opened; // held until the rest is published
+      return { status: 204 };
+    });
+    await publish(stack, channel, [{ data: "first", type: "order.created" }]);
+    const pass = runPass(stack);
+    await receiver.waitFor((r) => r.requests.length === 1);
+    // The run's last round, once the request ends, reads more than one take's worth that its
+    // filter leaves out before the message it wants.
+    const others = Array.from({ length: 400 }, (_, i) => ({ data: i, type: "order.deleted" }));
+    await publish(stack, channel, [...others, { data: "last", type: "order.created" }]);
+    posted.open();
+    const summary = await pass;
+    expect(receiver.messages().map((m) => m.data)).toEqual(["first", "last"]);
+    expect(summary.filtered).toBe(400);
+    expect(await pending()).toBe(0);
+  });
 });
 
 describe("webhook-id", () => {
