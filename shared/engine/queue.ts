@@ -56,7 +56,10 @@ export function newReader(): string {
 
 /** Longest visibility timeout (and nack delay) anyone may ask for: 12 h, as Pub/Sub's lease. */
 export const MAX_VISIBILITY_MS = 43_200_000;
-/** Idle time at which an entry is visible again (lua/take.ts): above MAX_VISIBILITY_MS. */
+/**
+ * Idle time at which a leased or nacked entry is visible again (lua/take.ts): above
+ * MAX_VISIBILITY_MS. A push reader's own entries are not leased: theirs count from the read.
+ */
 export const LEASE_BASE_MS = 86_400_000;
 
 /**

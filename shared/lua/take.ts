@@ -4,10 +4,16 @@
 //
 // A taken entry is pending in the group, owned by the reader, and invisible until it is settled
 // or its visibility timeout runs out. The timeout is kept in the pending entry itself, as its idle
-// time: taking sets it (XCLAIM IDLE) to base - visibility, so the idle time reaches `base`
-// exactly when the visibility runs out, on Redis's own clock. "Which entries are visible again"
-// is then one question to the whole group (XPENDING IDLE base), and a later claim can only take
-// an entry whose time has come (XCLAIM min-idle base): nobody can make a retry earlier.
+// time, on Redis's own clock; a later claim can only take an entry whose time has come (XCLAIM
+// min-idle): nobody can make a retry earlier. Two ways, by who holds a queue's nacked entries:
+//   - a holder of their own (push: the waiting room): a reader holds only what it took, so its
+//     entries are visible again once their idle time, counted from the read (XREADGROUP's own
+//     delivery time), reaches `visibility` (XPENDING IDLE visibility per reader); the holder's are
+//     set to base - visibleIn, visible again once the idle time reaches `base`
+//   - the reader itself (pull, whose nacks and extends set any time): taking sets the idle time
+//     (XCLAIM IDLE, the lease) to base - visibility, so that every entry of the group is visible
+//     again once its idle time reaches `base`: one question to the whole group (XPENDING IDLE base)
+// The first costs no command per read (a lease was a third of Redis' time in a push drain).
 //
 // In order, each step only when asked for:
 //   1. ack      XACK (+ XDEL on a redrive stream, which keeps nothing done)
@@ -17,7 +23,8 @@
 //   3. recover  after a take whose reply was lost: the entries this reader holds after `cursor`
 //               (the last it read before) can only be that take's (a reader is one deliverer's):
 //               taken again as it left them, their attempts as they were
-//   4. look     entries whose visibility ran out (XPENDING IDLE base), oldest first: those with
+//   4. look     entries whose visibility ran out (XPENDING IDLE base, and XPENDING IDLE visibility
+//               per reader holding entries, with a holder), oldest first: those with
 //               maxAttempts deliveries are reported dead (the caller parks them), the rest claimed
 //               (XCLAIM min-idle base: only if still visible; the attempt is counted), within the
 //               byte budget (what does not fit goes back as it was, visible at once)
@@ -27,7 +34,8 @@
 //               the largest entry seen (refused by Upstash's per-consumer limit before anything
 //               was read: the error is answered); entries the types filter leaves out are acked,
 //               those over the byte budget (beyond the first) given back visible at once, with no
-//               attempt counted; the rest leased (XCLAIM IDLE, JUSTID)
+//               attempt counted; the rest leased (XCLAIM IDLE, JUSTID) when the reader holds its
+//               own nacks
 //   7. schedule the caller's {p}:due: the retry member moved earlier (ZADD LT) to the first time
 //               an entry nacked, given back or (with `cover`) taken here becomes visible; when the
 //               read found nothing and the wake member is due or held (a backoff keeps it):
@@ -63,11 +71,12 @@
 //
 // Cost: 1 EVALSHA, + 1 XACK (+1 XDEL) with acks, + 1 XCLAIM per nack group, + 1 XPENDING
 // (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, + 1 XPENDING with a cap or limit,
-// + 1 XREADGROUP per slice (+1 XCLAIM lease, +1 XACK types, +1 XCLAIM give-back) reading, + 1 ZADD with
+// + 1 XREADGROUP per slice (+1 XCLAIM lease without a holder, +1 XACK types, +1 XCLAIM give-back) reading,
+// + 1 XPENDING per other reader holding entries when looking with a holder, + 1 ZADD with
 // something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
 // pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending.
-// A pull that returns new messages: 3; a push take of new messages: 5 (the cap's XPENDING, and
-// the retry member's ZADD covering them: push covers on every take).
+// A pull that returns new messages: 3; a push take of new messages: 4 (the cap's XPENDING, and
+// the retry member's ZADD covering them: push covers on every take; no lease).
 //
 // Lost reply: a repeat settles the same (acks count 0, nacks set the same times a little later),
 // and reads further. What the lost run took is leased: it comes back when its visibility runs
@@ -85,6 +94,8 @@ local pendingLimit, retry, cover, wake = tonumber(ARGV[16]), ARGV[17], ARGV[18] 
 local paceInterval, ending, ownIds = tonumber(ARGV[20]), ARGV[21] == '1', ARGV[22] == '1'
 local sizeHint, busyWake = tonumber(ARGV[23]), tonumber(ARGV[24])
 if holder == '' then holder = reader end
+-- Readers' entries counted from the read: see the top.
+local fromRead = holder ~= reader
 local i = 25
 local function list()
   local n = tonumber(ARGV[i])
@@ -94,7 +105,7 @@ local function list()
 end
 local typesFrom, typesTo, ntypes = list()
 local ackFrom, ackTo, acks = list()
-local leaseIdle = base - visibility
+local leaseIdle = fromRead and 0 or base - visibility
 local earliest = nil
 local function visibleAt(at) if not earliest or at < earliest then earliest = at end end
 local function claim(owner, ids, minIdle, idle, retryCount, justId)
@@ -178,10 +189,12 @@ if cursor ~= '' and count > 0 then
 end
 
 -- 4. look
-if look and count > got then
-  local expired = redis.call('XPENDING', stream, group, 'IDLE', base, '-', '+', count - got)
+local pendingSummary = nil
+-- Entries whose visibility ran out at idle: those out of attempts reported dead, the rest
+-- claimed (min-idle idle: only if still visible), within the byte budget.
+local function expire(rows, idle)
   local live, deliveries = {}, {}
-  for _, row in ipairs(expired) do
+  for _, row in ipairs(rows) do
     if maxAttempts > 0 and row[4] >= maxAttempts then
       dead[#dead + 1] = row[1]
       dead[#dead + 1] = row[4]
@@ -191,7 +204,7 @@ if look and count > got then
     end
   end
   if #live > 0 then
-    for _, entry in ipairs(claim(reader, live, base, leaseIdle)) do
+    for _, entry in ipairs(claim(reader, live, idle, leaseIdle)) do
       if entry and entry[2] then
         local _, _, _, size = fieldsOf(entry)
         if fits(size) then
@@ -206,11 +219,26 @@ if look and count > got then
     end
   end
 end
+if look and count > got then
+  if fromRead then
+    -- Readers that died holding entries (a killed run): theirs count from the read.
+    local summary = redis.call('XPENDING', stream, group)
+    for _, c in ipairs(summary[4] or {}) do
+      if c[1] ~= holder and count > got and not overflow then
+        expire(redis.call('XPENDING', stream, group, 'IDLE', visibility, '-', '+', count - got, c[1]), visibility)
+      end
+    end
+    -- Still true when nothing was claimed: the steps below may use it.
+    if got == 0 then pendingSummary = summary end
+  end
+  if count > got and not overflow then
+    expire(redis.call('XPENDING', stream, group, 'IDLE', base, '-', '+', count - got), base)
+  end
+end
 
 -- 5. room
 local want = count - got
 if overflow then want = 0 end
-local pendingSummary = nil
 if want > 0 and (cap > 0 or pendingLimit > 0) then
   local summary = redis.call('XPENDING', stream, group)
   pendingSummary = summary
@@ -285,7 +313,7 @@ if want > 0 and read == 0 then
         ids[#ids + 1] = entry[1]
         add(entry, 1)
       end
-      claim(reader, ids, 0, leaseIdle, nil, true)
+      if not fromRead then claim(reader, ids, 0, leaseIdle, nil, true) end
     end
     if #skipped > 0 then
       redis.call('XACK', stream, group, unpack(skipped))
@@ -337,11 +365,12 @@ if finishing then
     if summary[1] == 0 then
       redis.call('ZREM', due, retry)
     else
-      local oldest = 0
+      local soonest = nil
       for _, row in ipairs(redis.call('XPENDING', stream, group, '-', '+', 1000)) do
-        if row[3] > oldest then oldest = row[3] end
+        local left = ((fromRead and row[2] ~= holder) and visibility or base) - row[3]
+        if not soonest or left < soonest then soonest = left end
       end
-      nextAt = now + math.max(0, base - oldest)
+      nextAt = now + math.max(0, soonest)
       redis.call('ZADD', due, nextAt, retry)
     end
   end

@@ -39,11 +39,11 @@ const patch = (body: unknown) =>
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
   });
-/** Another reader takes `id` for itself, visible again in `ms` (as a live deliverer would). */
-async function heldElsewhere(id: string, ms: number) {
+/** Another reader has just taken `id` for itself, as a live deliverer would (lua/take.ts: a
+ * push reader's entry is visible again once its idle time reaches the visibility timeout). */
+async function heldElsewhere(id: string) {
   const group = await groupOf(stack, channel, "sub");
-  const idle = String(86_400_000 - ms); // LEASE_BASE_MS - visibility (shared/engine/queue.ts)
-  await stack.redis.xclaim(stack.keys.channel(channel), group, "other", 0, id, "IDLE", idle);
+  await stack.redis.xclaim(stack.keys.channel(channel), group, "other", 0, id, "IDLE", 0);
 }
 
 describe("a retry that comes due", () => {
@@ -54,13 +54,15 @@ describe("a retry that comes due", () => {
     await runPass(stack);
     receiver.respond({ status: 204 });
     await waitUntil((await retryDueAt(stack, channel, "sub"))!);
-    // Another deliverer has just taken it again: it is its own for 60 s.
-    await heldElsewhere(id!, 60_000);
+    // Another deliverer has just taken it again: it is its own for its visibility timeout
+    // (2 x timeoutMs + 5 s).
+    await heldElsewhere(id!);
     await runPass(stack);
     expect(receiver.requests).toHaveLength(1);
     expect(await pendingCount(stack, channel, "sub")).toBe(1);
-    // The schedule looks again when that reader's visibility runs out, not before.
-    expect(await retryDueAt(stack, channel, "sub")).toBeGreaterThan(Date.now() + 55_000);
+    // The schedule looks again when that reader's visibility runs out (2 x 10 s + 5 s with the
+    // default timeoutMs), not before.
+    expect(await retryDueAt(stack, channel, "sub")).toBeGreaterThan(Date.now() + 20_000);
   });
 });
 
