@@ -67,8 +67,8 @@ export interface TakeRequest {
   /** The retry member also covers what this take hands out, until its visibility runs out. */
   cover?: boolean;
   /**
-   * A read that finds nothing while a reader is still at work (this one, not ending, or another
-   * holding entries) moves the due wake member this far ahead instead of removing it (ms).
+   * A read that finds nothing while a reader holds entries (requests in flight, this one's or
+   * another's) moves the due wake member this far ahead instead of removing it (ms).
    */
   busyWakeMs?: number;
   /** Reserve one start slot per batch taken, this far apart (ms). */

@@ -39,8 +39,8 @@
 //   7. schedule the caller's {p}:due: the retry member moved earlier (ZADD LT) to the first time
 //               an entry nacked, given back or (with `cover`) taken here becomes visible; when the
 //               read found nothing and the wake member is due or held (a backoff keeps it):
-//               removed, or, with `busy wake` while a reader is still at work (this one, not
-//               ending; another holding entries), held `busy wake` ms ahead (ZADD XX), so that a
+//               removed, or, with `busy wake` while a reader holds entries (requests in flight,
+//               this one's or another's), held `busy wake` ms ahead (ZADD XX), so that a
 //               publish meanwhile neither kicks a deliverer of its own (the one at work takes it
 //               next) nor joins before then; not due, no pass visits it for nothing
 //   8. pace     one start slot per batch taken, from the subscription's pace key
@@ -336,11 +336,13 @@ if wake ~= '' and read == 1 then
   -- Due, or held for a reader at work (at most busyWake ahead); a backoff's is further out.
   local score = redis.call('ZSCORE', due, wake)
   if score and tonumber(score) <= now + busyWake then
-    local busy = busyWake > 0 and not finishing
-    if busyWake > 0 and not busy then
+    -- Busy while a reader holds entries: its requests in flight end in a take that reads. Not
+    -- for a reader that holds none, this one included: its run may end without reading again.
+    local busy = false
+    if busyWake > 0 then
       pendingSummary = pendingSummary or redis.call('XPENDING', stream, group)
       for _, c in ipairs(pendingSummary[4] or {}) do
-        if c[1] ~= reader and c[1] ~= holder and tonumber(c[2]) > 0 then busy = true end
+        if c[1] ~= holder and tonumber(c[2]) > 0 then busy = true end
       end
     end
     if busy then redis.call('ZADD', due, 'XX', now + busyWake, wake)

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Bridge, startBridge } from "../../dev/bridge.ts";
 import { loadConfig } from "../../shared/config.ts";
-import { channelQueue } from "../../shared/engine/queue.ts";
+import { channelQueue, WAITING_ROOM } from "../../shared/engine/queue.ts";
 import { type TakeRequest, take } from "../../shared/engine/take.ts";
 import { unmetered } from "../../shared/meter.ts";
 import { type Db, getDb } from "../../shared/redis.ts";
@@ -49,13 +49,9 @@ interface Entry {
  * A fresh channel holding `entries` (ids `<ms>-1`), and the queue of a subscription whose group
  * has read none of them.
  */
-async function queueOf(entries: Entry[]) {
-  const q = channelQueue(db, {
-    channel: `take-script-${channels++}`,
-    name: "sub",
-    group: "g",
-    mode: "pull",
-  });
+async function queueOf(entries: Entry[], schedule?: { retry: string; wake: string }) {
+  const sub = { channel: `take-script-${channels++}`, name: "sub", group: "g", mode: "pull" };
+  const q = channelQueue(db, sub, schedule);
   for (const { ms, fields } of entries) {
     await server.client.xadd(q.stream, `${ms}-1`, ...Object.entries(fields).flat());
   }
@@ -162,5 +158,60 @@ describe("the take script's messages", () => {
       ),
       { numRuns: 150 },
     );
+  });
+});
+
+describe("a push reader (its nacks wait in the waiting room)", () => {
+  const entries = (n: number): Entry[] =>
+    Array.from({ length: n }, (_, i) => ({ ms: 1_000 + i, fields: { d: String(i) } }));
+  const push = { holder: WAITING_ROOM, visibilityMs: 30_000, count: 10 };
+  /** The entry's idle time set as if it was taken `ms` ago (Redis' clock, passed in). */
+  const age = (q: Awaited<ReturnType<typeof queueOf>>, owner: string, id: string, ms: number) =>
+    server.client.xclaim(q.stream, q.group, owner, 0, id, "IDLE", ms, "JUSTID");
+
+  it("holds what it took until its visibility timeout, counted from the read, then loses it", async () => {
+    const q = await queueOf(entries(2));
+    const first = await takeAll(q, { ...push, reader: "a" });
+    expect(first.taken.map((t) => t.attempt)).toEqual([1, 1]);
+    // Nothing leased: the read's own delivery time stands (no XCLAIM).
+    const look = { ...push, reader: "b", look: true };
+    expect((await takeAll(q, look)).taken).toEqual([]);
+    await age(q, "a", "1000-1", 29_000);
+    expect((await takeAll(q, look)).taken).toEqual([]);
+    await age(q, "a", "1000-1", 30_000);
+    const second = await takeAll(q, look);
+    expect(second.taken.map((t) => [t.entryId, t.attempt])).toEqual([["1000-1", 2]]);
+  });
+
+  it("keeps a nacked entry in the waiting room for its delay, whatever its idle time says of readers", async () => {
+    const q = await queueOf(entries(1));
+    await takeAll(q, { ...push, reader: "a" });
+    await takeAll(q, {
+      ...push,
+      reader: "a",
+      count: 0,
+      nack: [{ ids: ["1000-1"], visibleInMs: 60_000 }],
+    });
+    // Idle past the readers' visibility, not past the waiting room's delay.
+    await age(q, WAITING_ROOM, "1000-1", 86_400_000 - 60_000 + 31_000);
+    expect((await takeAll(q, { ...push, reader: "b", look: true })).taken).toEqual([]);
+    await age(q, WAITING_ROOM, "1000-1", 86_400_000);
+    const due = await takeAll(q, { ...push, reader: "b", look: true });
+    expect(due.taken.map((t) => [t.entryId, t.attempt])).toEqual([["1000-1", 2]]);
+  });
+
+  it("holds the wake member a second ahead on an empty read only while a reader holds entries", async () => {
+    const schedule = { retry: "", wake: "wake:x" };
+    const q = await queueOf(entries(1), schedule);
+    const due = db.keys.due();
+    const wake = { ...push, busyWakeMs: 1_000 };
+    await takeAll(q, { ...wake, reader: "a" });
+    await server.client.zadd(due, 1_000, "wake:x");
+    // "a" has its request in flight: "b", finding nothing, leaves the wake to it, a second on.
+    await takeAll(q, { ...wake, reader: "b" });
+    expect(await server.client.zscore(due, "wake:x")).toBe("2000");
+    // "a" acks and finds nothing: nobody holds anything, whether or not its run ends here.
+    await takeAll(q, { ...wake, reader: "a", ack: ["1000-1"] });
+    expect(await server.client.zscore(due, "wake:x")).toBeNull();
   });
 });
