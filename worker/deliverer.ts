@@ -16,11 +16,17 @@ import type { Health } from "./report.ts";
 import type { Reader, Round } from "./rounds.ts";
 import { type Run, startRun } from "./settle.ts";
 
-export interface DriveContext {
+/** What every step of delivery runs with: the invocation's metered clients, its settings, time. */
+export interface Invocation {
+  /** The invocation's clients, metered by its meter (its budget). */
   db: Db;
   config: Config;
   clock: () => number;
+  /** Waits this many ms (a paced request, a task that came a little early: consumer.ts). */
   sleep: (ms: number) => Promise<void>;
+}
+
+export interface DriveContext extends Invocation {
   /** Bytes this run's takes may hold at once (batches.ts: readBytesFor). */
   readBytes: number;
   /** Asks for another invocation to deliver the subscription too (visit.ts: with a queue). */

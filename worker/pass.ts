@@ -16,24 +16,17 @@
 // publish's kick visits the first PASS_CONCURRENCY subscribers it woke at once (waitUntil) and
 // hands the rest to the queue. POST /v1/deliver always visits, and answers with what it did.
 
-import type { Config } from "../shared/config.ts";
 import type { PassSummary, SubscriptionSummary } from "../shared/delivery.ts";
 import { unitName } from "../shared/keys.ts";
-import type { Db } from "../shared/redis.ts";
 import type { WokenSubscriber } from "../shared/streams.ts";
 import { parseSubscription } from "../shared/subscription.ts";
 import { readBytesFor } from "./batches.ts";
+import type { Invocation } from "./deliverer.ts";
 import { type Dispatch, taskFor } from "./dispatch.ts";
 import { dueUnits, type Loaded, load, type UnitSchedule } from "./schedule.ts";
 import { type Visited, visit } from "./visit.ts";
 
-export interface Worker {
-  /** The invocation's clients, metered by its meter (its budget). */
-  db: Db;
-  config: Config;
-  clock: () => number;
-  /** Waits this many ms (a paced request, a task that came a little early: consumer.ts). */
-  sleep: (ms: number) => Promise<void>;
+export interface Worker extends Invocation {
   dispatch: Dispatch;
 }
 

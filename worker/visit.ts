@@ -3,22 +3,17 @@
 // retry or a backoff's end when due), and the events the visit saw. A run never throws: a bug or
 // an outage is logged with the subscription, and the pass goes on.
 
-import type { Config } from "../shared/config.ts";
 import type { SubscriptionSummary } from "../shared/delivery.ts";
 import { type Unit, unitName } from "../shared/keys.ts";
-import type { Db } from "../shared/redis.ts";
 import { unitsOf } from "../shared/subscriptions.ts";
+import type { Invocation } from "./deliverer.ts";
 import { type Dispatch, taskFor } from "./dispatch.ts";
 import { type Driven, drive, type Job } from "./drive.ts";
 import { publishEvents } from "./events.ts";
 import type { Health } from "./report.ts";
 import { type Loaded, recoverGroup, type UnitSchedule } from "./schedule.ts";
 
-export interface VisitContext {
-  db: Db;
-  config: Config;
-  clock: () => number;
-  sleep: (ms: number) => Promise<void>;
+export interface VisitContext extends Invocation {
   dispatch: Dispatch;
   /** Bytes one run's takes may hold (batches.ts: readBytesFor the visits running at once). */
   readBytes: number;

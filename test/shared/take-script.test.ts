@@ -50,7 +50,12 @@ interface Entry {
  * has read none of them.
  */
 async function queueOf(entries: Entry[], schedule?: { retry: string; wake: string }) {
-  const sub = { channel: `take-script-${channels++}`, name: "sub", group: "g", mode: "pull" };
+  const sub = {
+    channel: `take-script-${channels++}`,
+    name: "sub",
+    group: "g",
+    mode: "pull" as const,
+  };
   const q = channelQueue(db, sub, schedule);
   for (const { ms, fields } of entries) {
     await server.client.xadd(q.stream, `${ms}-1`, ...Object.entries(fields).flat());
