@@ -1,7 +1,7 @@
 // An SVG chart of a benchmark run, drawn by hand (no dependency): throughput by scenario, each
 // streamhook bar beside its baseline, on a log scale; and p50/p99 latencies.
 
-import type { Results } from "./report.ts";
+import type { Results } from "./results.ts";
 
 interface Bar {
   label: string;

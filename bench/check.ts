@@ -4,7 +4,8 @@
 
 import { readFileSync } from "node:fs";
 import { UsageError } from "../dev/cli.ts";
-import { type Results, targets } from "./report.ts";
+import { targets } from "./report.ts";
+import type { Results } from "./results.ts";
 
 export interface Check {
   /** One line per target: met or MISSED, the target, what was measured. */

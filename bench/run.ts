@@ -21,7 +21,8 @@
 import { commandLine, UsageError } from "../dev/cli.ts";
 import { type Check, check, readResults, verdict } from "./check.ts";
 import { parseBenchArgs, resultsDir, type Scenario, USAGE } from "./options.ts";
-import { type Results, writeResults } from "./report.ts";
+import { writeResults } from "./report.ts";
+import type { Results } from "./results.ts";
 import { backlogScenario } from "./scenarios/backlog.ts";
 import { concurrentScenario } from "./scenarios/concurrent.ts";
 import { costScenario } from "./scenarios/cost.ts";

@@ -11,7 +11,8 @@
 // with the first ids. `api` is the typed openapi-fetch client itself, for routes without a method
 // here (API keys, POST /v1/deliver).
 
-import createClient, { type Client } from "openapi-fetch";
+import createClient from "openapi-fetch";
+import type { Api } from "./api.ts";
 import { ok, unwrap } from "./errors.ts";
 import { type Clock, type RetryOptions, retrying, systemClock } from "./retry.ts";
 import type { components, paths } from "./schema.d.ts";
@@ -53,8 +54,6 @@ export interface HistoryOptions {
   pageSize?: number;
   signal?: AbortSignal;
 }
-
-export type Api = Client<paths>;
 
 export function createStreamhookClient(options: StreamhookClientOptions) {
   const send = options.fetch ?? ((request: Request) => fetch(request));

@@ -2,8 +2,8 @@
 // receiver's helpers. Runs on Node (>= 20), Cloudflare Workers and Deno: it needs fetch and Web
 // Crypto, nothing of Node. See the README's "Client" section.
 
+export type { Api } from "./api.ts";
 export type {
-  Api,
   Channel,
   ChannelDeleted,
   ChannelList,

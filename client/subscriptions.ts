@@ -2,7 +2,7 @@
 // subscription's attempt log, pull from pull subscriptions, and handle dead letters. Each is one
 // request (pages of attempts and of dead letters aside).
 
-import type { Api } from "./client.ts";
+import type { Api } from "./api.ts";
 import { ok } from "./errors.ts";
 import type { components } from "./schema.d.ts";
 

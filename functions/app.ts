@@ -7,9 +7,8 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
-import type { Principal } from "../shared/api-keys.ts";
-import { type Config, ConfigError, type Env, loadConfig } from "../shared/config.ts";
-import type { Delivery, DeliveryFactory } from "../shared/delivery.ts";
+import { ConfigError, loadConfig } from "../shared/config.ts";
+import type { DeliveryFactory } from "../shared/delivery.ts";
 import {
   AppError,
   InvalidInput,
@@ -18,7 +17,7 @@ import {
   Unauthorized,
 } from "../shared/errors.ts";
 import { Meter } from "../shared/meter.ts";
-import { type Db, getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
+import { getDb, isStorageFull, isUnavailable } from "../shared/redis.ts";
 import { refusalOf } from "../shared/storage.ts";
 import { authenticate, rateLimit } from "./auth.ts";
 import { drain, limitBody } from "./body-limit.ts";
@@ -35,24 +34,7 @@ import { keyRoutes } from "./routes/keys.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { pullRoutes } from "./routes/pull.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
-
-interface Variables {
-  config: Config;
-  db: Db;
-  delivery: Delivery;
-  /** Who made the request (functions/auth.ts); set on every /v1 route. */
-  principal: Principal;
-}
-
-export interface AppEnv {
-  Bindings: Env;
-  Variables: Variables;
-}
-
-// Hono's documented way to type c.var in middleware that is not generic (bearerAuth's callback).
-declare module "hono" {
-  interface ContextVariableMap extends Variables {}
-}
+import type { AppEnv } from "./types.ts";
 
 export function createApp(deliveryFactory: DeliveryFactory) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: rejectInvalid });

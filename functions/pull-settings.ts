@@ -18,7 +18,7 @@ import { Conflict, subscriptionNotFound } from "../shared/errors.ts";
 import { pausedField, redriveField } from "../shared/keys.ts";
 import { asArray, asOptionalString, type Db, isReplyError } from "../shared/redis.ts";
 import { parseSubscription, type Subscription } from "../shared/subscription.ts";
-import type { AppEnv } from "./app.ts";
+import type { AppEnv } from "./types.ts";
 
 const SETTINGS_TTL_MS = 5000;
 

@@ -5,6 +5,9 @@ import type { Db } from "../shared/redis.ts";
 import { loadStatuses, type SubscriptionStatus } from "../shared/status.ts";
 import type { Subscription } from "../shared/subscription.ts";
 
+/** One subscription as the API and the dashboard show it. */
+export type SubscriptionView = Awaited<ReturnType<typeof describe>>[number];
+
 export async function describe(db: Db, channel: string, subs: Subscription[]) {
   const statuses = await loadStatuses(db, channel, subs);
   return subs.map((sub) => view(sub, statuses.get(sub.name)!));

@@ -3,9 +3,9 @@
 // need that scope).
 
 import type { DeadLetter } from "../../shared/dead-letters.ts";
+import type { SubscriptionView } from "../views.ts";
 import { formatCount } from "./format.ts";
 import { ApiButton, apiPath, Cell, Count, When } from "./parts.tsx";
-import type { SubscriptionView } from "./subscription.tsx";
 
 export type DeadLetterPanel =
   | { kind: "page"; messages: DeadLetter[]; more: boolean }

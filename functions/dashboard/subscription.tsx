@@ -2,13 +2,13 @@
 // dead letters, and its settings. With the subscribe scope: pause or resume, replay, rotate the
 // secret (shown once, by the client), redrive and purge dead letters.
 
-import type { describe } from "../views.ts";
+import type { SubscriptionView } from "../views.ts";
 import { type AttemptPanel, AttemptTable } from "./attempt-log.tsx";
 import { type DeadLetterPanel, DeadLetters } from "./dead-letters.tsx";
 import { formatDuration } from "./format.ts";
 import { ApiButton, ApiForm, apiPath, Count, Item, Live, pagePath, When } from "./parts.tsx";
 
-export type SubscriptionView = Awaited<ReturnType<typeof describe>>[number];
+export type { SubscriptionView };
 
 export const StatusBadge = (props: { status: SubscriptionView["status"] }) => (
   <span class={`status status-${props.status}`} data-status={props.status}>

@@ -3,11 +3,11 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { readAttempts } from "../../shared/attempt-log.ts";
 import { mustLoadSubscription } from "../../shared/subscriptions.ts";
-import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import { AttemptPage, AttemptQuery } from "../observe-schemas.ts";
 import { commonErrors, json, notFoundError } from "../schemas.ts";
 import { SubscriptionParams } from "../subscription-schemas.ts";
+import type { AppEnv } from "../types.ts";
 
 const route = createRoute({
   method: "get",

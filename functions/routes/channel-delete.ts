@@ -4,7 +4,6 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { dropChannel } from "../../shared/drop-channel.ts";
 import { Conflict, NotFound } from "../../shared/errors.ts";
-import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import {
   ChannelDeleted,
@@ -15,6 +14,7 @@ import {
   json,
   notFoundError,
 } from "../schemas.ts";
+import type { AppEnv } from "../types.ts";
 
 const deleteRoute = createRoute({
   method: "delete",

@@ -11,7 +11,6 @@ import {
   readHistory,
   setRetention,
 } from "../../shared/streams.ts";
-import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import {
   bodyErrors,
@@ -31,6 +30,7 @@ import {
   storageError,
   tooLarge,
 } from "../schemas.ts";
+import type { AppEnv } from "../types.ts";
 
 const publishRoute = createRoute({
   method: "post",

@@ -5,7 +5,6 @@ import type { MiddlewareHandler } from "hono";
 import { listDeadLetters, purgeDeadLetters } from "../../shared/dead-letters.ts";
 import { redrive } from "../../shared/engine/dead-letters.ts";
 import { mustLoadSubscription } from "../../shared/subscriptions.ts";
-import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import { forgetSettings } from "../pull-settings.ts";
 import {
@@ -22,6 +21,7 @@ import {
   RedriveBody,
   SubscriptionParams,
 } from "../subscription-schemas.ts";
+import type { AppEnv } from "../types.ts";
 
 const path = "/v1/channels/{channel}/subscriptions/{name}/dead-letters";
 

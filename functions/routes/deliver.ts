@@ -1,10 +1,10 @@
 // POST /v1/deliver: one delivery pass now, the same the cron runs every minute.
 
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import { commonErrors, json } from "../schemas.ts";
 import { PassSummary } from "../subscription-schemas.ts";
+import type { AppEnv } from "../types.ts";
 
 const route = createRoute({
   method: "post",

@@ -5,8 +5,8 @@
 
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { probeWrites } from "../../shared/storage.ts";
-import type { AppEnv } from "../app.ts";
 import { errorResponse, json } from "../schemas.ts";
+import type { AppEnv } from "../types.ts";
 
 const health = createRoute({
   method: "get",

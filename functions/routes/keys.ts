@@ -5,10 +5,10 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { createApiKey, deleteApiKey, listApiKeys } from "../../shared/api-keys.ts";
 import { NotFound } from "../../shared/errors.ts";
-import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import { ApiKeySchema, ApiKeyWithSecret, CreateKeyBody, KeyParams } from "../key-schemas.ts";
 import { bodyErrors, commonErrors, errorResponse, json, storageError } from "../schemas.ts";
+import type { AppEnv } from "../types.ts";
 
 const routes = {
   create: createRoute({

@@ -4,10 +4,10 @@ import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { canSee } from "../../shared/api-keys.ts";
 import { EXPOSITION_CONTENT_TYPE } from "../../shared/exposition.ts";
 import { scrape } from "../../shared/metrics.ts";
-import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import { MetricsText } from "../observe-schemas.ts";
 import { commonErrors } from "../schemas.ts";
+import type { AppEnv } from "../types.ts";
 
 const route = createRoute({
   method: "get",

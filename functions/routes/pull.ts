@@ -11,7 +11,6 @@ import { ack, nack } from "../../shared/engine/settle.ts";
 import { Conflict } from "../../shared/errors.ts";
 import type { Db } from "../../shared/redis.ts";
 import type { Subscription } from "../../shared/subscription.ts";
-import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import { type Pulled as PullResult, TooManyPending } from "../pull.ts";
 import {
@@ -28,6 +27,7 @@ import { lookNow, sizeNext, withSettings } from "../pull-settings.ts";
 import { pullWaiting } from "../pull-wait.ts";
 import { commonErrors, errorResponse, json } from "../schemas.ts";
 import { SubscriptionParams } from "../subscription-schemas.ts";
+import type { AppEnv } from "../types.ts";
 
 const path = "/v1/channels/{channel}/subscriptions/{name}";
 const body = <T extends z.ZodType>(schema: T) => ({

@@ -22,7 +22,6 @@ import {
   startIdFor,
 } from "../../shared/subscriptions.ts";
 import { webhookTargetRefusal } from "../../shared/webhook-target.ts";
-import type { AppEnv } from "../app.ts";
 import { needs } from "../auth.ts";
 import { forgetSettings } from "../pull-settings.ts";
 import {
@@ -43,6 +42,7 @@ import {
   SubscriptionWithSecret,
   UpdateSubscriptionBody,
 } from "../subscription-schemas.ts";
+import type { AppEnv } from "../types.ts";
 import { describe } from "../views.ts";
 
 // A rotated-out secret keeps signing (beside the new one) this long, so receivers can switch.

@@ -13,7 +13,7 @@ import {
   resultsDir,
   SCENARIOS,
 } from "../../bench/options.ts";
-import type { Results } from "../../bench/report.ts";
+import type { Results } from "../../bench/results.ts";
 import { UsageError } from "../../dev/cli.ts";
 import { runCommand } from "../helpers/run-command.ts";
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { chart } from "../../bench/chart.ts";
-import { markdown, type Results, targets } from "../../bench/report.ts";
+import { markdown, targets } from "../../bench/report.ts";
+import type { Results } from "../../bench/results.ts";
 
 const load = (perSecond: number, p50Ms = 1, p99Ms = 2) => ({
   operations: 100,

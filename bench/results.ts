@@ -1,0 +1,32 @@
+// What a benchmark run measured, scenario by scenario (absent: not run). Its own file, so that
+// the report and the chart both read it without importing each other.
+
+import type { BacklogResult } from "./scenarios/backlog.ts";
+import type { ConcurrentResult } from "./scenarios/concurrent.ts";
+import type { CostResult } from "./scenarios/cost.ts";
+import type { DeliveryRow } from "./scenarios/delivery.ts";
+import type { FanoutResult } from "./scenarios/fanout.ts";
+import type { LatencyResult } from "./scenarios/latency.ts";
+import type { PublishRow } from "./scenarios/publish.ts";
+import type { PullResult } from "./scenarios/pull.ts";
+import type { RetentionResult } from "./scenarios/retention.ts";
+import type { RetriesResult } from "./scenarios/retries.ts";
+import type { RetryLatenessResult } from "./scenarios/retry-lateness.ts";
+import type { SustainedResult } from "./scenarios/sustained.ts";
+
+export interface Results {
+  startedAt: string;
+  cost?: CostResult;
+  publish?: PublishRow[];
+  latency?: LatencyResult;
+  delivery?: DeliveryRow[];
+  retries?: RetriesResult;
+  slow?: SustainedResult;
+  fast?: SustainedResult;
+  lateness?: RetryLatenessResult;
+  fanout?: FanoutResult;
+  drain?: BacklogResult;
+  retention?: RetentionResult;
+  pull?: PullResult;
+  concurrent?: ConcurrentResult;
+}
