@@ -11,6 +11,22 @@
 import { startBridge } from "./bridge.ts";
 import { bridgeOptionsFromEnv } from "./bridge-env.ts";
 import { redacted } from "./bridge-redis.ts";
+import { commandLine, parseOptions } from "./cli.ts";
+
+const USAGE = `usage: npm run bridge
+
+The Upstash REST bridge on 127.0.0.1 in front of a running redis-server, until Ctrl-C.
+Configured by environment variables, not options (npm run dev starts its own bridge):
+
+  REDIS_URL      the redis-server to front          default redis://127.0.0.1:6380
+  BRIDGE_PORT    port on 127.0.0.1 (0 = any free)   default 8079
+  BRIDGE_TOKEN   the bearer token clients send      default dev-bridge-token
+  BRIDGE_MAX_*, BRIDGE_FAULTS, BRIDGE_FAULT_SEED
+                 Upstash's limits and injected faults (dev/bridge-env.ts): limits default to
+                 Upstash's, no faults
+
+  -h, --help     print this and exit`;
+commandLine("bridge", USAGE, (argv) => parseOptions(argv, {}));
 
 const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6380";
 const token = process.env.BRIDGE_TOKEN || "dev-bridge-token";

@@ -1,5 +1,5 @@
 // The conventions every `npm run` command follows (dev, receiver, listen, bench, screenshot,
-// client:generate):
+// client:generate, bridge):
 //
 //   --help or -h anywhere   the usage on stdout, exit 0, nothing else done
 //   a wrong command line    what is wrong, then the usage, on stderr; exit 2 before anything starts

@@ -65,9 +65,10 @@ describe("npm run <command> -- --help", () => {
 const DIRECT = [
   ["screenshot", "dev/screenshot.ts"],
   ["client:generate", "dev/generate-client.ts"],
+  ["bridge", "dev/bridge-main.ts"],
 ] as const;
 
-describe("npm run screenshot and client:generate", () => {
+describe("npm run screenshot, client:generate and bridge", () => {
   it.each(DIRECT)(
     "%s prints its usage on --help and does nothing else",
     async (command, script) => {
