@@ -53,6 +53,15 @@ function ensureDependencies() {
     process.exit(1);
   }
   log("installing dependencies (npm ci, from package-lock.json)...");
+  if (Number(process.versions.node.split(".")[0]) < 22) {
+    // npm checks engines against the Node that runs it; the project runs wrangler with its own.
+    log(
+      `npm warns EBADENGINE for wrangler and its tools on Node ${process.versions.node} (they want`,
+    );
+    log(
+      "Node >= 22.12): expected, the project runs them with its own Node 24 (the `node` devDependency)",
+    );
+  }
   // `npm ci` installs exactly the lockfile and never rewrites it. The lockfile lists every
   // platform's optional binaries (workerd's, Biome's): regenerate it with
   // `npm install --package-lock-only` in a checkout without node_modules, since npm 11 drops
