@@ -120,12 +120,18 @@ export async function finalRound(
     if (!isOutcomeUnknown(error)) throw error;
   }
   await recordAgain(db, r.sub, owed.records);
-  const health = healthOf(
-    replyValue((await sendBatch(db.redis, [reportCall(db, r.sub, report)]))[0]),
-  );
-  const taken = await take(db.redis, db, r.q, { ...req, cursor });
-  if (after.length > 0) await sendBatch(db.redis, after);
-  return { ...refused, health, taken };
+  // Each repeatable as it is (the report by its writeId, the take by its cursor): one request
+  // that repeats on a lost reply.
+  const again = await sendBatch(db.redis, [
+    reportCall(db, r.sub, report),
+    takeCall(db, r.q, { ...req, cursor }),
+    ...after,
+  ]);
+  return {
+    ...refused,
+    health: healthOf(replyValue(again[0])),
+    taken: readTake(replyValue(again[1])),
+  };
 }
 
 const noneRefused = { refused: [] as Letter[], refusal: "" };
