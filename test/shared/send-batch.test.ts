@@ -5,38 +5,23 @@
 // or drops requests on purpose.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Bridge, startBridge } from "../../dev/bridge.ts";
-import { loadConfig } from "../../shared/config.ts";
-import { unmetered } from "../../shared/meter.ts";
-import {
-  type Call,
-  type Db,
-  getDb,
-  isOutcomeUnknown,
-  type Reply,
-  sendBatch,
-} from "../../shared/redis.ts";
-import { type RedisServer, startRedisServer } from "../helpers/redis-server.ts";
+import type { Bridge } from "../../dev/bridge.ts";
+import { type Call, type Db, isOutcomeUnknown, type Reply, sendBatch } from "../../shared/redis.ts";
+import { type BridgedDb, startBridgedDb } from "../helpers/bridged-db.ts";
+import type { RedisServer } from "../helpers/redis-server.ts";
 
-const TOKEN = "test-bridge-token";
 let server: RedisServer;
 let bridge: Bridge;
 let db: Db;
+let stack: BridgedDb | undefined;
 
 beforeAll(async () => {
-  server = await startRedisServer();
-  bridge = await startBridge({ redisUrl: server.url, token: TOKEN });
-  const config = loadConfig({
-    UPSTASH_REDIS_REST_URL: bridge.url,
-    UPSTASH_REDIS_REST_TOKEN: TOKEN,
-    API_TOKEN: "unused",
-  });
-  db = getDb(config, unmetered());
+  stack = await startBridgedDb();
+  ({ server, bridge, db } = stack);
 });
 
 afterAll(async () => {
-  await bridge?.close();
-  await server?.stop();
+  await stack?.stop();
 });
 
 beforeEach(async () => {

@@ -6,38 +6,28 @@
 
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Bridge, startBridge } from "../../dev/bridge.ts";
-import { loadConfig } from "../../shared/config.ts";
 import { channelQueue, WAITING_ROOM } from "../../shared/engine/queue.ts";
 import { type TakeRequest, take } from "../../shared/engine/take.ts";
-import { unmetered } from "../../shared/meter.ts";
-import { type Db, getDb } from "../../shared/redis.ts";
+import type { Db } from "../../shared/redis.ts";
 import { matchesTypes } from "../../shared/subscription.ts";
-import { type RedisServer, startRedisServer } from "../helpers/redis-server.ts";
+import { type BridgedDb, startBridgedDb } from "../helpers/bridged-db.ts";
+import type { RedisServer } from "../helpers/redis-server.ts";
 
-const TOKEN = "test-bridge-token";
 /** The latest instant JavaScript's Date holds: +275760-09-13T00:00:00.000Z. */
 const MAX_DATE_MS = 8.64e15;
 
 let server: RedisServer;
-let bridge: Bridge;
 let db: Db;
 let channels = 0;
+let stack: BridgedDb | undefined;
 
 beforeAll(async () => {
-  server = await startRedisServer();
-  bridge = await startBridge({ redisUrl: server.url, token: TOKEN });
-  const config = loadConfig({
-    UPSTASH_REDIS_REST_URL: bridge.url,
-    UPSTASH_REDIS_REST_TOKEN: TOKEN,
-    API_TOKEN: "unused",
-  });
-  db = getDb(config, unmetered());
+  stack = await startBridgedDb();
+  ({ server, db } = stack);
 });
 
 afterAll(async () => {
-  await bridge?.close();
-  await server?.stop();
+  await stack?.stop();
 });
 
 interface Entry {
