@@ -25,7 +25,7 @@ export const SCENARIOS = [
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
-/** Where the default run's results live: committed, and shown in the README. */
+/** Where the default run's results live: committed, and shown in docs/performance.md. */
 export const COMMITTED_RESULTS_DIR = join(import.meta.dirname, "results");
 
 /**
@@ -51,7 +51,7 @@ function wrapList(items: readonly string[], column: number, first: number): stri
 export const USAGE = `usage: npm run bench -- [options]
        npm run bench -- --check-only <results.json>
 
-Starts its own stack, runs the scenarios (README: Performance), prints the Markdown report on
+Starts its own stack, runs the scenarios (docs/performance.md), prints the Markdown report on
 stdout and writes latest.json, latest.md and latest.svg; progress goes to stderr. The default
 run (all scenarios at full size: long) writes to bench/results/, the committed results. A
 partial run (--quick, --only or any size below) writes to a new temporary directory instead,

@@ -1,5 +1,5 @@
 // The benchmark's report: the targets checked against the figures, a Markdown table (printed,
-// and written for the README), the raw JSON, and an SVG chart of throughput and latency.
+// and written for docs/performance.md), the raw JSON, and an SVG chart of throughput and latency.
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

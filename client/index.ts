@@ -1,6 +1,6 @@
 // streamhook/client: the typed client of the streamhook API (publisher side) and the webhook
 // receiver's helpers. Runs on Node (>= 20), Cloudflare Workers and Deno: it needs fetch and Web
-// Crypto, nothing of Node. See the README's "Client" section.
+// Crypto, nothing of Node. See docs/client.md.
 
 export type { Api } from "./api.ts";
 export type {

@@ -1,7 +1,7 @@
-// `npm run screenshot`: the README's pictures of the dashboard, taken from the real local stack (a
-// throwaway redis-server, the bridge, the Worker in workerd, as the tests start it) with demo data
-// made through the API: a few channels, subscribers that succeed, fail and wait, real webhook
-// requests to receivers that accept some and refuse others. Chromium as in the tests
+// `npm run screenshot`: the dashboard's pictures in docs/dashboard.md, taken from the real local
+// stack (a throwaway redis-server, the bridge, the Worker in workerd, as the tests start it) with
+// demo data made through the API: a few channels, subscribers that succeed, fail and wait, real
+// webhook requests to receivers that accept some and refuse others. Chromium as in the tests
 // (test/helpers/browser.ts). It writes docs/dashboard.png (a channel: its chart and subscribers)
 // and docs/dashboard-subscription.png (a failing subscriber: its attempt log), or one page.
 //
@@ -26,8 +26,9 @@ const pages: Record<string, string> = {
 };
 const USAGE = `usage: npm run screenshot [-- --page channels|channel|subscription [--out <file.png>]]
 
-Takes the README's pictures of the dashboard (docs/dashboard.png, docs/dashboard-subscription.png)
-from a throwaway local stack with demo data, in Debian's chromium; or one page, to --out.
+Takes the dashboard's pictures docs/dashboard.md shows (docs/dashboard.png and
+docs/dashboard-subscription.png) from a throwaway local stack with demo data, in Debian's
+chromium; or one page, to --out.
 
   --page <name>      one page: ${Object.keys(pages).join(", ")}
   --out <file.png>   where that page goes (default docs/dashboard-<page>.png)
@@ -44,7 +45,7 @@ const values = commandLine("screenshot", USAGE, (argv) => {
   return parsed;
 });
 const docs = (file: string) => join(import.meta.dirname, "..", "docs", file);
-// What to take: one page (--page, to --out), or the two the README shows.
+// What to take: one page (--page, to --out), or the two docs/dashboard.md shows.
 // `height`: the window's, or the whole page's when null. The subscription's page runs on below its
 // newest requests: its top is the picture.
 const shots: { path: string; out: string; height: number | null }[] = values.page

@@ -39,7 +39,7 @@ its environment instead (e.g. PORT=8788 npm run dev):
   BRIDGE_FAULTS         faults the bridge injects, e.g. drop-reply=0.02,refuse=0.01,delay=0.05:200
   UPSTASH_REDIS_REST_URL, UPSTASH_REDIS_REST_TOKEN
                         use that Upstash database; no redis-server, no bridge
-  any Worker variable   passed through (README: Configuration), e.g. RETRY_BASE_MS=2000
+  any Worker variable   passed through (docs/operations.md), e.g. RETRY_BASE_MS=2000
 
   -h, --help            print this and exit`;
 

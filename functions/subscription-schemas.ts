@@ -36,7 +36,7 @@ const Types = z
   .openapi({ description: "Deliver only these types (`*` matches anything); null: all" });
 
 // Whole requests per second: a slower pace (one every 2 s...) would space POSTs beyond what one
-// visit's budget can wait, and pacing across visits would then need the schedule (see README).
+// visit's budget can wait, and pacing across visits would then need the schedule (see docs/delivery.md: Delivery rate per subscription).
 const MaxRequestsPerSecond = z.number().int().min(1).max(10_000).nullable().openapi({
   description:
     "At most this many webhook requests start in any second (its deliverer spaces them 1000/n ms apart); null: unlimited",

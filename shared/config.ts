@@ -3,8 +3,8 @@
 // ms). `loadConfig` validates, applies defaults and throws naming the variable; below the entry
 // points nothing reads `env`.
 //
-// The README's configuration table lists exactly these variables; `npm run dev` passes any of them
-// that is set in its environment through to the Worker (see CONFIG_VARIABLES).
+// The configuration table in docs/operations.md lists exactly these variables; `npm run dev`
+// passes any of them that is set in its environment through to the Worker (see CONFIG_VARIABLES).
 
 import { z } from "zod";
 

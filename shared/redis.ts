@@ -52,7 +52,7 @@ export function getDb(config: Config, meter: Meter): Db {
       automaticDeserialization: false,
       // Plain UTF-8 replies instead of base64: every value stored here is text (JSON, ids,
       // names), and base64 costs an atob + TextDecoder per string on the hot path (measured:
-      // see the README's Performance section). Binary values would need it back.
+      // see docs/performance.md). Binary values would need it back.
       responseEncoding: false,
       enableTelemetry: false,
       signal: () => AbortSignal.timeout(REQUEST_TIMEOUT_MS),

@@ -9,7 +9,7 @@
 // (::ffff:a.b.c.d and the like) are judged by that address.
 //
 // Names other than localhost and the metadata services' are accepted: what a name resolves to is
-// decided by DNS at delivery time, out of reach here (README: Webhook targets).
+// decided by DNS at delivery time, out of reach here (docs/operations.md: Webhook targets).
 
 import ipaddr from "ipaddr.js";
 import type { WebhookTargetPolicy } from "./config.ts";

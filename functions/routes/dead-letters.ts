@@ -25,7 +25,7 @@ import type { AppEnv } from "../types.ts";
 
 const path = "/v1/channels/{channel}/subscriptions/{name}/dead-letters";
 
-// "No body: all of them" (README). An empty body is no body, whatever its content type says (many
+// "No body: all of them" (docs/api.md). An empty body is no body, whatever its content type says (many
 // clients send application/json with nothing), not malformed JSON: it reaches the route as a
 // request without either. The body is at most 1 MiB here (body-limit.ts runs first).
 const emptyMeansAll: MiddlewareHandler = async (c, next) => {

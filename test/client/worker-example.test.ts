@@ -1,5 +1,5 @@
-// The README's Cloudflare Workers example (client/examples/worker.ts), built by wrangler and run
-// in workerd beside the stack: it publishes through streamhook/client, verifies the Worker's
+// The Cloudflare Workers example of docs/client.md (client/examples/worker.ts), built by wrangler
+// and run in workerd beside the stack: it publishes through streamhook/client, verifies the Worker's
 // webhooks with Web Crypto inside workerd, and answers {"failed"} for the orders its downstream
 // refused, which streamhook then retries, alone.
 

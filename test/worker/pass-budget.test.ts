@@ -9,7 +9,7 @@ import { deliverUntil, timedPass } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import { pendingCount, publish, subscribe } from "../helpers/subscriptions.ts";
 
-const MAX_SUBREQUESTS = 40; // the free plan's setting (README)
+const MAX_SUBREQUESTS = 40; // under the free plan's 50 (docs/operations.md: Free and paid plans)
 const BUDGET_MS = 500;
 
 describe(`a pass with PASS_MAX_SUBREQUESTS=${MAX_SUBREQUESTS}`, () => {
