@@ -2,7 +2,7 @@
 // route documented where a reader looks for it, and every relative link leading somewhere.
 // Their shell examples are run by docs-examples.test.ts.
 
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../functions/app.ts";
@@ -25,6 +25,15 @@ describe("the Operations page", () => {
     // A table row starting with the variable; Biome pads Markdown tables, so spaces may vary.
     for (const name of CONFIG_VARIABLES)
       expect(page).toMatch(new RegExp(`\\|\\s*\`${name}\`\\s*\\|`));
+  });
+});
+
+describe("the Performance page", () => {
+  it("shows the committed benchmark results as npm run bench wrote them", () => {
+    const latest = readFileSync(join(ROOT, "bench", "results", "latest.md"), "utf8").trim();
+    expect(readPage("docs/performance.md"), "paste bench/results/latest.md again").toContain(
+      latest,
+    );
   });
 });
 
