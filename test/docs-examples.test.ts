@@ -89,7 +89,7 @@ function examples(page: string): Example[] {
   return out;
 }
 
-const keyOf = ({ page, block }: Example) => `${page}: ${block.body.split("\n")[0].trim()}`;
+const keyOf = ({ page, block }: Example) => `${page}: ${block.body.split("\n", 1)[0]?.trim()}`;
 const pages = docPages();
 const all = pages.flatMap(examples);
 
@@ -234,7 +234,7 @@ describe("the docs' shell examples", () => {
       ).toBe(0);
       blocks.forEach(({ block, output }, i) => {
         if (!output) return;
-        expect(outputMismatch(output.body, outputs[i]), `${page}:${block.line}`).toBeNull();
+        expect(outputMismatch(output.body, outputs[i] ?? ""), `${page}:${block.line}`).toBeNull();
       });
     },
     60_000,

@@ -36,13 +36,15 @@ export function fences(markdown: string): Fence[] {
   const lines = markdown.split("\n");
   let lastClose = -2;
   for (let i = 0; i < lines.length; i++) {
-    const open = lines[i].match(/^( *)(`{3,})\s*([^`\s]*)/);
+    const open = lines[i]?.match(/^( *)(`{3,})\s*([^`\s]*)/);
     if (!open) continue;
-    const [, indent, ticks, lang] = open;
+    const [, indent = "", ticks = "```", lang = ""] = open;
+    const close = new RegExp(`^ *${ticks}\\s*$`);
     const start = i;
     const body: string[] = [];
-    for (i++; i < lines.length && !new RegExp(`^ *${ticks}\\s*$`).test(lines[i]); i++) {
-      body.push(lines[i].startsWith(indent) ? lines[i].slice(indent.length) : lines[i].trimStart());
+    for (i++; i < lines.length && !close.test(lines[i] ?? ""); i++) {
+      const line = lines[i] ?? "";
+      body.push(line.startsWith(indent) ? line.slice(indent.length) : line.trimStart());
     }
     const between = lines.slice(lastClose + 1, start);
     out.push({
@@ -78,7 +80,7 @@ export function links(markdown: string): { target: string; line: number }[] {
     .join("\n");
   for (const match of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
     const line = text.slice(0, match.index).split("\n").length;
-    out.push({ target: match[1], line });
+    if (match[1]) out.push({ target: match[1], line });
   }
   return out;
 }
@@ -107,6 +109,6 @@ export function anchors(markdown: string): Set<string> {
 function headings(markdown: string): string[] {
   return outsideFences(markdown).flatMap((line) => {
     const heading = line.match(/^#{1,6} +(.*?)\s*#*\s*$/);
-    return heading ? [heading[1]] : [];
+    return heading?.[1] ? [heading[1]] : [];
   });
 }

@@ -48,15 +48,19 @@ function parse(line: string): Json | undefined {
   }
 }
 
-export function sameShape(shown: Json, got: Json): boolean {
+function sameShape(shown: Json, got: Json): boolean {
   if (Array.isArray(shown)) {
-    return Array.isArray(got) && (shown.length === 0 || got.every((g) => sameShape(shown[0], g)));
+    const first = shown[0];
+    return Array.isArray(got) && (first === undefined || got.every((g) => sameShape(first, g)));
   }
   if (shown !== null && typeof shown === "object") {
     if (got === null || typeof got !== "object" || Array.isArray(got)) return false;
     const keys = Object.keys(shown).sort();
     const gotKeys = Object.keys(got).sort();
-    return keys.join() === gotKeys.join() && keys.every((key) => sameShape(shown[key], got[key]));
+    return (
+      keys.join() === gotKeys.join() &&
+      keys.every((key) => sameShape(shown[key] ?? null, got[key] ?? null))
+    );
   }
   return shown === null ? got === null : typeof shown === typeof got;
 }
