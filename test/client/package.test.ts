@@ -94,6 +94,14 @@ describe("the packed package", () => {
     );
   });
 
+  it("gives the receiver's entry point no imports: a receiver bundles no openapi-fetch", () => {
+    const installed = join(project, "node_modules", "@streamhook", "client", "dist");
+    expect(readFileSync(join(installed, "webhooks.js"), "utf8")).not.toMatch(/^\s*import\b/m);
+    expect(readFileSync(join(installed, "client.js"), "utf8")).toMatch(
+      /^import .* "openapi-fetch"/m,
+    );
+  });
+
   it("installs with openapi-fetch as its only dependency, and no TypeScript", async () => {
     const installed = async (dir: string): Promise<string[]> =>
       (await readdir(dir, { withFileTypes: true })).flatMap((entry) =>
