@@ -1,7 +1,7 @@
-// streamhook/client: the typed client of the streamhook API (publisher side) and the webhook
-// receiver's helpers. Runs on Node (>= 20), Cloudflare Workers and Deno: it needs fetch and Web
-// Crypto, nothing of Node. See docs/client.md.
-
+// @streamhook/client: the typed client of the streamhook API (publisher side) and the webhook
+// receiver's helpers (also alone, as @streamhook/client/webhooks: webhooks.ts). Runs on Node
+// (>= 20), Cloudflare Workers, Deno and Bun: it needs fetch and Web Crypto, nothing of Node. See
+// client/README.md.
 export type { Api } from "./api.ts";
 export type {
   Channel,

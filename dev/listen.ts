@@ -13,12 +13,12 @@
 //   dropped (it was never acked, so it comes again);
 // - Ctrl-C (SIGINT) or SIGTERM stops the pull under way (what it took comes back after its
 //   visibility timeout) but never a write and its ack: those finish, then it exits 0.
-// It talks to the API through the typed client (streamhook/client), which retries a 429 or 503
-// after its Retry-After, and never sends a pull again on a lost answer (what that pull took comes
-// back after its visibility timeout).
+// It talks to the API through the typed client (client/, the @streamhook/client package, imported
+// from its source), which retries a 429 or 503 after its Retry-After, and never sends a pull again
+// on a lost answer (what that pull took comes back after its visibility timeout).
 
 import { open, readFile, truncate } from "node:fs/promises";
-import { createStreamhookClient, type PulledMessage } from "streamhook/client";
+import { createStreamhookClient, type PulledMessage } from "../client/index.ts";
 import { commandLine, integerOption, parseOptions, UsageError } from "./cli.ts";
 
 const USAGE = `usage: npm run listen -- --channel <channel> --subscription <name> --out <file.jsonl>

@@ -15,7 +15,6 @@ import { anchors, docPages, links, ROOT, readPage } from "./helpers/markdown.ts"
  */
 const LANDING_ELSEWHERE: Record<string, string> = {
   "docs/tracing.md": "W3C trace context: the tracing branch (issue 24, part 2)",
-  "client/README.md": "the client's own package page: the client-package branch (issue 24, part 1)",
 };
 
 describe("the Operations page", () => {

@@ -12,7 +12,7 @@ import {
   verifyWebhook,
   type WebhookMessage,
   WebhookVerificationError,
-} from "streamhook/client";
+} from "@streamhook/client";
 
 /** Publishes an order's creation: once, however often this runs for the order within 24 h. */
 export async function orderCreated(streamhook: StreamhookClient, orderId: number) {

@@ -7,7 +7,7 @@ import {
   verifyWebhook,
   type WebhookBatch,
   WebhookVerificationError,
-} from "streamhook/client";
+} from "@streamhook/client";
 
 interface Env {
   STREAMHOOK_URL: string;

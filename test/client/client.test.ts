@@ -1,4 +1,4 @@
-// The typed client (streamhook/client, publisher side) against the real stack: publishing,
+// The typed client (@streamhook/client, publisher side) against the real stack: publishing,
 // retries that never store twice, typed errors, subscription management, history and attempt-log
 // paging, metrics.
 
@@ -8,7 +8,7 @@ import {
   createStreamhookClient,
   type StreamhookClientOptions,
   StreamhookError,
-} from "streamhook/client";
+} from "@streamhook/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OPENAPI_JSON } from "../../dev/client-schema.ts";
 import { PUBLISH_LUA } from "../../shared/lua/publish.ts";

@@ -1,18 +1,18 @@
-// The receiver's side of streamhook/client on real deliveries from the Worker: the Node
-// example of docs/client.md (client/examples/node.ts) as the endpoint, retries of exactly what it
-// failed, secret rotation, and refusals of tampered, foreign and stale requests, checked against
-// the `standardwebhooks` package.
+// The receiver's side of @streamhook/client on real deliveries from the Worker: the README's Node
+// example (client/examples/node.ts) as the endpoint, retries of exactly what it failed, secret
+// rotation, and refusals of tampered, foreign and stale requests, checked against the
+// `standardwebhooks` package.
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Webhook } from "standardwebhooks";
 import {
   createStreamhookClient,
   type StreamhookClient,
   verifyWebhook,
   type WebhookMessage,
   WebhookVerificationError,
-} from "streamhook/client";
+} from "@streamhook/client";
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { orderCreated, webhookListener } from "../../client/examples/node.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";

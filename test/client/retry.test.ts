@@ -1,7 +1,7 @@
 // The client's retry timing, pure: Retry-After as the API (and proxies) send it, and the backoff
 // used when an answer has none.
 
-import { parseRetryAfter } from "streamhook/client";
+import { parseRetryAfter } from "@streamhook/client";
 import { describe, expect, it } from "vitest";
 import { backoffMs } from "../../client/retry.ts";
 

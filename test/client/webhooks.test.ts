@@ -1,8 +1,8 @@
-// verifyWebhook and respond (streamhook/client, receiver side) with fixed vectors, each case
+// verifyWebhook and respond (@streamhook/client, receiver side) with fixed vectors, each case
 // breaking one thing, and every verdict checked against the `standardwebhooks` package's.
 
+import { respond, verifyWebhook, WebhookVerificationError } from "@streamhook/client/webhooks";
 import { Webhook } from "standardwebhooks";
-import { respond, verifyWebhook, WebhookVerificationError } from "streamhook/client";
 import { describe, expect, it } from "vitest";
 import { sign } from "../../shared/signing.ts";
 

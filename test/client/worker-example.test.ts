@@ -1,10 +1,10 @@
-// The Cloudflare Workers example of docs/client.md (client/examples/worker.ts), built by wrangler
-// and run in workerd beside the stack: it publishes through streamhook/client, verifies the Worker's
+// The README's Cloudflare Workers example (client/examples/worker.ts), built by wrangler and run
+// in workerd beside the stack: it publishes through @streamhook/client, verifies the Worker's
 // webhooks with Web Crypto inside workerd, and answers {"failed"} for the orders its downstream
 // refused, which streamhook then retries, alone.
 
 import { join } from "node:path";
-import { createStreamhookClient } from "streamhook/client";
+import { createStreamhookClient } from "@streamhook/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestHarness, type TestHarness } from "wrangler";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
@@ -29,6 +29,10 @@ beforeAll(async () => {
           name: "client-example",
           main: join(ROOT, "client", "examples", "worker.ts"),
           compatibility_date: "2026-11-01",
+          // The package by its name, from its source (vitest.config.ts does the same).
+          alias: {
+            "@streamhook/client": join(ROOT, "client", "index.ts"),
+          },
           vars: {
             STREAMHOOK_URL: stack.url,
             API_TOKEN,
