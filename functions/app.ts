@@ -6,7 +6,7 @@
 
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
-import type { ZodError } from "zod";
+import type { ZodError, z } from "zod";
 import { ConfigError, loadConfig } from "../shared/config.ts";
 import type { DeliveryFactory } from "../shared/delivery.ts";
 import {
@@ -145,12 +145,35 @@ function rejectInvalid(result: { success: boolean; error?: ZodError; target: str
     param: "path",
     header: "header",
   };
-  const problems = result.error.issues.slice(0, 5).map((issue) => {
-    const path = issue.path.reduce<string>(
-      (acc, part) => (typeof part === "number" ? `${acc}[${part}]` : `${acc}.${String(part)}`),
-      where[result.target] ?? result.target,
-    );
-    return `${path}: ${issue.message}`;
-  });
-  throw new InvalidInput(problems.join("; "));
+  const problems = problemsOf(result.error.issues, [where[result.target] ?? result.target]);
+  throw new InvalidInput(problems.slice(0, 5).join("; "));
 }
+
+/**
+ * Each issue as "path: message". A union the value fits no shape of (a publish, a subscription
+ * create) reports the issues of the one shape it came closest to, when one did: of the shapes
+ * whose own literal fields (`mode`) it does not contradict, the one with the fewest issues. Else
+ * the union's own message ("give either ... or ..."). A shape's paths start at the union.
+ */
+function problemsOf(issues: readonly z.core.$ZodIssue[], at: PropertyKey[]): string[] {
+  return issues.flatMap((issue) => {
+    const path = [...at, ...issue.path];
+    const closest = issue.code === "invalid_union" ? closestShape(issue.errors) : undefined;
+    return closest ? problemsOf(closest, path) : [`${pathText(path)}: ${issue.message}`];
+  });
+}
+
+function closestShape(shapes: z.core.$ZodIssue[][]): z.core.$ZodIssue[] | undefined {
+  const meant = shapes.filter(
+    (issues) => !issues.some((i) => i.code === "invalid_value" && i.path.length === 1),
+  );
+  const fewest = Math.min(...meant.map((issues) => issues.length));
+  const closest = meant.filter((issues) => issues.length === fewest);
+  return closest.length === 1 ? closest[0] : undefined;
+}
+
+const pathText = ([first, ...rest]: PropertyKey[]) =>
+  rest.reduce<string>(
+    (acc, part) => (typeof part === "number" ? `${acc}[${part}]` : `${acc}.${String(part)}`),
+    String(first),
+  );

@@ -12,7 +12,18 @@ export const OPENAPI_CONFIG = {
     title: "streamhook",
     version: "1.0.0",
     description: "Webhook push on Redis Streams: publish to channels, subscribe webhooks.",
+    license: { name: "MIT", identifier: "MIT" },
   },
+  servers: [
+    {
+      url: "https://streamhook.{subdomain}.workers.dev",
+      description: "A deployment (wrangler deploy): the Worker's URL",
+      variables: {
+        subdomain: { default: "example", description: "Your workers.dev subdomain" },
+      },
+    },
+    { url: "http://127.0.0.1:8787", description: "The local stack (npm run dev)" },
+  ],
   security: [{ bearer: [] }],
 };
 
@@ -49,6 +60,7 @@ export function registerWebhooks(registry: OpenAPIHono["openAPIRegistry"]): void
   registry.registerWebhook({
     method: "post",
     path: "batch",
+    operationId: "webhooks.batch",
     summary: "A signed batch of messages, POSTed to a push subscription's url",
     description:
       "Signed per Standard Webhooks: verify the signature over the raw body before parsing it.",

@@ -8,7 +8,11 @@ const ConsumerName = z
   .string()
   .regex(CHANNEL_NAME, "must be 1-128 of A-Za-z0-9._- starting with a letter or digit")
   .refine((name) => name !== "deliverer", '"deliverer" is the push deliverer\'s')
-  .openapi({ example: "worker-1", description: 'One puller of the group; default "default"' });
+  .openapi({
+    example: "worker-1",
+    description: 'One puller of the group; default "default" ("deliverer" is taken by push)',
+    not: { const: "deliverer" }, // the refine's rule, in the document
+  });
 
 const VisibilityTimeoutMs = z.number().int().min(1000).max(MAX_VISIBILITY_MS);
 

@@ -4,26 +4,40 @@
 import { z } from "@hono/zod-openapi";
 
 export const CHANNEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
-// A stream id is two unsigned 64-bit numbers; 20 digits reach past that, and Redis answers an id
-// it cannot parse with an error (a 500 here) instead of reading nothing.
-const MAX_ID_PART = 2n ** 64n - 1n;
+// A stream id is two unsigned 64-bit numbers, and Redis answers an id it cannot parse with an
+// error (a 500 here) instead of reading nothing: so the pattern itself holds each part to 64 bits,
+// and the document says so (STREAM_ID only tells "not an id" from "too large" in the message).
+const MAX_ID_PART = "18446744073709551615"; // 2^64 - 1
+const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
+const PART = atMost(MAX_ID_PART);
+export const STREAM_ID_64 = new RegExp(`^${PART}-${PART}$`);
 
-/** Both parts of an id the pattern accepted fit Redis' 64 bits (any other string: the pattern's job). */
-function fitsRedis(id: string): boolean {
-  const parts = STREAM_ID.exec(id);
-  return parts === null || (fits64(parts[1]!) && fits64(parts[2]!));
+/**
+ * A regex source for the decimal numbers (leading zeros allowed) of at most max's digits that
+ * are at most `max`: any shorter number, or one that follows max's digits to a position and is
+ * smaller there. A JSON Schema pattern cannot compare numbers, so the range is spelled out.
+ */
+function atMost(max: string): string {
+  const n = max.length;
+  const smaller = [...max].flatMap((digit, i) => {
+    const rest = n - 1 - i;
+    const below = digit === "1" ? "0" : `[0-${Number(digit) - 1}]`;
+    const tail = rest === 0 ? "" : rest === 1 ? "\\d" : `\\d{${rest}}`;
+    return digit === "0" ? [] : [`${max.slice(0, i)}${below}${tail}`];
+  });
+  return `(?:\\d{1,${n - 1}}|${smaller.join("|")}|${max})`;
 }
-
-// Up to 19 digits always fit: only a 20-digit part needs the BigInt (a measured share of
-// validating the 1,000 ids a pull may ack).
-const fits64 = (digits: string) => digits.length < 20 || BigInt(digits) <= MAX_ID_PART;
 
 const NOT_AN_ID = "must be a stream id like 1712345678901-0";
 const TOO_LARGE = `must be a stream id whose parts are each at most ${MAX_ID_PART}`;
+const idProblem = (id: string) =>
+  STREAM_ID_64.test(id) ? null : STREAM_ID.test(id) ? TOO_LARGE : NOT_AN_ID;
 
 /** Every stream id the API takes: "<ms>-<seq>", each part at most 18446744073709551615. */
-export const StreamId = z.string().regex(STREAM_ID, NOT_AN_ID).refine(fitsRedis, TOO_LARGE);
+export const StreamId = z
+  .string()
+  .regex(STREAM_ID_64, { error: (issue) => idProblem(String(issue.input)) ?? NOT_AN_ID })
+  .openapi({ example: "1712345678901-0" });
 
 /**
  * `min` to `max` stream ids, each held to StreamId's rules with its messages, in one pass over
@@ -31,12 +45,12 @@ export const StreamId = z.string().regex(STREAM_ID, NOT_AN_ID).refine(fitsRedis,
  */
 export const streamIds = (min: number, max: number) =>
   z
-    .array(z.string().openapi({ pattern: STREAM_ID.source, example: "1712345678901-0" }))
+    .array(z.string().openapi({ pattern: STREAM_ID_64.source, example: "1712345678901-0" }))
     .min(min)
     .max(max)
     .superRefine((ids, ctx) => {
       ids.forEach((id, i) => {
-        const message = !STREAM_ID.test(id) ? NOT_AN_ID : !fitsRedis(id) ? TOO_LARGE : null;
+        const message = idProblem(id);
         if (message) ctx.addIssue({ code: "custom", path: [i], message });
       });
     });
@@ -61,25 +75,25 @@ const requiredJson = JsonValue.refine((value) => value !== undefined, "is requir
 
 const NewMessage = z.strictObject({ data: requiredJson, type: MessageType.optional() });
 
+// Exactly one of the two shapes: each is a closed object and needs its own field, so no body fits
+// both (anyOf then means oneOf). A body that fits neither gets the message of the shape it came
+// closer to, or this one (app.ts: rejectInvalid).
 export const PublishBody = z
-  .strictObject({
-    data: JsonValue.optional().openapi({ description: "Single publish: any JSON value" }),
-    type: MessageType.optional(),
-    messages: z.array(NewMessage).min(1).max(1000).optional().openapi({
-      description: "Batch publish: 1-1000 messages, appended in order in one round trip",
-    }),
-  })
-  .superRefine((body, ctx) => {
-    const single = body.data !== undefined || body.type !== undefined;
-    if (single === (body.messages !== undefined)) {
-      ctx.addIssue({
-        code: "custom",
-        message: 'give either "data" (and optionally "type") or "messages", not both or neither',
-      });
-    } else if (single && body.data === undefined) {
-      ctx.addIssue({ code: "custom", path: ["data"], message: "is required" });
-    }
-  })
+  .union(
+    [
+      NewMessage.openapi("PublishOne", {
+        description: "Single publish: `data` (any JSON value) and optionally `type`",
+      }),
+      z
+        .strictObject({
+          messages: z.array(NewMessage).min(1).max(1000),
+        })
+        .openapi("PublishBatch", {
+          description: "Batch publish: 1-1000 messages, appended in order in one round trip",
+        }),
+    ],
+    { error: 'give either "data" (and optionally "type") or "messages", not both or neither' },
+  )
   .openapi("PublishRequest");
 
 export const IdempotencyHeaders = z.object({

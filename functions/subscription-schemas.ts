@@ -1,14 +1,14 @@
 // Request and response schemas of the subscription API (see schemas.ts for the channel ones).
 
 import { z } from "@hono/zod-openapi";
-import { isValidSecret } from "../shared/signing.ts";
+import { SECRET_PATTERN } from "../shared/signing.ts";
 import {
   MAX_CONCURRENCY_LIMIT,
   MAX_TIMEOUT_MS,
   MIN_CONCURRENCY,
   SUBSCRIPTION_DEFAULTS,
 } from "../shared/subscription.ts";
-import { CHANNEL_NAME, ChannelParams, StreamId } from "./schemas.ts";
+import { CHANNEL_NAME, ChannelParams, STREAM_ID_64, StreamId } from "./schemas.ts";
 
 const SubscriptionName = z
   .string()
@@ -18,10 +18,19 @@ export const SubscriptionParams = ChannelParams.extend({
   name: SubscriptionName.openapi({ param: { name: "name", in: "path" }, example: "billing" }),
 });
 
+// The pattern states in the document what the protocol option checks.
 const WebhookUrl = z
-  .url({ protocol: /^https?$/, error: "must be an http(s) URL" })
+  .url({
+    protocol: /^https?$/,
+    // Only a push subscription's create requires one; elsewhere a missing url is never checked.
+    error: (issue) =>
+      issue.input === undefined ? "is required for a push subscription" : "must be an http(s) URL",
+  })
   .max(2048)
-  .openapi({ example: "https://example.com/webhooks/orders" });
+  .openapi({
+    pattern: "^[Hh][Tt][Tt][Pp][Ss]?://",
+    example: "https://example.com/webhooks/orders",
+  });
 
 const TypePattern = z
   .string()
@@ -61,67 +70,96 @@ const settings = {
 // rolls them over into March and the next day), with Z, an offset, or none (UTC in Workers).
 const IsoTime = z.iso.datetime({ offset: true, local: true });
 
-/** "latest" | "earliest" | a stream id | an ISO-8601 time up to now: where delivery starts (inclusive). */
+/**
+ * "latest" | "earliest" | a stream id | an ISO-8601 time up to now: where delivery starts
+ * (inclusive). Checked here with a message per kind; the document states the same alternatives
+ * (`anyOf`), all but "up to now", which depends on the clock and is said in the description.
+ */
 const StartPoint = (allowLatest: boolean) =>
-  z.string().superRefine((v, ctx) => {
-    if ((allowLatest && v === "latest") || v === "earliest" || StreamId.safeParse(v).success)
-      return;
-    if (!IsoTime.safeParse(v).success) {
-      const kinds = `${allowLatest ? '"latest", ' : ""}"earliest", a stream id or an ISO-8601 time`;
-      ctx.addIssue({ code: "custom", message: `must be ${kinds}` });
-    } else if (Date.parse(v) > Date.now()) {
-      // Nothing was published after now: a start there would deliver messages published later
-      // than asked for, or look like a mistake in the time zone.
-      ctx.addIssue({ code: "custom", message: "is in the future; give a time up to now" });
-    }
-  });
+  z
+    .string()
+    .superRefine((v, ctx) => {
+      if ((allowLatest && v === "latest") || v === "earliest" || StreamId.safeParse(v).success)
+        return;
+      if (!IsoTime.safeParse(v).success) {
+        const kinds = `${allowLatest ? '"latest", ' : ""}"earliest", a stream id or an ISO-8601 time`;
+        ctx.addIssue({ code: "custom", message: `must be ${kinds}` });
+      } else if (Date.parse(v) > Date.now()) {
+        // Nothing was published after now: a start there would deliver messages published later
+        // than asked for, or look like a mistake in the time zone.
+        ctx.addIssue({ code: "custom", message: "is in the future; give a time up to now" });
+      }
+    })
+    .openapi({
+      anyOf: [
+        { type: "string", enum: allowLatest ? ["latest", "earliest"] : ["earliest"] },
+        { type: "string", pattern: STREAM_ID_64.source },
+        { type: "string", format: "date-time" },
+      ],
+    });
 
-export const CreateSubscriptionBody = z
+const secretRule = "must be whsec_ followed by the base64 of 24 to 64 bytes";
+
+/** The settings a push and a pull subscription both take when created. */
+const created = {
+  name: SubscriptionName,
+  from: StartPoint(true).optional().openapi({
+    description:
+      'Default "latest": new messages only. A time must not be in the future (400: "is in the future")',
+  }),
+  batchSize: settings.batchSize.optional().openapi({ default: SUBSCRIPTION_DEFAULTS.batchSize }),
+  maxAttempts: settings.maxAttempts
+    .optional()
+    .openapi({ default: SUBSCRIPTION_DEFAULTS.maxAttempts }),
+  types: Types.optional(),
+  timeoutMs: settings.timeoutMs.optional().openapi({ default: SUBSCRIPTION_DEFAULTS.timeoutMs }),
+  maxRequestsPerSecond: MaxRequestsPerSecond.optional(),
+  maxConcurrency: MaxConcurrency.optional().openapi({
+    default: SUBSCRIPTION_DEFAULTS.maxConcurrency,
+  }),
+};
+
+const CreatePush = z
   .strictObject({
-    name: SubscriptionName,
-    mode: z.enum(["push", "pull"]).optional().openapi({
+    mode: z.literal("push").optional().openapi({
       default: "push",
-      description: "push: webhooks to `url`; pull: consumers pull (no url, no secret)",
+      description: "push (the default): webhooks to `url`",
     }),
-    url: settings.url.optional().openapi({ description: "Required for push, absent for pull" }),
-    from: StartPoint(true)
-      .optional()
-      .openapi({ description: 'Default "latest": new messages only' }),
-    batchSize: settings.batchSize.optional().openapi({ default: SUBSCRIPTION_DEFAULTS.batchSize }),
-    maxAttempts: settings.maxAttempts
-      .optional()
-      .openapi({ default: SUBSCRIPTION_DEFAULTS.maxAttempts }),
-    types: Types.optional(),
-    timeoutMs: settings.timeoutMs.optional().openapi({ default: SUBSCRIPTION_DEFAULTS.timeoutMs }),
-    maxRequestsPerSecond: MaxRequestsPerSecond.optional(),
-    maxConcurrency: MaxConcurrency.optional().openapi({
-      default: SUBSCRIPTION_DEFAULTS.maxConcurrency,
-    }),
+    url: settings.url,
     secret: z
       .string()
-      .refine(isValidSecret, "must be whsec_ followed by the base64 of 24 to 64 bytes")
+      .regex(SECRET_PATTERN, secretRule)
       .optional()
       .openapi({ description: "Bring your own signing secret; default: a new random one" }),
+    ...created,
   })
-  .superRefine((body, ctx) => {
-    const pull = body.mode === "pull";
-    if (!pull && body.url === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["url"],
-        message: "is required for a push subscription",
-      });
-    }
-    if (pull && body.url !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["url"], message: "a pull subscription has no url" });
-    }
-    if (pull && body.secret !== undefined) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["secret"],
-        message: "a pull subscription signs nothing",
-      });
-    }
+  .openapi("CreatePushSubscription");
+
+const pullRefusal = (keys: string[]) =>
+  keys.includes("url")
+    ? "a pull subscription has no url"
+    : keys.includes("secret")
+      ? "a pull subscription signs nothing"
+      : undefined;
+
+const CreatePull = z
+  .strictObject(
+    {
+      mode: z.literal("pull").openapi({ description: "pull: consumers pull (no url, no secret)" }),
+      ...created,
+    },
+    {
+      error: (issue) => (issue.code === "unrecognized_keys" ? pullRefusal(issue.keys) : undefined),
+    },
+  )
+  .openapi("CreatePullSubscription");
+
+// Not a discriminatedUnion: `mode` may be left out (push), and an OpenAPI discriminator cannot
+// read a property a value may omit. The two shapes still exclude each other: push allows only
+// "push" as its mode, pull requires "pull".
+export const CreateSubscriptionBody = z
+  .union([CreatePush, CreatePull], {
+    error: '"mode" must be "push" (the default, with a "url") or "pull"',
   })
   .openapi("CreateSubscription");
 
@@ -137,7 +175,12 @@ export const UpdateSubscriptionBody = z
     paused: z.boolean().optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "give at least one field to change")
-  .openapi("UpdateSubscription");
+  // The refine's rule, in the document (zod has no minProperties of its own).
+  .openapi("UpdateSubscription", {
+    minProperties: 1,
+    description:
+      "At least one field. `url` only on a push subscription (409 not_push_subscription on a pull one)",
+  });
 
 export const ReplayBody = z.strictObject({ from: StartPoint(false) }).openapi("Replay");
 

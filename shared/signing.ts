@@ -42,13 +42,13 @@ export async function sign(
   return signatures.join(" ");
 }
 
-/** True for a well-formed "whsec_<base64 of 24-64 bytes>" secret. */
-export function isValidSecret(secret: string): boolean {
-  if (!secret.startsWith(PREFIX)) return false;
-  try {
-    const length = atob(secret.slice(PREFIX.length)).length;
-    return length >= 24 && length <= 64;
-  } catch {
-    return false;
-  }
-}
+const B64 = "[A-Za-z0-9+/]";
+const QUAD = `${B64}{4}`;
+/**
+ * A well-formed "whsec_<base64 of 24-64 bytes>" secret, padding optional: 8-20 groups of four
+ * (24-60 bytes) and a partial one, or 21 groups (63 bytes) and at most one byte more. A pattern,
+ * not a decode, so that the OpenAPI document states the rule (functions/subscription-schemas.ts).
+ */
+export const SECRET_PATTERN = new RegExp(
+  `^${PREFIX}(?:(?:${QUAD}){8,20}(?:${B64}{2}(?:==)?|${B64}{3}=?)?|(?:${QUAD}){21}(?:${B64}{2}(?:==)?)?)$`,
+);

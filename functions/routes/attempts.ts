@@ -12,6 +12,7 @@ import type { AppEnv } from "../types.ts";
 const route = createRoute({
   method: "get",
   path: "/v1/channels/{channel}/subscriptions/{name}/attempts",
+  operationId: "subscriptions.attempts",
   ...needs("read"),
   summary:
     "The subscription's last ~1,000 webhook requests, newest first: status, duration, error and the answer's first 1 KiB",

@@ -19,6 +19,7 @@ import type { AppEnv } from "../types.ts";
 const deleteRoute = createRoute({
   method: "delete",
   path: "/v1/channels/{channel}",
+  operationId: "channels.delete",
   ...needs("admin"),
   summary:
     "Delete the channel: its messages, registry entry and idempotency keys; with force=true its subscriptions too",

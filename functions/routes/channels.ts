@@ -35,6 +35,7 @@ import type { AppEnv } from "../types.ts";
 const publishRoute = createRoute({
   method: "post",
   path: "/v1/channels/{channel}/messages",
+  operationId: "publish",
   summary: "Publish one message ({data, type?}) or a batch ({messages: [...]})",
   ...needs("publish"),
   request: {
@@ -54,6 +55,7 @@ const publishRoute = createRoute({
 const listRoute = createRoute({
   method: "get",
   path: "/v1/channels",
+  operationId: "channels.list",
   ...needs("read"),
   summary: "Every channel with its length, subscriptions, last id and size; and their totals",
   responses: {
@@ -65,6 +67,7 @@ const listRoute = createRoute({
 const getRoute = createRoute({
   method: "get",
   path: "/v1/channels/{channel}",
+  operationId: "channels.get",
   summary: "One channel",
   ...needs("read"),
   request: { params: ChannelParams },
@@ -74,6 +77,7 @@ const getRoute = createRoute({
 const patchRoute = createRoute({
   method: "patch",
   path: "/v1/channels/{channel}",
+  operationId: "channels.setRetention",
   ...needs("admin"),
   summary: "Change a channel's retention",
   request: {
@@ -92,6 +96,7 @@ const patchRoute = createRoute({
 const historyRoute = createRoute({
   method: "get",
   path: "/v1/channels/{channel}/messages",
+  operationId: "history",
   ...needs("read"),
   summary: "The channel's messages, oldest first, paged with `after`",
   request: { params: ChannelParams, query: HistoryQuery },
@@ -107,8 +112,8 @@ export function channelRoutes() {
       const body = c.req.valid("json");
       const idempotencyKey = c.req.valid("header")["idempotency-key"];
       const { config, db } = c.var;
-      const batch = body.messages !== undefined;
-      const messages = (body.messages ?? [{ data: body.data, type: body.type }]).map((m, i) => {
+      const batch = "messages" in body;
+      const messages = (batch ? body.messages : [body]).map((m, i) => {
         const data = JSON.stringify(m.data);
         const bytes = encoder.encode(data).byteLength;
         if (bytes > config.maxMessageBytes) {

@@ -48,6 +48,7 @@ const routes = {
   list: createRoute({
     method: "get",
     path,
+    operationId: "deadLetters.list",
     ...needs("subscribe"),
     summary: "Messages that used up their attempts, oldest first, with their last error",
     request: { params: SubscriptionParams, query: DeadLetterQuery },
@@ -60,6 +61,7 @@ const routes = {
   redrive: createRoute({
     method: "post",
     path: `${path}/redrive`,
+    operationId: "deadLetters.redrive",
     ...needs("subscribe", {}, emptyMeansAll),
     summary:
       "Put dead letters back for delivery (push) or pulling (pull) to this subscription: all, or {ids}",
@@ -83,6 +85,7 @@ const routes = {
   purge: createRoute({
     method: "delete",
     path,
+    operationId: "deadLetters.purge",
     ...needs("subscribe"),
     summary: "Delete every dead letter of the subscription",
     request: { params: SubscriptionParams },

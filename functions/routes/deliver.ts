@@ -9,6 +9,7 @@ import type { AppEnv } from "../types.ts";
 const route = createRoute({
   method: "post",
   path: "/v1/deliver",
+  operationId: "deliver",
   ...needs("admin", { everyChannel: true }),
   summary: "Run one delivery pass now and return its summary",
   responses: { 200: json(PassSummary, "What the pass did, per subscription"), ...commonErrors },

@@ -11,6 +11,7 @@ import type { AppEnv } from "../types.ts";
 const health = createRoute({
   method: "get",
   path: "/health",
+  operationId: "health",
   summary:
     "200 when Redis answers and takes writes; 507 when the database is full; 503 unreachable",
   security: [],

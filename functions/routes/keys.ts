@@ -14,6 +14,7 @@ const routes = {
   create: createRoute({
     method: "post",
     path: "/v1/keys",
+    operationId: "keys.create",
     summary: "Make an API key; its secret is shown only in this answer",
     ...needs("admin", { everyChannel: true }),
     request: {
@@ -29,6 +30,7 @@ const routes = {
   list: createRoute({
     method: "get",
     path: "/v1/keys",
+    operationId: "keys.list",
     summary: "Every API key, oldest first, without secrets",
     ...needs("admin", { everyChannel: true }),
     responses: {
@@ -39,6 +41,7 @@ const routes = {
   remove: createRoute({
     method: "delete",
     path: "/v1/keys/{id}",
+    operationId: "keys.delete",
     summary: "Delete an API key: its next request is refused (401)",
     ...needs("admin", { everyChannel: true }),
     request: { params: KeyParams },

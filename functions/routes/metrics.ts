@@ -12,6 +12,7 @@ import type { AppEnv } from "../types.ts";
 const route = createRoute({
   method: "get",
   path: "/v1/metrics",
+  operationId: "metrics",
   ...needs("read"),
   summary:
     "Prometheus metrics of the channels the key may use: published, delivered, attempts by result, dead letters, lag, pending, publish-to-2xx latency",

@@ -50,6 +50,7 @@ const route = <T extends z.ZodType, R extends z.ZodType>(
   createRoute({
     method: "post",
     path: `${path}/${name}`,
+    operationId: `subscriptions.${name}`,
     // Pulling consumes: it moves the group's cursor and leases, like delivery does.
     ...needs("subscribe"),
     summary,

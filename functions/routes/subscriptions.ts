@@ -65,6 +65,7 @@ const routes = {
   create: createRoute({
     method: "post",
     path: base,
+    operationId: "subscriptions.create",
     ...needs("subscribe"),
     summary: "Subscribe a webhook to the channel (its own consumer group)",
     request: { params: ChannelParams, body: body(CreateSubscriptionBody) },
@@ -80,6 +81,7 @@ const routes = {
   list: createRoute({
     method: "get",
     path: base,
+    operationId: "subscriptions.list",
     ...needs("read"),
     summary: "The channel's subscribers, with their lag and pending counts",
     request: { params: ChannelParams },
@@ -92,6 +94,7 @@ const routes = {
   get: createRoute({
     method: "get",
     path: `${base}/{name}`,
+    operationId: "subscriptions.get",
     ...needs("read"),
     summary: "One subscription",
     request: { params: SubscriptionParams },
@@ -104,6 +107,7 @@ const routes = {
   update: createRoute({
     method: "patch",
     path: `${base}/{name}`,
+    operationId: "subscriptions.update",
     ...needs("subscribe"),
     summary:
       "Change url, batchSize, maxAttempts, types, timeoutMs, maxRequestsPerSecond, maxConcurrency; pause or resume",
@@ -115,11 +119,13 @@ const routes = {
       ...tooLarge,
       ...notFoundError,
       ...storageError,
+      409: errorResponse("not_push_subscription: a url given for a pull subscription"),
     },
   }),
   remove: createRoute({
     method: "delete",
     path: `${base}/{name}`,
+    operationId: "subscriptions.delete",
     ...needs("subscribe"),
     summary: "Delete the subscription, its group, its dead letters",
     request: { params: SubscriptionParams },
@@ -133,6 +139,7 @@ const routes = {
   rotate: createRoute({
     method: "post",
     path: `${base}/{name}/rotate-secret`,
+    operationId: "subscriptions.rotateSecret",
     ...needs("subscribe"),
     summary: "New signing secret; the old one keeps signing for 24 h",
     request: { params: SubscriptionParams },
@@ -145,6 +152,7 @@ const routes = {
   replay: createRoute({
     method: "post",
     path: `${base}/{name}/replay`,
+    operationId: "subscriptions.replay",
     ...needs("subscribe"),
     summary: "Deliver history again from an id or a time (moves the group's cursor)",
     request: { params: SubscriptionParams, body: body(ReplayBody) },
@@ -182,24 +190,24 @@ export function subscriptionRoutes() {
     .openapi(routes.create, async (c) => {
       const { channel } = c.req.valid("param");
       const input = c.req.valid("json");
-      if (input.url !== undefined) mustAllowTarget(input.url, c.var.config.webhookTargets);
+      const push = input.mode === "pull" ? null : input;
+      if (push) mustAllowTarget(push.url, c.var.config.webhookTargets);
       const id = generateId();
-      const mode = input.mode ?? "push";
+      const mode = push ? "push" : "pull";
       const sub: Subscription = {
         mode,
         channel,
         name: input.name,
         id,
         group: groupName(input.name, id),
-        url: input.url ?? "",
+        url: push?.url ?? "",
         batchSize: input.batchSize ?? SUBSCRIPTION_DEFAULTS.batchSize,
         maxAttempts: input.maxAttempts ?? SUBSCRIPTION_DEFAULTS.maxAttempts,
         types: input.types ?? null,
         timeoutMs: input.timeoutMs ?? SUBSCRIPTION_DEFAULTS.timeoutMs,
         maxRequestsPerSecond: input.maxRequestsPerSecond ?? null,
         maxConcurrency: input.maxConcurrency ?? SUBSCRIPTION_DEFAULTS.maxConcurrency,
-        secrets:
-          mode === "pull" ? [] : [{ secret: input.secret ?? generateSecret(), expiresAt: null }],
+        secrets: push ? [{ secret: push.secret ?? generateSecret(), expiresAt: null }] : [],
         paused: false,
         createdAt: new Date().toISOString(),
       };
@@ -232,8 +240,12 @@ export function subscriptionRoutes() {
       const { paused, ...changes } = c.req.valid("json");
       if (changes.url !== undefined) mustAllowTarget(changes.url, c.var.config.webhookTargets);
       const before = await mustLoad(c, channel, name);
+      // The subscription's state, not the body's shape, decides this one: a conflict.
       if (before.mode === "pull" && changes.url !== undefined) {
-        throw new InvalidInput("body.url: a pull subscription has no url");
+        throw new Conflict(
+          `"${name}" is a pull subscription: it has no url to change`,
+          "not_push_subscription",
+        );
       }
       const after: Subscription = { ...before, ...changes, paused: paused ?? before.paused };
       forgetSettings(c.var.db, channel, name);

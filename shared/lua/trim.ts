@@ -48,21 +48,41 @@ local function trimEvery(maxMessages)
   return math.max(1, math.min(TRIM_EVERY, math.floor(maxMessages / 2)))
 end
 
+-- An id's parts stay decimal strings: a Lua number is exact only to 2^53, and an id part goes to
+-- 2^64 - 1 (a subscription may start at any id). Redis writes them without leading zeros, so the
+-- longer of two is the larger, and two of one length compare as strings.
+local MAX_PART = '18446744073709551615'
+
 local function idParts(id)
-  local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
-  return tonumber(ms), tonumber(seq)
+  return string.match(id, '^(%d+)%-(%d+)$')
+end
+
+local function partLess(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
 end
 
 local function idLess(a, b)
   local am, as = idParts(a)
   local bm, bs = idParts(b)
-  if am ~= bm then return am < bm end
-  return as < bs
+  if am ~= bm then return partLess(am, bm) end
+  return partLess(as, bs)
 end
 
+-- A decimal string plus one.
+local function increment(digits)
+  local i = #digits
+  while i > 0 and string.sub(digits, i, i) == '9' do i = i - 1 end
+  if i == 0 then return '1' .. string.rep('0', #digits) end
+  return string.sub(digits, 1, i - 1) .. (tonumber(string.sub(digits, i, i)) + 1) .. string.rep('0', #digits - i)
+end
+
+-- The id after this one; the largest id has none, and is its own.
 local function nextId(id)
   local ms, seq = idParts(id)
-  return ms .. '-' .. (seq + 1)
+  if seq ~= MAX_PART then return ms .. '-' .. increment(seq) end
+  if ms ~= MAX_PART then return increment(ms) .. '-0' end
+  return id
 end
 
 -- The subscription a consumer group belongs to: groups are "<name>~<id>", or "<name>".

@@ -186,6 +186,24 @@ describe("maxMessages", () => {
   });
 });
 
+describe("ids past what a Lua number holds exactly", () => {
+  // Lua numbers are doubles: exact to 2^53 only. An id part past that must still compare and
+  // step as the decimal it is, or the trim's script fails (a 500 for every publish).
+  it.each([
+    ["a subscription starting at an id whose ms part is past 2^53", "99999999999999999-0"],
+    ["a subscription starting at an id whose sequence is past 2^53", "1-99999999999999999"],
+    ["a subscription starting at the largest id", "18446744073709551615-18446744073709551615"],
+  ])("trims and publishes with %s", async (_, from) => {
+    const name = `big-${from.length}-${from.slice(0, 2)}`;
+    await subscribe(stack, name, { name: "sub", mode: "pull", from });
+    await patch(name, { retention: { maxMessages: 1 } });
+    await publishMany(name, 10);
+    const res = await stack.post(`/v1/channels/${name}/messages`, { data: "after" });
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(await xlen(name)).toBe(11); // kept: the subscription has not acknowledged them
+  });
+});
+
 describe("replay", () => {
   it("reaches back only as far as what is kept, and says from where", async () => {
     await subscribe(stack, "replayed", { name: "sub", url: receiver.url, batchSize: 100 });
