@@ -47,7 +47,7 @@ export const AttemptPage = z
   .openapi("AttemptPage");
 
 export const MetricsText = z.string().openapi({
-  description: "Prometheus text exposition format 0.0.4 (see the README's Metrics section)",
+  description: "Prometheus text exposition format 0.0.4 (see docs/operations.md, Metrics)",
   example:
     '# HELP streamhook_messages_published_total Messages published to the channel.\n# TYPE streamhook_messages_published_total counter\nstreamhook_messages_published_total{channel="orders"} 42\n',
 });
