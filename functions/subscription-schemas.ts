@@ -8,7 +8,7 @@ import {
   MIN_CONCURRENCY,
   SUBSCRIPTION_DEFAULTS,
 } from "../shared/subscription.ts";
-import { CHANNEL_NAME, ChannelParams, StreamId } from "./schemas.ts";
+import { CHANNEL_NAME, ChannelParams, MessageTrace, StreamId } from "./schemas.ts";
 
 const SubscriptionName = z
   .string()
@@ -227,6 +227,7 @@ export const DeadLetter = z
     attempts: z.number().int(),
     lastError: z.string(),
     deadAt: z.iso.datetime(),
+    ...MessageTrace,
   })
   .openapi("DeadLetter");
 
