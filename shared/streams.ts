@@ -4,7 +4,8 @@
 // the publisher gave none) and `d` (the data as the JSON text the publisher sent, re-serialised
 // once at publish), `p` and `s` (the publish's W3C traceparent, and its tracestate when it has
 // one: shared/trace.ts); the first entry of each publish also holds `n`, its request's nonce (see
-// lua/publish.ts). An entry stored before tracing has no `p`. The entry id is the publish time, so `publishedAt` is derived, not stored.
+// lua/publish.ts). An entry stored before tracing has no `p`. The entry id is the publish time,
+// so `publishedAt` is derived, not stored.
 
 import type { RetentionConfig } from "./config.ts";
 import { AppError } from "./errors.ts";
