@@ -44,6 +44,12 @@ export interface PublishOptions {
    * nothing (`replayed: true`). Default: a fresh random key, which covers this call's retries.
    */
   idempotencyKey?: string;
+  /**
+   * W3C Trace Context of the publish (e.g. from OpenTelemetry's propagation.inject): kept with
+   * each message and delivered with it. Default: none, and streamhook starts a trace.
+   */
+  traceparent?: string;
+  tracestate?: string;
   signal?: AbortSignal;
 }
 
@@ -66,7 +72,14 @@ export function createStreamhookClient(options: StreamhookClientOptions) {
   async function publishBody(channel: string, body: Schemas["PublishRequest"], o: PublishOptions) {
     const idempotencyKey = o.idempotencyKey ?? crypto.randomUUID();
     const answer = await api.POST("/v1/channels/{channel}/messages", {
-      params: { path: { channel }, header: { "idempotency-key": idempotencyKey } },
+      params: {
+        path: { channel },
+        header: {
+          "idempotency-key": idempotencyKey,
+          traceparent: o.traceparent,
+          tracestate: o.tracestate,
+        },
+      },
       body,
       signal: o.signal ?? null,
     });

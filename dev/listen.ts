@@ -116,7 +116,10 @@ async function main() {
       await file.appendFile(fresh.map((m) => `${JSON.stringify(m)}\n`).join(""));
       await file.sync();
       for (const m of fresh) written.add(m.id);
-      for (const m of fresh) console.log(`${m.id} ${m.type ?? "-"} ${JSON.stringify(m.data)}`);
+      for (const m of fresh) {
+        // The publish's W3C traceparent, to find the message in its trace ("-": stored before).
+        console.log(`${m.id} ${m.type ?? "-"} ${m.traceparent ?? "-"} ${JSON.stringify(m.data)}`);
+      }
     }
     if (crashAfter > 0 && ++writes >= crashAfter) process.exit(137);
     // Not aborted by a stop: what is on disk gets its ack.

@@ -34,6 +34,11 @@ export const Attempt = z
     body: z.string().openapi({
       description: `The first ${RESPONSE_SNIPPET_BYTES} bytes of the answer's body, as UTF-8 text ("" when none)`,
     }),
+    traceparent: z.string().nullable().openapi({
+      example: "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01",
+      description:
+        "The request's W3C traceparent header: a span of its own, in its messages' trace when they share one, else a new trace (null: logged before tracing)",
+    }),
   })
   .openapi("Attempt");
 

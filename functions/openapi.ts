@@ -3,7 +3,7 @@
 // same one to client/openapi.json, from which the typed client's types are generated.
 
 import { type OpenAPIHono, z } from "@hono/zod-openapi";
-import { json } from "./schemas.ts";
+import { json, MessageTrace } from "./schemas.ts";
 
 /** Everything of the document that is not a route or a schema. */
 export const OPENAPI_CONFIG = {
@@ -34,6 +34,7 @@ export const WebhookMessage = z
     data: z.unknown().openapi({ description: "The published JSON value, as published" }),
     publishedAt: z.iso.datetime(),
     attempt: z.number().int().openapi({ description: "1 on the first delivery, then 2, 3..." }),
+    ...MessageTrace,
   })
   .openapi("WebhookMessage");
 
@@ -71,6 +72,13 @@ export function registerWebhooks(registry: OpenAPIHono["openAPIRegistry"]): void
         "webhook-signature": signed(
           "v1,<base64 HMAC-SHA256>; one per active secret, space-separated, while a secret rotates",
         ),
+        traceparent: z.string().openapi({
+          description:
+            "W3C Trace Context of this attempt: a new span id on every attempt, in the messages' trace when they all share one (its parent: the first message's publish), else a new trace that each message's own traceparent links to",
+        }),
+        tracestate: z.string().optional().openapi({
+          description: "The first message's tracestate, when the request is in the messages' trace",
+        }),
       }),
       body: { content: { "application/json": { schema: WebhookBatch } }, required: true },
     },

@@ -107,6 +107,43 @@ export const IdempotencyHeaders = z.object({
     }),
 });
 
+// Any text is taken: a traceparent the W3C grammar refuses is ignored (a new trace is started),
+// never an error (shared/trace.ts).
+export const TraceHeaders = z.object({
+  traceparent: z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: "traceparent", in: "header" },
+      example: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+      description:
+        "W3C Trace Context: kept with every message of the publish, delivered with it. Missing or invalid: a new trace is started",
+    }),
+  tracestate: z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: "tracestate", in: "header" },
+      description:
+        "W3C Trace Context vendor list, kept beside the traceparent (up to 512 characters)",
+    }),
+});
+
+export const PublishHeaders = IdempotencyHeaders.extend(TraceHeaders.shape);
+
+/** A message's trace context, as every read of it shows it (shared/trace.ts). */
+export const MessageTrace = {
+  traceparent: z.string().nullable().openapi({
+    example: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    description:
+      "The W3C traceparent of the publish (the request's, or the one streamhook started); null for a message stored before tracing",
+  }),
+  tracestate: z
+    .string()
+    .optional()
+    .openapi({ description: "The publish's tracestate, when it had one" }),
+};
+
 export const PublishedOne = z.object({ id: z.string() }).openapi("Published");
 export const PublishedMany = z.object({ ids: z.array(z.string()) }).openapi("PublishedBatch");
 
@@ -121,6 +158,7 @@ export const Message = z
     type: z.string().nullable(),
     data: JsonValue,
     publishedAt: z.iso.datetime(),
+    ...MessageTrace,
   })
   .openapi("Message");
 

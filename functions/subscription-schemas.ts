@@ -8,7 +8,7 @@ import {
   MIN_CONCURRENCY,
   SUBSCRIPTION_DEFAULTS,
 } from "../shared/subscription.ts";
-import { CHANNEL_NAME, ChannelParams, STREAM_ID_64, StreamId } from "./schemas.ts";
+import { CHANNEL_NAME, ChannelParams, MessageTrace, STREAM_ID_64, StreamId } from "./schemas.ts";
 
 const SubscriptionName = z
   .string()
@@ -270,6 +270,7 @@ export const DeadLetter = z
     attempts: z.number().int(),
     lastError: z.string(),
     deadAt: z.iso.datetime(),
+    ...MessageTrace,
   })
   .openapi("DeadLetter");
 

@@ -30,6 +30,11 @@ export interface AttemptRecord {
   error: string | null;
   /** The first 1 KiB (RESPONSE_SNIPPET_BYTES) of the answer's body, as UTF-8 text. */
   body: string;
+  /**
+   * The request's traceparent header (shared/trace.ts): its span, in its messages' trace when
+   * they share one. Null in a record written before tracing.
+   */
+  traceparent: string | null;
 }
 
 /** How much of an answer's body a record (and lastError) keeps. */
@@ -39,9 +44,9 @@ export const RESPONSE_SNIPPET_BYTES = 1024;
 export const ATTEMPT_LOG_LENGTH = 1000;
 
 /** The stream fields of a record, in this order; "" values are left out of the entry. */
-export const RECORD_FIELDS = ["a", "n", "m", "f", "l", "s", "d", "e", "b"] as const;
+export const RECORD_FIELDS = ["a", "n", "m", "f", "l", "s", "d", "e", "b", "t"] as const;
 
-/** A record's values in RECORD_FIELDS order, "" for an error that is null or an empty body. */
+/** A record's values in RECORD_FIELDS order, "" for a null error or traceparent, or no body. */
 export function recordValues(r: AttemptRecord): string[] {
   return [
     String(r.at),
@@ -53,6 +58,7 @@ export function recordValues(r: AttemptRecord): string[] {
     String(r.durationMs),
     r.error ?? "",
     r.body,
+    r.traceparent ?? "",
   ];
 }
 
@@ -103,6 +109,7 @@ export async function readAttempts(
       durationMs: Number(f.d ?? 0),
       error: f.e ?? null,
       body: f.b ?? "",
+      traceparent: f.t ?? null,
     };
   });
   const next = entries.length > page.limit ? (attempts.at(-1)?.id ?? null) : null;

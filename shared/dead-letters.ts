@@ -16,6 +16,9 @@ export interface DeadLetter {
   attempts: number;
   lastError: string;
   deadAt: string;
+  /** Its publish's trace context (streams.ts StoredMessage). */
+  traceparent: string | null;
+  tracestate?: string;
 }
 
 /**
@@ -48,6 +51,8 @@ export async function listDeadLetters(
       attempts: Number(fields.a ?? 0),
       lastError: fields.e ?? "",
       deadAt: new Date(idTime(id)).toISOString(),
+      traceparent: fields.p ?? null,
+      ...(fields.s ? { tracestate: fields.s } : {}),
     };
   });
   const next = more ? (entries?.at(-1)?.id ?? null) : null;

@@ -2,8 +2,10 @@
 //
 // A channel is one Redis stream ({p}:ch:<ch>). An entry holds `t` (the message type, absent when
 // the publisher gave none) and `d` (the data as the JSON text the publisher sent, re-serialised
-// once at publish); the first entry of each publish also holds `n`, its request's nonce (see
-// lua/publish.ts). The entry id is the publish time, so `publishedAt` is derived, not stored.
+// once at publish), `p` and `s` (the publish's W3C traceparent, and its tracestate when it has
+// one: shared/trace.ts); the first entry of each publish also holds `n`, its request's nonce (see
+// lua/publish.ts). An entry stored before tracing has no `p`. The entry id is the publish time,
+// so `publishedAt` is derived, not stored.
 
 import type { RetentionConfig } from "./config.ts";
 import { AppError } from "./errors.ts";
@@ -29,6 +31,7 @@ import {
   type StreamEntry,
 } from "./redis.ts";
 import { channelFull, refusalOf, streamBytes } from "./storage.ts";
+import type { TraceContext } from "./trace.ts";
 
 export interface NewMessage {
   type?: string | undefined;
@@ -42,6 +45,10 @@ export interface StoredMessage {
   /** The message data as the JSON text it was published with. */
   data: string;
   publishedAt: string;
+  /** The publish's W3C traceparent; null for a message stored before tracing. */
+  traceparent: string | null;
+  /** The publish's tracestate, when it had one. */
+  tracestate?: string;
 }
 
 /**
@@ -79,7 +86,13 @@ export async function publish(
   db: Db,
   channel: string,
   messages: NewMessage[],
-  options: { idempotencyKey?: string | undefined; now: number; retention: RetentionConfig },
+  options: {
+    idempotencyKey?: string | undefined;
+    now: number;
+    retention: RetentionConfig;
+    /** Kept with every message: the request's, or a new one (shared/trace.ts). */
+    trace: TraceContext;
+  },
 ): Promise<PublishResult> {
   const { keys } = db;
   const scriptKeys = [
@@ -111,6 +124,8 @@ export async function publish(
       retentionField,
       trimField,
       String(JOIN_AFTER_MS),
+      options.trace.traceparent,
+      options.trace.tracestate ?? "",
     ];
     for (const message of messages) out.push(message.type ?? "", message.data);
     return out;
@@ -190,12 +205,15 @@ export function compareIds(a: string, b: string): number {
 }
 
 export function toStoredMessage(entry: StreamEntry): StoredMessage {
-  return {
+  const message: StoredMessage = {
     id: entry.id,
     type: entry.fields?.t ?? null,
     data: entry.fields?.d ?? "null",
     publishedAt: new Date(idTime(entry.id)).toISOString(),
+    traceparent: entry.fields?.p ?? null,
   };
+  if (entry.fields?.s) message.tracestate = entry.fields.s;
+  return message;
 }
 
 const MAX_STREAM_ID = "18446744073709551615-18446744073709551615";

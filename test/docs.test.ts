@@ -9,14 +9,6 @@ import { createApp } from "../functions/app.ts";
 import { CONFIG_VARIABLES } from "../shared/config.ts";
 import { anchors, docPages, links, ROOT, readPage } from "./helpers/markdown.ts";
 
-/**
- * Pages that other branches of issue 24 add, linked already: while one is missing, a link to it
- * (and its anchors) is accepted. Remove an entry once its branch is merged.
- */
-const LANDING_ELSEWHERE: Record<string, string> = {
-  "docs/tracing.md": "W3C trace context: the tracing branch (issue 24, part 2)",
-};
-
 describe("the Operations page", () => {
   const page = readPage("docs/operations.md");
 
@@ -66,7 +58,7 @@ describe("links in the docs", () => {
         if (relative(ROOT, join(ROOT, file)).startsWith("..")) {
           broken.push(`${where} (outside the repository)`);
         } else if (!existsSync(join(ROOT, file))) {
-          if (!(file in LANDING_ELSEWHERE)) broken.push(`${where} (no such file)`);
+          broken.push(`${where} (no such file)`);
         } else if (
           anchor !== undefined &&
           file.endsWith(".md") &&

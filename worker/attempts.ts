@@ -14,6 +14,7 @@ import {
 } from "../shared/counters.ts";
 import type { Taken } from "../shared/engine/take.ts";
 import { idTime } from "../shared/streams.ts";
+import type { TraceContext } from "../shared/trace.ts";
 import type { Answer } from "./deliver.ts";
 
 /** One webhook request: its record, and the publish-to-2xx time of each message it delivered. */
@@ -23,12 +24,16 @@ export interface Attempt {
   latenciesMs: number[];
 }
 
-/** The attempt of POSTing `entries` at `at`, answered (or not) `durationMs` later. */
+/**
+ * The attempt of POSTing `entries` at `at` in `trace` (the request's traceparent, when it is
+ * known), answered (or not) `durationMs` later.
+ */
 export function attemptOf(
   entries: Taken[],
   result: Answer,
   at: number,
   durationMs: number,
+  trace?: TraceContext,
 ): Attempt {
   const doneAt = at + durationMs;
   const delivered = result.ok ? entries.filter((e) => !result.failedIds.has(e.messageId)) : [];
@@ -43,6 +48,7 @@ export function attemptOf(
       durationMs,
       error: result.ok ? null : result.reason,
       body: result.body,
+      traceparent: trace?.traceparent ?? null,
     },
     result: resultOf(result.answer, result.ok),
     // The message id is the publish time (a redrive entry carries the original's id).

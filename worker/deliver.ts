@@ -6,11 +6,16 @@
 // (lua/encode.ts), so message data passes from the stream to the webhook without a parse and a
 // re-serialise. The request, its answer's body included, is one subrequest of the invocation's
 // meter, holding one of its connections while it runs.
+//
+// Trace context: the request carries its own `traceparent` (and `tracestate`) header, a span of
+// the attempt (shared/trace.ts requestTrace); each message in the body carries its publish's,
+// written by the take with its JSON. Headers are not signed, so the signature is the same.
 
 import { type AttemptStatus, RESPONSE_SNIPPET_BYTES } from "../shared/attempt-log.ts";
 import type { Taken } from "../shared/engine/take.ts";
 import type { Meter } from "../shared/meter.ts";
 import { sign } from "../shared/signing.ts";
+import type { TraceContext } from "../shared/trace.ts";
 import { parseRetryAfter } from "./retry.ts";
 
 export type Answer =
@@ -65,27 +70,38 @@ export async function webhookId(endpoint: Endpoint, entries: Taken[]): Promise<s
   return `msg_${hex}`;
 }
 
-/** POSTs `entries` at `now` through the invocation's meter, and says what the endpoint answered. */
+/**
+ * POSTs `entries` at `now` through the invocation's meter, in the attempt's `trace`, and says
+ * what the endpoint answered.
+ */
 export function deliver(
   meter: Meter,
   endpoint: Endpoint,
   entries: Taken[],
   now: number,
+  trace: TraceContext,
 ): Promise<Answer> {
-  return meter.subrequest(() => post(endpoint, entries, now));
+  return meter.subrequest(() => post(endpoint, entries, now, trace));
 }
 
-async function post(endpoint: Endpoint, entries: Taken[], now: number): Promise<Answer> {
+async function post(
+  endpoint: Endpoint,
+  entries: Taken[],
+  now: number,
+  trace: TraceContext,
+): Promise<Answer> {
   const body = webhookBody(endpoint, entries);
   const id = await webhookId(endpoint, entries);
   const timestamp = Math.floor(now / 1000);
-  const headers = {
+  const headers: Record<string, string> = {
     "content-type": "application/json",
     "user-agent": "streamhook/1",
     "webhook-id": id,
     "webhook-timestamp": String(timestamp),
     "webhook-signature": await sign(endpoint.secrets, id, timestamp, body),
+    traceparent: trace.traceparent,
   };
+  if (trace.tracestate) headers.tracestate = trace.tracestate;
   // One timeout for the whole exchange, the reply's body included.
   const signal = AbortSignal.timeout(endpoint.timeoutMs);
   let response: Response;

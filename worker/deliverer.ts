@@ -10,6 +10,7 @@ import { retryMember, type Unit, wakeMember } from "../shared/keys.ts";
 import { type Meter, POST_SLOTS } from "../shared/meter.ts";
 import type { Db } from "../shared/redis.ts";
 import { type Subscription, signingSecrets } from "../shared/subscription.ts";
+import type { TraceContext } from "../shared/trace.ts";
 import type { Answer, Endpoint } from "./deliver.ts";
 import type { End } from "./ending.ts";
 import type { Health } from "./report.ts";
@@ -64,7 +65,15 @@ export interface Batch {
 
 export type Event =
   | { kind: "taken"; round: Round; count: number; looked: boolean; final: boolean; at: number }
-  | { kind: "sent"; batch: Batch; answer: Answer; at: number; durationMs: number }
+  | {
+      kind: "sent";
+      batch: Batch;
+      answer: Answer;
+      at: number;
+      durationMs: number;
+      /** The request's trace context (its traceparent header). */
+      trace: TraceContext;
+    }
   | { kind: "unsent"; batch: Batch }
   | { kind: "failed"; error: unknown; during: "take" | "send"; final?: boolean };
 

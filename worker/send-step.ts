@@ -3,6 +3,7 @@
 // stopped, past the deadline, or when its lease might not outlive the request. What happened is
 // posted to the run's mailbox.
 
+import { requestTrace } from "../shared/trace.ts";
 import { deliver } from "./deliver.ts";
 import { type Batch, type Deliverer, VISIBILITY_MARGIN_MS } from "./deliverer.ts";
 
@@ -26,8 +27,11 @@ export async function sendStep(d: Deliverer, batch: Batch): Promise<void> {
       d.mail.post({ kind: "unsent", batch });
       return;
     }
-    const answer = await deliver(meter, d.endpoint, batch.entries, now);
-    d.mail.post({ kind: "sent", batch, answer, at: now, durationMs: Math.max(0, clock() - now) });
+    // A span per attempt: a retry of the batch is a new request, with a new span id.
+    const trace = requestTrace(batch.entries.map((e) => e.trace ?? null));
+    const answer = await deliver(meter, d.endpoint, batch.entries, now, trace);
+    const durationMs = Math.max(0, clock() - now);
+    d.mail.post({ kind: "sent", batch, answer, at: now, durationMs, trace });
   } catch (e) {
     d.mail.post({ kind: "failed", error: e, during: "send" });
   } finally {

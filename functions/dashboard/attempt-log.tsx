@@ -2,6 +2,7 @@
 // (attempts.ts: recentAttempts), each as GET .../attempts shows it. The answer's body is the
 // endpoint's text: rendered as text (hono's JSX escapes it), never as markup.
 
+import { traceIdOf } from "../../shared/trace.ts";
 import type { AttemptView } from "./attempts.ts";
 import { formatBytes, formatCount, formatDuration } from "./format.ts";
 import { Cell, Count, When } from "./parts.tsx";
@@ -31,6 +32,7 @@ export const AttemptTable = (props: { panel: AttemptPanel; now: number }) => {
             <th class="num">Messages</th>
             <th class="num">Attempt</th>
             <th class="num">Duration</th>
+            <th>Trace</th>
             <th>Error</th>
             <th>Answer</th>
           </tr>
@@ -62,6 +64,9 @@ export const AttemptTable = (props: { panel: AttemptPanel; now: number }) => {
               </Cell>
               <Cell label="Duration" num>
                 <data value={attempt.durationMs}>{formatDuration(attempt.durationMs)}</data>
+              </Cell>
+              <Cell label="Trace">
+                <TraceId traceparent={attempt.traceparent} />
               </Cell>
               <Cell label="Error">
                 {attempt.error === null ? (
@@ -95,3 +100,13 @@ export const AttemptTable = (props: { panel: AttemptPanel; now: number }) => {
     </>
   );
 };
+
+/** A request's trace id (its traceparent's second part), the whole traceparent on hover. */
+const TraceId = (props: { traceparent: string | null }) =>
+  props.traceparent === null ? (
+    <span>—</span>
+  ) : (
+    <data class="muted mono" value={props.traceparent} title={props.traceparent}>
+      {traceIdOf(props.traceparent)}
+    </data>
+  );

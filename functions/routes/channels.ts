@@ -11,6 +11,7 @@ import {
   readHistory,
   setRetention,
 } from "../../shared/streams.ts";
+import { parseTraceContext, startTrace } from "../../shared/trace.ts";
 import { needs } from "../auth.ts";
 import {
   bodyErrors,
@@ -20,12 +21,12 @@ import {
   commonErrors,
   HistoryPage,
   HistoryQuery,
-  IdempotencyHeaders,
   json,
   notFoundError,
   PublishBody,
   PublishedMany,
   PublishedOne,
+  PublishHeaders,
   RetentionChange,
   storageError,
   tooLarge,
@@ -40,7 +41,7 @@ const publishRoute = createRoute({
   ...needs("publish"),
   request: {
     params: ChannelParams,
-    headers: IdempotencyHeaders,
+    headers: PublishHeaders,
     body: { content: { "application/json": { schema: PublishBody } }, required: true },
   },
   responses: {
@@ -110,7 +111,10 @@ export function channelRoutes() {
     .openapi(publishRoute, async (c) => {
       const { channel } = c.req.valid("param");
       const body = c.req.valid("json");
-      const idempotencyKey = c.req.valid("header")["idempotency-key"];
+      const headers = c.req.valid("header");
+      const idempotencyKey = headers["idempotency-key"];
+      // An invalid traceparent is ignored, as if none came (W3C): the publish starts a trace.
+      const trace = parseTraceContext(headers.traceparent, headers.tracestate) ?? startTrace();
       const { config, db } = c.var;
       const batch = "messages" in body;
       const messages = (batch ? body.messages : [body]).map((m, i) => {
@@ -129,6 +133,7 @@ export function channelRoutes() {
         idempotencyKey,
         now: Date.now(),
         retention: config.retention,
+        trace,
       });
       if (!result.duplicate && result.woken.length > 0 && config.kickOnPublish) {
         c.executionCtx.waitUntil(c.var.delivery.kick(channel, result.woken));

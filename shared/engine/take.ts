@@ -10,6 +10,7 @@
 
 import { TAKE_LUA } from "../lua/take.ts";
 import { asArray, asNumber, asString, type Db, type Redis, replyOf, runScript } from "../redis.ts";
+import type { TraceContext } from "../trace.ts";
 import { LEASE_BASE_MS, type Queue } from "./queue.ts";
 
 /** A message taken from a queue, as its reader holds it. */
@@ -24,6 +25,8 @@ export interface Taken {
   text: string;
   /** Bytes of its stored fields: what byte budgets count. */
   bytes: number;
+  /** The publish's trace context (shared/trace.ts); absent for a message stored before tracing. */
+  trace?: TraceContext | null;
 }
 
 /** Entries made visible again after `visibleInMs`; with `retryCount`, their attempts set to it. */
@@ -161,13 +164,16 @@ export function readTake(value: unknown): TakeResult {
     asArray(value);
   const taken: Taken[] = [];
   const entries = asArray(flat);
-  for (let i = 0; i + 4 < entries.length; i += 5) {
+  for (let i = 0; i + 6 < entries.length; i += 7) {
+    const traceparent = asString(entries[i + 5]);
+    const tracestate = asString(entries[i + 6]);
     taken.push({
       entryId: asString(entries[i]),
       messageId: asString(entries[i + 1]),
       attempt: asNumber(entries[i + 2]),
       text: asString(entries[i + 3]),
       bytes: asNumber(entries[i + 4]),
+      trace: traceparent === "" ? null : { traceparent, tracestate: tracestate || undefined },
     });
   }
   const dead: TakeResult["dead"] = [];

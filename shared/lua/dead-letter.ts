@@ -29,7 +29,7 @@
 // repeated
 //
 // Dead-letter fields: o (the original message id: the entry id, or a redrive entry's own o),
-// t, d, a (attempts), e (last error).
+// t, d, p and s (its trace context, shared/trace.ts), a (attempts), e (last error).
 //
 // Returns {parked, refusal or "", expired, dropped}. Cost: 1 EVALSHA + 1 XCLAIM + 1 XADD per
 // message + 1 XACK (+1 XDEL) + 1 HINCRBY (the counter), and for the bounds 2 XTRIM (+1 HINCRBY
@@ -55,7 +55,7 @@ for _, entry in ipairs(claimed) do
     local f = fields[j]
     if f == 'o' then
       copy[2] = fields[j + 1]
-    elseif f == 't' or f == 'd' then
+    elseif f == 't' or f == 'd' or f == 'p' or f == 's' then
       copy[#copy + 1] = f
       copy[#copy + 1] = fields[j + 1]
     end

@@ -13,9 +13,14 @@
 //
 // The id is the message's: a redriven entry's original id for push (its webhook body names the
 // message, not the redrive stream), the entry's own for pull (ids are what a pull acks by).
+// Last come the publish's trace context (`p`, `s`: shared/trace.ts), `"traceparent":null` for an
+// entry stored before tracing, and `"tracestate"` only when there is one:
 //
-// encodeEntry(entry, attempt, ownId) returns the text, the message id and the entry's data bytes
-// (the sum of its field values: what the byte budgets count).
+//   ...,"attempt":<n>[,"redrivenFrom":"<o>"],"traceparent":"<p>"[,"tracestate":"<s>"]}
+//
+// encodeEntry(entry, attempt, ownId) returns the text, the message id, the entry's data bytes
+// (the sum of its field values: what the byte budgets count), its traceparent and its tracestate
+// ('' when none).
 
 export const ENCODE_LUA = `
 -- Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil, inverted).
@@ -56,24 +61,27 @@ local function quote(t)
   end
   return q
 end
--- The fields of an entry: type, data, original id (redrive), and the bytes of all its values.
+-- The fields of an entry: type, data, original id (redrive), the bytes of all its values, and its
+-- trace context.
 local function fieldsOf(entry)
-  local fields, size, t, d, o = entry[2], 0, nil, nil, nil
+  local fields, size, t, d, o, p, s = entry[2], 0, nil, nil, nil, nil, nil
   for j = 1, #fields, 2 do
     local name, value = fields[j], fields[j + 1]
     size = size + #value
-    if name == 't' then t = value elseif name == 'd' then d = value elseif name == 'o' then o = value end
+    if name == 't' then t = value elseif name == 'd' then d = value elseif name == 'o' then o = value
+    elseif name == 'p' then p = value elseif name == 's' then s = value end
   end
-  return t, d, o, size
+  return t, d, o, size, p, s
 end
 local function encodeEntry(entry, attempt, ownId)
-  local t, d, o, size = fieldsOf(entry)
+  local t, d, o, size, p, s = fieldsOf(entry)
   local id = entry[1]
   if o and not ownId then id = o end
   local from = ''
   if o and ownId then from = ',"redrivenFrom":"' .. o .. '"' end
   local text = '{"id":"' .. id .. '","type":' .. (t and quote(t) or 'null') .. ',"data":' .. (d or 'null') ..
-    ',"publishedAt":"' .. isoOf(o or entry[1]) .. '","attempt":' .. attempt .. from .. '}'
-  return text, id, size
+    ',"publishedAt":"' .. isoOf(o or entry[1]) .. '","attempt":' .. attempt .. from ..
+    ',"traceparent":' .. (p and ('"' .. p .. '"') or 'null') .. (s and (',"tracestate":' .. quote(s)) or '') .. '}'
+  return text, id, size, p or '', s or ''
 end
 `;

@@ -6,6 +6,9 @@
 // here (and not in the kick) also makes the wake-up durable: a lost kick costs latency, never a
 // message.
 //
+// Each entry also holds the publish's trace context: `p` its W3C traceparent (55 characters) and
+// `s` its tracestate when it has one (at most 512 characters, shared/trace.ts).
+//
 // A lost reply. The caller sends this once; if the reply is lost it cannot know whether the
 // messages were stored, and sending it again would store them twice. So the first entry of every
 // publish carries the request's nonce (field `n`), and the caller's second try runs in "recover"
@@ -41,7 +44,9 @@
 // ARGV[14] channel field prefix "~", ARGV[15] "~retention", ARGV[16] "~trim"
 // ARGV[17] JOIN_AFTER_MS: a subscriber woken longer ago than this is being delivered to, and has
 //          been for a while: this publish's invocation joins its deliverers (see wake below)
-// ARGV[18..] type, data, type, data, ...
+// ARGV[18] traceparent, ARGV[19] tracestate or "": the publish's trace context (shared/trace.ts),
+//          written into every entry as fields `p` and `s`, so it costs no command of its own
+// ARGV[20..] type, data, type, data, ...
 //
 // Retention (lua/trim.ts): once the `~trim` field says a trim is due, the script trims the
 // stream after storing the messages; the channel's `~retention` field ("<maxAgeMs>,<maxMessages>",
@@ -74,7 +79,8 @@ local defaultMaxAge, defaultMaxMessages = tonumber(ARGV[9]), tonumber(ARGV[10])
 local maxUndelivered, minInterval, maxInterval = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local channelPrefix, retentionField, trimField = ARGV[14], ARGV[15], ARGV[16]
 local joinAfter = tonumber(ARGV[17])
-local FIRST, CHUNK, RECOVER_WINDOW_MS = 18, 400, 60000
+local traceparent, tracestate = ARGV[18], ARGV[19]
+local FIRST, CHUNK, RECOVER_WINDOW_MS = 20, 400, 60000
 local count = (#ARGV - FIRST + 1) / 2
 
 local function failed(reply) return type(reply) == 'table' and reply.err end
@@ -198,6 +204,12 @@ for i = FIRST, #ARGV, 2 do
   if ARGV[i] ~= '' then fields = {'t', ARGV[i]} end
   fields[#fields + 1] = 'd'
   fields[#fields + 1] = ARGV[i + 1]
+  fields[#fields + 1] = 'p'
+  fields[#fields + 1] = traceparent
+  if tracestate ~= '' then
+    fields[#fields + 1] = 's'
+    fields[#fields + 1] = tracestate
+  end
   if i == FIRST then
     fields[#fields + 1] = 'n'
     fields[#fields + 1] = nonce

@@ -81,4 +81,32 @@ describe("npm run listen", () => {
     expect((await lines(out)).sort()).toEqual([...ids].sort());
     expect(await getSubscription(stack, "orders", "billing")).toMatchObject({ pending: 0, lag: 0 });
   }, 40_000);
+
+  it("writes and prints each message's traceparent, the publish's", async () => {
+    await subscribe(stack, "traced", { name: "tracing", mode: "pull" });
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const res = await stack.post(
+      "/v1/channels/traced/messages",
+      { data: { n: 1 }, type: "t" },
+      { traceparent, tracestate: "congo=t61rcWkgMzE" },
+    );
+    const { id } = (await res.json()) as { id: string };
+    const out = join(dir, "traced.jsonl");
+    const args = ["--channel", "traced", "--subscription", "tracing", "--out", out];
+    args.push("--url", stack.url, "--token", API_TOKEN, "--wait-ms", "1000");
+    const child = spawn(process.execPath, [LISTEN_CLI, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    await untilWritten(out, 1);
+    for (let i = 0; i < 50 && !stdout.includes("\n"); i++) await sleep(100);
+    child.kill("SIGINT");
+    expect(await exited(child)).toBe(0);
+    expect(stdout).toBe(`${id} t ${traceparent} {"n":1}\n`);
+    const [line] = (await readFile(out, "utf8")).split("\n");
+    expect(JSON.parse(line!)).toMatchObject({ id, traceparent, tracestate: "congo=t61rcWkgMzE" });
+  }, 20_000);
 });

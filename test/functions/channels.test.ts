@@ -85,6 +85,8 @@ describe("GET /v1/channels/{channel}/messages", () => {
       type: "n",
       data: { n: 1 },
       publishedAt: new Date(Number(ids[1]!.split("-")[0])).toISOString(),
+      // The publish sent no traceparent: the trace streamhook started (docs/tracing.md).
+      traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/),
     });
     expect(page.next).toBeNull();
   });

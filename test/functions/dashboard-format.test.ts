@@ -77,6 +77,7 @@ describe("the requests chart", () => {
     durationMs: 40,
     error,
     body: "",
+    traceparent: null,
   });
   const log = (...attempts: AttemptView[]): HourOfAttempts => ({
     name: "sub",

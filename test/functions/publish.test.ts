@@ -31,12 +31,15 @@ describe("publishing one message", () => {
       id,
     )) as [[string, string[]]];
     expect(entryId).toBe(id);
-    // n: the request's nonce, which lets a publish whose reply was lost find its own entries.
+    // p: the trace context (a new trace: the request had none); n: the request's nonce, which
+    // lets a publish whose reply was lost find its own entries.
     expect(fields).toEqual([
       "t",
       "order.created",
       "d",
       '{"orderId":42,"note":"ünïcødé ✓"}',
+      "p",
+      expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/),
       "n",
       expect.stringMatching(/^[0-9a-f]{16}$/),
     ]);

@@ -12,6 +12,9 @@ export interface Pulled {
   publishedAt: string;
   attempt: number;
   redrivenFrom?: string;
+  /** The publish's W3C traceparent (null: stored before tracing), and its tracestate. */
+  traceparent: string | null;
+  tracestate?: string;
 }
 
 /**

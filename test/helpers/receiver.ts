@@ -28,6 +28,9 @@ export interface WebhookMessage {
   data: unknown;
   publishedAt: string;
   attempt: number;
+  /** The publish's W3C traceparent (null: stored before tracing). */
+  traceparent: string | null;
+  tracestate?: string;
 }
 
 export interface WebhookBody {

@@ -74,6 +74,13 @@ describe("the take script's messages", () => {
       type: fc.option(fc.string({ unit: "grapheme", maxLength: 12 }), { nil: undefined }),
       data: fc.json({ maxDepth: 2 }),
       redrivenFrom: fc.option(fc.integer({ min: 0, max: MAX_DATE_MS }), { nil: undefined }),
+      // The publish's trace context (lua/publish.ts): a tracestate value may hold `"` and `\`.
+      traceparent: fc.option(fc.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/), {
+        nil: undefined,
+      }),
+      tracestate: fc.option(fc.stringMatching(/^[a-z]{1,8}=[\x21-\x2b\x2d-\x3c\x3e-\x7e]{1,20}$/), {
+        nil: undefined,
+      }),
     });
     await fc.assert(
       fc.asyncProperty(
@@ -91,10 +98,12 @@ describe("the take script's messages", () => {
         fc.boolean(),
         async (times, shapes, ownIds) => {
           const entries = ascending(times).map((ms, i) => {
-            const { type, data, redrivenFrom } = shapes[i]!;
+            const { type, data, redrivenFrom, traceparent, tracestate } = shapes[i]!;
             const fields: Record<string, string> = { d: data };
             if (type !== undefined) fields.t = type;
             if (redrivenFrom !== undefined) fields.o = `${redrivenFrom}-7`;
+            if (traceparent !== undefined) fields.p = traceparent;
+            if (traceparent !== undefined && tracestate !== undefined) fields.s = tracestate;
             return { ms, fields };
           });
           const { taken } = await takeAll(await queueOf(entries), { ownIds });
@@ -106,6 +115,8 @@ describe("the take script's messages", () => {
               publishedAt: new Date(fields.o ? Number(fields.o.split("-")[0]) : ms).toISOString(),
               attempt: 1,
               ...(fields.o && ownIds ? { redrivenFrom: fields.o } : {}),
+              traceparent: fields.p ?? null,
+              ...(fields.s ? { tracestate: fields.s } : {}),
             })),
           );
           expect(taken).toEqual(
@@ -115,6 +126,7 @@ describe("the take script's messages", () => {
               attempt: 1,
               text: expect.any(String),
               bytes: Object.values(fields).reduce((sum, value) => sum + utf8Bytes(value), 0),
+              trace: fields.p ? { traceparent: fields.p, tracestate: fields.s } : null,
             })),
           );
         },

@@ -50,6 +50,8 @@ describe("the attempt log", () => {
         durationMs: expect.any(Number),
         error: null,
         body: "thanks",
+        // The header the request carried: a span of its own per attempt.
+        traceparent: receiver.requests[1]!.headers.traceparent,
       },
       {
         id: expect.stringMatching(/^\d+-\d+$/),
@@ -62,8 +64,10 @@ describe("the attempt log", () => {
         durationMs: expect.any(Number),
         error: "HTTP 503",
         body: '{"error":"db down"}',
+        traceparent: receiver.requests[0]!.headers.traceparent,
       },
     ]);
+    expect(log[0]!.traceparent).not.toBe(log[1]!.traceparent);
     // Each record's start is the request's: no earlier than the pass, no later than its arrival.
     log.reverse().forEach((a, i) => {
       expect(Date.parse(a.at)).toBeGreaterThanOrEqual(before - 5);

@@ -29,7 +29,8 @@ const refused: Answer = {
 
 describe("what a request leaves behind", () => {
   it("records its messages, answer and time, and the latency of each message it delivered", () => {
-    expect(attemptOf(batch, accepted(["1001-0"]), 1500, 20)).toEqual({
+    const trace = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" };
+    expect(attemptOf(batch, accepted(["1001-0"]), 1500, 20, trace)).toEqual({
       record: {
         at: 1500,
         attempt: 2,
@@ -40,6 +41,7 @@ describe("what a request leaves behind", () => {
         durationMs: 20,
         error: null,
         body: "ok",
+        traceparent: trace.traceparent,
       },
       result: "success",
       // Answered at 1520: publish to 2xx, for those not listed in failed.

@@ -107,9 +107,12 @@ describe("a healthy subscriber", () => {
           data: { price: 9.5, tags: ["a"] },
           publishedAt: new Date(Number(id!.split("-")[0])).toISOString(),
           attempt: 1,
+          // The publish had no traceparent: streamhook started its trace (docs/tracing.md).
+          traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/),
         },
       ],
     });
+    expect(request.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
   });
 
   it("delivers nothing published before it subscribed, by default", async () => {

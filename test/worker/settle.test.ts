@@ -37,6 +37,7 @@ const attempt = (result: Result, at: number, latenciesMs: number[] = []): Attemp
     durationMs: 1,
     error: result === "success" ? null : "HTTP 500",
     body: "",
+    traceparent: null,
   },
   result,
   latenciesMs,
