@@ -9,14 +9,13 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { Worker } from "node:worker_threads";
 import { Redis as UpstashRedis } from "@upstash/redis";
 import type { Redis } from "ioredis";
 import { createKeys, type Keys } from "../shared/keys.ts";
 import setup, { NO_QUEUE_CONFIG } from "../test/global-setup.ts";
-import { startRedisServer } from "../test/helpers/redis-server.ts";
+import { freePort, startRedisServer } from "../test/helpers/redis-server.ts";
 import { type QueueOps, queueOpsCounter } from "./queue-ops.ts";
 import { type Receivers, startReceivers } from "./receivers.ts";
 
@@ -72,14 +71,6 @@ function api(base: string): Api {
 }
 
 const ROOT = `${import.meta.dirname}/..`;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 interface DevWorker {
   api: Api;

@@ -133,10 +133,10 @@ export const PublishHeaders = IdempotencyHeaders.extend(TraceHeaders.shape);
 
 /** A message's trace context, as every read of it shows it (shared/trace.ts). */
 export const MessageTrace = {
-  traceparent: z.string().nullable().openapi({
+  traceparent: z.string().openapi({
     example: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     description:
-      "The W3C traceparent of the publish (the request's, or the one streamhook started); null for a message stored before tracing",
+      "The W3C traceparent of the publish: the request's, or, when it had none, the one streamhook derives from the message's channel and id (not sampled; the same on every read)",
   }),
   tracestate: z
     .string()

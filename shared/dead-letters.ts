@@ -6,6 +6,7 @@
 import { stateField } from "./keys.ts";
 import { asArray, asNumber, asOptionalString, type Db } from "./redis.ts";
 import { idTime, readPage } from "./streams.ts";
+import { storedTrace, traceSeed } from "./trace.ts";
 
 export interface DeadLetter {
   id: string;
@@ -17,7 +18,7 @@ export interface DeadLetter {
   lastError: string;
   deadAt: string;
   /** Its publish's trace context (streams.ts StoredMessage). */
-  traceparent: string | null;
+  traceparent: string;
   tracestate?: string;
 }
 
@@ -40,6 +41,7 @@ export async function listDeadLetters(
     db.redis.hmget(db.keys.state(channel), ...trimmed),
   ]);
   const [expired, dropped] = asArray(counts).map((n) => Number(asOptionalString(n) ?? 0));
+  const seed = traceSeed(channel);
   const messages = (entries ?? []).map(({ id, fields: stored }) => {
     const fields = stored ?? {};
     const original = fields.o ?? id;
@@ -51,8 +53,7 @@ export async function listDeadLetters(
       attempts: Number(fields.a ?? 0),
       lastError: fields.e ?? "",
       deadAt: new Date(idTime(id)).toISOString(),
-      traceparent: fields.p ?? null,
-      ...(fields.s ? { tracestate: fields.s } : {}),
+      ...storedTrace(seed, original, fields.p, fields.s),
     };
   });
   const next = more ? (entries?.at(-1)?.id ?? null) : null;

@@ -4,7 +4,8 @@
 // the publisher gave none) and `d` (the data as the JSON text the publisher sent, re-serialised
 // once at publish), `p` and `s` (the publish's W3C traceparent, and its tracestate when it has
 // one: shared/trace.ts); the first entry of each publish also holds `n`, its request's nonce (see
-// lua/publish.ts). An entry stored before tracing has no `p`. The entry id is the publish time,
+// lua/publish.ts). An entry published without a trace context (or before tracing) has no `p`:
+// its trace is derived from its id (shared/trace.ts). The entry id is the publish time,
 // so `publishedAt` is derived, not stored.
 
 import type { RetentionConfig } from "./config.ts";
@@ -31,7 +32,7 @@ import {
   type StreamEntry,
 } from "./redis.ts";
 import { channelFull, refusalOf, streamBytes } from "./storage.ts";
-import type { TraceContext } from "./trace.ts";
+import { storedTrace, type TraceContext, traceSeed } from "./trace.ts";
 
 export interface NewMessage {
   type?: string | undefined;
@@ -45,8 +46,8 @@ export interface StoredMessage {
   /** The message data as the JSON text it was published with. */
   data: string;
   publishedAt: string;
-  /** The publish's W3C traceparent; null for a message stored before tracing. */
-  traceparent: string | null;
+  /** The publish's W3C traceparent, or the one streamhook derived for it (shared/trace.ts). */
+  traceparent: string;
   /** The publish's tracestate, when it had one. */
   tracestate?: string;
 }
@@ -90,8 +91,8 @@ export async function publish(
     idempotencyKey?: string | undefined;
     now: number;
     retention: RetentionConfig;
-    /** Kept with every message: the request's, or a new one (shared/trace.ts). */
-    trace: TraceContext;
+    /** Kept with every message: the request's; none, and each message's is derived from its id. */
+    trace?: TraceContext | undefined;
   },
 ): Promise<PublishResult> {
   const { keys } = db;
@@ -124,8 +125,8 @@ export async function publish(
       retentionField,
       trimField,
       String(JOIN_AFTER_MS),
-      options.trace.traceparent,
-      options.trace.tracestate ?? "",
+      options.trace?.traceparent ?? "",
+      options.trace?.tracestate ?? "",
     ];
     for (const message of messages) out.push(message.type ?? "", message.data);
     return out;
@@ -204,16 +205,15 @@ export function compareIds(a: string, b: string): number {
   return am === bm ? (as < bs ? -1 : as > bs ? 1 : 0) : am < bm ? -1 : 1;
 }
 
-export function toStoredMessage(entry: StreamEntry): StoredMessage {
-  const message: StoredMessage = {
+/** A channel's entry as a message; `seed` is the channel's traceSeed (for a derived trace). */
+export function toStoredMessage(entry: StreamEntry, seed: string): StoredMessage {
+  return {
     id: entry.id,
     type: entry.fields?.t ?? null,
     data: entry.fields?.d ?? "null",
     publishedAt: new Date(idTime(entry.id)).toISOString(),
-    traceparent: entry.fields?.p ?? null,
+    ...storedTrace(seed, entry.id, entry.fields?.p, entry.fields?.s),
   };
-  if (entry.fields?.s) message.tracestate = entry.fields.s;
-  return message;
 }
 
 const MAX_STREAM_ID = "18446744073709551615-18446744073709551615";
@@ -237,7 +237,8 @@ export async function readHistory(
   const stream = db.keys.channel(channel);
   const { entries, more } = await readPage(db, stream, page, maxMessageBytes);
   if (entries === null) return null;
-  const messages = entries.map(toStoredMessage);
+  const seed = traceSeed(channel);
+  const messages = entries.map((entry) => toStoredMessage(entry, seed));
   return { messages, next: more ? (messages.at(-1)?.id ?? null) : null };
 }
 

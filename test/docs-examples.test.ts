@@ -13,13 +13,13 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONFIG_VARIABLES } from "../shared/config.ts";
 import { docPages, type Fence, fences, ROOT, readPage } from "./helpers/markdown.ts";
 import { outputMismatch } from "./helpers/output-shape.ts";
+import { freePort } from "./helpers/redis-server.ts";
 
 /** Blocks that are not run, by `<page>: <first line>`, and why. Keep it short and exact. */
 const UNRUNNABLE: Record<string, string> = {
@@ -92,14 +92,6 @@ function examples(page: string): Example[] {
 const keyOf = ({ page, block }: Example) => `${page}: ${block.body.split("\n", 1)[0]?.trim()}`;
 const pages = docPages();
 const all = pages.flatMap(examples);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** This process' environment without what a reader's shell would not have set for the stack. */
 function cleanEnv(): Record<string, string> {

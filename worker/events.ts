@@ -15,7 +15,6 @@ import type { Config } from "../shared/config.ts";
 import type { SubscriptionSummary } from "../shared/delivery.ts";
 import type { Db } from "../shared/redis.ts";
 import { publish } from "../shared/streams.ts";
-import { startTrace } from "../shared/trace.ts";
 import { type Dispatch, taskFor } from "./dispatch.ts";
 import type { Health } from "./report.ts";
 
@@ -63,8 +62,8 @@ export async function publishEvents(
     const result = await publish(ctx.db, channel, messages, {
       now,
       retention: ctx.config.retention,
-      // Events are streamhook's own publishes: each starts a trace.
-      trace: startTrace(),
+      // Events are streamhook's own publishes, with no trace of their own: each message's is
+      // derived from its id (shared/trace.ts).
     });
     if (result.duplicate || result.woken.length === 0) return;
     const tasks = result.woken.map((w) => ({ task: taskFor({ channel, name: w.name }, "fanout") }));

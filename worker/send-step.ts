@@ -28,7 +28,7 @@ export async function sendStep(d: Deliverer, batch: Batch): Promise<void> {
       return;
     }
     // A span per attempt: a retry of the batch is a new request, with a new span id.
-    const trace = requestTrace(batch.entries.map((e) => e.trace ?? null));
+    const trace = requestTrace(batch.entries.map((e) => e.trace));
     const answer = await deliver(meter, d.endpoint, batch.entries, now, trace);
     const durationMs = Math.max(0, clock() - now);
     d.mail.post({ kind: "sent", batch, answer, at: now, durationMs, trace });

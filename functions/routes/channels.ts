@@ -11,7 +11,7 @@ import {
   readHistory,
   setRetention,
 } from "../../shared/streams.ts";
-import { parseTraceContext, startTrace } from "../../shared/trace.ts";
+import { parseTraceContext } from "../../shared/trace.ts";
 import { needs } from "../auth.ts";
 import {
   bodyErrors,
@@ -113,8 +113,9 @@ export function channelRoutes() {
       const body = c.req.valid("json");
       const headers = c.req.valid("header");
       const idempotencyKey = headers["idempotency-key"];
-      // An invalid traceparent is ignored, as if none came (W3C): the publish starts a trace.
-      const trace = parseTraceContext(headers.traceparent, headers.tracestate) ?? startTrace();
+      // An invalid traceparent is ignored, as if none came (W3C); with none, each message's
+      // trace is derived from its id and stored nowhere (shared/trace.ts derivedTrace).
+      const trace = parseTraceContext(headers.traceparent, headers.tracestate) ?? undefined;
       const { config, db } = c.var;
       const batch = "messages" in body;
       const messages = (batch ? body.messages : [body]).map((m, i) => {

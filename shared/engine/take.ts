@@ -10,7 +10,7 @@
 
 import { TAKE_LUA } from "../lua/take.ts";
 import { asArray, asNumber, asString, type Db, type Redis, replyOf, runScript } from "../redis.ts";
-import type { TraceContext } from "../trace.ts";
+import { type TraceContext, traceSeed } from "../trace.ts";
 import { LEASE_BASE_MS, type Queue } from "./queue.ts";
 
 /** A message taken from a queue, as its reader holds it. */
@@ -25,8 +25,8 @@ export interface Taken {
   text: string;
   /** Bytes of its stored fields: what byte budgets count. */
   bytes: number;
-  /** The publish's trace context (shared/trace.ts); absent for a message stored before tracing. */
-  trace?: TraceContext | null;
+  /** The publish's trace context, or the one derived from the message id (shared/trace.ts). */
+  trace: TraceContext;
 }
 
 /** Entries made visible again after `visibleInMs`; with `retryCount`, their attempts set to it. */
@@ -143,6 +143,7 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
     r.ownIds ? "1" : "0",
     String(r.sizeHint ?? 0),
     String(r.busyWakeMs ?? 0),
+    traceSeed(q.channel),
     String(types.length),
     ...types,
     String(r.ack?.length ?? 0),
@@ -173,7 +174,7 @@ export function readTake(value: unknown): TakeResult {
       attempt: asNumber(entries[i + 2]),
       text: asString(entries[i + 3]),
       bytes: asNumber(entries[i + 4]),
-      trace: traceparent === "" ? null : { traceparent, tracestate: tracestate || undefined },
+      trace: tracestate ? { traceparent, tracestate } : { traceparent },
     });
   }
   const dead: TakeResult["dead"] = [];

@@ -13,14 +13,14 @@
 //
 // The id is the message's: a redriven entry's original id for push (its webhook body names the
 // message, not the redrive stream), the entry's own for pull (ids are what a pull acks by).
-// Last come the publish's trace context (`p`, `s`: shared/trace.ts), `"traceparent":null` for an
-// entry stored before tracing, and `"tracestate"` only when there is one:
+// Last come the publish's trace context (`p`, `s`: shared/trace.ts), the one derived from the
+// message id for an entry stored without one, and `"tracestate"` only when there is one:
 //
 //   ...,"attempt":<n>[,"redrivenFrom":"<o>"],"traceparent":"<p>"[,"tracestate":"<s>"]}
 //
 // encodeEntry(entry, attempt, ownId) returns the text, the message id, the entry's data bytes
-// (the sum of its field values: what the byte budgets count), its traceparent and its tracestate
-// ('' when none).
+// (the sum of its field values: what the byte budgets count), its traceparent (stored or derived)
+// and its tracestate ('' when none).
 
 export const ENCODE_LUA = `
 -- Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil, inverted).
@@ -73,15 +73,27 @@ local function fieldsOf(entry)
   end
   return t, d, o, size, p, s
 end
+-- The trace of an entry stored without one, from its message id (shared/trace.ts derivedTrace,
+-- the same text): traceSeed is the channel's, set by the script before any entry is encoded.
+local traceSeed = ''
+local function hex32(n) return string.format('%04x%04x', math.floor(n / 65536), n % 65536) end
+local function derivedTrace(id)
+  local dash = string.find(id, '-', 1, true)
+  local ms, seq = tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
+  return '00-' .. string.sub(traceSeed, 1, 12) ..
+    string.format('%06x%06x', math.floor(ms / 16777216) % 16777216, ms % 16777216) .. hex32(seq % 4294967296) ..
+    '-' .. string.sub(traceSeed, 13, 20) .. hex32(ms % 4294967296) .. '-00'
+end
 local function encodeEntry(entry, attempt, ownId)
   local t, d, o, size, p, s = fieldsOf(entry)
+  if not p then p = derivedTrace(o or entry[1]) end
   local id = entry[1]
   if o and not ownId then id = o end
   local from = ''
   if o and ownId then from = ',"redrivenFrom":"' .. o .. '"' end
   local text = '{"id":"' .. id .. '","type":' .. (t and quote(t) or 'null') .. ',"data":' .. (d or 'null') ..
     ',"publishedAt":"' .. isoOf(o or entry[1]) .. '","attempt":' .. attempt .. from ..
-    ',"traceparent":' .. (p and ('"' .. p .. '"') or 'null') .. (s and (',"tracestate":' .. quote(s)) or '') .. '}'
-  return text, id, size, p or '', s or ''
+    ',"traceparent":"' .. p .. '"' .. (s and (',"tracestate":' .. quote(s)) or '') .. '}'
+  return text, id, size, p, s or ''
 end
 `;

@@ -6,8 +6,10 @@
 // here (and not in the kick) also makes the wake-up durable: a lost kick costs latency, never a
 // message.
 //
-// Each entry also holds the publish's trace context: `p` its W3C traceparent (55 characters) and
-// `s` its tracestate when it has one (at most 512 characters, shared/trace.ts).
+// Each entry also holds the publish's trace context when it came with one: `p` its W3C
+// traceparent (55 characters) and `s` its tracestate when it has one (at most 512 characters,
+// shared/trace.ts). A publish without one stores none: its messages' traces are derived from
+// their ids (shared/trace.ts derivedTrace), for no byte.
 //
 // A lost reply. The caller sends this once; if the reply is lost it cannot know whether the
 // messages were stored, and sending it again would store them twice. So the first entry of every
@@ -44,8 +46,9 @@
 // ARGV[14] channel field prefix "~", ARGV[15] "~retention", ARGV[16] "~trim"
 // ARGV[17] JOIN_AFTER_MS: a subscriber woken longer ago than this is being delivered to, and has
 //          been for a while: this publish's invocation joins its deliverers (see wake below)
-// ARGV[18] traceparent, ARGV[19] tracestate or "": the publish's trace context (shared/trace.ts),
-//          written into every entry as fields `p` and `s`, so it costs no command of its own
+// ARGV[18] traceparent or "" (none came), ARGV[19] tracestate or "": the publish's trace context
+//          (shared/trace.ts), written into every entry as fields `p` and `s`, so it costs no
+//          command of its own
 // ARGV[20..] type, data, type, data, ...
 //
 // Retention (lua/trim.ts): once the `~trim` field says a trim is due, the script trims the
@@ -204,8 +207,10 @@ for i = FIRST, #ARGV, 2 do
   if ARGV[i] ~= '' then fields = {'t', ARGV[i]} end
   fields[#fields + 1] = 'd'
   fields[#fields + 1] = ARGV[i + 1]
-  fields[#fields + 1] = 'p'
-  fields[#fields + 1] = traceparent
+  if traceparent ~= '' then
+    fields[#fields + 1] = 'p'
+    fields[#fields + 1] = traceparent
+  end
   if tracestate ~= '' then
     fields[#fields + 1] = 's'
     fields[#fields + 1] = tracestate

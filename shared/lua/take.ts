@@ -59,7 +59,9 @@
 // cover, ARGV[19] wake member ("" none), ARGV[20] pace interval ms (0 none), ARGV[21] "1" end,
 // ARGV[22] "1" own ids (pull: an entry's own id, and redrivenFrom; push: the original's),
 // ARGV[23] size hint: bytes to assume an entry takes before any is read (0: read `count` at once),
-// ARGV[24] busy wake ms (0: none; see 7), ARGV[25] n, then n type patterns; then n, then n ids to
+// ARGV[24] busy wake ms (0: none; see 7), ARGV[25] the channel's trace seed (shared/trace.ts
+// traceSeed: an entry stored without a trace gets one derived from its id), ARGV[26] n, then n
+// type patterns; then n, then n ids to
 // ack; then n nack groups, each:
 // visibleIn ms, retry count ("" keep), k, then k ids.
 //
@@ -94,10 +96,11 @@ local cursor, cap, batchSize, ownRequests = ARGV[12], tonumber(ARGV[13]), tonumb
 local pendingLimit, retry, cover, wake = tonumber(ARGV[16]), ARGV[17], ARGV[18] == '1', ARGV[19]
 local paceInterval, ending, ownIds = tonumber(ARGV[20]), ARGV[21] == '1', ARGV[22] == '1'
 local sizeHint, busyWake = tonumber(ARGV[23]), tonumber(ARGV[24])
+traceSeed = ARGV[25]
 if holder == '' then holder = reader end
 -- Readers' entries counted from the read: see the top.
 local fromRead = holder ~= reader
-local i = 25
+local i = 26
 local function list()
   local n = tonumber(ARGV[i])
   local from = i + 1

@@ -51,7 +51,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
 class PortInUse extends Error {}
 
 /** A port that was free a moment ago: the kernel picks it for a listener on port 0. */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);

@@ -10,6 +10,7 @@ import { channelQueue, WAITING_ROOM } from "../../shared/engine/queue.ts";
 import { type TakeRequest, take } from "../../shared/engine/take.ts";
 import type { Db } from "../../shared/redis.ts";
 import { matchesTypes } from "../../shared/subscription.ts";
+import { derivedTrace, traceSeed } from "../../shared/trace.ts";
 import { type BridgedDb, startBridgedDb } from "../helpers/bridged-db.ts";
 import type { RedisServer } from "../helpers/redis-server.ts";
 
@@ -106,7 +107,13 @@ describe("the take script's messages", () => {
             if (traceparent !== undefined && tracestate !== undefined) fields.s = tracestate;
             return { ms, fields };
           });
-          const { taken } = await takeAll(await queueOf(entries), { ownIds });
+          const queue = await queueOf(entries);
+          const { taken } = await takeAll(queue, { ownIds });
+          // A message stored without a trace gets the one derived from its (original) id, the
+          // same text here as in the Worker (history, dead letters).
+          const seed = traceSeed(queue.channel);
+          const traceOf = (ms: number, fields: Record<string, string>) =>
+            fields.p ?? derivedTrace(seed, fields.o ?? `${ms}-1`);
           expect(taken.map((t) => JSON.parse(t.text))).toEqual(
             entries.map(({ ms, fields }) => ({
               id: ownIds ? `${ms}-1` : (fields.o ?? `${ms}-1`),
@@ -115,7 +122,7 @@ describe("the take script's messages", () => {
               publishedAt: new Date(fields.o ? Number(fields.o.split("-")[0]) : ms).toISOString(),
               attempt: 1,
               ...(fields.o && ownIds ? { redrivenFrom: fields.o } : {}),
-              traceparent: fields.p ?? null,
+              traceparent: traceOf(ms, fields),
               ...(fields.s ? { tracestate: fields.s } : {}),
             })),
           );
@@ -126,7 +133,7 @@ describe("the take script's messages", () => {
               attempt: 1,
               text: expect.any(String),
               bytes: Object.values(fields).reduce((sum, value) => sum + utf8Bytes(value), 0),
-              trace: fields.p ? { traceparent: fields.p, tracestate: fields.s } : null,
+              trace: { traceparent: traceOf(ms, fields), tracestate: fields.s },
             })),
           );
         },

@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from "vitest";
 import {
+  derivedTrace,
   isSampled,
   MAX_TRACESTATE_CHARS,
   parseTraceContext,
@@ -11,6 +12,7 @@ import {
   spanIdOf,
   startTrace,
   traceIdOf,
+  traceSeed,
 } from "../../shared/trace.ts";
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -108,6 +110,51 @@ describe("a trace streamhook starts", () => {
     expect(isSampled(a.traceparent)).toBe(false);
     expect(traceIdOf(a.traceparent)).not.toBe(traceIdOf(b.traceparent));
     expect(a.tracestate).toBeUndefined();
+  });
+});
+
+describe("the trace of a message published without one", () => {
+  const seed = traceSeed("orders");
+
+  it("is valid, unsampled, and the same on every read", () => {
+    const trace = derivedTrace(seed, "1795504124089-0");
+    expect(trace).toMatch(FORM);
+    expect(isSampled(trace)).toBe(false);
+    expect(derivedTrace(traceSeed("orders"), "1795504124089-0")).toBe(trace);
+  });
+
+  it.each([
+    ["the id's milliseconds", "1795504124089-0", "1795504124090-0"],
+    ["the id's sequence", "1795504124089-0", "1795504124089-1"],
+  ])("differs with %s (the same channel)", (_, a, b) => {
+    expect(traceIdOf(derivedTrace(seed, a))).not.toBe(traceIdOf(derivedTrace(seed, b)));
+  });
+
+  it("keeps a sequence's low 32 bits (4 billion entries in one millisecond share)", () => {
+    const trace = (id: string) => traceIdOf(derivedTrace(seed, id));
+    expect(trace("1795504124089-4294967297")).toBe(trace("1795504124089-1"));
+  });
+
+  it("differs between channels for the same id", () => {
+    const ids = ["orders", "orders2", "payments", "a", "b", "ä"].map((channel) =>
+      traceIdOf(derivedTrace(traceSeed(channel), "1795504124089-0")),
+    );
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it.each([
+    ["the first id", "0-0", "000000000000" + "00000000", "00000000"],
+    ["2000-02-29's", "951782400000-1", "00dd9aa6e000" + "00000001", "9aa6e000"],
+    [
+      "the largest id",
+      "18446744073709551615-18446744073709551615",
+      "ffffffffffff" + "ffffffff",
+      "ffffffff",
+    ],
+  ])("writes %s parts in hex after the channel's seed", (_, id, traceTail, spanTail) => {
+    expect(derivedTrace(seed, id)).toBe(
+      `00-${seed.slice(0, 12)}${traceTail}-${seed.slice(12, 20)}${spanTail}-00`,
+    );
   });
 });
 

@@ -4,6 +4,7 @@
 import { createStreamhookClient } from "@streamhook/client";
 import { beforeEach, describe, expect, it } from "vitest";
 import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
+import { derivedTrace, traceSeed } from "../../shared/trace.ts";
 import { injectedDuring, loadScripts, runsScript } from "../helpers/faults.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import { attemptLog } from "../helpers/observe.ts";
@@ -196,6 +197,13 @@ describe("a publish without a valid traceparent", () => {
     const [message] = await history();
     const started = parts(message!.traceparent);
     expect(started.flags).toBe("00");
+    // Stored nowhere (no `p` field: no byte per message); derived from the channel and the id,
+    // the same in the Worker (history) as in the take script (the webhook body).
+    const [[, fields]] = (await stack.redis.xrange(stack.keys.channel(channel), id, id)) as [
+      [string, string[]],
+    ];
+    expect(fields).not.toContain("p");
+    expect(message!.traceparent).toBe(derivedTrace(traceSeed(channel), id));
     const [request] = receiver.requests;
     expect(request!.verified).toBe(true);
     expect(request!.body!.messages).toMatchObject([{ id, traceparent: message!.traceparent }]);
