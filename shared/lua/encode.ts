@@ -74,15 +74,30 @@ local function fieldsOf(entry)
   return t, d, o, size, p, s
 end
 -- The trace of an entry stored without one, from its message id (shared/trace.ts derivedTrace,
--- the same text): traceSeed is the channel's, set by the script before any entry is encoded.
-local traceSeed = ''
+-- the same text), around the channel's seed, which the script sets (setTraceSeed) before any
+-- entry is encoded. The parts of one millisecond are made once (a batch shares a few).
+local seedHead, seedSpan = '', ''
+local function setTraceSeed(seed)
+  seedHead, seedSpan = '00-' .. string.sub(seed, 1, 12), '-' .. string.sub(seed, 13, 20)
+end
 local function hex32(n) return string.format('%04x%04x', math.floor(n / 65536), n % 65536) end
+local derivedMs, derivedHead, derivedTail, seqHex = nil, nil, nil, {}
 local function derivedTrace(id)
   local dash = string.find(id, '-', 1, true)
-  local ms, seq = tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
-  return '00-' .. string.sub(traceSeed, 1, 12) ..
-    string.format('%06x%06x', math.floor(ms / 16777216) % 16777216, ms % 16777216) .. hex32(seq % 4294967296) ..
-    '-' .. string.sub(traceSeed, 13, 20) .. hex32(ms % 4294967296) .. '-00'
+  local ms = string.sub(id, 1, dash - 1)
+  if ms ~= derivedMs then
+    local t = tonumber(ms)
+    derivedHead = seedHead .. string.format('%06x%06x', math.floor(t / 16777216) % 16777216, t % 16777216)
+    derivedTail = seedSpan .. hex32(t % 4294967296) .. '-00'
+    derivedMs = ms
+  end
+  local seq = string.sub(id, dash + 1)
+  local h = seqHex[seq]
+  if not h then
+    h = hex32(tonumber(seq) % 4294967296)
+    seqHex[seq] = h
+  end
+  return derivedHead .. h .. derivedTail
 end
 local function encodeEntry(entry, attempt, ownId)
   local t, d, o, size, p, s = fieldsOf(entry)

@@ -96,7 +96,7 @@ local cursor, cap, batchSize, ownRequests = ARGV[12], tonumber(ARGV[13]), tonumb
 local pendingLimit, retry, cover, wake = tonumber(ARGV[16]), ARGV[17], ARGV[18] == '1', ARGV[19]
 local paceInterval, ending, ownIds = tonumber(ARGV[20]), ARGV[21] == '1', ARGV[22] == '1'
 local sizeHint, busyWake = tonumber(ARGV[23]), tonumber(ARGV[24])
-traceSeed = ARGV[25]
+setTraceSeed(ARGV[25])
 if holder == '' then holder = reader end
 -- Readers' entries counted from the read: see the top.
 local fromRead = holder ~= reader
