@@ -3,12 +3,7 @@ import { deliveryFixture } from "../helpers/fixture.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
 import { deliverUntil } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
-import {
-  pendingCount,
-  publish,
-  runPass,
-  subscribe,
-} from "../helpers/subscriptions.ts";
+import { pendingCount, publish, runPass, subscribe } from "../helpers/subscriptions.ts";
 
 // Every size is bounded in bytes as well as by count: a Worker has 128 MB, Upstash refuses
 // requests over 10 MB, a receiver's body limit is a few MB. Passes are run by hand.
