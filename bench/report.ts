@@ -354,7 +354,7 @@ export function markdown(r: Results): string {
             row.msPerRequest,
             row.passes === undefined
               ? `${row.requests} requests`
-              : `${row.requests} batches in ${row.passes} passes`,
+              : `${row.requests} batches in ${row.passes} ${row.passes === 1 ? "pass" : "passes"}: ${round((row.msPerRequest * row.requests) / row.passes + (r.cpu?.floorMsPerRequest ?? 0), 0)} ms per pass`,
             "10 ms",
           ]),
         ],

@@ -80,9 +80,8 @@ export async function cpuScenario(
   });
   readings.push(await push(stack, api, pid, n));
   readings.push({
-    what: `Pull, max ${BATCH} (acking the previous ${BATCH})`,
-    ms: await pull(api, pid, n),
-    requests: n,
+    what: `Pull, max ${BATCH} (acking the batch before)`,
+    ...(await pull(api, pid, n * BATCH)),
   });
   const floor = (floorBefore + (await nothing())) / 2 / n;
   return {
@@ -135,15 +134,18 @@ async function push(stack: BenchStack, api: Api, pid: number, batches: number) {
   };
 }
 
-/** `pulls` pulls of 100 by one consumer, each acking the batch before it; returns the CPU ms. */
-async function pull(api: Api, pid: number, pulls: number): Promise<number> {
+/**
+ * One consumer pulls `messages` with max 100, each pull acking the batch before, until it has
+ * them all (a pull may bring fewer than max); returns the CPU ms and the pulls made.
+ */
+async function pull(api: Api, pid: number, messages: number) {
   const channel = "cpu-pull";
   await api.json("POST", `/v1/channels/${channel}/subscriptions`, {
     name: "work",
     mode: "pull",
     from: "earliest",
   });
-  await fill(api, channel, pulls * BATCH);
+  await fill(api, channel, messages);
   const path = `/v1/channels/${channel}/subscriptions/work/pull`;
   let ack: string[] = [];
   const once = async () => {
@@ -157,10 +159,15 @@ async function pull(api: Api, pid: number, pulls: number): Promise<number> {
     return messages.length;
   };
   let taken = 0;
+  let requests = 0;
   const { ms } = await cpuDuring(pid, async () => {
-    for (let i = 0; i < pulls; i++) taken += await once();
+    while (taken < messages) {
+      const got = await once();
+      if (got === 0) throw new Error(`pull took ${taken} of ${messages}`);
+      taken += got;
+      requests++;
+    }
   });
-  if (taken !== pulls * BATCH) throw new Error(`pull took ${taken} of ${pulls * BATCH}`);
   if ((await once()) !== 0) throw new Error("pull: messages left after the backlog"); // acks the last
-  return ms;
+  return { ms, requests };
 }
