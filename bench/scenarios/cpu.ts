@@ -7,9 +7,10 @@
 // garbage collector) is in it.
 //
 // All on the Worker without kick or queue (stack.manual), so nothing runs in the background
-// between the readings; a channel without subscriptions wakes nobody, so a publish there costs
-// what it does as deployed. Push is driven by delivery passes (POST /v1/deliver), each one
-// invocation sending many batches: its figure is per batch, the floor taken off once per pass.
+// between the readings. A publish to a channel without subscriptions wakes nobody, so it costs
+// the same on either Worker (with subscribers, the deployed Worker's publish also runs the kick:
+// not measured here). Push is driven by delivery passes (POST /v1/deliver), each one invocation
+// sending many batches: its figure is per batch, the floor taken off once per pass.
 
 import { CPU_TICK_MS, cpuDuring } from "../cpu.ts";
 import { round } from "../measure.ts";
