@@ -18,10 +18,12 @@ export const SCENARIOS = [
   "fast",
   "lateness",
   "fanout",
+  "fanout-loaded",
   "drain",
   "retention",
   "pull",
   "concurrent",
+  "cpu",
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
@@ -72,10 +74,12 @@ Sizes:
   --latency-seconds <s>        latency run length (default 10; quick 4)
   --latency-rate <per s>       latency publish rate (default 50)
   --sustained-seconds <s>      busy-subscriber run length (default 150; quick 20)
-  --fanout-subs <n>            fan-out subscriptions (default 5000; quick 1000)
+  --fanout-subs <n>            fan-out subscriptions, alone and loaded (default 5000; quick 1000)
+  --fanout-load-rate <per s>   the loaded fan-out's background publish rate (default 300)
   --drain-backlog <n>          drain scenario messages (default 1000000; quick 50000)
   --pull-backlog <n>           pull scenario messages per round (default 30000; quick 10000)
   --pull-batches <n,...>       messages per pull, 1-1000 (default 100,1000)
+  --cpu-requests <n>           sequential requests per Worker CPU reading (default 500; quick 100)
 
   -h, --help                   print this and exit`;
 
@@ -96,9 +100,11 @@ export interface BenchOptions {
   latencyRate: number | null;
   sustainedSeconds: number | null;
   fanoutSubs: number | null;
+  fanoutLoadRate: number | null;
   drainBacklog: number | null;
   pullBacklog: number | null;
   pullBatches: number[];
+  cpuRequests: number | null;
 }
 
 export type BenchCommand =
@@ -116,9 +122,11 @@ const SIZE_OPTIONS = [
   "latency-rate",
   "sustained-seconds",
   "fanout-subs",
+  "fanout-load-rate",
   "drain-backlog",
   "pull-backlog",
   "pull-batches",
+  "cpu-requests",
 ] as const;
 
 /** Reads and checks the command line; throws a UsageError on anything wrong. */
@@ -187,9 +195,11 @@ export function parseBenchArgs(argv: string[]): BenchCommand {
       latencyRate: positive("latency-rate"),
       sustainedSeconds: positive("sustained-seconds"),
       fanoutSubs: int("fanout-subs"),
+      fanoutLoadRate: positive("fanout-load-rate"),
       drainBacklog: int("drain-backlog"),
       pullBacklog: int("pull-backlog"),
       pullBatches: list("pull-batches", 1000, [100, 1000]),
+      cpuRequests: int("cpu-requests"),
     },
   };
 }

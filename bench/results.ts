@@ -4,8 +4,9 @@
 import type { BacklogResult } from "./scenarios/backlog.ts";
 import type { ConcurrentResult } from "./scenarios/concurrent.ts";
 import type { CostResult } from "./scenarios/cost.ts";
+import type { CpuResult } from "./scenarios/cpu.ts";
 import type { DeliveryRow } from "./scenarios/delivery.ts";
-import type { FanoutResult } from "./scenarios/fanout.ts";
+import type { FanoutResult, LoadedFanoutResult } from "./scenarios/fanout.ts";
 import type { LatencyResult } from "./scenarios/latency.ts";
 import type { PublishRow } from "./scenarios/publish.ts";
 import type { PullResult } from "./scenarios/pull.ts";
@@ -25,8 +26,10 @@ export interface Results {
   fast?: SustainedResult;
   lateness?: RetryLatenessResult;
   fanout?: FanoutResult;
+  fanoutLoaded?: LoadedFanoutResult;
   drain?: BacklogResult;
   retention?: RetentionResult;
   pull?: PullResult;
   concurrent?: ConcurrentResult;
+  cpu?: CpuResult;
 }

@@ -12,11 +12,13 @@
 //
 // Scenarios: cost, publish, latency, delivery, retries (driven pass by pass or by the kick, as
 // before the queue), then those of the Worker as deployed with its delivery queue and no manual
-// pass: slow (busy subscribers), fast, lateness (retries on time), fanout, drain (a backlog
-// drained by one cron run against back-to-back passes), retention (trimming's memory and commands),
-// pull (4 consumers of a pull subscription against XREADGROUP + XACK by hand), concurrent (one
-// subscription at batch size 1 whose endpoint takes 200 ms: 50 msg/s needs requests in flight at
-// once).
+// pass: slow (busy subscribers), fast, lateness (retries on time), fanout, fanout-loaded (the
+// same beside a steady load of busy subscribers), drain (a backlog drained by one cron run
+// against back-to-back passes), retention (trimming's memory and commands), pull (4 consumers of
+// a pull subscription against a reference Worker's XREADGROUP + XACK, and the same by hand),
+// concurrent (one subscription at batch size 1 whose endpoint takes 200 ms: 50 msg/s needs
+// requests in flight at once), cpu (the Worker's CPU per publish, push batch and pull, read from
+// its workerd process).
 
 import { commandLine, UsageError } from "../dev/cli.ts";
 import { type Check, check, readResults, verdict } from "./check.ts";
@@ -26,8 +28,9 @@ import type { Results } from "./results.ts";
 import { backlogScenario } from "./scenarios/backlog.ts";
 import { concurrentScenario } from "./scenarios/concurrent.ts";
 import { costScenario } from "./scenarios/cost.ts";
+import { cpuScenario } from "./scenarios/cpu.ts";
 import { type DeliveryRow, deliveryCell } from "./scenarios/delivery.ts";
-import { fanoutScenario } from "./scenarios/fanout.ts";
+import { fanoutScenario, loadedFanoutScenario } from "./scenarios/fanout.ts";
 import { latencyScenario } from "./scenarios/latency.ts";
 import { publishScenario } from "./scenarios/publish.ts";
 import { pullScenario } from "./scenarios/pull.ts";
@@ -165,10 +168,32 @@ try {
       policy: DEPLOYED_RETRY,
     });
   }
+  const fanoutSubs = options.fanoutSubs ?? (quick ? 1000 : 5000);
   if (runs("fanout")) {
-    const subscriptions = options.fanoutSubs ?? (quick ? 1000 : 5000);
-    log(`fanout: one message to ${subscriptions} subscriptions...`);
-    results.fanout = await fanoutScenario(stack, { subscriptions, timeoutMs: 120_000 });
+    log(`fanout: one message to ${fanoutSubs} subscriptions...`);
+    results.fanout = await fanoutScenario(stack, {
+      subscriptions: fanoutSubs,
+      timeoutMs: 120_000,
+    });
+  }
+  if (runs("fanout-loaded")) {
+    // The load: the busy-subscriber scenario's (slow, above).
+    const load = {
+      ratePerSecond: options.fanoutLoadRate ?? 300,
+      perPublish: 5,
+      subscriptions: 3,
+      delayMs: 100,
+    };
+    log(
+      `fanout-loaded: one message to ${fanoutSubs} subscriptions while ${load.ratePerSecond} msg/s go to ${load.subscriptions} subscribers answering in ${load.delayMs} ms...`,
+    );
+    results.fanoutLoaded = await loadedFanoutScenario(stack, {
+      subscriptions: fanoutSubs,
+      timeoutMs: 120_000,
+      load,
+      warmupMs: 5_000,
+      drainMs: 120_000,
+    });
   }
   if (runs("drain")) {
     const messages = options.drainBacklog ?? (quick ? 50_000 : 1_000_000);
@@ -208,6 +233,11 @@ try {
       delayMs: 200,
       graceMs: 60_000,
     });
+  }
+  if (runs("cpu")) {
+    const requests = options.cpuRequests ?? (quick ? 100 : 500);
+    log(`cpu: the Worker's CPU over ${requests} sequential requests of each kind...`);
+    results.cpu = await cpuScenario(stack, { requests });
   }
   const markdown = await writeResults(results, outDir);
   process.stdout.write(`${markdown}\n`);

@@ -6,16 +6,20 @@
 //   kicked   as deployed (wrangler.toml): a publish kicks delivery, and the delivery queue is
 //            bound (its consumer runs in the same workerd, through Miniflare's local broker)
 //   manual   no kick and no queue, so delivery runs can be driven pass by pass
+//
+// and, started when a scenario first asks for it, a third `wrangler dev` with the pull scenario's
+// reference Worker (bench/reference-worker/): the same workerd, bridge URL and token.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { Worker } from "node:worker_threads";
 import { Redis as UpstashRedis } from "@upstash/redis";
 import type { Redis } from "ioredis";
 import { createKeys, type Keys } from "../shared/keys.ts";
-import setup, { NO_QUEUE_CONFIG } from "../test/global-setup.ts";
+import setup, { NO_QUEUE_CONFIG, WORKER_BUILD_DIR } from "../test/global-setup.ts";
 import { freePort, startRedisServer } from "../test/helpers/redis-server.ts";
+import { workerdPid } from "./cpu.ts";
 import { type QueueOps, queueOpsCounter } from "./queue-ops.ts";
 import { type Receivers, startReceivers } from "./receivers.ts";
 
@@ -44,6 +48,10 @@ export interface BenchStack {
   queueOps(): QueueOps;
   /** The same Worker without kick or queue: delivery happens only in the passes the bench runs. */
   manual: Api;
+  /** The pull scenario's reference Worker (bench/reference-worker/), started on first call. */
+  referenceWorker(): Promise<Api>;
+  /** The pid of the workerd process that runs that Worker (bench/cpu.ts). */
+  workerdPid(worker: "kicked" | "manual"): number;
   receivers: Receivers;
   bridgeStats(): Promise<{ requests: number; commands: number }>;
   stop(): Promise<void>;
@@ -75,6 +83,7 @@ const ROOT = `${import.meta.dirname}/..`;
 interface DevWorker {
   api: Api;
   process: ChildProcess;
+  port: number;
 }
 
 /** `wrangler dev` on a free port, with this process' Node (wrangler refuses Node 20). */
@@ -140,7 +149,7 @@ async function startWorker(
     if (up) break;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  return { api: api(base), process: child };
+  return { api: api(base), process: child, port };
 }
 
 async function stopWorker(worker: DevWorker): Promise<void> {
@@ -149,6 +158,19 @@ async function stopWorker(worker: DevWorker): Promise<void> {
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");
   await exited;
+}
+
+/**
+ * The reference Worker's wrangler config, written beside the build like NO_QUEUE_CONFIG, with
+ * wrangler.toml's compatibility date so both run on the same runtime behaviour.
+ */
+function writeReferenceConfig(): string {
+  const file = `${WORKER_BUILD_DIR}.reference.toml`;
+  const date = /^compatibility_date = .*$/m.exec(readFileSync(`${ROOT}/wrangler.toml`, "utf8"));
+  if (!date) throw new Error("wrangler.toml has no compatibility_date");
+  const main = `main = ${JSON.stringify(`${ROOT}/bench/reference-worker/index.ts`)}`;
+  writeFileSync(file, `name = "streamhook-bench-reference"\n${main}\n${date[0]}\n`);
+  return file;
 }
 
 export async function startBenchStack(vars: {
@@ -177,6 +199,7 @@ export async function startBenchStack(vars: {
     NO_QUEUE_CONFIG,
     () => {},
   );
+  let reference: Promise<DevWorker> | null = null;
   const receivers = await startReceivers();
   // Configured like the Worker's own client (shared/redis.ts), so the reference pass differs
   // from streamhook's in its design only, not in client settings.
@@ -199,12 +222,22 @@ export async function startBenchStack(vars: {
     },
     queueOps: queueOps.read,
     manual: manual.api,
+    async referenceWorker() {
+      reference ??= startWorker(bridgeUrl, {}, writeReferenceConfig(), () => {});
+      return (await reference).api;
+    },
+    workerdPid(which) {
+      const worker = which === "kicked" ? kicked : manual;
+      return workerdPid(worker.process.pid!, worker.port);
+    },
     receivers,
     bridgeStats: () => ask("stats", "stats"),
     async stop() {
       await receivers.close();
       await stopWorker(kicked);
       await stopWorker(manual);
+      // One that failed to start has nothing left to stop.
+      if (reference) await reference.then(stopWorker, () => {});
       await ask("closed", "close");
       await bridge.terminate();
       await redisServer.stop();

@@ -47,23 +47,25 @@ export async function subscribeAll(
 
 /**
  * Publishes `ratePerSecond` messages a second for `seconds`, `perPublish` to a request, on a
- * fixed timetable (a slow answer does not delay the next publish). Each message's data says
- * when it was sent.
+ * fixed timetable (a slow answer does not delay the next publish), or until `stop` is aborted.
+ * Each message's data says when it was sent.
  */
 export async function publishAtRate(
   api: Api,
   channel: string,
-  options: { ratePerSecond: number; seconds: number; perPublish: number },
+  options: { ratePerSecond: number; seconds: number; perPublish: number; stop?: AbortSignal },
 ): Promise<{ messages: number; late: number }> {
   const publishes = Math.round((options.ratePerSecond * options.seconds) / options.perPublish);
   const interval = (1000 * options.perPublish) / options.ratePerSecond;
   const started = performance.now();
   const sends: Promise<unknown>[] = [];
   let late = 0;
-  for (let i = 0; i < publishes; i++) {
+  let i = 0;
+  for (; i < publishes; i++) {
     const wait = started + i * interval - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     else if (wait < -interval) late++;
+    if (options.stop?.aborted) break;
     const messages = Array.from({ length: options.perPublish }, (_, j) => ({
       data: { sentAt: Date.now(), n: i * options.perPublish + j },
     }));
@@ -76,7 +78,7 @@ export async function publishAtRate(
     );
   }
   await Promise.all(sends);
-  return { messages: publishes * options.perPublish, late };
+  return { messages: i * options.perPublish, late };
 }
 
 export async function sustainedScenario(

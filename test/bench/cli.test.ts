@@ -54,6 +54,16 @@ describe("npm run bench: a wrong command line exits 2 before anything starts", (
       "--batches must be a whole number from 1 to 1000",
     ],
     ["a rate of 0", ["--latency-rate", "0"], "--latency-rate must be a number above 0"],
+    [
+      "a fan-out load rate of 0",
+      ["--fanout-load-rate", "0"],
+      "--fanout-load-rate must be a number above 0",
+    ],
+    [
+      "a CPU reading of 0 requests",
+      ["--cpu-requests", "0"],
+      "--cpu-requests must be a whole number of at least 1",
+    ],
     ["--out without a directory", ["--out"], "argument missing"],
     [
       "--check-only with a run option",
@@ -109,6 +119,26 @@ describe("where npm run bench writes its results", () => {
     expect(options([]).scenarios).toContain("concurrent");
     expect(options(["--only", "concurrent"]).scenarios).toEqual(["concurrent"]);
     expect(options(["--only", "concurrent,cost"]).scenarios).toEqual(["cost", "concurrent"]);
+  });
+
+  it("runs the loaded fan-out and the Worker CPU scenarios in the default run, each alone with --only", () => {
+    expect(options([]).scenarios).toEqual(expect.arrayContaining(["fanout-loaded", "cpu"]));
+    expect(options(["--only", "fanout-loaded"]).scenarios).toEqual(["fanout-loaded"]);
+    expect(options(["--only", "cpu,fanout-loaded,fanout"]).scenarios).toEqual([
+      "fanout",
+      "fanout-loaded",
+      "cpu",
+    ]);
+  });
+
+  it.each([
+    ["--fanout-load-rate", "150", "fanoutLoadRate", 150],
+    ["--cpu-requests", "50", "cpuRequests", 50],
+  ] as const)("takes %s %s as a size of a partial run", (flag, value, field, expected) => {
+    const parsed = options([flag, value]);
+    expect(parsed[field]).toBe(expected);
+    expect(parsed.partial).toBe(true);
+    expect(options([])[field]).toBeNull(); // the default run's own size
   });
 
   it("throws a UsageError, never runs, on a wrong line", () => {

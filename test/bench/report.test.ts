@@ -220,4 +220,178 @@ describe("the benchmark report", () => {
       expect(md).toContain("1500 of 1500 delivered within 60 s of the last publish, missing 0");
     });
   });
+  describe("the pull target: >= 0.8x a reference Worker's read + ack, the direct figure beside it", () => {
+    // Valid: streamhook at 0.8x the reference Worker, 0.4x the direct XREADGROUP + XACK.
+    const pullRow = {
+      max: 100,
+      rounds: 3,
+      perSecond: 8000,
+      worker: 10_000,
+      vsWorker: 0.8,
+      reference: 20_000,
+      vsReference: 0.4,
+      floorPerSecond: 30_000,
+      commandsPerMessage: 0.04,
+      workerCommandsPerMessage: 0.02,
+      referenceCommandsPerMessage: 0.02,
+    };
+    const TARGET =
+      "Pull, batch 100: 4 consumers pulling + acking, >= 0.8x a reference Worker's read + ack";
+    const judge = (changes: Partial<typeof pullRow>) =>
+      targets({
+        startedAt: results.startedAt,
+        pull: { messages: 30_000, consumers: 4, rows: [{ ...pullRow, ...changes }] },
+      });
+
+    it.each([
+      ["met at exactly 0.8x the reference Worker, whatever the direct ratio", {}, true],
+      ["missed at 0.79x the reference Worker", { perSecond: 7900, vsWorker: 0.79 }, false],
+      ["met at 0.8x even far below the direct figure", { vsReference: 0.1 }, true],
+    ])("%s", (_case, changes, met) => {
+      expect(judge(changes)).toEqual([expect.objectContaining({ target: TARGET, met })]);
+    });
+
+    it("reports the direct-REST ratio and the floor beside the reference Worker's", () => {
+      const [pull] = judge({});
+      expect(pull?.measured).toContain("0.8x (8000 vs 10000 msg/s, median of 3)");
+      expect(pull?.measured).toContain(
+        "by hand on the bridge (XREADGROUP + XACK) 20000 msg/s = 0.4x",
+      );
+      expect(pull?.measured).toContain(
+        "a Worker request doing nothing caps it at 30000 msg/s = 3x",
+      );
+    });
+
+    it("counts results from before the reference Worker as not meeting it", () => {
+      const { worker: _w, vsWorker: _v, workerCommandsPerMessage: _c, ...older } = pullRow;
+      const [pull] = targets({
+        startedAt: results.startedAt,
+        pull: { messages: 30_000, consumers: 4, rows: [{ ...older, vsReference: 0.9 }] },
+      });
+      expect(pull).toMatchObject({ target: TARGET, met: false });
+      expect(pull?.measured).toContain("no reference Worker figure");
+    });
+  });
+
+  describe("the loaded fan-out: all delivered <= 10 s beside a steady load", () => {
+    const TARGET =
+      "One message to 5000 subscriptions while 300 msg/s go to 3 subscribers answering in 100 ms, all delivered <= 10 s";
+    // Valid: delivered in 10 s exactly, the load delivered in full.
+    const loaded = {
+      subscriptions: 5000,
+      seconds: 10,
+      withinOneSecond: 400,
+      load: {
+        ratePerSecond: 300,
+        perPublish: 5,
+        subscriptions: 3,
+        delayMs: 100,
+        warmupSeconds: 5,
+        published: 4500,
+        delivered: 13_500,
+        p50Ms: 120,
+        p99Ms: 800,
+        maxMs: 900,
+        latePublishes: 0,
+      },
+    };
+    const judge = (seconds: number) =>
+      targets({ startedAt: results.startedAt, fanoutLoaded: { ...loaded, seconds } });
+
+    it.each([
+      [10, true],
+      [10.01, false],
+    ])("all delivered in %s s: met is %s", (seconds, met) => {
+      expect(judge(seconds)).toEqual([expect.objectContaining({ target: TARGET, met })]);
+    });
+
+    it("judges alone and loaded apart, and shows the alone figure beside the loaded one", () => {
+      const both = targets({
+        startedAt: results.startedAt,
+        fanout: {
+          subscriptions: 5000,
+          seconds: 6.4,
+          withinOneSecond: 600,
+          commandsPerDelivery: 10,
+          byCommand: {},
+          queueOpsPerMessage: 3,
+        },
+        fanoutLoaded: { ...loaded, seconds: 14.2 },
+      });
+      expect(both.map((t) => [t.target, t.met])).toEqual([
+        ["One message to 5000 subscriptions, all delivered <= 10 s", true],
+        [TARGET, false],
+      ]);
+      expect(both[1]?.measured).toBe("14.2 s (400 within the first second); alone 6.4 s");
+    });
+
+    it("reports what the load did meanwhile", () => {
+      const md = markdown({ startedAt: results.startedAt, fanoutLoaded: loaded });
+      expect(md).toContain("4500 messages, 13500 of 13500 deliveries, p50 120 ms, p99 800 ms");
+    });
+  });
+
+  describe("the Worker's CPU per request: <= 10 ms each, the free plan's limit", () => {
+    // Valid: every kind within 10 ms.
+    const cpu = {
+      tickMs: 10,
+      floorMsPerRequest: 0.4,
+      rows: [
+        { what: "Publish, 1 message", requests: 500, msPerRequest: 1.2 },
+        { what: "Publish, batch of 100", requests: 500, msPerRequest: 6 },
+        {
+          what: "Push: a batch of 100 delivered to a receiver",
+          requests: 500,
+          msPerRequest: 3.5,
+          passes: 4,
+        },
+        { what: "Pull, max 100 (acking the batch before)", requests: 500, msPerRequest: 10 },
+      ],
+    };
+    const judge = (row: number, msPerRequest: number) =>
+      targets({
+        startedAt: results.startedAt,
+        cpu: {
+          ...cpu,
+          rows: cpu.rows.map((r, i) => (i === row ? { ...r, msPerRequest } : r)),
+        },
+      });
+
+    it("checks each kind of request on its own row, a push batch per batch", () => {
+      expect(judge(0, 1.2).map((t) => [t.target, t.met])).toEqual([
+        [
+          "Worker CPU, Publish, 1 message: <= 10 ms per request (the free plan's limit per invocation)",
+          true,
+        ],
+        [
+          "Worker CPU, Publish, batch of 100: <= 10 ms per request (the free plan's limit per invocation)",
+          true,
+        ],
+        [
+          "Worker CPU, Push: a batch of 100 delivered to a receiver: <= 10 ms per batch (the free plan's limit per invocation)",
+          true,
+        ],
+        [
+          "Worker CPU, Pull, max 100 (acking the batch before): <= 10 ms per request (the free plan's limit per invocation)",
+          true,
+        ],
+      ]);
+    });
+
+    it.each([0, 1, 2, 3])("misses row %s alone at 10.001 ms", (row) => {
+      expect(judge(row, 10.001).map((t) => t.met)).toEqual(cpu.rows.map((_, i) => i !== row));
+    });
+
+    it("says the figures are an upper bound, with the floor taken off", () => {
+      const md = markdown({ startedAt: results.startedAt, cpu });
+      expect(md).toContain("An upper bound: the runtime's own work for a request is in it.");
+      expect(md).toContain("| A request doing nothing (taken off the rows below) | 0.4 |");
+      expect(md).toContain(
+        "| Push: a batch of 100 delivered to a receiver | 3.5 | 500 batches in 4 passes: 438 ms per pass | 10 ms |",
+      );
+      expect(targets({ startedAt: results.startedAt, cpu })[0]?.measured).toBe(
+        "1.2 ms (upper bound, over 500; a request doing nothing: 0.4 ms)",
+      );
+    });
+  });
 });
