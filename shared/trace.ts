@@ -156,17 +156,15 @@ export const isSampled = (traceparent: string) =>
   (Number.parseInt(traceparent.slice(53, 55), 16) & SAMPLED) === SAMPLED;
 
 /**
- * The trace context of one webhook request carrying messages with these contexts (null: none
- * known): a new span in their trace when they all share
- * one (the first message's tracestate with it), else a new trace. Sampled when any message is, so
- * a sampled publish's delivery is recorded by its receiver.
+ * The trace context of one webhook request carrying messages with these contexts: a new span in
+ * their trace when they all share one (the first message's tracestate with it), else a new
+ * trace. Sampled when any message is, so a sampled publish's delivery is recorded by its receiver.
  */
-export function requestTrace(messages: (TraceContext | null)[]): TraceContext {
-  const sampled = messages.some((m) => m !== null && isSampled(m.traceparent));
+export function requestTrace(messages: TraceContext[]): TraceContext {
+  const sampled = messages.some((m) => isSampled(m.traceparent));
   const first = messages[0];
   const traceId = first ? traceIdOf(first.traceparent) : null;
-  const shared =
-    traceId !== null && messages.every((m) => m !== null && traceIdOf(m.traceparent) === traceId);
+  const shared = traceId !== null && messages.every((m) => traceIdOf(m.traceparent) === traceId);
   if (!shared || !first) return { traceparent: format(randomHex(16), randomHex(8), sampled) };
   const context: TraceContext = { traceparent: format(traceId, randomHex(8), sampled) };
   if (first.tracestate) context.tracestate = first.tracestate;

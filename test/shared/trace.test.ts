@@ -179,8 +179,11 @@ describe("a webhook request's traceparent", () => {
 
   it.each([
     ["messages of two traces", [traced, other]],
-    ["a message stored before tracing", [traced, null]],
-    ["only messages stored before tracing", [null]],
+    [
+      "a message published untraced (its own derived trace)",
+      [traced, { traceparent: derivedTrace(traceSeed("orders"), "1795504124089-0") }],
+    ],
+    ["no message at all", []],
   ])("starts a new trace for %s, without a tracestate", (_, messages) => {
     const request = requestTrace(messages);
     expect(request.traceparent).toMatch(FORM);
