@@ -13,7 +13,7 @@
 
 import { join } from "node:path";
 import { type AttemptRecord, recordEntry } from "../shared/attempt-log.ts";
-import { startTrace } from "../shared/trace.ts";
+import { requestTrace } from "../shared/trace.ts";
 import setup from "../test/global-setup.ts";
 import { launchBrowser, openDashboard } from "../test/helpers/browser.ts";
 import { startReceiver, type TestReceiver } from "../test/helpers/receiver.ts";
@@ -106,7 +106,7 @@ async function writeHistory(
       durationMs: 35 + Math.round(jitter(n + 3) * (status < 300 ? 180 : 2400)),
       error: status < 300 ? null : `HTTP ${status}`,
       body,
-      traceparent: startTrace().traceparent,
+      traceparent: requestTrace([]).traceparent,
     };
     const fields = Object.entries(recordEntry(record)).flat();
     await stack.redis.xadd(stack.keys.attempts("orders", name), "*", ...fields);

@@ -138,15 +138,6 @@ export function storedTrace(
   return s ? { traceparent: p, tracestate: s } : { traceparent: p };
 }
 
-/**
- * A new trace for a publish that came without one: random trace and span ids, not sampled.
- * streamhook records no spans, so nothing was sampled; marking it sampled would make every
- * receiver that samples by its parent (OpenTelemetry's default) record every untraced message.
- */
-export function startTrace(): TraceContext {
-  return { traceparent: format(randomHex(16), randomHex(8), false) };
-}
-
 /** The trace id of a traceparent this module wrote. */
 export const traceIdOf = (traceparent: string) => traceparent.slice(3, 35);
 /** The parent (span) id of a traceparent this module wrote. */
