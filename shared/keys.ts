@@ -55,6 +55,9 @@
 //                                                 it then (at or before the first becomes visible)
 //                                 written by publish (wake), the API (replay, redrive, resume) and
 //                                 the worker (lua/take.ts keeps it with the group, backoff)
+//                                 It also holds the timers: time-driven work other than delivery,
+//                                 "<kind>:<name>" (TimerKind below; no "/" in a timer's member), so
+//                                 that the cron's one ZRANGE finds everything that is due
 // {p}:pace:<ch>:<sub>     STRING  the next free start slot (ms) of a subscription with
 //                                 maxRequestsPerSecond, shared by all its deliverers; PX past it
 //                                 (lua/take.ts reserves slots as it takes batches)
@@ -201,4 +204,23 @@ export function parseDueMember(member: string): { kind: "wake" | "retry"; unit: 
     kind: kind as "wake" | "retry",
     unit: { channel: channel!, subscription: subscription!, kind: redrive ? "redrive" : "main" },
   };
+}
+
+/**
+ * The kinds of timer kept in {p}:due beside the delivery schedule (see the header): each is
+ * handled by the cron (worker/timers.ts) when its member comes due.
+ */
+export const TIMER_KINDS = [] as const;
+export type TimerKind = (typeof TIMER_KINDS)[number];
+
+/** The {p}:due member of a timer: "<kind>:<name>". */
+export const timerMember = (kind: TimerKind, name: string) => `${kind}:${name}`;
+
+/** Parses a {p}:due member as a timer; null for delivery members and anything else. */
+export function parseTimerMember(member: string): { kind: TimerKind; name: string } | null {
+  const colon = member.indexOf(":");
+  if (colon < 0 || member.includes("/")) return null;
+  const kind = member.slice(0, colon);
+  const found = TIMER_KINDS.find((k) => k === kind);
+  return found === undefined ? null : { kind: found, name: member.slice(colon + 1) };
 }

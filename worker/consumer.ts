@@ -1,6 +1,7 @@
 import { asTask, type DeliveryTask, MAX_DELAY_SECONDS } from "./dispatch.ts";
 import { visitAll, type Worker } from "./pass.ts";
 import { dueUnits, type Loaded, load } from "./schedule.ts";
+import { asTimerTask, runTimer, type TimerTask } from "./timers.ts";
 import type { Visited } from "./visit.ts";
 
 /** The queue's message, as far as the consumer needs it. */
@@ -26,6 +27,34 @@ const CONSUMER_CONCURRENCY = 32;
 export const EARLY_WAIT_MS = 2_000;
 
 export async function consume(w: Worker, messages: readonly TaskMessage[]): Promise<void> {
+  const timers = messages.flatMap((message) => {
+    const task = asTimerTask(message.body);
+    return task ? [{ task, message }] : [];
+  });
+  const deliveries = messages.filter((m) => !timers.some((t) => t.message === m));
+  await Promise.all([consumeTimers(w, timers), consumeDeliveries(w, deliveries)]);
+}
+
+/** Timer tasks (timers.ts): each run when due, one that comes early waiting up to EARLY_WAIT_MS. */
+async function consumeTimers(w: Worker, timers: { task: TimerTask; message: TaskMessage }[]) {
+  for (const { task, message } of timers) {
+    const wait = task.at - w.clock();
+    if (wait > EARLY_WAIT_MS) {
+      message.retry({ delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.ceil(wait / 1000)) });
+      continue;
+    }
+    if (wait > 0) await w.sleep(wait);
+    try {
+      await runTimer(w, { kind: task.timer, name: task.name, at: task.at }, w.clock());
+      message.ack();
+    } catch (error) {
+      console.error(`timer task ${task.timer}:${task.name} failed:`, error);
+      message.retry({ delaySeconds: failedDelaySeconds(message.attempts) });
+    }
+  }
+}
+
+async function consumeDeliveries(w: Worker, messages: readonly TaskMessage[]): Promise<void> {
   const now = w.clock();
   const tasks = new Map<string, { task: DeliveryTask; messages: TaskMessage[] }>();
   for (const message of messages) {

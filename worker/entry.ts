@@ -38,8 +38,9 @@ export const createDelivery: DeliveryFactory = (config, db: Db, queue) => {
   };
 };
 
-export async function scheduled(_controller: ScheduledController, env: Env): Promise<void> {
-  const result = await cron(worker(env));
+export async function scheduled(controller: ScheduledController, env: Env): Promise<void> {
+  // The scheduled time is the timers' clock (worker/timers.ts): a test passes a later minute in.
+  const result = await cron(worker(env), controller.scheduledTime);
   if ("dispatched" in result) {
     if (result.dispatched > 0) console.log(`cron: ${result.dispatched} subscriptions to the queue`);
   } else if (result.subscriptions.length > 0) {

@@ -23,33 +23,50 @@ import { parseSubscription } from "../shared/subscription.ts";
 import { readBytesFor } from "./batches.ts";
 import type { Invocation } from "./deliverer.ts";
 import { type Dispatch, taskFor } from "./dispatch.ts";
-import { dueUnits, type Loaded, load, type UnitSchedule } from "./schedule.ts";
+import { dueWork, type Loaded, load, type UnitSchedule } from "./schedule.ts";
+import { runTimers } from "./timers.ts";
 import { type Visited, visit } from "./visit.ts";
 
 export interface Worker extends Invocation {
   dispatch: Dispatch;
 }
 
-/** The subscriptions due now, earliest first, at most `limit` (1 ZRANGE). */
-async function dueSubscriptions(w: Worker, now: number, limit: number) {
-  const due = await dueUnits(w.db, now, limit * 4);
+/**
+ * The subscriptions due now, earliest first, at most `limit`, and the timers due by `timersAt`
+ * (the cron's scheduled time; now otherwise). 1 ZRANGE.
+ */
+async function dueSubscriptions(w: Worker, now: number, limit: number, timersAt = now) {
+  const due = await dueWork(w.db, Math.max(now, timersAt), limit * 4);
   const wanted = new Map<string, { channel: string; name: string }>();
-  for (const { unit } of due) {
+  for (const { unit, at } of due.units) {
+    if (at > now) continue;
     if (wanted.size >= limit) break;
     wanted.set(`${unit.channel}/${unit.subscription}`, {
       channel: unit.channel,
       name: unit.subscription,
     });
   }
-  return [...wanted.values()];
+  return { subs: [...wanted.values()], timers: due.timers, timersAt };
 }
 
 /** One pass that visits what is due (the cron's without a queue; POST /v1/deliver's always). */
-export async function runPass(w: Worker): Promise<PassSummary> {
+export async function runPass(w: Worker, timersAt?: number): Promise<PassSummary> {
   const startedAt = w.clock();
-  const wanted = await dueSubscriptions(w, startedAt, w.config.passMaxSubscriptions);
-  if (wanted.length === 0) return summarize(startedAt, w.clock(), []);
-  return deliverAll(w, startedAt, await load(w.db, wanted));
+  const due = await dueSubscriptions(w, startedAt, w.config.passMaxSubscriptions, timersAt);
+  return passWith(w, startedAt, due);
+}
+
+async function passWith(
+  w: Worker,
+  startedAt: number,
+  due: Awaited<ReturnType<typeof dueSubscriptions>>,
+): Promise<PassSummary> {
+  const summary =
+    due.subs.length === 0
+      ? summarize(startedAt, w.clock(), [])
+      : await deliverAll(w, startedAt, await load(w.db, due.subs));
+  await runTimers(w, due.timers, Math.max(startedAt, due.timersAt));
+  return summary;
 }
 
 // How many subscriptions one cron run hands to the queue (100 tasks per sendBatch): far more than
@@ -60,14 +77,17 @@ const DISPATCH_MAX = 10_000;
  * The cron's job: with a queue, a task for every due subscription (nothing when nothing is due:
  * one ZRANGE); without one, a pass.
  */
-export async function cron(w: Worker): Promise<PassSummary | { dispatched: number }> {
-  if (!w.dispatch.queued) return runPass(w);
+export async function cron(
+  w: Worker,
+  scheduledTime = w.clock(),
+): Promise<PassSummary | { dispatched: number }> {
+  if (!w.dispatch.queued) return runPass(w, scheduledTime);
   const now = w.clock();
   const cap = Math.min(DISPATCH_MAX, Math.max(1, w.db.meter.left - 2) * 100);
-  const wanted = await dueSubscriptions(w, now, cap);
-  if (wanted.length === 0) return { dispatched: 0 };
-  const tasks = wanted.map((s) => ({ task: taskFor(s, "fanout") }));
-  if (!(await w.dispatch.send(tasks, now))) return runPass(w);
+  const due = await dueSubscriptions(w, now, cap, scheduledTime);
+  const tasks = due.subs.map((s) => ({ task: taskFor(s, "fanout") }));
+  if (tasks.length > 0 && !(await w.dispatch.send(tasks, now))) return passWith(w, now, due);
+  await runTimers(w, due.timers, Math.max(now, scheduledTime));
   return { dispatched: tasks.length };
 }
 

@@ -27,6 +27,7 @@ import {
 } from "../shared/redis.ts";
 import { parseSubscription, type Subscription } from "../shared/subscription.ts";
 import { dueMembersOf, loadSubscriptions, unitsOf } from "../shared/subscriptions.ts";
+import { type DueTimer, timerOf } from "./timers.ts";
 
 export interface DueUnit {
   kind: "wake" | "retry";
@@ -34,31 +35,41 @@ export interface DueUnit {
   at: number;
 }
 
-/** Members due by `now`, earliest first, at most `limit`. 1 command. */
-export function dueUnits(db: Db, now: number, limit: number): Promise<DueUnit[]> {
-  return unitsScheduled(db, "-inf", now, limit);
+/** Delivery members due by `now`, earliest first, at most `limit`. 1 command. */
+export async function dueUnits(db: Db, now: number, limit: number): Promise<DueUnit[]> {
+  return (await dueWork(db, now, limit)).units;
 }
 
-async function unitsScheduled(
+/**
+ * Everything in {p}:due by `now`, earliest first, at most `limit` members: the delivery units and
+ * the timers (timers.ts). 1 ZRANGE.
+ */
+export async function dueWork(
   db: Db,
-  from: number | `(${number}` | "-inf",
-  to: number,
+  now: number,
   limit: number,
-): Promise<DueUnit[]> {
+): Promise<{ units: DueUnit[]; timers: DueTimer[] }> {
   const flat = asArray(
-    await db.redis.zrange(db.keys.due(), from, to, {
+    await db.redis.zrange(db.keys.due(), "-inf", now, {
       byScore: true,
       withScores: true,
       offset: 0,
       count: limit,
     }),
   );
-  const out: DueUnit[] = [];
+  const units: DueUnit[] = [];
+  const timers: DueTimer[] = [];
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    const parsed = parseDueMember(asString(flat[i]));
-    if (parsed) out.push({ ...parsed, at: asNumber(flat[i + 1]) });
+    const member = asString(flat[i]);
+    const at = asNumber(flat[i + 1]);
+    const parsed = parseDueMember(member);
+    if (parsed) units.push({ ...parsed, at });
+    else {
+      const timer = timerOf(member, at);
+      if (timer) timers.push(timer);
+    }
   }
-  return out;
+  return { units, timers };
 }
 
 export interface UnitSchedule {
