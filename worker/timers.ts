@@ -9,7 +9,7 @@
 // left due is run again by the next cron.
 
 import { parseTimerMember, type TimerKind } from "../shared/keys.ts";
-import type { Worker } from "./pass.ts";
+import type { Worker } from "./dispatch.ts";
 
 export interface DueTimer {
   kind: TimerKind;
