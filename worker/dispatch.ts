@@ -15,6 +15,7 @@
 
 import type { QueueBinding } from "../shared/config.ts";
 import type { Meter } from "../shared/meter.ts";
+import type { Invocation } from "./deliverer.ts";
 
 /** A queue message: which subscription to visit, and why. */
 export interface DeliveryTask {
@@ -40,6 +41,11 @@ export interface Dispatch {
   readonly queued: boolean;
   /** Sends the tasks; false when there is no queue, or it refused them. */
   send(tasks: Planned[], now: number): Promise<boolean>;
+}
+
+/** An invocation of the worker: its clients and budget, and where it hands work over. */
+export interface Worker extends Invocation {
+  dispatch: Dispatch;
 }
 
 // Queues' limits: at most 100 messages per sendBatch, and a delay of at most 12 hours (a retry
