@@ -16,7 +16,6 @@ import {
   listSchedules,
   loadSchedule,
   type Schedule,
-  type ScheduleState,
   scheduleState,
   updateSchedule,
 } from "../../shared/schedules.ts";
@@ -32,6 +31,7 @@ import {
 } from "../schedule-schemas.ts";
 import { bodyErrors, commonErrors, errorResponse, json, storageError } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
+import { scheduleView } from "../views.ts";
 
 const body = <T extends z.ZodType>(schema: T) => ({
   content: { "application/json": { schema } },
@@ -108,24 +108,6 @@ const routes = {
 
 const scheduleNotFound = (name: string) =>
   new NotFound(`no schedule named "${name}"`, "schedule_not_found");
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
-/** A schedule as the API answers it. */
-export function scheduleView({ schedule: s, nextRunAt, lastRunAt }: ScheduleState) {
-  return {
-    name: s.name,
-    channel: s.channel,
-    cron: s.cron,
-    timezone: s.timezone,
-    message: { type: s.message.type, data: JSON.parse(s.message.data) as unknown },
-    paused: s.paused,
-    nextRunAt: iso(nextRunAt),
-    lastRunAt: iso(lastRunAt),
-    createdAt: s.createdAt,
-    updatedAt: s.updatedAt,
-  };
-}
 
 type NewMessage = { type?: string | undefined; data?: unknown };
 const storedMessage = (m: NewMessage, maxMessageBytes: number) => ({
