@@ -2,6 +2,8 @@
 // that a refused request writes nothing. The runs themselves: test/worker/schedule-runs.test.ts.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { SCHEDULE_SAVE_LUA } from "../../shared/lua/schedule-save.ts";
+import { injectedDuring, runsScript } from "../helpers/faults.ts";
 import { as, createKey, errorOf } from "../helpers/keys.ts";
 import { changedKeys, keyspace } from "../helpers/keyspace.ts";
 import {
@@ -85,6 +87,22 @@ describe("creating a schedule", () => {
     const created = await createSchedule(stack, { ...valid("later"), paused: true });
     expect(created).toMatchObject({ paused: true, nextRunAt: null });
     expect(await memberAt(stack, "later")).toBeNull();
+  });
+
+  it("answers 201 once when the reply of its write is lost, and stores it once", async () => {
+    stack.bridge.faults.add({
+      kind: "drop-reply",
+      match: runsScript(SCHEDULE_SAVE_LUA, "create", "lost"),
+      times: 1,
+    });
+    let res: Response | undefined;
+    const injected = await injectedDuring(stack, async () => {
+      res = await stack.post("/v1/schedules", valid("lost"));
+    });
+    expect(injected["drop-reply"]).toBe(1);
+    expect(res!.status, await res!.clone().text()).toBe(201);
+    expect(await getSchedule(stack, "lost")).toEqual(await res!.json());
+    expect(await stack.redis.hkeys(stack.keys.schedules())).toEqual(["lost"]);
   });
 
   it("refuses a name that is taken with 409 schedule_exists, and changes nothing", async () => {
