@@ -15,6 +15,7 @@ import createClient from "openapi-fetch";
 import type { Api } from "./api.ts";
 import { ok, unwrap } from "./errors.ts";
 import { type Clock, type RetryOptions, retrying, systemClock } from "./retry.ts";
+import { scheduleMethods } from "./schedules.ts";
 import type { components, paths } from "./schema.d.ts";
 import { subscriptionMethods } from "./subscriptions.ts";
 
@@ -144,6 +145,7 @@ export function createStreamhookClient(options: StreamhookClientOptions) {
     },
 
     ...subscriptionMethods(api),
+    ...scheduleMethods(api),
   };
 }
 

@@ -18,6 +18,12 @@ export type {
 export { createStreamhookClient } from "./client.ts";
 export { type ApiErrorBody, StreamhookError } from "./errors.ts";
 export { type Clock, parseRetryAfter, type RetryOptions } from "./retry.ts";
+export type {
+  NewSchedule,
+  Schedule,
+  ScheduleChange,
+  ScheduleListOptions,
+} from "./schedules.ts";
 export type { components, paths, webhooks } from "./schema.d.ts";
 export type {
   Attempt,

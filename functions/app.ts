@@ -33,6 +33,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { pullRoutes } from "./routes/pull.ts";
+import { scheduleRoutes } from "./routes/schedules.ts";
 import { subscriptionRoutes } from "./routes/subscriptions.ts";
 import type { AppEnv } from "./types.ts";
 
@@ -66,6 +67,7 @@ export function createApp(deliveryFactory: DeliveryFactory) {
   app.route("/", metricsRoutes());
   app.route("/", deliverRoutes());
   app.route("/", keyRoutes());
+  app.route("/", scheduleRoutes());
   // HTML, not API routes: outside the OpenAPI document.
   app.route("/", dashboardRoutes());
 

@@ -77,6 +77,14 @@ export const allow =
     await next();
   };
 
+/**
+ * `allow`'s check for a channel a route finds in its body or in what it loaded (a schedule's),
+ * not in its path: 403 unless the principal holds `scope` and may use `channel`.
+ */
+export function allowChannel(principal: Principal, scope: Scope, channel: string): void {
+  refuseUnless(principal, scope, channel, false);
+}
+
 function refuseUnless(
   principal: Principal,
   scope: Scope,

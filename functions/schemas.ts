@@ -73,7 +73,7 @@ export const MessageType = z
 const JsonValue = z.unknown().openapi({ description: "Any JSON value", example: { orderId: 42 } });
 const requiredJson = JsonValue.refine((value) => value !== undefined, "is required");
 
-const NewMessage = z.strictObject({ data: requiredJson, type: MessageType.optional() });
+export const NewMessage = z.strictObject({ data: requiredJson, type: MessageType.optional() });
 
 // Exactly one of the two shapes: each is a closed object and needs its own field, so no body fits
 // both (anyOf then means oneOf). A body that fits neither gets the message of the shape it came

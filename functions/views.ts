@@ -1,7 +1,8 @@
 // What the API shows of a subscription: its settings and how delivery is going (lag, pending,
-// dead letters, failures). Never its secrets.
+// dead letters, failures), never its secrets; and of a schedule, with its next and last run.
 
 import type { Db } from "../shared/redis.ts";
+import type { ScheduleState } from "../shared/schedules.ts";
 import { loadStatuses, type SubscriptionStatus } from "../shared/status.ts";
 import type { Subscription } from "../shared/subscription.ts";
 
@@ -57,5 +58,25 @@ function view(sub: Subscription, status: SubscriptionStatus) {
     lastSuccessAt: status.state.lastSuccessAt,
     expired: status.state.expired,
     lastExpiredAt: status.state.lastExpiredAt,
+  };
+}
+
+/** One schedule as the API and the dashboard show it. */
+export type ScheduleView = ReturnType<typeof scheduleView>;
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function scheduleView({ schedule: s, nextRunAt, lastRunAt }: ScheduleState) {
+  return {
+    name: s.name,
+    channel: s.channel,
+    cron: s.cron,
+    timezone: s.timezone,
+    message: { type: s.message.type, data: JSON.parse(s.message.data) as unknown },
+    paused: s.paused,
+    nextRunAt: iso(nextRunAt),
+    lastRunAt: iso(lastRunAt),
+    createdAt: s.createdAt,
+    updatedAt: s.updatedAt,
   };
 }

@@ -57,7 +57,10 @@
 //                                 the worker (lua/take.ts keeps it with the group, backoff)
 //                                 It also holds the timers: time-driven work other than delivery,
 //                                 "<kind>:<name>" (TimerKind below; no "/" in a timer's member), so
-//                                 that the cron's one ZRANGE finds everything that is due
+//                                 that the cron's one ZRANGE finds everything that is due:
+//                                   schedule:<name>  the schedule's next run (absent while it is
+//                                                 paused); the API sets it, the run moves it on
+//                                                 (lua/schedule-save.ts, lua/schedule-next.ts)
 // {p}:pace:<ch>:<sub>     STRING  the next free start slot (ms) of a subscription with
 //                                 maxRequestsPerSecond, shared by all its deliverers; PX past it
 //                                 (lua/take.ts reserves slots as it takes batches)
@@ -76,11 +79,17 @@
 //                                 subscription's group like the channel. API writes, worker reads
 //                                 (a pull subscription's: pulls read it, and its ids are 0-<n>)
 // {p}:idem:<ch>:<key>     STRING  the ids a publish with Idempotency-Key got, EX 24 h; publish
-//                                 writes. Not indexed per channel: deleting a channel finds them
+//                                 writes (a schedule's run publishes with the key
+//                                 "schedule:<name>:<run ms>": `scheduleRunKey`). Not indexed per channel: deleting a channel finds them
 //                                 with SCAN MATCH `idempotencyPattern` (names hold no glob characters)
 // {p}:written:<id>        STRING  what the report of deliverer run <id> answered, EX 5 min: the
 //                                 report's repeat after a lost reply finds it and writes nothing
 //                                 twice (lua/report.ts)
+// {p}:schedules           HASH    <name> -> schedule JSON (channel, cron, timezone, message,
+//                                 paused, createdAt, updatedAt: shared/schedules.ts), written by
+//                                 the API (POST, PATCH, DELETE /v1/schedules); <name>#lastRun ->
+//                                 the time (ms) of the last run published, written by the run
+//                                 (lua/schedule-next.ts) and deleted with the schedule. No TTL
 // {p}:health              STRING  the time (ms) of the last GET /health, PX 60 s: its write probe,
 //                                 whose refusal says the database is full (storage.ts)
 // {p}:apikeys             HASH    <SHA-256 of a key's secret, hex> -> the key's JSON (id, name,
@@ -123,6 +132,7 @@ export function createKeys(prefix: string) {
     written: (id: string) => `${prefix}:written:${id}`,
     health: () => `${prefix}:health`,
     apiKeys: () => `${prefix}:apikeys`,
+    schedules: () => `${prefix}:schedules`,
     /** The prefix @upstash/ratelimit puts before "<key id>:<window>" (see the header). */
     rateLimitPrefix: () => `${prefix}:ratelimit`,
     /** The stream a unit's consumer group reads. */
@@ -178,6 +188,12 @@ export const pullField = (sub: string) => `${sub}${PULL_SUFFIX}`;
 export const REDRIVE_SUFFIX = "#redrive";
 export const redriveField = (sub: string) => `${sub}${REDRIVE_SUFFIX}`;
 
+/** The field of {p}:schedules holding when the schedule's last published run was (ms). */
+export const lastRunField = (schedule: string) => `${schedule}#lastRun`;
+
+/** The Idempotency-Key of a schedule's run: one publish per run, however often it is tried. */
+export const scheduleRunKey = (schedule: string, runAt: number) => `schedule:${schedule}:${runAt}`;
+
 /** Between a name and its marker (`#paused`, `#pull`): publish wakes no subscription that has one. */
 export const MARKER_SEPARATOR = "#";
 
@@ -210,7 +226,7 @@ export function parseDueMember(member: string): { kind: "wake" | "retry"; unit: 
  * The kinds of timer kept in {p}:due beside the delivery schedule (see the header): each is
  * handled by the cron (worker/timers.ts) when its member comes due.
  */
-export const TIMER_KINDS = [] as const;
+export const TIMER_KINDS = ["schedule"] as const;
 export type TimerKind = (typeof TIMER_KINDS)[number];
 
 /** The {p}:due member of a timer: "<kind>:<name>". */

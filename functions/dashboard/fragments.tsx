@@ -7,21 +7,24 @@ import type { Context } from "hono";
 import { canSee, hasScope } from "../../shared/api-keys.ts";
 import { listDeadLetters } from "../../shared/dead-letters.ts";
 import { InvalidInput, NotFound } from "../../shared/errors.ts";
+import { listSchedules } from "../../shared/schedules.ts";
 import { totals } from "../../shared/storage.ts";
 import { channelInfo, channelRetentions, idTime, listChannels } from "../../shared/streams.ts";
 import { loadChannelSubscriptions, mustLoadSubscription } from "../../shared/subscriptions.ts";
 import { CHANNEL_NAME } from "../schemas.ts";
 import type { AppEnv } from "../types.ts";
-import { describe } from "../views.ts";
+import { describe, scheduleView } from "../views.ts";
 import { lastHour, recentAttempts } from "./attempts.ts";
 import { ChannelPage } from "./channel.tsx";
 import { ChannelsPage } from "./channels.tsx";
 import type { DeadLetterPanel } from "./dead-letters.tsx";
+import { SchedulesPage } from "./schedules.tsx";
 import { SubscriptionPage } from "./subscription.tsx";
 
 // The newest records of the log the subscription page lists (the chart reads its hour: attempts.ts).
 const ATTEMPTS_SHOWN = 100;
 const DEAD_LETTERS_SHOWN = 100;
+const SCHEDULES_SHOWN = 200;
 
 /** 400 for a path segment the API would refuse (the API's own name rule). */
 function mustBeName(value: string, what: string): string {
@@ -95,6 +98,21 @@ export async function subscriptionFragment(c: Context<AppEnv>) {
       attempts={attempts}
       deadLetters={panel}
       canManage={canManage}
+      now={Date.now()}
+    />,
+  );
+}
+
+/** GET /v1/schedules (its first page of SCHEDULES_SHOWN), with pause, resume and delete. */
+export async function schedulesFragment(c: Context<AppEnv>) {
+  const { db, config, principal } = c.var;
+  const visible = (channel: string) => canSee(principal, channel);
+  const page = await listSchedules(db, { limit: SCHEDULES_SHOWN }, visible, config.maxMessageBytes);
+  return c.html(
+    <SchedulesPage
+      schedules={page.schedules.map(scheduleView)}
+      more={page.next !== null}
+      canPublish={hasScope(principal, "publish")}
       now={Date.now()}
     />,
   );

@@ -1,7 +1,7 @@
 // GET /dashboard: the dashboard, served by the Worker itself. Not API routes (HTML, left out of
 // the OpenAPI document):
 //
-//   /dashboard, /dashboard/channels/{channel}, .../subscriptions/{name}
+//   /dashboard, /dashboard/channels/{channel}, .../subscriptions/{name}, /dashboard/schedules
 //                               the shell page (shell.tsx), the same for every page and every key
 //   /dashboard/app.js, /dashboard/style.css
 //                               the client (client.ts) and the stylesheet
@@ -20,7 +20,12 @@ import { secureHeaders } from "hono/secure-headers";
 import { allow, authenticate, rateLimit } from "../auth.ts";
 import type { AppEnv } from "../types.ts";
 import { CLIENT_JS } from "./client.ts";
-import { channelFragment, channelsFragment, subscriptionFragment } from "./fragments.tsx";
+import {
+  channelFragment,
+  channelsFragment,
+  schedulesFragment,
+  subscriptionFragment,
+} from "./fragments.tsx";
 import { Shell } from "./shell.tsx";
 import { STYLE_CSS } from "./style.ts";
 
@@ -67,6 +72,7 @@ export function dashboardRoutes() {
     "/dashboard",
     "/dashboard/channels/:channel",
     "/dashboard/channels/:channel/subscriptions/:name",
+    "/dashboard/schedules",
   ]) {
     app.get(path, (c) => c.html(page(c.req.query("refreshMs"))));
   }
@@ -90,6 +96,7 @@ export function dashboardRoutes() {
     allow("read"),
     subscriptionFragment,
   );
+  app.get("/dashboard/fragments/schedules", allow("read"), schedulesFragment);
 
   return app;
 }

@@ -18,6 +18,10 @@ export const Shell = (props: { refreshMs: number }) => (
         <a class="brand" href="/dashboard">
           streamhook
         </a>
+        <nav class="sections">
+          <a href="/dashboard">Channels</a>
+          <a href="/dashboard/schedules">Schedules</a>
+        </nav>
         <span class="spacer" />
         <button id="signout" type="button" class="secondary" hidden>
           Sign out

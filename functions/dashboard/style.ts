@@ -23,6 +23,7 @@ header.top {
 }
 header.top a.brand { font-weight: 700; color: var(--fg); text-decoration: none; }
 header.top .spacer { flex: 1; }
+header.top nav.sections { display: flex; gap: .8rem; }
 main, .shell-messages { max-width: 1100px; margin: 0 auto; padding: 0 1rem; }
 main { padding-bottom: 3rem; }
 a { color: var(--accent); }

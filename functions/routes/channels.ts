@@ -2,7 +2,7 @@
 
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { canSee } from "../../shared/api-keys.ts";
-import { NotFound, PayloadTooLarge } from "../../shared/errors.ts";
+import { NotFound } from "../../shared/errors.ts";
 import { totals } from "../../shared/storage.ts";
 import {
   channelInfo,
@@ -13,6 +13,7 @@ import {
 } from "../../shared/streams.ts";
 import { parseTraceContext } from "../../shared/trace.ts";
 import { needs } from "../auth.ts";
+import { encodeData } from "../message-data.ts";
 import {
   bodyErrors,
   ChannelInfo,
@@ -104,8 +105,6 @@ const historyRoute = createRoute({
   responses: { 200: json(HistoryPage, "A page of messages"), ...commonErrors, ...notFoundError },
 });
 
-const encoder = new TextEncoder();
-
 export function channelRoutes() {
   return new OpenAPIHono<AppEnv>()
     .openapi(publishRoute, async (c) => {
@@ -119,15 +118,8 @@ export function channelRoutes() {
       const { config, db } = c.var;
       const batch = "messages" in body;
       const messages = (batch ? body.messages : [body]).map((m, i) => {
-        const data = JSON.stringify(m.data);
-        const bytes = encoder.encode(data).byteLength;
-        if (bytes > config.maxMessageBytes) {
-          const field = batch ? `messages[${i}].data` : "data";
-          throw new PayloadTooLarge(
-            `${field} is ${bytes} bytes as JSON; the limit is ${config.maxMessageBytes} (MAX_MESSAGE_BYTES)`,
-          );
-        }
-        return { type: m.type, data };
+        const field = batch ? `messages[${i}].data` : "data";
+        return { type: m.type, data: encodeData(m.data, field, config.maxMessageBytes) };
       });
 
       const result = await publish(db, channel, messages, {

@@ -375,6 +375,55 @@ describe("the attempt log", () => {
   });
 });
 
+describe("schedules", () => {
+  it("makes, pages through, changes and deletes schedules", async () => {
+    const { client, answers } = recordingClient();
+    const made = await client.schedules.create({
+      name: "client-a",
+      channel: "client-reports",
+      cron: "0 9 * * 1-5",
+      timezone: "Europe/Paris",
+      message: { type: "report.due", data: { report: "daily" } },
+    });
+    expect(made).toMatchObject({ timezone: "Europe/Paris", paused: false, lastRunAt: null });
+    for (const name of ["client-b", "client-c"]) {
+      await client.schedules.create({
+        name,
+        channel: "client-reports",
+        cron: "@hourly",
+        message: { data: 1 },
+      });
+    }
+    const names: string[] = [];
+    for await (const schedule of client.schedules.list({ pageSize: 2, after: "client-" })) {
+      names.push(schedule.name);
+    }
+    expect(names).toEqual(["client-a", "client-b", "client-c"]);
+    expect(answers.filter((a) => a.method === "GET" && a.path === "/v1/schedules").length).toBe(2);
+    expect(await client.schedules.get("client-a")).toEqual(made);
+
+    const paused = await client.schedules.update("client-a", { paused: true });
+    expect(paused).toMatchObject({ paused: true, nextRunAt: null });
+    await client.schedules.delete("client-a");
+    await expect(client.schedules.get("client-a")).rejects.toMatchObject({
+      name: "StreamhookError",
+      status: 404,
+      code: "schedule_not_found",
+    });
+  });
+
+  it("throws the API's 400 for an expression croner refuses", async () => {
+    const { client } = recordingClient();
+    const making = client.schedules.create({
+      name: "client-bad",
+      channel: "client-reports",
+      cron: "61 * * * *",
+      message: { data: 1 },
+    });
+    await expect(making).rejects.toMatchObject({ status: 400, code: "invalid_request" });
+  });
+});
+
 describe("metrics", () => {
   it("returns the Prometheus text the API serves", async () => {
     const { client } = recordingClient();

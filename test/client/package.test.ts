@@ -88,7 +88,16 @@ describe("the packed package", () => {
       "README.md",
       "package.json",
     ]);
-    const modules = ["api", "client", "errors", "index", "retry", "subscriptions", "webhooks"];
+    const modules = [
+      "api",
+      "client",
+      "errors",
+      "index",
+      "retry",
+      "schedules",
+      "subscriptions",
+      "webhooks",
+    ];
     expect(paths.filter((p) => p.startsWith("dist/"))).toEqual(
       [...modules.flatMap((m) => [`dist/${m}.d.ts`, `dist/${m}.js`]), "dist/schema.d.ts"].sort(),
     );

@@ -28,12 +28,17 @@ beforeAll(async () => {
 afterAll(() => stack?.stop());
 
 // What the generated requests mostly aim at: a channel with messages, and a paused subscription
-// with dead letters (its URL refuses connections, and one attempt is all it gets).
+// with dead letters (its URL refuses connections, and one attempt is all it gets), and a schedule.
 const CHANNEL = "fx";
 const SUB = "sub";
 const DEAD_URL = "http://127.0.0.1:9/";
 
 async function fixtures() {
+  // A schedule named like the subscription, so that /v1/schedules/{name} finds one.
+  if ((await stack.api(`/v1/schedules/${SUB}`)).status === 404) {
+    const schedule = { name: SUB, channel: CHANNEL, cron: "0 9 * * *", message: { data: 1 } };
+    expect((await stack.post("/v1/schedules", schedule)).status).toBe(201);
+  }
   if ((await stack.api(`/v1/channels/${CHANNEL}/subscriptions/${SUB}`)).status === 200) return;
   await subscribe(stack, CHANNEL, { name: SUB, url: DEAD_URL, maxAttempts: 1, from: "earliest" });
   await publish(stack, CHANNEL, [{ data: 1, type: "a.b" }, { data: { x: [1, 2] } }]);
@@ -109,6 +114,19 @@ const VALID_BODIES: Record<string, unknown[]> = {
   "POST /v1/channels/{channel}/subscriptions/{name}/nack": [{ ids: ["1-0"], delayMs: 0 }],
   "POST /v1/channels/{channel}/subscriptions/{name}/extend": [
     { ids: ["1-0"], visibilityTimeoutMs: 1000 },
+  ],
+  "POST /v1/schedules": [
+    {
+      name: "fz",
+      channel: CHANNEL,
+      cron: "*/5 * * * *",
+      timezone: "Europe/Paris",
+      message: { type: "a.b", data: { x: [1] } },
+      paused: false,
+    },
+  ],
+  "PATCH /v1/schedules/{name}": [
+    { channel: CHANNEL, cron: "0 * * * *", timezone: "UTC", message: { data: 2 }, paused: true },
   ],
 };
 

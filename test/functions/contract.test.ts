@@ -16,6 +16,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cronProblem, timezoneProblem } from "../../shared/cron.ts";
 import { arbitraryOf, type Schema } from "../helpers/schema-arbitrary.ts";
 import { API_TOKEN, type Stack, startStack } from "../helpers/stack.ts";
 import { publish, runPass, subscribe } from "../helpers/subscriptions.ts";
@@ -51,6 +52,9 @@ beforeAll(async () => {
   // operationId, example), which are no JSON Schema keywords.
   ajv = new Ajv2020({ strict: false, allErrors: true });
   addFormats(ajv);
+  // The document's own formats (functions/schedule-schemas.ts): what croner and Intl take.
+  ajv.addFormat("cron", (cron: string) => cronProblem(cron, Date.now()) === null);
+  ajv.addFormat("time-zone", (zone: string) => timezoneProblem(zone) === null);
   ajv.addSchema(document, "openapi.json");
   await fixtures();
 }, 60_000);
@@ -63,7 +67,10 @@ const CHANNEL = "contract";
 const DEAD_URL = "http://127.0.0.1:9/";
 const fixture = { channel: [CHANNEL], name: ["push", "pull"], id: [""] };
 
-/** The channel, its push subscription (with dead letters), its pull one and an API key, again if gone. */
+/**
+ * The channel, its push subscription (with dead letters), its pull one, an API key and a schedule
+ * named "push" (never run: no cron fires here), again if gone.
+ */
 async function fixtures() {
   const path = `/v1/channels/${CHANNEL}/subscriptions`;
   const missing = async (name: string) => (await stack.api(`${path}/${name}`)).status === 404;
@@ -80,6 +87,10 @@ async function fixtures() {
   if (push || pull) {
     await publish(stack, CHANNEL, [{ data: { orderId: 1 }, type: "order.created" }, { data: 2 }]);
     await runPass(stack); // one attempt each: the push subscription's dead letters
+  }
+  if ((await stack.api("/v1/schedules/push")).status === 404) {
+    const schedule = { name: "push", channel: CHANNEL, cron: "0 9 * * *", message: { data: 1 } };
+    expect((await stack.post("/v1/schedules", schedule)).status).toBe(201);
   }
   const keys = (await (await stack.api("/v1/keys")).json()) as { keys: { id: string }[] };
   if (!keys.keys.some((key) => key.id === fixture.id[0])) {
@@ -98,6 +109,14 @@ const FORMATS = {
     .date({ min: new Date("2020-01-01T00:00:00Z"), max: new Date(), noInvalidDate: true })
     .map((date) => date.toISOString()),
   uri: fc.constantFrom(DEAD_URL, "https://127.0.0.1:9/hooks/orders", "http://localhost:9/x"),
+  cron: fc.constantFrom(
+    "* * * * *",
+    "0 9 * * 1-5",
+    "*/15 8-18 * * MON-FRI",
+    "30 2 1 * *",
+    "@daily",
+  ),
+  "time-zone": fc.constantFrom("UTC", "America/New_York", "Europe/Paris", "Asia/Kolkata"),
 };
 
 const resolve = (ref: string): Schema => {
@@ -231,6 +250,11 @@ describe("every operation of the document, sent valid requests generated from it
     "keys.create",
     "keys.list",
     "keys.delete",
+    "schedules.create",
+    "schedules.list",
+    "schedules.get",
+    "schedules.update",
+    "schedules.delete",
   ];
   it("gives every route an operationId, each once: the operations this file sends", () => {
     expect(
@@ -392,6 +416,30 @@ const BROKEN: Broken[] = [
     query: { after: ID_PAST_64_BITS },
     message: "query.after: must be a stream id whose parts are each at most",
   },
+  {
+    rule: "a cron expression has 5 fields",
+    ...at("post", "/v1/schedules", "/v1/schedules"),
+    body: { name: "new", channel: CHANNEL, cron: "0 * * * * *", message: { data: 1 } },
+    message: "body.cron: must be a 5-field cron expression",
+  },
+  {
+    rule: "a cron expression runs some day",
+    ...at("post", "/v1/schedules", "/v1/schedules"),
+    body: { name: "new", channel: CHANNEL, cron: "0 0 30 2 *", message: { data: 1 } },
+    message: "body.cron: never matches a date",
+  },
+  {
+    rule: "a time zone is an IANA name",
+    ...at("patch", "/v1/schedules/{name}", "/v1/schedules/push"),
+    body: { timezone: "UTC+2" },
+    message: "body.timezone: must be an IANA time zone name",
+  },
+  {
+    rule: "a schedule's change changes at least one field",
+    ...at("patch", "/v1/schedules/{name}", "/v1/schedules/push"),
+    body: {},
+    message: "body: give at least one field to change",
+  },
 ];
 
 function at(method: string, path: string, url: string) {
@@ -450,5 +498,14 @@ describe("rules that depend on what is stored answer 409, as documented", () => 
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
       "subscription_exists",
     );
+  });
+
+  it("refuses a schedule name already taken with 409 schedule_exists", async () => {
+    const body = { name: "push", channel: CHANNEL, cron: "* * * * *", message: { data: 1 } };
+    expect(fits(bodyPointer("/v1/schedules", "post"), body).ok).toBe(true);
+    expect(Object.keys(document.paths["/v1/schedules"]!.post!.responses)).toContain("409");
+    const res = await stack.post("/v1/schedules", body);
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("schedule_exists");
   });
 });

@@ -10,6 +10,7 @@ import { createKey } from "../helpers/keys.ts";
 import type { Attempt } from "../helpers/observe.ts";
 import { type Reply, startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import { deliverUntil, settled } from "../helpers/schedule.ts";
+import { createSchedule, fireCron, type ScheduleJson } from "../helpers/schedules.ts";
 import { API_TOKEN, type Stack, startStack } from "../helpers/stack.ts";
 import { getSubscription, publish, runPass, subscribe } from "../helpers/subscriptions.ts";
 
@@ -659,6 +660,90 @@ describe("the subscription page", () => {
   });
 });
 
+describe("the schedules page", () => {
+  it("shows each schedule's channel, cron, time zone, next and last run and state as the API does", async () => {
+    const ran = await createSchedule(stack, {
+      name: `${channel}-ran`,
+      channel,
+      cron: "*/5 * * * *",
+      timezone: "America/New_York",
+      message: { data: 1 },
+    });
+    await fireCron(stack, Date.parse(ran.nextRunAt!));
+    await createSchedule(stack, {
+      name: `${channel}-paused`,
+      channel,
+      cron: "0 9 * * 1-5",
+      message: { data: 2 },
+      paused: true,
+    });
+    const { page, errors } = await visit("/schedules");
+    await page.locator(`tr[data-schedule="${channel}-paused"]`).waitFor();
+    await page.screenshot({ path: `${WORKER_BUILD_DIR}.dashboard-schedules.png` });
+    for (const name of [`${channel}-ran`, `${channel}-paused`]) {
+      const api = await json<ScheduleJson>(`/v1/schedules/${name}`);
+      const row = page.locator(`tr[data-schedule="${name}"]`);
+      expect(await cell(row, "Name").textContent()).toBe(api.name);
+      expect(await cell(row, "Channel").locator("a").getAttribute("href")).toBe(
+        `/dashboard/channels/${channel}`,
+      );
+      expect(await cell(row, "Cron").textContent()).toBe(api.cron);
+      expect(await cell(row, "Time zone").textContent()).toBe(api.timezone);
+      expect(await shown(cell(row, "Next run"))).toBe(api.nextRunAt);
+      expect(await shown(cell(row, "Last run"))).toBe(api.lastRunAt);
+      expect(await cell(row, "State").textContent()).toBe(api.paused ? "paused" : "active");
+    }
+    const ran2 = await json<ScheduleJson>(`/v1/schedules/${channel}-ran`);
+    expect(ran2.lastRunAt).toBe(ran.nextRunAt); // the page showed a last run, not a dash
+    await page.locator("header a", { hasText: "Channels" }).click();
+    await page.locator(`tr[data-channel="${channel}"]`).waitFor();
+    expect(errors).toEqual([]);
+  });
+
+  it("pauses, resumes and deletes a schedule", async () => {
+    const name = `${channel}-s`;
+    await createSchedule(stack, { name, channel, cron: "* * * * *", message: { data: 1 } });
+    const { page, errors } = await visit("/schedules");
+    const row = page.locator(`tr[data-schedule="${name}"]`);
+    await row.getByRole("button", { name: "Pause" }).click();
+    await expect
+      .poll(async () => (await json<ScheduleJson>(`/v1/schedules/${name}`)).paused)
+      .toBe(true);
+    await row.getByRole("button", { name: "Resume" }).click();
+    await expect
+      .poll(async () => (await json<ScheduleJson>(`/v1/schedules/${name}`)).nextRunAt)
+      .not.toBeNull();
+    await row.getByRole("button", { name: "Delete" }).click();
+    await expect.poll(async () => (await stack.api(`/v1/schedules/${name}`)).status).toBe(404);
+    await row.waitFor({ state: "detached" });
+    expect(errors).toEqual([]);
+  });
+
+  it("lists only the schedules of a key's channels, without buttons for a reader", async () => {
+    await createSchedule(stack, {
+      name: `${channel}-mine`,
+      channel,
+      cron: "@daily",
+      message: { data: 1 },
+    });
+    await createSchedule(stack, {
+      name: `${channel}-theirs`,
+      channel: `${channel}-other`,
+      cron: "@daily",
+      message: { data: 1 },
+    });
+    const key = await createKey(stack, {
+      name: "schedule-reader",
+      scopes: ["read"],
+      channels: [channel],
+    });
+    const { page } = await visit("/schedules", { key: key.secret });
+    await page.locator(`tr[data-schedule="${channel}-mine"]`).waitFor();
+    expect(await page.locator(`tr[data-schedule="${channel}-theirs"]`).count()).toBe(0);
+    expect(await page.locator("main button, main [data-api-path]").count()).toBe(0);
+  });
+});
+
 describe("a key with only the read scope", () => {
   it("sees no button or form that would change anything", async () => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, maxAttempts: 1 });
@@ -702,8 +787,21 @@ describe("on a phone", () => {
       `/v1/channels/${long}/subscriptions`,
     );
     const name = subscriptions[0]!.name;
+    await createSchedule(stack, {
+      name: `${channel}-${"schedule-with-a-long-name-".repeat(4)}`.slice(0, 128),
+      channel: long,
+      cron: "*/15 8-18 * * MON-FRI",
+      timezone: "America/Argentina/ComodRivadavia",
+      message: { data: 1 },
+    });
     const { page } = await visit("", { width: 390 });
-    for (const path of ["", `/channels/${long}`, `/channels/${long}/subscriptions/${name}`]) {
+    const paths = [
+      "",
+      `/channels/${long}`,
+      `/channels/${long}/subscriptions/${name}`,
+      "/schedules",
+    ];
+    for (const path of paths) {
       await page.goto(`${stack.url}/dashboard${path}`);
       await page.locator("main h1").waitFor();
       await page.locator("main [data-live]").first().waitFor();

@@ -4,12 +4,16 @@ import {
   createKeys,
   duePrefixes,
   isSubscriptionField,
+  lastRunField,
   parseDueMember,
+  parseTimerMember,
   pausedField,
   pullField,
   redriveField,
   retryMember,
+  scheduleRunKey,
   stateField,
+  timerMember,
   type Unit,
   wakeMember,
 } from "../../shared/keys.ts";
@@ -34,6 +38,7 @@ describe("the Redis key layout", () => {
     expect(keys.idempotencyPattern("orders")).toBe("sh:v1:idem:orders:*");
     expect(keys.health()).toBe("sh:v1:health");
     expect(keys.apiKeys()).toBe("sh:v1:apikeys");
+    expect(keys.schedules()).toBe("sh:v1:schedules");
     expect(keys.rateLimitPrefix()).toBe("sh:v1:ratelimit");
     const unit = { channel: "orders", subscription: "billing" };
     expect(keys.unitStream({ ...unit, kind: "main" })).toBe("sh:v1:ch:orders");
@@ -83,5 +88,19 @@ describe("the Redis key layout", () => {
     for (const junk of ["wake:a", "later:a/b", "wake:a/b/c", "wake:a:x/b"]) {
       expect(parseDueMember(junk)).toBeNull();
     }
+  });
+
+  it("spells a schedule's timer member, its last run field and its runs' Idempotency-Key", () => {
+    expect(timerMember("schedule", "daily-report")).toBe("schedule:daily-report");
+    expect(parseTimerMember("schedule:daily-report")).toEqual({
+      kind: "schedule",
+      name: "daily-report",
+    });
+    for (const other of ["wake:a/b", "later:x", "schedule"])
+      expect(parseTimerMember(other)).toBeNull();
+    expect(lastRunField("daily-report")).toBe("daily-report#lastRun");
+    expect(scheduleRunKey("daily-report", 1799999940000)).toBe(
+      "schedule:daily-report:1799999940000",
+    );
   });
 });
