@@ -59,12 +59,15 @@ async function passWith(
   startedAt: number,
   due: Awaited<ReturnType<typeof dueSubscriptions>>,
 ): Promise<PassSummary> {
-  const summary =
-    due.subs.length === 0
-      ? summarize(startedAt, w.clock(), [])
-      : await deliverAll(w, startedAt, await load(w.db, due.subs));
-  await runTimers(w, due.timers, Math.max(startedAt, due.timersAt));
-  return summary;
+  let subs = due.subs;
+  if (due.timers.length > 0) {
+    // Timers first: what they publish (a schedule's run) is due at once, and one more ZRANGE
+    // (only when a timer ran) hands it to this pass instead of the next.
+    await runTimers(w, due.timers, Math.max(startedAt, due.timersAt));
+    subs = (await dueSubscriptions(w, w.clock(), w.config.passMaxSubscriptions)).subs;
+  }
+  if (subs.length === 0) return summarize(startedAt, w.clock(), []);
+  return deliverAll(w, startedAt, await load(w.db, subs));
 }
 
 // How many subscriptions one cron run hands to the queue (100 tasks per sendBatch): far more than

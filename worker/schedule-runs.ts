@@ -15,8 +15,8 @@
 // resumed or changed.
 //
 // The message is published like any other (lua/publish.ts): the subscribers it wakes are handed
-// to the delivery queue at once, as a publish's kick would; without a queue, the next pass (the
-// cron, a minute later) delivers them. A schedule whose channel does not exist (deleted since)
+// to the delivery queue at once, as a publish's kick would; without a queue, the pass that ran
+// the timer delivers them (pass.ts looks at what is due again after its timers). A schedule whose channel does not exist (deleted since)
 // creates it again, as any publish does.
 
 import { latestRun, nextRun } from "../shared/cron.ts";
