@@ -10,6 +10,7 @@
 
 import { parseTimerMember, type TimerKind } from "../shared/keys.ts";
 import type { Worker } from "./pass.ts";
+import { sweep } from "./sweep.ts";
 
 export interface DueTimer {
   kind: TimerKind;
@@ -21,7 +22,7 @@ export interface DueTimer {
 /** Runs one due timer at `now` (the cron's scheduled time, or the clock). */
 export type TimerHandler = (w: Worker, timer: DueTimer, now: number) => Promise<void>;
 
-export const TIMER_HANDLERS: Record<TimerKind, TimerHandler> = {};
+export const TIMER_HANDLERS: Record<TimerKind, TimerHandler> = { sweep };
 
 /** Runs `timer` by its kind's handler. */
 export function runTimer(w: Worker, timer: DueTimer, now: number): Promise<void> {

@@ -5,11 +5,13 @@ import {
   duePrefixes,
   isSubscriptionField,
   parseDueMember,
+  parseTimerMember,
   pausedField,
   pullField,
   redriveField,
   retryMember,
   stateField,
+  sweepMember,
   type Unit,
   wakeMember,
 } from "../../shared/keys.ts";
@@ -54,6 +56,7 @@ describe("the Redis key layout", () => {
     expect(wakeMember(redrive)).toBe("wake:orders/billing/redrive");
     expect(retryMember(redrive)).toBe("retry:orders/billing/redrive");
     expect(duePrefixes("orders")).toEqual({ wake: "wake:orders/", retry: "retry:orders/" });
+    expect(sweepMember("orders")).toBe("sweep:orders");
     expect(pausedField("billing")).toBe("billing#paused");
     expect(pullField("billing")).toBe("billing#pull");
     expect(redriveField("billing")).toBe("billing#redrive");
@@ -82,6 +85,14 @@ describe("the Redis key layout", () => {
     });
     for (const junk of ["wake:a", "later:a/b", "wake:a/b/c", "wake:a:x/b"]) {
       expect(parseDueMember(junk)).toBeNull();
+    }
+  });
+
+  it("reads a channel's sweep member back as a timer, and no delivery member as one", () => {
+    expect(parseTimerMember(sweepMember("a.b-c"))).toEqual({ kind: "sweep", name: "a.b-c" });
+    expect(parseDueMember(sweepMember("orders"))).toBeNull();
+    for (const member of ["wake:a/b", "retry:a/b/redrive", "sweep:a/b", "later:a"]) {
+      expect(parseTimerMember(member)).toBeNull();
     }
   });
 });
