@@ -435,10 +435,10 @@ function parseRetention(value: unknown): Retention | null {
 }
 
 /**
- * Sets a channel's retention (fields left out keep their current value). False when there is no
- * such channel. The next trim applies it: the channel's sweep, due from `now` (the next cron), or
- * a publish that finds its trim due, whichever comes first. One script (lua/retention.ts): the
- * channel's existence and the write in one step.
+ * Sets a channel's retention (fields left out keep their current value; an empty change writes
+ * nothing). False when there is no such channel. The next trim applies it: the channel's sweep,
+ * due from `now` (the next cron), or a publish that finds its trim due, whichever comes first.
+ * One script (lua/retention.ts): the channel's existence and the write in one step.
  */
 export async function setRetention(
   db: Db,

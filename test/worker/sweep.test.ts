@@ -184,6 +184,17 @@ describe("the sweep member", () => {
     expect(await xlen(channel)).toBe(100);
   });
 
+  it("is due at once after an empty PATCH, which leaves a channel on the default retention", async () => {
+    const channel = "touched";
+    await publish(stack, channel, messages(1));
+    const before = Date.now();
+    await setRetention(channel, {});
+    expect(await sweepDueAt(channel)).toBeGreaterThanOrEqual(before);
+    expect(await sweepDueAt(channel)).toBeLessThanOrEqual(Date.now());
+    const view = await stack.api(`/v1/channels/${channel}`);
+    expect(await view.json()).toMatchObject({ retentionIsDefault: true });
+  });
+
   it("is put back by a publish after the sweep emptied the channel", async () => {
     const channel = "refilled";
     await publish(stack, channel, messages(10));
