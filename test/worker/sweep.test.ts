@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sweepMember } from "../../shared/keys.ts";
 import { SWEEP_LUA } from "../../shared/lua/sweep.ts";
-import { loadScripts } from "../helpers/faults.ts";
+import { injectedDuring, loadScripts, runsScript } from "../helpers/faults.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import { countCommands } from "../helpers/redis-server.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
@@ -145,6 +145,38 @@ describe("a silent channel past its retention", () => {
     expect(await xlen(channel)).toBe(ids.length);
     // A tenth of its own age limit (30 days), bounded by MAX_UNDELIVERED_AGE_MS's (14 days).
     expect(await sweepDueAt(channel)).toBe(at + (14 * DAY_MS) / 10);
+  });
+});
+
+describe("a sweep run twice", () => {
+  /** A channel whose pull subscription never read its 100 messages; the time to expire them. */
+  async function lagging(channel: string) {
+    await subscribe(stack, channel, { name: "sub", mode: "pull" });
+    const ids = await publish(stack, channel, messages(100));
+    return { ids, at: Date.now() + 15 * DAY_MS };
+  }
+
+  it("after a lost reply trims and counts once", async () => {
+    const channel = "lost-reply";
+    const { ids, at } = await lagging(channel);
+    stack.bridge.faults.add({
+      kind: "drop-reply",
+      match: runsScript(SWEEP_LUA, stack.keys.channel(channel)),
+      times: 1,
+    });
+    const injected = await injectedDuring(stack, () => cronAt(at));
+    stack.bridge.faults.clear();
+    expect(injected["drop-reply"]).toBe(1);
+    expect(await xlen(channel)).toBe(0);
+    expect(await getSubscription(stack, channel, "sub")).toMatchObject({ expired: ids.length });
+  });
+
+  it("by two crons at once trims and counts once", async () => {
+    const channel = "overlap";
+    const { ids, at } = await lagging(channel);
+    await Promise.all([cronAt(at), cronAt(at)]);
+    expect(await xlen(channel)).toBe(0);
+    expect(await getSubscription(stack, channel, "sub")).toMatchObject({ expired: ids.length });
   });
 });
 
