@@ -27,8 +27,8 @@
 // The sweep. A channel that goes silent is trimmed by the sweep (sweep.ts), at its member
 // "sweep:<ch>" in {p}:due. A trim by publish moves that member to now + `sweepGap` if it is later
 // or absent (`armSweep`: ZADD LT, 1 command per trim, none per publish), so a channel with
-// retention always has one, and one that keeps being published to is swept at most once a gap
-// (the sweep moves it on by a gap itself). The gap is a tenth of the age limits, like the trim
+// retention that has had messages since its last sweep has one, and one that keeps being
+// published to is swept once a gap (the sweep moves it on by a gap itself). The gap is a tenth of the age limits, like the trim
 // interval, but never held to the max interval: a silent channel needs no hourly look.
 //
 // Cost, when a trim is due: 1 XLEN + 1 XTRIM per retention kind that applies (age, count) + 1
