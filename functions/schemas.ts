@@ -217,7 +217,7 @@ export const RetentionChange = z
   .strict()
   .openapi("ChannelChange", {
     description:
-      "Fields left out keep their value; null removes that limit. Trimming never removes a message an active or paused subscription has not acknowledged, unless it fell behind by more than MAX_UNDELIVERED_AGE_MS",
+      "Fields left out keep their value; null removes that limit. The next cron applies it (the channel's sweep), published to or not. Trimming never removes a message an active or paused subscription has not acknowledged, unless it fell behind by more than MAX_UNDELIVERED_AGE_MS",
   });
 
 export const ChannelTotals = z

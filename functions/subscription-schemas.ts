@@ -234,7 +234,7 @@ export const Subscription = z
     }),
     deadLettersDropped: z.number().int().openapi({
       description:
-        "Dead letters trimmed, oldest first, to keep at most DEAD_LETTER_MAX_MESSAGES, since the subscription was created (not counted in deadLettersExpired)",
+        "Dead letters trimmed, oldest first, to keep at most DEAD_LETTER_MAX_MESSAGES and DEAD_LETTER_MAX_BYTES, since the subscription was created (not counted in deadLettersExpired)",
     }),
     consecutiveFailures: z.number().int(),
     lastError: z.string().nullable(),
@@ -284,7 +284,7 @@ export const DeadLetterPage = z
     }),
     dropped: z.number().int().openapi({
       description:
-        "Dead letters of this subscription trimmed for count (DEAD_LETTER_MAX_MESSAGES) so far, oldest first: its deadLettersDropped",
+        "Dead letters of this subscription trimmed for count or bytes (DEAD_LETTER_MAX_MESSAGES, DEAD_LETTER_MAX_BYTES) so far, oldest first: its deadLettersDropped",
     }),
   })
   .openapi("DeadLetterPage");

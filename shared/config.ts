@@ -41,6 +41,7 @@ export interface Env {
   TRIM_MIN_INTERVAL_MS?: string;
   DEAD_LETTER_MAX_AGE_MS?: string;
   DEAD_LETTER_MAX_MESSAGES?: string;
+  DEAD_LETTER_MAX_BYTES?: string;
   DISABLE_AFTER_MS?: string;
   PULL_LOOK_EVERY_MS?: string;
   EVENTS_CHANNEL?: string;
@@ -101,6 +102,8 @@ export interface Config {
   deadLetterMaxAgeMs: number;
   /** Dead letters kept per subscription, the oldest trimmed (and counted); default 10,000. */
   deadLetterMaxMessages: number;
+  /** Bytes of dead letters kept per subscription, the oldest trimmed (and counted); 64 MiB. */
+  deadLetterMaxBytes: number;
   /** A subscription whose every request failed for this long is disabled; default 5 days. */
   disableAfterMs: number;
   /** An isolate's pulls look for leases that ran out at most this often, in ms; default 1 s. */
@@ -132,6 +135,7 @@ export const CONFIG_VARIABLES = [
   "TRIM_MIN_INTERVAL_MS",
   "DEAD_LETTER_MAX_AGE_MS",
   "DEAD_LETTER_MAX_MESSAGES",
+  "DEAD_LETTER_MAX_BYTES",
   "DISABLE_AFTER_MS",
   "PULL_LOOK_EVERY_MS",
   "EVENTS_CHANNEL",
@@ -140,6 +144,7 @@ export const CONFIG_VARIABLES = [
 ] as const satisfies readonly (keyof Env)[];
 
 const DAY_MS = 86_400_000;
+const MIB = 1024 * 1024;
 
 const integer = (fallback: number, min: number, max: number) =>
   z
@@ -204,6 +209,9 @@ const schema = z.object({
   // At least a minute: the cutoff is the Worker's clock, the time of death Redis's.
   DEAD_LETTER_MAX_AGE_MS: integer(14 * DAY_MS, 60_000, 3650 * DAY_MS),
   DEAD_LETTER_MAX_MESSAGES: integer(10_000, 1, 10_000_000),
+  // A subscription's dead letters are one Redis record: the default stays well under Upstash's
+  // 100 MB max record size, past which it refuses to park more (they would stay pending).
+  DEAD_LETTER_MAX_BYTES: integer(64 * MIB, 1024, 64 * 1024 * MIB),
   DISABLE_AFTER_MS: integer(5 * DAY_MS, 1000, 3650 * DAY_MS),
   // At most an hour: a lease that ran out waits for a look that long at worst.
   PULL_LOOK_EVERY_MS: integer(1000, 0, 3_600_000),
@@ -259,6 +267,7 @@ export function loadConfig(env: Env): Config {
     },
     deadLetterMaxAgeMs: v.DEAD_LETTER_MAX_AGE_MS,
     deadLetterMaxMessages: v.DEAD_LETTER_MAX_MESSAGES,
+    deadLetterMaxBytes: v.DEAD_LETTER_MAX_BYTES,
     disableAfterMs: v.DISABLE_AFTER_MS,
     pullLookEveryMs: v.PULL_LOOK_EVERY_MS,
     eventsChannel: v.EVENTS_CHANNEL,

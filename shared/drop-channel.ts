@@ -17,7 +17,7 @@
 // retry of it answering "already published" is right. If the request dies after the drop, the
 // keys not yet deleted expire the same way; nothing else is ever left half-deleted.
 
-import { isSubscriptionField } from "./keys.ts";
+import { isSubscriptionField, sweepMember } from "./keys.ts";
 import { DROP_CHANNEL_LUA } from "./lua/drop-channel.ts";
 import { asArray, asNumber, asString, type Db, runScript } from "./redis.ts";
 import { dueMembersOf } from "./subscriptions.ts";
@@ -126,6 +126,7 @@ function drop(db: Db, channel: string, subscriptions: string[], force: boolean) 
       String(subscriptions.length),
       ...subscriptions,
       ...subscriptions.flatMap((name) => dueMembersOf(channel, name)),
+      sweepMember(channel),
     ],
   );
 }

@@ -27,7 +27,8 @@
 //                                 ~retention -> the channel's retention JSON ({maxAgeMs,
 //                                 maxMessages}, null = no limit), absent = the defaults; API
 //                                 ~trim -> "<next trim ms>:<length after>:<trimmed at ms>",
-//                                 written by publish's trim step (lua/trim.ts)
+//                                 written by the trim step (lua/trim.ts: publish's and the
+//                                 sweep's) and first by publish or subscribe
 //                                 (fields starting "~" are the channel's own: kept here so the
 //                                 publish script's HGETALL reads them for free)
 // {p}:state:<ch>          HASH    delivery state, one field per fact so the worker writes it
@@ -35,11 +36,13 @@
 //                                 requests; HINCRBY), <sub>:lastError, <sub>:lastErrorAt,
 //                                 <sub>:lastSuccessAt, <sub>:lastAckedId,
 //                                 <sub>:deadLettersExpired, <sub>:deadLettersDropped (dead letters
-//                                 trimmed for age, for count; HINCRBY), <sub>:failingSince (the
+//                                 trimmed for age, for count or bytes; HINCRBY: by a park and by
+//                                 the sweep), <sub>:failingSince (the
 //                                 first failure after a success), <sub>:disabledAt. Worker only
 //                                 (a deliverer's report, lua/report.ts);
 //                                 and <sub>:expired, <sub>:lastExpiredAt (messages trimmed before
-//                                 it acknowledged them), written by publish's trim step
+//                                 it acknowledged them), written by the trim step (publish's, and
+//                                 the sweep's)
 // {p}:metrics:<ch>        HASH    delivery counters for GET /v1/metrics, one field per fact,
 //                                 HINCRBY only: <sub>:attempts:<result> (webhook requests by
 //                                 result), <sub>:latency:<le> (delivered messages by publish-to-2xx
@@ -61,12 +64,22 @@
 //                                   schedule:<name>  the schedule's next run (absent while it is
 //                                                 paused); the API sets it, the run moves it on
 //                                                 (lua/schedule-save.ts, lua/schedule-next.ts)
+//                                   sweep:<ch>    the channel's retention and its subscriptions'
+//                                                 dead-letter bounds want enforcing then, published
+//                                                 to or not (worker/sweep.ts). Moved earlier only
+//                                                 (ZADD LT) by publish's trim step, subscribe and
+//                                                 PATCH retention, and a park (dead letters); set
+//                                                 or removed by the sweep itself; deleted with the
+//                                                 channel
 // {p}:pace:<ch>:<sub>     STRING  the next free start slot (ms) of a subscription with
 //                                 maxRequestsPerSecond, shared by all its deliverers; PX past it
 //                                 (lua/take.ts reserves slots as it takes batches)
 // {p}:dlq:<ch>:<sub>      STREAM  dead letters: o (original id), t, d, a (attempts), e (last
-//                                 error); id = time of death. Worker writes, and trims to
-//                                 DEAD_LETTER_MAX_AGE_MS and _MAX_MESSAGES; API lists, purges
+//                                 error), c (the subscription's dead-letter bytes up to and
+//                                 including this one: lua/dead-letter-bounds.ts); id = time of
+//                                 death. Worker writes (a pull's park too), and trims to
+//                                 DEAD_LETTER_MAX_AGE_MS, _MAX_MESSAGES and _MAX_BYTES when it
+//                                 parks and when the channel is swept; API lists, purges
 // {p}:attempts:<ch>:<sub> STREAM the last ~1,000 webhook requests of a push subscription (XADD
 //                                 MAXLEN ~ 1000): a (start ms), n (attempt), m (messages), f and l
 //                                 (first and last message id), s (HTTP status, or "timeout" /
@@ -226,11 +239,14 @@ export function parseDueMember(member: string): { kind: "wake" | "retry"; unit: 
  * The kinds of timer kept in {p}:due beside the delivery schedule (see the header): each is
  * handled by the cron (worker/timers.ts) when its member comes due.
  */
-export const TIMER_KINDS = ["schedule"] as const;
+export const TIMER_KINDS = ["schedule", "sweep"] as const;
 export type TimerKind = (typeof TIMER_KINDS)[number];
 
 /** The {p}:due member of a timer: "<kind>:<name>". */
 export const timerMember = (kind: TimerKind, name: string) => `${kind}:${name}`;
+
+/** The {p}:due member of a channel's sweep (worker/sweep.ts). */
+export const sweepMember = (channel: string) => timerMember("sweep", channel);
 
 /** Parses a {p}:due member as a timer; null for delivery members and anything else. */
 export function parseTimerMember(member: string): { kind: TimerKind; name: string } | null {

@@ -16,6 +16,7 @@ import {
   isSubscriptionField,
   MARKER_SEPARATOR,
   retentionField,
+  sweepMember,
   trimField,
 } from "./keys.ts";
 import { PUBLISH_LUA } from "./lua/publish.ts";
@@ -70,7 +71,17 @@ export type PublishResult =
 
 const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 /** The longest a channel goes between trims while it is published to (lua/trim.ts). */
-const TRIM_MAX_INTERVAL_MS = 60 * 60 * 1000;
+export const TRIM_MAX_INTERVAL_MS = 60 * 60 * 1000;
+
+/**
+ * The longest time between two sweeps of a channel with `retention` (lua/trim.ts sweepGap, the
+ * same rule): a tenth of its age limits, at least TRIM_MIN_INTERVAL_MS.
+ */
+export function sweepGapMs(config: RetentionConfig, retention: Retention = config): number {
+  const limits = [config.maxUndeliveredAgeMs, retention.maxAgeMs ?? Number.POSITIVE_INFINITY];
+  return Math.max(config.trimMinIntervalMs, Math.floor(Math.min(...limits) / 10));
+}
+
 /**
  * A subscriber whose deliverers have been busy this long (woken this long ago, and not done) is
  * joined by the next publish's kick: another invocation, up to its maxConcurrency (lua/publish.ts).
@@ -127,6 +138,7 @@ export async function publish(
       String(JOIN_AFTER_MS),
       options.trace?.traceparent ?? "",
       options.trace?.tracestate ?? "",
+      sweepMember(channel),
     ];
     for (const message of messages) out.push(message.type ?? "", message.data);
     return out;
@@ -423,8 +435,9 @@ function parseRetention(value: unknown): Retention | null {
 }
 
 /**
- * Sets a channel's retention (fields left out keep their current value). False when there is no
- * such channel. The next trim applies it: at the next publish once the trim interval has passed.
+ * Sets a channel's retention (fields left out keep their current value; an empty change writes
+ * nothing). False when there is no such channel. The next trim applies it: the channel's sweep,
+ * due from `now` (the next cron), or a publish that finds its trim due, whichever comes first.
  * One script (lua/retention.ts): the channel's existence and the write in one step.
  */
 export async function setRetention(
@@ -432,18 +445,21 @@ export async function setRetention(
   channel: string,
   change: Partial<Retention>,
   defaults: Retention,
+  now: number,
 ): Promise<boolean> {
   const limit = (value: number | null | undefined) =>
     value === undefined ? "" : value === null ? "-" : String(value);
   const written = await runScript(
     db.redis,
     RETENTION_LUA,
-    [db.keys.channel(channel), db.keys.subscriptions(channel)],
+    [db.keys.channel(channel), db.keys.subscriptions(channel), db.keys.due()],
     [
       retentionField,
       serializeRetention(defaults),
       limit(change.maxAgeMs),
       limit(change.maxMessages),
+      sweepMember(channel),
+      String(now),
     ],
   );
   return asNumber(written) === 1;

@@ -3,6 +3,7 @@
 // settings in {p}:subs:<ch>; its delivery state in {p}:state:<ch>; its schedule in {p}:due (see
 // keys.ts).
 
+import type { RetentionConfig } from "./config.ts";
 import { counterFields } from "./counters.ts";
 import { subscriptionNotFound } from "./errors.ts";
 import {
@@ -13,6 +14,7 @@ import {
   retryMember,
   type StateFact,
   stateField,
+  sweepMember,
   trimField,
   type Unit,
   type UnitKind,
@@ -30,6 +32,7 @@ import {
   type Db,
   runScript,
 } from "./redis.ts";
+import { sweepGapMs } from "./streams.ts";
 import { parseSubscription, type Subscription, serializeSubscription } from "./subscription.ts";
 
 const STATE_FACTS: StateFact[] = [
@@ -63,7 +66,7 @@ export async function createSubscription(
   sub: Subscription,
   startId: string,
   now: number,
-  trimMinIntervalMs: number,
+  retention: RetentionConfig,
 ) {
   const { keys } = db;
   const main: Unit = { channel: sub.channel, subscription: sub.name, kind: "main" };
@@ -88,9 +91,12 @@ export async function createSubscription(
       startId === "$" || sub.mode === "pull" ? "" : wakeMember(main),
       sub.group,
       trimField,
-      // The channel's trim clock starts now, if it has none (lua/trim.ts).
-      `${now + trimMinIntervalMs}:0:${now}`,
+      // The channel's trim clock starts now, if it has none (lua/trim.ts), and its sweep is due
+      // a gap from now at the latest (lua/sweep.ts).
+      `${now + retention.trimMinIntervalMs}:0:${now}`,
       sub.mode === "pull" ? pullField(sub.name) : "",
+      sweepMember(sub.channel),
+      String(now + sweepGapMs(retention)),
     ],
   );
   return asNumber(created) === 1;

@@ -4,6 +4,7 @@
 // event at a time and folds it in (on-event.ts), so the state changes in one place at a time.
 
 import type { Config } from "../shared/config.ts";
+import { deadLetterBounds } from "../shared/engine/dead-letters.ts";
 import { channelQueue, newReader, type Queue, redriveQueue } from "../shared/engine/queue.ts";
 import type { Taken } from "../shared/engine/take.ts";
 import { retryMember, type Unit, wakeMember } from "../shared/keys.ts";
@@ -151,7 +152,7 @@ export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
       unit,
       q: queueOf(db, unit, sub),
       name: newReader(),
-      bounds: { maxAgeMs: config.deadLetterMaxAgeMs, maxMessages: config.deadLetterMaxMessages },
+      bounds: deadLetterBounds(config),
     },
     endpoint: {
       channel: sub.channel,

@@ -11,6 +11,7 @@
 import { parseTimerMember, type TimerKind } from "../shared/keys.ts";
 import type { Worker } from "./dispatch.ts";
 import { runSchedule } from "./schedule-runs.ts";
+import { sweep } from "./sweep.ts";
 
 export interface DueTimer {
   kind: TimerKind;
@@ -22,7 +23,7 @@ export interface DueTimer {
 /** Runs one due timer at `now` (the cron's scheduled time, or the clock). */
 export type TimerHandler = (w: Worker, timer: DueTimer, now: number) => Promise<void>;
 
-export const TIMER_HANDLERS: Record<TimerKind, TimerHandler> = { schedule: runSchedule };
+export const TIMER_HANDLERS: Record<TimerKind, TimerHandler> = { schedule: runSchedule, sweep };
 
 /** Runs `timer` by its kind's handler. */
 export function runTimer(w: Worker, timer: DueTimer, now: number): Promise<void> {

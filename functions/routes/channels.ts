@@ -151,7 +151,8 @@ export function channelRoutes() {
       const { retention } = c.req.valid("json");
       const { db, config } = c.var;
       const missing = () => new NotFound(`no channel named "${channel}"`, "channel_not_found");
-      if (!(await setRetention(db, channel, retention, config.retention))) throw missing();
+      const set = await setRetention(db, channel, retention, config.retention, Date.now());
+      if (!set) throw missing();
       const info = await channelInfo(db, channel, config.retention);
       if (!info) throw missing();
       return c.json(info, 200);

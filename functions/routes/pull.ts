@@ -6,6 +6,7 @@
 import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
 import type { TypedResponse } from "hono";
 import type { JSONParsed } from "hono/utils/types";
+import { deadLetterBounds } from "../../shared/engine/dead-letters.ts";
 import { channelQueue, type Queue, redriveQueue, splitIds } from "../../shared/engine/queue.ts";
 import { ack, nack } from "../../shared/engine/settle.ts";
 import { Conflict } from "../../shared/errors.ts";
@@ -97,10 +98,7 @@ export function pullRoutes() {
             redriving: held.redriving,
             maxMessageBytes: config.maxMessageBytes,
             waitMs: input.waitMs,
-            deadLetters: {
-              maxAgeMs: config.deadLetterMaxAgeMs,
-              maxMessages: config.deadLetterMaxMessages,
-            },
+            deadLetters: deadLetterBounds(config),
             clock: Date.now,
             sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
           });

@@ -212,8 +212,8 @@ export function subscriptionRoutes() {
         createdAt: new Date().toISOString(),
       };
       const startId = startPoint(input.from);
-      const { trimMinIntervalMs } = c.var.config.retention;
-      if (!(await createSubscription(c.var.db, sub, startId, Date.now(), trimMinIntervalMs))) {
+      const { retention } = c.var.config;
+      if (!(await createSubscription(c.var.db, sub, startId, Date.now(), retention))) {
         throw new Conflict(
           `"${sub.name}" already subscribes to "${channel}"`,
           "subscription_exists",

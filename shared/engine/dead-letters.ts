@@ -2,8 +2,9 @@
 // letters, and back into delivery.
 //
 //   park      lua/dead-letter.ts: each copy stored, then acked (a copy Redis refuses stays
-//             pending); the dead letters trimmed to DEAD_LETTER_MAX_AGE_MS and _MAX_MESSAGES,
-//             what the bounds remove counted in the subscription's state. Safe to repeat.
+//             pending); the dead letters trimmed to DEAD_LETTER_MAX_AGE_MS, _MAX_MESSAGES and
+//             _MAX_BYTES, what the bounds remove counted in the subscription's state; the
+//             channel's sweep due when the oldest expires, at the latest. Safe to repeat.
 //   redrive   lua/redrive.ts: dead letters moved to the subscription's redrive stream, read by its
 //             group like the channel (so only this subscription gets them, from attempt 1). A push
 //             subscription's redrive unit is woken; a pull subscription's entries get ids 0-<n>
@@ -11,9 +12,17 @@
 //   endRedrive lua/redrive-end.ts: the marker goes once the redrive stream is empty (a pull that
 //             finds it so), so pulls stop paying for a look there. Safe to repeat.
 
+import type { Config } from "../config.ts";
 import { DEAD_LETTERED_COUNTER } from "../counters.ts";
 import { StorageFull } from "../errors.ts";
-import { metricsField, redriveField, stateField, type Unit, wakeMember } from "../keys.ts";
+import {
+  metricsField,
+  redriveField,
+  stateField,
+  sweepMember,
+  type Unit,
+  wakeMember,
+} from "../keys.ts";
 import { DEAD_LETTER_LUA } from "../lua/dead-letter.ts";
 import { REDRIVE_LUA } from "../lua/redrive.ts";
 import { REDRIVE_END_LUA } from "../lua/redrive-end.ts";
@@ -25,7 +34,15 @@ import type { Queue } from "./queue.ts";
 export interface DeadLetterBounds {
   maxAgeMs: number;
   maxMessages: number;
+  maxBytes: number;
 }
+
+/** The dead-letter bounds the configuration sets. */
+export const deadLetterBounds = (config: Config): DeadLetterBounds => ({
+  maxAgeMs: config.deadLetterMaxAgeMs,
+  maxMessages: config.deadLetterMaxMessages,
+  maxBytes: config.deadLetterMaxBytes,
+});
 
 /** A message to park: its entry id in the queue, the attempts it had, its last error. */
 export interface Letter {
@@ -73,7 +90,8 @@ export function parkCall(
   const minId = `${Math.max(0, bounds.now - bounds.maxAgeMs)}-0`;
   const args = [q.group, reader, q.redrive ? "1" : "0", minId];
   args.push(String(bounds.maxMessages), field("deadLettersExpired"), field("deadLettersDropped"));
-  args.push(metricsField(q.subscription, DEAD_LETTERED_COUNTER));
+  args.push(metricsField(q.subscription, DEAD_LETTERED_COUNTER), String(bounds.maxBytes));
+  args.push(String(bounds.maxAgeMs), sweepMember(q.channel));
   for (const d of letters) args.push(d.id, String(d.attempts), d.error);
   const { keys } = db;
   const scriptKeys = [
@@ -81,6 +99,7 @@ export function parkCall(
     keys.deadLetters(q.channel, q.subscription),
     keys.state(q.channel),
     keys.metrics(q.channel),
+    keys.due(),
   ];
   return { script: DEAD_LETTER_LUA, keys: scriptKeys, args };
 }

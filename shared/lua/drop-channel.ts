@@ -2,8 +2,8 @@
 //
 // Why one script: nobody may see half a channel. The stream, its subscriptions (settings, consumer
 // groups, which live in the stream, delivery state, schedule, pace slots, dead letters, redrive
-// streams, attempt logs, delivery counters) and its registry entry go together, or, when the subscriptions are not what the caller
-// expects, nothing goes.
+// streams, attempt logs, delivery counters), its sweep member and its registry entry go together,
+// or, when the subscriptions are not what the caller expects, nothing goes.
 //
 // Subscriptions. The caller names the subscriptions it found (their keys must be in KEYS). Without
 // "force", any subscription answers -2 with their names: the caller reports 409. With "force",
@@ -25,15 +25,16 @@
 // KEYS[4] registry {p}:channels, KEYS[5] due {p}:due, KEYS[6] metrics {p}:metrics:<ch>,
 // KEYS[7..] each given subscription's dlq, redrive stream, pace key and attempt log
 // ARGV[1] channel name (registry member), ARGV[2] "force" or "", ARGV[3] n, ARGV[4 .. 3+n] the
-// subscriptions' names, ARGV[4+n ..] their {p}:due members (wake and retry of both units)
+// subscriptions' names, ARGV[4+n ..] their {p}:due members (wake and retry of both units) and the
+// channel's own ("sweep:<ch>": its sweep, lua/sweep.ts)
 //
 // Returns {1, messages deleted}; {0} when there is no such channel (nothing to delete: a repeat
 // after a lost reply gets this too); {-2, {names}} when it has subscriptions and no "force";
 // {-1} when its subscriptions are not the ones given.
 //
 // Cost: 1 EVALSHA + 1 EXISTS (+1 SISMEMBER) + 1 HKEYS, then to delete: 1 XLEN + 1 DEL + 1 SREM,
-// + 1 DEL and 1 ZREM per 1,000 subscriptions' keys and members (chunks keep unpack() under Lua's
-// stack limit). A channel without subscriptions: 6.
+// + 1 ZREM per 1,000 {p}:due members, + 1 DEL per 1,000 subscriptions' keys (chunks keep unpack()
+// under Lua's stack limit). A channel without subscriptions: 7.
 export const DROP_CHANNEL_LUA = `#!lua flags=allow-key-locking,allow-oom
 local stream, subs, state, registry, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local metrics = KEYS[6]

@@ -49,11 +49,14 @@
 // ARGV[18] traceparent or "" (none came), ARGV[19] tracestate or "": the publish's trace context
 //          (shared/trace.ts), written into every entry as fields `p` and `s`, so it costs no
 //          command of its own
-// ARGV[20..] type, data, type, data, ...
+// ARGV[20] the channel's sweep member "sweep:<ch>" (spelled by keys.ts)
+// ARGV[21..] type, data, type, data, ...
 //
 // Retention (lua/trim.ts): once the `~trim` field says a trim is due, the script trims the
 // stream after storing the messages; the channel's `~retention` field ("<maxAgeMs>,<maxMessages>",
-// "-" for no limit) overrides the defaults.
+// "-" for no limit) overrides the defaults. A trim, and a channel's first publish, also make sure
+// the channel's sweep comes within a gap (trim.ts armSweep), so a channel that falls silent is
+// still trimmed (lua/sweep.ts).
 //
 // Returns {0, {ids...}, {name, subscriptionJSON, retryScore or "", ...}} listing the subscribers
 // this publish woke (their wake member was absent: nobody was on them, so the caller kicks them;
@@ -69,7 +72,8 @@
 // (chunks keep unpack() under Lua's stack limit); + 1 XADD + 1 SADD the first time (NOMKSTREAM
 // fails, the channel is registered); + 1 GET + 1 SET with an idempotency key. A single publish
 // to a channel without subscribers: 3. A publish that finds a trim due adds its cost (trim.ts),
-// about once per 1,000 messages; the first publish to a channel adds 1 HSET (the first `~trim`).
+// about once per 1,000 messages; the first publish to a channel adds 1 HSET (the first `~trim`)
+// and, with retention, 1 ZADD (its sweep).
 // Recover mode adds 1 XREVRANGE per 100 entries looked at,
 // and 1 XRANGE when it finds them.
 import { TRIM_LUA } from "./trim.ts";
@@ -82,8 +86,8 @@ local defaultMaxAge, defaultMaxMessages = tonumber(ARGV[9]), tonumber(ARGV[10])
 local maxUndelivered, minInterval, maxInterval = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local channelPrefix, retentionField, trimField = ARGV[14], ARGV[15], ARGV[16]
 local joinAfter = tonumber(ARGV[17])
-local traceparent, tracestate = ARGV[18], ARGV[19]
-local FIRST, CHUNK, RECOVER_WINDOW_MS = 20, 400, 60000
+local traceparent, tracestate, sweepMember = ARGV[18], ARGV[19], ARGV[20]
+local FIRST, CHUNK, RECOVER_WINDOW_MS = 21, 400, 60000
 local count = (#ARGV - FIRST + 1) / 2
 
 local function failed(reply) return type(reply) == 'table' and reply.err end
@@ -250,15 +254,22 @@ if own then
   local age, count = string.match(own, '^([^,]*),([^,]*)$')
   maxAge, maxMessages = tonumber(age), tonumber(count)
 end
+local o = {
+  maxAge = maxAge, maxMessages = maxMessages, maxUndelivered = maxUndelivered,
+  groups = subscribed, newest = ids[#ids], previous = previous or false,
+  minInterval = minInterval, maxInterval = maxInterval, trimField = trimField, subs = subs,
+  due = due, sweepMember = sweepMember,
+}
 if registered then
-  redis.pcall('HSET', subs, trimField, (tonumber(now) + minInterval) .. ':0:' .. now)
+  clock(o, now, tonumber(now) + minInterval, 0)
+  armSweep(o, tonumber(now))
 elseif not previous or tonumber(string.match(previous, '^(%d+)')) <= tonumber(now)
     or #ids >= trimEvery(maxMessages) then
-  trim(stream, state, tonumber(now), {
-    maxAge = maxAge, maxMessages = maxMessages, maxUndelivered = maxUndelivered,
-    groups = subscribed, newest = ids[#ids], previous = previous or false,
-    minInterval = minInterval, maxInterval = maxInterval, trimField = trimField, subs = subs,
-  })
+  local trimmed = trim(stream, state, tonumber(now), o)
+  if trimmed then
+    clock(o, now, trimmed.next, trimmed.after)
+    armSweep(o, tonumber(now))
+  end
 end
 return {0, ids, woken}
 `;

@@ -17,14 +17,19 @@
 // a push subscription due now,
 // ARGV[7] the consumer group's name (see subscription.ts: <name>~<id>)
 // ARGV[8] the channel's trim field "~trim", ARGV[9] its first value (lua/trim.ts), set only if
-// the channel has none, ARGV[10] the pull marker field "<name>#pull" of a pull subscription, or ""
+// the channel has none, ARGV[10] the pull marker field "<name>#pull" of a pull subscription, or "",
+// ARGV[11] the channel's sweep member "sweep:<ch>", ARGV[12] when it is swept at the latest: set
+// with the first `~trim` (ZADD LT), so that a channel made here, then published to within its
+// first trim interval and never again, is still swept (lua/sweep.ts)
 //
 // Returns 1 (created) or 0 (the name is taken). Cost: 1 EVALSHA + 1 HEXISTS + 1 XGROUP CREATE
-// (+1 XGROUP SETID) + 1 HSET + 1 HSETNX + 1 SADD (+1 ZADD) (+1 XADD MAXLEN 0, push only).
+// (+1 XGROUP SETID) + 1 HSET + 1 HSETNX + 1 SADD (+1 ZADD: wake) (+1 XADD MAXLEN 0, push only)
+// (+1 ZADD: the sweep, when the channel had no `~trim`).
 export const SUBSCRIBE_LUA = `#!lua flags=allow-key-locking
 local subs, stream, registry, due, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local name, json, startId, channel, now, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local group, trimField, firstTrim, pullMarker = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local sweep, sweepAt = ARGV[11], ARGV[12]
 if redis.call('HEXISTS', subs, name) == 1 then return 0 end
 local created = redis.pcall('XGROUP', 'CREATE', stream, group, startId, 'MKSTREAM')
 if type(created) == 'table' and created.err then
@@ -38,7 +43,9 @@ else
   -- An empty stream: an entry added and trimmed away in the same command.
   redis.call('XADD', log, 'MAXLEN', 0, '*', 'made', now)
 end
-redis.call('HSETNX', subs, trimField, firstTrim)
+if redis.call('HSETNX', subs, trimField, firstTrim) == 1 then
+  redis.call('ZADD', due, 'LT', sweepAt, sweep)
+end
 redis.call('SADD', registry, channel)
 if wake ~= '' then redis.call('ZADD', due, now, wake) end
 return 1

@@ -1,5 +1,6 @@
 // trim: a channel's retention, applied inside the publish script (publish.ts), at most once per
-// trim interval, so trimming rides on a round trip that happens anyway and costs no request.
+// trim interval, so trimming rides on a round trip that happens anyway and costs no request; and
+// by the sweep (sweep.ts), for channels nobody publishes to. The same step, the same rules.
 //
 // What may go. Nothing a subscription (active or paused) has not acknowledged, unless it is older
 // than MAX_UNDELIVERED_AGE_MS: a subscription's floor is its oldest pending entry, or the entry
@@ -17,28 +18,40 @@
 // left to deliver). A band's count can include a few entries of the band below (a node that
 // straddles it): the count errs high, never low.
 //
-// When next. The step stores "<next>:<length after>:<now>" in the subs hash field `~trim`, which
-// publish's HGETALL reads anyway: the next trim comes once about TRIM_EVERY entries (or half of
-// maxMessages) have been added, judged from the rate since the last one, within a tenth of the
-// age limits and between the min and max intervals. A publish that alone adds that many trims
-// at once, so a burst cannot outrun the rate.
+// When next. The step answers "<next>:<length after>:<now>" for the subs hash field `~trim`
+// (its caller writes it: `clock`), which publish's HGETALL reads anyway: the next trim comes once
+// about TRIM_EVERY entries (or half of maxMessages) have been added, judged from the rate since the
+// last one, within a tenth of the age limits and between the min and max intervals. A publish
+// that alone adds that many trims at once, so a burst cannot outrun the rate.
+//
+// The sweep. A channel that goes silent is trimmed by the sweep (sweep.ts), at its member
+// "sweep:<ch>" in {p}:due. A trim by publish moves that member to now + `sweepGap` if it is later
+// or absent (`armSweep`: ZADD LT, 1 command per trim, none per publish), so a channel with
+// retention that has had messages since its last sweep has one, and one that keeps being
+// published to is swept once a gap (the sweep moves it on by a gap itself). The gap is a tenth of the age limits, like the trim
+// interval, but never held to the max interval: a silent channel needs no hourly look.
 //
 // Cost, when a trim is due: 1 XLEN + 1 XTRIM per retention kind that applies (age, count) + 1
-// HSET; with subscriptions, + 1 XINFO GROUPS + 1 XPENDING per subscription with pending entries;
+// HSET (+1 ZADD LT, the sweep, with retention); with subscriptions, + 1 XINFO GROUPS + 1 XPENDING
+// per subscription with pending entries;
 // per expiring subscription, + 1 XTRIM per kind, 1 XPENDING, 1 XACK (when some were pending),
 // 1 HINCRBY and 1 HSET, and once for them all 1 XRANGE (the first entry kept). Every call runs
 // under pcall: a failing trim never fails the publish.
 // The XPENDINGs are spread: the next trim waits for 100 more messages per subscription that had
 // messages in flight, so a channel with many busy subscriptions trims less often, not dearer.
 //
-// It defines `trim(stream, state, subs, now, o)` for publish.ts to call, where `o` holds:
+// It defines `trim(stream, state, now, o)` for publish.ts and sweep.ts to call, which answers
+// {next = ms, after = length after, removed = entries trimmed}, or nil when it could not look
+// at the groups (nothing trimmed); `clock(o, now, next, after)` writes `~trim`; and
+// `armSweep(o, now)`, where `o` holds:
 //   maxAge, maxMessages       retention (nil: no limit of that kind)
 //   maxUndelivered            ms a subscription may fall behind before its oldest messages expire
 //   groups                    true when the channel has subscriptions (XINFO GROUPS is needed)
 //   newest                    the id of the newest entry (the bound when nothing is protected)
 //   previous                  the last `~trim` value, or false
 //   minInterval, maxInterval  bounds of the time between trims (ms)
-//   trimField                 "~trim"
+//   subs, trimField           {p}:subs:<ch> and "~trim"
+//   due, sweepMember          {p}:due and "sweep:<ch>" (armSweep only)
 export const TRIM_LUA = `
 local TRIM_EVERY = 1000
 
@@ -99,14 +112,14 @@ local function trim(stream, state, now, o)
   local floors, safe, inFlight = {}, nil, 0
   if o.groups then
     local groups = redis.pcall('XINFO', 'GROUPS', stream)
-    if type(groups) ~= 'table' or groups.err then return end
+    if type(groups) ~= 'table' or groups.err then return nil end
     for _, g in ipairs(groups) do
       local info = {}
       for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
       local floor = nextId(info['last-delivered-id'])
       if tonumber(info['pending']) > 0 then
         local summary = redis.pcall('XPENDING', stream, info['name'])
-        if type(summary) ~= 'table' or summary.err then return end
+        if type(summary) ~= 'table' or summary.err then return nil end
         floor = summary[2]
         inFlight = inFlight + 1
       end
@@ -190,6 +203,25 @@ local function trim(stream, state, now, o)
   local cap = math.floor(o.maxUndelivered / 10)
   if o.maxAge then cap = math.min(cap, math.floor(o.maxAge / 10)) end
   interval = math.max(o.minInterval, math.min(o.maxInterval, cap, interval))
-  redis.pcall('HSET', o.subs, o.trimField, (now + interval) .. ':' .. (length - removed) .. ':' .. now)
+  return { next = now + interval, after = length - removed, removed = removed }
+end
+
+-- The trim clock: when the next trim is due, the length it left, when it ran.
+local function clock(o, now, next, after)
+  redis.pcall('HSET', o.subs, o.trimField, next .. ':' .. after .. ':' .. now)
+end
+
+-- The time between two sweeps of a channel: a tenth of its age limits, at least minInterval.
+local function sweepGap(o)
+  local gap = math.floor(o.maxUndelivered / 10)
+  if o.maxAge then gap = math.min(gap, math.floor(o.maxAge / 10)) end
+  return math.max(o.minInterval, gap)
+end
+
+-- A channel with retention is swept a gap from now at the latest (sweep.ts).
+local function armSweep(o, now)
+  if o.maxAge or o.maxMessages then
+    redis.pcall('ZADD', o.due, 'LT', now + sweepGap(o), o.sweepMember)
+  end
 end
 `;

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Keyspace, keyspace } from "../helpers/keyspace.ts";
-import { settled, until } from "../helpers/schedule.ts";
+import { deliveriesScheduled, settled, until } from "../helpers/schedule.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 
 let stack: Stack;
@@ -49,8 +49,7 @@ describe("webhook targets under production defaults", () => {
     await until(
       "the visit the new URL woke is over",
       async () =>
-        (await stack.redis.zcard(stack.keys.due())) === 0 &&
-        (await settled(stack, CHANNEL, "public")),
+        (await deliveriesScheduled(stack)) === 0 && (await settled(stack, CHANNEL, "public")),
     );
   });
 

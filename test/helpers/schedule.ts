@@ -76,6 +76,15 @@ export function gate() {
   return { opened, open };
 }
 
+/**
+ * How many delivery members (wake, retry) {p}:due holds, whatever their channel; its timers (a
+ * channel's sweep: worker/sweep.ts) left out.
+ */
+export async function deliveriesScheduled(stack: Stack): Promise<number> {
+  const members = await stack.redis.zrange(stack.keys.due(), "0", "-1");
+  return members.filter((member) => parseDueMember(member) !== null).length;
+}
+
 /** The earliest due time among the channel's {p}:due members; null when it has none. */
 export async function nextDueOn(stack: Stack, channel: string): Promise<number | null> {
   const flat = await stack.redis.zrange(stack.keys.due(), "0", "-1", "WITHSCORES");

@@ -31,6 +31,7 @@ describe("loadConfig", () => {
       },
       deadLetterMaxAgeMs: 14 * 86_400_000,
       deadLetterMaxMessages: 10_000,
+      deadLetterMaxBytes: 64 * 1024 * 1024,
       disableAfterMs: 5 * 86_400_000,
       pullLookEveryMs: 1000,
       eventsChannel: "streamhook.events",
@@ -92,6 +93,7 @@ describe("loadConfig", () => {
     [{ API_TOKEN: "has spaces" }, "API_TOKEN"],
     [{ DEAD_LETTER_MAX_AGE_MS: "59999" }, "DEAD_LETTER_MAX_AGE_MS"],
     [{ DEAD_LETTER_MAX_MESSAGES: "0" }, "DEAD_LETTER_MAX_MESSAGES"],
+    [{ DEAD_LETTER_MAX_BYTES: "1023" }, "DEAD_LETTER_MAX_BYTES"],
     [{ ALLOW_HTTP_WEBHOOKS: "yes" }, "ALLOW_HTTP_WEBHOOKS must be 1, true, 0 or false"],
     [{ ALLOW_PRIVATE_WEBHOOKS: "on" }, "ALLOW_PRIVATE_WEBHOOKS must be 1, true, 0 or false"],
   ])("rejects %o naming the variable", (override, expected) => {

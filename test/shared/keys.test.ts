@@ -13,6 +13,7 @@ import {
   retryMember,
   scheduleRunKey,
   stateField,
+  sweepMember,
   timerMember,
   type Unit,
   wakeMember,
@@ -59,6 +60,7 @@ describe("the Redis key layout", () => {
     expect(wakeMember(redrive)).toBe("wake:orders/billing/redrive");
     expect(retryMember(redrive)).toBe("retry:orders/billing/redrive");
     expect(duePrefixes("orders")).toEqual({ wake: "wake:orders/", retry: "retry:orders/" });
+    expect(sweepMember("orders")).toBe("sweep:orders");
     expect(pausedField("billing")).toBe("billing#paused");
     expect(pullField("billing")).toBe("billing#pull");
     expect(redriveField("billing")).toBe("billing#redrive");
@@ -102,5 +104,13 @@ describe("the Redis key layout", () => {
     expect(scheduleRunKey("daily-report", 1799999940000)).toBe(
       "schedule:daily-report:1799999940000",
     );
+  });
+
+  it("reads a channel's sweep member back as a timer, and no delivery member as one", () => {
+    expect(parseTimerMember(sweepMember("a.b-c"))).toEqual({ kind: "sweep", name: "a.b-c" });
+    expect(parseDueMember(sweepMember("orders"))).toBeNull();
+    for (const member of ["wake:a/b", "retry:a/b/redrive", "sweep:a/b", "later:a"]) {
+      expect(parseTimerMember(member)).toBeNull();
+    }
   });
 });

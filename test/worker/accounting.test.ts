@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
-import { deliverUntil } from "../helpers/schedule.ts";
+import { deliveriesScheduled, deliverUntil } from "../helpers/schedule.ts";
 import { type Stack, startStack } from "../helpers/stack.ts";
 import { pendingCount, publish, subscribe } from "../helpers/subscriptions.ts";
 
@@ -59,7 +59,7 @@ describe("with receivers failing at random", () => {
     }
 
     // Pass after pass, each when the next retry is due, until nothing is scheduled.
-    const nothingDue = async () => (await stack.redis.zcard(stack.keys.due())) === 0;
+    const nothingDue = async () => (await deliveriesScheduled(stack)) === 0;
     await deliverUntil(stack, channel, nothingDue, "nothing scheduled", { timeoutMs: 60_000 });
 
     let deadInAll = 0;
