@@ -60,12 +60,10 @@ async function passWith(
   due: Awaited<ReturnType<typeof dueSubscriptions>>,
 ): Promise<PassSummary> {
   let subs = due.subs;
-  if (due.timers.length > 0) {
-    // Timers first: what they publish (a schedule's run) is due at once, and one more ZRANGE
-    // (only when a timer ran) hands it to this pass instead of the next.
-    await runTimers(w, due.timers, Math.max(startedAt, due.timersAt));
+  // Timers first: what they publish (a schedule's run) is due at once, and one more ZRANGE (only
+  // when a timer woke subscribers) hands it to this pass instead of the next.
+  if (due.timers.length > 0 && (await runTimers(w, due.timers, Math.max(startedAt, due.timersAt))))
     subs = (await dueSubscriptions(w, w.clock(), w.config.passMaxSubscriptions)).subs;
-  }
   if (subs.length === 0) return summarize(startedAt, w.clock(), []);
   return deliverAll(w, startedAt, await load(w.db, subs));
 }

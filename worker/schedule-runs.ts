@@ -35,18 +35,26 @@ interface Due {
   at: number;
 }
 
-/** Runs a due schedule at `now` (the cron's scheduled time). Safe to run twice, and at once. */
-export async function runSchedule(w: Worker, timer: Due, now: number): Promise<void> {
+/**
+ * Runs a due schedule at `now` (the cron's scheduled time). Safe to run twice, and at once. True
+ * when its publish woke subscribers that no queue took: the pass running it delivers them.
+ */
+export async function runSchedule(w: Worker, timer: Due, now: number): Promise<boolean> {
   const schedule = await loadSchedule(w.db, timer.name);
   // Deleted or paused since the member was read: it is only removed (if nobody moved it).
-  if (!schedule || schedule.paused) return moveOn(w, timer, null, null);
+  if (!schedule || schedule.paused) {
+    await moveOn(w, timer, null, null);
+    return false;
+  }
   const latest = latestRun(schedule, now);
   const runAt = latest !== null && latest >= timer.at ? latest : null;
-  if (runAt !== null) await publishRun(w, schedule, runAt);
+  const woke = runAt !== null && (await publishRun(w, schedule, runAt));
   await moveOn(w, timer, nextRun(schedule, now), runAt);
+  return woke;
 }
 
-async function publishRun(w: Worker, schedule: Schedule, runAt: number): Promise<void> {
+/** Publishes the run; true when the subscribers it woke are left to the pass (no queue took them). */
+async function publishRun(w: Worker, schedule: Schedule, runAt: number): Promise<boolean> {
   const { channel, message } = schedule;
   // The clock, not the cron's time: the wake-ups' scores and the trim are the publish's own.
   const now = w.clock();
@@ -60,10 +68,10 @@ async function publishRun(w: Worker, schedule: Schedule, runAt: number): Promise
       retention: w.config.retention,
     },
   );
-  if (result.duplicate || result.woken.length === 0 || !w.config.kickOnPublish) return;
-  // Refused (or no queue): the wake members are in {p}:due, and the next pass finds them.
+  if (result.duplicate || result.woken.length === 0 || !w.config.kickOnPublish) return false;
+  // Refused (or no queue): the wake members are in {p}:due, and the pass finds them.
   const tasks = result.woken.map((s) => ({ task: taskFor({ channel, name: s.name }, "fanout") }));
-  if (w.dispatch.queued) await w.dispatch.send(tasks, now);
+  return !(w.dispatch.queued && (await w.dispatch.send(tasks, now)));
 }
 
 async function moveOn(w: Worker, timer: Due, next: number | null, runAt: number | null) {

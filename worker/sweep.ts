@@ -28,7 +28,7 @@ import { SWEEP_LUA } from "../shared/lua/sweep.ts";
 import { asArray, asNumber, asString, runScript } from "../shared/redis.ts";
 import { TRIM_MAX_INTERVAL_MS } from "../shared/streams.ts";
 import type { Worker } from "./dispatch.ts";
-import type { TimerHandler } from "./timers.ts";
+import type { TimerHandler } from "./timer.ts";
 
 /** What a sweep did; null when the channel no longer exists (its member is gone). */
 export interface Swept {
@@ -49,6 +49,8 @@ export const sweep: TimerHandler = async (w, timer, now) => {
         `${swept.deadLettersExpired}, dropped ${swept.deadLettersDropped}`,
     );
   }
+  // A sweep only removes: it wakes no delivery.
+  return false;
 };
 
 /**

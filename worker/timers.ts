@@ -1,8 +1,10 @@
 // Timers: time-driven work other than delivery, kept in {p}:due beside the delivery schedule as
 // members "<kind>:<name>" (shared/keys.ts), so that the cron's one ZRANGE finds everything that is
-// due and an idle cron stays one command. Each kind has a handler here; the cron runs the due
-// ones after its delivery work. A handler may also be reached through the delivery queue: a timer
-// task, sent with a delay (Queues counts whole seconds; the cron comes once a minute).
+// due and an idle cron stays one command. Each kind has a handler here (its types: timer.ts). A
+// pass runs the due ones before delivering, and delivers what they woke too (pass.ts); the cron
+// with a queue runs them after handing its deliveries to the queue. A handler may also be reached
+// through the delivery queue: a timer task, sent with a delay (Queues counts whole seconds; the
+// cron comes once a minute).
 //
 // A handler must be safe to run twice, or twice at once, for the same timer (two cron invocations
 // may overlap, a queue task may come again), and it moves or removes its member itself: a member
@@ -12,21 +14,14 @@ import { parseTimerMember, type TimerKind } from "../shared/keys.ts";
 import type { Worker } from "./dispatch.ts";
 import { runSchedule } from "./schedule-runs.ts";
 import { sweep } from "./sweep.ts";
+import type { DueTimer, TimerHandler } from "./timer.ts";
 
-export interface DueTimer {
-  kind: TimerKind;
-  name: string;
-  /** The member's score: when it came due (ms). */
-  at: number;
-}
-
-/** Runs one due timer at `now` (the cron's scheduled time, or the clock). */
-export type TimerHandler = (w: Worker, timer: DueTimer, now: number) => Promise<void>;
+export type { DueTimer, TimerHandler };
 
 export const TIMER_HANDLERS: Record<TimerKind, TimerHandler> = { schedule: runSchedule, sweep };
 
 /** Runs `timer` by its kind's handler. */
-export function runTimer(w: Worker, timer: DueTimer, now: number): Promise<void> {
+export function runTimer(w: Worker, timer: DueTimer, now: number): Promise<boolean> {
   const handlers: Record<string, TimerHandler> = TIMER_HANDLERS;
   return handlers[timer.kind]!(w, timer, now);
 }
@@ -39,17 +34,20 @@ export function timerOf(member: string, at: number): DueTimer | null {
 
 /**
  * Runs the due timers one after another, each under the invocation's budget; one that throws is
- * logged and left due (the next cron tries it again), and the rest still run.
+ * logged and left due (the next cron tries it again), and the rest still run. True when one woke
+ * deliveries for the pass (TimerHandler).
  */
-export async function runTimers(w: Worker, timers: DueTimer[], now: number): Promise<void> {
+export async function runTimers(w: Worker, timers: DueTimer[], now: number): Promise<boolean> {
+  let woke = false;
   for (const timer of timers) {
-    if (!w.db.meter.allows(w.clock(), 2)) return;
+    if (!w.db.meter.allows(w.clock(), 2)) break;
     try {
-      await runTimer(w, timer, now);
+      if (await runTimer(w, timer, now)) woke = true;
     } catch (error) {
       console.error(`timer ${timer.kind}:${timer.name} failed:`, error);
     }
   }
+  return woke;
 }
 
 /** A queue message that runs a timer (its handler looks at what is due itself). */
