@@ -15,6 +15,7 @@
 
 import type { QueueBinding } from "../shared/config.ts";
 import type { Meter } from "../shared/meter.ts";
+import type { TimerTask } from "./timers.ts";
 
 /** A queue message: which subscription to visit, and why. */
 export interface DeliveryTask {
@@ -30,7 +31,8 @@ export interface DeliveryTask {
 }
 
 export interface Planned {
-  task: DeliveryTask;
+  /** A delivery task, or a timer's (timers.ts). */
+  task: DeliveryTask | TimerTask;
   /** Not before this time (ms); at once when absent or past. */
   at?: number;
 }

@@ -10,6 +10,7 @@ import { type Db, getDb } from "../shared/redis.ts";
 import { consume } from "./consumer.ts";
 import { queueDispatch } from "./dispatch.ts";
 import { cron, kick, runPass, type Worker, wake } from "./pass.ts";
+import { plannedTimer } from "./timers.ts";
 
 const clock = () => Date.now();
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -35,6 +36,10 @@ export const createDelivery: DeliveryFactory = (config, db: Db, queue) => {
       await wake(w, channel, name);
     },
     pass: () => runPass(w),
+    timer: async (kind, name, at) => {
+      const now = clock();
+      if (w.dispatch.queued) await w.dispatch.send([plannedTimer(kind, name, at, now)], now);
+    },
   };
 };
 

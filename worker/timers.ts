@@ -9,6 +9,8 @@
 // left due is run again by the next cron.
 
 import { parseTimerMember, type TimerKind } from "../shared/keys.ts";
+import { enterDelayed } from "./delayed.ts";
+import { MAX_DELAY_SECONDS, type Planned } from "./dispatch.ts";
 import type { Worker } from "./pass.ts";
 
 export interface DueTimer {
@@ -21,7 +23,7 @@ export interface DueTimer {
 /** Runs one due timer at `now` (the cron's scheduled time, or the clock). */
 export type TimerHandler = (w: Worker, timer: DueTimer, now: number) => Promise<void>;
 
-export const TIMER_HANDLERS: Record<TimerKind, TimerHandler> = {};
+export const TIMER_HANDLERS: Record<TimerKind, TimerHandler> = { delay: enterDelayed };
 
 /** Runs `timer` by its kind's handler. */
 export function runTimer(w: Worker, timer: DueTimer, now: number): Promise<void> {
@@ -64,6 +66,15 @@ export const timerTask = (kind: TimerKind, name: string, at: number): TimerTask 
   timer: kind,
   name,
   at,
+});
+
+/**
+ * A timer task to send for `at`: sent at most Queues' longest delay ahead, it then comes back for
+ * the rest (consumer.ts), so a timer days away still runs at its second.
+ */
+export const plannedTimer = (kind: TimerKind, name: string, at: number, now: number): Planned => ({
+  task: timerTask(kind, name, at),
+  at: Math.min(at, now + (MAX_DELAY_SECONDS - 1) * 1000),
 });
 
 /** The body as a timer task, checked (queue messages come from outside the type system). */

@@ -1,0 +1,45 @@
+// The `delay` timer (timers.ts): lets a channel's due delayed messages in (shared/delayed.ts), then
+// delivers to the subscribers that woke, as a publish's kick does, and asks for the next run.
+//
+//   enter     chunks of ENTER_CHUNK (lua/enter.ts), while more are due and the budget allows;
+//             what the budget leaves stays due (its member too), for a task sent at once or the
+//             next cron
+//   next      with a queue, a timer task for the next due time, sent by the run that moved the
+//             timer member: two runs at once (the cron and a task, a task that came twice) send
+//             one between them, so tasks never multiply. Queues delays whole seconds (at most 12
+//             h): the task comes up to a second early and waits (consumer.ts), or, from further
+//             away, comes back with the rest of the delay (timers.ts plannedTimer)
+//   kick      the woken subscribers, delivered now (KICK_ON_PUBLISH, as after a publish)
+//
+// Safe twice and twice at once: a message enters once (the script), and a second kick of a
+// subscriber finds nothing more to deliver than what the first takes.
+
+import { enterDue } from "../shared/delayed.ts";
+import type { WokenSubscriber } from "../shared/streams.ts";
+import { kick, type Worker } from "./pass.ts";
+import { type DueTimer, plannedTimer } from "./timers.ts";
+
+// At most this many messages enter per script run: about one command each (enter.ts), and a
+// run's XADDs of large messages stay well within what one script should hold Redis for.
+export const ENTER_CHUNK = 1000;
+
+/** Runs the `delay:<channel>` timer at `now` (the cron's time, or the clock for a task). */
+export async function enterDelayed(w: Worker, timer: DueTimer, now: number): Promise<void> {
+  const channel = timer.name;
+  const woken = new Map<string, WokenSubscriber>();
+  let nextAt: number | null = null;
+  let rescheduled = false;
+  let more = false;
+  do {
+    const run = await enterDue(w.db, channel, now, w.config.retention, ENTER_CHUNK);
+    for (const s of run.woken) woken.set(s.name, s);
+    if (run.refused !== null) console.error(`delayed messages of ${channel}: ${run.refused}`);
+    ({ nextAt, more } = run);
+    rescheduled ||= run.rescheduled;
+  } while (more && w.db.meter.allows(w.clock(), 4));
+  if (nextAt !== null && (rescheduled || more) && w.dispatch.queued) {
+    const clock = w.clock();
+    await w.dispatch.send([plannedTimer("delay", channel, nextAt, clock)], clock);
+  }
+  if (woken.size > 0 && w.config.kickOnPublish) await kick(w, channel, [...woken.values()]);
+}
