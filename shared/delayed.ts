@@ -133,7 +133,7 @@ export interface Entered {
   woken: WokenSubscriber[];
   /** When the next is due; null when none waits. */
   nextAt: number | null;
-  /** More were due than `limit`: run again. */
+  /** More are due than one run lets in: run again. */
   more: boolean;
   /** The timer member was moved (this run, not a concurrent one, owns the next timer task). */
   rescheduled: boolean;
@@ -141,16 +141,21 @@ export interface Entered {
   refused: string | null;
 }
 
+// What one run of lua/enter.ts lets in at most: 500 messages (about 1.03 commands each), and
+// 8 MiB of their data (eight publish requests' worth), so that a run holds Redis briefly.
+const ENTER_LIMIT = 500;
+const ENTER_BYTES = 8 * 1024 * 1024;
+
 /**
- * Lets up to `limit` of the channel's delayed messages due by `now` into it (lua/enter.ts). Safe
- * to repeat, and to run twice at once: a message enters once.
+ * Lets the channel's delayed messages due by `dueBy` into it, one run's worth (lua/enter.ts), its
+ * subscribers woken at `now`: `more` when more are due. Safe to repeat, and to run twice at once:
+ * a message enters once.
  */
 export async function enterDue(
   db: Db,
   channel: string,
-  now: number,
+  time: { dueBy: number; now: number },
   retention: RetentionConfig,
-  limit: number,
 ): Promise<Entered> {
   const { keys } = db;
   const prefixes = duePrefixes(channel);
@@ -169,8 +174,8 @@ export async function enterDue(
       ],
       [
         channel,
-        String(now),
-        String(limit),
+        String(time.now),
+        String(ENTER_LIMIT),
         timerMember("delay", channel),
         prefixes.wake,
         prefixes.retry,
@@ -184,6 +189,8 @@ export async function enterDue(
         retentionField,
         trimField,
         String(JOIN_AFTER_MS),
+        String(ENTER_BYTES),
+        String(time.dueBy),
       ],
     ),
   );

@@ -1,9 +1,9 @@
 // The `delay` timer (timers.ts): lets a channel's due delayed messages in (shared/delayed.ts), then
 // delivers to the subscribers that woke, as a publish's kick does, and asks for the next run.
 //
-//   enter     chunks of ENTER_CHUNK (lua/enter.ts), while more are due and the budget allows;
-//             what the budget leaves stays due (its member too), for a task sent at once or the
-//             next cron
+//   enter     a run of the script at a time (lua/enter.ts: up to 500 messages, 8 MiB), while more
+//             are due and the budget allows; what the budget leaves stays due (its member too),
+//             for a task sent at once or the next cron
 //   next      with a queue, a timer task for the next due time, sent by the run that moved the
 //             timer member: two runs at once (the cron and a task, a task that came twice) send
 //             one between them, so tasks never multiply. Queues delays whole seconds (at most 12
@@ -19,10 +19,6 @@ import type { WokenSubscriber } from "../shared/streams.ts";
 import { kick, type Worker } from "./pass.ts";
 import { type DueTimer, plannedTimer } from "./timers.ts";
 
-// At most this many messages enter per script run: about one command each (enter.ts), and a
-// run's XADDs of large messages stay well within what one script should hold Redis for.
-export const ENTER_CHUNK = 1000;
-
 /** Runs the `delay:<channel>` timer at `now` (the cron's time, or the clock for a task). */
 export async function enterDelayed(w: Worker, timer: DueTimer, now: number): Promise<void> {
   const channel = timer.name;
@@ -31,7 +27,7 @@ export async function enterDelayed(w: Worker, timer: DueTimer, now: number): Pro
   let rescheduled = false;
   let more = false;
   do {
-    const run = await enterDue(w.db, channel, now, w.config.retention, ENTER_CHUNK);
+    const run = await enterDue(w.db, channel, { dueBy: now, now: w.clock() }, w.config.retention);
     for (const s of run.woken) woken.set(s.name, s);
     if (run.refused !== null) console.error(`delayed messages of ${channel}: ${run.refused}`);
     ({ nextAt, more } = run);
