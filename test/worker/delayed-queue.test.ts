@@ -35,7 +35,9 @@ describe("1,000 messages delayed between 1 and 5 s", () => {
       const res = await stack.post(`/v1/channels/${channel}/messages`, { messages });
       expect(res.status).toBe(201);
       const { ids } = (await res.json()) as { ids: string[] };
-      ids.forEach((id, i) => dueOf.set(id, Date.parse(messages[i]!.notBefore)));
+      ids.forEach((id, i) => {
+        dueOf.set(id, Date.parse(messages[i]!.notBefore));
+      });
     }
     expect(Date.now()).toBeLessThan(start); // every one published before the first is due
     // Ten of them cancelled while they wait.
