@@ -10,7 +10,7 @@ const DelayedId = z
   .openapi({ example: "d3f9a0b1c2d3e4f50-0" });
 
 export const DelayedParams = ChannelParams.extend({
-  id: DelayedId.openapi({ param: { name: "id", in: "path" } }),
+  delayedId: DelayedId.openapi({ param: { name: "delayedId", in: "path" } }),
 });
 
 export const DelayedQuery = z.object({

@@ -24,7 +24,7 @@ const routes = {
   }),
   cancel: createRoute({
     method: "delete",
-    path: `${path}/{id}`,
+    path: `${path}/{delayedId}`,
     operationId: "delayed.cancel",
     ...needs("publish"),
     summary: "Cancel a delayed message that has not entered the channel: it is never delivered",
@@ -49,7 +49,7 @@ export function delayedRoutes() {
       return c.json({ messages, next: page.next }, 200);
     })
     .openapi(routes.cancel, async (c) => {
-      const { channel, id } = c.req.valid("param");
+      const { channel, delayedId: id } = c.req.valid("param");
       if (!(await cancelDelayed(c.var.db, channel, id))) {
         throw new NotFound(
           `no delayed message "${id}" waits on channel "${channel}": it was never published, ` +
