@@ -92,8 +92,11 @@ const Delay = {
 const notBoth = (value: { delayMs?: number | undefined; notBefore?: string | undefined }) =>
   value.delayMs === undefined || value.notBefore === undefined;
 const NOT_BOTH = { message: 'give "delayMs" or "notBefore", not both' };
-// The document says it too: a schema that has both is refused (JSON Schema `not`).
-const NOT_BOTH_DOCUMENTED = { not: { required: ["delayMs", "notBefore"] } };
+// The document says it too: a body that has both is refused (JSON Schema `not`; its properties
+// named, as Redocly asks of a `required`).
+const NOT_BOTH_DOCUMENTED = {
+  not: { required: ["delayMs", "notBefore"], properties: { delayMs: {}, notBefore: {} } },
+};
 
 const NewMessage = z
   .strictObject({ data: requiredJson, type: MessageType.optional(), ...Delay })

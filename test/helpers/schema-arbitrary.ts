@@ -61,7 +61,9 @@ export function arbitraryOf(schema: Schema, options: SampleOptions): fc.Arbitrar
     return fc.oneof(...branches.map((branch) => arbitraryOf({ ...rest, ...branch }, options)));
   }
   if (not !== undefined) {
-    const shape = Object.keys(not as Schema).join();
+    const shape = Object.keys(not as Schema)
+      .filter((keyword) => keyword !== "properties") // what `required` names, each {}
+      .join();
     if (shape === "required") {
       // Objects that have all of these properties are refused: at most some of them.
       const all = (not as Schema).required as string[];
