@@ -9,7 +9,7 @@
 //             cron and a task, a task that came twice) send one between them, so tasks never
 //             multiply. Queues delays whole seconds (at most 12
 //             h): the task comes up to a second early and waits (consumer.ts), or, from further
-//             away, comes back with the rest of the delay (timers.ts plannedTimer)
+//             away, comes back with the rest of the delay (dispatch.ts plannedTimer)
 //   kick      the woken subscribers, delivered now (KICK_ON_PUBLISH, as after a publish)
 //
 // Safe twice and twice at once: a message enters once (the script), and a second kick of a
@@ -17,8 +17,9 @@
 
 import { enterDue } from "../shared/delayed.ts";
 import type { WokenSubscriber } from "../shared/streams.ts";
-import { kick, type Worker } from "./pass.ts";
-import { type DueTimer, plannedTimer } from "./timers.ts";
+import { plannedTimer } from "./dispatch.ts";
+import type { DueTimer } from "./timer-task.ts";
+import type { Worker } from "./worker.ts";
 
 // The least time between two runs a timer task brings while messages keep coming due: a steady
 // stream of them enters a quarter of a second's worth at a time (measured, 2,000 due over 4 s:
@@ -46,5 +47,5 @@ export async function enterDelayed(w: Worker, timer: DueTimer, now: number): Pro
     const at = more ? nextAt : Math.max(nextAt, startedAt + ENTER_GAP_MS);
     await w.dispatch.send([plannedTimer("delay", channel, at, clock)], clock);
   }
-  if (woken.size > 0 && w.config.kickOnPublish) await kick(w, channel, [...woken.values()]);
+  if (woken.size > 0 && w.config.kickOnPublish) await w.kick(channel, [...woken.values()]);
 }

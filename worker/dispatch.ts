@@ -14,8 +14,9 @@
 // POST.
 
 import type { QueueBinding } from "../shared/config.ts";
+import type { TimerKind } from "../shared/keys.ts";
 import type { Meter } from "../shared/meter.ts";
-import type { TimerTask } from "./timers.ts";
+import { type TimerTask, timerTask } from "./timer-task.ts";
 
 /** A queue message: which subscription to visit, and why. */
 export interface DeliveryTask {
@@ -100,3 +101,12 @@ export function asTask(body: unknown): DeliveryTask | null {
   if (t.at !== undefined && !Number.isFinite(t.at)) return null;
   return whys.includes(String(t.why)) ? (t as unknown as DeliveryTask) : null;
 }
+
+/**
+ * A timer task (timer-task.ts) to send for `at`: sent at most Queues' longest delay ahead, it then
+ * comes back for the rest (consumer.ts), so a timer days away still runs at its second.
+ */
+export const plannedTimer = (kind: TimerKind, name: string, at: number, now: number): Planned => ({
+  task: timerTask(kind, name, at),
+  at: Math.min(at, now + (MAX_DELAY_SECONDS - 1) * 1000),
+});

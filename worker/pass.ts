@@ -21,15 +21,13 @@ import { unitName } from "../shared/keys.ts";
 import type { WokenSubscriber } from "../shared/streams.ts";
 import { parseSubscription } from "../shared/subscription.ts";
 import { readBytesFor } from "./batches.ts";
-import type { Invocation } from "./deliverer.ts";
-import { type Dispatch, taskFor } from "./dispatch.ts";
+import { taskFor } from "./dispatch.ts";
 import { dueWork, type Loaded, load, type UnitSchedule } from "./schedule.ts";
 import { runTimers } from "./timers.ts";
 import { type Visited, visit } from "./visit.ts";
+import type { Worker } from "./worker.ts";
 
-export interface Worker extends Invocation {
-  dispatch: Dispatch;
-}
+export type { Worker } from "./worker.ts";
 
 /**
  * The subscriptions due now, earliest first, at most `limit`, and the timers due by `timersAt`

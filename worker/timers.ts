@@ -10,15 +10,12 @@
 
 import { parseTimerMember, type TimerKind } from "../shared/keys.ts";
 import { enterDelayed } from "./delayed.ts";
-import { MAX_DELAY_SECONDS, type Planned } from "./dispatch.ts";
-import type { Worker } from "./pass.ts";
+import type { DueTimer } from "./timer-task.ts";
+import type { Worker } from "./worker.ts";
 
-export interface DueTimer {
-  kind: TimerKind;
-  name: string;
-  /** The member's score: when it came due (ms). */
-  at: number;
-}
+// A timer's task and the timer a handler gets are timer-task.ts's, so that handlers, and the
+// dispatch that sends their tasks, need nothing of this file (which imports the handlers).
+export { asTimerTask, type DueTimer, type TimerTask, timerTask } from "./timer-task.ts";
 
 /** Runs one due timer at `now` (the cron's scheduled time, or the clock). */
 export type TimerHandler = (w: Worker, timer: DueTimer, now: number) => Promise<void>;
@@ -50,39 +47,4 @@ export async function runTimers(w: Worker, timers: DueTimer[], now: number): Pro
       console.error(`timer ${timer.kind}:${timer.name} failed:`, error);
     }
   }
-}
-
-/** A queue message that runs a timer (its handler looks at what is due itself). */
-export interface TimerTask {
-  v: 1;
-  timer: TimerKind;
-  name: string;
-  /** When it is due (ms): a task that comes early waits for it. */
-  at: number;
-}
-
-export const timerTask = (kind: TimerKind, name: string, at: number): TimerTask => ({
-  v: 1,
-  timer: kind,
-  name,
-  at,
-});
-
-/**
- * A timer task to send for `at`: sent at most Queues' longest delay ahead, it then comes back for
- * the rest (consumer.ts), so a timer days away still runs at its second.
- */
-export const plannedTimer = (kind: TimerKind, name: string, at: number, now: number): Planned => ({
-  task: timerTask(kind, name, at),
-  at: Math.min(at, now + (MAX_DELAY_SECONDS - 1) * 1000),
-});
-
-/** The body as a timer task, checked (queue messages come from outside the type system). */
-export function asTimerTask(body: unknown): TimerTask | null {
-  if (typeof body !== "object" || body === null) return null;
-  const t = body as Record<string, unknown>;
-  if (t.v !== 1 || typeof t.timer !== "string" || typeof t.name !== "string") return null;
-  if (typeof t.at !== "number" || !Number.isFinite(t.at)) return null;
-  const parsed = parseTimerMember(`${t.timer}:${t.name}`);
-  return parsed ? { v: 1, timer: parsed.kind, name: parsed.name, at: t.at } : null;
 }
