@@ -202,7 +202,10 @@ end
 local ids, registered, created, kept = {}, false, false, {}
 local function undo(err)
   if #ids > 0 then redis.call('XDEL', stream, unpack(ids)) end
-  if created then redis.call('DEL', stream) end
+  if created then
+    redis.call('DEL', stream)
+    redis.call('HDEL', subs, a.trimField)
+  end
   if registered then redis.call('SREM', registry, channel) end
   if #kept > 0 then
     redis.call('HDEL', delayedMessages, unpack(kept))
