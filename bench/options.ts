@@ -17,6 +17,7 @@ export const SCENARIOS = [
   "slow",
   "fast",
   "lateness",
+  "delayed",
   "fanout",
   "fanout-loaded",
   "drain",
@@ -74,6 +75,8 @@ Sizes:
   --latency-seconds <s>        latency run length (default 10; quick 4)
   --latency-rate <per s>       latency publish rate (default 50)
   --sustained-seconds <s>      busy-subscriber run length (default 150; quick 20)
+  --delayed-messages <n>       delayed messages, 1-5 s ahead, per measurement (default 2000;
+                               quick 500)
   --fanout-subs <n>            fan-out subscriptions, alone and loaded (default 5000; quick 1000)
   --fanout-load-rate <per s>   the loaded fan-out's background publish rate (default 300)
   --drain-backlog <n>          drain scenario messages (default 1000000; quick 50000)
@@ -99,6 +102,7 @@ export interface BenchOptions {
   latencySeconds: number | null;
   latencyRate: number | null;
   sustainedSeconds: number | null;
+  delayedMessages: number | null;
   fanoutSubs: number | null;
   fanoutLoadRate: number | null;
   drainBacklog: number | null;
@@ -121,6 +125,7 @@ const SIZE_OPTIONS = [
   "latency-seconds",
   "latency-rate",
   "sustained-seconds",
+  "delayed-messages",
   "fanout-subs",
   "fanout-load-rate",
   "drain-backlog",
@@ -194,6 +199,7 @@ export function parseBenchArgs(argv: string[]): BenchCommand {
       latencySeconds: positive("latency-seconds"),
       latencyRate: positive("latency-rate"),
       sustainedSeconds: positive("sustained-seconds"),
+      delayedMessages: int("delayed-messages"),
       fanoutSubs: int("fanout-subs"),
       fanoutLoadRate: positive("fanout-load-rate"),
       drainBacklog: int("drain-backlog"),

@@ -102,6 +102,19 @@ function queueTargets(r: Results): Target[] {
       met: l.p99Ms <= 1000 && l.early === 0 && l.missing === 0,
     });
   }
+  if (r.delayed) {
+    const d = r.delayed;
+    out.push({
+      target: "Delayed messages arrive <= 1 s after their time (p99), none early, none lost",
+      measured: `p50 ${round(d.p50Ms, 0)} ms, p99 ${round(d.p99Ms, 0)} ms, max ${round(d.maxMs, 0)} ms over ${d.messages} messages; early ${d.early}, missing ${d.missing}`,
+      met: d.p99Ms <= 1000 && d.early === 0 && d.missing === 0,
+    });
+    out.push({
+      target: "A delayed message <= 1.5 commands, published and let in",
+      measured: `${d.commandsPerMessage} (publish ${d.publishCommandsPerMessage}, entering ${d.enterCommandsPerMessage})`,
+      met: d.commandsPerMessage <= 1.5,
+    });
+  }
   if (r.fanout) {
     out.push({
       target: `One message to ${r.fanout.subscriptions} subscriptions, all delivered <= 10 s`,
@@ -287,6 +300,13 @@ export function markdown(r: Results): string {
     extra.push([
       `Retry lateness: ${l.subscriptions} subs, half the requests failing, queue bound`,
       `${l.retries} retries of ${l.messages} messages; late p50 ${round(l.p50Ms, 0)} ms, p99 ${round(l.p99Ms, 0)} ms; ${l.queueOpsPerMessage} queue ops/msg`,
+    ]);
+  }
+  if (r.delayed) {
+    const d = r.delayed;
+    extra.push([
+      `Delayed messages: ${d.messages}, 100 per publish, due ${d.minDelayMs / 1000}-${d.maxDelayMs / 1000} s ahead, queue bound`,
+      `late p50 ${round(d.p50Ms, 0)} ms, p99 ${round(d.p99Ms, 0)} ms, max ${round(d.maxMs, 0)} ms (receipt after notBefore); ${d.commandsPerMessage} commands/msg (publish ${d.publishCommandsPerMessage} + entering ${d.enterCommandsPerMessage}, no subscriber), ${d.queueOpsPerMessage} queue ops/msg`,
     ]);
   }
   if (r.fanout) {

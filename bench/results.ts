@@ -5,6 +5,7 @@ import type { BacklogResult } from "./scenarios/backlog.ts";
 import type { ConcurrentResult } from "./scenarios/concurrent.ts";
 import type { CostResult } from "./scenarios/cost.ts";
 import type { CpuResult } from "./scenarios/cpu.ts";
+import type { DelayedResult } from "./scenarios/delayed.ts";
 import type { DeliveryRow } from "./scenarios/delivery.ts";
 import type { FanoutResult, LoadedFanoutResult } from "./scenarios/fanout.ts";
 import type { LatencyResult } from "./scenarios/latency.ts";
@@ -25,6 +26,7 @@ export interface Results {
   slow?: SustainedResult;
   fast?: SustainedResult;
   lateness?: RetryLatenessResult;
+  delayed?: DelayedResult;
   fanout?: FanoutResult;
   fanoutLoaded?: LoadedFanoutResult;
   drain?: BacklogResult;

@@ -12,7 +12,8 @@
 //
 // Scenarios: cost, publish, latency, delivery, retries (driven pass by pass or by the kick, as
 // before the queue), then those of the Worker as deployed with its delivery queue and no manual
-// pass: slow (busy subscribers), fast, lateness (retries on time), fanout, fanout-loaded (the
+// pass: slow (busy subscribers), fast, lateness (retries on time), delayed (delayed messages on
+// time, and their cost), fanout, fanout-loaded (the
 // same beside a steady load of busy subscribers), drain (a backlog drained by one cron run
 // against back-to-back passes), retention (trimming's memory and commands), pull (4 consumers of
 // a pull subscription against a reference Worker's XREADGROUP + XACK, and the same by hand),
@@ -29,6 +30,7 @@ import { backlogScenario } from "./scenarios/backlog.ts";
 import { concurrentScenario } from "./scenarios/concurrent.ts";
 import { costScenario } from "./scenarios/cost.ts";
 import { cpuScenario } from "./scenarios/cpu.ts";
+import { delayedScenario } from "./scenarios/delayed.ts";
 import { type DeliveryRow, deliveryCell } from "./scenarios/delivery.ts";
 import { fanoutScenario, loadedFanoutScenario } from "./scenarios/fanout.ts";
 import { latencyScenario } from "./scenarios/latency.ts";
@@ -167,6 +169,11 @@ try {
       maxAttempts: 5,
       policy: DEPLOYED_RETRY,
     });
+  }
+  if (runs("delayed")) {
+    const messages = options.delayedMessages ?? (quick ? 500 : 2000);
+    log(`delayed: ${messages} messages due 1-5 s ahead, without and with a subscriber...`);
+    results.delayed = await delayedScenario(stack, { messages });
   }
   const fanoutSubs = options.fanoutSubs ?? (quick ? 1000 : 5000);
   if (runs("fanout")) {

@@ -21,7 +21,12 @@ import { subscriptionMethods } from "./subscriptions.ts";
 
 type Schemas = components["schemas"];
 export type Message = Schemas["Message"];
-export type NewMessage = { data: unknown; type?: string };
+/**
+ * A message to publish; with `delayMs` or `notBefore` (RFC 3339), a delayed message: stored at
+ * once, delivered when due (its id is then a delayed id, which it carries as `delayedId`).
+ */
+export type NewMessage = { data: unknown; type?: string; delayMs?: number; notBefore?: string };
+export type DelayedMessage = Schemas["DelayedMessage"];
 export type Channel = Schemas["Channel"];
 export type ChannelList = Schemas["ChannelList"];
 export type ChannelDeleted = Schemas["ChannelDeleted"];
@@ -52,6 +57,12 @@ export interface PublishOptions {
   traceparent?: string;
   tracestate?: string;
   signal?: AbortSignal;
+}
+
+/** A batch's delay: every message of it that gives neither `delayMs` nor `notBefore` of its own. */
+export interface BatchOptions extends PublishOptions {
+  delayMs?: number;
+  notBefore?: string;
 }
 
 export interface HistoryOptions {
@@ -99,8 +110,9 @@ export function createStreamhookClient(options: StreamhookClientOptions) {
     },
 
     /** Appends 1-1000 messages in order, all or nothing, in one request. */
-    publishBatch(channel: string, messages: NewMessage[], o: PublishOptions = {}) {
-      return publishBody(channel, { messages }, o);
+    publishBatch(channel: string, messages: NewMessage[], o: BatchOptions = {}) {
+      const { delayMs, notBefore } = o;
+      return publishBody(channel, { messages, delayMs, notBefore }, o);
     },
 
     /** The channel's messages, oldest first, fetched a page at a time as the loop goes on. */
@@ -142,6 +154,38 @@ export function createStreamhookClient(options: StreamhookClientOptions) {
             params: { path: { channel }, query: { force: o.force ? "true" : undefined } },
           }),
         ),
+    },
+
+    delayed: {
+      /** The channel's delayed messages not yet due, earliest first, a page at a time. */
+      async *list(
+        channel: string,
+        o: { after?: string; pageSize?: number; signal?: AbortSignal } = {},
+      ): AsyncGenerator<DelayedMessage, void> {
+        let after = o.after;
+        for (;;) {
+          const page = await ok(
+            api.GET("/v1/channels/{channel}/delayed", {
+              params: { path: { channel }, query: { after, limit: o.pageSize } },
+              signal: o.signal ?? null,
+            }),
+          );
+          yield* page.messages;
+          if (page.next === null) return;
+          after = page.next;
+        }
+      },
+      /**
+       * Cancels a delayed message before it is due: it is never delivered. A StreamhookError 404
+       * (delayed_message_not_found) when none waits by that id (cancelled, or entered already).
+       */
+      cancel: async (channel: string, delayedId: string): Promise<void> => {
+        await ok(
+          api.DELETE("/v1/channels/{channel}/delayed/{delayedId}", {
+            params: { path: { channel, delayedId } },
+          }),
+        );
+      },
     },
 
     ...subscriptionMethods(api),

@@ -4,9 +4,11 @@
 // client/README.md.
 export type { Api } from "./api.ts";
 export type {
+  BatchOptions,
   Channel,
   ChannelDeleted,
   ChannelList,
+  DelayedMessage,
   HistoryOptions,
   Message,
   NewMessage,

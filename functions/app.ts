@@ -28,6 +28,7 @@ import { attemptRoutes } from "./routes/attempts.ts";
 import { channelDeleteRoutes } from "./routes/channel-delete.ts";
 import { channelRoutes } from "./routes/channels.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
+import { delayedRoutes } from "./routes/delayed.ts";
 import { deliverRoutes } from "./routes/deliver.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { keyRoutes } from "./routes/keys.ts";
@@ -60,6 +61,7 @@ export function createApp(deliveryFactory: DeliveryFactory) {
   app.route("/", healthRoutes());
   app.route("/", channelRoutes());
   app.route("/", channelDeleteRoutes());
+  app.route("/", delayedRoutes());
   app.route("/", subscriptionRoutes());
   app.route("/", pullRoutes());
   app.route("/", deadLetterRoutes());

@@ -2,7 +2,7 @@
 
 import { z } from "@hono/zod-openapi";
 import { MAX_VISIBILITY_MS } from "../shared/engine/queue.ts";
-import { CHANNEL_NAME, MessageTrace, streamIds } from "./schemas.ts";
+import { CHANNEL_NAME, DelayedIdField, MessageTrace, streamIds } from "./schemas.ts";
 
 const ConsumerName = z
   .string()
@@ -47,6 +47,7 @@ export const PulledMessage = z
       description:
         'A redriven dead letter only: its original id (its `id` here is "0-<n>", its handle in the redrive stream)',
     }),
+    ...DelayedIdField,
     ...MessageTrace,
   })
   .openapi("PulledMessage");

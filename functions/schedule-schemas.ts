@@ -2,7 +2,7 @@
 
 import { z } from "@hono/zod-openapi";
 import { cronProblem, timezoneProblem } from "../shared/cron.ts";
-import { CHANNEL_NAME, NewMessage } from "./schemas.ts";
+import { CHANNEL_NAME, PlainMessage } from "./schemas.ts";
 
 const NAME_RULE = "must be 1-128 of A-Za-z0-9._- starting with a letter or digit";
 
@@ -55,7 +55,7 @@ export const CreateScheduleBody = z
     channel: Channel,
     cron: Cron,
     timezone: Timezone.default("UTC"),
-    message: NewMessage.openapi({
+    message: PlainMessage.openapi({
       description: "What each run publishes, as a publish of one message: `data` and `type?`",
     }),
     paused: Paused.default(false),
@@ -67,7 +67,7 @@ export const UpdateScheduleBody = z
     channel: Channel.optional(),
     cron: Cron.optional(),
     timezone: Timezone.optional(),
-    message: NewMessage.optional(),
+    message: PlainMessage.optional(),
     paused: Paused.optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "give at least one field to change")

@@ -2,6 +2,7 @@
 // and generate /openapi.json, so the document cannot drift from what the API accepts.
 
 import { z } from "@hono/zod-openapi";
+import { MAX_DELAY_MS } from "../shared/delayed.ts";
 
 export const CHANNEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 // A stream id is two unsigned 64-bit numbers, and Redis answers an id it cannot parse with an
@@ -73,7 +74,37 @@ export const MessageType = z
 const JsonValue = z.unknown().openapi({ description: "Any JSON value", example: { orderId: 42 } });
 const requiredJson = JsonValue.refine((value) => value !== undefined, "is required");
 
-export const NewMessage = z.strictObject({ data: requiredJson, type: MessageType.optional() });
+/** A message as a schedule holds it: a type and data, no delay (it is published at each run). */
+export const PlainMessage = z.strictObject({ data: requiredJson, type: MessageType.optional() });
+
+// When a message enters its channel (shared/delayed.ts): one of the two, or neither (now). Past
+// times and 0 mean now; the 7 days of notBefore and the channel's retention are checked against
+// the clock and the channel (routes/channels.ts, lua/publish.ts), which a schema cannot do.
+const Delay = {
+  delayMs: z.number().int().min(0).max(MAX_DELAY_MS).optional().openapi({
+    description:
+      "Enter the channel this many ms after the publish (0: now): a delayed message, stored at once, delivered when due. At most 7 days, and at most the channel's retention maxAgeMs",
+    example: 60_000,
+  }),
+  notBefore: z.iso.datetime({ offset: true }).optional().openapi({
+    description:
+      "Enter the channel at this time (RFC 3339, Z or an offset): a delayed message. A time past: now. At most 7 days ahead, and at most the channel's retention maxAgeMs",
+    example: "2026-12-24T18:00:00+01:00",
+  }),
+};
+const notBoth = (value: { delayMs?: number | undefined; notBefore?: string | undefined }) =>
+  value.delayMs === undefined || value.notBefore === undefined;
+const NOT_BOTH = { message: 'give "delayMs" or "notBefore", not both' };
+// The document says it too: a body that has both is refused (JSON Schema `not`; its properties
+// named, as Redocly asks of a `required`).
+const NOT_BOTH_DOCUMENTED = {
+  not: { required: ["delayMs", "notBefore"], properties: { delayMs: {}, notBefore: {} } },
+};
+
+const NewMessage = z
+  .strictObject({ data: requiredJson, type: MessageType.optional(), ...Delay })
+  .refine(notBoth, NOT_BOTH)
+  .openapi(NOT_BOTH_DOCUMENTED);
 
 // Exactly one of the two shapes: each is a closed object and needs its own field, so no body fits
 // both (anyOf then means oneOf). A body that fits neither gets the message of the shape it came
@@ -82,14 +113,19 @@ export const PublishBody = z
   .union(
     [
       NewMessage.openapi("PublishOne", {
-        description: "Single publish: `data` (any JSON value) and optionally `type`",
+        description:
+          "Single publish: `data` (any JSON value), optionally `type`, and `delayMs` or `notBefore` for a delayed message",
       }),
       z
         .strictObject({
           messages: z.array(NewMessage).min(1).max(1000),
+          ...Delay,
         })
+        .refine(notBoth, NOT_BOTH)
         .openapi("PublishBatch", {
-          description: "Batch publish: 1-1000 messages, appended in order in one round trip",
+          ...NOT_BOTH_DOCUMENTED,
+          description:
+            "Batch publish: 1-1000 messages, appended in order in one round trip. `delayMs` or `notBefore` here delays every message that gives neither of its own",
         }),
     ],
     { error: 'give either "data" (and optionally "type") or "messages", not both or neither' },
@@ -144,8 +180,22 @@ export const MessageTrace = {
     .openapi({ description: "The publish's tracestate, when it had one" }),
 };
 
-export const PublishedOne = z.object({ id: z.string() }).openapi("Published");
-export const PublishedMany = z.object({ ids: z.array(z.string()) }).openapi("PublishedBatch");
+const PublishedId = z.string().openapi({
+  description:
+    "The message's stream id; a delayed message's id is \"d<16 hex>-<n>\", which it carries as `delayedId` once it has entered the channel",
+  example: "1712345678901-0",
+});
+export const PublishedOne = z.object({ id: PublishedId }).openapi("Published");
+export const PublishedMany = z.object({ ids: z.array(PublishedId) }).openapi("PublishedBatch");
+
+/** The id of a delayed message, as publish answered it, on every read of the message. */
+export const DelayedIdField = {
+  delayedId: z.string().optional().openapi({
+    description:
+      "A delayed message only: the id its publish answered (it entered the channel when due, and `id` is its stream id from then on)",
+    example: "d3f9a0b1c2d3e4f50-0",
+  }),
+};
 
 export const HistoryQuery = z.object({
   after: StreamId.optional().openapi({ description: "Return messages after this id (exclusive)" }),
@@ -158,6 +208,7 @@ export const Message = z
     type: z.string().nullable(),
     data: JsonValue,
     publishedAt: z.iso.datetime(),
+    ...DelayedIdField,
     ...MessageTrace,
   })
   .openapi("Message");
@@ -243,6 +294,10 @@ export const ChannelDeleted = z
   .object({
     name: z.string(),
     messages: z.number().int().openapi({ description: "Messages the channel held" }),
+    delayed: z
+      .number()
+      .int()
+      .openapi({ description: "Delayed messages that had not entered it yet, deleted with it" }),
     subscriptions: z
       .array(z.string())
       .openapi({ description: "Subscriptions deleted with it (force), by name" }),

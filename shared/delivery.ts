@@ -2,6 +2,7 @@
 // each other: the Worker's entry (index.ts) hands the app a `DeliveryFactory` built by worker/.
 
 import type { Config, QueueBinding } from "./config.ts";
+import type { TimerKind } from "./keys.ts";
 import type { Db } from "./redis.ts";
 import type { WokenSubscriber } from "./streams.ts";
 
@@ -32,6 +33,11 @@ export interface Delivery {
   wake(channel: string, name: string): Promise<void>;
   /** One delivery pass over everything due (the cron's job; also POST /v1/deliver). */
   pass(): Promise<PassSummary>;
+  /**
+   * Sends the task that runs a timer at `at` (ms) through the delivery queue, in ctx.waitUntil;
+   * without a queue, nothing: the cron runs the timer when its {p}:due member comes due.
+   */
+  timer(kind: TimerKind, name: string, at: number): Promise<void>;
 }
 
 /** Builds the Delivery for one request; `queue` is the DELIVERY_QUEUE binding, if any. */

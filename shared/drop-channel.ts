@@ -1,8 +1,8 @@
 // Deleting a channel: every key of it, its subscriptions with it only when asked.
 //
 // The steps:
-//   look     1 round trip: does the channel exist, what subscriptions does it have (the 409 and
-//            404 cost nothing more)
+//   look     1 round trip: does the channel exist, what subscriptions does it have, how many
+//            delayed messages (the 409 and 404 cost nothing more)
 //   find     its idempotency keys, with SCAN MATCH {p}:idem:<ch>:* (keys.ts): they are not indexed
 //            per channel, so this is the one step whose cost grows with the whole database: one
 //            SCAN per 1,000 keys in it
@@ -17,7 +17,7 @@
 // retry of it answering "already published" is right. If the request dies after the drop, the
 // keys not yet deleted expire the same way; nothing else is ever left half-deleted.
 
-import { isSubscriptionField, sweepMember } from "./keys.ts";
+import { isSubscriptionField, sweepMember, timerMember } from "./keys.ts";
 import { DROP_CHANNEL_LUA } from "./lua/drop-channel.ts";
 import { asArray, asNumber, asString, type Db, runScript } from "./redis.ts";
 import { dueMembersOf } from "./subscriptions.ts";
@@ -26,6 +26,8 @@ export interface DroppedChannel {
   name: string;
   /** Messages the stream held. */
   messages: number;
+  /** Delayed messages that had not entered it yet (shared/delayed.ts). */
+  delayed: number;
   /** The subscriptions deleted with it (force), by name. */
   subscriptions: string[];
   /** Idempotency keys deleted (publishes of the last 24 h that carried one). */
@@ -56,7 +58,9 @@ export async function dropChannel(
     return { kind: "subscribed", subscriptions: seen.subscriptions };
   const idempotencyKeys = await scanKeys(db, db.keys.idempotencyPattern(channel));
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const [status, detail] = asArray(await drop(db, channel, seen.subscriptions, options.force));
+    const [status, detail, delayed] = asArray(
+      await drop(db, channel, seen.subscriptions, options.force),
+    );
     switch (asNumber(status)) {
       case -2:
         return { kind: "subscribed", subscriptions: asArray(detail).map(asString).sort() };
@@ -72,6 +76,7 @@ export async function dropChannel(
         const dropped = {
           name: channel,
           messages,
+          delayed: asNumber(status) === 1 ? asNumber(delayed) : seen.delayed,
           subscriptions: seen.subscriptions,
           idempotencyKeys: idempotencyKeys.length,
         };
@@ -85,16 +90,21 @@ export async function dropChannel(
 /** The channel's subscriptions and length, or null when nothing of it exists. */
 async function look(db: Db, channel: string) {
   const { keys } = db;
-  const [streams, registered, fields, length] = await db.redis
+  const [streams, registered, fields, length, delayed] = await db.redis
     .pipeline()
     .exists(keys.channel(channel))
     .sismember(keys.channels(), channel)
     .hkeys(keys.subscriptions(channel))
     .xlen(keys.channel(channel))
-    .exec<[unknown, unknown, unknown, unknown]>();
+    .zcard(keys.delayed(channel))
+    .exec<[unknown, unknown, unknown, unknown, unknown]>();
   const names = asArray(fields).map(asString);
   if (asNumber(streams) === 0 && asNumber(registered) === 0 && names.length === 0) return null;
-  return { subscriptions: names.filter(isSubscriptionField).sort(), length: asNumber(length) };
+  return {
+    subscriptions: names.filter(isSubscriptionField).sort(),
+    length: asNumber(length),
+    delayed: asNumber(delayed),
+  };
 }
 
 // Safe to repeat (db.redis): a repeat finds nothing (0), which dropChannel reads as deleted. A
@@ -118,6 +128,8 @@ function drop(db: Db, channel: string, subscriptions: string[], force: boolean) 
       keys.channels(),
       keys.due(),
       keys.metrics(channel),
+      keys.delayed(channel),
+      keys.delayedMessages(channel),
       ...subscriptionKeys,
     ],
     [
@@ -126,6 +138,7 @@ function drop(db: Db, channel: string, subscriptions: string[], force: boolean) 
       String(subscriptions.length),
       ...subscriptions,
       ...subscriptions.flatMap((name) => dueMembersOf(channel, name)),
+      timerMember("delay", channel),
       sweepMember(channel),
     ],
   );

@@ -71,6 +71,16 @@
 //                                                 PATCH retention, and a park (dead letters); set
 //                                                 or removed by the sweep itself; deleted with the
 //                                                 channel
+//                                   delay:<ch>    the earliest due time of the channel's delayed
+//                                                 messages (publish moves it earlier, ZADD LT;
+//                                                 lua/enter.ts sets it to the next, or removes it)
+// {p}:delayed:<ch>        ZSET    delayed id -> due time (ms): the channel's delayed messages that
+//                                 have not entered it yet. Publish adds (lua/publish.ts), the
+//                                 timer delay:<ch> lets the due ones in (lua/enter.ts), cancel
+//                                 removes (shared/delayed.ts); no TTL (each goes when it enters)
+// {p}:delayed-messages:<ch> HASH  delayed id -> "<published ms>\n<type>\n<traceparent>\n
+//                                 <tracestate>\n<data>" (empty parts: none), written and deleted
+//                                 with its member of {p}:delayed:<ch>
 // {p}:pace:<ch>:<sub>     STRING  the next free start slot (ms) of a subscription with
 //                                 maxRequestsPerSecond, shared by all its deliverers; PX past it
 //                                 (lua/take.ts reserves slots as it takes batches)
@@ -139,6 +149,8 @@ export function createKeys(prefix: string) {
     redrive: (channel: string, sub: string) => `${prefix}:redrive:${channel}:${sub}`,
     attempts: (channel: string, sub: string) => `${prefix}:attempts:${channel}:${sub}`,
     metrics: (channel: string) => `${prefix}:metrics:${channel}`,
+    delayed: (channel: string) => `${prefix}:delayed:${channel}`,
+    delayedMessages: (channel: string) => `${prefix}:delayed-messages:${channel}`,
     idempotency: (channel: string, key: string) => `${prefix}:idem:${channel}:${key}`,
     /** SCAN MATCH pattern of every idempotency key of a channel. */
     idempotencyPattern: (channel: string) => `${prefix}:idem:${channel}:*`,
@@ -239,7 +251,7 @@ export function parseDueMember(member: string): { kind: "wake" | "retry"; unit: 
  * The kinds of timer kept in {p}:due beside the delivery schedule (see the header): each is
  * handled by the cron (worker/timers.ts) when its member comes due.
  */
-export const TIMER_KINDS = ["schedule", "sweep"] as const;
+export const TIMER_KINDS = ["delay", "schedule", "sweep"] as const;
 export type TimerKind = (typeof TIMER_KINDS)[number];
 
 /** The {p}:due member of a timer: "<kind>:<name>". */

@@ -6,10 +6,11 @@
 // one: shared/trace.ts); the first entry of each publish also holds `n`, its request's nonce (see
 // lua/publish.ts). An entry published without a trace context (or before tracing) has no `p`:
 // its trace is derived from its id (shared/trace.ts). The entry id is the publish time,
-// so `publishedAt` is derived, not stored.
+// so `publishedAt` is derived, not stored. A delayed message's entry (shared/delayed.ts) is
+// added when it is due, so its id is that time, and it holds `m`, the id its publish answered.
 
 import type { RetentionConfig } from "./config.ts";
-import { AppError } from "./errors.ts";
+import { AppError, InvalidInput } from "./errors.ts";
 import {
   CHANNEL_FIELD_PREFIX,
   duePrefixes,
@@ -17,6 +18,7 @@ import {
   MARKER_SEPARATOR,
   retentionField,
   sweepMember,
+  timerMember,
   trimField,
 } from "./keys.ts";
 import { PUBLISH_LUA } from "./lua/publish.ts";
@@ -25,6 +27,7 @@ import {
   asArray,
   asEntries,
   asNumber,
+  asOptionalString,
   asString,
   type Db,
   isOutcomeUnknown,
@@ -39,6 +42,8 @@ export interface NewMessage {
   type?: string | undefined;
   /** The message data as JSON text. */
   data: string;
+  /** When it enters the channel (ms, later than the publish's now): a delayed message (delayed.ts). */
+  dueAt?: number | undefined;
 }
 
 export interface StoredMessage {
@@ -51,6 +56,8 @@ export interface StoredMessage {
   traceparent: string;
   /** The publish's tracestate, when it had one. */
   tracestate?: string;
+  /** A delayed message's id, as its publish answered it (it entered the channel when due). */
+  delayedId?: string;
 }
 
 /**
@@ -66,7 +73,13 @@ export interface WokenSubscriber {
 }
 
 export type PublishResult =
-  | { duplicate: false; ids: string[]; woken: WokenSubscriber[] }
+  | {
+      duplicate: false;
+      ids: string[];
+      woken: WokenSubscriber[];
+      /** The earliest due time of its delayed messages, when it moved the channel's timer earlier. */
+      timerAt: number | null;
+    }
   | { duplicate: true; ids: string[] };
 
 const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
@@ -113,6 +126,8 @@ export async function publish(
     keys.subscriptions(channel),
     keys.due(),
     keys.state(channel),
+    keys.delayed(channel),
+    keys.delayedMessages(channel),
   ];
   const r = options.retention;
   if (options.idempotencyKey) scriptKeys.push(keys.idempotency(channel, options.idempotencyKey));
@@ -138,9 +153,13 @@ export async function publish(
       String(JOIN_AFTER_MS),
       options.trace?.traceparent ?? "",
       options.trace?.tracestate ?? "",
+      timerMember("delay", channel),
       sweepMember(channel),
     ];
-    for (const message of messages) out.push(message.type ?? "", message.data);
+    for (const { type, data, dueAt } of messages) {
+      const delayed = dueAt !== undefined && dueAt > options.now;
+      out.push(type ?? "", data, delayed ? String(dueAt) : "");
+    }
     return out;
   };
   const nonce = randomToken();
@@ -160,14 +179,34 @@ export async function publish(
       throw new PublishOutcomeUnknown(again);
     }
   }
-  const [status, ids, woken] = asArray(reply);
+  const [status, ids, woken, timerAt] = asArray(reply);
   switch (asNumber(status)) {
     case 1:
       return { duplicate: true, ids: asString(ids).split(",") };
     case 3:
       throw channelFull(channel, asString(ids));
-    default:
-      return { duplicate: false, ids: asArray(ids).map(asString), woken: parseWoken(woken) };
+    case 4:
+      throw new DelayPastRetention(channel, asNumber(ids));
+    default: {
+      const timer = asOptionalString(timerAt) ?? "";
+      return {
+        duplicate: false,
+        ids: asArray(ids).map(asString),
+        woken: parseWoken(woken),
+        timerAt: timer === "" ? null : asNumber(timer),
+      };
+    }
+  }
+}
+
+/** A delay longer than the channel keeps messages (its retention's maxAgeMs): nothing written. */
+export class DelayPastRetention extends InvalidInput {
+  constructor(channel: string, maxAgeMs: number) {
+    super(
+      `a message may wait at most as long as channel "${channel}" keeps messages ` +
+        `(its retention's maxAgeMs, ${maxAgeMs} ms); nothing was published`,
+      "delay_past_retention",
+    );
   }
 }
 
@@ -190,7 +229,8 @@ function randomToken(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function parseWoken(value: unknown): WokenSubscriber[] {
+/** The woken list of the publish (and enter) scripts' replies: name, JSON, retry score, ... */
+export function parseWoken(value: unknown): WokenSubscriber[] {
   const flat = asArray(value);
   const out: WokenSubscriber[] = [];
   for (let i = 0; i + 2 < flat.length; i += 3) {
@@ -225,6 +265,7 @@ export function toStoredMessage(entry: StreamEntry, seed: string): StoredMessage
     data: entry.fields?.d ?? "null",
     publishedAt: new Date(idTime(entry.id)).toISOString(),
     ...storedTrace(seed, entry.id, entry.fields?.p, entry.fields?.s),
+    ...(entry.fields?.m ? { delayedId: entry.fields.m } : {}),
   };
 }
 

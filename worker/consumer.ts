@@ -1,8 +1,9 @@
 import { asTask, type DeliveryTask, MAX_DELAY_SECONDS } from "./dispatch.ts";
-import { visitAll, type Worker } from "./pass.ts";
+import { visitAll } from "./pass.ts";
 import { dueUnits, type Loaded, load } from "./schedule.ts";
 import { asTimerTask, runTimer, type TimerTask } from "./timers.ts";
 import type { Visited } from "./visit.ts";
+import type { Worker } from "./worker.ts";
 
 /** The queue's message, as far as the consumer needs it. */
 export interface TaskMessage {

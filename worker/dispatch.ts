@@ -14,8 +14,9 @@
 // POST.
 
 import type { QueueBinding } from "../shared/config.ts";
+import type { TimerKind } from "../shared/keys.ts";
 import type { Meter } from "../shared/meter.ts";
-import type { Invocation } from "./deliverer.ts";
+import { type TimerTask, timerTask } from "./timer-task.ts";
 
 /** A queue message: which subscription to visit, and why. */
 export interface DeliveryTask {
@@ -31,7 +32,8 @@ export interface DeliveryTask {
 }
 
 export interface Planned {
-  task: DeliveryTask;
+  /** A delivery task, or a timer's (timers.ts). */
+  task: DeliveryTask | TimerTask;
   /** Not before this time (ms); at once when absent or past. */
   at?: number;
 }
@@ -41,11 +43,6 @@ export interface Dispatch {
   readonly queued: boolean;
   /** Sends the tasks; false when there is no queue, or it refused them. */
   send(tasks: Planned[], now: number): Promise<boolean>;
-}
-
-/** An invocation of the worker: its clients and budget, and where it hands work over. */
-export interface Worker extends Invocation {
-  dispatch: Dispatch;
 }
 
 // Queues' limits: at most 100 messages per sendBatch, and a delay of at most 12 hours (a retry
@@ -104,3 +101,12 @@ export function asTask(body: unknown): DeliveryTask | null {
   if (t.at !== undefined && !Number.isFinite(t.at)) return null;
   return whys.includes(String(t.why)) ? (t as unknown as DeliveryTask) : null;
 }
+
+/**
+ * A timer task (timer-task.ts) to send for `at`: sent at most Queues' longest delay ahead, it then
+ * comes back for the rest (consumer.ts), so a timer days away still runs at its second.
+ */
+export const plannedTimer = (kind: TimerKind, name: string, at: number, now: number): Planned => ({
+  task: timerTask(kind, name, at),
+  at: Math.min(at, now + (MAX_DELAY_SECONDS - 1) * 1000),
+});

@@ -3,13 +3,14 @@
 // handler, and the delivery queue's `queue` handler. The clock and the bindings are read here,
 // and passed down; each invocation gets its own meter (shared/meter.ts), its budget.
 
-import { type Config, type Env, loadConfig } from "../shared/config.ts";
+import { type Config, type Env, loadConfig, type QueueBinding } from "../shared/config.ts";
 import type { DeliveryFactory } from "../shared/delivery.ts";
 import { Meter } from "../shared/meter.ts";
 import { type Db, getDb } from "../shared/redis.ts";
 import { consume } from "./consumer.ts";
-import { queueDispatch } from "./dispatch.ts";
-import { cron, kick, runPass, type Worker, wake } from "./pass.ts";
+import { plannedTimer, queueDispatch } from "./dispatch.ts";
+import { cron, kick, runPass, wake } from "./pass.ts";
+import type { Worker } from "./worker.ts";
 
 const clock = () => Date.now();
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -20,12 +21,24 @@ export const invocationMeter = (config: Config, now: number) =>
 
 function worker(env: Env): Worker {
   const config = loadConfig(env);
-  const db = getDb(config, invocationMeter(config, clock()));
-  return { db, config, clock, sleep, dispatch: queueDispatch(env.DELIVERY_QUEUE, db.meter) };
+  return invocation(config, getDb(config, invocationMeter(config, clock())), env.DELIVERY_QUEUE);
+}
+
+/** The Worker of an invocation: its kick delivers as pass.ts's, in the same invocation. */
+function invocation(config: Config, db: Db, queue: QueueBinding | undefined): Worker {
+  const w: Worker = {
+    db,
+    config,
+    clock,
+    sleep,
+    dispatch: queueDispatch(queue, db.meter),
+    kick: (channel, woken) => kick(w, channel, woken),
+  };
+  return w;
 }
 
 export const createDelivery: DeliveryFactory = (config, db: Db, queue) => {
-  const w: Worker = { db, config, clock, sleep, dispatch: queueDispatch(queue, db.meter) };
+  const w = invocation(config, db, queue);
   return {
     kick: async (channel, woken) => {
       const summary = await kick(w, channel, woken);
@@ -35,6 +48,10 @@ export const createDelivery: DeliveryFactory = (config, db: Db, queue) => {
       await wake(w, channel, name);
     },
     pass: () => runPass(w),
+    timer: async (kind, name, at) => {
+      const now = clock();
+      if (w.dispatch.queued) await w.dispatch.send([plannedTimer(kind, name, at, now)], now);
+    },
   };
 };
 

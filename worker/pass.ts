@@ -21,13 +21,13 @@ import { unitName } from "../shared/keys.ts";
 import type { WokenSubscriber } from "../shared/streams.ts";
 import { parseSubscription } from "../shared/subscription.ts";
 import { readBytesFor } from "./batches.ts";
-import { taskFor, type Worker } from "./dispatch.ts";
+import { taskFor } from "./dispatch.ts";
 import { dueWork, type Loaded, load, type UnitSchedule } from "./schedule.ts";
 import { runTimers } from "./timers.ts";
 import { type Visited, visit } from "./visit.ts";
+import type { Worker } from "./worker.ts";
 
-// Defined beside Dispatch, so that the timers (timers.ts) can name it without importing the pass.
-export type { Worker };
+export type { Worker } from "./worker.ts";
 
 /**
  * The subscriptions due now, earliest first, at most `limit`, and the timers due by `timersAt`
@@ -59,13 +59,11 @@ async function passWith(
   startedAt: number,
   due: Awaited<ReturnType<typeof dueSubscriptions>>,
 ): Promise<PassSummary> {
-  let subs = due.subs;
-  // Timers first: what they publish (a schedule's run) is due at once, and one more ZRANGE (only
-  // when a timer woke subscribers) hands it to this pass instead of the next.
-  if (due.timers.length > 0 && (await runTimers(w, due.timers, Math.max(startedAt, due.timersAt))))
-    subs = (await dueSubscriptions(w, w.clock(), w.config.passMaxSubscriptions)).subs;
-  if (subs.length === 0) return summarize(startedAt, w.clock(), []);
-  return deliverAll(w, startedAt, await load(w.db, subs));
+  // Timers first: what they publish (a schedule's run, delayed messages entering) they kick
+  // themselves, before the pass's own deliveries take the budget.
+  if (due.timers.length > 0) await runTimers(w, due.timers, Math.max(startedAt, due.timersAt));
+  if (due.subs.length === 0) return summarize(startedAt, w.clock(), []);
+  return deliverAll(w, startedAt, await load(w.db, due.subs));
 }
 
 // How many subscriptions one cron run hands to the queue (100 tasks per sendBatch): far more than

@@ -15,8 +15,8 @@
 // resumed or changed.
 //
 // The message is published like any other (lua/publish.ts): the subscribers it wakes are handed
-// to the delivery queue at once, as a publish's kick would; without a queue, the pass that ran
-// the timer delivers them (pass.ts looks at what is due again after its timers). A schedule whose channel does not exist (deleted since)
+// to the delivery queue at once, as a publish's kick would; without a queue, the run delivers
+// them itself (w.kick), in the cron invocation that ran it. A schedule whose channel does not exist (deleted since)
 // creates it again, as any publish does.
 
 import { latestRun, nextRun } from "../shared/cron.ts";
@@ -25,36 +25,22 @@ import { SCHEDULE_NEXT_LUA } from "../shared/lua/schedule-next.ts";
 import { runScript } from "../shared/redis.ts";
 import { loadSchedule, type Schedule } from "../shared/schedules.ts";
 import { publish } from "../shared/streams.ts";
-import { taskFor, type Worker } from "./dispatch.ts";
+import { taskFor } from "./dispatch.ts";
+import type { DueTimer } from "./timer-task.ts";
+import type { Worker } from "./worker.ts";
 
-/** The due timer, as far as a run needs it (timers.ts imports this file, so not its DueTimer). */
-interface Due {
-  /** The schedule's name. */
-  name: string;
-  /** The member's score the cron found due (ms). */
-  at: number;
-}
-
-/**
- * Runs a due schedule at `now` (the cron's scheduled time). Safe to run twice, and at once. True
- * when its publish woke subscribers that no queue took: the pass running it delivers them.
- */
-export async function runSchedule(w: Worker, timer: Due, now: number): Promise<boolean> {
+/** Runs a due schedule at `now` (the cron's scheduled time). Safe to run twice, and at once. */
+export async function runSchedule(w: Worker, timer: DueTimer, now: number): Promise<void> {
   const schedule = await loadSchedule(w.db, timer.name);
   // Deleted or paused since the member was read: it is only removed (if nobody moved it).
-  if (!schedule || schedule.paused) {
-    await moveOn(w, timer, null, null);
-    return false;
-  }
+  if (!schedule || schedule.paused) return moveOn(w, timer, null, null);
   const latest = latestRun(schedule, now);
   const runAt = latest !== null && latest >= timer.at ? latest : null;
-  const woke = runAt !== null && (await publishRun(w, schedule, runAt));
+  if (runAt !== null) await publishRun(w, schedule, runAt);
   await moveOn(w, timer, nextRun(schedule, now), runAt);
-  return woke;
 }
 
-/** Publishes the run; true when the subscribers it woke are left to the pass (no queue took them). */
-async function publishRun(w: Worker, schedule: Schedule, runAt: number): Promise<boolean> {
+async function publishRun(w: Worker, schedule: Schedule, runAt: number): Promise<void> {
   const { channel, message } = schedule;
   // The clock, not the cron's time: the wake-ups' scores and the trim are the publish's own.
   const now = w.clock();
@@ -68,13 +54,15 @@ async function publishRun(w: Worker, schedule: Schedule, runAt: number): Promise
       retention: w.config.retention,
     },
   );
-  if (result.duplicate || result.woken.length === 0 || !w.config.kickOnPublish) return false;
-  // Refused (or no queue): the wake members are in {p}:due, and the pass finds them.
+  if (result.duplicate || result.woken.length === 0 || !w.config.kickOnPublish) return;
+  // To the queue, as a publish's kick hands over what it does not visit; without one (or refused),
+  // delivered here and now. Either way the wake members are in {p}:due for the next pass.
   const tasks = result.woken.map((s) => ({ task: taskFor({ channel, name: s.name }, "fanout") }));
-  return !(w.dispatch.queued && (await w.dispatch.send(tasks, now)));
+  if (w.dispatch.queued && (await w.dispatch.send(tasks, now))) return;
+  await w.kick(channel, result.woken);
 }
 
-async function moveOn(w: Worker, timer: Due, next: number | null, runAt: number | null) {
+async function moveOn(w: Worker, timer: DueTimer, next: number | null, runAt: number | null) {
   await runScript(
     w.db.redis,
     SCHEDULE_NEXT_LUA,

@@ -27,8 +27,8 @@ import {
 import { SWEEP_LUA } from "../shared/lua/sweep.ts";
 import { asArray, asNumber, asString, runScript } from "../shared/redis.ts";
 import { TRIM_MAX_INTERVAL_MS } from "../shared/streams.ts";
-import type { Worker } from "./dispatch.ts";
-import type { TimerHandler } from "./timer.ts";
+import type { TimerHandler } from "./timer-task.ts";
+import type { Worker } from "./worker.ts";
 
 /** What a sweep did; null when the channel no longer exists (its member is gone). */
 export interface Swept {
@@ -49,8 +49,6 @@ export const sweep: TimerHandler = async (w, timer, now) => {
         `${swept.deadLettersExpired}, dropped ${swept.deadLettersDropped}`,
     );
   }
-  // A sweep only removes: it wakes no delivery.
-  return false;
 };
 
 /**

@@ -1,27 +1,41 @@
 // Timers: time-driven work other than delivery, kept in {p}:due beside the delivery schedule as
 // members "<kind>:<name>" (shared/keys.ts), so that the cron's one ZRANGE finds everything that is
-// due and an idle cron stays one command. Each kind has a handler here (its types: timer.ts). A
-// pass runs the due ones before delivering, and delivers what they woke too (pass.ts); the cron
-// with a queue runs them after handing its deliveries to the queue. A handler may also be reached
-// through the delivery queue: a timer task, sent with a delay (Queues counts whole seconds; the
-// cron comes once a minute).
+// due and an idle cron stays one command. Each kind has a handler here (its type: timer-task.ts),
+// which delivers what it wakes itself: a kick (w.kick), or tasks to the delivery queue. A pass
+// runs the due ones before its deliveries; the cron with a queue, after handing those to the
+// queue. A handler may also be reached through the delivery queue: a timer task, sent with a
+// delay (Queues counts whole seconds; the cron comes once a minute).
 //
 // A handler must be safe to run twice, or twice at once, for the same timer (two cron invocations
 // may overlap, a queue task may come again), and it moves or removes its member itself: a member
 // left due is run again by the next cron.
 
 import { parseTimerMember, type TimerKind } from "../shared/keys.ts";
-import type { Worker } from "./dispatch.ts";
+import { enterDelayed } from "./delayed.ts";
 import { runSchedule } from "./schedule-runs.ts";
 import { sweep } from "./sweep.ts";
-import type { DueTimer, TimerHandler } from "./timer.ts";
+import type { DueTimer, TimerHandler } from "./timer-task.ts";
+import type { Worker } from "./worker.ts";
 
-export type { DueTimer, TimerHandler };
+// A timer's task, the timer a handler gets and a handler's type are timer-task.ts's, so that
+// handlers, and the dispatch that sends their tasks, need nothing of this file (which imports the
+// handlers).
+export {
+  asTimerTask,
+  type DueTimer,
+  type TimerHandler,
+  type TimerTask,
+  timerTask,
+} from "./timer-task.ts";
 
-export const TIMER_HANDLERS: Record<TimerKind, TimerHandler> = { schedule: runSchedule, sweep };
+export const TIMER_HANDLERS: Record<TimerKind, TimerHandler> = {
+  delay: enterDelayed,
+  schedule: runSchedule,
+  sweep,
+};
 
 /** Runs `timer` by its kind's handler. */
-export function runTimer(w: Worker, timer: DueTimer, now: number): Promise<boolean> {
+export function runTimer(w: Worker, timer: DueTimer, now: number): Promise<void> {
   const handlers: Record<string, TimerHandler> = TIMER_HANDLERS;
   return handlers[timer.kind]!(w, timer, now);
 }
@@ -34,44 +48,15 @@ export function timerOf(member: string, at: number): DueTimer | null {
 
 /**
  * Runs the due timers one after another, each under the invocation's budget; one that throws is
- * logged and left due (the next cron tries it again), and the rest still run. True when one woke
- * deliveries for the pass (TimerHandler).
+ * logged and left due (the next cron tries it again), and the rest still run.
  */
-export async function runTimers(w: Worker, timers: DueTimer[], now: number): Promise<boolean> {
-  let woke = false;
+export async function runTimers(w: Worker, timers: DueTimer[], now: number): Promise<void> {
   for (const timer of timers) {
-    if (!w.db.meter.allows(w.clock(), 2)) break;
+    if (!w.db.meter.allows(w.clock(), 2)) return;
     try {
-      if (await runTimer(w, timer, now)) woke = true;
+      await runTimer(w, timer, now);
     } catch (error) {
       console.error(`timer ${timer.kind}:${timer.name} failed:`, error);
     }
   }
-  return woke;
-}
-
-/** A queue message that runs a timer (its handler looks at what is due itself). */
-export interface TimerTask {
-  v: 1;
-  timer: TimerKind;
-  name: string;
-  /** When it is due (ms): a task that comes early waits for it. */
-  at: number;
-}
-
-export const timerTask = (kind: TimerKind, name: string, at: number): TimerTask => ({
-  v: 1,
-  timer: kind,
-  name,
-  at,
-});
-
-/** The body as a timer task, checked (queue messages come from outside the type system). */
-export function asTimerTask(body: unknown): TimerTask | null {
-  if (typeof body !== "object" || body === null) return null;
-  const t = body as Record<string, unknown>;
-  if (t.v !== 1 || typeof t.timer !== "string" || typeof t.name !== "string") return null;
-  if (typeof t.at !== "number" || !Number.isFinite(t.at)) return null;
-  const parsed = parseTimerMember(`${t.timer}:${t.name}`);
-  return parsed ? { v: 1, timer: parsed.kind, name: parsed.name, at: t.at } : null;
 }

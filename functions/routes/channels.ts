@@ -2,7 +2,8 @@
 
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { canSee } from "../../shared/api-keys.ts";
-import { NotFound } from "../../shared/errors.ts";
+import { MAX_DELAY_MS } from "../../shared/delayed.ts";
+import { InvalidInput, NotFound } from "../../shared/errors.ts";
 import { totals } from "../../shared/storage.ts";
 import {
   channelInfo,
@@ -46,7 +47,10 @@ const publishRoute = createRoute({
     body: { content: { "application/json": { schema: PublishBody } }, required: true },
   },
   responses: {
-    201: json(z.union([PublishedOne, PublishedMany]), "Appended; ids in order"),
+    201: json(
+      z.union([PublishedOne, PublishedMany]),
+      "Appended (delayed messages: stored, to enter when due); ids in order",
+    ),
     200: json(z.union([PublishedOne, PublishedMany]), "Idempotency-Key seen within 24 h"),
     ...commonErrors,
     ...bodyErrors,
@@ -105,6 +109,26 @@ const historyRoute = createRoute({
   responses: { 200: json(HistoryPage, "A page of messages"), ...commonErrors, ...notFoundError },
 });
 
+/**
+ * When a message enters its channel (ms), from its `delayMs` or `notBefore`; undefined: now (so is
+ * a time past). Refuses a notBefore more than MAX_DELAY_MS ahead, naming the field.
+ */
+function dueTime(
+  delay: { delayMs?: number | undefined; notBefore?: string | undefined },
+  field: string,
+  now: number,
+): number | undefined {
+  if (delay.delayMs !== undefined) return delay.delayMs > 0 ? now + delay.delayMs : undefined;
+  if (delay.notBefore === undefined) return undefined;
+  const at = Date.parse(delay.notBefore);
+  if (at - now > MAX_DELAY_MS) {
+    throw new InvalidInput(
+      `body.${field}notBefore: is more than 7 days (${MAX_DELAY_MS} ms) ahead; a message waits at most that long`,
+    );
+  }
+  return at > now ? at : undefined;
+}
+
 export function channelRoutes() {
   return new OpenAPIHono<AppEnv>()
     .openapi(publishRoute, async (c) => {
@@ -117,19 +141,27 @@ export function channelRoutes() {
       const trace = parseTraceContext(headers.traceparent, headers.tracestate) ?? undefined;
       const { config, db } = c.var;
       const batch = "messages" in body;
+      const now = Date.now();
       const messages = (batch ? body.messages : [body]).map((m, i) => {
-        const field = batch ? `messages[${i}].data` : "data";
-        return { type: m.type, data: encodeData(m.data, field, config.maxMessageBytes) };
+        const field = batch ? `messages[${i}].` : "";
+        const data = encodeData(m.data, `${field}data`, config.maxMessageBytes);
+        // A message's own delay, else the batch's.
+        const own = m.delayMs !== undefined || m.notBefore !== undefined;
+        const dueAt = own ? dueTime(m, field, now) : dueTime(body, "", now);
+        return { type: m.type, data, dueAt };
       });
 
       const result = await publish(db, channel, messages, {
         idempotencyKey,
-        now: Date.now(),
+        now,
         retention: config.retention,
         trace,
       });
       if (!result.duplicate && result.woken.length > 0 && config.kickOnPublish) {
         c.executionCtx.waitUntil(c.var.delivery.kick(channel, result.woken));
+      }
+      if (!result.duplicate && result.timerAt !== null) {
+        c.executionCtx.waitUntil(c.var.delivery.timer("delay", channel, result.timerAt));
       }
       if (result.duplicate) c.header("Idempotent-Replayed", "true");
       const status = result.duplicate ? 200 : 201;

@@ -2,8 +2,10 @@
 //
 // Why one script: nobody may see half a channel. The stream, its subscriptions (settings, consumer
 // groups, which live in the stream, delivery state, schedule, pace slots, dead letters, redrive
-// streams, attempt logs, delivery counters), its sweep member and its registry entry go together,
-// or, when the subscriptions are not what the caller expects, nothing goes.
+// streams, attempt logs, delivery counters), its delayed messages (and their timer), its sweep
+// member and its registry entry go together, or, when the subscriptions are not what the caller
+// expects, nothing goes. A delayed message's timer that runs after finds none left
+// (lua/enter.ts), so none enters a deleted channel.
 //
 // Subscriptions. The caller names the subscriptions it found (their keys must be in KEYS). Without
 // "force", any subscription answers -2 with their names: the caller reports 409. With "force",
@@ -23,18 +25,19 @@
 //
 // KEYS[1] stream {p}:ch:<ch>, KEYS[2] subs {p}:subs:<ch>, KEYS[3] state {p}:state:<ch>,
 // KEYS[4] registry {p}:channels, KEYS[5] due {p}:due, KEYS[6] metrics {p}:metrics:<ch>,
-// KEYS[7..] each given subscription's dlq, redrive stream, pace key and attempt log
+// KEYS[7] delayed {p}:delayed:<ch>, KEYS[8] delayed messages {p}:delayed-messages:<ch>,
+// KEYS[9..] each given subscription's dlq, redrive stream, pace key and attempt log
 // ARGV[1] channel name (registry member), ARGV[2] "force" or "", ARGV[3] n, ARGV[4 .. 3+n] the
-// subscriptions' names, ARGV[4+n ..] their {p}:due members (wake and retry of both units) and the
-// channel's own ("sweep:<ch>": its sweep, lua/sweep.ts)
+// subscriptions' names, ARGV[4+n ..] their {p}:due members (wake and retry of both units), and
+// last the channel's own: its timer "delay:<ch>" and its sweep "sweep:<ch>" (lua/sweep.ts)
 //
-// Returns {1, messages deleted}; {0} when there is no such channel (nothing to delete: a repeat
-// after a lost reply gets this too); {-2, {names}} when it has subscriptions and no "force";
-// {-1} when its subscriptions are not the ones given.
+// Returns {1, messages deleted, delayed messages deleted}; {0} when there is no such channel
+// (nothing to delete: a repeat after a lost reply gets this too); {-2, {names}} when it has
+// subscriptions and no "force"; {-1} when its subscriptions are not the ones given.
 //
-// Cost: 1 EVALSHA + 1 EXISTS (+1 SISMEMBER) + 1 HKEYS, then to delete: 1 XLEN + 1 DEL + 1 SREM,
-// + 1 ZREM per 1,000 {p}:due members, + 1 DEL per 1,000 subscriptions' keys (chunks keep unpack()
-// under Lua's stack limit). A channel without subscriptions: 7.
+// Cost: 1 EVALSHA + 1 EXISTS (+1 SISMEMBER) + 1 HKEYS, then to delete: 1 XLEN + 1 ZCARD + 1 DEL +
+// 1 SREM, + 1 ZREM per 1,000 {p}:due members, + 1 DEL per 1,000 subscriptions' keys (chunks keep
+// unpack() under Lua's stack limit). A channel without subscriptions: 8.
 export const DROP_CHANNEL_LUA = `#!lua flags=allow-key-locking,allow-oom
 local stream, subs, state, registry, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local metrics = KEYS[6]
@@ -69,9 +72,10 @@ for _, name in ipairs(names) do
 end
 
 local messages = redis.call('XLEN', stream)
-redis.call('DEL', stream, subs, state, metrics)
-chunked('DEL', nil, KEYS, 7, #KEYS)
+local delayedCount = redis.call('ZCARD', KEYS[7])
+redis.call('DEL', stream, subs, state, metrics, KEYS[7], KEYS[8])
+chunked('DEL', nil, KEYS, 9, #KEYS)
 chunked('ZREM', due, ARGV, 4 + n, #ARGV)
 redis.call('SREM', registry, channel)
-return {1, messages}
+return {1, messages, delayedCount}
 `;

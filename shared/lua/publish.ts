@@ -1,35 +1,50 @@
-// publish: append messages to a channel and wake its active subscribers, atomically.
+// publish: append messages to a channel and wake its active subscribers, atomically; store the
+// delayed ones for later (delayed.ts), in the same step.
 //
 // Why one script: the wake-up must be atomic with the XADD. A deliverer that finds nothing new
 // removes its wake member in the same atomic step (see close.ts); if publish's ZMSCORE/ZADD could
 // interleave with that, a message could land with no wake member left and wait for ever. Waking
 // here (and not in the kick) also makes the wake-up durable: a lost kick costs latency, never a
-// message.
+// message. The wake-up and the retention step after it are append.ts's, shared with enter.ts,
+// which lets delayed messages in when they are due.
 //
 // Each entry also holds the publish's trace context when it came with one: `p` its W3C
 // traceparent (55 characters) and `s` its tracestate when it has one (at most 512 characters,
 // shared/trace.ts). A publish without one stores none: its messages' traces are derived from
 // their ids (shared/trace.ts derivedTrace), for no byte.
 //
+// Delayed messages (a due time in their triple) are not appended: each goes to the channel's
+// delayed set (ZSET id -> due time) and hash (id -> "<now>\n<type>\n<traceparent>\n<tracestate>\n
+// <data>": data last, and JSON text holds no raw newline), under the id "d<nonce>-<index>" (its
+// index in the request): no stream id has a letter, so it never collides with one, and a repeat of
+// the request (recover mode) knows it. The channel's timer member in {p}:due is moved to the
+// earliest due time (ZADD LT), so the cron, or the timer task the caller sends, lets them in
+// (enter.ts). A delay longer than the channel keeps messages (its retention's max age, its own or
+// the default) is refused before anything is written. A publish of delayed messages only, to a
+// channel that does not exist yet, creates it as a publish would: an empty stream, registered.
+//
 // A lost reply. The caller sends this once; if the reply is lost it cannot know whether the
 // messages were stored, and sending it again would store them twice. So the first entry of every
 // publish carries the request's nonce (field `n`), and the caller's second try runs in "recover"
 // mode: it looks for that nonce among the newest entries (those of the last RECOVER_WINDOW_MS by
 // the caller's clock, 100 at a time) and, when it finds it, answers with the ids stored the first
-// time (the entries of one script are contiguous) instead of storing again. Recover mode is safe
-// to repeat.
+// time (the entries of one script are contiguous) instead of storing again. A publish of delayed
+// messages only has no entry: its first delayed message is still in the delayed set, or it has
+// entered since and its entry carries the id (field `m`). Recover mode is safe to repeat.
 //
-// Nothing half-written. Each XADD (and the idempotency SET, and the wake-up) runs under pcall;
-// when Upstash refuses one (a key over its record size, the database over its capacity), the
-// entries this call already added are deleted again and the script answers {3, error}: the
-// caller reports storage_full, and no message is left without its wake-up.
+// Nothing half-written. Each write (XADD, the delayed HSET and ZADDs, the idempotency SET, and the
+// wake-up) runs under pcall; when Upstash refuses one (a key over its record size, the database
+// over its capacity), what this call already wrote is deleted again and the script answers
+// {3, error}: the caller reports storage_full, and no message is left without its wake-up.
 //
 // KEYS[1] stream     {p}:ch:<ch>
 // KEYS[2] registry   {p}:channels
 // KEYS[3] subs       {p}:subs:<ch>
 // KEYS[4] due        {p}:due
 // KEYS[5] state      {p}:state:<ch>           (the trim step's expiry counts)
-// KEYS[6] idem       {p}:idem:<ch>:<key>      (only with an Idempotency-Key)
+// KEYS[6] delayed    {p}:delayed:<ch>         (the delayed messages' due times)
+// KEYS[7] messages   {p}:delayed-messages:<ch> (the delayed messages)
+// KEYS[8] idem       {p}:idem:<ch>:<key>      (only with an Idempotency-Key)
 // ARGV[1] channel name (registry member)
 // ARGV[2] now, ms (wake score, and where recover mode stops looking back; scripts must not read
 //         the clock)
@@ -49,8 +64,10 @@
 // ARGV[18] traceparent or "" (none came), ARGV[19] tracestate or "": the publish's trace context
 //          (shared/trace.ts), written into every entry as fields `p` and `s`, so it costs no
 //          command of its own
-// ARGV[20] the channel's sweep member "sweep:<ch>" (spelled by keys.ts)
-// ARGV[21..] type, data, type, data, ...
+// ARGV[20] the channel's timer member "delay:<ch>" (keys.ts timerMember)
+// ARGV[21] the channel's sweep member "sweep:<ch>" (keys.ts sweepMember)
+// ARGV[22..] type, data, due, type, data, due, ...: due is "" for a message appended now, else
+//          the time (ms, later than now) it enters the channel
 //
 // Retention (lua/trim.ts): once the `~trim` field says a trim is due, the script trims the
 // stream after storing the messages; the channel's `~retention` field ("<maxAgeMs>,<maxMessages>",
@@ -58,14 +75,18 @@
 // the channel's sweep comes within a gap (trim.ts armSweep), so a channel that falls silent is
 // still trimmed (lua/sweep.ts).
 //
-// Returns {0, {ids...}, {name, subscriptionJSON, retryScore or "", ...}} listing the subscribers
-// this publish woke (their wake member was absent: nobody was on them, so the caller kicks them;
-// or it is older than JOIN_AFTER_MS: their deliverers have had a backlog for that long, so the
-// caller's kick joins them, and the member is rescored to now, so the next join comes that much
-// later: concurrency grows with a backlog that lasts, one invocation per JOIN_AFTER_MS);
+// Returns {0, {ids...}, {name, subscriptionJSON, retryScore or "", ...}, timerAt} listing the
+// subscribers this publish woke (their wake member was absent: nobody was on them, so the caller
+// kicks them; or it is older than JOIN_AFTER_MS: their deliverers have had a backlog for that
+// long, so the caller's kick joins them, and the member is rescored to now, so the next join
+// comes that much later: concurrency grows with a backlog that lasts, one invocation per
+// JOIN_AFTER_MS), and timerAt, the earliest due time of its delayed messages when it moved the
+// channel's timer member earlier (the caller sends a timer task for it), else "";
 // {1, "id1,id2,..."} when the idempotency key was already used (nothing written); {2, ...} like 0
-// when recover mode found the first attempt's entries (the woken are those whose wake member has
-// this publish's `now`); {3, "<error>"} when a write was refused (nothing written).
+// when recover mode found the first attempt's messages (the woken are those whose wake member has
+// this publish's `now`; timerAt its delayed messages' earliest, moved or not); {3, "<error>"}
+// when a write was refused (nothing written); {4, maxAgeMs} when a delay is longer than the
+// channel's retention keeps messages (nothing written).
 //
 // Cost: 1 EVALSHA + N XADD + 1 HGETALL, plus 1 ZMSCORE + 1 ZADD per 400 active subscribers
 // (+1 ZADD XX when it joins busy ones)
@@ -74,98 +95,68 @@
 // to a channel without subscribers: 3. A publish that finds a trim due adds its cost (trim.ts),
 // about once per 1,000 messages; the first publish to a channel adds 1 HSET (the first `~trim`)
 // and, with retention, 1 ZADD (its sweep).
-// Recover mode adds 1 XREVRANGE per 100 entries looked at,
-// and 1 XRANGE when it finds them.
-import { TRIM_LUA } from "./trim.ts";
+// Delayed messages, however many: + 1 HGET (the retention) + 1 HSET + 1 ZADD (the set) + 1 ZADD
+// (the timer); with no message appended now, + 1 EXISTS and no XADD, HGETALL nor wake-up (+ 1
+// XADD + 1 SADD creating the channel): a publish of delayed messages to a channel is 6.
+// Recover mode adds 1 XREVRANGE per 100 entries looked at, and 1 XRANGE when it finds them (or,
+// delayed messages only, 1 ZSCORE first).
+import { APPEND_LUA } from "./append.ts";
 
 export const PUBLISH_LUA = `#!lua flags=allow-key-locking
-local stream, registry, subs, due, state, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local channel, now, wakePrefix, retryPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local markerSeparator, idemTtl, nonce, recovering = ARGV[5], ARGV[6], ARGV[7], ARGV[8] == 'recover'
-local defaultMaxAge, defaultMaxMessages = tonumber(ARGV[9]), tonumber(ARGV[10])
-local maxUndelivered, minInterval, maxInterval = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-local channelPrefix, retentionField, trimField = ARGV[14], ARGV[15], ARGV[16]
-local joinAfter = tonumber(ARGV[17])
-local traceparent, tracestate, sweepMember = ARGV[18], ARGV[19], ARGV[20]
-local FIRST, CHUNK, RECOVER_WINDOW_MS = 21, 400, 60000
-local count = (#ARGV - FIRST + 1) / 2
+local stream, registry, subs, due, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local delayedDue, delayedMessages, idem = KEYS[6], KEYS[7], KEYS[8]
+local channel, now = ARGV[1], ARGV[2]
+local idemTtl, nonce, recovering = ARGV[6], ARGV[7], ARGV[8] == 'recover'
+local defaultMaxAge = tonumber(ARGV[9])
+local traceparent, tracestate, timerMember = ARGV[18], ARGV[19], ARGV[20]
+local FIRST, RECOVER_WINDOW_MS = 22, 60000
 
 local function failed(reply) return type(reply) == 'table' and reply.err end
-${TRIM_LUA}
+${APPEND_LUA}
+local a = {
+  subs = subs, due = due, now = now, wakePrefix = ARGV[3], retryPrefix = ARGV[4],
+  markerSeparator = ARGV[5], channelPrefix = ARGV[14], joinAfter = tonumber(ARGV[17]),
+  recovering = recovering, maxAge = defaultMaxAge, maxMessages = tonumber(ARGV[10]),
+  maxUndelivered = tonumber(ARGV[11]), minInterval = tonumber(ARGV[12]),
+  maxInterval = tonumber(ARGV[13]), retentionField = ARGV[15], trimField = ARGV[16],
+  sweepMember = ARGV[21],
+}
 
--- The subscribers that are not paused (nor pull subscriptions), and their settings, from one HGETALL; the channel's own
--- fields (retention, trim) go to \`channelFields\`, and \`subscribed\` says whether any
--- subscription (paused or not) exists.
-local channelFields, subscribed = {}, false
-local function active()
-  local flat = redis.call('HGETALL', subs)
-  local paused, names, configs = {}, {}, {}
-  for i = 1, #flat, 2 do
-    local field = flat[i]
-    local marker = string.find(field, markerSeparator, 1, true)
-    if string.sub(field, 1, string.len(channelPrefix)) == channelPrefix then
-      channelFields[field] = flat[i + 1]
-    elseif marker then
-      -- paused, or a pull subscription: never woken
-      paused[string.sub(field, 1, marker - 1)] = true
+-- The messages: how many are appended now, how many delayed, and when the first and last are due.
+local immediate, delayed, earliest, latest, firstDelayed = 0, 0, nil, nil, nil
+local timerAt = ''
+for i = FIRST, #ARGV, 3 do
+  local at = tonumber(ARGV[i + 2])
+  if at then
+    delayed = delayed + 1
+    if not earliest or at < earliest then earliest, timerAt = at, ARGV[i + 2] end
+    if not latest or at > latest then latest = at end
+    firstDelayed = firstDelayed or i
+  else
+    immediate = immediate + 1
+  end
+end
+local function delayedId(i) return 'd' .. nonce .. '-' .. string.format('%d', (i - FIRST) / 3) end
+
+-- Every message's id in the request's order, from the ids of the appended ones.
+local function inOrder(appended)
+  local out, k = {}, 0
+  for i = FIRST, #ARGV, 3 do
+    if ARGV[i + 2] == '' then
+      k = k + 1
+      out[#out + 1] = appended[k]
     else
-      names[#names + 1] = field
-      configs[field] = flat[i + 1]
+      out[#out + 1] = delayedId(i)
     end
   end
-  subscribed = #names > 0
-  local out = {}
-  for _, name in ipairs(names) do
-    if not paused[name] then out[#out + 1] = name end
-  end
-  return out, configs
+  return out
 end
 
--- Wakes the active subscribers without a wake member (a deliverer that is on one keeps its
--- member); in recover mode, also reports those woken by the first attempt (member at 'now').
--- Returns the woken as {name, json, retry score or '', ...}, or nil and the error.
-local function wake()
-  local names, configs = active()
-  local woken = {}
-  for from = 1, #names, CHUNK do
-    local members, chunk = {}, {}
-    for j = from, math.min(from + CHUNK - 1, #names) do
-      chunk[#chunk + 1] = names[j]
-      members[#members + 1] = wakePrefix .. names[j]
-      members[#members + 1] = retryPrefix .. names[j]
-    end
-    local scores = redis.call('ZMSCORE', due, unpack(members))
-    local wakes, joins = {}, {}
-    for j, name in ipairs(chunk) do
-      local score = scores[2 * j - 1]
-      local join = score and tonumber(score) + joinAfter <= tonumber(now)
-      if not score or join or (recovering and score == now) then
-        if not score then
-          wakes[#wakes + 1] = now
-          wakes[#wakes + 1] = members[2 * j - 1]
-        elseif join then
-          joins[#joins + 1] = now
-          joins[#joins + 1] = members[2 * j - 1]
-        end
-        woken[#woken + 1] = name
-        woken[#woken + 1] = configs[name]
-        woken[#woken + 1] = scores[2 * j] or ''
-      end
-    end
-    if #wakes > 0 then
-      local added = redis.pcall('ZADD', due, 'NX', unpack(wakes))
-      if failed(added) then return nil, added.err end
-    end
-    if #joins > 0 then
-      local moved = redis.pcall('ZADD', due, 'XX', unpack(joins))
-      if failed(moved) then return nil, moved.err end
-    end
-  end
-  return woken
-end
-
--- Recover mode: the ids the first attempt stored, or nil when it did not run.
+-- Recover mode: the ids of the messages the first attempt appended, or nil when it did not run.
 local function stored()
+  if immediate == 0 and redis.call('ZSCORE', delayedDue, delayedId(firstDelayed)) then return {} end
+  local field, value = 'n', nonce
+  if immediate == 0 then field, value = 'm', delayedId(firstDelayed) end
   local floor = (tonumber(now) - RECOVER_WINDOW_MS) .. '-0'
   local top = '+'
   while true do
@@ -173,8 +164,9 @@ local function stored()
     for _, entry in ipairs(entries) do
       local fields = entry[2]
       for k = 1, #fields, 2 do
-        if fields[k] == 'n' and fields[k + 1] == nonce then
-          local ours = redis.call('XRANGE', stream, entry[1], '+', 'COUNT', count)
+        if fields[k] == field and fields[k + 1] == value then
+          if immediate == 0 then return {} end
+          local ours = redis.call('XRANGE', stream, entry[1], '+', 'COUNT', immediate)
           local ids = {}
           for _, e in ipairs(ours) do ids[#ids + 1] = e[1] end
           return ids
@@ -187,11 +179,15 @@ local function stored()
 end
 
 if recovering then
-  local ids = stored()
-  if ids then
-    local woken, err = wake()
-    if not woken then return {3, err} end
-    return {2, ids, woken}
+  local appended = stored()
+  if appended then
+    local woken = {}
+    if immediate > 0 then
+      local err
+      woken, err = wake(a)
+      if not woken then return {3, err} end
+    end
+    return {2, inOrder(appended), woken, timerAt}
   end
 end
 
@@ -200,76 +196,104 @@ if idem then
   if previous then return {1, previous} end
 end
 
-local ids, registered = {}, false
+-- A delay longer than the channel keeps messages: refused before anything is written.
+if delayed > 0 then
+  local maxAge = defaultMaxAge
+  local own = redis.call('HGET', subs, a.retentionField)
+  if own then maxAge = tonumber(string.match(own, '^([^,]*),')) end
+  if maxAge and latest - tonumber(now) > maxAge then return {4, maxAge} end
+end
+
+local ids, registered, created, kept = {}, false, false, {}
 local function undo(err)
   if #ids > 0 then redis.call('XDEL', stream, unpack(ids)) end
+  if created then
+    redis.call('DEL', stream)
+    redis.call('HDEL', subs, a.trimField)
+  end
   if registered then redis.call('SREM', registry, channel) end
+  if #kept > 0 then
+    redis.call('HDEL', delayedMessages, unpack(kept))
+    redis.call('ZREM', delayedDue, unpack(kept))
+  end
   return {3, err}
 end
-for i = FIRST, #ARGV, 2 do
-  local fields = {}
-  if ARGV[i] ~= '' then fields = {'t', ARGV[i]} end
-  fields[#fields + 1] = 'd'
-  fields[#fields + 1] = ARGV[i + 1]
-  if traceparent ~= '' then
-    fields[#fields + 1] = 'p'
-    fields[#fields + 1] = traceparent
+for i = FIRST, #ARGV, 3 do
+  if ARGV[i + 2] == '' then
+    local fields = {}
+    if ARGV[i] ~= '' then fields = {'t', ARGV[i]} end
+    fields[#fields + 1] = 'd'
+    fields[#fields + 1] = ARGV[i + 1]
+    if traceparent ~= '' then
+      fields[#fields + 1] = 'p'
+      fields[#fields + 1] = traceparent
+    end
+    if tracestate ~= '' then
+      fields[#fields + 1] = 's'
+      fields[#fields + 1] = tracestate
+    end
+    local first = #ids == 0
+    if first then
+      fields[#fields + 1] = 'n'
+      fields[#fields + 1] = nonce
+    end
+    local id = false
+    if first then
+      id = redis.pcall('XADD', stream, 'NOMKSTREAM', '*', unpack(fields))
+      if failed(id) then return undo(id.err) end
+      if not id then registered = redis.call('SADD', registry, channel) == 1 end
+    end
+    if not id then
+      id = redis.pcall('XADD', stream, '*', unpack(fields))
+      if failed(id) then return undo(id.err) end
+    end
+    ids[#ids + 1] = id
   end
-  if tracestate ~= '' then
-    fields[#fields + 1] = 's'
-    fields[#fields + 1] = tracestate
-  end
-  if i == FIRST then
-    fields[#fields + 1] = 'n'
-    fields[#fields + 1] = nonce
-  end
-  local id = false
-  if i == FIRST then
-    id = redis.pcall('XADD', stream, 'NOMKSTREAM', '*', unpack(fields))
-    if failed(id) then return undo(id.err) end
-    if not id then registered = redis.call('SADD', registry, channel) == 1 end
-  end
-  if not id then
-    id = redis.pcall('XADD', stream, '*', unpack(fields))
-    if failed(id) then return undo(id.err) end
-  end
-  ids[#ids + 1] = id
 end
+
+if delayed > 0 then
+  if immediate == 0 and redis.call('EXISTS', stream) == 0 then
+    -- The channel, as a first publish makes it: a stream (empty: MAXLEN 0), registered.
+    local made = redis.pcall('XADD', stream, 'MAXLEN', '0', '*', 'd', 'null')
+    if failed(made) then return undo(made.err) end
+    created = true
+    registered = redis.call('SADD', registry, channel) == 1
+    -- Its trim clock starts now, as a first publish's does.
+    if registered then retain(a, stream, state, {}, true) end
+  end
+  local messages, scores = {}, {}
+  for i = FIRST, #ARGV, 3 do
+    if ARGV[i + 2] ~= '' then
+      local id = delayedId(i)
+      messages[#messages + 1] = id
+      messages[#messages + 1] = now .. '\\n' .. ARGV[i] .. '\\n' .. traceparent .. '\\n' .. tracestate .. '\\n' .. ARGV[i + 1]
+      scores[#scores + 1] = ARGV[i + 2]
+      scores[#scores + 1] = id
+    end
+  end
+  local set = redis.pcall('HSET', delayedMessages, unpack(messages))
+  if failed(set) then return undo(set.err) end
+  for k = 1, #messages, 2 do kept[#kept + 1] = messages[k] end
+  local added = redis.pcall('ZADD', delayedDue, unpack(scores))
+  if failed(added) then return undo(added.err) end
+  -- The timer comes at the earliest due time; a later one waits for the timer's run before it.
+  local moved = redis.pcall('ZADD', due, 'LT', 'CH', timerAt, timerMember)
+  if failed(moved) then return undo(moved.err) end
+  if moved == 0 then timerAt = '' end
+end
+
+local all = inOrder(ids)
 if idem then
-  local set = redis.pcall('SET', idem, table.concat(ids, ','), 'EX', idemTtl)
+  local set = redis.pcall('SET', idem, table.concat(all, ','), 'EX', idemTtl)
   if failed(set) then return undo(set.err) end
 end
 
-local woken, err = wake()
+if immediate == 0 then return {0, all, {}, timerAt} end
+local woken, err = wake(a)
 if not woken then
   if idem then redis.call('DEL', idem) end
   return undo(err)
 end
-
--- Retention: trim when due (a new channel only starts its clock).
-local previous = channelFields[trimField]
-local maxAge, maxMessages = defaultMaxAge, defaultMaxMessages
-local own = channelFields[retentionField]
-if own then
-  local age, count = string.match(own, '^([^,]*),([^,]*)$')
-  maxAge, maxMessages = tonumber(age), tonumber(count)
-end
-local o = {
-  maxAge = maxAge, maxMessages = maxMessages, maxUndelivered = maxUndelivered,
-  groups = subscribed, newest = ids[#ids], previous = previous or false,
-  minInterval = minInterval, maxInterval = maxInterval, trimField = trimField, subs = subs,
-  due = due, sweepMember = sweepMember,
-}
-if registered then
-  clock(o, now, tonumber(now) + minInterval, 0)
-  armSweep(o, tonumber(now))
-elseif not previous or tonumber(string.match(previous, '^(%d+)')) <= tonumber(now)
-    or #ids >= trimEvery(maxMessages) then
-  local trimmed = trim(stream, state, tonumber(now), o)
-  if trimmed then
-    clock(o, now, trimmed.next, trimmed.after)
-    armSweep(o, tonumber(now))
-  end
-end
-return {0, ids, woken}
+retain(a, stream, state, ids, registered)
+return {0, all, woken, timerAt}
 `;

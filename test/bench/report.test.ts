@@ -174,6 +174,43 @@ describe("the benchmark report", () => {
     );
   });
 
+  describe("the delayed-message targets: on time (p99 <= 1 s, none early, none lost), <= 1.5 commands each", () => {
+    const delayed = (p99Ms: number, early: number, missing: number, commands: number) => ({
+      messages: 2000,
+      minDelayMs: 1000,
+      maxDelayMs: 5000,
+      p50Ms: 100,
+      p99Ms,
+      maxMs: p99Ms + 10,
+      early,
+      missing,
+      publishCommandsPerMessage: 0.06,
+      enterCommandsPerMessage: commands - 0.06,
+      commandsPerMessage: commands,
+      queueOpsPerMessage: 0.03,
+    });
+    const met = (d: ReturnType<typeof delayed>) =>
+      targets({ startedAt: results.startedAt, delayed: d }).map((t) => t.met);
+
+    it.each([
+      ["on time and cheap", delayed(300, 0, 0, 1.2), [true, true]],
+      ["late", delayed(1001, 0, 0, 1.2), [false, true]],
+      ["one early", delayed(300, 1, 0, 1.2), [false, true]],
+      ["one lost", delayed(300, 0, 1, 1.2), [false, true]],
+      ["dear", delayed(300, 0, 0, 1.6), [true, false]],
+    ])("%s", (_, figures, expected) => {
+      expect(met(figures)).toEqual(expected);
+    });
+
+    it("shows the lateness and the cost of each part in the report", () => {
+      expect(
+        markdown({ startedAt: results.startedAt, delayed: delayed(300, 0, 0, 1.2) }),
+      ).toContain(
+        "1.2 commands/msg (publish 0.06 + entering 1.14, no subscriber), 0.03 queue ops/msg",
+      );
+    });
+  });
+
   describe("the concurrent-push target: every message delivered, p99 publish -> receipt <= 2 s", () => {
     const TARGET =
       "Concurrent push: 1 subscription, batchSize 1, endpoint 200 ms, 50 msg/s for 30 s, default settings: every message delivered, p99 publish -> receipt <= 2 s";

@@ -269,6 +269,36 @@ describe("managing subscriptions", () => {
   });
 });
 
+describe("delayed messages", () => {
+  it("delays a message or a batch, lists them earliest first, and cancels one", async () => {
+    const { client } = recordingClient();
+    const later = new Date(Date.now() + 7_200_000).toISOString();
+    const one = await client.publish("delays", { data: "in an hour", delayMs: 3_600_000 });
+    const batch = await client.publishBatch(
+      "delays",
+      [{ data: "at its time", notBefore: later }, { data: "now", delayMs: 0 }, { data: "batch's" }],
+      { delayMs: 1_800_000 },
+    );
+    expect(await stored("delays")).toEqual([[batch.ids[1], "now"]]);
+    const waiting = [];
+    for await (const message of client.delayed.list("delays", { pageSize: 1 })) {
+      waiting.push([message.id, message.data]);
+    }
+    expect(waiting).toEqual([
+      [batch.ids[2], "batch's"],
+      [one.id, "in an hour"],
+      [batch.ids[0], "at its time"],
+    ]);
+    await client.delayed.cancel("delays", one.id);
+    const error = await client.delayed.cancel("delays", one.id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StreamhookError);
+    expect((error as StreamhookError).code).toBe("delayed_message_not_found");
+    const left = [];
+    for await (const message of client.delayed.list("delays")) left.push(message.id);
+    expect(left).toEqual([batch.ids[2], batch.ids[0]]);
+  });
+});
+
 describe("history", () => {
   it("reads every message with for await, a page at a time", async () => {
     const { client, answers } = recordingClient();

@@ -93,6 +93,9 @@ describe("DELETE /v1/channels/{channel}", () => {
     await receiver.waitFor((r) => r.requests.length === 4); // the redrive's delivery (waitUntil)
     expect(await readersOf(stack, channel, "sub", "redrive")).toHaveLength(1);
     expect((await patch(`${path}/other`, { paused: true })).status).toBe(200);
+    // And a delayed message, waiting for its time (shared/delayed.ts), with its timer.
+    const later = { data: "later", delayMs: 3_600_000 };
+    expect((await stack.post(`/v1/channels/${channel}/messages`, later)).status).toBe(201);
 
     const before = await keyspace();
     const k = stack.keys;
@@ -108,10 +111,16 @@ describe("DELETE /v1/channels/{channel}", () => {
         k.attempts(channel, "sub"),
         k.attempts(channel, "other"),
         k.metrics(channel),
+        k.delayed(channel),
+        k.delayedMessages(channel),
       ].sort(),
     );
     expect(before.due).toEqual(
-      expect.arrayContaining([`retry:${channel}/sub/redrive`, `retry:${channel}/other`]),
+      expect.arrayContaining([
+        `retry:${channel}/sub/redrive`,
+        `retry:${channel}/other`,
+        `delay:${channel}`,
+      ]),
     );
 
     const res = await remove(channel, "?force=true");
@@ -121,6 +130,7 @@ describe("DELETE /v1/channels/{channel}", () => {
       messages: 1,
       subscriptions: ["other", "sub"],
       idempotencyKeys: 1,
+      delayed: 1,
     });
 
     const after = await keyspace();
@@ -156,6 +166,7 @@ describe("DELETE /v1/channels/{channel}", () => {
       messages: 2,
       subscriptions: [],
       idempotencyKeys: 0,
+      delayed: 0,
     });
     expect((await keyspace()).names.filter((key) => isKeyOf(key, channel))).toEqual([]);
   });
@@ -215,6 +226,7 @@ describe("DELETE /v1/channels/{channel}", () => {
       messages: 2,
       subscriptions: ["sub"],
       idempotencyKeys: 0,
+      delayed: 0,
     });
     expect((await keyspace()).names.filter((key) => isKeyOf(key, channel))).toEqual([]);
   });

@@ -65,7 +65,7 @@ afterAll(() => stack?.stop());
 const CHANNEL = "contract";
 // A port nothing listens on: a push subscription made here fails fast and reaches nothing.
 const DEAD_URL = "http://127.0.0.1:9/";
-const fixture = { channel: [CHANNEL], name: ["push", "pull"], id: [""] };
+const fixture = { channel: [CHANNEL], name: ["push", "pull"], id: [""], delayedId: [""] };
 
 /**
  * The channel, its push subscription (with dead letters), its pull one, an API key and a schedule
@@ -91,6 +91,18 @@ async function fixtures() {
   if ((await stack.api("/v1/schedules/push")).status === 404) {
     const schedule = { name: "push", channel: CHANNEL, cron: "0 9 * * *", message: { data: 1 } };
     expect((await stack.post("/v1/schedules", schedule)).status).toBe(201);
+  }
+  // A delayed message that waits (an hour), for the routes of one.
+  const delayed = (await (await stack.api(`/v1/channels/${CHANNEL}/delayed`)).json()) as {
+    messages: { id: string }[];
+  };
+  if (!delayed.messages.some((m) => m.id === fixture.delayedId[0])) {
+    const res = await stack.post(`/v1/channels/${CHANNEL}/messages`, {
+      data: 1,
+      delayMs: 3_600_000,
+    });
+    expect(res.status).toBe(201);
+    fixture.delayedId[0] = ((await res.json()) as { id: string }).id;
   }
   const keys = (await (await stack.api("/v1/keys")).json()) as { keys: { id: string }[] };
   if (!keys.keys.some((key) => key.id === fixture.id[0])) {
@@ -245,6 +257,8 @@ describe("every operation of the document, sent valid requests generated from it
     "deadLetters.list",
     "deadLetters.redrive",
     "deadLetters.purge",
+    "delayed.list",
+    "delayed.cancel",
     "metrics",
     "deliver",
     "keys.create",
@@ -331,6 +345,24 @@ const BROKEN: Broken[] = [
     ...at("post", "/v1/channels/{channel}/messages", `/v1/channels/${CHANNEL}/messages`),
     body: { type: "order.created" },
     message: "body.data: is required",
+  },
+  {
+    rule: "a message gives delayMs or notBefore, not both",
+    ...at("post", "/v1/channels/{channel}/messages", `/v1/channels/${CHANNEL}/messages`),
+    body: { data: 1, delayMs: 1000, notBefore: "2020-01-01T00:00:00Z" },
+    message: 'body: give "delayMs" or "notBefore", not both',
+  },
+  {
+    rule: "a batch gives delayMs or notBefore, not both",
+    ...at("post", "/v1/channels/{channel}/messages", `/v1/channels/${CHANNEL}/messages`),
+    body: { messages: [{ data: 1 }], delayMs: 1000, notBefore: "2020-01-01T00:00:00Z" },
+    message: 'body: give "delayMs" or "notBefore", not both',
+  },
+  {
+    rule: "a delay is at most 7 days",
+    ...at("post", "/v1/channels/{channel}/messages", `/v1/channels/${CHANNEL}/messages`),
+    body: { data: 1, delayMs: 604_800_001 },
+    message: "body.delayMs:",
   },
   {
     rule: "a change changes at least one field",

@@ -12,6 +12,8 @@ export interface Pulled {
   publishedAt: string;
   attempt: number;
   redrivenFrom?: string;
+  /** A delayed message's id, as its publish answered it. */
+  delayedId?: string;
   /** The publish's W3C traceparent (null: stored before tracing), and its tracestate. */
   traceparent: string | null;
   tracestate?: string;

@@ -28,6 +28,8 @@ export interface WebhookMessage {
   data: unknown;
   publishedAt: string;
   attempt: number;
+  /** A delayed message's id, as its publish answered it. */
+  delayedId?: string;
   /** The publish's W3C traceparent (null: stored before tracing). */
   traceparent: string | null;
   tracestate?: string;

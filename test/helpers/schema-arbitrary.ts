@@ -61,10 +61,22 @@ export function arbitraryOf(schema: Schema, options: SampleOptions): fc.Arbitrar
     return fc.oneof(...branches.map((branch) => arbitraryOf({ ...rest, ...branch }, options)));
   }
   if (not !== undefined) {
-    const excluded = (not as Schema).const;
-    if (Object.keys(not as Schema).join() !== "const") {
-      throw new Error(`schema-arbitrary: only "not": {"const": ...} is handled`);
+    const shape = Object.keys(not as Schema)
+      .filter((keyword) => keyword !== "properties") // what `required` names, each {}
+      .join();
+    if (shape === "required") {
+      // Objects that have all of these properties are refused: at most some of them.
+      const all = (not as Schema).required as string[];
+      return arbitraryOf(rest, options).filter(
+        (v) => typeof v !== "object" || v === null || !all.every((name) => name in v),
+      );
     }
+    if (shape !== "const") {
+      throw new Error(
+        `schema-arbitrary: only "not": {"const": ...} or {"required": [...]} is handled`,
+      );
+    }
+    const excluded = (not as Schema).const;
     return arbitraryOf(rest, options).filter((v) => JSON.stringify(v) !== JSON.stringify(excluded));
   }
   if ("const" in rest) return fc.constant(rest.const);

@@ -36,6 +36,8 @@ describe("the Redis key layout", () => {
     expect(keys.attempts("orders", "billing")).toBe("sh:v1:attempts:orders:billing");
     expect(keys.metrics("orders")).toBe("sh:v1:metrics:orders");
     expect(keys.idempotency("orders", "k-1")).toBe("sh:v1:idem:orders:k-1");
+    expect(keys.delayed("orders")).toBe("sh:v1:delayed:orders");
+    expect(keys.delayedMessages("orders")).toBe("sh:v1:delayed-messages:orders");
     expect(keys.idempotencyPattern("orders")).toBe("sh:v1:idem:orders:*");
     expect(keys.health()).toBe("sh:v1:health");
     expect(keys.apiKeys()).toBe("sh:v1:apikeys");
@@ -61,6 +63,9 @@ describe("the Redis key layout", () => {
     expect(retryMember(redrive)).toBe("retry:orders/billing/redrive");
     expect(duePrefixes("orders")).toEqual({ wake: "wake:orders/", retry: "retry:orders/" });
     expect(sweepMember("orders")).toBe("sweep:orders");
+    expect(timerMember("delay", "orders")).toBe("delay:orders");
+    expect(parseTimerMember("delay:orders")).toEqual({ kind: "delay", name: "orders" });
+    expect(parseDueMember("delay:orders")).toBeNull();
     expect(pausedField("billing")).toBe("billing#paused");
     expect(pullField("billing")).toBe("billing#pull");
     expect(redriveField("billing")).toBe("billing#redrive");

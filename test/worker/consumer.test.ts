@@ -8,7 +8,8 @@ import { unmetered } from "../../shared/meter.ts";
 import { getDb } from "../../shared/redis.ts";
 import { consume, type TaskMessage } from "../../worker/consumer.ts";
 import { type DeliveryTask, noQueue } from "../../worker/dispatch.ts";
-import type { Worker } from "../../worker/pass.ts";
+import { kick } from "../../worker/pass.ts";
+import type { Worker } from "../../worker/worker.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import { retryDueAt } from "../helpers/schedule.ts";
 import { API_TOKEN, BRIDGE_TOKEN, type Stack, startStack } from "../helpers/stack.ts";
@@ -35,6 +36,7 @@ beforeAll(async () => {
     clock: Date.now,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     dispatch: noQueue,
+    kick: (channel, woken) => kick(worker, channel, woken),
   };
 });
 afterAll(async () => {

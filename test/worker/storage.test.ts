@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { deliveryFixture } from "../helpers/fixture.ts";
+import { changedKeys, keyspace } from "../helpers/keyspace.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
 import { deliverUntil } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
@@ -10,6 +11,7 @@ import {
   publish,
   runPass,
   subscribe,
+  waitUntil,
 } from "../helpers/subscriptions.ts";
 
 // Upstash refuses a write that would take a key past its record size ("ERR max single record
@@ -124,5 +126,54 @@ describe("a redrive Redis refuses", () => {
     const moved = original(await stack.redis.xrange(redrive, "-", "+"));
     expect(moved).toEqual([ids[0]]);
     expect(left).toEqual([ids[1]]);
+  });
+});
+
+describe("delayed messages Redis refuses to store or to let in", () => {
+  const waiting = () => stack.redis.zcard(stack.keys.delayed(channel));
+
+  it("answers a delayed publish 507 and stores nothing, not even the new channel", async () => {
+    // The channel's delayed messages at their record size (written past the bridge's checks).
+    await stack.redis.hset(stack.keys.delayedMessages(channel), "filler", pad(200));
+    const before = await keyspace(stack.redis);
+    const res = await post({ data: pad(100), delayMs: 60_000 });
+    expect(res.status).toBe(507);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("storage_full");
+    expect(changedKeys(before, await keyspace(stack.redis))).toEqual([]);
+  });
+
+  it("stores none of a batch with messages for now when its delayed ones do not fit", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    await publish(stack, channel, [{ data: "fits" }]);
+    await runPass(stack);
+    await stack.redis.hset(stack.keys.delayedMessages(channel), "filler", pad(200));
+    const stream = stack.keys.channel(channel);
+    // The stream's entries, not its DUMP: an XADD taken back by XDEL leaves its last id moved on.
+    const before = await keyspace(stack.redis, (key) => key === stream);
+    const entries = await stack.redis.xrange(stream, "-", "+");
+    const res = await post({
+      messages: [{ data: "now" }, { data: pad(100), delayMs: 60_000 }],
+    });
+    expect(res.status).toBe(507);
+    expect(changedKeys(before, await keyspace(stack.redis, (key) => key === stream))).toEqual([]);
+    expect(await stack.redis.xrange(stream, "-", "+")).toEqual(entries);
+  });
+
+  it("keeps one waiting while its channel has no room for it, and lets it in once there is", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url });
+    const due = Date.now() + 300;
+    const res = await post({ data: pad(100), notBefore: new Date(due).toISOString() });
+    expect(res.status).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    await fill(stack.keys.channel(channel));
+    await waitUntil(due);
+    await runPass(stack);
+    expect(await waiting()).toBe(1);
+    expect(await dueAt(stack, `delay:${channel}`)).toBe(due); // still due: the next run tries again
+    await stack.redis.xtrim(stack.keys.channel(channel), "MAXLEN", 0);
+    await runPass(stack); // lets it in
+    expect(await waiting()).toBe(0);
+    await deliverUntil(stack, channel, () => receiver.messages().length === 1, "delivered");
+    expect(receiver.messages()[0]!.delayedId).toBe(id);
   });
 });
