@@ -27,8 +27,7 @@ import {
 import { SWEEP_LUA } from "../shared/lua/sweep.ts";
 import { asArray, asNumber, asString, runScript } from "../shared/redis.ts";
 import { TRIM_MAX_INTERVAL_MS } from "../shared/streams.ts";
-import type { TimerHandler } from "./timer-task.ts";
-import type { Worker } from "./worker.ts";
+import type { TimerHandler, Worker } from "./worker.ts";
 
 /** What a sweep did; null when the channel no longer exists (its member is gone). */
 export interface Swept {

@@ -1,9 +1,8 @@
-// What a timer handler is (its type, and the due timer it is given), and the queue message that
-// runs a timer (a timer task): apart from timers.ts, which imports every handler, so that a
-// handler, and dispatch.ts that sends the tasks, depend on nothing that depends on them.
+// What a timer handler is given (a due timer), and the queue message that runs a timer (a timer
+// task): apart from timers.ts, which imports every handler, so that a handler, and dispatch.ts
+// that sends the tasks, depend on nothing that depends on them. The handler's type is worker.ts's.
 
 import { parseTimerMember, type TimerKind } from "../shared/keys.ts";
-import type { Worker } from "./worker.ts";
 
 export interface DueTimer {
   kind: TimerKind;
@@ -11,12 +10,6 @@ export interface DueTimer {
   /** The member's score: when it came due (ms). */
   at: number;
 }
-
-/**
- * Runs one due timer at `now` (the cron's scheduled time, or the clock for a timer task). What
- * it wakes it delivers itself (w.kick, or tasks to the queue).
- */
-export type TimerHandler = (w: Worker, timer: DueTimer, now: number) => Promise<void>;
 
 /** A queue message that runs a timer (its handler looks at what is due itself). */
 export interface TimerTask {

@@ -1,6 +1,6 @@
 // Timers: time-driven work other than delivery, kept in {p}:due beside the delivery schedule as
 // members "<kind>:<name>" (shared/keys.ts), so that the cron's one ZRANGE finds everything that is
-// due and an idle cron stays one command. Each kind has a handler here (its type: timer-task.ts),
+// due and an idle cron stays one command. Each kind has a handler here (its type: worker.ts),
 // which delivers what it wakes itself: a kick (w.kick), or tasks to the delivery queue. A pass
 // runs the due ones before its deliveries; the cron with a queue, after handing those to the
 // queue. A handler may also be reached through the delivery queue: a timer task, sent with a
@@ -14,19 +14,14 @@ import { parseTimerMember, type TimerKind } from "../shared/keys.ts";
 import { enterDelayed } from "./delayed.ts";
 import { runSchedule } from "./schedule-runs.ts";
 import { sweep } from "./sweep.ts";
-import type { DueTimer, TimerHandler } from "./timer-task.ts";
-import type { Worker } from "./worker.ts";
+import type { DueTimer } from "./timer-task.ts";
+import type { TimerHandler, Worker } from "./worker.ts";
 
-// A timer's task, the timer a handler gets and a handler's type are timer-task.ts's, so that
-// handlers, and the dispatch that sends their tasks, need nothing of this file (which imports the
-// handlers).
-export {
-  asTimerTask,
-  type DueTimer,
-  type TimerHandler,
-  type TimerTask,
-  timerTask,
-} from "./timer-task.ts";
+// A timer's task and the timer a handler gets are timer-task.ts's, a handler's type worker.ts's,
+// so that handlers, and the dispatch that sends their tasks, need nothing of this file (which
+// imports the handlers).
+export { asTimerTask, type DueTimer, type TimerTask, timerTask } from "./timer-task.ts";
+export type { TimerHandler };
 
 export const TIMER_HANDLERS: Record<TimerKind, TimerHandler> = {
   delay: enterDelayed,

@@ -7,6 +7,7 @@ import type { PassSummary } from "../shared/delivery.ts";
 import type { WokenSubscriber } from "../shared/streams.ts";
 import type { Invocation } from "./deliverer.ts";
 import type { Dispatch } from "./dispatch.ts";
+import type { DueTimer } from "./timer-task.ts";
 
 export interface Worker extends Invocation {
   dispatch: Dispatch;
@@ -16,3 +17,9 @@ export interface Worker extends Invocation {
    */
   kick(channel: string, woken: WokenSubscriber[]): Promise<PassSummary>;
 }
+
+/**
+ * Runs one due timer at `now` (the cron's scheduled time, or the clock for a timer task; the
+ * kinds' handlers: timers.ts). What it wakes it delivers itself (kick, or tasks to the queue).
+ */
+export type TimerHandler = (w: Worker, timer: DueTimer, now: number) => Promise<void>;

@@ -258,8 +258,6 @@ if delayed > 0 then
     if failed(made) then return undo(made.err) end
     created = true
     registered = redis.call('SADD', registry, channel) == 1
-    -- Its trim clock starts now, as a first publish's does.
-    if registered then retain(a, stream, state, {}, true) end
   end
   local messages, scores = {}, {}
   for i = FIRST, #ARGV, 3 do
@@ -288,7 +286,12 @@ if idem then
   if failed(set) then return undo(set.err) end
 end
 
-if immediate == 0 then return {0, all, {}, timerAt} end
+if immediate == 0 then
+  -- A channel this made starts its trim clock (and its sweep) now, as a first publish's does:
+  -- once nothing is left to undo.
+  if created and registered then retain(a, stream, state, {}, true) end
+  return {0, all, {}, timerAt}
+end
 local woken, err = wake(a)
 if not woken then
   if idem then redis.call('DEL', idem) end
