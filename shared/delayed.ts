@@ -35,10 +35,11 @@ import { DELAYED_PAGE_LUA } from "./lua/delayed-page.ts";
 import { ENTER_LUA } from "./lua/enter.ts";
 import { asArray, asNumber, asOptionalString, asString, type Db, runScript } from "./redis.ts";
 import {
+  appendKeys,
   JOIN_AFTER_MS,
   PAGE_BYTES,
   parseWoken,
-  TRIM_MAX_INTERVAL_MS,
+  retentionArgs,
   type WokenSubscriber,
 } from "./streams.ts";
 
@@ -161,40 +162,23 @@ export async function enterDue(
   const { keys } = db;
   const prefixes = duePrefixes(channel);
   const reply = asArray(
-    await runScript(
-      db.redis,
-      ENTER_LUA,
-      [
-        keys.channel(channel),
-        keys.channels(),
-        keys.subscriptions(channel),
-        keys.due(),
-        keys.state(channel),
-        keys.delayed(channel),
-        keys.delayedMessages(channel),
-      ],
-      [
-        channel,
-        String(time.now),
-        String(ENTER_LIMIT),
-        timerMember("delay", channel),
-        prefixes.wake,
-        prefixes.retry,
-        MARKER_SEPARATOR,
-        retention.maxAgeMs === null ? "" : String(retention.maxAgeMs),
-        retention.maxMessages === null ? "" : String(retention.maxMessages),
-        String(retention.maxUndeliveredAgeMs),
-        String(retention.trimMinIntervalMs),
-        String(TRIM_MAX_INTERVAL_MS),
-        CHANNEL_FIELD_PREFIX,
-        retentionField,
-        trimField,
-        String(JOIN_AFTER_MS),
-        String(ENTER_BYTES),
-        String(time.dueBy),
-        sweepMember(channel),
-      ],
-    ),
+    await runScript(db.redis, ENTER_LUA, appendKeys(keys, channel), [
+      channel,
+      String(time.now),
+      String(ENTER_LIMIT),
+      timerMember("delay", channel),
+      prefixes.wake,
+      prefixes.retry,
+      MARKER_SEPARATOR,
+      ...retentionArgs(retention),
+      CHANNEL_FIELD_PREFIX,
+      retentionField,
+      trimField,
+      String(JOIN_AFTER_MS),
+      String(ENTER_BYTES),
+      String(time.dueBy),
+      sweepMember(channel),
+    ]),
   );
   const [entered, woken, nextAt, more, refused, rescheduled] = reply;
   const next = asOptionalString(nextAt) ?? "";

@@ -15,6 +15,7 @@ import {
   CHANNEL_FIELD_PREFIX,
   duePrefixes,
   isSubscriptionField,
+  type Keys,
   MARKER_SEPARATOR,
   retentionField,
   sweepMember,
@@ -87,6 +88,30 @@ const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 export const TRIM_MAX_INTERVAL_MS = 60 * 60 * 1000;
 
 /**
+ * The retention arguments of the scripts that trim (publish.ts, enter.ts, sweep.ts), in their
+ * order: default max age and max messages ("" none), MAX_UNDELIVERED_AGE_MS, and the least and
+ * most time between trims.
+ */
+export const retentionArgs = (r: RetentionConfig) => [
+  r.maxAgeMs === null ? "" : String(r.maxAgeMs),
+  r.maxMessages === null ? "" : String(r.maxMessages),
+  String(r.maxUndeliveredAgeMs),
+  String(r.trimMinIntervalMs),
+  String(TRIM_MAX_INTERVAL_MS),
+];
+
+/** The keys of the scripts that append to a channel, in their order (publish.ts, enter.ts). */
+export const appendKeys = (keys: Keys, channel: string) => [
+  keys.channel(channel),
+  keys.channels(),
+  keys.subscriptions(channel),
+  keys.due(),
+  keys.state(channel),
+  keys.delayed(channel),
+  keys.delayedMessages(channel),
+];
+
+/**
  * The longest time between two sweeps of a channel with `retention` (lua/trim.ts sweepGap, the
  * same rule): a tenth of its age limits, at least TRIM_MIN_INTERVAL_MS.
  */
@@ -120,16 +145,7 @@ export async function publish(
   },
 ): Promise<PublishResult> {
   const { keys } = db;
-  const scriptKeys = [
-    keys.channel(channel),
-    keys.channels(),
-    keys.subscriptions(channel),
-    keys.due(),
-    keys.state(channel),
-    keys.delayed(channel),
-    keys.delayedMessages(channel),
-  ];
-  const r = options.retention;
+  const scriptKeys = appendKeys(keys, channel);
   if (options.idempotencyKey) scriptKeys.push(keys.idempotency(channel, options.idempotencyKey));
   const prefixes = duePrefixes(channel);
   const args = (mode: "" | "recover") => {
@@ -142,11 +158,7 @@ export async function publish(
       String(IDEMPOTENCY_TTL_SECONDS),
       nonce,
       mode,
-      r.maxAgeMs === null ? "" : String(r.maxAgeMs),
-      r.maxMessages === null ? "" : String(r.maxMessages),
-      String(r.maxUndeliveredAgeMs),
-      String(r.trimMinIntervalMs),
-      String(TRIM_MAX_INTERVAL_MS),
+      ...retentionArgs(options.retention),
       CHANNEL_FIELD_PREFIX,
       retentionField,
       trimField,

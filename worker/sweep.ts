@@ -26,7 +26,7 @@ import {
 } from "../shared/keys.ts";
 import { SWEEP_LUA } from "../shared/lua/sweep.ts";
 import { asArray, asNumber, asString, runScript } from "../shared/redis.ts";
-import { TRIM_MAX_INTERVAL_MS } from "../shared/streams.ts";
+import { retentionArgs } from "../shared/streams.ts";
 import type { TimerHandler, Worker } from "./worker.ts";
 
 /** What a sweep did; null when the channel no longer exists (its member is gone). */
@@ -59,7 +59,6 @@ export async function sweepChannel(w: Worker, channel: string, now: number): Pro
   const { keys } = db;
   const fields = asArray(await db.redis.hkeys(keys.subscriptions(channel))).map(asString);
   const names = fields.filter(isSubscriptionField);
-  const r = config.retention;
   const letters = deadLetterBounds(config);
   const reply = asArray(
     await runScript(
@@ -75,11 +74,7 @@ export async function sweepChannel(w: Worker, channel: string, now: number): Pro
       [
         sweepMember(channel),
         String(now),
-        r.maxAgeMs === null ? "" : String(r.maxAgeMs),
-        r.maxMessages === null ? "" : String(r.maxMessages),
-        String(r.maxUndeliveredAgeMs),
-        String(r.trimMinIntervalMs),
-        String(TRIM_MAX_INTERVAL_MS),
+        ...retentionArgs(config.retention),
         retentionField,
         trimField,
         String(letters.maxAgeMs),
