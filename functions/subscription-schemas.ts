@@ -119,6 +119,11 @@ const created = {
   }),
 };
 
+const Ordered = z.boolean().openapi({
+  description:
+    "Push only: deliver the messages of each `orderingKey` in publish order, one request at a time per key; a failed message holds back its key's later ones until it is delivered or dead-lettered. Messages without a key form one more key",
+});
+
 const CreatePush = z
   .strictObject({
     mode: z.literal("push").optional().openapi({
@@ -132,6 +137,7 @@ const CreatePush = z
       .optional()
       .openapi({ description: "Bring your own signing secret; default: a new random one" }),
     ...created,
+    ordered: Ordered.optional().openapi({ default: false }),
   })
   .openapi("CreatePushSubscription");
 
@@ -140,7 +146,9 @@ const pullRefusal = (keys: string[]) =>
     ? "a pull subscription has no url"
     : keys.includes("secret")
       ? "a pull subscription signs nothing"
-      : undefined;
+      : keys.includes("ordered")
+        ? "ordered: a pull subscription cannot be ordered (ordering applies to push)"
+        : undefined;
 
 const CreatePull = z
   .strictObject(
@@ -172,6 +180,7 @@ export const UpdateSubscriptionBody = z
     timeoutMs: settings.timeoutMs.optional(),
     maxRequestsPerSecond: MaxRequestsPerSecond.optional(),
     maxConcurrency: MaxConcurrency.optional(),
+    ordered: Ordered.optional(),
     paused: z.boolean().optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "give at least one field to change")
@@ -179,7 +188,7 @@ export const UpdateSubscriptionBody = z
   .openapi("UpdateSubscription", {
     minProperties: 1,
     description:
-      "At least one field. `url` only on a push subscription (409 not_push_subscription on a pull one)",
+      "At least one field. `url` only on a push subscription (409 not_push_subscription on a pull one); `ordered: true` only on a push subscription (400)",
   });
 
 export const ReplayBody = z.strictObject({ from: StartPoint(false) }).openapi("Replay");
@@ -211,6 +220,26 @@ export const Subscription = z
     timeoutMs: z.number().int(),
     maxRequestsPerSecond: MaxRequestsPerSecond,
     maxConcurrency: MaxConcurrency,
+    ordered: Ordered,
+    heldKeys: z
+      .array(
+        z
+          .object({
+            orderingKey: z.string().nullable().openapi({
+              description: "null: the messages published without a key",
+            }),
+            messageId: z.string().openapi({ description: "The failed message they wait behind" }),
+            since: z.iso.datetime().openapi({ description: "When it first failed" }),
+            waiting: z.number().int().openapi({
+              description: "The key's later messages read so far, waiting behind it",
+            }),
+          })
+          .openapi("HeldKey"),
+      )
+      .openapi({
+        description:
+          "An ordered subscription's keys held back by a failed message, until it is delivered or dead-lettered (longest held first); empty otherwise",
+      }),
     paused: z.boolean(),
     status: z.enum(["active", "paused", "failing", "disabled"]).openapi({
       description:

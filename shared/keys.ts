@@ -12,7 +12,8 @@
 //                                 <sub>~<id> (<sub> for subscriptions made before ids: see
 //                                 subscription.ts). A push group's consumers are its deliverers'
 //                                 readers (one per deliverer run, deleted when it ends) and the
-//                                 waiting room "deliverer" (entries waiting for a retry); a pull
+//                                 waiting room "deliverer" (entries waiting for a retry), and an
+//                                 ordered one's "parked" (entries behind their key's: lanes); a pull
 //                                 subscription's are named by whoever pulls (shared/engine/)
 // {p}:subs:<ch>           HASH    <sub> -> subscription JSON (url, secrets, batchSize, ...)
 //                                 <sub>#paused -> "1" while paused (apart, so publish's script
@@ -84,6 +85,15 @@
 // {p}:pace:<ch>:<sub>     STRING  the next free start slot (ms) of a subscription with
 //                                 maxRequestsPerSecond, shared by all its deliverers; PX past it
 //                                 (lua/take.ts reserves slots as it takes batches)
+// {p}:lanes:<ch>:<sub>    HASH    an ordered subscription's lanes (lua/take.ts): <key> (the
+//                                 ordering key; "" for messages without one) -> "<since ms> <head
+//                                 id> <parked ids...>": the one entry of the key handed out or
+//                                 waiting for its retry, since when it has failed (0: it has not),
+//                                 and the key's later entries, parked in order with the group's
+//                                 consumer "parked"; and #<head id> -> <key>, to find a head's lane
+//                                 from its id. Only the take script writes it (a field goes when
+//                                 its lane is empty); deleted with the subscription, its channel,
+//                                 and when a PATCH turns `ordered` off or on. No TTL
 // {p}:dlq:<ch>:<sub>      STREAM  dead letters: o (original id), t, d, a (attempts), e (last
 //                                 error), c (the subscription's dead-letter bytes up to and
 //                                 including this one: lua/dead-letter-bounds.ts); id = time of
@@ -145,6 +155,7 @@ export function createKeys(prefix: string) {
     state: (channel: string) => `${prefix}:state:${channel}`,
     due: () => `${prefix}:due`,
     pace: (channel: string, sub: string) => `${prefix}:pace:${channel}:${sub}`,
+    lanes: (channel: string, sub: string) => `${prefix}:lanes:${channel}:${sub}`,
     deadLetters: (channel: string, sub: string) => `${prefix}:dlq:${channel}:${sub}`,
     redrive: (channel: string, sub: string) => `${prefix}:redrive:${channel}:${sub}`,
     attempts: (channel: string, sub: string) => `${prefix}:attempts:${channel}:${sub}`,

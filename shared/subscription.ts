@@ -39,6 +39,12 @@ export interface SubscriptionSettings {
    * MAX_CONCURRENCY_LIMIT); 1 sends one at a time. Absent in JSON stored before it: the default.
    */
   maxConcurrency: number;
+  /**
+   * Push only: the messages of one ordering key are delivered in publish order, one request at a
+   * time (keyless ones as one more key), by the take script's lanes (lua/take.ts). Absent in JSON
+   * unless true.
+   */
+  ordered: boolean;
 }
 
 export interface Subscription extends SubscriptionSettings {
@@ -71,7 +77,7 @@ export const SUBSCRIPTION_DEFAULTS = {
 export const MAX_TIMEOUT_MS = 30_000;
 
 interface StoredSubscription
-  extends Omit<SubscriptionSettings, "maxRequestsPerSecond" | "maxConcurrency"> {
+  extends Omit<SubscriptionSettings, "maxRequestsPerSecond" | "maxConcurrency" | "ordered"> {
   /** Absent on subscriptions stored before identities existed. */
   id?: string;
   /** Absent on subscriptions stored before rate limits existed: unlimited. */
@@ -80,6 +86,8 @@ interface StoredSubscription
   maxConcurrency?: number;
   /** Absent on push subscriptions (all of them, before pull existed). */
   mode?: "pull";
+  /** Absent unless ordered. */
+  ordered?: true;
   secrets: SigningSecret[];
   createdAt: string;
 }
@@ -95,6 +103,7 @@ export function serializeSubscription(sub: Subscription): string {
     timeoutMs: sub.timeoutMs,
     maxRequestsPerSecond: sub.maxRequestsPerSecond,
     maxConcurrency: sub.maxConcurrency,
+    ...(sub.ordered ? { ordered: true as const } : {}),
     secrets: sub.secrets,
     createdAt: sub.createdAt,
   };
@@ -112,6 +121,7 @@ export function parseSubscription(
     maxRequestsPerSecond = null,
     maxConcurrency = SUBSCRIPTION_DEFAULTS.maxConcurrency,
     mode = "push",
+    ordered = false,
     ...stored
   } = JSON.parse(json) as StoredSubscription;
   const group = groupName(name, id);
@@ -119,6 +129,7 @@ export function parseSubscription(
     ...stored,
     maxRequestsPerSecond,
     maxConcurrency,
+    ordered,
     mode,
     channel,
     name,

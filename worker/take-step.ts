@@ -39,6 +39,15 @@ function request(d: Deliverer, owed: Owed, now: number, count: number): TakeRequ
     },
     pendingLimit: PENDING_LIMIT,
     paceIntervalMs: d.paceMs,
+    // Ordered: the channel's entries only (a redrive stream's go out as they come).
+    ...(sub.ordered && d.job.unit.kind === "main"
+      ? {
+          lanes: {
+            key: d.ctx.db.keys.lanes(sub.channel, sub.name),
+            dead: owed.dead.map((letter) => letter.id),
+          },
+        }
+      : {}),
   };
 }
 

@@ -110,7 +110,7 @@ const routes = {
     operationId: "subscriptions.update",
     ...needs("subscribe"),
     summary:
-      "Change url, batchSize, maxAttempts, types, timeoutMs, maxRequestsPerSecond, maxConcurrency; pause or resume",
+      "Change url, batchSize, maxAttempts, types, timeoutMs, maxRequestsPerSecond, maxConcurrency, ordered; pause or resume",
     request: { params: SubscriptionParams, body: body(UpdateSubscriptionBody) },
     responses: {
       200: json(SubscriptionSchema, "Updated"),
@@ -207,6 +207,7 @@ export function subscriptionRoutes() {
         timeoutMs: input.timeoutMs ?? SUBSCRIPTION_DEFAULTS.timeoutMs,
         maxRequestsPerSecond: input.maxRequestsPerSecond ?? null,
         maxConcurrency: input.maxConcurrency ?? SUBSCRIPTION_DEFAULTS.maxConcurrency,
+        ordered: push?.ordered ?? false,
         secrets: push ? [{ secret: push.secret ?? generateSecret(), expiresAt: null }] : [],
         paused: false,
         createdAt: new Date().toISOString(),
@@ -247,6 +248,11 @@ export function subscriptionRoutes() {
           "not_push_subscription",
         );
       }
+      if (before.mode === "pull" && changes.ordered === true) {
+        throw new InvalidInput(
+          `ordered: "${name}" is a pull subscription, which cannot be ordered (ordering applies to push)`,
+        );
+      }
       const after: Subscription = { ...before, ...changes, paused: paused ?? before.paused };
       forgetSettings(c.var.db, channel, name);
       // Resuming, or a new URL, is worth a try now, whatever backoff the old state was in; a
@@ -255,7 +261,8 @@ export function subscriptionRoutes() {
         before.mode === "push" &&
         ((before.paused && paused === false) ||
           (changes.url !== undefined && changes.url !== before.url));
-      if (!(await saveSubscription(c.var.db, after, { paused, wake }, Date.now())))
+      const reorder = changes.ordered !== undefined && changes.ordered !== before.ordered;
+      if (!(await saveSubscription(c.var.db, after, { paused, wake, reorder }, Date.now())))
         throw subscriptionNotFound(channel, name);
       if (wake && !after.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
       return c.json(await show(c, after), 200);

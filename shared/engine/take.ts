@@ -11,7 +11,7 @@
 import { TAKE_LUA } from "../lua/take.ts";
 import { asArray, asNumber, asString, type Db, type Redis, replyOf, runScript } from "../redis.ts";
 import { type TraceContext, traceSeed } from "../trace.ts";
-import { LEASE_BASE_MS, type Queue } from "./queue.ts";
+import { LEASE_BASE_MS, PARKED, type Queue } from "./queue.ts";
 
 /** A message taken from a queue, as its reader holds it. */
 export interface Taken {
@@ -78,6 +78,12 @@ export interface TakeRequest {
   paceIntervalMs?: number;
   /** The reader is done: its schedule set exactly, its consumer deleted if it holds nothing. */
   end?: boolean;
+  /**
+   * An ordered subscription: its lanes key ({p}:lanes:<ch>:<sub>: one entry of each ordering key
+   * handed out or waiting for its retry at a time, the key's later ones parked: lua/take.ts), and
+   * the entries dead-lettered just before this take (their lanes move on once they are parked).
+   */
+  lanes?: { key: string; dead: string[] };
 }
 
 /**
@@ -156,7 +162,12 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
       ...n.ids,
     ]),
   ];
-  return { script: TAKE_LUA, keys: [q.stream, db.keys.due(), q.pace], args };
+  const keys = [q.stream, db.keys.due(), q.pace];
+  if (r.lanes !== undefined) {
+    keys.push(r.lanes.key);
+    args.push(PARKED, String(r.lanes.dead.length), ...r.lanes.dead);
+  }
+  return { script: TAKE_LUA, keys, args };
 }
 
 /** What a take's script answered (see lua/take.ts). */

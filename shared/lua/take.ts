@@ -133,7 +133,7 @@ if acks > 0 then
 end
 
 -- 2. nack
-local nacked = 0
+local nacked, failedIds = 0, {}
 local groups = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, groups do
@@ -149,7 +149,123 @@ for _ = 1, groups do
   local moved = redis.call(unpack(c))
   nacked = nacked + #moved
   if #moved > 0 then visibleAt(now + visibleIn) end
+  if retryCount == '' then
+    for j = i + 3, i + 2 + k do failedIds[#failedIds + 1] = ARGV[j] end
+  end
   i = i + 3 + k
+end
+
+
+-- Lanes (ordered: KEYS[4]). A lane is {since, head, queue}, false when empty; loaded once per key
+-- (one HMGET for the keys not loaded yet), written back once at the end (one HSET, one HDEL).
+local lanesKey = KEYS[4]
+local parked, deadFrom, deadTo = nil, 1, 0
+if lanesKey then
+  parked = ARGV[i]
+  i = i + 1
+  deadFrom, deadTo = list()
+end
+local lanes, dirty, headed, unheaded, released = {}, {}, {}, {}, {}
+local function loadLanes(ks)
+  local fields, seen = {}, {}
+  for _, k in ipairs(ks) do
+    if lanes[k] == nil and not seen[k] then
+      seen[k] = true
+      fields[#fields + 1] = '=' .. k
+    end
+  end
+  if #fields == 0 then return end
+  local values = redis.call('HMGET', lanesKey, unpack(fields))
+  for j, field in ipairs(fields) do
+    local lane, n = false, 0
+    if values[j] then
+      lane = {queue = {}}
+      for word in string.gmatch(values[j], '%S+') do
+        n = n + 1
+        if n == 1 then lane.since = tonumber(word) elseif n == 2 then lane.head = word
+        else lane.queue[#lane.queue + 1] = word end
+      end
+    end
+    lanes[string.sub(field, 2)] = lane
+  end
+end
+local function setHead(k, id)
+  local lane = lanes[k]
+  if not lane then
+    lane = {since = 0, queue = {}}
+    lanes[k] = lane
+  end
+  if lane.head then unheaded[lane.head] = true end
+  lane.head, headed[id], unheaded[id], dirty[k] = id, k, nil, true
+end
+-- The head of lane k is done (acked, dead): the next of its key becomes the head, to be handed out.
+local function advance(k)
+  local lane = lanes[k]
+  unheaded[lane.head], headed[lane.head], lane.head, lane.since, dirty[k] = true, nil, nil, 0, true
+  if #lane.queue == 0 then
+    lanes[k] = false
+  else
+    local nextId = table.remove(lane.queue, 1)
+    setHead(k, nextId)
+    released[#released + 1] = nextId
+  end
+end
+-- Acked heads move their lanes on; failed ones (nacked to a retry) hold them, since now.
+local function settleLanes(done, failed)
+  local ids = {}
+  for _, id in ipairs(done) do ids[#ids + 1] = id end
+  for _, id in ipairs(failed) do ids[#ids + 1] = id end
+  if #ids == 0 then return end
+  local fields = {}
+  for j, id in ipairs(ids) do fields[j] = '#' .. id end
+  local values = redis.call('HMGET', lanesKey, unpack(fields))
+  local ks = {}
+  for j = 1, #ids do if values[j] then ks[#ks + 1] = values[j] end end
+  loadLanes(ks)
+  for j, id in ipairs(ids) do
+    local k = values[j]
+    local lane = k and lanes[k]
+    if lane and lane.head == id then
+      if j <= #done then advance(k)
+      elseif lane.since == 0 then lane.since, dirty[k] = now, true end
+    end
+  end
+end
+local function keyOf(entry) return select(8, fieldsOf(entry)) or '' end
+-- Stream ids in order (ms of equal length compare as text).
+local function before(a, b)
+  local am, as = string.match(a, '^(%d+)%-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)%-(%d+)$')
+  if #am ~= #bm then return #am < #bm end
+  if am ~= bm then return am < bm end
+  return tonumber(as) < tonumber(bs)
+end
+-- Of entries (the reader's now), those whose key's lane they head or may head; the rest parked
+-- in their lanes, in id order, with the group's consumer "parked" (never looked at, never counted
+-- as in flight), their attempts set to 0.
+local function heads(entries)
+  local ks = {}
+  for j, entry in ipairs(entries) do ks[j] = keyOf(entry) end
+  loadLanes(ks)
+  local out, held = {}, {}
+  for j, entry in ipairs(entries) do
+    local k, id = ks[j], entry[1]
+    local lane = lanes[k]
+    if not lane then
+      setHead(k, id)
+      out[#out + 1] = entry
+    elseif lane.head == id then
+      out[#out + 1] = entry
+    else
+      local q, at = lane.queue, #lane.queue + 1
+      while at > 1 and before(id, q[at - 1]) do at = at - 1 end
+      table.insert(q, at, id)
+      dirty[k] = true
+      held[#held + 1] = id
+    end
+  end
+  if #held > 0 then claim(parked, held, 0, 0, 0, true) end
+  return out
 end
 
 local taken, dead, filtered, largest, read, paceAt, room = {}, {}, 0, 0, 0, 0, -1
@@ -194,6 +310,49 @@ if cursor ~= '' and count > 0 then
   recovered()
 end
 
+
+-- New heads (their lane's head was acked or dead): handed out now while the take has room, else
+-- visible at once in the holder's hands. A head that is gone (trimmed) moves its lane on again.
+local function release()
+  while #released > 0 do
+    local ids, came = released, {}
+    released = {}
+    if count > got and not overflow then
+      local back = {}
+      for _, entry in ipairs(claim(reader, ids, 0, leaseIdle, 1, false)) do
+        if entry and entry[2] then
+          came[entry[1]] = true
+          local _, _, _, size = fieldsOf(entry)
+          if fits(size) then
+            bytes = bytes + size
+            add(entry, 1)
+          else
+            back[#back + 1] = entry[1]
+          end
+        end
+      end
+      if #back > 0 then
+        claim(holder, back, 0, base, 0, true)
+        visibleAt(now)
+      end
+    else
+      for _, id in ipairs(claim(holder, ids, 0, base, 0, true)) do came[id] = true end
+      visibleAt(now)
+    end
+    for _, id in ipairs(ids) do if not came[id] then advance(headed[id]) end end
+  end
+end
+if lanesKey then
+  local done = acks > 0 and {unpack(ARGV, ackFrom, ackTo)} or {}
+  -- Dead letters the caller parked just before: done once no longer pending (a refused park
+  -- leaves its entry pending, and its lane held).
+  for j = deadFrom, deadTo do
+    if #redis.call('XPENDING', stream, group, ARGV[j], ARGV[j], 1) == 0 then done[#done + 1] = ARGV[j] end
+  end
+  settleLanes(done, failedIds)
+  release()
+end
+
 -- 4. look
 local pendingSummary = nil
 -- Entries whose visibility ran out at idle: those out of attempts reported dead, the rest
@@ -210,17 +369,21 @@ local function expire(rows, idle)
     end
   end
   if #live > 0 then
+    local claimed = {}
     for _, entry in ipairs(claim(reader, live, idle, leaseIdle)) do
-      if entry and entry[2] then
-        local _, _, _, size = fieldsOf(entry)
-        if fits(size) then
-          bytes = bytes + size
-          add(entry, deliveries[entry[1]] + 1)
-        else
-          -- Back as it was: visible now, its attempts as before this claim.
-          claim(holder, {entry[1]}, 0, base, deliveries[entry[1]], true)
-          visibleAt(now)
-        end
+      if entry and entry[2] then claimed[#claimed + 1] = entry end
+    end
+    -- Ordered: a visible entry that is not its key's head waits behind it.
+    if lanesKey then claimed = heads(claimed) end
+    for _, entry in ipairs(claimed) do
+      local _, _, _, size = fieldsOf(entry)
+      if fits(size) then
+        bytes = bytes + size
+        add(entry, deliveries[entry[1]] + 1)
+      else
+        -- Back as it was: visible now, its attempts as before this claim.
+        claim(holder, {entry[1]}, 0, base, deliveries[entry[1]], true)
+        visibleAt(now)
       end
     end
   end
@@ -230,7 +393,7 @@ if look and count > got then
     -- Readers that died holding entries (a killed run): theirs count from the read.
     local summary = redis.call('XPENDING', stream, group)
     for _, c in ipairs(summary[4] or {}) do
-      if c[1] ~= holder and count > got and not overflow then
+      if c[1] ~= holder and c[1] ~= parked and count > got and not overflow then
         expire(redis.call('XPENDING', stream, group, 'IDLE', visibility, '-', '+', count - got, c[1]), visibility)
       end
     end
@@ -238,7 +401,10 @@ if look and count > got then
     if got == 0 then pendingSummary = summary end
   end
   if count > got and not overflow then
-    expire(redis.call('XPENDING', stream, group, 'IDLE', base, '-', '+', count - got), base)
+    local q = {'XPENDING', stream, group, 'IDLE', base, '-', '+', count - got}
+    -- Ordered: the holder's only (the parked wait for their lanes, whatever their idle time).
+    if lanesKey then q[#q + 1] = holder end
+    expire(redis.call(unpack(q)), base)
   end
 end
 
@@ -252,7 +418,9 @@ if want > 0 and (cap > 0 or pendingLimit > 0) then
   if cap > 0 then
     local busy = ownRequests + math.ceil(got / batchSize)
     for _, c in ipairs(summary[4] or {}) do
-      if c[1] ~= reader and c[1] ~= holder then busy = busy + math.ceil(tonumber(c[2]) / batchSize) end
+      if c[1] ~= reader and c[1] ~= holder and c[1] ~= parked then
+        busy = busy + math.ceil(tonumber(c[2]) / batchSize)
+      end
     end
     room = math.max(0, cap - busy)
     want = math.min(want, room * batchSize)
@@ -313,6 +481,7 @@ if want > 0 and read == 0 then
         over[#over + 1] = entry[1]
       end
     end
+    if lanesKey and #kept > 0 then kept = heads(kept) end
     if #kept > 0 then
       local ids = {}
       for _, entry in ipairs(kept) do
@@ -348,7 +517,7 @@ if wake ~= '' and read == 1 then
     if busyWake > 0 then
       pendingSummary = pendingSummary or redis.call('XPENDING', stream, group)
       for _, c in ipairs(pendingSummary[4] or {}) do
-        if c[1] ~= holder and tonumber(c[2]) > 0 then busy = true end
+        if c[1] ~= holder and c[1] ~= parked and tonumber(c[2]) > 0 then busy = true end
       end
     end
     if busy then redis.call('ZADD', due, 'XX', now + busyWake, wake)
@@ -375,16 +544,45 @@ if finishing then
     else
       local soonest = nil
       for _, row in ipairs(redis.call('XPENDING', stream, group, '-', '+', 1000)) do
-        local left = ((fromRead and row[2] ~= holder) and visibility or base) - row[3]
-        if not soonest or left < soonest then soonest = left end
+        if row[2] ~= parked then
+          local left = ((fromRead and row[2] ~= holder) and visibility or base) - row[3]
+          if not soonest or left < soonest then soonest = left end
+        end
       end
-      nextAt = now + math.max(0, soonest)
-      redis.call('ZADD', due, nextAt, retry)
+      if soonest then
+        nextAt = now + math.max(0, soonest)
+        redis.call('ZADD', due, nextAt, retry)
+      else
+        redis.call('ZREM', due, retry)
+      end
     end
   end
   local holds = 0
   for _, c in ipairs(summary[4] or {}) do if c[1] == reader then holds = tonumber(c[2]) end end
   if holds == 0 then redis.call('XGROUP', 'DELCONSUMER', stream, group, reader) end
+end
+
+-- Ordered: the lanes this take changed, written back.
+if lanesKey then
+  local sets, dels = {}, {}
+  for k in pairs(dirty) do
+    local lane = lanes[k]
+    if lane then
+      local value = string.format('%d', lane.since) .. ' ' .. lane.head
+      if #lane.queue > 0 then value = value .. ' ' .. table.concat(lane.queue, ' ') end
+      sets[#sets + 1] = '=' .. k
+      sets[#sets + 1] = value
+    else
+      dels[#dels + 1] = '=' .. k
+    end
+  end
+  for id, k in pairs(headed) do
+    sets[#sets + 1] = '#' .. id
+    sets[#sets + 1] = k
+  end
+  for id in pairs(unheaded) do dels[#dels + 1] = '#' .. id end
+  if #sets > 0 then redis.call('HSET', lanesKey, unpack(sets)) end
+  if #dels > 0 then redis.call('HDEL', lanesKey, unpack(dels)) end
 end
 
 return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt}
