@@ -74,7 +74,11 @@ export const OrderingKey = z
   .string()
   .min(1)
   .max(256)
-  .regex(/^[^\p{Cc}]+$/u, "must be 1-256 characters, none of them a control character")
+  .regex(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters it refuses
+    /^[^\u0000-\u001f\u007f-\u009f]*$/,
+    "must be 1-256 characters, none of them a control character",
+  )
   .openapi({
     example: "customer-42",
     description:

@@ -188,7 +188,7 @@ export const UpdateSubscriptionBody = z
   .openapi("UpdateSubscription", {
     minProperties: 1,
     description:
-      "At least one field. `url` only on a push subscription (409 not_push_subscription on a pull one); `ordered: true` only on a push subscription (400)",
+      "At least one field. `url` only on a push subscription (409 not_push_subscription on a pull one); `ordered: true` only on a push subscription (409 not_push_subscription)",
   });
 
 export const ReplayBody = z.strictObject({ from: StartPoint(false) }).openapi("Replay");

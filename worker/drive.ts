@@ -89,7 +89,10 @@ function start(d: Deliverer, now: number): boolean {
     void sendStep(d, d.buffer.shift()!);
   }
   if (d.taking || d.buffer.length > 0) return true;
-  const wants = !stop && d.end === null && (d.reading || d.look);
+  // Ordered: acks hand out their keys' next messages (lua/take.ts: lanes), so a take that carries
+  // them finds more, where a final round would add a report for each.
+  const releases = d.job.sub.ordered && d.run.owed.ack.length > 0 && d.sending <= d.target / 2;
+  const wants = !stop && d.end === null && (d.reading || d.look || releases);
   // The take's round trip, and a POST per batch it may bring (its end is kept back).
   const affordable = meter.left - 1;
   if (wants && (affordable < 1 || !meter.allows(now, 2))) d.end = "budget";
@@ -105,6 +108,7 @@ function start(d: Deliverer, now: number): boolean {
   // cheaper than one that finds nothing.
   const more =
     d.first ||
+    releases ||
     (d.backlog && d.sending <= d.target / 2) ||
     (d.flowing && d.sending > 0 && d.sending < d.target);
   if (wants && d.end === null && fit >= 1 && more) {

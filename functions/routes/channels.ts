@@ -148,14 +148,6 @@ export function channelRoutes() {
         // A message's own delay, else the batch's.
         const own = m.delayMs !== undefined || m.notBefore !== undefined;
         const dueAt = own ? dueTime(m, field, now) : dueTime(body, "", now);
-        // TODO(issue 22): a delayed message's stored form (lua/publish.ts) has no place for a
-        // key yet; refused rather than delivered out of its key's order.
-        if (dueAt !== undefined && m.orderingKey !== undefined) {
-          throw new InvalidInput(
-            `${field}orderingKey: a delayed message cannot have an ordering key yet`,
-            "invalid_request",
-          );
-        }
         return { type: m.type, data, dueAt, orderingKey: m.orderingKey };
       });
 

@@ -249,8 +249,9 @@ export function subscriptionRoutes() {
         );
       }
       if (before.mode === "pull" && changes.ordered === true) {
-        throw new InvalidInput(
-          `ordered: "${name}" is a pull subscription, which cannot be ordered (ordering applies to push)`,
+        throw new Conflict(
+          `"${name}" is a pull subscription: it cannot be ordered (ordered applies to push)`,
+          "not_push_subscription",
         );
       }
       const after: Subscription = { ...before, ...changes, paused: paused ?? before.paused };

@@ -15,7 +15,8 @@
 //
 // Delayed messages (a due time in their quadruple) are not appended: each goes to the channel's
 // delayed set (ZSET id -> due time) and hash (id -> "<now>\n<type>\n<traceparent>\n<tracestate>\n
-// <data>": data last, and JSON text holds no raw newline), under the id "d<nonce>-<index>" (its
+// [<ordering key>\n]<data>": data last, and JSON text holds no raw newline, nor a key a control
+// character, so the number of lines says whether a key is there), under the id "d<nonce>-<index>" (its
 // index in the request): no stream id has a letter, so it never collides with one, and a repeat of
 // the request (recover mode) knows it. The channel's timer member in {p}:due is moved to the
 // earliest due time (ZADD LT), so the cron, or the timer task the caller sends, lets them in
@@ -270,7 +271,8 @@ if delayed > 0 then
     if ARGV[i + 2] ~= '' then
       local id = delayedId(i)
       messages[#messages + 1] = id
-      messages[#messages + 1] = now .. '\\n' .. ARGV[i] .. '\\n' .. traceparent .. '\\n' .. tracestate .. '\\n' .. ARGV[i + 1]
+      local key = ARGV[i + 3] ~= '' and (ARGV[i + 3] .. '\\n') or ''
+      messages[#messages + 1] = now .. '\\n' .. ARGV[i] .. '\\n' .. traceparent .. '\\n' .. tracestate .. '\\n' .. key .. ARGV[i + 1]
       scores[#scores + 1] = ARGV[i + 2]
       scores[#scores + 1] = id
     end

@@ -660,6 +660,39 @@ describe("the subscription page", () => {
   });
 });
 
+describe("an ordered subscription's page", () => {
+  it("shows the keys held back, behind which message and since when, as the API does", async () => {
+    await subscribe(stack, channel, {
+      name: "sub",
+      url: receiver.url,
+      ordered: true,
+      batchSize: 1,
+    });
+    const ids = await publish(stack, channel, [
+      { data: 1, orderingKey: "held" },
+      { data: 2, orderingKey: "held" },
+      { data: 3, orderingKey: "free" },
+    ]);
+    receiver.respond((req) =>
+      req.body?.messages.some((m) => m.id === ids[0]) ? { status: 500 } : { status: 204 },
+    );
+    await runPass(stack);
+    const api = await getSubscription(stack, channel, "sub");
+    const held = api.heldKeys as { orderingKey: string; messageId: string; since: string }[];
+    expect(held.map((h) => [h.orderingKey, h.messageId])).toEqual([["held", ids[0]]]);
+    const { page, errors } = await visit(subPath("sub"));
+    const row = page.locator('#sub-held-keys tr[data-held-key="held"]');
+    await row.waitFor();
+    expect(await page.locator("#sub-held-keys tr[data-held-key]").count()).toBe(1);
+    expect(await cell(row, "Ordering key").textContent()).toBe("held");
+    expect(await cell(row, "Behind message").textContent()).toBe(held[0]!.messageId);
+    expect(await shown(cell(row, "Since"))).toBe(held[0]!.since);
+    expect(await shown(cell(row, "Waiting"))).toBe("1");
+    expect(await fact(page, "Ordered").textContent()).toBe("yes");
+    expect(errors).toEqual([]);
+  });
+});
+
 describe("the schedules page", () => {
   it("shows each schedule's channel, cron, time zone, next and last run and state as the API does", async () => {
     const ran = await createSchedule(stack, {
