@@ -48,6 +48,22 @@
 //               the group's first pending entry becomes visible (removed when none is pending),
 //               and the reader's consumer deleted if it holds nothing
 //
+// Ordered (KEYS[4], a push subscription's lanes {p}:lanes:<ch>:<sub>, see keys.ts). One entry of
+// each ordering key (field k; keyless entries are the key "") is out at a time, in flight or in
+// the waiting room: its lane's head. Decided here, atomically, so it holds over every reader of
+// the group, whichever invocation runs it, and across lost replies (a repeat finds the heads
+// moved on already) and killed runs (a head comes back by the look, as any entry does).
+//   - after 2: the acked heads' lanes move on (their keys found by the reverse fields #<id>), and
+//     so do those of the dead letters the caller parked just before (once no longer pending: a
+//     refused park keeps its key held); a failed nack (no retry count) marks its lane held since
+//     now. Each lane's next entry is handed out in this take (counted, within the byte budget),
+//     or, with no room, put in the waiting room visible now
+//   - 4 and 6: a looked or read entry whose key has another head is parked: XCLAIM to the
+//     consumer ARGV "parked" (JUSTID, attempts 0), its id queued in its lane in id order. The
+//     parked are never looked at (the holder's XPENDING is asked for the holder only), nor
+//     counted in flight (5, 7), nor scheduled (9)
+//   - at the end, the lanes changed written back: one HSET, one HDEL
+//
 // KEYS[1] stream (the queue's: the channel or a redrive stream), KEYS[2] due {p}:due,
 // KEYS[3] pace {p}:pace:<ch>:<sub>
 // ARGV[1] group, ARGV[2] reader, ARGV[3] holder of nacked entries ("" the reader), ARGV[4] "1"
@@ -63,7 +79,8 @@
 // traceSeed: an entry stored without a trace gets one derived from its id), ARGV[26] n, then n
 // type patterns; then n, then n ids to
 // ack; then n nack groups, each:
-// visibleIn ms, retry count ("" keep), k, then k ids.
+// visibleIn ms, retry count ("" keep), k, then k ids; then, ordered only: the parked consumer's
+// name, n, then n ids of dead letters parked before this take.
 //
 // Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt}: taken a
 // flat list of (entry id, message id, attempt, JSON text, bytes, traceparent, tracestate: '' when
@@ -80,6 +97,11 @@
 // pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending.
 // A pull that returns new messages: 3; a push take of new messages: 4 (the cap's XPENDING, and
 // the retry member's ZADD covering them: push covers on every take; no lease).
+// Ordered adds: + 1 HMGET (#<id>) + 1 HMGET (their lanes) with acks or failed nacks, + 1 XCLAIM
+// for the next heads handed out (+1 XCLAIM give-back over the byte budget, or to the waiting
+// room without room), + 1 XPENDING per dead letter parked before; + 1 HMGET for the lanes of
+// the keys looked or read and not loaded yet (+1 XCLAIM parking); + 1 HSET and/or + 1 HDEL for
+// the lanes changed. An unordered take pays none of it (test/worker/cost.test.ts).
 //
 // Lost reply: a repeat settles the same (acks count 0, nacks set the same times a little later),
 // and reads further. What the lost run took is leased: it comes back when its visibility runs
