@@ -110,7 +110,14 @@ function onSent(d: Deliverer, event: Of<"sent">): void {
     jitterKey: sub.name,
     policy: config,
   });
-  const attempt = attemptOf(batch.entries, answer, event.at, event.durationMs, event.trace);
+  const attempt = attemptOf(
+    batch.entries,
+    answer,
+    event.at,
+    event.durationMs,
+    event.trace,
+    d.job.sub.ordered && d.job.unit.kind === "main",
+  );
   d.run = settle(d.run, { batch: batch.entries, outcome, attempt, at: answeredAt }, unit.kind);
   const line = failureLine(d.endpoint, outcome, batch.entries, answeredAt);
   if (line) console.warn(line);

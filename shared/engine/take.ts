@@ -27,6 +27,8 @@ export interface Taken {
   bytes: number;
   /** The publish's trace context, or the one derived from the message id (shared/trace.ts). */
   trace: TraceContext;
+  /** The ordering key it was published with; null when none. */
+  orderingKey: string | null;
 }
 
 /** Entries made visible again after `visibleInMs`; with `retryCount`, their attempts set to it. */
@@ -176,7 +178,7 @@ export function readTake(value: unknown): TakeResult {
     asArray(value);
   const taken: Taken[] = [];
   const entries = asArray(flat);
-  for (let i = 0; i + 6 < entries.length; i += 7) {
+  for (let i = 0; i + 7 < entries.length; i += 8) {
     const traceparent = asString(entries[i + 5]);
     const tracestate = asString(entries[i + 6]);
     taken.push({
@@ -186,6 +188,7 @@ export function readTake(value: unknown): TakeResult {
       text: asString(entries[i + 3]),
       bytes: asNumber(entries[i + 4]),
       trace: tracestate ? { traceparent, tracestate } : { traceparent },
+      orderingKey: asString(entries[i + 7]) || null,
     });
   }
   const dead: TakeResult["dead"] = [];

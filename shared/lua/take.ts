@@ -84,7 +84,7 @@
 //
 // Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt}: taken a
 // flat list of (entry id, message id, attempt, JSON text, bytes, traceparent, tracestate: '' when
-// none), dead of (entry id,
+// none, ordering key: '' when none), dead of (entry id,
 // deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
 // room, or Upstash's refusal text; paceAt the first slot's time (0 none); room the requests the
 // cap leaves (-1 no cap); nextAt the retry member's time an end set (0: none pending).
@@ -302,6 +302,7 @@ local function fits(size)
 end
 local function add(entry, attempt)
   local text, id, size, p, s = encodeEntry(entry, attempt, ownIds)
+  local _, _, _, _, _, _, _, k = fieldsOf(entry)
   if size > largest then largest = size end
   got = got + 1
   taken[#taken + 1] = entry[1]
@@ -311,6 +312,7 @@ local function add(entry, attempt)
   taken[#taken + 1] = size
   taken[#taken + 1] = p
   taken[#taken + 1] = s
+  taken[#taken + 1] = k or ''
 end
 
 -- 3. recover

@@ -689,6 +689,10 @@ describe("an ordered subscription's page", () => {
     expect(await shown(cell(row, "Since"))).toBe(held[0]!.since);
     expect(await shown(cell(row, "Waiting"))).toBe("1");
     expect(await fact(page, "Ordered").textContent()).toBe("yes");
+    // The failed request in the attempt log, holding its key behind its message.
+    const failed = page.locator('#sub-attempts [data-held] code[data-held-key="held"]');
+    expect(await failed.textContent()).toBe("held");
+    expect(await page.locator("#sub-attempts [data-held]").count()).toBe(1);
     expect(errors).toEqual([]);
   });
 });
