@@ -62,6 +62,7 @@
 //     consumer ARGV "parked" (JUSTID, attempts 0), its id queued in its lane in id order. The
 //     parked are never looked at (the holder's XPENDING is asked for the holder only), nor
 //     counted in flight (5, 7), nor scheduled (9)
+//   - 4: a looked head that is gone (trimmed while pending: XCLAIM drops it) moves its lane on
 //   - at the end, the lanes changed written back: one HSET, one HDEL
 //
 // KEYS[1] stream (the queue's: the channel or a redrive stream), KEYS[2] due {p}:due,
@@ -393,12 +394,21 @@ local function expire(rows, idle)
     end
   end
   if #live > 0 then
-    local claimed = {}
+    local claimed, came = {}, {}
     for _, entry in ipairs(claim(reader, live, idle, leaseIdle)) do
-      if entry and entry[2] then claimed[#claimed + 1] = entry end
+      if entry and entry[2] then
+        claimed[#claimed + 1] = entry
+        came[entry[1]] = true
+      end
     end
-    -- Ordered: a visible entry that is not its key's head waits behind it.
-    if lanesKey then claimed = heads(claimed) end
+    if lanesKey then
+      -- Ordered: a visible entry that is not its key's head waits behind it; a head that is gone
+      -- (trimmed while pending: XCLAIM drops it, as it was just seen visible) moves its lane on.
+      local gone = {}
+      for _, id in ipairs(live) do if not came[id] then gone[#gone + 1] = id end end
+      if #gone > 0 then settleLanes(gone, {}) end
+      claimed = heads(claimed)
+    end
     for _, entry in ipairs(claimed) do
       local _, _, _, size = fieldsOf(entry)
       if fits(size) then
@@ -430,6 +440,7 @@ if look and count > got then
     if lanesKey then q[#q + 1] = holder end
     expire(redis.call(unpack(q)), base)
   end
+  if lanesKey then release() end
 end
 
 -- 5. room

@@ -224,6 +224,22 @@ describe("an ordered subscription", () => {
     expect((await getSubscription(stack, channel, "sub")).heldKeys).toEqual([]);
   });
 
+  it("lets a key move on once its failed message is gone from the channel (trimmed)", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, ordered: true });
+    const messages = interleaved(["a"], 3);
+    const ids = await publish(messages);
+    receiver.respond((req) =>
+      req.body?.messages.some((m) => m.id === ids[0]) ? { status: 500 } : { status: 204 },
+    );
+    await runPass(stack);
+    expect(receiver.messages().map((m) => m.id)).toEqual([ids[0]]);
+    // As retention's trim would: the entry goes while it is pending.
+    await stack.redis.xdel(stack.keys.channel(channel), ids[0]!);
+    await deliverAll();
+    expect(receiver.messages().map((m) => m.id)).toEqual(ids);
+    expect(await stack.redis.exists(stack.keys.lanes(channel, "sub"))).toBe(0);
+  });
+
   it("retries a partial ack from each key's failed message, never past it", async () => {
     await subscribe(stack, channel, {
       name: "sub",
