@@ -90,8 +90,12 @@ export const OrderingKey = z
 const JsonValue = z.unknown().openapi({ description: "Any JSON value", example: { orderId: 42 } });
 const requiredJson = JsonValue.refine((value) => value !== undefined, "is required");
 
-/** A message as a schedule holds it: a type and data, no delay (it is published at each run). */
-export const PlainMessage = z.strictObject({ data: requiredJson, type: MessageType.optional() });
+/** A message as a schedule holds it: data, a type and an ordering key, no delay (published at each run). */
+export const PlainMessage = z.strictObject({
+  data: requiredJson,
+  type: MessageType.optional(),
+  orderingKey: OrderingKey.optional(),
+});
 
 // When a message enters its channel (shared/delayed.ts): one of the two, or neither (now). Past
 // times and 0 mean now; the 7 days of notBefore and the channel's retention are checked against

@@ -78,7 +78,11 @@ export function scheduleView({ schedule: s, nextRunAt, lastRunAt }: ScheduleStat
     channel: s.channel,
     cron: s.cron,
     timezone: s.timezone,
-    message: { type: s.message.type, data: JSON.parse(s.message.data) as unknown },
+    message: {
+      type: s.message.type,
+      data: JSON.parse(s.message.data) as unknown,
+      ...(s.message.orderingKey === undefined ? {} : { orderingKey: s.message.orderingKey }),
+    },
     paused: s.paused,
     nextRunAt: iso(nextRunAt),
     lastRunAt: iso(lastRunAt),
