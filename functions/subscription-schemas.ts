@@ -8,7 +8,14 @@ import {
   MIN_CONCURRENCY,
   SUBSCRIPTION_DEFAULTS,
 } from "../shared/subscription.ts";
-import { CHANNEL_NAME, ChannelParams, MessageTrace, STREAM_ID_64, StreamId } from "./schemas.ts";
+import {
+  CHANNEL_NAME,
+  ChannelParams,
+  MessageTrace,
+  OrderingKeyField,
+  STREAM_ID_64,
+  StreamId,
+} from "./schemas.ts";
 
 const SubscriptionName = z
   .string()
@@ -300,6 +307,7 @@ export const DeadLetter = z
     lastError: z.string(),
     deadAt: z.iso.datetime(),
     ...MessageTrace,
+    ...OrderingKeyField,
   })
   .openapi("DeadLetter");
 

@@ -219,9 +219,19 @@ describe("an ordered subscription", () => {
     await deliverAll();
     expect(receiver.messages().map((m) => m.id)).toEqual([ids[0], ids[1], ids[1], ids[2], ids[3]]);
     const res = await stack.api(`/v1/channels/${channel}/subscriptions/sub/dead-letters`);
-    const dead = (await res.json()) as { messages: { id: string }[] };
-    expect(dead.messages.map((d) => d.id)).toEqual([ids[1]]);
+    const dead = (await res.json()) as { messages: { id: string; orderingKey?: string }[] };
+    expect(dead.messages.map((d) => [d.id, d.orderingKey])).toEqual([[ids[1], "a"]]);
     expect((await getSubscription(stack, channel, "sub")).heldKeys).toEqual([]);
+    // Redriven, it goes out on its own, with its key, outside the key's order (docs/delivery.md).
+    receiver.respond({ status: 204 });
+    const redriven = await stack.post(
+      `/v1/channels/${channel}/subscriptions/sub/dead-letters/redrive`,
+      {},
+    );
+    expect(redriven.status).toBe(200);
+    await runPass(stack);
+    await deliverAll();
+    expect(receiver.messages().at(-1)).toMatchObject({ id: ids[1], orderingKey: "a" });
   });
 
   it("lets a key move on once its failed message is gone from the channel (trimmed)", async () => {
