@@ -108,8 +108,8 @@
 //                                 subscribe; the worker appends with NOMKSTREAM, so a deleted
 //                                 subscription's log is never made again; API lists it newest
 //                                 first (shared/attempt-log.ts)
-// {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d (p, s, m, k); read with the
-//                                 subscription's group like the channel. API writes, worker reads
+// {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d (p, s, m, k); read
+//                                 with the subscription's group like the channel. API writes, worker reads
 //                                 (a pull subscription's: pulls read it, and its ids are 0-<n>)
 // {p}:idem:<ch>:<key>     STRING  the ids a publish with Idempotency-Key got, EX 24 h; publish
 //                                 writes (a schedule's run publishes with the key
