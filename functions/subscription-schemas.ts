@@ -3,7 +3,10 @@
 import { z } from "@hono/zod-openapi";
 import { SECRET_PATTERN } from "../shared/signing.ts";
 import {
+  FLOW_KEY,
   MAX_CONCURRENCY_LIMIT,
+  MAX_FLOW_PARALLELISM,
+  MAX_FLOW_RATE,
   MAX_TIMEOUT_MS,
   MIN_CONCURRENCY,
   SUBSCRIPTION_DEFAULTS,
@@ -57,6 +60,32 @@ const MaxConcurrency = z.number().int().min(MIN_CONCURRENCY).max(MAX_CONCURRENCY
     "At most this many webhook requests of this subscription in flight at once; 1: one at a time",
   example: 5,
 });
+
+// A flow key: shared by every push subscription naming it, on any channel (docs/delivery.md: Flow
+// keys). Null on create is the same as leaving it out; on PATCH it removes the key with its limits.
+const FlowKey = z.string().regex(FLOW_KEY, "must be 1-256 of A-Za-z0-9._:-").nullable().openapi({
+  description:
+    "Share flowRate and flowParallelism with every push subscription naming the same key, on any channel (1-256 of A-Za-z0-9._:-); needs flowRate, flowParallelism or both; null: none (PATCH: removes the key and its limits)",
+  example: "api.example.com",
+});
+
+const FlowRate = z.number().int().min(1).max(MAX_FLOW_RATE).nullable().openapi({
+  description:
+    "At most this many webhook requests start per second under flowKey, over every subscription naming it (each take is held to the limits of the subscription making it); null: no rate",
+  example: 20,
+});
+
+const FlowParallelism = z.number().int().min(1).max(MAX_FLOW_PARALLELISM).nullable().openapi({
+  description:
+    "At most this many webhook requests in flight at once under flowKey, over every subscription naming it; null: no bound",
+  example: 2,
+});
+
+const flowSettings = {
+  flowKey: FlowKey.optional(),
+  flowRate: FlowRate.optional(),
+  flowParallelism: FlowParallelism.optional(),
+};
 
 const settings = {
   url: WebhookUrl,
@@ -132,6 +161,7 @@ const CreatePush = z
       .optional()
       .openapi({ description: "Bring your own signing secret; default: a new random one" }),
     ...created,
+    ...flowSettings,
   })
   .openapi("CreatePushSubscription");
 
@@ -140,7 +170,9 @@ const pullRefusal = (keys: string[]) =>
     ? "a pull subscription has no url"
     : keys.includes("secret")
       ? "a pull subscription signs nothing"
-      : undefined;
+      : keys.some((k) => k.startsWith("flow"))
+        ? "a pull subscription has no flow key: its consumers pull at their own pace"
+        : undefined;
 
 const CreatePull = z
   .strictObject(
@@ -172,6 +204,7 @@ export const UpdateSubscriptionBody = z
     timeoutMs: settings.timeoutMs.optional(),
     maxRequestsPerSecond: MaxRequestsPerSecond.optional(),
     maxConcurrency: MaxConcurrency.optional(),
+    ...flowSettings,
     paused: z.boolean().optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "give at least one field to change")
@@ -179,7 +212,7 @@ export const UpdateSubscriptionBody = z
   .openapi("UpdateSubscription", {
     minProperties: 1,
     description:
-      "At least one field. `url` only on a push subscription (409 not_push_subscription on a pull one)",
+      "At least one field. `url` and the flow fields only on a push subscription (409 not_push_subscription on a pull one)",
   });
 
 export const ReplayBody = z.strictObject({ from: StartPoint(false) }).openapi("Replay");
@@ -211,6 +244,9 @@ export const Subscription = z
     timeoutMs: z.number().int(),
     maxRequestsPerSecond: MaxRequestsPerSecond,
     maxConcurrency: MaxConcurrency,
+    flowKey: FlowKey,
+    flowRate: FlowRate,
+    flowParallelism: FlowParallelism,
     paused: z.boolean(),
     status: z.enum(["active", "paused", "failing", "disabled"]).openapi({
       description:

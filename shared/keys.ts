@@ -84,6 +84,13 @@
 // {p}:pace:<ch>:<sub>     STRING  the next free start slot (ms) of a subscription with
 //                                 maxRequestsPerSecond, shared by all its deliverers; PX past it
 //                                 (lua/take.ts reserves slots as it takes batches)
+// {p}:flow:<key>          STRING  a flow key's shared state, over every subscription naming it
+//                                 on any channel: "<next start slot ms>" then, per deliverer run
+//                                 holding requests, " <reader> <requests> <lease end ms>"
+//                                 (lua/take.ts: flow, read and rewritten by a take, 1 GET + 1
+//                                 SET); PX past its last lease and slot, so a killed run's
+//                                 requests count only until their lease ends. Key: FLOW_KEY
+//                                 (shared/subscription.ts), no space in it
 // {p}:dlq:<ch>:<sub>      STREAM  dead letters: o (original id), t, d, a (attempts), e (last
 //                                 error), c (the subscription's dead-letter bytes up to and
 //                                 including this one: lua/dead-letter-bounds.ts); id = time of
@@ -145,6 +152,7 @@ export function createKeys(prefix: string) {
     state: (channel: string) => `${prefix}:state:${channel}`,
     due: () => `${prefix}:due`,
     pace: (channel: string, sub: string) => `${prefix}:pace:${channel}:${sub}`,
+    flow: (key: string) => `${prefix}:flow:${key}`,
     deadLetters: (channel: string, sub: string) => `${prefix}:dlq:${channel}:${sub}`,
     redrive: (channel: string, sub: string) => `${prefix}:redrive:${channel}:${sub}`,
     attempts: (channel: string, sub: string) => `${prefix}:attempts:${channel}:${sub}`,

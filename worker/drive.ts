@@ -99,6 +99,20 @@ function start(d: Deliverer, now: number): boolean {
     // The group is gone: nothing more can be written.
     return d.sending > 0;
   }
+  // The flow key left no room, and nothing is in flight: take again when a slot may be free,
+  // within the deadline and the budget; else the unit goes to the next visit (budget: still due).
+  if (d.flowWaitUntil !== null && d.sending === 0) {
+    const at = Math.max(now, d.flowWaitUntil);
+    d.flowWaitUntil = null;
+    if (wants && d.end === null && fit >= 1) {
+      if (meter.allows(at, 2)) {
+        d.taking = true;
+        void d.ctx.sleep(at - now).then(() => takeStep(d, count, false));
+        return true;
+      }
+      d.end = "budget";
+    }
+  }
   // While requests are in flight: a backlog once half of them have ended; and a stream (takes
   // that find batches to spare) into the free slots, so what is published meanwhile does not
   // wait for the requests to end. A trickle waits for them: its final round takes it, a take
