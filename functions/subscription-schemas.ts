@@ -62,29 +62,58 @@ const MaxConcurrency = z.number().int().min(MIN_CONCURRENCY).max(MAX_CONCURRENCY
 });
 
 // A flow key: shared by every push subscription naming it, on any channel (docs/delivery.md: Flow
-// keys). Null on create is the same as leaving it out; on PATCH it removes the key with its limits.
-const FlowKey = z.string().regex(FLOW_KEY, "must be 1-256 of A-Za-z0-9._:-").nullable().openapi({
+// keys). A create names the key with a rate, a parallelism or both (the document says so:
+// flowRules); a PATCH changes them field by field, null removing one (flowKey: null, the key with
+// its limits), and what it would leave is checked against what is stored (409 flow_incomplete).
+const FlowKey = z.string().regex(FLOW_KEY, "must be 1-256 of A-Za-z0-9._:-").openapi({
   description:
-    "Share flowRate and flowParallelism with every push subscription naming the same key, on any channel (1-256 of A-Za-z0-9._:-); needs flowRate, flowParallelism or both; null: none (PATCH: removes the key and its limits)",
+    "Share flowRate and flowParallelism with every push subscription naming the same key, on any channel (1-256 of A-Za-z0-9._:-); given with flowRate, flowParallelism or both",
   example: "api.example.com",
 });
 
-const FlowRate = z.number().int().min(1).max(MAX_FLOW_RATE).nullable().openapi({
+const FlowRate = z.number().int().min(1).max(MAX_FLOW_RATE).openapi({
   description:
-    "At most this many webhook requests start per second under flowKey, over every subscription naming it (each take is held to the limits of the subscription making it); null: no rate",
+    "At most this many webhook requests start per second under flowKey, over every subscription naming it (each take is held to the limits of the subscription making it)",
   example: 20,
 });
 
-const FlowParallelism = z.number().int().min(1).max(MAX_FLOW_PARALLELISM).nullable().openapi({
+const FlowParallelism = z.number().int().min(1).max(MAX_FLOW_PARALLELISM).openapi({
   description:
-    "At most this many webhook requests in flight at once under flowKey, over every subscription naming it; null: no bound",
+    "At most this many webhook requests in flight at once under flowKey, over every subscription naming it",
   example: 2,
 });
 
-const flowSettings = {
+const flowFields = {
   flowKey: FlowKey.optional(),
   flowRate: FlowRate.optional(),
   flowParallelism: FlowParallelism.optional(),
+};
+
+// The create's rule, in the document: a limit needs the key, the key needs a limit (the route
+// refuses the same, functions/flow-settings.ts).
+const flowRules = {
+  dependentRequired: { flowRate: ["flowKey"], flowParallelism: ["flowKey"] },
+  dependentSchemas: {
+    flowKey: {
+      anyOf: [
+        { required: ["flowRate"], properties: { flowRate: {} } },
+        { required: ["flowParallelism"], properties: { flowParallelism: {} } },
+      ],
+    },
+  },
+};
+
+const flowChanges = {
+  flowKey: FlowKey.nullable().optional().openapi({
+    description:
+      "A new flow key (1-256 of A-Za-z0-9._:-), keeping the limits; null removes the key and its limits. The flow it leaves must have a key with flowRate, flowParallelism or both, or none of them (409 flow_incomplete)",
+  }),
+  flowRate: FlowRate.nullable().optional().openapi({
+    description: "Requests per second started under flowKey; null: no rate",
+  }),
+  flowParallelism: FlowParallelism.nullable().optional().openapi({
+    description: "Requests in flight at once under flowKey; null: no bound",
+  }),
 };
 
 const settings = {
@@ -161,9 +190,9 @@ const CreatePush = z
       .optional()
       .openapi({ description: "Bring your own signing secret; default: a new random one" }),
     ...created,
-    ...flowSettings,
+    ...flowFields,
   })
-  .openapi("CreatePushSubscription");
+  .openapi("CreatePushSubscription", flowRules);
 
 const pullRefusal = (keys: string[]) =>
   keys.includes("url")
@@ -204,7 +233,7 @@ export const UpdateSubscriptionBody = z
     timeoutMs: settings.timeoutMs.optional(),
     maxRequestsPerSecond: MaxRequestsPerSecond.optional(),
     maxConcurrency: MaxConcurrency.optional(),
-    ...flowSettings,
+    ...flowChanges,
     paused: z.boolean().optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "give at least one field to change")
@@ -244,9 +273,18 @@ export const Subscription = z
     timeoutMs: z.number().int(),
     maxRequestsPerSecond: MaxRequestsPerSecond,
     maxConcurrency: MaxConcurrency,
-    flowKey: FlowKey,
-    flowRate: FlowRate,
-    flowParallelism: FlowParallelism,
+    flowKey: FlowKey.nullable().openapi({
+      description:
+        "The key whose rate and parallelism it shares with every push subscription naming it, on any channel; null: none",
+    }),
+    flowRate: FlowRate.nullable().openapi({
+      description:
+        "At most this many requests start per second under flowKey (this subscription's requests are held to it); null: no rate",
+    }),
+    flowParallelism: FlowParallelism.nullable().openapi({
+      description:
+        "At most this many requests in flight at once under flowKey, over every subscription naming it; null: no bound",
+    }),
     paused: z.boolean(),
     status: z.enum(["active", "paused", "failing", "disabled"]).openapi({
       description:

@@ -23,7 +23,7 @@ import {
 } from "../../shared/subscriptions.ts";
 import { webhookTargetRefusal } from "../../shared/webhook-target.ts";
 import { needs } from "../auth.ts";
-import { FLOW_FIELDS, flowAfter } from "../flow-settings.ts";
+import { FLOW_FIELDS, flowOfCreate, flowOfPatch } from "../flow-settings.ts";
 import { forgetSettings } from "../pull-settings.ts";
 import {
   ChannelParams,
@@ -121,7 +121,7 @@ const routes = {
       ...notFoundError,
       ...storageError,
       409: errorResponse(
-        "not_push_subscription: a url or a flow field given for a pull subscription",
+        "not_push_subscription: a url or a flow field given for a pull subscription; flow_incomplete: the flow fields would leave a flowKey without flowRate and flowParallelism, or either without a flowKey (the message names the field)",
       ),
     },
   }),
@@ -194,7 +194,7 @@ export function subscriptionRoutes() {
       const { channel } = c.req.valid("param");
       const input = c.req.valid("json");
       const push = input.mode === "pull" ? null : input;
-      const flow = push ? flowAfter(null, push) : null;
+      const flow = push ? flowOfCreate(push) : null;
       if (push) mustAllowTarget(push.url, c.var.config.webhookTargets);
       const id = generateId();
       const mode = push ? "push" : "pull";
@@ -255,7 +255,7 @@ export function subscriptionRoutes() {
           "not_push_subscription",
         );
       }
-      const flow = flowGiven.length > 0 ? flowAfter(before.flow, flowChanges) : before.flow;
+      const flow = flowGiven.length > 0 ? flowOfPatch(before.flow, flowChanges) : before.flow;
       const after: Subscription = {
         ...before,
         ...changes,

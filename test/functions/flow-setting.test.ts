@@ -114,7 +114,6 @@ describe("bad flow settings", () => {
 
   it.each([
     [{ flowKey: "k" }, "body.flowKey", "give flowRate, flowParallelism or both"],
-    [{ flowKey: "k", flowRate: null, flowParallelism: null }, "body.flowKey", "give flowRate"],
     [{ flowRate: 5 }, "body.flowRate", "needs a flowKey"],
     [{ flowParallelism: 5 }, "body.flowParallelism", "needs a flowKey"],
   ])(
@@ -128,15 +127,31 @@ describe("bad flow settings", () => {
   );
 
   it.each([
-    [{}, { flowKey: "k" }, "body.flowKey"],
-    [{}, { flowRate: 5 }, "body.flowRate"],
-    [{ flowKey: "k", flowRate: 5 }, { flowRate: null }, "body.flowKey"],
-    [{ flowKey: "k", flowRate: 5 }, { flowKey: null, flowParallelism: 2 }, "body.flowParallelism"],
-  ])("400s on PATCH of %j with %j, and writes nothing", async (flow, body, field) => {
-    await subscribeReceiver(flow);
-    const before = await stored();
-    await expectInvalid(await patch(body), field);
-    expect(await stored()).toEqual(before);
+    [{}, { flowKey: "k" }, "flowKey: give flowRate"],
+    [{}, { flowRate: 5 }, "flowRate: needs a flowKey"],
+    [{ flowKey: "k", flowRate: 5 }, { flowRate: null }, "flowKey: give flowRate"],
+    [
+      { flowKey: "k", flowRate: 5 },
+      { flowKey: null, flowParallelism: 2 },
+      "flowParallelism: needs",
+    ],
+  ])(
+    "409s on PATCH of %j with %j, what it would leave, and writes nothing",
+    async (flow, body, says) => {
+      await subscribeReceiver(flow);
+      const before = await stored();
+      const res = await patch(body);
+      expect(res.status).toBe(409);
+      const { error } = (await res.json()) as { error: { code: string; message: string } };
+      expect(error.code).toBe("flow_incomplete");
+      expect(error.message).toContain(says);
+      expect(await stored()).toEqual(before);
+    },
+  );
+
+  it("400s on a create naming flowKey null: a create leaves out what it does not set", async () => {
+    await expectInvalid(await create({ flowKey: null }), "body.flowKey");
+    expect(await stack.redis.exists(stack.keys.subscriptions(channel))).toBe(0);
   });
 
   it("has none on a pull subscription: 400 on create, 409 on PATCH", async () => {
