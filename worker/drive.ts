@@ -7,12 +7,15 @@
 //            worth of entries (twice that while the cap leaves plenty of room), leased for their
 //            visibility timeout, and covered in the schedule (the retry member)
 //   send     each batch POSTed once a request slot is free (send-step.ts, deliver.ts), paced
-//            when the subscription has maxRequestsPerSecond, never once its lease might not
-//            outlive it
+//            when the subscription has maxRequestsPerSecond (and its flow key a rate), never once
+//            its lease might not outlive it
 //   judge    what the answer means (judge.ts: one Outcome)
 //   settle   folded into what the run owes and its progress (on-event.ts, settle.ts: pure)
 //   final    when nothing is in flight: what is owed, the run's report, and a last take that
 //            either finds more (the run goes on) or sets the unit's schedule and lets go
+//
+// Under a flow key, a take the key leaves no room for takes nothing: with nothing in flight, the
+// run takes again when a slot may be free (FLOW_POLL_MS at most), within the deadline and budget.
 //
 // It takes again while requests are in flight only while its takes come back full: a backlog.
 // Otherwise what is published meanwhile waits for its requests to end (or for the deliverer a
