@@ -187,6 +187,26 @@ describe("one run under a flow key", () => {
     expect(counted.byCommand.del).toBeUndefined();
     expect(counted.total).toBe(25 + 3);
   });
+
+  it("costs at most 2 more per request in a backlog: each take lets go of one and holds the next", async () => {
+    await subscribe(stack, "flow-backlog", {
+      name: "sub",
+      url: receiver.url,
+      batchSize: 1,
+      flowKey: "backlog.example.com",
+      flowParallelism: 2,
+    });
+    await publishMany("flow-backlog", 40);
+    const counted = await countCommands(stack.redis, async () => {
+      expect((await runPass(stack)).delivered).toBe(40);
+    });
+    // The run's report is the one other GET and SET; a take that changes nothing writes nothing.
+    const { get = 0, set = 0, del = 0, evalsha = 0 } = counted.byCommand;
+    const flow = get + set + del - 2;
+    expect(flow, JSON.stringify(counted.byCommand)).toBeLessThanOrEqual(2 * 40 + 2);
+    // One GET per take, none beside them.
+    expect(get - 1).toBeLessThanOrEqual(evalsha);
+  });
 });
 
 describe("publishing to a channel with an idle subscriber", () => {
