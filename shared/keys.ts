@@ -87,6 +87,7 @@
 // {p}:flow:<key>          STRING  a flow key's shared state, over every subscription naming it
 //                                 on any channel: "<next start slot ms>" then, per deliverer run
 //                                 holding requests, " <reader> <requests> <lease end ms>"
+//                                 (a run waiting for a slot: " <reader> -<since ms> <now + 1 s>")
 //                                 (lua/take.ts: flow, read and rewritten by a take, 1 GET + 1
 //                                 SET); PX past its last lease and slot, so a killed run's
 //                                 requests count only until their lease ends. Key: FLOW_KEY

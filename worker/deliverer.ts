@@ -59,8 +59,9 @@ export const visibilityFor = (timeoutMs: number) => 2 * timeoutMs + VISIBILITY_M
 
 /**
  * How often a run the flow key blocks, with nothing in flight, takes again: the runs holding its
- * slots let go of them at their next take, which the key's state cannot announce. 1 GET and the
- * script's call each time (lua/take.ts: flow), within the invocation's deadline and budget.
+ * slots let go of them at their next take, which the key's state cannot announce. The script's
+ * call, 1 GET and the SET that says it waits, each time (lua/take.ts: flow), within the
+ * invocation's deadline and budget; its waiting record lasts 1 s, so it must try within that.
  */
 export const FLOW_POLL_MS = 250;
 

@@ -22,9 +22,12 @@
 //               RETRYCOUNT when given (entries taken but never sent go back to what they were)
 //   2b. flow    with a flow key (push: shared by subscriptions on any channel): its state read,
 //               and `count` cut to what it allows: parallelism less the requests in flight under
-//               the key (other readers' while their lease lasts, and this reader's own), and the
-//               rate's start slots within `flow horizon` ms; blocked (nothing allowed when
-//               something was asked): flowWait says when a slot frees by itself at the latest
+//               the key (other readers' while their lease lasts, and this reader's own) and, in
+//               turns, a slot for each reader waiting (one not waiting leaves them all; a waiting
+//               one those waiting longer, and takes one while others wait behind it; a repeat
+//               after a lost reply what its record holds); and the rate's start slots within
+//               `flow horizon` ms. Blocked (nothing allowed when something was asked): flowWait
+//               says when a slot frees by itself at the latest
 //   3. recover  after a take whose reply was lost: the entries this reader holds after `cursor`
 //               (the last it read before) can only be that take's (a reader is one deliverer's):
 //               taken again as it left them, their attempts as they were
@@ -51,8 +54,9 @@
 //   8. pace     one start slot per batch taken, from the subscription's pace key
 //   8b. flow    the key's state written when this take changed it: one start slot per batch
 //               taken (rate), and this reader's requests (its own + the batches taken) with a
-//               lease of `flow lease` ms from now (parallelism; none: its record dropped); a
-//               repeat after a lost reply sets the same record again, never adds to it
+//               lease of `flow lease` ms from now (parallelism; none: its record dropped), or,
+//               blocked with none in flight, that it waits (-since, for 1 s: it tries again
+//               sooner); a repeat after a lost reply sets the same record, never adds to it
 //   9. end      the reader is done, unless this take found more or the flow blocked it: the
 //               retry member set to when the group's first pending entry becomes visible
 //               (removed when none is pending), and the reader's consumer deleted if it holds
@@ -92,8 +96,8 @@
 // + 1 XPENDING per other reader holding entries when looking with a holder, + 1 ZADD with
 // something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
 // pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending,
-// + 1 GET (+1 SET or DEL when it reserves or its requests change) with a flow key: 2 on a take
-// that takes or lets go, 1 on one the flow blocks; none without a key.
+// + 1 GET (+1 SET or DEL when it reserves, its requests change or it waits) with a flow key: 2
+// on a take that takes, lets go or waits; none without a key.
 // A pull that returns new messages: 3; a push take of new messages: 4 (the cap's XPENDING, and
 // the retry member's ZADD covering them: push covers on every take; no lease).
 //
@@ -171,28 +175,48 @@ for _ = 1, groups do
 end
 
 -- 2b. flow
-local flowAt, flowWait, flowNext, flowOthers, flowOwn = 0, 0, 0, {}, 0
+-- flowOwn: this reader's record (nil none; below 0: waiting since -flowOwn); waits: blocked by the
+-- parallelism with nothing in flight, so it is written down as waiting.
+local flowAt, flowWait, flowNext, flowOthers, flowOwn, waits, since = 0, 0, 0, {}, nil, false, 0
 if flowLease > 0 then
   local words = {}
   for w in string.gmatch(redis.call('GET', flowKey) or '', '%S+') do words[#words + 1] = w end
   flowNext = tonumber(words[1] or '0')
-  local busy, soonest = 0, nil
+  for j = 2, #words - 2, 3 do
+    if words[j] == reader then flowOwn = tonumber(words[j + 1]) end
+  end
+  since = (flowOwn and flowOwn < 0) and -flowOwn or now
+  local busy, soonest, older, younger = 0, nil, 0, 0
   for j = 2, #words - 2, 3 do
     local who, n, til = words[j], tonumber(words[j + 1]), tonumber(words[j + 2])
-    if who == reader then flowOwn = n
-    elseif til > now then
+    if who ~= reader and til > now then
       -- A dead run's requests count until their lease ends, and no longer.
       flowOthers[#flowOthers + 1] = who .. ' ' .. n .. ' ' .. words[j + 2]
-      busy = busy + n
-      if not soonest or til < soonest then soonest = til end
+      if n > 0 then
+        busy = busy + n
+        if not soonest or til < soonest then soonest = til end
+      elseif -n < since or (-n == since and who < reader) then older = older + 1
+      else younger = younger + 1 end
     end
   end
   local allowed = count
   if flowParallelism > 0 then
     local free = flowParallelism - busy - ownRequests
+    -- Turns: a run that is not waiting leaves a slot free for each run that is, so that one with
+    -- a backlog cannot keep every slot it frees; a waiting run takes what the runs waiting longer
+    -- leave, one slot while others wait behind it.
+    if flowOwn and flowOwn < 0 then
+      free = free - older
+      if younger > 0 then free = math.min(free, 1) end
+    else free = free - older - younger end
+    -- A repeat after a lost reply takes again what the lost take held slots for (its record).
+    if cursor ~= '' and flowOwn and flowOwn > ownRequests then
+      free = math.max(free, flowOwn - ownRequests)
+    end
     if free <= 0 then
       allowed = 0
       flowWait = soonest or now
+      waits = count > 0 and ownRequests == 0
     else allowed = math.min(allowed, free * batchSize) end
   end
   if flowInterval > 0 then
@@ -430,11 +454,15 @@ if flowLease > 0 then
   end
   local held = 0
   if flowParallelism > 0 then held = ownRequests + batches end
-  if batches > 0 or held ~= flowOwn then
-    local leaseEnd = now + flowLease
+  waits = waits and flowWait > 0
+  local was = math.max(0, flowOwn or 0)
+  -- A waiting run's record (-since) lasts a second: it tries again within FLOW_POLL_MS.
+  if waits or batches > 0 or held ~= was or (flowOwn and flowOwn < 0) then
+    local leaseEnd = now + (waits and 1000 or flowLease)
+    local n = waits and string.format('%d', -since) or held
     local last = flowNext
-    if held > 0 then
-      flowOthers[#flowOthers + 1] = reader .. ' ' .. held .. ' ' .. string.format('%d', leaseEnd)
+    if held > 0 or waits then
+      flowOthers[#flowOthers + 1] = reader .. ' ' .. n .. ' ' .. string.format('%d', leaseEnd)
       last = math.max(last, leaseEnd)
     end
     for _, h in ipairs(flowOthers) do last = math.max(last, tonumber(string.match(h, '(%d+)$'))) end

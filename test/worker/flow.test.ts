@@ -97,6 +97,10 @@ describe("subscriptions sharing a flow key", () => {
     expect(starts).toHaveLength(45);
     expect(receiver.requests.every((r) => r.verified)).toBe(true);
     expect(receiver.maxInFlight()).toBe(2);
+    // Turns: a run with a backlog leaves the slots it frees to the runs waiting, so all three
+    // are served from the start rather than one after the other.
+    const first = [...receiver.requests].sort((x, y) => x.at - y.at).slice(0, 6);
+    expect(new Set(first.map((r) => r.body?.subscription))).toEqual(new Set(["a", "b", "c"]));
     expect(
       mostInOneSecond(starts),
       `gaps: ${starts.map((t, i) => t - (starts[i - 1] ?? t))}`,
