@@ -94,6 +94,14 @@
 //                                 from its id. Only the take script writes it (a field goes when
 //                                 its lane is empty); deleted with the subscription, its channel,
 //                                 and when a PATCH turns `ordered` off or on. No TTL
+// {p}:flow:<key>          STRING  a flow key's shared state, over every subscription naming it
+//                                 on any channel: "<next start slot ms>" then, per deliverer run
+//                                 holding requests, " <reader> <requests> <lease end ms>"
+//                                 (a run waiting for a slot: " <reader> -<since ms> <now + 1 s>")
+//                                 (lua/take.ts: flow, read and rewritten by a take, 1 GET + 1
+//                                 SET); PX past its last lease and slot, so a killed run's
+//                                 requests count only until their lease ends. Key: FLOW_KEY
+//                                 (shared/subscription.ts), no space in it
 // {p}:dlq:<ch>:<sub>      STREAM  dead letters: o (original id), t, d, a (attempts), e (last
 //                                 error), c (the subscription's dead-letter bytes up to and
 //                                 including this one: lua/dead-letter-bounds.ts); id = time of
@@ -156,6 +164,7 @@ export function createKeys(prefix: string) {
     due: () => `${prefix}:due`,
     pace: (channel: string, sub: string) => `${prefix}:pace:${channel}:${sub}`,
     lanes: (channel: string, sub: string) => `${prefix}:lanes:${channel}:${sub}`,
+    flow: (key: string) => `${prefix}:flow:${key}`,
     deadLetters: (channel: string, sub: string) => `${prefix}:dlq:${channel}:${sub}`,
     redrive: (channel: string, sub: string) => `${prefix}:redrive:${channel}:${sub}`,
     attempts: (channel: string, sub: string) => `${prefix}:attempts:${channel}:${sub}`,

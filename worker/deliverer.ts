@@ -57,6 +57,14 @@ export const VISIBILITY_MARGIN_MS = 5_000;
  */
 export const visibilityFor = (timeoutMs: number) => 2 * timeoutMs + VISIBILITY_MARGIN_MS;
 
+/**
+ * How often a run the flow key blocks, with nothing in flight, takes again: the runs holding its
+ * slots let go of them at their next take, which the key's state cannot announce. The script's
+ * call, 1 GET and the SET that says it waits, each time (lua/take.ts: flow), within the
+ * invocation's deadline and budget; its waiting record lasts 1 s, so it must try within that.
+ */
+export const FLOW_POLL_MS = 250;
+
 export interface Batch {
   entries: Taken[];
   takenAt: number;
@@ -65,7 +73,16 @@ export interface Batch {
 }
 
 export type Event =
-  | { kind: "taken"; round: Round; count: number; looked: boolean; final: boolean; at: number }
+  | {
+      kind: "taken";
+      round: Round;
+      count: number;
+      looked: boolean;
+      final: boolean;
+      at: number;
+      /** Requests the run had in flight or taken when it asked (the take's `cap.own`). */
+      own: number;
+    }
   | {
       kind: "sent";
       batch: Batch;
@@ -90,6 +107,13 @@ export interface Deliverer {
   target: number;
   /** Ms between request starts (maxRequestsPerSecond); 0: unpaced. */
   paceMs: number;
+  /** Ms between request starts under the subscription's flow key (its flowRate); 0: none. */
+  flowMs: number;
+  /**
+   * The flow key left no room: take again then (a poll: other runs let go of their slots at
+   * their next take, sooner than their leases end); null: not blocked.
+   */
+  flowWaitUntil: number | null;
   /** Batches one take may bring: a paced subscription's that it can start within a timeout. */
   batchesAtMost: number;
   mail: Mailbox<Event>;
@@ -142,6 +166,8 @@ export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
   const { db, config, clock } = ctx;
   const { sub, unit } = job;
   const paceMs = sub.maxRequestsPerSecond === null ? 0 : 1000 / sub.maxRequestsPerSecond;
+  const flowRate = sub.flow?.rate ?? null;
+  const flowParallelism = sub.flow?.parallelism ?? Infinity;
   return {
     ctx,
     job,
@@ -163,8 +189,10 @@ export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
       secrets: signingSecrets(sub, clock()),
     },
     visibilityMs: visibilityFor(sub.timeoutMs),
-    target: Math.max(1, Math.min(sub.maxConcurrency, POST_SLOTS)),
+    target: Math.max(1, Math.min(sub.maxConcurrency, POST_SLOTS, flowParallelism)),
     paceMs,
+    flowMs: flowRate === null ? 0 : 1000 / flowRate,
+    flowWaitUntil: null,
     batchesAtMost: paceMs > 0 ? Math.max(1, Math.floor(sub.timeoutMs / paceMs)) : Infinity,
     mail: new Mailbox<Event>(),
     buffer: [],

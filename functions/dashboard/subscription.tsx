@@ -230,6 +230,17 @@ const Settings = (props: { sub: SubscriptionView; now: number }) => {
         <Count value={sub.maxConcurrency} />
       </Item>
       <Item term="Ordered">{sub.ordered ? "yes" : "no"}</Item>
+      <Item term="Flow key">{sub.flowKey === null ? "none" : <code>{sub.flowKey}</code>}</Item>
+      {sub.flowKey === null ? null : (
+        <>
+          <Item term="Flow rate per second">
+            {sub.flowRate === null ? "none" : <Count value={sub.flowRate} />}
+          </Item>
+          <Item term="Flow parallelism">
+            {sub.flowParallelism === null ? "none" : <Count value={sub.flowParallelism} />}
+          </Item>
+        </>
+      )}
       <Item term="Created">
         <When at={sub.createdAt} now={props.now} />
       </Item>

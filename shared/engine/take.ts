@@ -5,7 +5,8 @@
 //           a lost reply is repeated (db.redis) and what the lost run took comes back after its
 //           visibility timeout, attempt counted
 //   push    a reader per deliverer run (newReader), nacks to the waiting room, the subscription's
-//           maxConcurrency as a cap, the group pending limit, its {p}:due members kept, its pace;
+//           maxConcurrency as a cap, the group pending limit, its {p}:due members kept, its pace,
+//           its flow key's share (the rate and parallelism of every subscription naming the key);
 //           a lost reply is recovered with `cursor` (worker/drive.ts)
 
 import { TAKE_LUA } from "../lua/take.ts";
@@ -78,6 +79,8 @@ export interface TakeRequest {
   busyWakeMs?: number;
   /** Reserve one start slot per batch taken, this far apart (ms). */
   paceIntervalMs?: number;
+  /** A flow key's limits, counted over every reader under it (lua/take.ts: flow). */
+  flow?: FlowTake;
   /** The reader is done: its schedule set exactly, its consumer deleted if it holds nothing. */
   end?: boolean;
   /**
@@ -86,6 +89,19 @@ export interface TakeRequest {
    * the entries dead-lettered just before this take (their lanes move on once they are parked).
    */
   lanes?: { key: string; dead: string[] };
+}
+
+/** A take under a flow key: its requests (`cap.own` and the batches taken) count against it. */
+export interface FlowTake {
+  key: string;
+  /** Requests in flight under the key at once (0: no bound). */
+  parallelism: number;
+  /** Ms between request starts under the key (0: no rate). */
+  intervalMs: number;
+  /** A rate slot further out than this is not reserved: the take waits instead (ms). */
+  horizonMs: number;
+  /** How long the reader's requests count when it never comes back (a killed run): ms. */
+  leaseMs: number;
 }
 
 /**
@@ -113,6 +129,13 @@ export interface TakeResult {
   room: number | null;
   /** An end: when the group's first pending entry becomes visible (null: none is pending). */
   nextAt: number | null;
+  /** The first start slot reserved under the flow key's rate; null when none. */
+  flowAt: number | null;
+  /**
+   * The flow key left no room for what was asked: nothing was taken, and an end did not end
+   * (the reader stays). When a slot frees by itself at the latest (a release may come sooner).
+   */
+  flowWait: number | null;
 }
 
 const READ_STATES: ReadState[] = ["none", "empty", "some", "more", "no-room"];
@@ -152,6 +175,10 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
     String(r.sizeHint ?? 0),
     String(r.busyWakeMs ?? 0),
     traceSeed(q.channel),
+    String(r.flow?.leaseMs ?? 0),
+    String(r.flow?.parallelism ?? 0),
+    String(r.flow?.intervalMs ?? 0),
+    String(r.flow?.horizonMs ?? 0),
     String(types.length),
     ...types,
     String(r.ack?.length ?? 0),
@@ -164,7 +191,8 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
       ...n.ids,
     ]),
   ];
-  const keys = [q.stream, db.keys.due(), q.pace];
+  // Without a flow key, its key is named and never touched.
+  const keys = [q.stream, db.keys.due(), q.pace, db.keys.flow(r.flow?.key ?? "")];
   if (r.lanes !== undefined) {
     keys.push(r.lanes.key);
     args.push(PARKED, String(r.lanes.dead.length), ...r.lanes.dead);
@@ -174,7 +202,7 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
 
 /** What a take's script answered (see lua/take.ts). */
 export function readTake(value: unknown): TakeResult {
-  const [acked, nacked, flat, deadFlat, filtered, largest, read, paceAt, room, next] =
+  const [acked, nacked, flat, deadFlat, filtered, largest, read, paceAt, room, next, flowAt, wait] =
     asArray(value);
   const taken: Taken[] = [];
   const entries = asArray(flat);
@@ -210,6 +238,8 @@ export function readTake(value: unknown): TakeResult {
     paceAt: asNumber(paceAt) > 0 ? asNumber(paceAt) : null,
     room: space < 0 ? null : space,
     nextAt: asNumber(next) > 0 ? asNumber(next) : null,
+    flowAt: asNumber(flowAt) > 0 ? asNumber(flowAt) : null,
+    flowWait: asNumber(wait) > 0 ? asNumber(wait) : null,
   };
 }
 

@@ -20,6 +20,14 @@
 //   2. nack     XCLAIM to the holder (the reader, or push's waiting room) with the idle time that
 //               makes them visible again in `visibleIn` ms (JUSTID: no attempt counted), and
 //               RETRYCOUNT when given (entries taken but never sent go back to what they were)
+//   2b. flow    with a flow key (push: shared by subscriptions on any channel): its state read,
+//               and `count` cut to what it allows: parallelism less the requests in flight under
+//               the key (other readers' while their lease lasts, and this reader's own) and, in
+//               turns, a slot for each reader waiting (one not waiting leaves them all; a waiting
+//               one those waiting longer, and takes one while others wait behind it; a repeat
+//               after a lost reply what its record holds); and the rate's start slots within
+//               `flow horizon` ms. Blocked (nothing allowed when something was asked): flowWait
+//               says when a slot frees by itself at the latest
 //   3. recover  after a take whose reply was lost: the entries this reader holds after `cursor`
 //               (the last it read before) can only be that take's (a reader is one deliverer's):
 //               taken again as it left them, their attempts as they were
@@ -44,11 +52,17 @@
 //               publish meanwhile neither kicks a deliverer of its own (the one at work takes it
 //               next) nor joins before then; not due, no pass visits it for nothing
 //   8. pace     one start slot per batch taken, from the subscription's pace key
-//   9. end      the reader is done, unless this take found more: the retry member set to when
-//               the group's first pending entry becomes visible (removed when none is pending),
-//               and the reader's consumer deleted if it holds nothing
+//   8b. flow    the key's state written when this take changed it: one start slot per batch
+//               taken (rate), and this reader's requests (its own + the batches taken) with a
+//               lease of `flow lease` ms from now (parallelism; none: its record dropped), or,
+//               blocked with none in flight, that it waits (-since, for 1 s: it tries again
+//               sooner); a repeat after a lost reply sets the same record, never adds to it
+//   9. end      the reader is done, unless this take found more or the flow blocked it: the
+//               retry member set to when the group's first pending entry becomes visible
+//               (removed when none is pending), and the reader's consumer deleted if it holds
+//               nothing
 //
-// Ordered (KEYS[4], a push subscription's lanes {p}:lanes:<ch>:<sub>, see keys.ts). One entry of
+// Ordered (KEYS[5], a push subscription's lanes {p}:lanes:<ch>:<sub>, see keys.ts). One entry of
 // each ordering key (field k; keyless entries are the key "") is out at a time, in flight or in
 // the waiting room: its lane's head. Decided here, atomically, so it holds over every reader of
 // the group, whichever invocation runs it, and across lost replies (a repeat finds the heads
@@ -66,7 +80,8 @@
 //   - at the end, the lanes changed written back: one HSET, one HDEL
 //
 // KEYS[1] stream (the queue's: the channel or a redrive stream), KEYS[2] due {p}:due,
-// KEYS[3] pace {p}:pace:<ch>:<sub>
+// KEYS[3] pace {p}:pace:<ch>:<sub>, KEYS[4] flow {p}:flow:<key> (untouched without a flow key),
+// KEYS[5] lanes (ordered only)
 // ARGV[1] group, ARGV[2] reader, ARGV[3] holder of nacked entries ("" the reader), ARGV[4] "1"
 // purge (XDEL acked), ARGV[5] now (ms), ARGV[6] base (LEASE_BASE_MS), ARGV[7] visibility (ms),
 // ARGV[8] count (at most this many taken; 0 none), ARGV[9] byte budget, ARGV[10] "1" look,
@@ -77,25 +92,31 @@
 // ARGV[22] "1" own ids (pull: an entry's own id, and redrivenFrom; push: the original's),
 // ARGV[23] size hint: bytes to assume an entry takes before any is read (0: read `count` at once),
 // ARGV[24] busy wake ms (0: none; see 7), ARGV[25] the channel's trace seed (shared/trace.ts
-// traceSeed: an entry stored without a trace gets one derived from its id), ARGV[26] n, then n
-// type patterns; then n, then n ids to
+// traceSeed: an entry stored without a trace gets one derived from its id), ARGV[26] flow lease
+// ms (0: no flow key), ARGV[27] flow parallelism (0 none), ARGV[28] flow interval ms (0 no
+// rate), ARGV[29] flow horizon ms, ARGV[30] n, then n type patterns; then n, then n ids to
 // ack; then n nack groups, each:
 // visibleIn ms, retry count ("" keep), k, then k ids; then, ordered only: the parked consumer's
 // name, n, then n ids of dead letters parked before this take.
 //
-// Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt}: taken a
+// Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt,
+// flowWait}: taken a
 // flat list of (entry id, message id, attempt, JSON text, bytes, traceparent, tracestate: '' when
 // none, ordering key: '' when none), dead of (entry id,
 // deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
 // room, or Upstash's refusal text; paceAt the first slot's time (0 none); room the requests the
-// cap leaves (-1 no cap); nextAt the retry member's time an end set (0: none pending).
+// cap leaves (-1 no cap); nextAt the retry member's time an end set (0: none pending); flowAt
+// the first start slot reserved under the flow key's rate (0 none); flowWait 0, or when blocked
+// by the flow, the time its own leases or rate free a slot at the latest (releases come sooner).
 //
 // Cost: 1 EVALSHA, + 1 XACK (+1 XDEL) with acks, + 1 XCLAIM per nack group, + 1 XPENDING
 // (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, + 1 XPENDING with a cap or limit,
 // + 1 XREADGROUP per slice (+1 XCLAIM lease without a holder, +1 XACK types, +1 XCLAIM give-back) reading,
 // + 1 XPENDING per other reader holding entries when looking with a holder, + 1 ZADD with
 // something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
-// pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending.
+// pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending,
+// + 1 GET (+1 SET or DEL when it reserves, its requests change or it waits) with a flow key: 2
+// on a take that takes, lets go or waits; none without a key.
 // A pull that returns new messages: 3; a push take of new messages: 4 (the cap's XPENDING, and
 // the retry member's ZADD covering them: push covers on every take; no lease).
 // Ordered adds: + 1 HMGET (#<id>) + 1 HMGET (their lanes) with acks or failed nacks, + 1 XCLAIM
@@ -111,7 +132,7 @@ import { ENCODE_LUA } from "./encode.ts";
 
 export const TAKE_LUA = `#!lua flags=allow-key-locking
 ${ENCODE_LUA}
-local stream, due, pace = KEYS[1], KEYS[2], KEYS[3]
+local stream, due, pace, flowKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, reader, holder, purge = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local now, base, visibility = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local count, budget, look, maxAttempts = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10] == '1', tonumber(ARGV[11])
@@ -120,10 +141,12 @@ local pendingLimit, retry, cover, wake = tonumber(ARGV[16]), ARGV[17], ARGV[18] 
 local paceInterval, ending, ownIds = tonumber(ARGV[20]), ARGV[21] == '1', ARGV[22] == '1'
 local sizeHint, busyWake = tonumber(ARGV[23]), tonumber(ARGV[24])
 setTraceSeed(ARGV[25])
+local flowLease, flowParallelism = tonumber(ARGV[26]), tonumber(ARGV[27])
+local flowInterval, flowHorizon = tonumber(ARGV[28]), tonumber(ARGV[29])
 if holder == '' then holder = reader end
 -- Readers' entries counted from the read: see the top.
 local fromRead = holder ~= reader
-local i = 26
+local i = 30
 local function list()
   local n = tonumber(ARGV[i])
   local from = i + 1
@@ -179,9 +202,9 @@ for _ = 1, groups do
 end
 
 
--- Lanes (ordered: KEYS[4]). A lane is {since, head, queue}, false when empty; loaded once per key
+-- Lanes (ordered: KEYS[5]). A lane is {since, head, queue}, false when empty; loaded once per key
 -- (one HMGET for the keys not loaded yet), written back once at the end (one HSET, one HDEL).
-local lanesKey = KEYS[4]
+local lanesKey = KEYS[5]
 local parked, deadFrom, deadTo = nil, 1, 0
 if lanesKey then
   parked = ARGV[i]
@@ -289,6 +312,64 @@ local function heads(entries)
   end
   if #held > 0 then claim(parked, held, 0, 0, 0, true) end
   return out
+end
+
+-- 2b. flow
+-- flowOwn: this reader's record (nil none; below 0: waiting since -flowOwn); waits: blocked by the
+-- parallelism with nothing in flight, so it is written down as waiting.
+local flowAt, flowWait, flowNext, flowOthers, flowOwn, waits, since = 0, 0, 0, {}, nil, false, 0
+if flowLease > 0 then
+  local words = {}
+  for w in string.gmatch(redis.call('GET', flowKey) or '', '%S+') do words[#words + 1] = w end
+  flowNext = tonumber(words[1] or '0')
+  for j = 2, #words - 2, 3 do
+    if words[j] == reader then flowOwn = tonumber(words[j + 1]) end
+  end
+  since = (flowOwn and flowOwn < 0) and -flowOwn or now
+  local busy, soonest, older, younger = 0, nil, 0, 0
+  for j = 2, #words - 2, 3 do
+    local who, n, til = words[j], tonumber(words[j + 1]), tonumber(words[j + 2])
+    if who ~= reader and til > now then
+      -- A dead run's requests count until their lease ends, and no longer.
+      flowOthers[#flowOthers + 1] = who .. ' ' .. n .. ' ' .. words[j + 2]
+      if n > 0 then
+        busy = busy + n
+        if not soonest or til < soonest then soonest = til end
+      elseif -n < since or (-n == since and who < reader) then older = older + 1
+      else younger = younger + 1 end
+    end
+  end
+  local allowed = count
+  if flowParallelism > 0 then
+    local free = flowParallelism - busy - ownRequests
+    -- Turns: a run that is not waiting leaves a slot free for each run that is, so that one with
+    -- a backlog cannot keep every slot it frees; a waiting run takes what the runs waiting longer
+    -- leave, one slot while others wait behind it.
+    if flowOwn and flowOwn < 0 then
+      free = free - older
+      if younger > 0 then free = math.min(free, 1) end
+    else free = free - older - younger end
+    -- A repeat after a lost reply takes again what the lost take held slots for (its record).
+    if cursor ~= '' and flowOwn and flowOwn > ownRequests then
+      free = math.max(free, flowOwn - ownRequests)
+    end
+    if free <= 0 then
+      allowed = 0
+      flowWait = soonest or now
+      waits = count > 0 and ownRequests == 0
+    else allowed = math.min(allowed, free * batchSize) end
+  end
+  if flowInterval > 0 then
+    -- Slots further out than the horizon could not start within the lease of what is taken now.
+    local first = math.max(now, flowNext)
+    local slots = math.floor((now + flowHorizon - first) / flowInterval) + 1
+    if slots <= 0 then
+      allowed = 0
+      flowWait = math.max(flowWait, first - flowHorizon)
+    else allowed = math.min(allowed, slots * batchSize) end
+  end
+  if count == 0 or allowed > 0 then flowWait = 0 end
+  count = allowed
 end
 
 local taken, dead, filtered, largest, read, paceAt, room = {}, {}, 0, 0, 0, 0, -1
@@ -538,8 +619,9 @@ if want > 0 and read == 0 then
 end
 if cover and got > 0 then visibleAt(now + visibility) end
 
--- An end takes effect only when nothing was taken: otherwise the reader goes on.
-local finishing = ending and got == 0
+-- An end takes effect only when nothing was taken, nor the flow blocked it: otherwise the reader
+-- goes on.
+local finishing = ending and got == 0 and flowWait == 0
 -- 7. schedule
 if retry ~= '' and earliest and not finishing then redis.call('ZADD', due, 'LT', earliest, retry) end
 if wake ~= '' and read == 1 then
@@ -566,6 +648,37 @@ if paceInterval > 0 and got > 0 then
   paceAt = math.max(now, tonumber(redis.call('GET', pace) or '0'))
   local next = paceAt + batches * paceInterval
   redis.call('SET', pace, next, 'PX', math.ceil(next - now + 60000))
+end
+
+-- 8b. flow
+if flowLease > 0 then
+  local batches = math.ceil(got / batchSize)
+  if flowInterval > 0 and batches > 0 then
+    flowAt = math.ceil(math.max(now, flowNext))
+    flowNext = flowAt + batches * flowInterval
+  end
+  local held = 0
+  if flowParallelism > 0 then held = ownRequests + batches end
+  waits = waits and flowWait > 0
+  local was = math.max(0, flowOwn or 0)
+  -- A waiting run's record (-since) lasts a second: it tries again within FLOW_POLL_MS.
+  if waits or batches > 0 or held ~= was or (flowOwn and flowOwn < 0) then
+    local leaseEnd = now + (waits and 1000 or flowLease)
+    local n = waits and string.format('%d', -since) or held
+    local last = flowNext
+    if held > 0 or waits then
+      flowOthers[#flowOthers + 1] = reader .. ' ' .. n .. ' ' .. string.format('%d', leaseEnd)
+      last = math.max(last, leaseEnd)
+    end
+    for _, h in ipairs(flowOthers) do last = math.max(last, tonumber(string.match(h, '(%d+)$'))) end
+    if #flowOthers == 0 and flowNext <= now then redis.call('DEL', flowKey)
+    else
+      -- Past the last lease and slot, with a second for the clocks of the Workers that wrote them.
+      table.insert(flowOthers, 1, string.format('%d', math.ceil(flowNext)))
+      local state = table.concat(flowOthers, ' ')
+      redis.call('SET', flowKey, state, 'PX', math.ceil(last - now) + 1000)
+    end
+  end
 end
 
 -- 9. end
@@ -620,5 +733,5 @@ if lanesKey then
   if #dels > 0 then redis.call('HDEL', lanesKey, unpack(dels)) end
 end
 
-return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt}
+return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt, flowWait}
 `;

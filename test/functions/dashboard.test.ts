@@ -632,6 +632,8 @@ describe("the subscription page", () => {
       types: ["order.*"],
       maxRequestsPerSecond: 20,
       maxConcurrency: 4,
+      flowKey: "api.example.com",
+      flowParallelism: 2,
     });
     receiver.respond({ status: 500 });
     await publish(stack, channel, [{ data: 1, type: "order.created" }]);
@@ -651,6 +653,11 @@ describe("the subscription page", () => {
       String(api.maxRequestsPerSecond),
     );
     expect(await shown(fact(page, "Max concurrency"))).toBe(String(api.maxConcurrency));
+    expect(await fact(page, "Flow key").textContent()).toBe(api.flowKey);
+    expect(await shown(fact(page, "Flow parallelism"))).toBe(String(api.flowParallelism));
+    // No rate under the key: said in words, with no value.
+    expect(api.flowRate).toBeNull();
+    expect(await fact(page, "Flow rate per second").textContent()).toBe("none");
     expect(await fact(page, "Types").textContent()).toBe("order.*");
     expect(await page.locator("#sub-title [data-status]").textContent()).toBe(api.status);
     await page.screenshot({

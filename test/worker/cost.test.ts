@@ -162,6 +162,53 @@ describe("one run, command by command", () => {
   });
 });
 
+// A flow key's state is read and written by the takes a run makes anyway (lua/take.ts: flow):
+// nothing per request of its own. The same run as "costs 25 for a batch of 100", with a key.
+describe("one run under a flow key", () => {
+  async function deliverOne(channel: string, flow: Record<string, unknown>) {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 100, ...flow });
+    await publishMany(channel, 100);
+    return countCommands(stack.redis, async () => {
+      expect((await runPass(stack)).delivered).toBe(100);
+    });
+  }
+  const withoutKey = { evalsha: 3, get: 1, set: 1 };
+
+  it("costs 4 more with a parallelism: a GET and a SET as its take holds a slot, a GET and a DEL as the last lets go", async () => {
+    const counted = await deliverOne("flow-p", { flowKey: "p.example.com", flowParallelism: 2 });
+    // The report's GET and SET, and the flow's.
+    expect(counted.byCommand).toMatchObject({ ...withoutKey, get: 3, set: 2, del: 1 });
+    expect(counted.total).toBe(25 + 4);
+  });
+
+  it("costs 3 more with a rate only: a GET and a SET as its take reserves a slot, a GET at the last", async () => {
+    const counted = await deliverOne("flow-r", { flowKey: "r.example.com", flowRate: 10 });
+    expect(counted.byCommand).toMatchObject({ ...withoutKey, get: 3, set: 2 });
+    expect(counted.byCommand.del).toBeUndefined();
+    expect(counted.total).toBe(25 + 3);
+  });
+
+  it("costs at most 2 more per request in a backlog: each take lets go of one and holds the next", async () => {
+    await subscribe(stack, "flow-backlog", {
+      name: "sub",
+      url: receiver.url,
+      batchSize: 1,
+      flowKey: "backlog.example.com",
+      flowParallelism: 2,
+    });
+    await publishMany("flow-backlog", 40);
+    const counted = await countCommands(stack.redis, async () => {
+      expect((await runPass(stack)).delivered).toBe(40);
+    });
+    // The run's report is the one other GET and SET; a take that changes nothing writes nothing.
+    const { get = 0, set = 0, del = 0, evalsha = 0 } = counted.byCommand;
+    const flow = get + set + del - 2;
+    expect(flow, JSON.stringify(counted.byCommand)).toBeLessThanOrEqual(2 * 40 + 2);
+    // One GET per take, none beside them.
+    expect(get - 1).toBeLessThanOrEqual(evalsha);
+  });
+});
+
 describe("publishing to a channel with an idle subscriber", () => {
   it("costs 5 commands: the script, XADD, HGETALL, and ZMSCORE + ZADD to wake it", async () => {
     await subscribe(stack, "wakes", { name: "sub", url: receiver.url });
