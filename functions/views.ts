@@ -4,7 +4,7 @@
 import type { Db } from "../shared/redis.ts";
 import type { ScheduleState } from "../shared/schedules.ts";
 import { loadStatuses, type SubscriptionStatus } from "../shared/status.ts";
-import type { Subscription } from "../shared/subscription.ts";
+import { type Subscription, windowOf } from "../shared/subscription.ts";
 
 /** One subscription as the API and the dashboard show it. */
 export type SubscriptionView = Awaited<ReturnType<typeof describe>>[number];
@@ -36,6 +36,8 @@ function view(sub: Subscription, status: SubscriptionStatus) {
     timeoutMs: sub.timeoutMs,
     maxRequestsPerSecond: sub.maxRequestsPerSecond,
     maxConcurrency: sub.maxConcurrency,
+    currentConcurrency:
+      sub.mode === "pull" ? null : windowOf(status.state.concurrency, sub.maxConcurrency),
     paused: sub.paused,
     status: statusOf(sub, status),
     nextAttemptAt: sub.paused ? null : status.nextAttemptAt,

@@ -6,7 +6,7 @@
 import type { Config } from "../shared/config.ts";
 import { deadLetterBounds } from "../shared/engine/dead-letters.ts";
 import { channelQueue, newReader, type Queue, redriveQueue } from "../shared/engine/queue.ts";
-import type { Taken } from "../shared/engine/take.ts";
+import type { Taken, Window } from "../shared/engine/take.ts";
 import { retryMember, type Unit, wakeMember } from "../shared/keys.ts";
 import { type Meter, POST_SLOTS } from "../shared/meter.ts";
 import type { Db } from "../shared/redis.ts";
@@ -86,8 +86,13 @@ export interface Deliverer {
   reader: Reader;
   endpoint: Endpoint;
   visibilityMs: number;
-  /** Requests in flight at once: the subscription's maxConcurrency, within POST_SLOTS. */
+  /**
+   * Requests in flight at once in this run: the subscription's window (its last take's; before
+   * any, maxConcurrency), within POST_SLOTS. The take's cap keeps every run within the window.
+   */
   target: number;
+  /** The subscription's window of requests in flight, as this run's last take left it. */
+  window: Window | null;
   /** Ms between request starts (maxRequestsPerSecond); 0: unpaced. */
   paceMs: number;
   /** Batches one take may bring: a paced subscription's that it can start within a timeout. */
@@ -137,6 +142,9 @@ export function queueOf(db: Db, unit: Unit, sub: Subscription): Queue {
   return unit.kind === "main" ? channelQueue(db, sub, schedule) : redriveQueue(db, sub, schedule);
 }
 
+/** Requests one run keeps in flight for a window: an invocation holds at most POST_SLOTS. */
+export const targetFor = (window: number) => Math.max(1, Math.min(Math.floor(window), POST_SLOTS));
+
 /** A run of the job, nothing taken yet. */
 export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
   const { db, config, clock } = ctx;
@@ -163,7 +171,8 @@ export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
       secrets: signingSecrets(sub, clock()),
     },
     visibilityMs: visibilityFor(sub.timeoutMs),
-    target: Math.max(1, Math.min(sub.maxConcurrency, POST_SLOTS)),
+    target: targetFor(sub.maxConcurrency),
+    window: null,
     paceMs,
     batchesAtMost: paceMs > 0 ? Math.max(1, Math.floor(sub.timeoutMs / paceMs)) : Infinity,
     mail: new Mailbox<Event>(),

@@ -5,9 +5,10 @@
 import { unitName } from "../shared/keys.ts";
 import { isReplyError } from "../shared/redis.ts";
 import { compareIds, JOIN_AFTER_MS } from "../shared/streams.ts";
+import { START_CONCURRENCY } from "../shared/subscription.ts";
 import { attemptOf } from "./attempts.ts";
 import { cutBatches } from "./batches.ts";
-import { type Deliverer, type Event, endOf } from "./deliverer.ts";
+import { type Deliverer, type Event, endOf, targetFor } from "./deliverer.ts";
 import { nextVisit } from "./ending.ts";
 import { failureLine, judge, stops } from "./judge.ts";
 import { filtered, giveBack, refusedDeadLetters, settle } from "./settle.ts";
@@ -45,6 +46,10 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
   d.run = refusedDeadLetters(d.run, refused, at + config.retryBaseMs, refusal, at);
   d.run = filtered(d.run, taken.filtered);
   d.largest = Math.max(d.largest, taken.largest);
+  if (taken.window !== null) {
+    d.window = taken.window;
+    d.target = targetFor(taken.window.size);
+  }
   for (const t of taken.taken) if (compareIds(t.entryId, d.cursor) > 0) d.cursor = t.entryId;
   if (taken.dead.length > 0) {
     const letters = taken.dead.map((x) => ({
@@ -109,6 +114,7 @@ function onSent(d: Deliverer, event: Of<"sent">): void {
     maxAttempts: sub.maxAttempts,
     jitterKey: sub.name,
     policy: config,
+    window: d.window?.size ?? START_CONCURRENCY,
   });
   const attempt = attemptOf(batch.entries, answer, event.at, event.durationMs, event.trace);
   d.run = settle(d.run, { batch: batch.entries, outcome, attempt, at: answeredAt }, unit.kind);

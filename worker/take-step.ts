@@ -5,6 +5,7 @@
 import { WAITING_ROOM } from "../shared/engine/queue.ts";
 import { PENDING_LIMIT, type TakeRequest } from "../shared/engine/take.ts";
 import { JOIN_AFTER_MS } from "../shared/streams.ts";
+import { START_CONCURRENCY } from "../shared/subscription.ts";
 import type { Deliverer } from "./deliverer.ts";
 import { endOf } from "./deliverer.ts";
 import { wakeAfter } from "./ending.ts";
@@ -37,6 +38,8 @@ function request(d: Deliverer, owed: Owed, now: number, count: number): TakeRequ
       batchSize: sub.batchSize,
       own: d.sending + d.buffer.length,
     },
+    // Adaptive: the requests that ended since the last take move the subscription's window.
+    window: { ...owed.signals, start: START_CONCURRENCY, known: d.window },
     pendingLimit: PENDING_LIMIT,
     paceIntervalMs: d.paceMs,
   };

@@ -5,9 +5,11 @@
 //           a lost reply is repeated (db.redis) and what the lost run took comes back after its
 //           visibility timeout, attempt counted
 //   push    a reader per deliverer run (newReader), nacks to the waiting room, the subscription's
-//           maxConcurrency as a cap, the group pending limit, its {p}:due members kept, its pace;
+//           window of requests in flight as a cap (adaptive, up to maxConcurrency), the group
+//           pending limit, its {p}:due members kept, its pace;
 //           a lost reply is recovered with `cursor` (worker/drive.ts)
 
+import { stateField } from "../keys.ts";
 import { TAKE_LUA } from "../lua/take.ts";
 import { asArray, asNumber, asString, type Db, type Redis, replyOf, runScript } from "../redis.ts";
 import { type TraceContext, traceSeed } from "../trace.ts";
@@ -65,6 +67,12 @@ export interface TakeRequest {
   cursor?: string;
   /** Requests the group may have in flight, counted `batchSize` entries each; `own` exactly. */
   cap?: { requests: number; batchSize: number; own: number };
+  /**
+   * The cap adapts: a window of requests in flight in the subscription's state hash, from `start`
+   * up to the cap's requests (see lua/take.ts: window), moved by what the reader's requests met
+   * since its last take.
+   */
+  window?: Signals & { start: number; known: Window | null };
   /** New entries are read only while the group holds fewer pending than this. */
   pendingLimit?: number;
   /** The retry member also covers what this take hands out, until its visibility runs out. */
@@ -105,6 +113,8 @@ export interface TakeResult {
   room: number | null;
   /** An end: when the group's first pending entry becomes visible (null: none is pending). */
   nextAt: number | null;
+  /** The window as this take left it; null when the take had no use for it. */
+  window: Window | null;
 }
 
 const READ_STATES: ReadState[] = ["none", "empty", "some", "more", "no-room"];
@@ -144,6 +154,13 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
     String(r.sizeHint ?? 0),
     String(r.busyWakeMs ?? 0),
     traceSeed(q.channel),
+    r.window ? stateField(q.subscription, "concurrency") : "",
+    stateField(q.subscription, "concurrencyCutAt"),
+    String(r.window?.start ?? 1),
+    String(r.window?.succeeded ?? 0),
+    String(r.window?.congestedAt ?? 0),
+    String(r.window?.known?.size ?? 0),
+    String(r.window?.known?.cutAt ?? 0),
     String(types.length),
     ...types,
     String(r.ack?.length ?? 0),
@@ -156,12 +173,29 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
       ...n.ids,
     ]),
   ];
-  return { script: TAKE_LUA, keys: [q.stream, db.keys.due(), q.pace], args };
+  const keys = [q.stream, db.keys.due(), q.pace, db.keys.state(q.channel)];
+  return { script: TAKE_LUA, keys, args };
+}
+
+/** A subscription's window of requests in flight (lua/take.ts: window). */
+export interface Window {
+  /** Requests it allows in flight: its whole part. */
+  size: number;
+  /** When it was last halved (ms); 0: never (it is still in slow start). */
+  cutAt: number;
+}
+
+/** What a reader's requests met since its last take: what moves the window. */
+export interface Signals {
+  /** Requests the endpoint took (2xx). */
+  succeeded: number;
+  /** When the latest request that met congestion was sent (ms); 0: none did. */
+  congestedAt: number;
 }
 
 /** What a take's script answered (see lua/take.ts). */
 export function readTake(value: unknown): TakeResult {
-  const [acked, nacked, flat, deadFlat, filtered, largest, read, paceAt, room, next] =
+  const [acked, nacked, flat, deadFlat, filtered, largest, read, paceAt, room, next, size, cutAt] =
     asArray(value);
   const taken: Taken[] = [];
   const entries = asArray(flat);
@@ -196,6 +230,7 @@ export function readTake(value: unknown): TakeResult {
     paceAt: asNumber(paceAt) > 0 ? asNumber(paceAt) : null,
     room: space < 0 ? null : space,
     nextAt: asNumber(next) > 0 ? asNumber(next) : null,
+    window: asString(size) === "" ? null : { size: Number(asString(size)), cutAt: asNumber(cutAt) },
   };
 }
 

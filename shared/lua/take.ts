@@ -28,28 +28,41 @@
 //               maxAttempts deliveries are reported dead (the caller parks them), the rest claimed
 //               (XCLAIM min-idle base: only if still visible; the attempt is counted), within the
 //               byte budget (what does not fit goes back as it was, visible at once)
-//   5. room     with a cap or a group pending limit: XPENDING's summary; requests in flight are
+//   5. window   with a window field (push: adaptive concurrency), when the take carries signals
+//               or asks for room: the subscription's window of requests in flight (a number in
+//               its state hash, shared by every reader) sets the cap. It grows by the requests
+//               that succeeded since the reader's last take: +1 each until its first cut (slow
+//               start), then +1 per window's worth (additive); it is halved once when a request
+//               sent after its last cut met congestion (429, 503, a timeout, a connection error:
+//               one sent before it is part of what that cut answered); never below 1, never above
+//               the cap. Read and written whole (HMGET, + HSET when it moved or was not there yet)
+//               on a reader's first take and on a cut; grown in one HINCRBYFLOAT, which answers
+//               its value with every other reader's steps in it; and not touched at all by a
+//               reader that knows it at the cap with no congestion to tell: a window at the cap
+//               costs nothing. The stored number may pass the cap by a step (two readers growing
+//               it at once): it counts as the cap. Its whole part is the cap of the next step
+//   6. room     with a cap or a group pending limit: XPENDING's summary; requests in flight are
 //               counted per reader as ceil(pending / batch size), the reader's own given exactly
-//   6. read     XREADGROUP > for what is left of `count`, in slices sized to the byte budget by
+//   7. read     XREADGROUP > for what is left of `count`, in slices sized to the byte budget by
 //               the largest entry seen (refused by Upstash's per-consumer limit before anything
 //               was read: the error is answered); entries the types filter leaves out are acked,
 //               those over the byte budget (beyond the first) given back visible at once, with no
 //               attempt counted; the rest leased (XCLAIM IDLE, JUSTID) when the reader holds its
 //               own nacks
-//   7. schedule the caller's {p}:due: the retry member moved earlier (ZADD LT) to the first time
+//   8. schedule the caller's {p}:due: the retry member moved earlier (ZADD LT) to the first time
 //               an entry nacked, given back or (with `cover`) taken here becomes visible; when the
 //               read found nothing and the wake member is due or held (a backoff keeps it):
 //               removed, or, with `busy wake` while a reader holds entries (requests in flight,
 //               this one's or another's), held `busy wake` ms ahead (ZADD XX), so that a
 //               publish meanwhile neither kicks a deliverer of its own (the one at work takes it
 //               next) nor joins before then; not due, no pass visits it for nothing
-//   8. pace     one start slot per batch taken, from the subscription's pace key
-//   9. end      the reader is done, unless this take found more: the retry member set to when
+//   9. pace     one start slot per batch taken, from the subscription's pace key
+//  10. end      the reader is done, unless this take found more: the retry member set to when
 //               the group's first pending entry becomes visible (removed when none is pending),
 //               and the reader's consumer deleted if it holds nothing
 //
 // KEYS[1] stream (the queue's: the channel or a redrive stream), KEYS[2] due {p}:due,
-// KEYS[3] pace {p}:pace:<ch>:<sub>
+// KEYS[3] pace {p}:pace:<ch>:<sub>, KEYS[4] state {p}:state:<ch> (the window's fields)
 // ARGV[1] group, ARGV[2] reader, ARGV[3] holder of nacked entries ("" the reader), ARGV[4] "1"
 // purge (XDEL acked), ARGV[5] now (ms), ARGV[6] base (LEASE_BASE_MS), ARGV[7] visibility (ms),
 // ARGV[8] count (at most this many taken; 0 none), ARGV[9] byte budget, ARGV[10] "1" look,
@@ -59,36 +72,48 @@
 // cover, ARGV[19] wake member ("" none), ARGV[20] pace interval ms (0 none), ARGV[21] "1" end,
 // ARGV[22] "1" own ids (pull: an entry's own id, and redrivenFrom; push: the original's),
 // ARGV[23] size hint: bytes to assume an entry takes before any is read (0: read `count` at once),
-// ARGV[24] busy wake ms (0: none; see 7), ARGV[25] the channel's trace seed (shared/trace.ts
-// traceSeed: an entry stored without a trace gets one derived from its id), ARGV[26] n, then n
+// ARGV[24] busy wake ms (0: none; see 8), ARGV[25] the channel's trace seed (shared/trace.ts
+// traceSeed: an entry stored without a trace gets one derived from its id), ARGV[26] window
+// field ("" none: the cap is fixed), ARGV[27] the window's cut field, ARGV[28] the window's
+// start, ARGV[29] requests that succeeded since the reader's last take, ARGV[30] when the latest
+// request that met congestion since then was sent (ms; 0 none), ARGV[31] the window as the
+// reader last knew it (0: unknown, read it), ARGV[32] when it was last cut as the reader knew
+// (0: never), ARGV[33] n, then n
 // type patterns; then n, then n ids to
 // ack; then n nack groups, each:
 // visibleIn ms, retry count ("" keep), k, then k ids.
 //
-// Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt}: taken a
+// Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, window,
+// cutAt}: taken a
 // flat list of (entry id, message id, attempt, JSON text, bytes, traceparent, tracestate: '' when
 // none), dead of (entry id,
 // deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
 // room, or Upstash's refusal text; paceAt the first slot's time (0 none); room the requests the
-// cap leaves (-1 no cap); nextAt the retry member's time an end set (0: none pending).
+// cap leaves (-1 no cap); nextAt the retry member's time an end set (0: none pending); window
+// the window as this take left it, as text ("" when not used), cutAt its last cut's time.
 //
 // Cost: 1 EVALSHA, + 1 XACK (+1 XDEL) with acks, + 1 XCLAIM per nack group, + 1 XPENDING
-// (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, + 1 XPENDING with a cap or limit,
+// (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, with a window: 1 HMGET (+1 HSET) on
+// a reader's first take or a cut, else 1 HINCRBYFLOAT growing it below the cap, else nothing;
+// + 1 XPENDING with a cap or limit,
 // + 1 XREADGROUP per slice (+1 XCLAIM lease without a holder, +1 XACK types, +1 XCLAIM give-back) reading,
 // + 1 XPENDING per other reader holding entries when looking with a holder, + 1 ZADD with
 // something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
 // pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending.
 // A pull that returns new messages: 3; a push take of new messages: 4 (the cap's XPENDING, and
-// the retry member's ZADD covering them: push covers on every take; no lease).
+// the retry member's ZADD covering them: push covers on every take; no lease), and the window's
+// command while it grows below the cap.
 //
 // Lost reply: a repeat settles the same (acks count 0, nacks set the same times a little later),
-// and reads further. What the lost run took is leased: it comes back when its visibility runs
-// out, with its attempt counted, unless the repeat recovers it (push: `cursor`).
+// and reads further; the window grows by the same successes again (never past the cap), and a
+// cut is made once (the repeat's congestion was sent before the cut it made). What the lost run
+// took is leased: it comes back when its visibility runs out, with its attempt counted, unless
+// the repeat recovers it (push: `cursor`).
 import { ENCODE_LUA } from "./encode.ts";
 
 export const TAKE_LUA = `#!lua flags=allow-key-locking
 ${ENCODE_LUA}
-local stream, due, pace = KEYS[1], KEYS[2], KEYS[3]
+local stream, due, pace, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, reader, holder, purge = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local now, base, visibility = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local count, budget, look, maxAttempts = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10] == '1', tonumber(ARGV[11])
@@ -97,10 +122,13 @@ local pendingLimit, retry, cover, wake = tonumber(ARGV[16]), ARGV[17], ARGV[18] 
 local paceInterval, ending, ownIds = tonumber(ARGV[20]), ARGV[21] == '1', ARGV[22] == '1'
 local sizeHint, busyWake = tonumber(ARGV[23]), tonumber(ARGV[24])
 setTraceSeed(ARGV[25])
+local windowField, cutField, start = ARGV[26], ARGV[27], tonumber(ARGV[28])
+local succeeded, congestedAt = tonumber(ARGV[29]), tonumber(ARGV[30])
+local known, knownCut = tonumber(ARGV[31]), tonumber(ARGV[32])
 if holder == '' then holder = reader end
 -- Readers' entries counted from the read: see the top.
 local fromRead = holder ~= reader
-local i = 26
+local i = 33
 local function list()
   local n = tonumber(ARGV[i])
   local from = i + 1
@@ -242,9 +270,41 @@ if look and count > got then
   end
 end
 
--- 5. room
 local want = count - got
 if overflow then want = 0 end
+
+-- 5. window
+local window, cutAt = '', 0
+if windowField ~= '' and (succeeded > 0 or congestedAt > 0 or (want > 0 and cap > 0)) then
+  local w
+  w, cutAt = known, knownCut
+  if known == 0 or congestedAt > knownCut then
+    local stored = redis.call('HMGET', state, windowField, cutField)
+    w, cutAt = math.min(cap, tonumber(stored[1]) or start), tonumber(stored[2]) or 0
+    local was, wasCut = w, cutAt
+    if congestedAt > cutAt then
+      w, cutAt = w / 2, now
+    elseif cutAt == 0 then
+      w = w + succeeded
+    else
+      w = w + succeeded / w
+    end
+    -- To a thousandth: its text stays short.
+    w = math.floor(math.max(1, math.min(cap, w)) * 1000 + 0.5) / 1000
+    if not stored[1] or w ~= was or cutAt ~= wasCut then
+      redis.call('HSET', state, windowField, tostring(w), cutField, tostring(cutAt))
+    end
+  elseif succeeded > 0 and known < cap then
+    local step = succeeded
+    if cutAt > 0 then step = succeeded / known end
+    w = tonumber(redis.call('HINCRBYFLOAT', state, windowField, step))
+  end
+  w = math.max(1, math.min(cap, w))
+  window = tostring(w)
+  cap = math.floor(w)
+end
+
+-- 6. room
 if want > 0 and (cap > 0 or pendingLimit > 0) then
   local summary = redis.call('XPENDING', stream, group)
   pendingSummary = summary
@@ -260,7 +320,7 @@ if want > 0 and (cap > 0 or pendingLimit > 0) then
   if want <= 0 then read = 4 end
 end
 
--- 6. read
+-- 7. read
 if want > 0 and read == 0 then
   -- In slices sized by the largest entry seen so far (sizeHint before any), so that what is read
   -- stays near the byte budget however large the entries are; the next slice only when the last
@@ -336,7 +396,7 @@ if cover and got > 0 then visibleAt(now + visibility) end
 
 -- An end takes effect only when nothing was taken: otherwise the reader goes on.
 local finishing = ending and got == 0
--- 7. schedule
+-- 8. schedule
 if retry ~= '' and earliest and not finishing then redis.call('ZADD', due, 'LT', earliest, retry) end
 if wake ~= '' and read == 1 then
   -- Due, or held for a reader at work (at most busyWake ahead); a backoff's is further out.
@@ -356,7 +416,7 @@ if wake ~= '' and read == 1 then
   end
 end
 
--- 8. pace
+-- 9. pace
 if paceInterval > 0 and got > 0 then
   local batches = math.ceil(got / batchSize)
   paceAt = math.max(now, tonumber(redis.call('GET', pace) or '0'))
@@ -364,7 +424,7 @@ if paceInterval > 0 and got > 0 then
   redis.call('SET', pace, next, 'PX', math.ceil(next - now + 60000))
 end
 
--- 9. end
+-- 10. end
 local nextAt = 0
 if finishing then
   -- Nothing was taken since the room's summary (if any): it still holds.
@@ -387,5 +447,5 @@ if finishing then
   if holds == 0 then redis.call('XGROUP', 'DELCONSUMER', stream, group, reader) end
 end
 
-return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt}
+return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, window, cutAt}
 `;

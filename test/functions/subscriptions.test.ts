@@ -173,6 +173,7 @@ describe("listing and reading subscriptions", () => {
         "timeoutMs",
         "maxRequestsPerSecond",
         "maxConcurrency",
+        "currentConcurrency",
         "paused",
         "status",
         "nextAttemptAt",
