@@ -7,7 +7,7 @@ import { TAKE_LUA } from "../../shared/lua/take.ts";
 import { START_CONCURRENCY } from "../../shared/subscription.ts";
 import { injectedDuring, nth, runsScript } from "../helpers/faults.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
-import type { Reply, TestReceiver } from "../helpers/receiver.ts";
+import type { TestReceiver } from "../helpers/receiver.ts";
 import { deliverUntil, gate, settled } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import { getSubscription, publish, runPass, subscribe } from "../helpers/subscriptions.ts";
@@ -30,20 +30,25 @@ const current = async () => (await getSubscription(stack, channel, "sub")).curre
 const deliverAll = (what: string, timeoutMs = 10_000) =>
   deliverUntil(stack, channel, () => settled(stack, channel, "sub"), what, { timeoutMs });
 
-/** Answers 204 after `delayMs`; each request's arrival records how many were in flight then. */
-function counting(delayMs: number, answer: (inFlight: number) => Reply | null = () => null) {
+/**
+ * An endpoint that takes at most `limit` requests at once, each for `delayMs`, and answers 429
+ * (after the same time) to those above it; each request's arrival records how many were in
+ * flight then, itself included.
+ */
+function limited(limit: number, delayMs: number) {
+  let taking = 0;
   let inFlight = 0;
   const seen: number[] = [];
   receiver.respond(async () => {
-    inFlight++;
-    seen.push(inFlight);
+    seen.push(++inFlight);
+    const ok = taking < limit;
+    if (ok) taking++;
     try {
-      const refusal = answer(inFlight);
-      if (refusal) return refusal;
       await new Promise((resolve) => setTimeout(resolve, delayMs));
-      return { status: 204 };
+      return { status: ok ? 204 : 429 };
     } finally {
       inFlight--;
+      if (ok) taking--;
     }
   });
   return seen;
@@ -73,7 +78,7 @@ describe("a push subscription's window of requests in flight", () => {
       maxConcurrency: 5,
     });
     expect(await current()).toBe(START_CONCURRENCY);
-    const seen = counting(100);
+    const seen = limited(Infinity, 100);
     const ids = await publish(stack, channel, messages(30));
     await runPass(stack);
     await deliverAll("all delivered");
@@ -178,7 +183,7 @@ describe("a push subscription's window of requests in flight", () => {
       batchSize: 1,
       maxConcurrency: 16,
     });
-    const seen = counting(40, (inFlight) => (inFlight > K ? { status: 429 } : null));
+    const seen = limited(K, 40);
     const ids = await publish(stack, channel, messages(200));
     await runPass(stack);
     await deliverAll("all delivered", 30_000);
@@ -196,5 +201,30 @@ describe("a push subscription's window of requests in flight", () => {
     const median = peaks[Math.floor(peaks.length / 2)]!;
     expect(median).toBeGreaterThanOrEqual(K - 1);
     expect(median).toBeLessThanOrEqual(K + 1);
+  }, 40_000);
+
+  it("is shared by invocations delivering at once, and stays within its bounds", async () => {
+    const K = 4;
+    await subscribe(stack, channel, {
+      name: "sub",
+      url: receiver.url,
+      batchSize: 1,
+      maxConcurrency: 16,
+    });
+    const seen = limited(K, 40);
+    const ids = await publish(stack, channel, messages(150));
+    await Promise.all([runPass(stack), runPass(stack), runPass(stack)]);
+    await deliverAll("all delivered", 30_000);
+    const accepted = receiver.acceptedIds();
+    expect(accepted).toHaveLength(150);
+    expect(new Set(accepted)).toEqual(new Set(ids));
+    // Three deliverers at once, each with up to six requests: the one window keeps them near K
+    // (slow start may pass it once, by up to as much again, before its first cut).
+    const refused = receiver.requests.filter((r) => r.status === 429).length;
+    expect(refused / receiver.requests.length).toBeLessThan(0.25);
+    expect(Math.max(...seen)).toBeLessThanOrEqual(2 * K);
+    const now = await current();
+    expect(now).toBeGreaterThanOrEqual(1);
+    expect(now).toBeLessThanOrEqual(16);
   }, 40_000);
 });
