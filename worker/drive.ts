@@ -1,9 +1,11 @@
 // Push: a policy on the delivery engine (shared/engine/). One deliverer run drives one unit of a
 // subscription (its group on the channel, or on its redrive stream) in one invocation, as a
-// reader of its own, with up to `target` requests in flight:
+// reader of its own, with up to `target` requests in flight (the subscription's window, shared by
+// every deliverer of it: lua/take.ts step 5, within the invocation's POST slots):
 //
 //   take     a round trip (take-step.ts, rounds.ts): what the run owes Redis (acks, nacks at
-//            their retry time, dead letters, attempt records), then up to its free requests'
+//            their retry time, dead letters, attempt records, what its requests met: successes
+//            grow the window, congestion halves it), then up to its free requests'
 //            worth of entries (twice that while the cap leaves plenty of room), leased for their
 //            visibility timeout, and covered in the schedule (the retry member)
 //   send     each batch POSTed once a request slot is free (send-step.ts, deliver.ts), paced
@@ -21,6 +23,8 @@
 //
 // A failed request stops the run (a backoff, or 410's pause): nothing more is taken or sent, and
 // batches taken and not sent go back visible when the backoff ends, with their attempt as it was.
+// Not a 429 or 503 without Retry-After while the window can still shrink (judge.ts): the smaller
+// window answers that congestion, and the run goes on.
 // The clock is read once per step, and the time passed into the pure parts.
 
 import { type Deliverer, type DriveContext, endOf, type Job, startDeliverer } from "./deliverer.ts";
