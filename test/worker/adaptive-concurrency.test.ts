@@ -126,6 +126,28 @@ describe("a push subscription's window of requests in flight", () => {
     expect(new Set(receiver.acceptedIds().slice(-4))).toEqual(new Set([first, ...more]));
   });
 
+  it("follows maxConcurrency down at once, and grows again up to a higher one", async () => {
+    await grown();
+    const patch = (maxConcurrency: number) =>
+      stack.api(`/v1/channels/${channel}/subscriptions/sub`, {
+        method: "PATCH",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ maxConcurrency }),
+      });
+    expect((await patch(3)).status).toBe(200);
+    expect(await current()).toBe(3);
+    const seen = limited(Infinity, 50);
+    await publish(stack, channel, messages(12));
+    await runPass(stack);
+    await deliverAll("delivered at 3");
+    expect(Math.max(...seen)).toBe(3);
+    expect((await patch(10)).status).toBe(200);
+    await publish(stack, channel, messages(20));
+    await runPass(stack);
+    await deliverAll("delivered as it grows");
+    expect(await current()).toBe(10);
+  });
+
   it("is halved by a timeout", async () => {
     await grown();
     await stack.api(`/v1/channels/${channel}/subscriptions/sub`, {
