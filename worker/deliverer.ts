@@ -65,7 +65,16 @@ export interface Batch {
 }
 
 export type Event =
-  | { kind: "taken"; round: Round; count: number; looked: boolean; final: boolean; at: number }
+  | {
+      kind: "taken";
+      round: Round;
+      count: number;
+      looked: boolean;
+      final: boolean;
+      at: number;
+      /** Its window is the stored one (read or written), not the run's own grown copy. */
+      stored: boolean;
+    }
   | {
       kind: "sent";
       batch: Batch;
@@ -91,7 +100,7 @@ export interface Deliverer {
    * any, maxConcurrency), within POST_SLOTS. The take's cap keeps every run within the window.
    */
   target: number;
-  /** The subscription's window of requests in flight, as this run's last take left it. */
+  /** The subscription's window of requests in flight, as this run last read or wrote it. */
   window: Window | null;
   /** Ms between request starts (maxRequestsPerSecond); 0: unpaced. */
   paceMs: number;

@@ -47,7 +47,7 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
   d.run = filtered(d.run, taken.filtered);
   d.largest = Math.max(d.largest, taken.largest);
   if (taken.window !== null) {
-    d.window = taken.window;
+    if (event.stored) d.window = taken.window;
     d.target = targetFor(taken.window.size);
   }
   for (const t of taken.taken) if (compareIds(t.entryId, d.cursor) > 0) d.cursor = t.entryId;
