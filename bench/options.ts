@@ -24,6 +24,7 @@ export const SCENARIOS = [
   "retention",
   "pull",
   "concurrent",
+  "ordered",
   "cpu",
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];

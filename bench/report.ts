@@ -354,6 +354,16 @@ export function markdown(r: Results): string {
       `${c.delivered} of ${c.published} delivered within ${round(c.graceMs / 1000, 0)} s of the last publish, missing ${c.missing}; p50 ${round(c.p50Ms, 0)} ms, p99 ${round(c.p99Ms, 0)} ms, max ${round(c.maxMs, 0)} ms; max in flight ${c.maxInFlight}; ${c.commandsPerMessage} commands/msg; publisher behind ${c.latePublishes} times`,
     ]);
   }
+  if (r.ordered) {
+    const o = r.ordered;
+    const plain = o.cells.find((c) => c.what === "unordered")?.perSecond ?? 0;
+    for (const c of o.cells) {
+      extra.push([
+        `Ordered delivery: ${c.what}, ${c.messages} messages at batch ${o.batchSize}, endpoint ${o.delayMs} ms, by passes`,
+        `${c.perSecond} msg/s${plain > 0 && c.what !== "unordered" ? ` (${round(c.perSecond / plain, 2)}x unordered)` : ""} in ${c.passes} passes; ${c.commandsPerMessage} commands/msg`,
+      ]);
+    }
+  }
   if (extra.length > 0) parts.push(table(["Scenario", "Result"], extra));
   if (r.cpu) {
     parts.push(

@@ -9,6 +9,7 @@ import type { DelayedResult } from "./scenarios/delayed.ts";
 import type { DeliveryRow } from "./scenarios/delivery.ts";
 import type { FanoutResult, LoadedFanoutResult } from "./scenarios/fanout.ts";
 import type { LatencyResult } from "./scenarios/latency.ts";
+import type { OrderedResult } from "./scenarios/ordered.ts";
 import type { PublishRow } from "./scenarios/publish.ts";
 import type { PullResult } from "./scenarios/pull.ts";
 import type { RetentionResult } from "./scenarios/retention.ts";
@@ -33,5 +34,6 @@ export interface Results {
   retention?: RetentionResult;
   pull?: PullResult;
   concurrent?: ConcurrentResult;
+  ordered?: OrderedResult;
   cpu?: CpuResult;
 }

@@ -34,6 +34,7 @@ import { delayedScenario } from "./scenarios/delayed.ts";
 import { type DeliveryRow, deliveryCell } from "./scenarios/delivery.ts";
 import { fanoutScenario, loadedFanoutScenario } from "./scenarios/fanout.ts";
 import { latencyScenario } from "./scenarios/latency.ts";
+import { orderedScenario } from "./scenarios/ordered.ts";
 import { publishScenario } from "./scenarios/publish.ts";
 import { pullScenario } from "./scenarios/pull.ts";
 import { retentionScenario } from "./scenarios/retention.ts";
@@ -239,6 +240,19 @@ try {
       seconds,
       delayMs: 200,
       graceMs: 60_000,
+    });
+  }
+  if (runs("ordered")) {
+    const messages = quick ? 2_000 : 10_000;
+    const fifoMessages = quick ? 200 : 1_000;
+    log(
+      `ordered: ${messages} messages unordered and over 100 keys, ${fifoMessages} on 1 key, endpoint 10 ms...`,
+    );
+    results.ordered = await orderedScenario(stack, {
+      messages,
+      fifoMessages,
+      delayMs: 10,
+      timeoutMs: 600_000,
     });
   }
   if (runs("cpu")) {

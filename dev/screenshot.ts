@@ -107,6 +107,7 @@ async function writeHistory(
       error: status < 300 ? null : `HTTP ${status}`,
       body,
       traceparent: requestTrace([]).traceparent,
+      held: [],
     };
     const fields = Object.entries(recordEntry(record)).flat();
     await stack.redis.xadd(stack.keys.attempts("orders", name), "*", ...fields);

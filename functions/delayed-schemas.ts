@@ -2,7 +2,7 @@
 
 import { z } from "@hono/zod-openapi";
 import { DELAYED_CURSOR, DELAYED_ID } from "../shared/delayed.ts";
-import { ChannelParams, MessageTrace } from "./schemas.ts";
+import { ChannelParams, MessageTrace, OrderingKeyField } from "./schemas.ts";
 
 const DelayedId = z
   .string()
@@ -38,6 +38,7 @@ export const DelayedMessage = z
       description: "The publish's W3C traceparent, when it came with one",
     }),
     tracestate: MessageTrace.tracestate,
+    ...OrderingKeyField,
   })
   .openapi("DelayedMessage");
 

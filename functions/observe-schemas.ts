@@ -39,6 +39,19 @@ export const Attempt = z
       description:
         "The request's W3C traceparent header: a span of its own, in its messages' trace when they share one, else a new trace (null: logged before tracing)",
     }),
+    held: z
+      .array(
+        z.object({
+          orderingKey: z.string().nullable().openapi({
+            description: "null: the messages published without a key",
+          }),
+          messageId: z.string().openapi({ description: "The message that failed here" }),
+        }),
+      )
+      .openapi({
+        description:
+          "An ordered subscription's failed request: the ordering keys it holds back from then on, each behind its message that failed (see heldKeys on the subscription). Empty otherwise",
+      }),
   })
   .openapi("Attempt");
 

@@ -3,7 +3,7 @@
 // same one to client/openapi.json, from which the typed client's types are generated.
 
 import { type OpenAPIHono, z } from "@hono/zod-openapi";
-import { DelayedIdField, json, MessageTrace } from "./schemas.ts";
+import { DelayedIdField, json, MessageTrace, OrderingKeyField } from "./schemas.ts";
 
 /** Everything of the document that is not a route or a schema. */
 export const OPENAPI_CONFIG = {
@@ -35,6 +35,7 @@ export const WebhookMessage = z
     publishedAt: z.iso.datetime(),
     attempt: z.number().int().openapi({ description: "1 on the first delivery, then 2, 3..." }),
     ...DelayedIdField,
+    ...OrderingKeyField,
     ...MessageTrace,
   })
   .openapi("WebhookMessage");

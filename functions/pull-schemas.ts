@@ -2,7 +2,13 @@
 
 import { z } from "@hono/zod-openapi";
 import { MAX_VISIBILITY_MS } from "../shared/engine/queue.ts";
-import { CHANNEL_NAME, DelayedIdField, MessageTrace, streamIds } from "./schemas.ts";
+import {
+  CHANNEL_NAME,
+  DelayedIdField,
+  MessageTrace,
+  OrderingKeyField,
+  streamIds,
+} from "./schemas.ts";
 
 const ConsumerName = z
   .string()
@@ -48,6 +54,7 @@ export const PulledMessage = z
         'A redriven dead letter only: its original id (its `id` here is "0-<n>", its handle in the redrive stream)',
     }),
     ...DelayedIdField,
+    ...OrderingKeyField,
     ...MessageTrace,
   })
   .openapi("PulledMessage");

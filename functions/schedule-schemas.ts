@@ -2,7 +2,7 @@
 
 import { z } from "@hono/zod-openapi";
 import { cronProblem, timezoneProblem } from "../shared/cron.ts";
-import { CHANNEL_NAME, PlainMessage } from "./schemas.ts";
+import { CHANNEL_NAME, OrderingKeyField, PlainMessage } from "./schemas.ts";
 
 const NAME_RULE = "must be 1-128 of A-Za-z0-9._- starting with a letter or digit";
 
@@ -56,7 +56,8 @@ export const CreateScheduleBody = z
     cron: Cron,
     timezone: Timezone.default("UTC"),
     message: PlainMessage.openapi({
-      description: "What each run publishes, as a publish of one message: `data` and `type?`",
+      description:
+        "What each run publishes, as a publish of one message: `data`, `type?` and `orderingKey?`",
     }),
     paused: Paused.default(false),
   })
@@ -87,6 +88,7 @@ export const ScheduleSchema = z
     message: z.object({
       type: z.string().nullable(),
       data: z.unknown().openapi({ description: "Any JSON value" }),
+      ...OrderingKeyField,
     }),
     paused: z.boolean(),
     nextRunAt: z.iso.datetime().nullable().openapi({

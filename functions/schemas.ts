@@ -69,13 +69,33 @@ export const MessageType = z
   .regex(/^[A-Za-z0-9._-]+$/, "must be 1-256 of A-Za-z0-9._-")
   .openapi({ example: "order.created" });
 
+// Any text but control characters (a key of a delayed message is kept on a line of its own).
+export const OrderingKey = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters it refuses
+    /^[^\u0000-\u001f\u007f-\u009f]*$/,
+    "must be 1-256 characters, none of them a control character",
+  )
+  .openapi({
+    example: "customer-42",
+    description:
+      "An ordered subscription delivers the messages of one key in publish order, one request at a time; other keys, and messages without one (a lane of their own), go in parallel",
+  });
+
 // Any JSON value. Not z.json(): its recursive schema sends the OpenAPI generator into endless
 // recursion; the body has been parsed from JSON already, so every value here is JSON anyway.
 const JsonValue = z.unknown().openapi({ description: "Any JSON value", example: { orderId: 42 } });
 const requiredJson = JsonValue.refine((value) => value !== undefined, "is required");
 
-/** A message as a schedule holds it: a type and data, no delay (it is published at each run). */
-export const PlainMessage = z.strictObject({ data: requiredJson, type: MessageType.optional() });
+/** A message as a schedule holds it: data, a type and an ordering key, no delay (published at each run). */
+export const PlainMessage = z.strictObject({
+  data: requiredJson,
+  type: MessageType.optional(),
+  orderingKey: OrderingKey.optional(),
+});
 
 // When a message enters its channel (shared/delayed.ts): one of the two, or neither (now). Past
 // times and 0 mean now; the 7 days of notBefore and the channel's retention are checked against
@@ -102,7 +122,12 @@ const NOT_BOTH_DOCUMENTED = {
 };
 
 const NewMessage = z
-  .strictObject({ data: requiredJson, type: MessageType.optional(), ...Delay })
+  .strictObject({
+    data: requiredJson,
+    type: MessageType.optional(),
+    orderingKey: OrderingKey.optional(),
+    ...Delay,
+  })
   .refine(notBoth, NOT_BOTH)
   .openapi(NOT_BOTH_DOCUMENTED);
 
@@ -188,6 +213,14 @@ const PublishedId = z.string().openapi({
 export const PublishedOne = z.object({ id: PublishedId }).openapi("Published");
 export const PublishedMany = z.object({ ids: z.array(PublishedId) }).openapi("PublishedBatch");
 
+/** The ordering key a message was published with, on every read of it. */
+export const OrderingKeyField = {
+  orderingKey: z.string().optional().openapi({
+    description: "The ordering key it was published with, when it had one",
+    example: "customer-42",
+  }),
+};
+
 /** The id of a delayed message, as publish answered it, on every read of the message. */
 export const DelayedIdField = {
   delayedId: z.string().optional().openapi({
@@ -209,6 +242,7 @@ export const Message = z
     data: JsonValue,
     publishedAt: z.iso.datetime(),
     ...DelayedIdField,
+    ...OrderingKeyField,
     ...MessageTrace,
   })
   .openapi("Message");

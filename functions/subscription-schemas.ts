@@ -3,12 +3,22 @@
 import { z } from "@hono/zod-openapi";
 import { SECRET_PATTERN } from "../shared/signing.ts";
 import {
+  FLOW_KEY,
   MAX_CONCURRENCY_LIMIT,
+  MAX_FLOW_PARALLELISM,
+  MAX_FLOW_RATE,
   MAX_TIMEOUT_MS,
   MIN_CONCURRENCY,
   SUBSCRIPTION_DEFAULTS,
 } from "../shared/subscription.ts";
-import { CHANNEL_NAME, ChannelParams, MessageTrace, STREAM_ID_64, StreamId } from "./schemas.ts";
+import {
+  CHANNEL_NAME,
+  ChannelParams,
+  MessageTrace,
+  OrderingKeyField,
+  STREAM_ID_64,
+  StreamId,
+} from "./schemas.ts";
 
 const SubscriptionName = z
   .string()
@@ -57,6 +67,61 @@ const MaxConcurrency = z.number().int().min(MIN_CONCURRENCY).max(MAX_CONCURRENCY
     "At most this many webhook requests of this subscription in flight at once; 1: one at a time",
   example: 5,
 });
+
+// A flow key: shared by every push subscription naming it, on any channel (docs/delivery.md: Flow
+// keys). A create names the key with a rate, a parallelism or both (the document says so:
+// flowRules); a PATCH changes them field by field, null removing one (flowKey: null, the key with
+// its limits), and what it would leave is checked against what is stored (409 flow_incomplete).
+const FlowKey = z.string().regex(FLOW_KEY, "must be 1-256 of A-Za-z0-9._:-").openapi({
+  description:
+    "Share flowRate and flowParallelism with every push subscription naming the same key, on any channel (1-256 of A-Za-z0-9._:-); given with flowRate, flowParallelism or both",
+  example: "api.example.com",
+});
+
+const FlowRate = z.number().int().min(1).max(MAX_FLOW_RATE).openapi({
+  description:
+    "At most this many webhook requests start per second under flowKey, over every subscription naming it (each take is held to the limits of the subscription making it)",
+  example: 20,
+});
+
+const FlowParallelism = z.number().int().min(1).max(MAX_FLOW_PARALLELISM).openapi({
+  description:
+    "At most this many webhook requests in flight at once under flowKey, over every subscription naming it",
+  example: 2,
+});
+
+const flowFields = {
+  flowKey: FlowKey.optional(),
+  flowRate: FlowRate.optional(),
+  flowParallelism: FlowParallelism.optional(),
+};
+
+// The create's rule, in the document: a limit needs the key, the key needs a limit (the route
+// refuses the same, functions/flow-settings.ts).
+const flowRules = {
+  dependentRequired: { flowRate: ["flowKey"], flowParallelism: ["flowKey"] },
+  dependentSchemas: {
+    flowKey: {
+      anyOf: [
+        { required: ["flowRate"], properties: { flowRate: {} } },
+        { required: ["flowParallelism"], properties: { flowParallelism: {} } },
+      ],
+    },
+  },
+};
+
+const flowChanges = {
+  flowKey: FlowKey.nullable().optional().openapi({
+    description:
+      "A new flow key (1-256 of A-Za-z0-9._:-), keeping the limits; null removes the key and its limits. The flow it leaves must have a key with flowRate, flowParallelism or both, or none of them (409 flow_incomplete)",
+  }),
+  flowRate: FlowRate.nullable().optional().openapi({
+    description: "Requests per second started under flowKey; null: no rate",
+  }),
+  flowParallelism: FlowParallelism.nullable().optional().openapi({
+    description: "Requests in flight at once under flowKey; null: no bound",
+  }),
+};
 
 const settings = {
   url: WebhookUrl,
@@ -119,6 +184,11 @@ const created = {
   }),
 };
 
+const Ordered = z.boolean().openapi({
+  description:
+    "Push only: deliver the messages of each `orderingKey` in publish order, one request at a time per key; a failed message holds back its key's later ones until it is delivered or dead-lettered. Messages without a key form one more key",
+});
+
 const CreatePush = z
   .strictObject({
     mode: z.literal("push").optional().openapi({
@@ -132,15 +202,21 @@ const CreatePush = z
       .optional()
       .openapi({ description: "Bring your own signing secret; default: a new random one" }),
     ...created,
+    ordered: Ordered.optional().openapi({ default: false }),
+    ...flowFields,
   })
-  .openapi("CreatePushSubscription");
+  .openapi("CreatePushSubscription", flowRules);
 
 const pullRefusal = (keys: string[]) =>
   keys.includes("url")
     ? "a pull subscription has no url"
     : keys.includes("secret")
       ? "a pull subscription signs nothing"
-      : undefined;
+      : keys.includes("ordered")
+        ? "ordered: a pull subscription cannot be ordered (ordering applies to push)"
+        : keys.some((k) => k.startsWith("flow"))
+          ? "a pull subscription has no flow key: its consumers pull at their own pace"
+          : undefined;
 
 const CreatePull = z
   .strictObject(
@@ -172,6 +248,8 @@ export const UpdateSubscriptionBody = z
     timeoutMs: settings.timeoutMs.optional(),
     maxRequestsPerSecond: MaxRequestsPerSecond.optional(),
     maxConcurrency: MaxConcurrency.optional(),
+    ordered: Ordered.optional(),
+    ...flowChanges,
     paused: z.boolean().optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "give at least one field to change")
@@ -179,7 +257,7 @@ export const UpdateSubscriptionBody = z
   .openapi("UpdateSubscription", {
     minProperties: 1,
     description:
-      "At least one field. `url` only on a push subscription (409 not_push_subscription on a pull one)",
+      "At least one field. `url`, `ordered: true` and the flow fields only on a push subscription (409 not_push_subscription on a pull one)",
   });
 
 export const ReplayBody = z.strictObject({ from: StartPoint(false) }).openapi("Replay");
@@ -214,6 +292,38 @@ export const Subscription = z
     currentConcurrency: z.number().int().nullable().openapi({
       description:
         "Requests it may have in flight now (push; null for pull): adaptive, from 2 up to maxConcurrency. It grows while requests succeed (doubling at first, then by one per window's worth) and is halved on a 429, a 503, a timeout or a connection error",
+    }),
+    ordered: Ordered,
+    heldKeys: z
+      .array(
+        z
+          .object({
+            orderingKey: z.string().nullable().openapi({
+              description: "null: the messages published without a key",
+            }),
+            messageId: z.string().openapi({ description: "The failed message they wait behind" }),
+            since: z.iso.datetime().openapi({ description: "When it first failed" }),
+            waiting: z.number().int().openapi({
+              description: "The key's later messages read so far, waiting behind it",
+            }),
+          })
+          .openapi("HeldKey"),
+      )
+      .openapi({
+        description:
+          "An ordered subscription's keys held back by a failed message, until it is delivered or dead-lettered (longest held first); empty otherwise",
+      }),
+    flowKey: FlowKey.nullable().openapi({
+      description:
+        "The key whose rate and parallelism it shares with every push subscription naming it, on any channel; null: none",
+    }),
+    flowRate: FlowRate.nullable().openapi({
+      description:
+        "At most this many requests start per second under flowKey (this subscription's requests are held to it); null: no rate",
+    }),
+    flowParallelism: FlowParallelism.nullable().openapi({
+      description:
+        "At most this many requests in flight at once under flowKey, over every subscription naming it; null: no bound",
     }),
     paused: z.boolean(),
     status: z.enum(["active", "paused", "failing", "disabled"]).openapi({
@@ -275,6 +385,7 @@ export const DeadLetter = z
     lastError: z.string(),
     deadAt: z.iso.datetime(),
     ...MessageTrace,
+    ...OrderingKeyField,
   })
   .openapi("DeadLetter");
 

@@ -1,6 +1,7 @@
 // What the API shows of a subscription: its settings and how delivery is going (lag, pending,
 // dead letters, failures), never its secrets; and of a schedule, with its next and last run.
 
+import { type HeldKey, heldKeys } from "../shared/engine/lanes.ts";
 import type { Db } from "../shared/redis.ts";
 import type { ScheduleState } from "../shared/schedules.ts";
 import { loadStatuses, type SubscriptionStatus } from "../shared/status.ts";
@@ -10,8 +11,11 @@ import { type Subscription, windowOf } from "../shared/subscription.ts";
 export type SubscriptionView = Awaited<ReturnType<typeof describe>>[number];
 
 export async function describe(db: Db, channel: string, subs: Subscription[]) {
-  const statuses = await loadStatuses(db, channel, subs);
-  return subs.map((sub) => view(sub, statuses.get(sub.name)!));
+  const [statuses, held] = await Promise.all([
+    loadStatuses(db, channel, subs),
+    Promise.all(subs.map((sub) => heldKeys(db, sub))),
+  ]);
+  return subs.map((sub, i) => view(sub, statuses.get(sub.name)!, held[i]!));
 }
 
 /** active, paused, failing (its last request failed) or disabled (paused for failing too long). */
@@ -23,7 +27,7 @@ function statusOf(
   return status.state.consecutiveFailures > 0 ? "failing" : "active";
 }
 
-function view(sub: Subscription, status: SubscriptionStatus) {
+function view(sub: Subscription, status: SubscriptionStatus, held: HeldKey[]) {
   return {
     id: sub.id === "" ? null : sub.id,
     name: sub.name,
@@ -38,6 +42,11 @@ function view(sub: Subscription, status: SubscriptionStatus) {
     maxConcurrency: sub.maxConcurrency,
     currentConcurrency:
       sub.mode === "pull" ? null : windowOf(status.state.concurrency, sub.maxConcurrency),
+    ordered: sub.ordered,
+    heldKeys: held,
+    flowKey: sub.flow?.key ?? null,
+    flowRate: sub.flow?.rate ?? null,
+    flowParallelism: sub.flow?.parallelism ?? null,
     paused: sub.paused,
     status: statusOf(sub, status),
     nextAttemptAt: sub.paused ? null : status.nextAttemptAt,
@@ -74,7 +83,11 @@ export function scheduleView({ schedule: s, nextRunAt, lastRunAt }: ScheduleStat
     channel: s.channel,
     cron: s.cron,
     timezone: s.timezone,
-    message: { type: s.message.type, data: JSON.parse(s.message.data) as unknown },
+    message: {
+      type: s.message.type,
+      data: JSON.parse(s.message.data) as unknown,
+      ...(s.message.orderingKey === undefined ? {} : { orderingKey: s.message.orderingKey }),
+    },
     paused: s.paused,
     nextRunAt: iso(nextRunAt),
     lastRunAt: iso(lastRunAt),

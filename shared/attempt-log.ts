@@ -35,6 +35,18 @@ export interface AttemptRecord {
    * they share one. Null in a record written before tracing.
    */
   traceparent: string | null;
+  /**
+   * An ordered subscription's failed request: the ordering keys it holds back from now on (null:
+   * the keyless messages' lane), each behind its message that failed here (lua/take.ts: lanes).
+   * Empty otherwise, and in records written before ordering.
+   */
+  held: HeldBehind[];
+}
+
+/** An ordering key held back behind a message. */
+export interface HeldBehind {
+  orderingKey: string | null;
+  messageId: string;
 }
 
 /** How much of an answer's body a record (and lastError) keeps. */
@@ -44,9 +56,12 @@ export const RESPONSE_SNIPPET_BYTES = 1024;
 export const ATTEMPT_LOG_LENGTH = 1000;
 
 /** The stream fields of a record, in this order; "" values are left out of the entry. */
-export const RECORD_FIELDS = ["a", "n", "m", "f", "l", "s", "d", "e", "b", "t"] as const;
+export const RECORD_FIELDS = ["a", "n", "m", "f", "l", "s", "d", "e", "b", "t", "h"] as const;
 
-/** A record's values in RECORD_FIELDS order, "" for a null error or traceparent, or no body. */
+/**
+ * A record's values in RECORD_FIELDS order, "" for a null error or traceparent, no body, or
+ * nothing held (else `h` is the JSON of [key, message id] pairs).
+ */
 export function recordValues(r: AttemptRecord): string[] {
   return [
     String(r.at),
@@ -59,6 +74,7 @@ export function recordValues(r: AttemptRecord): string[] {
     r.error ?? "",
     r.body,
     r.traceparent ?? "",
+    r.held.length === 0 ? "" : JSON.stringify(r.held.map((h) => [h.orderingKey, h.messageId])),
   ];
 }
 
@@ -75,6 +91,12 @@ export function recordEntry(r: AttemptRecord): Record<string, string> {
 function statusOf(text: string | undefined): AttemptStatus {
   if (text === "timeout" || text === "network") return text;
   return Number(text ?? 0);
+}
+
+function heldOf(text: string | undefined): HeldBehind[] {
+  if (!text) return [];
+  const pairs = JSON.parse(text) as [string | null, string][];
+  return pairs.map(([orderingKey, messageId]) => ({ orderingKey, messageId }));
 }
 
 /** A record as the API shows it: `at` as ISO-8601, with its log entry's id (the paging cursor). */
@@ -110,6 +132,7 @@ export async function readAttempts(
       error: f.e ?? null,
       body: f.b ?? "",
       traceparent: f.t ?? null,
+      held: heldOf(f.h),
     };
   });
   const next = entries.length > page.limit ? (attempts.at(-1)?.id ?? null) : null;

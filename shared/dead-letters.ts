@@ -20,6 +20,8 @@ export interface DeadLetter {
   /** Its publish's trace context (streams.ts StoredMessage). */
   traceparent: string;
   tracestate?: string;
+  /** The ordering key it was published with, when it had one. */
+  orderingKey?: string;
 }
 
 /**
@@ -54,6 +56,7 @@ export async function listDeadLetters(
       lastError: fields.e ?? "",
       deadAt: new Date(idTime(id)).toISOString(),
       ...storedTrace(seed, original, fields.p, fields.s),
+      ...(fields.k ? { orderingKey: fields.k } : {}),
     };
   });
   const next = more ? (entries?.at(-1)?.id ?? null) : null;

@@ -63,6 +63,8 @@ export interface DelayedMessage {
   publishedAt: string;
   traceparent?: string;
   tracestate?: string;
+  /** The ordering key it was published with (lua/publish.ts), when it had one. */
+  orderingKey?: string;
 }
 
 /**
@@ -99,11 +101,15 @@ export async function listDelayed(
   return { messages, next: asNumber(more) === 1 ? next : null };
 }
 
-// "<published ms>\n<type>\n<traceparent>\n<tracestate>\n<data>" (lua/publish.ts).
+// "<published ms>\n<type>\n<traceparent>\n<tracestate>\n[<ordering key>\n]<data>" (lua/publish.ts:
+// data holds no raw newline, so a sixth line is a key's).
 function parseStored(id: string, dueAt: number, stored: string): DelayedMessage {
-  const [publishedMs = "", type = "", traceparent = "", tracestate = ""] = stored.split("\n", 4);
-  const data = stored.split("\n").slice(4).join("\n");
+  const lines = stored.split("\n");
+  const [publishedMs = "", type = "", traceparent = "", tracestate = ""] = lines;
+  const orderingKey = lines.length > 5 ? lines[4] : undefined;
+  const data = lines.slice(orderingKey === undefined ? 4 : 5).join("\n");
   return {
+    ...(orderingKey === undefined ? {} : { orderingKey }),
     id,
     type: type === "" ? null : type,
     data,

@@ -117,6 +117,7 @@ function drop(db: Db, channel: string, subscriptions: string[], force: boolean) 
     keys.redrive(channel, name),
     keys.pace(channel, name),
     keys.attempts(channel, name),
+    keys.lanes(channel, name),
   ]);
   return runScript(
     db.redis,

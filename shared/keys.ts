@@ -12,7 +12,8 @@
 //                                 <sub>~<id> (<sub> for subscriptions made before ids: see
 //                                 subscription.ts). A push group's consumers are its deliverers'
 //                                 readers (one per deliverer run, deleted when it ends) and the
-//                                 waiting room "deliverer" (entries waiting for a retry); a pull
+//                                 waiting room "deliverer" (entries waiting for a retry), and an
+//                                 ordered one's "parked" (entries behind their key's: lanes); a pull
 //                                 subscription's are named by whoever pulls (shared/engine/)
 // {p}:subs:<ch>           HASH    <sub> -> subscription JSON (url, secrets, batchSize, ...)
 //                                 <sub>#paused -> "1" while paused (apart, so publish's script
@@ -87,6 +88,23 @@
 // {p}:pace:<ch>:<sub>     STRING  the next free start slot (ms) of a subscription with
 //                                 maxRequestsPerSecond, shared by all its deliverers; PX past it
 //                                 (lua/take.ts reserves slots as it takes batches)
+// {p}:lanes:<ch>:<sub>    HASH    an ordered subscription's lanes (lua/take.ts): <key> (the
+//                                 ordering key; "" for messages without one) -> "<since ms> <head
+//                                 id> <parked ids...>": the one entry of the key handed out or
+//                                 waiting for its retry, since when it has failed (0: it has not),
+//                                 and the key's later entries, parked in order with the group's
+//                                 consumer "parked"; and #<head id> -> <key>, to find a head's lane
+//                                 from its id. Only the take script writes it (a field goes when
+//                                 its lane is empty); deleted with the subscription, its channel,
+//                                 and when a PATCH turns `ordered` off or on. No TTL
+// {p}:flow:<key>          STRING  a flow key's shared state, over every subscription naming it
+//                                 on any channel: "<next start slot ms>" then, per deliverer run
+//                                 holding requests, " <reader> <requests> <lease end ms>"
+//                                 (a run waiting for a slot: " <reader> -<since ms> <now + 1 s>")
+//                                 (lua/take.ts: flow, read and rewritten by a take, 1 GET + 1
+//                                 SET); PX past its last lease and slot, so a killed run's
+//                                 requests count only until their lease ends. Key: FLOW_KEY
+//                                 (shared/subscription.ts), no space in it
 // {p}:dlq:<ch>:<sub>      STREAM  dead letters: o (original id), t, d, a (attempts), e (last
 //                                 error), c (the subscription's dead-letter bytes up to and
 //                                 including this one: lua/dead-letter-bounds.ts); id = time of
@@ -101,8 +119,8 @@
 //                                 subscribe; the worker appends with NOMKSTREAM, so a deleted
 //                                 subscription's log is never made again; API lists it newest
 //                                 first (shared/attempt-log.ts)
-// {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d; read with the
-//                                 subscription's group like the channel. API writes, worker reads
+// {p}:redrive:<ch>:<sub>  STREAM  dead letters put back for delivery: o, t, d (p, s, m, k); read
+//                                 with the subscription's group like the channel. API writes, worker reads
 //                                 (a pull subscription's: pulls read it, and its ids are 0-<n>)
 // {p}:idem:<ch>:<key>     STRING  the ids a publish with Idempotency-Key got, EX 24 h; publish
 //                                 writes (a schedule's run publishes with the key
@@ -148,6 +166,8 @@ export function createKeys(prefix: string) {
     state: (channel: string) => `${prefix}:state:${channel}`,
     due: () => `${prefix}:due`,
     pace: (channel: string, sub: string) => `${prefix}:pace:${channel}:${sub}`,
+    lanes: (channel: string, sub: string) => `${prefix}:lanes:${channel}:${sub}`,
+    flow: (key: string) => `${prefix}:flow:${key}`,
     deadLetters: (channel: string, sub: string) => `${prefix}:dlq:${channel}:${sub}`,
     redrive: (channel: string, sub: string) => `${prefix}:redrive:${channel}:${sub}`,
     attempts: (channel: string, sub: string) => `${prefix}:attempts:${channel}:${sub}`,

@@ -18,8 +18,11 @@ import { PAGE_BYTES } from "./streams.ts";
 export interface Schedule extends CronSpec {
   name: string;
   channel: string;
-  /** What each run publishes: `data` is the JSON text, as a publish stores it. */
-  message: { type: string | null; data: string };
+  /**
+   * What each run publishes: `data` is the JSON text, as a publish stores it; `orderingKey`
+   * absent when none (and in schedules stored before ordering).
+   */
+  message: { type: string | null; data: string; orderingKey?: string };
   paused: boolean;
   createdAt: string;
   updatedAt: string;

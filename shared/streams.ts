@@ -45,6 +45,8 @@ export interface NewMessage {
   data: string;
   /** When it enters the channel (ms, later than the publish's now): a delayed message (delayed.ts). */
   dueAt?: number | undefined;
+  /** An ordered subscription delivers the messages of one key one at a time (lua/take.ts). */
+  orderingKey?: string | undefined;
 }
 
 export interface StoredMessage {
@@ -59,6 +61,8 @@ export interface StoredMessage {
   tracestate?: string;
   /** A delayed message's id, as its publish answered it (it entered the channel when due). */
   delayedId?: string;
+  /** The ordering key it was published with (field `k`), when it had one. */
+  orderingKey?: string;
 }
 
 /**
@@ -168,9 +172,9 @@ export async function publish(
       timerMember("delay", channel),
       sweepMember(channel),
     ];
-    for (const { type, data, dueAt } of messages) {
+    for (const { type, data, dueAt, orderingKey } of messages) {
       const delayed = dueAt !== undefined && dueAt > options.now;
-      out.push(type ?? "", data, delayed ? String(dueAt) : "");
+      out.push(type ?? "", data, delayed ? String(dueAt) : "", orderingKey ?? "");
     }
     return out;
   };
@@ -278,6 +282,7 @@ export function toStoredMessage(entry: StreamEntry, seed: string): StoredMessage
     publishedAt: new Date(idTime(entry.id)).toISOString(),
     ...storedTrace(seed, entry.id, entry.fields?.p, entry.fields?.s),
     ...(entry.fields?.m ? { delayedId: entry.fields.m } : {}),
+    ...(entry.fields?.k ? { orderingKey: entry.fields.k } : {}),
   };
 }
 

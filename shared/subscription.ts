@@ -39,7 +39,36 @@ export interface SubscriptionSettings {
    * MAX_CONCURRENCY_LIMIT); 1 sends one at a time. Absent in JSON stored before it: the default.
    */
   maxConcurrency: number;
+  /**
+   * Push only: the messages of one ordering key are delivered in publish order, one request at a
+   * time (keyless ones as one more key), by the take script's lanes (lua/take.ts). Absent in JSON
+   * unless true.
+   */
+  ordered: boolean;
+  /** The flow key it shares a rate and a parallelism under, with its limits; null: none. */
+  flow: Flow | null;
 }
+
+/**
+ * A flow key and the limits one subscription states for it. Every subscription naming the key,
+ * on any channel, counts against one shared state in Redis ({p}:flow:<key>, lua/take.ts: flow):
+ * each take is held to the limits of the subscription making it, counted against everything in
+ * flight and reserved under the key by all of them. Give the same limits to all of them.
+ */
+export interface Flow {
+  /** 1-256 of A-Za-z0-9._:- (FLOW_KEY): a customer's endpoint host, say. */
+  key: string;
+  /** At most this many requests start under the key per second; null: no rate. */
+  rate: number | null;
+  /** At most this many requests in flight under the key at once; null: no bound. */
+  parallelism: number | null;
+}
+
+/** What a flow key may be: a host, a host:port, a customer's id. */
+export const FLOW_KEY = /^[A-Za-z0-9._:-]{1,256}$/;
+/** Bounds of flowRate (requests per second) and flowParallelism (requests in flight). */
+export const MAX_FLOW_RATE = 10_000;
+export const MAX_FLOW_PARALLELISM = 1000;
 
 export interface Subscription extends SubscriptionSettings {
   mode: SubscriptionMode;
@@ -85,15 +114,22 @@ export const SUBSCRIPTION_DEFAULTS = {
 export const MAX_TIMEOUT_MS = 30_000;
 
 interface StoredSubscription
-  extends Omit<SubscriptionSettings, "maxRequestsPerSecond" | "maxConcurrency"> {
+  extends Omit<
+    SubscriptionSettings,
+    "maxRequestsPerSecond" | "maxConcurrency" | "ordered" | "flow"
+  > {
   /** Absent on subscriptions stored before identities existed. */
   id?: string;
   /** Absent on subscriptions stored before rate limits existed: unlimited. */
   maxRequestsPerSecond?: number | null;
   /** Absent on subscriptions stored before concurrent delivery existed: the default. */
   maxConcurrency?: number;
+  /** Absent without a flow key (and on subscriptions stored before flow keys existed). */
+  flow?: Flow;
   /** Absent on push subscriptions (all of them, before pull existed). */
   mode?: "pull";
+  /** Absent unless ordered. */
+  ordered?: true;
   secrets: SigningSecret[];
   createdAt: string;
 }
@@ -109,6 +145,8 @@ export function serializeSubscription(sub: Subscription): string {
     timeoutMs: sub.timeoutMs,
     maxRequestsPerSecond: sub.maxRequestsPerSecond,
     maxConcurrency: sub.maxConcurrency,
+    ...(sub.ordered ? { ordered: true as const } : {}),
+    ...(sub.flow === null ? {} : { flow: sub.flow }),
     secrets: sub.secrets,
     createdAt: sub.createdAt,
   };
@@ -126,6 +164,8 @@ export function parseSubscription(
     maxRequestsPerSecond = null,
     maxConcurrency = SUBSCRIPTION_DEFAULTS.maxConcurrency,
     mode = "push",
+    ordered = false,
+    flow = null,
     ...stored
   } = JSON.parse(json) as StoredSubscription;
   const group = groupName(name, id);
@@ -133,6 +173,8 @@ export function parseSubscription(
     ...stored,
     maxRequestsPerSecond,
     maxConcurrency,
+    ordered,
+    flow,
     mode,
     channel,
     name,

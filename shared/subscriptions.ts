@@ -152,31 +152,29 @@ export async function loadChannelSubscriptions(db: Db, channel: string): Promise
 /**
  * Writes new settings (and the paused flag) if the subscription still exists. `wake` makes its
  * units due now: on resume, and when the URL changes (a new endpoint deserves a try now).
+ * `reorder` (`ordered` changed) deletes its lanes (lua/update.ts).
  */
 export async function saveSubscription(
   db: Db,
   sub: Subscription,
-  change: { paused?: boolean; wake?: boolean },
+  change: { paused?: boolean; wake?: boolean; reorder?: boolean },
   now: number,
 ): Promise<boolean> {
   const paused = change.paused === undefined ? "" : change.paused ? "1" : "0";
   const members = change.wake ? dueMembersOf(sub.channel, sub.name) : [];
+  const keys = [db.keys.subscriptions(sub.channel), db.keys.due(), db.keys.state(sub.channel)];
+  if (change.reorder) keys.push(db.keys.lanes(sub.channel, sub.name));
   // Safe to repeat: it writes the same settings and wakes the same members again.
-  const updated = await runScript(
-    db.redis,
-    UPDATE_LUA,
-    [db.keys.subscriptions(sub.channel), db.keys.due(), db.keys.state(sub.channel)],
-    [
-      sub.name,
-      serializeSubscription(sub),
-      pausedField(sub.name),
-      paused,
-      String(now),
-      stateField(sub.name, "failingSince"),
-      stateField(sub.name, "disabledAt"),
-      ...members,
-    ],
-  );
+  const updated = await runScript(db.redis, UPDATE_LUA, keys, [
+    sub.name,
+    serializeSubscription(sub),
+    pausedField(sub.name),
+    paused,
+    String(now),
+    stateField(sub.name, "failingSince"),
+    stateField(sub.name, "disabledAt"),
+    ...members,
+  ]);
   return asNumber(updated) === 1;
 }
 
@@ -204,6 +202,7 @@ export async function deleteSubscription(db: Db, sub: Subscription) {
       keys.due(),
       keys.metrics(channel),
       keys.attempts(channel, name),
+      keys.lanes(channel, name),
     ],
     [
       name,

@@ -26,7 +26,8 @@ export interface Attempt {
 
 /**
  * The attempt of POSTing `entries` at `at` in `trace` (the request's traceparent, when it is
- * known), answered (or not) `durationMs` later.
+ * known), answered (or not) `durationMs` later; for an `ordered` subscription, with the keys its
+ * failed messages hold back.
  */
 export function attemptOf(
   entries: Taken[],
@@ -34,9 +35,11 @@ export function attemptOf(
   at: number,
   durationMs: number,
   trace?: TraceContext,
+  ordered = false,
 ): Attempt {
   const doneAt = at + durationMs;
   const delivered = result.ok ? entries.filter((e) => !result.failedIds.has(e.messageId)) : [];
+  const failed = result.ok ? entries.filter((e) => result.failedIds.has(e.messageId)) : entries;
   return {
     record: {
       at,
@@ -49,6 +52,9 @@ export function attemptOf(
       error: result.ok ? null : result.reason,
       body: result.body,
       traceparent: trace?.traceparent ?? null,
+      held: ordered
+        ? failed.map((e) => ({ orderingKey: e.orderingKey, messageId: e.messageId }))
+        : [],
     },
     result: resultOf(result.answer, result.ok),
     // The message id is the publish time (a redrive entry carries the original's id).

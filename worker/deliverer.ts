@@ -57,6 +57,14 @@ export const VISIBILITY_MARGIN_MS = 5_000;
  */
 export const visibilityFor = (timeoutMs: number) => 2 * timeoutMs + VISIBILITY_MARGIN_MS;
 
+/**
+ * How often a run the flow key blocks, with nothing in flight, takes again: the runs holding its
+ * slots let go of them at their next take, which the key's state cannot announce. The script's
+ * call, 1 GET and the SET that says it waits, each time (lua/take.ts: flow), within the
+ * invocation's deadline and budget; its waiting record lasts 1 s, so it must try within that.
+ */
+export const FLOW_POLL_MS = 250;
+
 export interface Batch {
   entries: Taken[];
   takenAt: number;
@@ -72,6 +80,8 @@ export type Event =
       looked: boolean;
       final: boolean;
       at: number;
+      /** Requests the run had in flight or taken when it asked (the take's `cap.own`). */
+      own: number;
       /** Its window is the stored one (read or written), not the run's own grown copy. */
       stored: boolean;
     }
@@ -97,13 +107,21 @@ export interface Deliverer {
   visibilityMs: number;
   /**
    * Requests in flight at once in this run: the subscription's window (its last take's; before
-   * any, maxConcurrency), within POST_SLOTS. The take's cap keeps every run within the window.
+   * any, maxConcurrency), within POST_SLOTS and the flow key's parallelism. The take's cap keeps
+   * every run within the window.
    */
   target: number;
   /** The subscription's window of requests in flight, as this run last read or wrote it. */
   window: Window | null;
   /** Ms between request starts (maxRequestsPerSecond); 0: unpaced. */
   paceMs: number;
+  /** Ms between request starts under the subscription's flow key (its flowRate); 0: none. */
+  flowMs: number;
+  /**
+   * The flow key left no room: take again then (a poll: other runs let go of their slots at
+   * their next take, sooner than their leases end); null: not blocked.
+   */
+  flowWaitUntil: number | null;
   /** Batches one take may bring: a paced subscription's that it can start within a timeout. */
   batchesAtMost: number;
   mail: Mailbox<Event>;
@@ -151,14 +169,19 @@ export function queueOf(db: Db, unit: Unit, sub: Subscription): Queue {
   return unit.kind === "main" ? channelQueue(db, sub, schedule) : redriveQueue(db, sub, schedule);
 }
 
-/** Requests one run keeps in flight for a window: an invocation holds at most POST_SLOTS. */
-export const targetFor = (window: number) => Math.max(1, Math.min(Math.floor(window), POST_SLOTS));
+/**
+ * Requests one run keeps in flight for a window: an invocation holds at most POST_SLOTS, and a
+ * flow key's parallelism bounds them too.
+ */
+export const targetFor = (window: number, sub: Subscription) =>
+  Math.max(1, Math.min(Math.floor(window), POST_SLOTS, sub.flow?.parallelism ?? Infinity));
 
 /** A run of the job, nothing taken yet. */
 export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
   const { db, config, clock } = ctx;
   const { sub, unit } = job;
   const paceMs = sub.maxRequestsPerSecond === null ? 0 : 1000 / sub.maxRequestsPerSecond;
+  const flowRate = sub.flow?.rate ?? null;
   return {
     ctx,
     job,
@@ -180,9 +203,11 @@ export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
       secrets: signingSecrets(sub, clock()),
     },
     visibilityMs: visibilityFor(sub.timeoutMs),
-    target: targetFor(sub.maxConcurrency),
+    target: targetFor(sub.maxConcurrency, sub),
     window: null,
     paceMs,
+    flowMs: flowRate === null ? 0 : 1000 / flowRate,
+    flowWaitUntil: null,
     batchesAtMost: paceMs > 0 ? Math.max(1, Math.floor(sub.timeoutMs / paceMs)) : Infinity,
     mail: new Mailbox<Event>(),
     buffer: [],

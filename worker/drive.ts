@@ -9,12 +9,15 @@
 //            worth of entries (twice that while the cap leaves plenty of room), leased for their
 //            visibility timeout, and covered in the schedule (the retry member)
 //   send     each batch POSTed once a request slot is free (send-step.ts, deliver.ts), paced
-//            when the subscription has maxRequestsPerSecond, never once its lease might not
-//            outlive it
+//            when the subscription has maxRequestsPerSecond (and its flow key a rate), never once
+//            its lease might not outlive it
 //   judge    what the answer means (judge.ts: one Outcome)
 //   settle   folded into what the run owes and its progress (on-event.ts, settle.ts: pure)
 //   final    when nothing is in flight: what is owed, the run's report, and a last take that
 //            either finds more (the run goes on) or sets the unit's schedule and lets go
+//
+// Under a flow key, a take the key leaves no room for takes nothing: with nothing in flight, the
+// run takes again when a slot may be free (FLOW_POLL_MS at most), within the deadline and budget.
 //
 // It takes again while requests are in flight only while its takes come back full: a backlog.
 // Otherwise what is published meanwhile waits for its requests to end (or for the deliverer a
@@ -93,7 +96,10 @@ function start(d: Deliverer, now: number): boolean {
     void sendStep(d, d.buffer.shift()!);
   }
   if (d.taking || d.buffer.length > 0) return true;
-  const wants = !stop && d.end === null && (d.reading || d.look);
+  // Ordered: acks hand out their keys' next messages (lua/take.ts: lanes), so a take that carries
+  // them finds more, where a final round would add a report for each.
+  const releases = d.job.sub.ordered && d.run.owed.ack.length > 0 && d.sending <= d.target / 2;
+  const wants = !stop && d.end === null && (d.reading || d.look || releases);
   // The take's round trip, and a POST per batch it may bring (its end is kept back).
   const affordable = meter.left - 1;
   if (wants && (affordable < 1 || !meter.allows(now, 2))) d.end = "budget";
@@ -103,12 +109,27 @@ function start(d: Deliverer, now: number): boolean {
     // The group is gone: nothing more can be written.
     return d.sending > 0;
   }
+  // The flow key left no room, and nothing is in flight: take again when a slot may be free,
+  // within the deadline and the budget; else the unit goes to the next visit (budget: still due).
+  if (d.flowWaitUntil !== null && d.sending === 0) {
+    const at = Math.max(now, d.flowWaitUntil);
+    d.flowWaitUntil = null;
+    if (wants && d.end === null && fit >= 1) {
+      if (meter.allows(at, 2)) {
+        d.taking = true;
+        void d.ctx.sleep(at - now).then(() => takeStep(d, count, false));
+        return true;
+      }
+      d.end = "budget";
+    }
+  }
   // While requests are in flight: a backlog once half of them have ended; and a stream (takes
   // that find batches to spare) into the free slots, so what is published meanwhile does not
   // wait for the requests to end. A trickle waits for them: its final round takes it, a take
   // cheaper than one that finds nothing.
   const more =
     d.first ||
+    releases ||
     (d.backlog && d.sending <= d.target / 2) ||
     (d.flowing && d.sending > 0 && d.sending < d.target);
   if (wants && d.end === null && fit >= 1 && more) {

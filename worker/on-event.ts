@@ -8,7 +8,7 @@ import { compareIds, JOIN_AFTER_MS } from "../shared/streams.ts";
 import { START_CONCURRENCY } from "../shared/subscription.ts";
 import { attemptOf } from "./attempts.ts";
 import { cutBatches } from "./batches.ts";
-import { type Deliverer, type Event, endOf, targetFor } from "./deliverer.ts";
+import { type Deliverer, type Event, endOf, FLOW_POLL_MS, targetFor } from "./deliverer.ts";
 import { nextVisit } from "./ending.ts";
 import { failureLine, judge, stops } from "./judge.ts";
 import { filtered, giveBack, refusedDeadLetters, settle } from "./settle.ts";
@@ -16,6 +16,8 @@ import { filtered, giveBack, refusedDeadLetters, settle } from "./settle.ts";
 type Of<K extends Event["kind"]> = Extract<Event, { kind: K }>;
 
 export function onEvent(d: Deliverer, event: Event, at: number): void {
+  // A request of its own ended: its flow slot is free for this run's next take, no wait.
+  if (d.flowWaitUntil !== null && event.kind !== "taken") d.flowWaitUntil = at;
   switch (event.kind) {
     case "taken":
       onTaken(d, event, at);
@@ -48,7 +50,7 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
   d.largest = Math.max(d.largest, taken.largest);
   if (taken.window !== null) {
     if (event.stored) d.window = taken.window;
-    d.target = targetFor(taken.window.size);
+    d.target = targetFor(taken.window.size, sub);
   }
   for (const t of taken.taken) if (compareIds(t.entryId, d.cursor) > 0) d.cursor = t.entryId;
   if (taken.dead.length > 0) {
@@ -59,9 +61,15 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
     }));
     d.run = { ...d.run, owed: { ...d.run.owed, dead: [...d.run.owed.dead, ...letters] } };
   }
+  // Blocked by the flow key: the take asked nothing of the group, so it looks as it would have.
+  const blocked = taken.flowWait !== null;
+  // A request of its own that ended meanwhile freed a slot: take again at once.
+  const ended = d.sending + d.buffer.length < event.own;
+  d.flowWaitUntil = !blocked ? null : ended ? at : Math.min(taken.flowWait!, at + FLOW_POLL_MS);
   // Looking again only while looks come back full: more may have run out.
-  d.look = event.looked && taken.taken.length >= event.count;
-  d.backlog = taken.read === "more";
+  if (!blocked) d.look = event.looked && taken.taken.length >= event.count;
+  // Blocked, it read nothing: what it knew of a backlog still holds.
+  if (!blocked) d.backlog = taken.read === "more";
   d.backlogSince = d.backlog ? (d.backlogSince ?? at) : null;
   // More has waited than this run could send for JOIN_AFTER_MS, and the cap has room for more:
   // another invocation may join (each keeps at most six connections). A backlog this run clears
@@ -74,6 +82,12 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
     batchSize: sub.batchSize,
     maxBatchBytes: config.maxBatchBytes,
   });
+  if (sub.flow?.parallelism) {
+    // The take counted ceil(taken / batchSize) requests under the flow key: batches the byte limit
+    // cut beyond those go back, visible at once, their attempts as they were.
+    const beyond = batches.splice(Math.ceil(taken.taken.length / sub.batchSize));
+    d.run = giveBack(d.run, beyond.flat(), at);
+  }
   // No room: if this run's own requests hold it, it takes again once they end; if other
   // deliverers (or the pending limit) hold it, the run ends and leaves the unit to them.
   if (taken.read === "no-room" && d.sending + d.buffer.length + batches.length === 0) {
@@ -84,15 +98,16 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
   d.meter.hold(batches.length);
   // Leased when the take ran: no earlier than it was sent.
   batches.forEach((entries, i) => {
-    const startAt = taken.paceAt === null ? at : taken.paceAt + i * d.paceMs;
-    d.buffer.push({ entries, takenAt: event.at, startAt });
+    const paced = taken.paceAt === null ? at : taken.paceAt + i * d.paceMs;
+    const flowed = taken.flowAt === null ? at : taken.flowAt + i * d.flowMs;
+    d.buffer.push({ entries, takenAt: event.at, startAt: Math.max(paced, flowed) });
   });
   // A final round that found nothing more, and left nothing owed, ended the run. One whose read
   // found only messages the types filter left out read on: it goes on reading.
   const { owed } = d.run;
   const owes = owed.ack.length + owed.nack.length + owed.dead.length > 0;
   const readOn = taken.read === "some" || taken.read === "more";
-  if (event.final && batches.length === 0 && !owes && !readOn) {
+  if (event.final && batches.length === 0 && !owes && !readOn && !blocked) {
     d.done = true;
     // The end's retry time covers what other deliverers hold too, so that one that died is
     // taken over when its visibility runs out.
@@ -116,7 +131,14 @@ function onSent(d: Deliverer, event: Of<"sent">): void {
     policy: config,
     window: d.window?.size ?? START_CONCURRENCY,
   });
-  const attempt = attemptOf(batch.entries, answer, event.at, event.durationMs, event.trace);
+  const attempt = attemptOf(
+    batch.entries,
+    answer,
+    event.at,
+    event.durationMs,
+    event.trace,
+    d.job.sub.ordered && d.job.unit.kind === "main",
+  );
   d.run = settle(d.run, { batch: batch.entries, outcome, attempt, at: answeredAt }, unit.kind);
   const line = failureLine(d.endpoint, outcome, batch.entries, answeredAt);
   if (line) console.warn(line);

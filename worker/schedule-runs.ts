@@ -47,7 +47,7 @@ async function publishRun(w: Worker, schedule: Schedule, runAt: number): Promise
   const result = await publish(
     w.db,
     channel,
-    [{ type: message.type ?? undefined, data: message.data }],
+    [{ type: message.type ?? undefined, data: message.data, orderingKey: message.orderingKey }],
     {
       idempotencyKey: scheduleRunKey(schedule.name, runAt),
       now,

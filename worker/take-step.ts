@@ -3,10 +3,15 @@
 // report and, if it finds nothing, ends the run. What happened is posted to the run's mailbox.
 
 import { WAITING_ROOM } from "../shared/engine/queue.ts";
-import type { Signals, Window } from "../shared/engine/take.ts";
-import { PENDING_LIMIT, type TakeRequest } from "../shared/engine/take.ts";
+import {
+  type FlowTake,
+  PENDING_LIMIT,
+  type Signals,
+  type TakeRequest,
+  type Window,
+} from "../shared/engine/take.ts";
 import { JOIN_AFTER_MS } from "../shared/streams.ts";
-import { START_CONCURRENCY } from "../shared/subscription.ts";
+import { type Flow, START_CONCURRENCY } from "../shared/subscription.ts";
 import type { Deliverer } from "./deliverer.ts";
 import { endOf } from "./deliverer.ts";
 import { wakeAfter } from "./ending.ts";
@@ -50,8 +55,30 @@ function request(
     window: { ...window, start: START_CONCURRENCY },
     pendingLimit: PENDING_LIMIT,
     paceIntervalMs: d.paceMs,
+    // Ordered: the channel's entries only (a redrive stream's go out as they come).
+    ...(sub.ordered && d.job.unit.kind === "main"
+      ? {
+          lanes: {
+            key: d.ctx.db.keys.lanes(sub.channel, sub.name),
+            dead: owed.dead.map((letter) => letter.id),
+          },
+        }
+      : {}),
+    ...(sub.flow ? { flow: flowTake(d, sub.flow) } : {}),
   };
 }
+
+// A flow key's share, asked for on every take of a run under one (one that takes nothing still
+// lets go of what it held): a lease of the run's visibility timeout, which outlives every request
+// it starts, and start slots no further out than half a timeout, so a batch waiting for its slot
+// still starts well within its lease (send-step.ts).
+const flowTake = (d: Deliverer, flow: Flow): FlowTake => ({
+  key: flow.key,
+  parallelism: flow.parallelism ?? 0,
+  intervalMs: d.flowMs,
+  horizonMs: d.job.sub.timeoutMs / 2,
+  leaseMs: d.visibilityMs,
+});
 
 /** Takes up to `count` entries; `final` with the report, ending the run if it finds none. */
 export async function takeStep(d: Deliverer, count: number, final: boolean): Promise<void> {
@@ -88,7 +115,8 @@ export async function takeStep(d: Deliverer, count: number, final: boolean): Pro
       d.run = { ...d.run, progress: { ...d.run.progress, state: startRun().progress.state } };
       round = ended;
     }
-    d.mail.post({ kind: "taken", round, count, looked, final, at: now, stored: told.stored });
+    const own = req.cap?.own ?? 0;
+    d.mail.post({ kind: "taken", round, count, looked, final, at: now, own, stored: told.stored });
   } catch (e) {
     // Refused, nothing of it ran: what it carried is still owed, for the run's end.
     d.run = { ...d.run, owed: owedBoth(carried, d.run.owed) };

@@ -76,6 +76,21 @@ export const AttemptTable = (props: { panel: AttemptPanel; now: number }) => {
                     {attempt.error}
                   </span>
                 )}
+                {attempt.held.length === 0 ? null : (
+                  <span class="muted" data-held>
+                    {" holds "}
+                    {attempt.held.map((h, i) => (
+                      <>
+                        {i > 0 ? ", " : ""}
+                        <code data-held-key={h.orderingKey ?? ""}>
+                          {h.orderingKey ?? "(no key)"}
+                        </code>
+                        {" behind "}
+                        <code>{h.messageId}</code>
+                      </>
+                    ))}
+                  </span>
+                )}
               </Cell>
               <Cell label="Answer">
                 {attempt.body === "" ? (

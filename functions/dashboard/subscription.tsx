@@ -6,7 +6,7 @@ import type { SubscriptionView } from "../views.ts";
 import { type AttemptPanel, AttemptTable } from "./attempt-log.tsx";
 import { type DeadLetterPanel, DeadLetters } from "./dead-letters.tsx";
 import { formatDuration } from "./format.ts";
-import { ApiButton, ApiForm, apiPath, Count, Item, Live, pagePath, When } from "./parts.tsx";
+import { ApiButton, ApiForm, apiPath, Cell, Count, Item, Live, pagePath, When } from "./parts.tsx";
 
 export type { SubscriptionView };
 
@@ -42,6 +42,14 @@ export const SubscriptionPage = (props: {
       <Live id="sub-delivery">
         <Delivery sub={sub} now={now} />
       </Live>
+      {sub.ordered ? (
+        <>
+          <h2>Held keys</h2>
+          <Live id="sub-held-keys">
+            <HeldKeys sub={sub} now={now} />
+          </Live>
+        </>
+      ) : null}
       {props.attempts === null ? null : (
         <>
           <h2>Recent requests</h2>
@@ -159,6 +167,43 @@ const Delivery = (props: { sub: SubscriptionView; now: number }) => {
   );
 };
 
+/** An ordered subscription's keys held back by a failed message (GET ...: heldKeys). */
+const HeldKeys = (props: { sub: SubscriptionView; now: number }) => {
+  const { sub, now } = props;
+  if (!sub.ordered) return null;
+  if (sub.heldKeys.length === 0) return <p class="muted">No ordering key is held back.</p>;
+  return (
+    <table>
+      <thead>
+        <tr>
+          <th>Ordering key</th>
+          <th>Behind message</th>
+          <th>Since</th>
+          <th>Waiting</th>
+        </tr>
+      </thead>
+      <tbody>
+        {sub.heldKeys.map((held) => (
+          <tr data-held-key={held.orderingKey ?? ""}>
+            <Cell label="Ordering key">
+              {held.orderingKey === null ? <em>(no key)</em> : <code>{held.orderingKey}</code>}
+            </Cell>
+            <Cell label="Behind message">
+              <code>{held.messageId}</code>
+            </Cell>
+            <Cell label="Since">
+              <When at={held.since} now={now} />
+            </Cell>
+            <Cell label="Waiting" num>
+              <Count value={held.waiting} />
+            </Cell>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+};
+
 const Settings = (props: { sub: SubscriptionView; now: number }) => {
   const { sub } = props;
   return (
@@ -189,6 +234,18 @@ const Settings = (props: { sub: SubscriptionView; now: number }) => {
       <Item term="Max concurrency">
         <Count value={sub.maxConcurrency} />
       </Item>
+      <Item term="Ordered">{sub.ordered ? "yes" : "no"}</Item>
+      <Item term="Flow key">{sub.flowKey === null ? "none" : <code>{sub.flowKey}</code>}</Item>
+      {sub.flowKey === null ? null : (
+        <>
+          <Item term="Flow rate per second">
+            {sub.flowRate === null ? "none" : <Count value={sub.flowRate} />}
+          </Item>
+          <Item term="Flow parallelism">
+            {sub.flowParallelism === null ? "none" : <Count value={sub.flowParallelism} />}
+          </Item>
+        </>
+      )}
       <Item term="Created">
         <When at={sub.createdAt} now={props.now} />
       </Item>

@@ -148,7 +148,7 @@ export function channelRoutes() {
         // A message's own delay, else the batch's.
         const own = m.delayMs !== undefined || m.notBefore !== undefined;
         const dueAt = own ? dueTime(m, field, now) : dueTime(body, "", now);
-        return { type: m.type, data, dueAt };
+        return { type: m.type, data, dueAt, orderingKey: m.orderingKey };
       });
 
       const result = await publish(db, channel, messages, {

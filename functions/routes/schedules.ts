@@ -109,10 +109,11 @@ const routes = {
 const scheduleNotFound = (name: string) =>
   new NotFound(`no schedule named "${name}"`, "schedule_not_found");
 
-type NewMessage = { type?: string | undefined; data?: unknown };
+type NewMessage = { type?: string | undefined; data?: unknown; orderingKey?: string | undefined };
 const storedMessage = (m: NewMessage, maxMessageBytes: number) => ({
   type: m.type ?? null,
   data: encodeData(m.data, "message.data", maxMessageBytes),
+  ...(m.orderingKey === undefined ? {} : { orderingKey: m.orderingKey }),
 });
 
 export function scheduleRoutes() {

@@ -23,6 +23,7 @@ import {
 } from "../../shared/subscriptions.ts";
 import { webhookTargetRefusal } from "../../shared/webhook-target.ts";
 import { needs } from "../auth.ts";
+import { FLOW_FIELDS, flowOfCreate, flowOfPatch } from "../flow-settings.ts";
 import { forgetSettings } from "../pull-settings.ts";
 import {
   ChannelParams,
@@ -110,7 +111,7 @@ const routes = {
     operationId: "subscriptions.update",
     ...needs("subscribe"),
     summary:
-      "Change url, batchSize, maxAttempts, types, timeoutMs, maxRequestsPerSecond, maxConcurrency; pause or resume",
+      "Change url, batchSize, maxAttempts, types, timeoutMs, maxRequestsPerSecond, maxConcurrency, ordered, the flow key and its limits; pause or resume",
     request: { params: SubscriptionParams, body: body(UpdateSubscriptionBody) },
     responses: {
       200: json(SubscriptionSchema, "Updated"),
@@ -119,7 +120,9 @@ const routes = {
       ...tooLarge,
       ...notFoundError,
       ...storageError,
-      409: errorResponse("not_push_subscription: a url given for a pull subscription"),
+      409: errorResponse(
+        "not_push_subscription: a url or a flow field given for a pull subscription; flow_incomplete: the flow fields would leave a flowKey without flowRate and flowParallelism, or either without a flowKey (the message names the field)",
+      ),
     },
   }),
   remove: createRoute({
@@ -191,6 +194,7 @@ export function subscriptionRoutes() {
       const { channel } = c.req.valid("param");
       const input = c.req.valid("json");
       const push = input.mode === "pull" ? null : input;
+      const flow = push ? flowOfCreate(push) : null;
       if (push) mustAllowTarget(push.url, c.var.config.webhookTargets);
       const id = generateId();
       const mode = push ? "push" : "pull";
@@ -207,6 +211,8 @@ export function subscriptionRoutes() {
         timeoutMs: input.timeoutMs ?? SUBSCRIPTION_DEFAULTS.timeoutMs,
         maxRequestsPerSecond: input.maxRequestsPerSecond ?? null,
         maxConcurrency: input.maxConcurrency ?? SUBSCRIPTION_DEFAULTS.maxConcurrency,
+        ordered: push?.ordered ?? false,
+        flow,
         secrets: push ? [{ secret: push.secret ?? generateSecret(), expiresAt: null }] : [],
         paused: false,
         createdAt: new Date().toISOString(),
@@ -237,17 +243,32 @@ export function subscriptionRoutes() {
     })
     .openapi(routes.update, async (c) => {
       const { channel, name } = c.req.valid("param");
-      const { paused, ...changes } = c.req.valid("json");
+      const { paused, flowKey, flowRate, flowParallelism, ...changes } = c.req.valid("json");
       if (changes.url !== undefined) mustAllowTarget(changes.url, c.var.config.webhookTargets);
       const before = await mustLoad(c, channel, name);
+      const flowChanges = { flowKey, flowRate, flowParallelism };
+      const flowGiven = FLOW_FIELDS.filter((f) => flowChanges[f] !== undefined);
       // The subscription's state, not the body's shape, decides this one: a conflict.
-      if (before.mode === "pull" && changes.url !== undefined) {
+      if (before.mode === "pull" && (changes.url !== undefined || flowGiven.length > 0)) {
+        const what = changes.url !== undefined ? "a url" : "a flow key";
         throw new Conflict(
-          `"${name}" is a pull subscription: it has no url to change`,
+          `"${name}" is a pull subscription: it has no ${what} to change`,
           "not_push_subscription",
         );
       }
-      const after: Subscription = { ...before, ...changes, paused: paused ?? before.paused };
+      if (before.mode === "pull" && changes.ordered === true) {
+        throw new Conflict(
+          `"${name}" is a pull subscription: it cannot be ordered (ordered applies to push)`,
+          "not_push_subscription",
+        );
+      }
+      const flow = flowGiven.length > 0 ? flowOfPatch(before.flow, flowChanges) : before.flow;
+      const after: Subscription = {
+        ...before,
+        ...changes,
+        flow,
+        paused: paused ?? before.paused,
+      };
       forgetSettings(c.var.db, channel, name);
       // Resuming, or a new URL, is worth a try now, whatever backoff the old state was in; a
       // pull subscription is never delivered to.
@@ -255,7 +276,8 @@ export function subscriptionRoutes() {
         before.mode === "push" &&
         ((before.paused && paused === false) ||
           (changes.url !== undefined && changes.url !== before.url));
-      if (!(await saveSubscription(c.var.db, after, { paused, wake }, Date.now())))
+      const reorder = changes.ordered !== undefined && changes.ordered !== before.ordered;
+      if (!(await saveSubscription(c.var.db, after, { paused, wake, reorder }, Date.now())))
         throw subscriptionNotFound(channel, name);
       if (wake && !after.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
       return c.json(await show(c, after), 200);

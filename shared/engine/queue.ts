@@ -48,6 +48,12 @@ const paceKey = (db: Db, sub: Named) => db.keys.pace(sub.channel, sub.name);
  */
 export const WAITING_ROOM = "deliverer";
 
+/**
+ * The consumer that holds an ordered push subscription's entries waiting behind the one of their
+ * ordering key handed out (lua/take.ts: its lanes), never looked at nor counted as in flight.
+ */
+export const PARKED = "parked";
+
 /** A push reader's name: unique per deliverer run, so what it holds is its own (lua/take.ts). */
 export function newReader(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));

@@ -6,14 +6,15 @@
 //           visibility timeout, attempt counted
 //   push    a reader per deliverer run (newReader), nacks to the waiting room, the subscription's
 //           window of requests in flight as a cap (adaptive, up to maxConcurrency), the group
-//           pending limit, its {p}:due members kept, its pace;
+//           pending limit, its {p}:due members kept, its pace, its flow key's share (the rate
+//           and parallelism of every subscription naming the key);
 //           a lost reply is recovered with `cursor` (worker/drive.ts)
 
 import { stateField } from "../keys.ts";
 import { TAKE_LUA } from "../lua/take.ts";
 import { asArray, asNumber, asString, type Db, type Redis, replyOf, runScript } from "../redis.ts";
 import { type TraceContext, traceSeed } from "../trace.ts";
-import { LEASE_BASE_MS, type Queue } from "./queue.ts";
+import { LEASE_BASE_MS, PARKED, type Queue } from "./queue.ts";
 
 /** A message taken from a queue, as its reader holds it. */
 export interface Taken {
@@ -29,6 +30,8 @@ export interface Taken {
   bytes: number;
   /** The publish's trace context, or the one derived from the message id (shared/trace.ts). */
   trace: TraceContext;
+  /** The ordering key it was published with; null when none. */
+  orderingKey: string | null;
 }
 
 /** Entries made visible again after `visibleInMs`; with `retryCount`, their attempts set to it. */
@@ -84,8 +87,29 @@ export interface TakeRequest {
   busyWakeMs?: number;
   /** Reserve one start slot per batch taken, this far apart (ms). */
   paceIntervalMs?: number;
+  /** A flow key's limits, counted over every reader under it (lua/take.ts: flow). */
+  flow?: FlowTake;
   /** The reader is done: its schedule set exactly, its consumer deleted if it holds nothing. */
   end?: boolean;
+  /**
+   * An ordered subscription: its lanes key ({p}:lanes:<ch>:<sub>: one entry of each ordering key
+   * handed out or waiting for its retry at a time, the key's later ones parked: lua/take.ts), and
+   * the entries dead-lettered just before this take (their lanes move on once they are parked).
+   */
+  lanes?: { key: string; dead: string[] };
+}
+
+/** A take under a flow key: its requests (`cap.own` and the batches taken) count against it. */
+export interface FlowTake {
+  key: string;
+  /** Requests in flight under the key at once (0: no bound). */
+  parallelism: number;
+  /** Ms between request starts under the key (0: no rate). */
+  intervalMs: number;
+  /** A rate slot further out than this is not reserved: the take waits instead (ms). */
+  horizonMs: number;
+  /** How long the reader's requests count when it never comes back (a killed run): ms. */
+  leaseMs: number;
 }
 
 /**
@@ -113,6 +137,13 @@ export interface TakeResult {
   room: number | null;
   /** An end: when the group's first pending entry becomes visible (null: none is pending). */
   nextAt: number | null;
+  /** The first start slot reserved under the flow key's rate; null when none. */
+  flowAt: number | null;
+  /**
+   * The flow key left no room for what was asked: nothing was taken, and an end did not end
+   * (the reader stays). When a slot frees by itself at the latest (a release may come sooner).
+   */
+  flowWait: number | null;
   /** The window as this take left it; null when the take had no use for it. */
   window: Window | null;
 }
@@ -154,6 +185,10 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
     String(r.sizeHint ?? 0),
     String(r.busyWakeMs ?? 0),
     traceSeed(q.channel),
+    String(r.flow?.leaseMs ?? 0),
+    String(r.flow?.parallelism ?? 0),
+    String(r.flow?.intervalMs ?? 0),
+    String(r.flow?.horizonMs ?? 0),
     r.window ? stateField(q.subscription, "concurrency") : "",
     stateField(q.subscription, "concurrencyCutAt"),
     String(r.window?.start ?? 1),
@@ -173,7 +208,19 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
       ...n.ids,
     ]),
   ];
-  const keys = [q.stream, db.keys.due(), q.pace, db.keys.state(q.channel)];
+  // Without a flow key, its key is named and never touched; so is the state key without a window.
+  // An ordered subscription's lanes come last (KEYS[6]), so that every other key keeps its place.
+  const keys = [
+    q.stream,
+    db.keys.due(),
+    q.pace,
+    db.keys.flow(r.flow?.key ?? ""),
+    db.keys.state(q.channel),
+  ];
+  if (r.lanes !== undefined) {
+    keys.push(r.lanes.key);
+    args.push(PARKED, String(r.lanes.dead.length), ...r.lanes.dead);
+  }
   return { script: TAKE_LUA, keys, args };
 }
 
@@ -195,11 +242,12 @@ export interface Signals {
 
 /** What a take's script answered (see lua/take.ts). */
 export function readTake(value: unknown): TakeResult {
-  const [acked, nacked, flat, deadFlat, filtered, largest, read, paceAt, room, next, size, cutAt] =
+  const [acked, nacked, flat, deadFlat, filtered, largest, read, paceAt, room, next, ...rest] =
     asArray(value);
+  const [flowAt, wait, size, cutAt] = rest;
   const taken: Taken[] = [];
   const entries = asArray(flat);
-  for (let i = 0; i + 6 < entries.length; i += 7) {
+  for (let i = 0; i + 7 < entries.length; i += 8) {
     const traceparent = asString(entries[i + 5]);
     const tracestate = asString(entries[i + 6]);
     taken.push({
@@ -209,6 +257,7 @@ export function readTake(value: unknown): TakeResult {
       text: asString(entries[i + 3]),
       bytes: asNumber(entries[i + 4]),
       trace: tracestate ? { traceparent, tracestate } : { traceparent },
+      orderingKey: asString(entries[i + 7]) || null,
     });
   }
   const dead: TakeResult["dead"] = [];
@@ -230,6 +279,8 @@ export function readTake(value: unknown): TakeResult {
     paceAt: asNumber(paceAt) > 0 ? asNumber(paceAt) : null,
     room: space < 0 ? null : space,
     nextAt: asNumber(next) > 0 ? asNumber(next) : null,
+    flowAt: asNumber(flowAt) > 0 ? asNumber(flowAt) : null,
+    flowWait: asNumber(wait) > 0 ? asNumber(wait) : null,
     window: asString(size) === "" ? null : { size: Number(asString(size)), cutAt: asNumber(cutAt) },
   };
 }

@@ -37,8 +37,8 @@
 //
 // Dead-letter fields: o (the original message id: the entry id, or a redrive entry's own o),
 // t, d, p and s (its trace context, shared/trace.ts), m (a delayed message's id, so a redriven
-// one still carries it), a (attempts), e (last error), c (the bytes of the subscription's dead
-// letters up to this one: dead-letter-bounds.ts).
+// one still carries it), k (its ordering key, likewise), a (attempts), e (last error), c (the
+// bytes of the subscription's dead letters up to this one: dead-letter-bounds.ts).
 //
 // Returns {parked, refusal or "", expired, dropped}. Cost: 1 EVALSHA + 1 XCLAIM + 1 XADD per
 // message + 1 XACK (+1 XDEL) + 1 HINCRBY (the counter), and for the bounds 2 XTRIM + 1 XREVRANGE
@@ -69,7 +69,7 @@ for _, entry in ipairs(claimed) do
     local f = fields[j]
     if f == 'o' then
       copy[2] = fields[j + 1]
-    elseif f == 't' or f == 'd' or f == 'p' or f == 's' or f == 'm' then
+    elseif f == 't' or f == 'd' or f == 'p' or f == 's' or f == 'm' or f == 'k' then
       copy[#copy + 1] = f
       copy[#copy + 1] = fields[j + 1]
     end

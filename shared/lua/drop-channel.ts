@@ -26,7 +26,7 @@
 // KEYS[1] stream {p}:ch:<ch>, KEYS[2] subs {p}:subs:<ch>, KEYS[3] state {p}:state:<ch>,
 // KEYS[4] registry {p}:channels, KEYS[5] due {p}:due, KEYS[6] metrics {p}:metrics:<ch>,
 // KEYS[7] delayed {p}:delayed:<ch>, KEYS[8] delayed messages {p}:delayed-messages:<ch>,
-// KEYS[9..] each given subscription's dlq, redrive stream, pace key and attempt log
+// KEYS[9..] each given subscription's dlq, redrive stream, pace key, attempt log and lanes
 // ARGV[1] channel name (registry member), ARGV[2] "force" or "", ARGV[3] n, ARGV[4 .. 3+n] the
 // subscriptions' names, ARGV[4+n ..] their {p}:due members (wake and retry of both units), and
 // last the channel's own: its timer "delay:<ch>" and its sweep "sweep:<ch>" (lua/sweep.ts)

@@ -13,11 +13,13 @@
 //
 // The id is the message's: a redriven entry's original id for push (its webhook body names the
 // message, not the redrive stream), the entry's own for pull (ids are what a pull acks by).
-// A delayed message (shared/delayed.ts) carries the id its publish answered (`m`) as `delayedId`.
+// A delayed message (shared/delayed.ts) carries the id its publish answered (`m`) as `delayedId`,
+// a message published with an ordering key (`k`) the key as `orderingKey`.
 // Last come the publish's trace context (`p`, `s`: shared/trace.ts), the one derived from the
 // message id for an entry stored without one, and `"tracestate"` only when there is one:
 //
-//   ...,"attempt":<n>[,"redrivenFrom":"<o>"][,"delayedId":"<m>"],"traceparent":"<p>"[,"tracestate":"<s>"]}
+//   ...,"attempt":<n>[,"redrivenFrom":"<o>"][,"delayedId":"<m>"][,"orderingKey":<k>],"traceparent":"<p>"
+//   [,"tracestate":"<s>"]}
 //
 // encodeEntry(entry, attempt, ownId) returns the text, the message id, the entry's data bytes
 // (the sum of its field values: what the byte budgets count), its traceparent (stored or derived)
@@ -63,16 +65,17 @@ local function quote(t)
   return q
 end
 -- The fields of an entry: type, data, original id (redrive), the bytes of all its values, its
--- trace context, and a delayed message's id.
+-- trace context, a delayed message's id, and its ordering key.
 local function fieldsOf(entry)
-  local fields, size, t, d, o, p, s, m = entry[2], 0, nil, nil, nil, nil, nil, nil
+  local fields, size, t, d, o, p, s, m, k = entry[2], 0, nil, nil, nil, nil, nil, nil, nil
   for j = 1, #fields, 2 do
     local name, value = fields[j], fields[j + 1]
     size = size + #value
     if name == 't' then t = value elseif name == 'd' then d = value elseif name == 'o' then o = value
-    elseif name == 'p' then p = value elseif name == 's' then s = value elseif name == 'm' then m = value end
+    elseif name == 'p' then p = value elseif name == 's' then s = value elseif name == 'm' then m = value
+    elseif name == 'k' then k = value end
   end
-  return t, d, o, size, p, s, m
+  return t, d, o, size, p, s, m, k
 end
 -- The trace of an entry stored without one, from its message id (shared/trace.ts derivedTrace,
 -- the same text), around the channel's seed, which the script sets (setTraceSeed) before any
@@ -101,13 +104,14 @@ local function derivedTrace(id)
   return derivedHead .. h .. derivedTail
 end
 local function encodeEntry(entry, attempt, ownId)
-  local t, d, o, size, p, s, m = fieldsOf(entry)
+  local t, d, o, size, p, s, m, k = fieldsOf(entry)
   if not p then p = derivedTrace(o or entry[1]) end
   local id = entry[1]
   if o and not ownId then id = o end
   local from = ''
   if o and ownId then from = ',"redrivenFrom":"' .. o .. '"' end
   if m then from = from .. ',"delayedId":"' .. m .. '"' end
+  if k then from = from .. ',"orderingKey":' .. quote(k) end
   local text = '{"id":"' .. id .. '","type":' .. (t and quote(t) or 'null') .. ',"data":' .. (d or 'null') ..
     ',"publishedAt":"' .. isoOf(o or entry[1]) .. '","attempt":' .. attempt .. from ..
     ',"traceparent":"' .. p .. '"' .. (s and (',"tracestate":' .. quote(s)) or '') .. '}'

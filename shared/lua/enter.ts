@@ -73,7 +73,9 @@ local bytes, full = 0, false
 
 -- Appends one message (its stored value); false when Redis refused it.
 local function append(id, value)
-  local _, t, p, s, d = string.match(value, '^(%d*)\\n([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)\\n(.*)$')
+  -- With an ordering key: a line more, before the data (lua/publish.ts).
+  local _, t, p, s, k, d = string.match(value, '^(%d*)\\n([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)\\n(.*)$')
+  if not k then _, t, p, s, d = string.match(value, '^(%d*)\\n([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)\\n(.*)$') end
   local fields = {}
   if t and t ~= '' then fields = {'t', t} end
   fields[#fields + 1] = 'd'
@@ -88,6 +90,10 @@ local function append(id, value)
   end
   fields[#fields + 1] = 'm'
   fields[#fields + 1] = id
+  if k then
+    fields[#fields + 1] = 'k'
+    fields[#fields + 1] = k
+  end
   local entry = false
   if #ids == 0 then
     entry = redis.pcall('XADD', stream, 'NOMKSTREAM', '*', unpack(fields))

@@ -13,9 +13,10 @@
 // shared/trace.ts). A publish without one stores none: its messages' traces are derived from
 // their ids (shared/trace.ts derivedTrace), for no byte.
 //
-// Delayed messages (a due time in their triple) are not appended: each goes to the channel's
+// Delayed messages (a due time in their quadruple) are not appended: each goes to the channel's
 // delayed set (ZSET id -> due time) and hash (id -> "<now>\n<type>\n<traceparent>\n<tracestate>\n
-// <data>": data last, and JSON text holds no raw newline), under the id "d<nonce>-<index>" (its
+// [<ordering key>\n]<data>": data last, and JSON text holds no raw newline, nor a key a control
+// character, so the number of lines says whether a key is there), under the id "d<nonce>-<index>" (its
 // index in the request): no stream id has a letter, so it never collides with one, and a repeat of
 // the request (recover mode) knows it. The channel's timer member in {p}:due is moved to the
 // earliest due time (ZADD LT), so the cron, or the timer task the caller sends, lets them in
@@ -66,8 +67,10 @@
 //          command of its own
 // ARGV[20] the channel's timer member "delay:<ch>" (keys.ts timerMember)
 // ARGV[21] the channel's sweep member "sweep:<ch>" (keys.ts sweepMember)
-// ARGV[22..] type, data, due, type, data, due, ...: due is "" for a message appended now, else
-//          the time (ms, later than now) it enters the channel
+// ARGV[22..] type, data, due, ordering key, type, data, due, ordering key, ...: due is "" for a
+//          message appended now, else the time (ms, later than now) it enters the channel; the
+//          ordering key "" for none, else written into its entry as field `k` (no command of its
+//          own; an ordered subscription delivers a key's messages one at a time: lua/take.ts)
 //
 // Retention (lua/trim.ts): once the `~trim` field says a trim is due, the script trims the
 // stream after storing the messages; the channel's `~retention` field ("<maxAgeMs>,<maxMessages>",
@@ -125,7 +128,7 @@ local a = {
 -- The messages: how many are appended now, how many delayed, and when the first and last are due.
 local immediate, delayed, earliest, latest, firstDelayed = 0, 0, nil, nil, nil
 local timerAt = ''
-for i = FIRST, #ARGV, 3 do
+for i = FIRST, #ARGV, 4 do
   local at = tonumber(ARGV[i + 2])
   if at then
     delayed = delayed + 1
@@ -136,12 +139,12 @@ for i = FIRST, #ARGV, 3 do
     immediate = immediate + 1
   end
 end
-local function delayedId(i) return 'd' .. nonce .. '-' .. string.format('%d', (i - FIRST) / 3) end
+local function delayedId(i) return 'd' .. nonce .. '-' .. string.format('%d', (i - FIRST) / 4) end
 
 -- Every message's id in the request's order, from the ids of the appended ones.
 local function inOrder(appended)
   local out, k = {}, 0
-  for i = FIRST, #ARGV, 3 do
+  for i = FIRST, #ARGV, 4 do
     if ARGV[i + 2] == '' then
       k = k + 1
       out[#out + 1] = appended[k]
@@ -218,7 +221,7 @@ local function undo(err)
   end
   return {3, err}
 end
-for i = FIRST, #ARGV, 3 do
+for i = FIRST, #ARGV, 4 do
   if ARGV[i + 2] == '' then
     local fields = {}
     if ARGV[i] ~= '' then fields = {'t', ARGV[i]} end
@@ -231,6 +234,10 @@ for i = FIRST, #ARGV, 3 do
     if tracestate ~= '' then
       fields[#fields + 1] = 's'
       fields[#fields + 1] = tracestate
+    end
+    if ARGV[i + 3] ~= '' then
+      fields[#fields + 1] = 'k'
+      fields[#fields + 1] = ARGV[i + 3]
     end
     local first = #ids == 0
     if first then
@@ -260,11 +267,12 @@ if delayed > 0 then
     registered = redis.call('SADD', registry, channel) == 1
   end
   local messages, scores = {}, {}
-  for i = FIRST, #ARGV, 3 do
+  for i = FIRST, #ARGV, 4 do
     if ARGV[i + 2] ~= '' then
       local id = delayedId(i)
       messages[#messages + 1] = id
-      messages[#messages + 1] = now .. '\\n' .. ARGV[i] .. '\\n' .. traceparent .. '\\n' .. tracestate .. '\\n' .. ARGV[i + 1]
+      local key = ARGV[i + 3] ~= '' and (ARGV[i + 3] .. '\\n') or ''
+      messages[#messages + 1] = now .. '\\n' .. ARGV[i] .. '\\n' .. traceparent .. '\\n' .. tracestate .. '\\n' .. key .. ARGV[i + 1]
       scores[#scores + 1] = ARGV[i + 2]
       scores[#scores + 1] = id
     end

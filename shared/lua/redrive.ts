@@ -52,7 +52,7 @@ for _, entry in ipairs(entries) do
   local fields, keep = entry[2], {}
   for j = 1, #fields, 2 do
     local f = fields[j]
-    if f == 'o' or f == 't' or f == 'd' or f == 'p' or f == 's' or f == 'm' then
+    if f == 'o' or f == 't' or f == 'd' or f == 'p' or f == 's' or f == 'm' or f == 'k' then
       keep[#keep + 1] = f
       keep[#keep + 1] = fields[j + 1]
     end

@@ -20,6 +20,14 @@
 //   2. nack     XCLAIM to the holder (the reader, or push's waiting room) with the idle time that
 //               makes them visible again in `visibleIn` ms (JUSTID: no attempt counted), and
 //               RETRYCOUNT when given (entries taken but never sent go back to what they were)
+//   2b. flow    with a flow key (push: shared by subscriptions on any channel): its state read,
+//               and `count` cut to what it allows: parallelism less the requests in flight under
+//               the key (other readers' while their lease lasts, and this reader's own) and, in
+//               turns, a slot for each reader waiting (one not waiting leaves them all; a waiting
+//               one those waiting longer, and takes one while others wait behind it; a repeat
+//               after a lost reply what its record holds); and the rate's start slots within
+//               `flow horizon` ms. Blocked (nothing allowed when something was asked): flowWait
+//               says when a slot frees by itself at the latest
 //   3. recover  after a take whose reply was lost: the entries this reader holds after `cursor`
 //               (the last it read before) can only be that take's (a reader is one deliverer's):
 //               taken again as it left them, their attempts as they were
@@ -57,12 +65,37 @@
 //               publish meanwhile neither kicks a deliverer of its own (the one at work takes it
 //               next) nor joins before then; not due, no pass visits it for nothing
 //   9. pace     one start slot per batch taken, from the subscription's pace key
-//  10. end      the reader is done, unless this take found more: the retry member set to when
-//               the group's first pending entry becomes visible (removed when none is pending),
-//               and the reader's consumer deleted if it holds nothing
+//   9b. flow    the key's state written when this take changed it: one start slot per batch
+//               taken (rate), and this reader's requests (its own + the batches taken) with a
+//               lease of `flow lease` ms from now (parallelism; none: its record dropped), or,
+//               blocked with none in flight, that it waits (-since, for 1 s: it tries again
+//               sooner); a repeat after a lost reply sets the same record, never adds to it
+//  10. end      the reader is done, unless this take found more or the flow blocked it: the
+//               retry member set to when the group's first pending entry becomes visible
+//               (removed when none is pending), and the reader's consumer deleted if it holds
+//               nothing
+//
+// Ordered (KEYS[6], a push subscription's lanes {p}:lanes:<ch>:<sub>, see keys.ts). One entry of
+// each ordering key (field k; keyless entries are the key "") is out at a time, in flight or in
+// the waiting room: its lane's head. Decided here, atomically, so it holds over every reader of
+// the group, whichever invocation runs it, and across lost replies (a repeat finds the heads
+// moved on already) and killed runs (a head comes back by the look, as any entry does).
+//   - after 2: the acked heads' lanes move on (their keys found by the reverse fields #<id>), and
+//     so do those of the dead letters the caller parked just before (once no longer pending: a
+//     refused park keeps its key held); a failed nack (no retry count) marks its lane held since
+//     now. Each lane's next entry is handed out in this take (counted, within the byte budget),
+//     or, with no room, put in the waiting room visible now
+//   - 4 and 7: a looked or read entry whose key has another head is parked: XCLAIM to the
+//     consumer ARGV "parked" (JUSTID, attempts 0), its id queued in its lane in id order. The
+//     parked are never looked at (the holder's XPENDING is asked for the holder only), nor
+//     counted in flight (6, 8), nor scheduled (10)
+//   - 4: a looked head that is gone (trimmed while pending: XCLAIM drops it) moves its lane on
+//   - at the end, the lanes changed written back: one HSET, one HDEL
 //
 // KEYS[1] stream (the queue's: the channel or a redrive stream), KEYS[2] due {p}:due,
-// KEYS[3] pace {p}:pace:<ch>:<sub>, KEYS[4] state {p}:state:<ch> (the window's fields)
+// KEYS[3] pace {p}:pace:<ch>:<sub>, KEYS[4] flow {p}:flow:<key> (untouched without a flow key),
+// KEYS[5] state {p}:state:<ch> (the window's fields; untouched without a window), KEYS[6] lanes
+// (ordered only: last, so that the keys every take names keep their places)
 // ARGV[1] group, ARGV[2] reader, ARGV[3] holder of nacked entries ("" the reader), ARGV[4] "1"
 // purge (XDEL acked), ARGV[5] now (ms), ARGV[6] base (LEASE_BASE_MS), ARGV[7] visibility (ms),
 // ARGV[8] count (at most this many taken; 0 none), ARGV[9] byte budget, ARGV[10] "1" look,
@@ -73,24 +106,27 @@
 // ARGV[22] "1" own ids (pull: an entry's own id, and redrivenFrom; push: the original's),
 // ARGV[23] size hint: bytes to assume an entry takes before any is read (0: read `count` at once),
 // ARGV[24] busy wake ms (0: none; see 8), ARGV[25] the channel's trace seed (shared/trace.ts
-// traceSeed: an entry stored without a trace gets one derived from its id), ARGV[26] window
-// field ("" none: the cap is fixed), ARGV[27] the window's cut field, ARGV[28] the window's
-// start, ARGV[29] requests that succeeded since the reader's last take, ARGV[30] when the latest
-// request that met congestion since then was sent (ms; 0 none), ARGV[31] the window as the
-// reader last knew it (0: unknown, read it), ARGV[32] when it was last cut as the reader knew
-// (0: never), ARGV[33] n, then n
-// type patterns; then n, then n ids to
-// ack; then n nack groups, each:
-// visibleIn ms, retry count ("" keep), k, then k ids.
+// traceSeed: an entry stored without a trace gets one derived from its id), ARGV[26] flow lease
+// ms (0: no flow key), ARGV[27] flow parallelism (0 none), ARGV[28] flow interval ms (0 no
+// rate), ARGV[29] flow horizon ms, ARGV[30] window field ("" none: the cap is fixed), ARGV[31]
+// the window's cut field, ARGV[32] the window's start, ARGV[33] requests that succeeded since
+// the reader's last take, ARGV[34] when the latest request that met congestion since then was
+// sent (ms; 0 none), ARGV[35] the window as the reader last knew it (0: unknown, read it),
+// ARGV[36] when it was last cut as the reader knew (0: never), ARGV[37] n, then n type
+// patterns; then n, then n ids to ack; then n nack groups, each:
+// visibleIn ms, retry count ("" keep), k, then k ids; then, ordered only: the parked consumer's
+// name, n, then n ids of dead letters parked before this take.
 //
-// Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, window,
-// cutAt}: taken a
+// Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt,
+// flowWait, window, cutAt}: taken a
 // flat list of (entry id, message id, attempt, JSON text, bytes, traceparent, tracestate: '' when
-// none), dead of (entry id,
+// none, ordering key: '' when none), dead of (entry id,
 // deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
 // room, or Upstash's refusal text; paceAt the first slot's time (0 none); room the requests the
-// cap leaves (-1 no cap); nextAt the retry member's time an end set (0: none pending); window
-// the window as this take left it, as text ("" when not used), cutAt its last cut's time.
+// cap leaves (-1 no cap); nextAt the retry member's time an end set (0: none pending); flowAt
+// the first start slot reserved under the flow key's rate (0 none); flowWait 0, or when blocked
+// by the flow, the time its own leases or rate free a slot at the latest (releases come sooner);
+// window the window as this take left it, as text ("" when not used), cutAt its last cut's time.
 //
 // Cost: 1 EVALSHA, + 1 XACK (+1 XDEL) with acks, + 1 XCLAIM per nack group, + 1 XPENDING
 // (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, with a window: 1 HMGET (+1 HSET) on
@@ -99,21 +135,27 @@
 // + 1 XREADGROUP per slice (+1 XCLAIM lease without a holder, +1 XACK types, +1 XCLAIM give-back) reading,
 // + 1 XPENDING per other reader holding entries when looking with a holder, + 1 ZADD with
 // something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
-// pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending.
+// pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending,
+// + 1 GET (+1 SET or DEL when it reserves, its requests change or it waits) with a flow key: 2
+// on a take that takes, lets go or waits; none without a key.
 // A pull that returns new messages: 3; a push take of new messages: 4 (the cap's XPENDING, and
 // the retry member's ZADD covering them: push covers on every take; no lease), and the window's
 // command while it grows below the cap.
+// Ordered adds: + 1 HMGET (#<id>) + 1 HMGET (their lanes) with acks or failed nacks, + 1 XCLAIM
+// for the next heads handed out (+1 XCLAIM give-back over the byte budget, or to the waiting
+// room without room), + 1 XPENDING per dead letter parked before; + 1 HMGET for the lanes of
+// the keys looked or read and not loaded yet (+1 XCLAIM parking); + 1 HSET and/or + 1 HDEL for
+// the lanes changed. An unordered take pays none of it (test/worker/cost.test.ts).
 //
 // Lost reply: a repeat settles the same (acks count 0, nacks set the same times a little later),
 // and reads further; the window grows by the same successes again (never past the cap), and a
-// cut is made once (the repeat's congestion was sent before the cut it made). What the lost run
-// took is leased: it comes back when its visibility runs out, with its attempt counted, unless
-// the repeat recovers it (push: `cursor`).
+// cut is made once (the repeat's congestion was sent before the cut it made). What the lost run took is leased: it comes back when its visibility runs
+// out, with its attempt counted, unless the repeat recovers it (push: `cursor`).
 import { ENCODE_LUA } from "./encode.ts";
 
 export const TAKE_LUA = `#!lua flags=allow-key-locking
 ${ENCODE_LUA}
-local stream, due, pace, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream, due, pace, flowKey, stateKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, reader, holder, purge = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local now, base, visibility = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local count, budget, look, maxAttempts = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10] == '1', tonumber(ARGV[11])
@@ -122,13 +164,15 @@ local pendingLimit, retry, cover, wake = tonumber(ARGV[16]), ARGV[17], ARGV[18] 
 local paceInterval, ending, ownIds = tonumber(ARGV[20]), ARGV[21] == '1', ARGV[22] == '1'
 local sizeHint, busyWake = tonumber(ARGV[23]), tonumber(ARGV[24])
 setTraceSeed(ARGV[25])
-local windowField, cutField, start = ARGV[26], ARGV[27], tonumber(ARGV[28])
-local succeeded, congestedAt = tonumber(ARGV[29]), tonumber(ARGV[30])
-local known, knownCut = tonumber(ARGV[31]), tonumber(ARGV[32])
+local flowLease, flowParallelism = tonumber(ARGV[26]), tonumber(ARGV[27])
+local flowInterval, flowHorizon = tonumber(ARGV[28]), tonumber(ARGV[29])
+local windowField, cutField, start = ARGV[30], ARGV[31], tonumber(ARGV[32])
+local succeeded, congestedAt = tonumber(ARGV[33]), tonumber(ARGV[34])
+local known, knownCut = tonumber(ARGV[35]), tonumber(ARGV[36])
 if holder == '' then holder = reader end
 -- Readers' entries counted from the read: see the top.
 local fromRead = holder ~= reader
-local i = 33
+local i = 37
 local function list()
   local n = tonumber(ARGV[i])
   local from = i + 1
@@ -161,7 +205,7 @@ if acks > 0 then
 end
 
 -- 2. nack
-local nacked = 0
+local nacked, failedIds = 0, {}
 local groups = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, groups do
@@ -177,7 +221,181 @@ for _ = 1, groups do
   local moved = redis.call(unpack(c))
   nacked = nacked + #moved
   if #moved > 0 then visibleAt(now + visibleIn) end
+  if retryCount == '' then
+    for j = i + 3, i + 2 + k do failedIds[#failedIds + 1] = ARGV[j] end
+  end
   i = i + 3 + k
+end
+
+
+-- Lanes (ordered: KEYS[6]). A lane is {since, head, queue}, false when empty; loaded once per key
+-- (one HMGET for the keys not loaded yet), written back once at the end (one HSET, one HDEL).
+local lanesKey = KEYS[6]
+local parked, deadFrom, deadTo = nil, 1, 0
+if lanesKey then
+  parked = ARGV[i]
+  i = i + 1
+  deadFrom, deadTo = list()
+end
+local lanes, dirty, headed, unheaded, released = {}, {}, {}, {}, {}
+local function loadLanes(ks)
+  local fields, seen = {}, {}
+  for _, k in ipairs(ks) do
+    if lanes[k] == nil and not seen[k] then
+      seen[k] = true
+      fields[#fields + 1] = '=' .. k
+    end
+  end
+  if #fields == 0 then return end
+  local values = redis.call('HMGET', lanesKey, unpack(fields))
+  for j, field in ipairs(fields) do
+    local lane, n = false, 0
+    if values[j] then
+      lane = {queue = {}}
+      for word in string.gmatch(values[j], '%S+') do
+        n = n + 1
+        if n == 1 then lane.since = tonumber(word) elseif n == 2 then lane.head = word
+        else lane.queue[#lane.queue + 1] = word end
+      end
+    end
+    lanes[string.sub(field, 2)] = lane
+  end
+end
+local function setHead(k, id)
+  local lane = lanes[k]
+  if not lane then
+    lane = {since = 0, queue = {}}
+    lanes[k] = lane
+  end
+  if lane.head then unheaded[lane.head] = true end
+  lane.head, headed[id], unheaded[id], dirty[k] = id, k, nil, true
+end
+-- The head of lane k is done (acked, dead): the next of its key becomes the head, to be handed out.
+local function advance(k)
+  local lane = lanes[k]
+  unheaded[lane.head], headed[lane.head], lane.head, lane.since, dirty[k] = true, nil, nil, 0, true
+  if #lane.queue == 0 then
+    lanes[k] = false
+  else
+    local nextId = table.remove(lane.queue, 1)
+    setHead(k, nextId)
+    released[#released + 1] = nextId
+  end
+end
+-- Acked heads move their lanes on; failed ones (nacked to a retry) hold them, since now.
+local function settleLanes(done, failed)
+  local ids = {}
+  for _, id in ipairs(done) do ids[#ids + 1] = id end
+  for _, id in ipairs(failed) do ids[#ids + 1] = id end
+  if #ids == 0 then return end
+  local fields = {}
+  for j, id in ipairs(ids) do fields[j] = '#' .. id end
+  local values = redis.call('HMGET', lanesKey, unpack(fields))
+  local ks = {}
+  for j = 1, #ids do if values[j] then ks[#ks + 1] = values[j] end end
+  loadLanes(ks)
+  for j, id in ipairs(ids) do
+    local k = values[j]
+    local lane = k and lanes[k]
+    if lane and lane.head == id then
+      if j <= #done then advance(k)
+      elseif lane.since == 0 then lane.since, dirty[k] = now, true end
+    end
+  end
+end
+local function keyOf(entry) return select(8, fieldsOf(entry)) or '' end
+-- Stream ids in order (ms of equal length compare as text).
+local function before(a, b)
+  local am, as = string.match(a, '^(%d+)%-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)%-(%d+)$')
+  if #am ~= #bm then return #am < #bm end
+  if am ~= bm then return am < bm end
+  return tonumber(as) < tonumber(bs)
+end
+-- Of entries (the reader's now), those whose key's lane they head or may head; the rest parked
+-- in their lanes, in id order, with the group's consumer "parked" (never looked at, never counted
+-- as in flight), their attempts set to 0.
+local function heads(entries)
+  local ks = {}
+  for j, entry in ipairs(entries) do ks[j] = keyOf(entry) end
+  loadLanes(ks)
+  local out, held = {}, {}
+  for j, entry in ipairs(entries) do
+    local k, id = ks[j], entry[1]
+    local lane = lanes[k]
+    if not lane then
+      setHead(k, id)
+      out[#out + 1] = entry
+    elseif lane.head == id then
+      out[#out + 1] = entry
+    else
+      local q, at = lane.queue, #lane.queue + 1
+      while at > 1 and before(id, q[at - 1]) do at = at - 1 end
+      table.insert(q, at, id)
+      dirty[k] = true
+      held[#held + 1] = id
+    end
+  end
+  if #held > 0 then claim(parked, held, 0, 0, 0, true) end
+  return out
+end
+
+-- 2b. flow
+-- flowOwn: this reader's record (nil none; below 0: waiting since -flowOwn); waits: blocked by the
+-- parallelism with nothing in flight, so it is written down as waiting.
+local flowAt, flowWait, flowNext, flowOthers, flowOwn, waits, since = 0, 0, 0, {}, nil, false, 0
+if flowLease > 0 then
+  local words = {}
+  for w in string.gmatch(redis.call('GET', flowKey) or '', '%S+') do words[#words + 1] = w end
+  flowNext = tonumber(words[1] or '0')
+  for j = 2, #words - 2, 3 do
+    if words[j] == reader then flowOwn = tonumber(words[j + 1]) end
+  end
+  since = (flowOwn and flowOwn < 0) and -flowOwn or now
+  local busy, soonest, older, younger = 0, nil, 0, 0
+  for j = 2, #words - 2, 3 do
+    local who, n, til = words[j], tonumber(words[j + 1]), tonumber(words[j + 2])
+    if who ~= reader and til > now then
+      -- A dead run's requests count until their lease ends, and no longer.
+      flowOthers[#flowOthers + 1] = who .. ' ' .. n .. ' ' .. words[j + 2]
+      if n > 0 then
+        busy = busy + n
+        if not soonest or til < soonest then soonest = til end
+      elseif -n < since or (-n == since and who < reader) then older = older + 1
+      else younger = younger + 1 end
+    end
+  end
+  local allowed = count
+  if flowParallelism > 0 then
+    local free = flowParallelism - busy - ownRequests
+    -- Turns: a run that is not waiting leaves a slot free for each run that is, so that one with
+    -- a backlog cannot keep every slot it frees; a waiting run takes what the runs waiting longer
+    -- leave, one slot while others wait behind it.
+    if flowOwn and flowOwn < 0 then
+      free = free - older
+      if younger > 0 then free = math.min(free, 1) end
+    else free = free - older - younger end
+    -- A repeat after a lost reply takes again what the lost take held slots for (its record).
+    if cursor ~= '' and flowOwn and flowOwn > ownRequests then
+      free = math.max(free, flowOwn - ownRequests)
+    end
+    if free <= 0 then
+      allowed = 0
+      flowWait = soonest or now
+      waits = count > 0 and ownRequests == 0
+    else allowed = math.min(allowed, free * batchSize) end
+  end
+  if flowInterval > 0 then
+    -- Slots further out than the horizon could not start within the lease of what is taken now.
+    local first = math.max(now, flowNext)
+    local slots = math.floor((now + flowHorizon - first) / flowInterval) + 1
+    if slots <= 0 then
+      allowed = 0
+      flowWait = math.max(flowWait, first - flowHorizon)
+    else allowed = math.min(allowed, slots * batchSize) end
+  end
+  if count == 0 or allowed > 0 then flowWait = 0 end
+  count = allowed
 end
 
 local taken, dead, filtered, largest, read, paceAt, room = {}, {}, 0, 0, 0, 0, -1
@@ -192,6 +410,7 @@ local function fits(size)
 end
 local function add(entry, attempt)
   local text, id, size, p, s = encodeEntry(entry, attempt, ownIds)
+  local _, _, _, _, _, _, _, k = fieldsOf(entry)
   if size > largest then largest = size end
   got = got + 1
   taken[#taken + 1] = entry[1]
@@ -201,6 +420,7 @@ local function add(entry, attempt)
   taken[#taken + 1] = size
   taken[#taken + 1] = p
   taken[#taken + 1] = s
+  taken[#taken + 1] = k or ''
 end
 
 -- 3. recover
@@ -222,6 +442,49 @@ if cursor ~= '' and count > 0 then
   recovered()
 end
 
+
+-- New heads (their lane's head was acked or dead): handed out now while the take has room, else
+-- visible at once in the holder's hands. A head that is gone (trimmed) moves its lane on again.
+local function release()
+  while #released > 0 do
+    local ids, came = released, {}
+    released = {}
+    if count > got and not overflow then
+      local back = {}
+      for _, entry in ipairs(claim(reader, ids, 0, leaseIdle, 1, false)) do
+        if entry and entry[2] then
+          came[entry[1]] = true
+          local _, _, _, size = fieldsOf(entry)
+          if fits(size) then
+            bytes = bytes + size
+            add(entry, 1)
+          else
+            back[#back + 1] = entry[1]
+          end
+        end
+      end
+      if #back > 0 then
+        claim(holder, back, 0, base, 0, true)
+        visibleAt(now)
+      end
+    else
+      for _, id in ipairs(claim(holder, ids, 0, base, 0, true)) do came[id] = true end
+      visibleAt(now)
+    end
+    for _, id in ipairs(ids) do if not came[id] then advance(headed[id]) end end
+  end
+end
+if lanesKey then
+  local done = acks > 0 and {unpack(ARGV, ackFrom, ackTo)} or {}
+  -- Dead letters the caller parked just before: done once no longer pending (a refused park
+  -- leaves its entry pending, and its lane held).
+  for j = deadFrom, deadTo do
+    if #redis.call('XPENDING', stream, group, ARGV[j], ARGV[j], 1) == 0 then done[#done + 1] = ARGV[j] end
+  end
+  settleLanes(done, failedIds)
+  release()
+end
+
 -- 4. look
 local pendingSummary = nil
 -- Entries whose visibility ran out at idle: those out of attempts reported dead, the rest
@@ -238,17 +501,30 @@ local function expire(rows, idle)
     end
   end
   if #live > 0 then
+    local claimed, came = {}, {}
     for _, entry in ipairs(claim(reader, live, idle, leaseIdle)) do
       if entry and entry[2] then
-        local _, _, _, size = fieldsOf(entry)
-        if fits(size) then
-          bytes = bytes + size
-          add(entry, deliveries[entry[1]] + 1)
-        else
-          -- Back as it was: visible now, its attempts as before this claim.
-          claim(holder, {entry[1]}, 0, base, deliveries[entry[1]], true)
-          visibleAt(now)
-        end
+        claimed[#claimed + 1] = entry
+        came[entry[1]] = true
+      end
+    end
+    if lanesKey then
+      -- Ordered: a visible entry that is not its key's head waits behind it; a head that is gone
+      -- (trimmed while pending: XCLAIM drops it, as it was just seen visible) moves its lane on.
+      local gone = {}
+      for _, id in ipairs(live) do if not came[id] then gone[#gone + 1] = id end end
+      if #gone > 0 then settleLanes(gone, {}) end
+      claimed = heads(claimed)
+    end
+    for _, entry in ipairs(claimed) do
+      local _, _, _, size = fieldsOf(entry)
+      if fits(size) then
+        bytes = bytes + size
+        add(entry, deliveries[entry[1]] + 1)
+      else
+        -- Back as it was: visible now, its attempts as before this claim.
+        claim(holder, {entry[1]}, 0, base, deliveries[entry[1]], true)
+        visibleAt(now)
       end
     end
   end
@@ -258,7 +534,7 @@ if look and count > got then
     -- Readers that died holding entries (a killed run): theirs count from the read.
     local summary = redis.call('XPENDING', stream, group)
     for _, c in ipairs(summary[4] or {}) do
-      if c[1] ~= holder and count > got and not overflow then
+      if c[1] ~= holder and c[1] ~= parked and count > got and not overflow then
         expire(redis.call('XPENDING', stream, group, 'IDLE', visibility, '-', '+', count - got, c[1]), visibility)
       end
     end
@@ -266,8 +542,12 @@ if look and count > got then
     if got == 0 then pendingSummary = summary end
   end
   if count > got and not overflow then
-    expire(redis.call('XPENDING', stream, group, 'IDLE', base, '-', '+', count - got), base)
+    local q = {'XPENDING', stream, group, 'IDLE', base, '-', '+', count - got}
+    -- Ordered: the holder's only (the parked wait for their lanes, whatever their idle time).
+    if lanesKey then q[#q + 1] = holder end
+    expire(redis.call(unpack(q)), base)
   end
+  if lanesKey then release() end
 end
 
 local want = count - got
@@ -279,7 +559,7 @@ if windowField ~= '' and (succeeded > 0 or congestedAt > 0 or (want > 0 and cap 
   local w
   w, cutAt = known, knownCut
   if known == 0 or congestedAt > knownCut then
-    local stored = redis.call('HMGET', state, windowField, cutField)
+    local stored = redis.call('HMGET', stateKey, windowField, cutField)
     w, cutAt = math.min(cap, tonumber(stored[1]) or start), tonumber(stored[2]) or 0
     local was, wasCut = w, cutAt
     if congestedAt > cutAt then
@@ -292,12 +572,12 @@ if windowField ~= '' and (succeeded > 0 or congestedAt > 0 or (want > 0 and cap 
     -- To a thousandth: its text stays short.
     w = math.floor(math.max(1, math.min(cap, w)) * 1000 + 0.5) / 1000
     if not stored[1] or w ~= was or cutAt ~= wasCut then
-      redis.call('HSET', state, windowField, tostring(w), cutField, tostring(cutAt))
+      redis.call('HSET', stateKey, windowField, tostring(w), cutField, tostring(cutAt))
     end
   elseif succeeded > 0 and known < cap then
     local step = succeeded
     if cutAt > 0 then step = succeeded / known end
-    w = tonumber(redis.call('HINCRBYFLOAT', state, windowField, step))
+    w = tonumber(redis.call('HINCRBYFLOAT', stateKey, windowField, step))
   end
   w = math.max(1, math.min(cap, w))
   window = tostring(w)
@@ -312,7 +592,9 @@ if want > 0 and (cap > 0 or pendingLimit > 0) then
   if cap > 0 then
     local busy = ownRequests + math.ceil(got / batchSize)
     for _, c in ipairs(summary[4] or {}) do
-      if c[1] ~= reader and c[1] ~= holder then busy = busy + math.ceil(tonumber(c[2]) / batchSize) end
+      if c[1] ~= reader and c[1] ~= holder and c[1] ~= parked then
+        busy = busy + math.ceil(tonumber(c[2]) / batchSize)
+      end
     end
     room = math.max(0, cap - busy)
     want = math.min(want, room * batchSize)
@@ -373,6 +655,7 @@ if want > 0 and read == 0 then
         over[#over + 1] = entry[1]
       end
     end
+    if lanesKey and #kept > 0 then kept = heads(kept) end
     if #kept > 0 then
       local ids = {}
       for _, entry in ipairs(kept) do
@@ -394,8 +677,9 @@ if want > 0 and read == 0 then
 end
 if cover and got > 0 then visibleAt(now + visibility) end
 
--- An end takes effect only when nothing was taken: otherwise the reader goes on.
-local finishing = ending and got == 0
+-- An end takes effect only when nothing was taken, nor the flow blocked it: otherwise the reader
+-- goes on.
+local finishing = ending and got == 0 and flowWait == 0
 -- 8. schedule
 if retry ~= '' and earliest and not finishing then redis.call('ZADD', due, 'LT', earliest, retry) end
 if wake ~= '' and read == 1 then
@@ -408,7 +692,7 @@ if wake ~= '' and read == 1 then
     if busyWake > 0 then
       pendingSummary = pendingSummary or redis.call('XPENDING', stream, group)
       for _, c in ipairs(pendingSummary[4] or {}) do
-        if c[1] ~= holder and tonumber(c[2]) > 0 then busy = true end
+        if c[1] ~= holder and c[1] ~= parked and tonumber(c[2]) > 0 then busy = true end
       end
     end
     if busy then redis.call('ZADD', due, 'XX', now + busyWake, wake)
@@ -424,6 +708,37 @@ if paceInterval > 0 and got > 0 then
   redis.call('SET', pace, next, 'PX', math.ceil(next - now + 60000))
 end
 
+-- 9b. flow
+if flowLease > 0 then
+  local batches = math.ceil(got / batchSize)
+  if flowInterval > 0 and batches > 0 then
+    flowAt = math.ceil(math.max(now, flowNext))
+    flowNext = flowAt + batches * flowInterval
+  end
+  local held = 0
+  if flowParallelism > 0 then held = ownRequests + batches end
+  waits = waits and flowWait > 0
+  local was = math.max(0, flowOwn or 0)
+  -- A waiting run's record (-since) lasts a second: it tries again within FLOW_POLL_MS.
+  if waits or batches > 0 or held ~= was or (flowOwn and flowOwn < 0) then
+    local leaseEnd = now + (waits and 1000 or flowLease)
+    local n = waits and string.format('%d', -since) or held
+    local last = flowNext
+    if held > 0 or waits then
+      flowOthers[#flowOthers + 1] = reader .. ' ' .. n .. ' ' .. string.format('%d', leaseEnd)
+      last = math.max(last, leaseEnd)
+    end
+    for _, h in ipairs(flowOthers) do last = math.max(last, tonumber(string.match(h, '(%d+)$'))) end
+    if #flowOthers == 0 and flowNext <= now then redis.call('DEL', flowKey)
+    else
+      -- Past the last lease and slot, with a second for the clocks of the Workers that wrote them.
+      table.insert(flowOthers, 1, string.format('%d', math.ceil(flowNext)))
+      local state = table.concat(flowOthers, ' ')
+      redis.call('SET', flowKey, state, 'PX', math.ceil(last - now) + 1000)
+    end
+  end
+end
+
 -- 10. end
 local nextAt = 0
 if finishing then
@@ -435,11 +750,17 @@ if finishing then
     else
       local soonest = nil
       for _, row in ipairs(redis.call('XPENDING', stream, group, '-', '+', 1000)) do
-        local left = ((fromRead and row[2] ~= holder) and visibility or base) - row[3]
-        if not soonest or left < soonest then soonest = left end
+        if row[2] ~= parked then
+          local left = ((fromRead and row[2] ~= holder) and visibility or base) - row[3]
+          if not soonest or left < soonest then soonest = left end
+        end
       end
-      nextAt = now + math.max(0, soonest)
-      redis.call('ZADD', due, nextAt, retry)
+      if soonest then
+        nextAt = now + math.max(0, soonest)
+        redis.call('ZADD', due, nextAt, retry)
+      else
+        redis.call('ZREM', due, retry)
+      end
     end
   end
   local holds = 0
@@ -447,5 +768,29 @@ if finishing then
   if holds == 0 then redis.call('XGROUP', 'DELCONSUMER', stream, group, reader) end
 end
 
-return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, window, cutAt}
+-- Ordered: the lanes this take changed, written back.
+if lanesKey then
+  local sets, dels = {}, {}
+  for k in pairs(dirty) do
+    local lane = lanes[k]
+    if lane then
+      local value = string.format('%d', lane.since) .. ' ' .. lane.head
+      if #lane.queue > 0 then value = value .. ' ' .. table.concat(lane.queue, ' ') end
+      sets[#sets + 1] = '=' .. k
+      sets[#sets + 1] = value
+    else
+      dels[#dels + 1] = '=' .. k
+    end
+  end
+  for id, k in pairs(headed) do
+    sets[#sets + 1] = '#' .. id
+    sets[#sets + 1] = k
+  end
+  for id in pairs(unheaded) do dels[#dels + 1] = '#' .. id end
+  if #sets > 0 then redis.call('HSET', lanesKey, unpack(sets)) end
+  if #dels > 0 then redis.call('HDEL', lanesKey, unpack(dels)) end
+end
+
+return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt, flowWait,
+  window, cutAt}
 `;

@@ -10,7 +10,7 @@
 //
 // KEYS[1] subs {p}:subs:<ch>, KEYS[2] stream {p}:ch:<ch>, KEYS[3] dlq, KEYS[4] redrive stream,
 // KEYS[5] pace {p}:pace:<ch>:<sub>, KEYS[6] state {p}:state:<ch>, KEYS[7] due {p}:due, KEYS[8] metrics
-// {p}:metrics:<ch>, KEYS[9] attempt log {p}:attempts:<ch>:<sub>
+// {p}:metrics:<ch>, KEYS[9] attempt log {p}:attempts:<ch>:<sub>, KEYS[10] lanes {p}:lanes:<ch>:<sub>
 // ARGV[1] name, ARGV[2] paused field, ARGV[3] id ("" for a subscription stored without one),
 // ARGV[4] group, ARGV[5] n = number of state fields, ARGV[6 .. 5+n] state fields,
 // ARGV[6+n] m = number of metrics fields, ARGV[7+n .. 6+n+m] metrics fields,
@@ -31,7 +31,7 @@ local stored = string.match(json, '"id":"([^"]*)"') or ''
 if stored ~= id then return -1 end
 redis.call('HDEL', subs, name, pausedField, ARGV[7 + n + m], ARGV[8 + n + m])
 redis.pcall('XGROUP', 'DESTROY', stream, group)
-redis.call('DEL', dlq, redrive, pace, log)
+redis.call('DEL', dlq, redrive, pace, log, KEYS[10])
 redis.call('HDEL', state, unpack(ARGV, 6, 5 + n))
 redis.call('HDEL', metrics, unpack(ARGV, 7 + n, 6 + n + m))
 redis.call('ZREM', due, unpack(ARGV, 9 + n + m, #ARGV))

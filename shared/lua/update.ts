@@ -4,7 +4,9 @@
 // resurrect one deleted a moment ago, without its group), and a resume must wake the
 // subscription in the same step, or a publish in between could find it paused and not wake it.
 //
-// KEYS[1] subs {p}:subs:<ch>, KEYS[2] due {p}:due, KEYS[3] state {p}:state:<ch>
+// KEYS[1] subs {p}:subs:<ch>, KEYS[2] due {p}:due, KEYS[3] state {p}:state:<ch>, KEYS[4] (only
+// when `ordered` changes) lanes {p}:lanes:<ch>:<sub>: deleted, so that no lane of before holds a
+// key (what was parked comes back as a dead reader's entries do: lua/take.ts)
 // ARGV[1] name, ARGV[2] subscription JSON, ARGV[3] paused field,
 // ARGV[4] "1" pause, "0" resume, "" leave as is, ARGV[5] now (ms),
 // ARGV[6] failingSince field, ARGV[7] disabledAt field (a resume clears disabledAt and restarts
@@ -13,13 +15,15 @@
 // ARGV[8..] due members to make due now (ZADD LT: added if absent, moved earlier if later)
 //
 // Returns 1 (updated) or 0 (no such subscription). Cost: 1 EVALSHA + 1 HEXISTS + 1 HSET
-// (+1 HSET to pause, or 2 HDEL + 1 HEXISTS (+1 HSET) to resume) (+1 ZADD when waking).
+// (+1 HSET to pause, or 2 HDEL + 1 HEXISTS (+1 HSET) to resume) (+1 ZADD when waking) (+1 DEL
+// when `ordered` changes).
 export const UPDATE_LUA = `#!lua flags=allow-key-locking
 local subs, due, state = KEYS[1], KEYS[2], KEYS[3]
 local name, json, pausedField, paused, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local failingSince, disabledAt = ARGV[6], ARGV[7]
 if redis.call('HEXISTS', subs, name) == 0 then return 0 end
 redis.call('HSET', subs, name, json)
+if KEYS[4] then redis.call('DEL', KEYS[4]) end
 if paused == '1' then redis.call('HSET', subs, pausedField, '1') end
 if paused == '0' then
   redis.call('HDEL', subs, pausedField)

@@ -115,6 +115,11 @@ describe("where npm run bench writes its results", () => {
     expect(options([]).scenarios).toEqual([...SCENARIOS]);
   });
 
+  it("runs the ordered-delivery scenario in the default run, and alone with --only ordered", () => {
+    expect(options([]).scenarios).toContain("ordered");
+    expect(options(["--only", "ordered"]).scenarios).toEqual(["ordered"]);
+  });
+
   it("runs the concurrent-push scenario in the default run, and alone with --only concurrent", () => {
     expect(options([]).scenarios).toContain("concurrent");
     expect(options(["--only", "concurrent"]).scenarios).toEqual(["concurrent"]);

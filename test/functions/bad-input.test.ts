@@ -93,6 +93,8 @@ const VALID_BODIES: Record<string, unknown[]> = {
       types: ["a.*"],
       timeoutMs: 1000,
       maxConcurrency: 2,
+      flowKey: "fz.example.com",
+      flowParallelism: 2,
     },
   ],
   "PATCH /v1/channels/{channel}/subscriptions/{name}": [
@@ -103,6 +105,8 @@ const VALID_BODIES: Record<string, unknown[]> = {
       types: null,
       timeoutMs: 500,
       maxConcurrency: 1,
+      flowKey: "fz.example.com",
+      flowRate: 5,
       paused: true,
     },
   ],

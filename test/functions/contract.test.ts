@@ -383,6 +383,30 @@ const BROKEN: Broken[] = [
     message: "body: a pull subscription has no url",
   },
   {
+    rule: "a flow key comes with a rate, a parallelism or both",
+    ...at("post", "/v1/channels/{channel}/subscriptions", SUB),
+    body: { name: "new", url: DEAD_URL, flowKey: "api.example.com" },
+    message: "body.flowKey: give flowRate, flowParallelism or both with it",
+  },
+  {
+    rule: "a flow rate comes with a flow key",
+    ...at("post", "/v1/channels/{channel}/subscriptions", SUB),
+    body: { name: "new", url: DEAD_URL, flowRate: 5 },
+    message: "body.flowRate: needs a flowKey to share it under",
+  },
+  {
+    rule: "a flow parallelism comes with a flow key",
+    ...at("post", "/v1/channels/{channel}/subscriptions", SUB),
+    body: { name: "new", url: DEAD_URL, flowParallelism: 2 },
+    message: "body.flowParallelism: needs a flowKey to share it under",
+  },
+  {
+    rule: "a pull subscription has no flow key",
+    ...at("post", "/v1/channels/{channel}/subscriptions", SUB),
+    body: { name: "new", mode: "pull", flowKey: "api.example.com", flowRate: 5 },
+    message: "body: a pull subscription has no flow key",
+  },
+  {
     rule: "a pull subscription has no secret",
     ...at("post", "/v1/channels/{channel}/subscriptions", SUB),
     body: { name: "new", mode: "pull", secret: SECRET },
@@ -518,6 +542,22 @@ describe("rules that depend on what is stored answer 409, as documented", () => 
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
       "not_push_subscription",
     );
+  });
+
+  it("refuses a flow key left without limits with 409 flow_incomplete", async () => {
+    // A rate with the key removed: whatever the samples above left stored.
+    const body = { flowKey: null, flowRate: 5 };
+    const path = "/v1/channels/{channel}/subscriptions/{name}";
+    expect(fits(bodyPointer(path, "patch"), body).ok).toBe(true);
+    const res = await stack.api(`${SUB}/push`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(res.status).toBe(409);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe("flow_incomplete");
+    expect(error.message).toContain("flowRate: needs a flowKey");
   });
 
   it("refuses a name already taken on the channel with 409 subscription_exists", async () => {

@@ -78,6 +78,7 @@ describe("the requests chart", () => {
     error,
     body: "",
     traceparent: null,
+    held: [],
   });
   const log = (...attempts: AttemptView[]): HourOfAttempts => ({
     name: "sub",

@@ -632,6 +632,8 @@ describe("the subscription page", () => {
       types: ["order.*"],
       maxRequestsPerSecond: 20,
       maxConcurrency: 4,
+      flowKey: "api.example.com",
+      flowParallelism: 2,
     });
     receiver.respond({ status: 500 });
     await publish(stack, channel, [{ data: 1, type: "order.created" }]);
@@ -655,12 +657,54 @@ describe("the subscription page", () => {
       String(api.maxRequestsPerSecond),
     );
     expect(await shown(fact(page, "Max concurrency"))).toBe(String(api.maxConcurrency));
+    expect(await fact(page, "Flow key").textContent()).toBe(api.flowKey);
+    expect(await shown(fact(page, "Flow parallelism"))).toBe(String(api.flowParallelism));
+    // No rate under the key: said in words, with no value.
+    expect(api.flowRate).toBeNull();
+    expect(await fact(page, "Flow rate per second").textContent()).toBe("none");
     expect(await fact(page, "Types").textContent()).toBe("order.*");
     expect(await page.locator("#sub-title [data-status]").textContent()).toBe(api.status);
     await page.screenshot({
       path: `${WORKER_BUILD_DIR}.dashboard-subscription.png`,
       fullPage: true,
     });
+  });
+});
+
+describe("an ordered subscription's page", () => {
+  it("shows the keys held back, behind which message and since when, as the API does", async () => {
+    await subscribe(stack, channel, {
+      name: "sub",
+      url: receiver.url,
+      ordered: true,
+      batchSize: 1,
+    });
+    const ids = await publish(stack, channel, [
+      { data: 1, orderingKey: "held" },
+      { data: 2, orderingKey: "held" },
+      { data: 3, orderingKey: "free" },
+    ]);
+    receiver.respond((req) =>
+      req.body?.messages.some((m) => m.id === ids[0]) ? { status: 500 } : { status: 204 },
+    );
+    await runPass(stack);
+    const api = await getSubscription(stack, channel, "sub");
+    const held = api.heldKeys as { orderingKey: string; messageId: string; since: string }[];
+    expect(held.map((h) => [h.orderingKey, h.messageId])).toEqual([["held", ids[0]]]);
+    const { page, errors } = await visit(subPath("sub"));
+    const row = page.locator('#sub-held-keys tr[data-held-key="held"]');
+    await row.waitFor();
+    expect(await page.locator("#sub-held-keys tr[data-held-key]").count()).toBe(1);
+    expect(await cell(row, "Ordering key").textContent()).toBe("held");
+    expect(await cell(row, "Behind message").textContent()).toBe(held[0]!.messageId);
+    expect(await shown(cell(row, "Since"))).toBe(held[0]!.since);
+    expect(await shown(cell(row, "Waiting"))).toBe("1");
+    expect(await fact(page, "Ordered").textContent()).toBe("yes");
+    // The failed request in the attempt log, holding its key behind its message.
+    const failed = page.locator('#sub-attempts [data-held] code[data-held-key="held"]');
+    expect(await failed.textContent()).toBe("held");
+    expect(await page.locator("#sub-attempts [data-held]").count()).toBe(1);
+    expect(errors).toEqual([]);
   });
 });
 

@@ -30,6 +30,8 @@ export interface WebhookMessage {
   attempt: number;
   /** A delayed message's id, as its publish answered it. */
   delayedId?: string;
+  /** The ordering key it was published with, when it had one. */
+  orderingKey?: string;
   /** The publish's W3C traceparent (null: stored before tracing). */
   traceparent: string | null;
   tracestate?: string;
@@ -59,6 +61,8 @@ export interface ReceivedRequest {
   n: number;
   /** The status answered once due; undefined while held, on "drop", or if close() cut the hold. */
   status?: number;
+  /** Date.now() when it was answered, dropped or cut; undefined while it is in flight. */
+  endedAt?: number;
   /** The reply body answered: parsed JSON when it is JSON, else the text. */
   replyBody?: unknown;
   /**
@@ -184,6 +188,7 @@ export async function startReceiver(
       });
       res.end(out);
     } finally {
+      record.endedAt = Date.now();
       // A keep-alive socket carries many requests: each removes its own listeners.
       socket.off("end", hungUp).off("close", hungUp);
     }

@@ -3,7 +3,7 @@
 // clock to pass that time (dueAt, waitUntil in subscriptions.ts); a test waiting for work to end
 // polls the state that work changes.
 
-import { WAITING_ROOM } from "../../shared/engine/queue.ts";
+import { PARKED, WAITING_ROOM } from "../../shared/engine/queue.ts";
 import {
   isSubscriptionField,
   parseDueMember,
@@ -177,7 +177,9 @@ export async function readersOf(
   const consumers = await (
     stack.redis.xinfo("CONSUMERS", stream, group) as Promise<unknown[][]>
   ).catch(() => []);
-  return consumers.map((c) => String(c[1])).filter((name) => name !== WAITING_ROOM);
+  return consumers
+    .map((c) => String(c[1]))
+    .filter((name) => name !== WAITING_ROOM && name !== PARKED);
 }
 
 /** Nobody delivers to the subscription: no reader in its group on the channel nor on redrive. */

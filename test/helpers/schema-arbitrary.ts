@@ -44,6 +44,8 @@ const CONSTRAINTS = new Set([
   "required",
   "additionalProperties",
   "minProperties",
+  "dependentRequired",
+  "dependentSchemas",
 ]);
 
 /** An arbitrary of the values `schema` accepts. */
@@ -149,7 +151,36 @@ function objectOf(schema: Schema, options: SampleOptions): fc.Arbitrary<Record<s
     { requiredKeys: (schema.required as string[] | undefined) ?? [] },
   );
   const minProperties = (schema.minProperties as number | undefined) ?? 0;
-  return minProperties === 0
-    ? record
-    : record.filter((value) => Object.keys(value).length >= minProperties);
+  const dependencies = dependenciesOf(schema);
+  return record.filter(
+    (value) => Object.keys(value).length >= minProperties && dependencies(value),
+  );
+}
+
+/**
+ * The object's dependencies as a test: `dependentRequired` (a property present needs these too),
+ * and `dependentSchemas` of the one shape the document uses, {"anyOf": [{"required": [...]}]}.
+ */
+function dependenciesOf(schema: Schema): (value: Record<string, unknown>) => boolean {
+  const required = (schema.dependentRequired ?? {}) as Record<string, string[]>;
+  const schemas = (schema.dependentSchemas ?? {}) as Record<string, Schema>;
+  const alternatives = Object.entries(schemas).map(([name, dependent]) => {
+    const shape = Object.keys(dependent).join();
+    const anyOf = dependent.anyOf as Schema[] | undefined;
+    // Each {"required": [...]}, with its properties named as {} (any value).
+    const requires = (s: Schema) =>
+      Object.keys(s)
+        .filter((k) => k !== "properties")
+        .join();
+    if (shape !== "anyOf" || !anyOf?.every((s) => requires(s) === "required")) {
+      throw new Error(
+        `schema-arbitrary: only dependentSchemas of {"anyOf": [{"required": [...]}]}`,
+      );
+    }
+    return [name, anyOf.map((s) => s.required as string[])] as const;
+  });
+  const has = (value: Record<string, unknown>, names: string[]) => names.every((n) => n in value);
+  return (value) =>
+    Object.entries(required).every(([name, needs]) => !(name in value) || has(value, needs)) &&
+    alternatives.every(([name, sets]) => !(name in value) || sets.some((s) => has(value, s)));
 }

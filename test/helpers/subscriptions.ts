@@ -25,7 +25,7 @@ export async function subscribe(
 export async function publish(
   stack: Stack,
   channel: string,
-  messages: { data: unknown; type?: string }[],
+  messages: { data: unknown; type?: string; orderingKey?: string }[],
 ): Promise<string[]> {
   const res = await stack.post(`/v1/channels/${channel}/messages`, { messages });
   expect(res.status, await res.clone().text()).toBe(201);

@@ -30,6 +30,8 @@ describe("the Redis key layout", () => {
     expect(keys.state("orders")).toBe("sh:v1:state:orders");
     expect(keys.due()).toBe("sh:v1:due");
     expect(keys.pace("orders", "billing")).toBe("sh:v1:pace:orders:billing");
+    expect(keys.lanes("orders", "billing")).toBe("sh:v1:lanes:orders:billing");
+    expect(keys.flow("api.example.com:443")).toBe("sh:v1:flow:api.example.com:443");
     expect(keys.written("01fc31375553b1a2.0")).toBe("sh:v1:written:01fc31375553b1a2.0");
     expect(keys.deadLetters("orders", "billing")).toBe("sh:v1:dlq:orders:billing");
     expect(keys.redrive("orders", "billing")).toBe("sh:v1:redrive:orders:billing");

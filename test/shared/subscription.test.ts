@@ -67,3 +67,17 @@ describe("a subscription stored before maxConcurrency existed", () => {
     expect(parseSubscription("c", "s", json, false).maxConcurrency).toBe(1);
   });
 });
+
+describe("a subscription stored before flow keys existed", () => {
+  it("has no flow key", () => {
+    expect(parseSubscription("c", "s", OLDER_JSON, false).flow).toBeNull();
+  });
+
+  it("keeps a flow given later when stored again, and stores nothing without one", () => {
+    const older = parseSubscription("c", "s", OLDER_JSON, false);
+    expect(JSON.parse(serializeSubscription(older))).not.toHaveProperty("flow");
+    const flow = { key: "api.example.com", rate: null, parallelism: 2 };
+    const json = serializeSubscription({ ...older, flow });
+    expect(parseSubscription("c", "s", json, false).flow).toEqual(flow);
+  });
+});

@@ -134,6 +134,7 @@ describe("the take script's messages", () => {
               text: expect.any(String),
               bytes: Object.values(fields).reduce((sum, value) => sum + utf8Bytes(value), 0),
               trace: { traceparent: traceOf(ms, fields), tracestate: fields.s },
+              orderingKey: null,
             })),
           );
         },

@@ -52,6 +52,7 @@ describe("the attempt log", () => {
         body: "thanks",
         // The header the request carried: a span of its own per attempt.
         traceparent: receiver.requests[1]!.headers.traceparent,
+        held: [],
       },
       {
         id: expect.stringMatching(/^\d+-\d+$/),
@@ -65,6 +66,7 @@ describe("the attempt log", () => {
         error: "HTTP 503",
         body: '{"error":"db down"}',
         traceparent: receiver.requests[0]!.headers.traceparent,
+        held: [],
       },
     ]);
     expect(log[0]!.traceparent).not.toBe(log[1]!.traceparent);

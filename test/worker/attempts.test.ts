@@ -11,6 +11,7 @@ const entry = (n: number, attempt = 1): Taken => ({
   text: `{"id":"100${n}-0","type":null,"data":1,"publishedAt":"1970-01-01T00:00:01.00${n}Z","attempt":${attempt}}`,
   bytes: 1,
   trace: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00" },
+  orderingKey: null,
 });
 const batch = [entry(0), entry(1, 2), entry(2)];
 const accepted = (failed: string[] = []): Answer => ({
@@ -43,6 +44,7 @@ describe("what a request leaves behind", () => {
         error: null,
         body: "ok",
         traceparent: trace.traceparent,
+        held: [],
       },
       result: "success",
       // Answered at 1520: publish to 2xx, for those not listed in failed.

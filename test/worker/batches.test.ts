@@ -11,6 +11,7 @@ const entry = (n: number, data = "1"): Taken => ({
   text: `{"id":"1-${n}","type":null,"data":${JSON.stringify(data)},"publishedAt":"1970-01-01T00:00:00.001Z","attempt":1}`,
   bytes: data.length,
   trace: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00" },
+  orderingKey: null,
 });
 const entries = (count: number, data = "1") =>
   Array.from({ length: count }, (_, i) => entry(i, data));

@@ -169,6 +169,53 @@ describe("one run, command by command", () => {
   });
 });
 
+// A flow key's state is read and written by the takes a run makes anyway (lua/take.ts: flow):
+// nothing per request of its own. The same run as "costs 28 for a batch of 100", with a key.
+describe("one run under a flow key", () => {
+  async function deliverOne(channel: string, flow: Record<string, unknown>) {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 100, ...flow });
+    await publishMany(channel, 100);
+    return countCommands(stack.redis, async () => {
+      expect((await runPass(stack)).delivered).toBe(100);
+    });
+  }
+  const withoutKey = { evalsha: 3, get: 1, set: 1 };
+
+  it("costs 4 more with a parallelism: a GET and a SET as its take holds a slot, a GET and a DEL as the last lets go", async () => {
+    const counted = await deliverOne("flow-p", { flowKey: "p.example.com", flowParallelism: 2 });
+    // The report's GET and SET, and the flow's.
+    expect(counted.byCommand).toMatchObject({ ...withoutKey, get: 3, set: 2, del: 1 });
+    expect(counted.total).toBe(28 + 4);
+  });
+
+  it("costs 3 more with a rate only: a GET and a SET as its take reserves a slot, a GET at the last", async () => {
+    const counted = await deliverOne("flow-r", { flowKey: "r.example.com", flowRate: 10 });
+    expect(counted.byCommand).toMatchObject({ ...withoutKey, get: 3, set: 2 });
+    expect(counted.byCommand.del).toBeUndefined();
+    expect(counted.total).toBe(28 + 3);
+  });
+
+  it("costs at most 2 more per request in a backlog: each take lets go of one and holds the next", async () => {
+    await subscribe(stack, "flow-backlog", {
+      name: "sub",
+      url: receiver.url,
+      batchSize: 1,
+      flowKey: "backlog.example.com",
+      flowParallelism: 2,
+    });
+    await publishMany("flow-backlog", 40);
+    const counted = await countCommands(stack.redis, async () => {
+      expect((await runPass(stack)).delivered).toBe(40);
+    });
+    // The run's report is the one other GET and SET; a take that changes nothing writes nothing.
+    const { get = 0, set = 0, del = 0, evalsha = 0 } = counted.byCommand;
+    const flow = get + set + del - 2;
+    expect(flow, JSON.stringify(counted.byCommand)).toBeLessThanOrEqual(2 * 40 + 2);
+    // One GET per take, none beside them.
+    expect(get - 1).toBeLessThanOrEqual(evalsha);
+  });
+});
+
 describe("publishing to a channel with an idle subscriber", () => {
   it("costs 5 commands: the script, XADD, HGETALL, and ZMSCORE + ZADD to wake it", async () => {
     await subscribe(stack, "wakes", { name: "sub", url: receiver.url });
@@ -181,5 +228,78 @@ describe("publishing to a channel with an idle subscriber", () => {
     await publish(stack, "woken", [{ data: 1 }]);
     const counted = await countCommands(stack.redis, () => publish(stack, "woken", [{ data: 2 }]));
     expect(counted.byCommand).toEqual({ evalsha: 1, xadd: 1, hgetall: 1, zmscore: 1 });
+  });
+});
+
+// What ordering adds (lua/take.ts: lanes), beside the same run of an unordered subscription.
+describe("an ordered subscription's run", () => {
+  /** The commands of one pass delivering `messages` to a new subscription, by command. */
+  async function runOf(channel: string, sub: Record<string, unknown>, messages: object[]) {
+    await runPass(stack); // what earlier tests left due: out of the count
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, ...sub });
+    await publish(stack, channel, messages as { data: unknown }[]);
+    const counted = await countCommands(stack.redis, async () => {
+      expect((await runPass(stack)).delivered).toBe(messages.length);
+    });
+    return counted;
+  }
+  const difference = (a: Record<string, number>, b: Record<string, number>) =>
+    Object.fromEntries(
+      [...new Set([...Object.keys(a), ...Object.keys(b)])]
+        .map((name) => [name, (a[name] ?? 0) - (b[name] ?? 0)])
+        .filter(([, n]) => n !== 0),
+    );
+
+  it("adds 9 commands to a request of 10 keys: the lanes, and a take for the acks", async () => {
+    const messages = Array.from({ length: 10 }, (_, i) => ({ data: i, orderingKey: `k${i}` }));
+    const plain = await runOf("keys10", { batchSize: 10 }, messages);
+    const ordered = await runOf("keys10o", { batchSize: 10, ordered: true }, messages);
+    expect(difference(ordered.byCommand, plain.byCommand)).toEqual({
+      // The read: the lanes of its keys (HMGET), the new heads written (HSET). The acks: the
+      // heads' keys (HMGET #<id>), their lanes (HMGET), the emptied lanes deleted (HDEL).
+      hmget: 3,
+      hset: 1,
+      hdel: 1,
+      // The acks go in a take of their own before the final round (worker/drive.ts: they may
+      // hand out their keys' next), which finds nothing: the cap, a read, the wake member.
+      evalsha: 1,
+      xpending: 1,
+      xreadgroup: 1,
+      zscore: 1,
+    });
+    expect(ordered.total - plain.total).toBe(9);
+  });
+
+  it("sends one key's 10 messages one a request, a take of 13 commands each after the first", async () => {
+    const messages = Array.from({ length: 10 }, (_, i) => ({ data: i, orderingKey: "one" }));
+    const plain = await runOf("fifo", { batchSize: 10 }, messages);
+    const ordered = await runOf("fifoo", { batchSize: 10, ordered: true }, messages);
+    // The latency buckets the report counts depend on the timing: left out.
+    const { hincrby: _o, ...orderedCounts } = ordered.byCommand;
+    const { hincrby: _p, ...plainCounts } = plain.byCommand;
+    expect(difference(orderedCounts, plainCounts)).toEqual({
+      // Nine more requests: their records.
+      xadd: 9,
+      // Nine more takes, each carrying the last request's ack (XACK; the head's key and lane:
+      // 2 HMGET; the next head handed out: XCLAIM; the lane written: HSET, HDEL of the old
+      // head's #id), the cap's XPENDING, a read that finds nothing (XREADGROUP, the wake
+      // member's ZSCORE and its busy ZADD XX), the retry member covering the new head (ZADD).
+      evalsha: 9 + 1,
+      xack: 9,
+      hmget: 9 * 2 + 3,
+      xclaim: 9 + 1,
+      hset: 9 + 1,
+      hdel: 9 + 1,
+      xpending: 9 + 1,
+      xreadgroup: 9 + 1,
+      zscore: 9 + 1,
+      zadd: 9 * 2,
+      // Ten requests where the plain run makes one: the window (lua/take.ts: window) grows with
+      // each success, and the run writes its copy once it has doubled (worker/window.ts): at 4
+      // and at 8, two HINCRBYFLOAT beside the one both runs' last takes make.
+      hincrbyfloat: 2,
+      // Beside them, the first read's lanes (HMGET, HSET: the head; XCLAIM: nine parked), and the
+      // last ack's take (2 HMGET, HDEL: the lane gone; it finds nothing), as in the test above.
+    });
   });
 });

@@ -14,6 +14,7 @@ const entry = (n: number, attempt = 1): Taken => ({
   text: `{"id":"100-${n}","type":null,"data":1,"publishedAt":"1970-01-01T00:00:00.100Z","attempt":${attempt}}`,
   bytes: 1,
   trace: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00" },
+  orderingKey: null,
 });
 const ok = (failed: string[] = []): Answer => ({
   ok: true,

@@ -93,6 +93,23 @@ describe("a schedule * * * * * in America/New_York", () => {
   });
 });
 
+describe("a schedule's ordering key", () => {
+  it("is published with every run, and shown with the schedule", async () => {
+    const { name, channel, at } = await scheduled({
+      cron: "0 * * * *",
+      message: { data: { n: 1 }, orderingKey: "nightly" },
+    });
+    expect((await getSchedule(stack, name)).message).toEqual({
+      type: null,
+      data: { n: 1 },
+      orderingKey: "nightly",
+    });
+    await fireCron(stack, at);
+    const history = await historyOf(stack, channel);
+    expect(history.map((m) => (m as { orderingKey?: string }).orderingKey)).toEqual(["nightly"]);
+  });
+});
+
 describe("a run missed while the Worker was down", () => {
   it("is published when the cron comes back, carrying its own time", async () => {
     const { name, channel, at } = await scheduled({ cron: "0 * * * *" });

@@ -23,6 +23,7 @@ const entry = (n: number, attempt = 1): Taken => ({
   text: `{"id":"100-${n}","type":null,"data":1,"publishedAt":"1970-01-01T00:00:00.100Z","attempt":${attempt}}`,
   bytes: 1,
   trace: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00" },
+  orderingKey: null,
 });
 const [a, b, c] = [entry(1), entry(2), entry(3)];
 
@@ -39,6 +40,7 @@ const attempt = (result: Result, at: number, latenciesMs: number[] = []): Attemp
     error: result === "success" ? null : "HTTP 500",
     body: "",
     traceparent: null,
+    held: [],
   },
   result,
   latenciesMs,
