@@ -75,8 +75,13 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
   // another invocation may join (each keeps at most six connections). A backlog this run clears
   // in under a second asks for nobody, so concurrency grows only with a backlog that lasts, as a
   // publish joins (shared/streams.ts).
+  // Not while the window is this run's own size: a run alone may take ahead of it (lua/take.ts:
+  // room, up to maxConcurrency), but another invocation would find no request to send.
   const lasting = d.backlogSince !== null && at - d.backlogSince >= JOIN_AFTER_MS;
-  if (lasting && taken.room !== null && taken.room > d.target) void d.ctx.join();
+  const wider = taken.window === null || Math.floor(taken.window.size) > d.target;
+  if (lasting && wider && taken.room !== null && taken.room > d.target) void d.ctx.join();
+  // Twice its requests' worth while the cap leaves plenty of room: under a window, a run alone
+  // holds the batches it sends next, so its takes do not shrink with the window.
   d.prefetch = taken.room === null || taken.room >= 2 * d.target ? d.target : 0;
   const batches = cutBatches(taken.taken, {
     batchSize: sub.batchSize,

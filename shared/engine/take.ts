@@ -133,7 +133,10 @@ export interface TakeResult {
   refused: number | null;
   /** The first start slot reserved (paceIntervalMs), null when none. */
   paceAt: number | null;
-  /** Requests the cap leaves room for after this take; null without a cap. */
+  /**
+   * Requests the cap leaves room for after this take; null without a cap. A reader alone under a
+   * window: the room its `cap.requests` leaves (it may take ahead of the window).
+   */
   room: number | null;
   /** An end: when the group's first pending entry becomes visible (null: none is pending). */
   nextAt: number | null;

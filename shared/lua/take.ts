@@ -50,7 +50,10 @@
 //               costs nothing. The stored number may pass the cap by a step (two readers growing
 //               it at once): it counts as the cap. Its whole part is the cap of the next step
 //   6. room     with a cap or a group pending limit: XPENDING's summary; requests in flight are
-//               counted per reader as ceil(pending / batch size), the reader's own given exactly
+//               counted per reader as ceil(pending / batch size), the reader's own given exactly.
+//               A reader alone under a window (no other holds entries) may take ahead of it, up
+//               to the cap it was given: it sends no more than the window at once (the caller's
+//               part: worker/drive.ts), and a reader that comes counts all it holds as in flight
 //   7. read     XREADGROUP > for what is left of `count`, in slices sized to the byte budget by
 //               the largest entry seen (refused by Upstash's per-consumer limit before anything
 //               was read: the error is answered); entries the types filter leaves out are acked,
@@ -123,8 +126,9 @@
 // none, ordering key: '' when none), dead of (entry id,
 // deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
 // room, or Upstash's refusal text; paceAt the first slot's time (0 none); room the requests the
-// cap leaves (-1 no cap); nextAt the retry member's time an end set (0: none pending); flowAt
-// the first start slot reserved under the flow key's rate (0 none); flowWait 0, or when blocked
+// cap leaves (-1 no cap; a reader alone under a window: the cap it was given); nextAt the retry
+// member's time an end set (0: none pending); flowAt the first start slot reserved under the flow
+// key's rate (0 none); flowWait 0, or when blocked
 // by the flow, the time its own leases or rate free a slot at the latest (releases come sooner);
 // window the window as this take left it, as text ("" when not used), cutAt its last cut's time.
 //
@@ -554,7 +558,7 @@ local want = count - got
 if overflow then want = 0 end
 
 -- 5. window
-local window, cutAt = '', 0
+local window, cutAt, given = '', 0, cap
 if windowField ~= '' and (succeeded > 0 or congestedAt > 0 or (want > 0 and cap > 0)) then
   local w
   w, cutAt = known, knownCut
@@ -590,12 +594,17 @@ if want > 0 and (cap > 0 or pendingLimit > 0) then
   pendingSummary = summary
   if pendingLimit > 0 then want = math.min(want, pendingLimit - summary[1]) end
   if cap > 0 then
-    local busy = ownRequests + math.ceil(got / batchSize)
+    local others = 0
     for _, c in ipairs(summary[4] or {}) do
       if c[1] ~= reader and c[1] ~= holder and c[1] ~= parked then
-        busy = busy + math.ceil(tonumber(c[2]) / batchSize)
+        others = others + math.ceil(tonumber(c[2]) / batchSize)
       end
     end
+    -- Alone under a window: the reader may take ahead of it, up to the cap it was given; it sends
+    -- no more than the window at once (its caller's part), and every reader that comes counts
+    -- what it holds as in flight.
+    if window ~= '' and others == 0 then cap = given end
+    local busy = ownRequests + math.ceil(got / batchSize) + others
     room = math.max(0, cap - busy)
     want = math.min(want, room * batchSize)
   end
