@@ -145,6 +145,13 @@ export interface Deliverer {
    * against the cap, and other invocations may want a share of it).
    */
   prefetch: number;
+  /**
+   * Its last take found no other reader holding entries under the window, and it asked no other
+   * invocation to join: its window's growth waits for its end (window.ts).
+   */
+  alone: boolean;
+  /** It asked another invocation to join it. */
+  joined: boolean;
   /** No take yet: the first is made whatever is in flight elsewhere. */
   first: boolean;
   taking: boolean;
@@ -218,6 +225,8 @@ export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
     backlog: true,
     flowing: false,
     prefetch: 0,
+    alone: false,
+    joined: false,
     first: true,
     taking: false,
     sending: 0,

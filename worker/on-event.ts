@@ -79,7 +79,12 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
   // room, up to maxConcurrency), but another invocation would find no request to send.
   const lasting = d.backlogSince !== null && at - d.backlogSince >= JOIN_AFTER_MS;
   const wider = taken.window === null || Math.floor(taken.window.size) > d.target;
-  if (lasting && wider && taken.room !== null && taken.room > d.target) void d.ctx.join();
+  if (lasting && wider && taken.room !== null && taken.room > d.target) {
+    d.joined = true;
+    void d.ctx.join();
+  }
+  // Whoever comes reads the window: from now on this run tells it as it grows.
+  d.alone = taken.alone && !d.joined;
   // Twice its requests' worth while the cap leaves plenty of room: under a window, a run alone
   // holds the batches it sends next, so its takes do not shrink with the window.
   d.prefetch = taken.room === null || taken.room >= 2 * d.target ? d.target : 0;

@@ -149,6 +149,8 @@ export interface TakeResult {
   flowWait: number | null;
   /** The window as this take left it; null when the take had no use for it. */
   window: Window | null;
+  /** The take found no other reader holding entries under the window (it may take ahead). */
+  alone: boolean;
 }
 
 const READ_STATES: ReadState[] = ["none", "empty", "some", "more", "no-room"];
@@ -247,7 +249,7 @@ export interface Signals {
 export function readTake(value: unknown): TakeResult {
   const [acked, nacked, flat, deadFlat, filtered, largest, read, paceAt, room, next, ...rest] =
     asArray(value);
-  const [flowAt, wait, size, cutAt] = rest;
+  const [flowAt, wait, size, cutAt, alone] = rest;
   const taken: Taken[] = [];
   const entries = asArray(flat);
   for (let i = 0; i + 7 < entries.length; i += 8) {
@@ -285,6 +287,7 @@ export function readTake(value: unknown): TakeResult {
     flowAt: asNumber(flowAt) > 0 ? asNumber(flowAt) : null,
     flowWait: asNumber(wait) > 0 ? asNumber(wait) : null,
     window: asString(size) === "" ? null : { size: Number(asString(size)), cutAt: asNumber(cutAt) },
+    alone: asNumber(alone) === 1,
   };
 }
 

@@ -121,7 +121,7 @@
 // name, n, then n ids of dead letters parked before this take.
 //
 // Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt,
-// flowWait, window, cutAt}: taken a
+// flowWait, window, cutAt, alone}: taken a
 // flat list of (entry id, message id, attempt, JSON text, bytes, traceparent, tracestate: '' when
 // none, ordering key: '' when none), dead of (entry id,
 // deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
@@ -130,7 +130,8 @@
 // member's time an end set (0: none pending); flowAt the first start slot reserved under the flow
 // key's rate (0 none); flowWait 0, or when blocked
 // by the flow, the time its own leases or rate free a slot at the latest (releases come sooner);
-// window the window as this take left it, as text ("" when not used), cutAt its last cut's time.
+// window the window as this take left it, as text ("" when not used), cutAt its last cut's time;
+// alone 1 when the room step found the reader alone under a window (see 6), else 0.
 //
 // Cost: 1 EVALSHA, + 1 XACK (+1 XDEL) with acks, + 1 XCLAIM per nack group, + 1 XPENDING
 // (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, with a window: 1 HMGET (+1 HSET) on
@@ -558,7 +559,7 @@ local want = count - got
 if overflow then want = 0 end
 
 -- 5. window
-local window, cutAt, given = '', 0, cap
+local window, cutAt, given, alone = '', 0, cap, 0
 if windowField ~= '' and (succeeded > 0 or congestedAt > 0 or (want > 0 and cap > 0)) then
   local w
   w, cutAt = known, knownCut
@@ -603,7 +604,7 @@ if want > 0 and (cap > 0 or pendingLimit > 0) then
     -- Alone under a window: the reader may take ahead of it, up to the cap it was given; it sends
     -- no more than the window at once (its caller's part), and every reader that comes counts
     -- what it holds as in flight.
-    if window ~= '' and others == 0 then cap = given end
+    if window ~= '' and others == 0 then cap, alone = given, 1 end
     local busy = ownRequests + math.ceil(got / batchSize) + others
     room = math.max(0, cap - busy)
     want = math.min(want, room * batchSize)
@@ -801,5 +802,5 @@ if lanesKey then
 end
 
 return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt, flowWait,
-  window, cutAt}
+  window, cutAt, alone}
 `;

@@ -36,3 +36,20 @@ describe("what a take tells the window", () => {
     }
   });
 });
+
+describe("what a run alone on the subscription tells the window", () => {
+  it.each<[string, Window, Signals, boolean, "all" | Window]>([
+    ["successes that double it: kept, the copy grown", slow(4), ok(4), false, slow(8)],
+    ["past its whole part after a cut: kept", cut(4), ok(4), false, cut(5)],
+    ["successes that reach maxConcurrency: everything", slow(8), ok(2), false, "all"],
+    ["congestion: at once", slow(4), { succeeded: 1, congestedAt: 900 }, false, "all"],
+    ["the run's last round: what it kept", slow(4), ok(5), true, "all"],
+  ])("%s", (_, known, signals, final, expected) => {
+    const told = tell(known, signals, 10, final, true);
+    if (expected === "all") {
+      expect(told).toEqual({ carried: signals, kept: ok(0), known, stored: true });
+    } else {
+      expect(told).toEqual({ carried: ok(0), kept: signals, known: expected, stored: false });
+    }
+  });
+});
