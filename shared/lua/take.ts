@@ -135,7 +135,9 @@
 //
 // Cost: 1 EVALSHA, + 1 XACK (+1 XDEL) with acks, + 1 XCLAIM per nack group, + 1 XPENDING
 // (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, with a window: 1 HMGET (+1 HSET) on
-// a reader's first take or a cut, else 1 HINCRBYFLOAT growing it below the cap, else nothing;
+// a reader's first take or a cut, else 1 HINCRBYFLOAT growing it below the cap, else nothing
+// (+1 XPENDING seeing the group before it writes, on a take that has not: one neither reading nor
+// ending; the room's and the end's summary otherwise);
 // + 1 XPENDING with a cap or limit,
 // + 1 XREADGROUP per slice (+1 XCLAIM lease without a holder, +1 XACK types, +1 XCLAIM give-back) reading,
 // + 1 XPENDING per other reader holding entries when looking with a holder, + 1 ZADD with
@@ -559,7 +561,18 @@ local want = count - got
 if overflow then want = 0 end
 
 -- 5. window
-local window, cutAt, given, alone = '', 0, cap, 0
+-- Written only once this script has seen the group (XPENDING answers NOGROUP for a deleted
+-- channel or subscription, and the script stops there): a run still sending when its channel or
+-- subscription goes, or repeating a take whose reply was lost, never recreates its state hash.
+-- The summary is the room's (step 6) and the end's (step 10), so a take that reads or ends pays
+-- nothing for it.
+local window, cutAt, given, alone, roomSummary = '', 0, cap, 0, nil
+local function seeGroup()
+  if not pendingSummary then
+    pendingSummary = redis.call('XPENDING', stream, group)
+    roomSummary = pendingSummary
+  end
+end
 if windowField ~= '' and (succeeded > 0 or congestedAt > 0 or (want > 0 and cap > 0)) then
   local w
   w, cutAt = known, knownCut
@@ -577,11 +590,13 @@ if windowField ~= '' and (succeeded > 0 or congestedAt > 0 or (want > 0 and cap 
     -- To a thousandth: its text stays short.
     w = math.floor(math.max(1, math.min(cap, w)) * 1000 + 0.5) / 1000
     if not stored[1] or w ~= was or cutAt ~= wasCut then
+      seeGroup()
       redis.call('HSET', stateKey, windowField, tostring(w), cutField, tostring(cutAt))
     end
   elseif succeeded > 0 and known < cap then
     local step = succeeded
     if cutAt > 0 then step = succeeded / known end
+    seeGroup()
     w = tonumber(redis.call('HINCRBYFLOAT', stateKey, windowField, step))
   end
   w = math.max(1, math.min(cap, w))
@@ -591,7 +606,7 @@ end
 
 -- 6. room
 if want > 0 and (cap > 0 or pendingLimit > 0) then
-  local summary = redis.call('XPENDING', stream, group)
+  local summary = roomSummary or redis.call('XPENDING', stream, group)
   pendingSummary = summary
   if pendingLimit > 0 then want = math.min(want, pendingLimit - summary[1]) end
   if cap > 0 then

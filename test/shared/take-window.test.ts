@@ -73,7 +73,8 @@ describe("a subscription's window of requests in flight", () => {
     expect(first).toEqual({ size: START_CONCURRENCY + 3, cutAt: 0 });
     expect(await step({ succeeded: 5 }, first)).toEqual({
       window: { size: START_CONCURRENCY + 8, cutAt: 0 },
-      commands: { hincrbyfloat: 1 },
+      // A take that neither reads nor ends sees the group before it writes (see below).
+      commands: { hincrbyfloat: 1, xpending: 1 },
     });
   });
 
@@ -82,7 +83,10 @@ describe("a subscription's window of requests in flight", () => {
     const grown = (await step({ succeeded: 8 }, null)).window!;
     expect(grown.size).toBe(10);
     const cut = await step({ congestedAt: 1_500 }, grown, 2_000);
-    expect(cut).toEqual({ window: { size: 5, cutAt: 2_000 }, commands: { hmget: 1, hset: 1 } });
+    expect(cut).toEqual({
+      window: { size: 5, cutAt: 2_000 },
+      commands: { hmget: 1, hset: 1, xpending: 1 },
+    });
     expect(await stored()).toEqual(["5", "2000"]);
     // A refusal of a request sent before that cut (the same burst; a repeat of the take): read,
     // nothing cut again.
@@ -103,7 +107,10 @@ describe("a subscription's window of requests in flight", () => {
     const cut = (await step({ congestedAt: 500 }, grown, 1_000)).window!;
     expect(cut.size).toBe(4);
     const more = await step({ succeeded: 2 }, cut);
-    expect(more).toEqual({ window: { size: 4.5, cutAt: 1_000 }, commands: { hincrbyfloat: 1 } });
+    expect(more).toEqual({
+      window: { size: 4.5, cutAt: 1_000 },
+      commands: { hincrbyfloat: 1, xpending: 1 },
+    });
     expect((await step({ succeeded: 9 }, more.window)).window!.size).toBe(6.5);
   });
 
@@ -113,6 +120,26 @@ describe("a subscription's window of requests in flight", () => {
     expect(full).toEqual({ size: 5, cutAt: 0 });
     expect(await stored()).toEqual(["5", "0"]);
     expect(await step({ succeeded: 3 }, full)).toEqual({ window: full, commands: {} });
+  });
+
+  it("is never written once the channel is gone: a late take cannot recreate its state", async () => {
+    const { step, stored } = await subscription(25);
+    const grown = (await step({ succeeded: 3 }, null)).window!;
+    const q = channelQueue(
+      db,
+      { channel: `window-${channels - 1}`, name: "sub", group: "g", mode: "push" },
+      {
+        retry: "",
+        wake: "",
+      },
+    );
+    await server.client.del(q.stream, db.keys.state(q.channel));
+    // Growth (HINCRBYFLOAT), a cut and a first read (HSET): each stops at the group.
+    await expect(step({ succeeded: 2 }, grown)).rejects.toThrow(/NOGROUP/);
+    await expect(step({ congestedAt: 1_500 }, grown, 2_000)).rejects.toThrow(/NOGROUP/);
+    await expect(step({ succeeded: 2 }, null)).rejects.toThrow(/NOGROUP/);
+    expect(await server.client.exists(db.keys.state(q.channel))).toBe(0);
+    expect(await stored()).toEqual([null, null]);
   });
 
   it("never goes below 1", async () => {
