@@ -581,7 +581,10 @@ if windowField ~= '' and (succeeded > 0 or congestedAt > 0 or (want > 0 and cap 
     w, cutAt = math.min(cap, tonumber(stored[1]) or start), tonumber(stored[2]) or 0
     local was, wasCut = w, cutAt
     if congestedAt > cutAt then
-      w, cutAt = w / 2, now
+      -- The successes it carries first: a run alone keeps its growth until it tells (worker/
+      -- window.ts), so the stored window is behind the one its requests met; the cut halves that.
+      if cutAt == 0 then w = w + succeeded else w = w + succeeded / w end
+      w, cutAt = math.min(cap, w) / 2, now
     elseif cutAt == 0 then
       w = w + succeeded
     else

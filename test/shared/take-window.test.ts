@@ -101,6 +101,15 @@ describe("a subscription's window of requests in flight", () => {
     });
   });
 
+  it("is halved after the successes the same take carries: a run alone told none of them", async () => {
+    const { step } = await subscription(25);
+    const first = (await step({}, null, 1_000, 1)).window!;
+    expect(first.size).toBe(START_CONCURRENCY);
+    // The run grew its own copy to 12 and kept it (worker/window.ts); then a 429 came.
+    const cut = await step({ succeeded: 10, congestedAt: 1_500 }, first, 2_000);
+    expect(cut.window).toEqual({ size: (START_CONCURRENCY + 10) / 2, cutAt: 2_000 });
+  });
+
   it("grows by one per window's worth of successes after a cut (additive)", async () => {
     const { step } = await subscription(25);
     const grown = (await step({ succeeded: 6 }, null)).window!;
