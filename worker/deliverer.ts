@@ -152,6 +152,8 @@ export interface Deliverer {
   alone: boolean;
   /** It asked another invocation to join it. */
   joined: boolean;
+  /** It will ask another invocation to join once its next take has told its kept growth. */
+  telling: boolean;
   /** No take yet: the first is made whatever is in flight elsewhere. */
   first: boolean;
   taking: boolean;
@@ -227,6 +229,7 @@ export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
     prefetch: 0,
     alone: false,
     joined: false,
+    telling: false,
     first: true,
     taking: false,
     sending: 0,

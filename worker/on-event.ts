@@ -79,12 +79,18 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
   // room, up to maxConcurrency), but another invocation would find no request to send.
   const lasting = d.backlogSince !== null && at - d.backlogSince >= JOIN_AFTER_MS;
   const wider = taken.window === null || Math.floor(taken.window.size) > d.target;
-  if (lasting && wider && taken.room !== null && taken.room > d.target) {
+  // The joiner reads the stored window: a run alone may have kept its growth (window.ts), and
+  // the joiner would find the window it was told long ago and no room in it. So the first join
+  // is asked once a take has told the window the run sends within (this one, or the next:
+  // `telling`); a run that has asked tells as it grows (window.ts) and asks again at once.
+  const joining = lasting && wider && taken.room !== null && taken.room > d.target;
+  if (joining && (event.stored || d.joined)) {
     d.joined = true;
     void d.ctx.join();
   }
+  d.telling = joining && !d.joined;
   // Whoever comes reads the window: from now on this run tells it as it grows.
-  d.alone = taken.alone && !d.joined;
+  d.alone = taken.alone && !d.joined && !d.telling;
   // Twice its requests' worth while the cap leaves plenty of room: under a window, a run alone
   // holds the batches it sends next, so its takes do not shrink with the window.
   d.prefetch = taken.room === null || taken.room >= 2 * d.target ? d.target : 0;

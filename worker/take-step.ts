@@ -86,7 +86,8 @@ export async function takeStep(d: Deliverer, count: number, final: boolean): Pro
   const owed = d.run.owed;
   const now = clock();
   const looked = d.look;
-  const told = tell(d.window, owed.signals, d.job.sub.maxConcurrency, final, d.alone);
+  // Telling before a join: the take writes what the run kept, as its last round does.
+  const told = tell(d.window, owed.signals, d.job.sub.maxConcurrency, final || d.telling, d.alone);
   const carried = { ...owed, signals: told.carried };
   const window = { ...told.carried, known: told.known };
   const req = { ...request(d, carried, now, count, window), end: final };
