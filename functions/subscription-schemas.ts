@@ -289,6 +289,10 @@ export const Subscription = z
     timeoutMs: z.number().int(),
     maxRequestsPerSecond: MaxRequestsPerSecond,
     maxConcurrency: MaxConcurrency,
+    currentConcurrency: z.number().int().nullable().openapi({
+      description:
+        "Requests it may have in flight now (push; null for pull): adaptive, from 2 up to maxConcurrency. It grows while requests succeed (doubling at first, then by one per window's worth) and is halved on a 429, a 503, a timeout or a connection error",
+    }),
     ordered: Ordered,
     heldKeys: z
       .array(

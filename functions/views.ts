@@ -5,7 +5,7 @@ import { type HeldKey, heldKeys } from "../shared/engine/lanes.ts";
 import type { Db } from "../shared/redis.ts";
 import type { ScheduleState } from "../shared/schedules.ts";
 import { loadStatuses, type SubscriptionStatus } from "../shared/status.ts";
-import type { Subscription } from "../shared/subscription.ts";
+import { type Subscription, windowOf } from "../shared/subscription.ts";
 
 /** One subscription as the API and the dashboard show it. */
 export type SubscriptionView = Awaited<ReturnType<typeof describe>>[number];
@@ -40,6 +40,8 @@ function view(sub: Subscription, status: SubscriptionStatus, held: HeldKey[]) {
     timeoutMs: sub.timeoutMs,
     maxRequestsPerSecond: sub.maxRequestsPerSecond,
     maxConcurrency: sub.maxConcurrency,
+    currentConcurrency:
+      sub.mode === "pull" ? null : windowOf(status.state.concurrency, sub.maxConcurrency),
     ordered: sub.ordered,
     heldKeys: held,
     flowKey: sub.flow?.key ?? null,

@@ -35,12 +35,15 @@
 // {p}:state:<ch>          HASH    delivery state, one field per fact so the worker writes it
 //                                 without reading it first: <sub>:failures (consecutive failed
 //                                 requests; HINCRBY), <sub>:lastError, <sub>:lastErrorAt,
-//                                 <sub>:lastSuccessAt, <sub>:lastAckedId,
+//                                 <sub>:lastSuccessAt, <sub>:lastAckedId, <sub>:concurrency (a
+//                                 push subscription's window of requests in flight, adaptive:
+//                                 read and moved by lua/take.ts) and <sub>:concurrencyCutAt (when
+//                                 the window was last halved, ms),
 //                                 <sub>:deadLettersExpired, <sub>:deadLettersDropped (dead letters
 //                                 trimmed for age, for count or bytes; HINCRBY: by a park and by
 //                                 the sweep), <sub>:failingSince (the
 //                                 first failure after a success), <sub>:disabledAt. Worker only
-//                                 (a deliverer's report, lua/report.ts);
+//                                 (a deliverer's report, lua/report.ts; the window: its takes);
 //                                 and <sub>:expired, <sub>:lastExpiredAt (messages trimmed before
 //                                 it acknowledged them), written by the trim step (publish's, and
 //                                 the sweep's)
@@ -199,7 +202,9 @@ export type StateFact =
   | "failingSince"
   | "disabledAt"
   | "deadLettersExpired"
-  | "deadLettersDropped";
+  | "deadLettersDropped"
+  | "concurrency"
+  | "concurrencyCutAt";
 
 /** A field of {p}:state:<ch>. */
 export const stateField = (sub: string, fact: StateFact) => `${sub}:${fact}`;

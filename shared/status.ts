@@ -22,6 +22,8 @@ export interface DeliveryState {
   deadLettersExpired: number;
   /** Dead letters trimmed for count (DEAD_LETTER_MAX_MESSAGES), ever. */
   deadLettersDropped: number;
+  /** The window of requests in flight as stored (lua/take.ts); null: never moved. */
+  concurrency: number | null;
 }
 
 export interface GroupInfo {
@@ -79,6 +81,7 @@ export async function loadStatuses(
         disabledAt: time("disabledAt"),
         deadLettersExpired: Number(fact("deadLettersExpired") ?? 0),
         deadLettersDropped: Number(fact("deadLettersDropped") ?? 0),
+        concurrency: fact("concurrency") === null ? null : Number(fact("concurrency")),
       },
       group: groups.get(subs[i]!.group) ?? { pending: 0, lastDeliveredId: null, lag: null },
       deadLetters: asNumber(replies[2 + i]?.result ?? 0),

@@ -89,6 +89,20 @@ export const MIN_CONCURRENCY = 1;
 export const MAX_CONCURRENCY_LIMIT = 100;
 export const DEFAULT_MAX_CONCURRENCY = 25;
 
+/**
+ * Where a push subscription's window of requests in flight starts (adaptive concurrency,
+ * lua/take.ts: window): it doubles with each window's worth of successes until its first
+ * congestion, so a fast endpoint is at maxConcurrency within a few round trips.
+ */
+export const START_CONCURRENCY = 2;
+
+/**
+ * The requests a push subscription's window allows in flight, from its stored number (null:
+ * never moved, at its start); within 1 and maxConcurrency.
+ */
+export const windowOf = (stored: number | null, maxConcurrency: number) =>
+  Math.max(1, Math.min(maxConcurrency, Math.floor(stored ?? START_CONCURRENCY)));
+
 export const SUBSCRIPTION_DEFAULTS = {
   batchSize: 10,
   maxAttempts: 15,

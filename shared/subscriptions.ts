@@ -47,6 +47,8 @@ const STATE_FACTS: StateFact[] = [
   "disabledAt",
   "deadLettersExpired",
   "deadLettersDropped",
+  "concurrency",
+  "concurrencyCutAt",
 ];
 const UNIT_KINDS: UnitKind[] = ["main", "redrive"];
 

@@ -6,7 +6,7 @@
 import type { Config } from "../shared/config.ts";
 import { deadLetterBounds } from "../shared/engine/dead-letters.ts";
 import { channelQueue, newReader, type Queue, redriveQueue } from "../shared/engine/queue.ts";
-import type { Taken } from "../shared/engine/take.ts";
+import type { Taken, Window } from "../shared/engine/take.ts";
 import { retryMember, type Unit, wakeMember } from "../shared/keys.ts";
 import { type Meter, POST_SLOTS } from "../shared/meter.ts";
 import type { Db } from "../shared/redis.ts";
@@ -82,6 +82,8 @@ export type Event =
       at: number;
       /** Requests the run had in flight or taken when it asked (the take's `cap.own`). */
       own: number;
+      /** Its window is the stored one (read or written), not the run's own grown copy. */
+      stored: boolean;
     }
   | {
       kind: "sent";
@@ -103,8 +105,14 @@ export interface Deliverer {
   reader: Reader;
   endpoint: Endpoint;
   visibilityMs: number;
-  /** Requests in flight at once: the subscription's maxConcurrency, within POST_SLOTS. */
+  /**
+   * Requests in flight at once in this run: the subscription's window (its last take's; before
+   * any, maxConcurrency), within POST_SLOTS and the flow key's parallelism. The take's cap keeps
+   * every run within the window.
+   */
   target: number;
+  /** The subscription's window of requests in flight, as this run last read or wrote it. */
+  window: Window | null;
   /** Ms between request starts (maxRequestsPerSecond); 0: unpaced. */
   paceMs: number;
   /** Ms between request starts under the subscription's flow key (its flowRate); 0: none. */
@@ -137,6 +145,15 @@ export interface Deliverer {
    * against the cap, and other invocations may want a share of it).
    */
   prefetch: number;
+  /**
+   * Its last take found no other reader holding entries under the window, and it asked no other
+   * invocation to join: its window's growth waits for its end (window.ts).
+   */
+  alone: boolean;
+  /** It asked another invocation to join it. */
+  joined: boolean;
+  /** It will ask another invocation to join once its next take has told its kept growth. */
+  telling: boolean;
   /** No take yet: the first is made whatever is in flight elsewhere. */
   first: boolean;
   taking: boolean;
@@ -161,13 +178,19 @@ export function queueOf(db: Db, unit: Unit, sub: Subscription): Queue {
   return unit.kind === "main" ? channelQueue(db, sub, schedule) : redriveQueue(db, sub, schedule);
 }
 
+/**
+ * Requests one run keeps in flight for a window: an invocation holds at most POST_SLOTS, and a
+ * flow key's parallelism bounds them too.
+ */
+export const targetFor = (window: number, sub: Subscription) =>
+  Math.max(1, Math.min(Math.floor(window), POST_SLOTS, sub.flow?.parallelism ?? Infinity));
+
 /** A run of the job, nothing taken yet. */
 export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
   const { db, config, clock } = ctx;
   const { sub, unit } = job;
   const paceMs = sub.maxRequestsPerSecond === null ? 0 : 1000 / sub.maxRequestsPerSecond;
   const flowRate = sub.flow?.rate ?? null;
-  const flowParallelism = sub.flow?.parallelism ?? Infinity;
   return {
     ctx,
     job,
@@ -189,7 +212,8 @@ export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
       secrets: signingSecrets(sub, clock()),
     },
     visibilityMs: visibilityFor(sub.timeoutMs),
-    target: Math.max(1, Math.min(sub.maxConcurrency, POST_SLOTS, flowParallelism)),
+    target: targetFor(sub.maxConcurrency, sub),
+    window: null,
     paceMs,
     flowMs: flowRate === null ? 0 : 1000 / flowRate,
     flowWaitUntil: null,
@@ -203,6 +227,9 @@ export function startDeliverer(ctx: DriveContext, job: Job): Deliverer {
     backlog: true,
     flowing: false,
     prefetch: 0,
+    alone: false,
+    joined: false,
+    telling: false,
     first: true,
     taking: false,
     sending: 0,

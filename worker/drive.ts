@@ -1,11 +1,15 @@
 // Push: a policy on the delivery engine (shared/engine/). One deliverer run drives one unit of a
 // subscription (its group on the channel, or on its redrive stream) in one invocation, as a
-// reader of its own, with up to `target` requests in flight:
+// reader of its own, with up to `target` requests in flight (the subscription's window, shared by
+// every deliverer of it: lua/take.ts step 5, within the invocation's POST slots):
 //
 //   take     a round trip (take-step.ts, rounds.ts): what the run owes Redis (acks, nacks at
-//            their retry time, dead letters, attempt records), then up to its free requests'
-//            worth of entries (twice that while the cap leaves plenty of room), leased for their
-//            visibility timeout, and covered in the schedule (the retry member)
+//            their retry time, dead letters, attempt records, what its requests met: successes
+//            grow the window, congestion halves it), then up to its free requests'
+//            worth of entries (twice that while the cap leaves plenty of room: a run alone
+//            under the window holds ahead of it, up to maxConcurrency, and sends within it),
+//            counted by the window that take leaves, leased for their visibility timeout, and
+//            covered in the schedule (the retry member)
 //   send     each batch POSTed once a request slot is free (send-step.ts, deliver.ts), paced
 //            when the subscription has maxRequestsPerSecond (and its flow key a rate), never once
 //            its lease might not outlive it
@@ -24,15 +28,25 @@
 //
 // A failed request stops the run (a backoff, or 410's pause): nothing more is taken or sent, and
 // batches taken and not sent go back visible when the backoff ends, with their attempt as it was.
+// Not a 429 or 503 without Retry-After while the window can still shrink (judge.ts): the smaller
+// window answers that congestion, and the run goes on.
 // The clock is read once per step, and the time passed into the pure parts.
 
-import { type Deliverer, type DriveContext, endOf, type Job, startDeliverer } from "./deliverer.ts";
+import {
+  type Deliverer,
+  type DriveContext,
+  endOf,
+  type Job,
+  startDeliverer,
+  targetFor,
+} from "./deliverer.ts";
 import type { End } from "./ending.ts";
 import { onEvent } from "./on-event.ts";
 import type { Health } from "./report.ts";
 import { sendStep } from "./send-step.ts";
 import { giveBack, type Tally } from "./settle.ts";
 import { takeStep } from "./take-step.ts";
+import { grown } from "./window.ts";
 
 export type { DriveContext, End, Job };
 
@@ -69,6 +83,17 @@ export async function drive(ctx: DriveContext, job: Job): Promise<Driven> {
 const errorOf = (d: Deliverer) => (d.error ? { error: d.error } : {});
 
 /**
+ * Requests the run will keep in flight after its next take: the window that take leaves, grown
+ * by the successes it carries (window.ts); its target as it is while congestion is owed (the
+ * take cuts it).
+ */
+function nextTarget(d: Deliverer): number {
+  const { signals } = d.run.owed;
+  if (d.window === null || signals.congestedAt > 0) return d.target;
+  return targetFor(grown(d.window, signals.succeeded, d.job.sub.maxConcurrency).size, d.job.sub);
+}
+
+/**
  * Starts what the run can start now: the batches taken, up to `target` in flight, then a take
  * while a backlog waits, or the final round once nothing is in flight. False when the run is
  * over: its group is gone and nothing is in flight.
@@ -99,7 +124,8 @@ function start(d: Deliverer, now: number): boolean {
   // The take's round trip, and a POST per batch it may bring (its end is kept back).
   const affordable = meter.left - 1;
   if (wants && (affordable < 1 || !meter.allows(now, 2))) d.end = "budget";
-  const fit = Math.min(d.target + d.prefetch - d.sending, d.batchesAtMost, affordable);
+  const next = nextTarget(d);
+  const fit = Math.min(next + (d.prefetch > 0 ? next : 0) - d.sending, d.batchesAtMost, affordable);
   const count = d.job.sub.batchSize * Math.max(0, fit);
   if (d.end === "lost") {
     // The group is gone: nothing more can be written.

@@ -6,7 +6,13 @@
 //               of attempts) while the stream flows on
 //   failed      non-2xx, timeout, network error, unreadable reply: nothing accepted; each
 //               message retried at its time (or dead), and the subscription backs off: nothing
-//               new is sent before `retryAt`
+//               new is sent before `retryAt`; except after a 429 or 503 without Retry-After
+//               while its window of requests in flight can still shrink: that is congestion,
+//               answered by the smaller window alone (the rest go on)
+//
+// Congestion (429, 503, a timeout, a connection error) halves the window (lua/take.ts); any
+// other failure (500, a 4xx but 429) is the endpoint's own trouble, not too many requests, and
+// leaves it as it is.
 //   gone        410: the subscription is paused, nothing acked or lost
 //
 // When a retry is due is decided here, and only here (retry.ts: the backoff, or Retry-After when
@@ -25,7 +31,17 @@ export interface Retry {
 export type Outcome =
   | { kind: "delivered" }
   | { kind: "partial"; retries: Retry[]; dead: Taken[]; reason: string }
-  | { kind: "failed"; retries: Retry[]; dead: Taken[]; retryAt: number; reason: string }
+  | {
+      kind: "failed";
+      retries: Retry[];
+      dead: Taken[];
+      retryAt: number;
+      reason: string;
+      /** It says the endpoint had too many requests: the window is halved. */
+      congestion: boolean;
+      /** The subscription backs off until retryAt (see the header). */
+      backoff: boolean;
+    }
   | { kind: "gone"; reason: string };
 
 export interface JudgeOptions {
@@ -35,6 +51,8 @@ export interface JudgeOptions {
   /** The subscription's name: the retry jitter's key. */
   jitterKey: string;
   policy: RetryPolicy;
+  /** The subscription's window of requests in flight, as the run last read it. */
+  window: number;
 }
 
 export const REJECTED_REASON = "rejected by the endpoint (listed in failed)";
@@ -65,12 +83,16 @@ export function judge(answer: Answer, batch: Taken[], o: JudgeOptions): Outcome 
   // The whole endpoint failed: nothing new goes out before the first retry (or, all dead, before
   // the time the batch's first message would have waited).
   const retryAt = retries[0]?.at ?? due(batch[0]!);
+  const refused = answer.status === 429 || answer.status === 503;
   return {
     kind: "failed",
     retries,
     dead,
     retryAt,
     reason: withResponse(answer.reason, answer.body),
+    congestion: refused || answer.answer === "timeout" || answer.answer === "network",
+    // Below 2, one request at a time: nothing left to shrink, the endpoint refuses even one.
+    backoff: !refused || retryAfterMs !== null || o.window < 2,
   };
 }
 
@@ -84,9 +106,12 @@ function byTime(entries: Taken[], due: (e: Taken) => number): Retry[] {
   return [...groups].sort(([a], [b]) => a - b).map(([at, list]) => ({ at, entries: list }));
 }
 
-/** Whether an outcome stops the deliverer: the endpoint failed with messages to retry, or is gone. */
+/**
+ * Whether an outcome stops the deliverer: the endpoint failed with messages to retry (and the
+ * subscription backs off), or is gone.
+ */
 export const stops = (o: Outcome) =>
-  o.kind === "gone" || (o.kind === "failed" && o.retries.length > 0);
+  o.kind === "gone" || (o.kind === "failed" && o.backoff && o.retries.length > 0);
 
 /**
  * The log line for a request not wholly accepted, else null. One per such request, written as it

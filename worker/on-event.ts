@@ -5,9 +5,10 @@
 import { unitName } from "../shared/keys.ts";
 import { isReplyError } from "../shared/redis.ts";
 import { compareIds, JOIN_AFTER_MS } from "../shared/streams.ts";
+import { START_CONCURRENCY } from "../shared/subscription.ts";
 import { attemptOf } from "./attempts.ts";
 import { cutBatches } from "./batches.ts";
-import { type Deliverer, type Event, endOf, FLOW_POLL_MS } from "./deliverer.ts";
+import { type Deliverer, type Event, endOf, FLOW_POLL_MS, targetFor } from "./deliverer.ts";
 import { nextVisit } from "./ending.ts";
 import { failureLine, judge, stops } from "./judge.ts";
 import { filtered, giveBack, refusedDeadLetters, settle } from "./settle.ts";
@@ -47,6 +48,10 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
   d.run = refusedDeadLetters(d.run, refused, at + config.retryBaseMs, refusal, at);
   d.run = filtered(d.run, taken.filtered);
   d.largest = Math.max(d.largest, taken.largest);
+  if (taken.window !== null) {
+    if (event.stored) d.window = taken.window;
+    d.target = targetFor(taken.window.size, sub);
+  }
   for (const t of taken.taken) if (compareIds(t.entryId, d.cursor) > 0) d.cursor = t.entryId;
   if (taken.dead.length > 0) {
     const letters = taken.dead.map((x) => ({
@@ -70,8 +75,24 @@ function onTaken(d: Deliverer, event: Of<"taken">, at: number): void {
   // another invocation may join (each keeps at most six connections). A backlog this run clears
   // in under a second asks for nobody, so concurrency grows only with a backlog that lasts, as a
   // publish joins (shared/streams.ts).
+  // Not while the window is this run's own size: a run alone may take ahead of it (lua/take.ts:
+  // room, up to maxConcurrency), but another invocation would find no request to send.
   const lasting = d.backlogSince !== null && at - d.backlogSince >= JOIN_AFTER_MS;
-  if (lasting && taken.room !== null && taken.room > d.target) void d.ctx.join();
+  const wider = taken.window === null || Math.floor(taken.window.size) > d.target;
+  // The joiner reads the stored window: a run alone may have kept its growth (window.ts), and
+  // the joiner would find the window it was told long ago and no room in it. So the first join
+  // is asked once a take has told the window the run sends within (this one, or the next:
+  // `telling`); a run that has asked tells as it grows (window.ts) and asks again at once.
+  const joining = lasting && wider && taken.room !== null && taken.room > d.target;
+  if (joining && (event.stored || d.joined)) {
+    d.joined = true;
+    void d.ctx.join();
+  }
+  d.telling = joining && !d.joined;
+  // Whoever comes reads the window: from now on this run tells it as it grows.
+  d.alone = taken.alone && !d.joined && !d.telling;
+  // Twice its requests' worth while the cap leaves plenty of room: under a window, a run alone
+  // holds the batches it sends next, so its takes do not shrink with the window.
   d.prefetch = taken.room === null || taken.room >= 2 * d.target ? d.target : 0;
   const batches = cutBatches(taken.taken, {
     batchSize: sub.batchSize,
@@ -124,6 +145,7 @@ function onSent(d: Deliverer, event: Of<"sent">): void {
     maxAttempts: sub.maxAttempts,
     jitterKey: sub.name,
     policy: config,
+    window: d.window?.size ?? START_CONCURRENCY,
   });
   const attempt = attemptOf(
     batch.entries,

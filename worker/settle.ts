@@ -1,12 +1,12 @@
 // settle: the pure fold of a deliverer's run. Each request's outcome (judge.ts) and each batch it
 // gives back unsent become what it owes Redis (`Owed`: acks, nacks at a time, dead letters,
-// attempt records), which the next take or the run's end carries (drive.ts), and its progress
+// attempt records, what moves the window of requests in flight), which the next take or the run's end carries (drive.ts), and its progress
 // (`Progress`: the tally, the delivery state and counters its report writes once, and whether it
 // must stop). No I/O and no clock: the time comes in with the event.
 
 import type { AttemptRecord } from "../shared/attempt-log.ts";
 import type { Letter } from "../shared/engine/dead-letters.ts";
-import type { Taken } from "../shared/engine/take.ts";
+import type { Signals, Taken } from "../shared/engine/take.ts";
 import type { StateFact, UnitKind } from "../shared/keys.ts";
 import { type Attempt, type Counts, countAttempts, noCounts } from "./attempts.ts";
 import type { Outcome } from "./judge.ts";
@@ -25,6 +25,8 @@ export interface Owed {
   dead: Letter[];
   /** Webhook requests made since: the attempt log's new records, oldest first. */
   records: AttemptRecord[];
+  /** What those requests met, for the window (lua/take.ts). */
+  signals: Signals;
 }
 
 export interface Tally {
@@ -60,7 +62,13 @@ export interface Run {
   progress: Progress;
 }
 
-export const nothingOwed = (): Owed => ({ ack: [], nack: [], dead: [], records: [] });
+export const nothingOwed = (): Owed => ({
+  ack: [],
+  nack: [],
+  dead: [],
+  records: [],
+  signals: { succeeded: 0, congestedAt: 0 },
+});
 
 /** What is owed in all, `a` before `b`. */
 export const owedBoth = (a: Owed, b: Owed): Owed => ({
@@ -68,6 +76,10 @@ export const owedBoth = (a: Owed, b: Owed): Owed => ({
   nack: [...a.nack, ...b.nack],
   dead: [...a.dead, ...b.dead],
   records: [...a.records, ...b.records],
+  signals: {
+    succeeded: a.signals.succeeded + b.signals.succeeded,
+    congestedAt: Math.max(a.signals.congestedAt, b.signals.congestedAt),
+  },
 });
 
 export const startRun = (): Run => ({
@@ -92,7 +104,11 @@ export interface Sent {
 export function settle(run: Run, sent: Sent, kind: UnitKind): Run {
   const { batch, outcome, at } = sent;
   let { owed, progress } = run;
-  owed = { ...owed, records: [...owed.records, sent.attempt.record] };
+  owed = {
+    ...owed,
+    records: [...owed.records, sent.attempt.record],
+    signals: signalsAfter(owed.signals, outcome, sent.attempt.record.at),
+  };
   let state = { ...progress.state, counts: countAttempts(progress.state.counts, [sent.attempt]) };
   const tally = { ...progress.tally };
   let stop = progress.stop;
@@ -127,7 +143,7 @@ export function settle(run: Run, sent: Sent, kind: UnitKind): Run {
   if (outcome.kind === "failed") {
     state = { ...state, failuresSince: state.failuresSince + 1 };
     // Retry times only move later: of two backoffs, the later holds.
-    if (outcome.retries.length > 0 && stop?.kind !== "gone") {
+    if (outcome.backoff && outcome.retries.length > 0 && stop?.kind !== "gone") {
       stop = { kind: "backoff", at: Math.max(outcome.retryAt, stop?.at ?? 0) };
     }
   }
@@ -142,6 +158,17 @@ export function settle(run: Run, sent: Sent, kind: UnitKind): Run {
     stop = { kind: "gone" };
   }
   return { owed, progress: { tally, state, stop } };
+}
+
+/** What moves the window after a request sent at `sentAt` (judge.ts: congestion). */
+function signalsAfter(signals: Signals, outcome: Outcome, sentAt: number): Signals {
+  if (outcome.kind === "delivered" || outcome.kind === "partial") {
+    return { ...signals, succeeded: signals.succeeded + 1 };
+  }
+  if (outcome.kind === "failed" && outcome.congestion) {
+    return { ...signals, congestedAt: Math.max(signals.congestedAt, sentAt) };
+  }
+  return signals;
 }
 
 /**

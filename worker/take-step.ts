@@ -3,16 +3,29 @@
 // report and, if it finds nothing, ends the run. What happened is posted to the run's mailbox.
 
 import { WAITING_ROOM } from "../shared/engine/queue.ts";
-import { type FlowTake, PENDING_LIMIT, type TakeRequest } from "../shared/engine/take.ts";
+import {
+  type FlowTake,
+  PENDING_LIMIT,
+  type Signals,
+  type TakeRequest,
+  type Window,
+} from "../shared/engine/take.ts";
 import { JOIN_AFTER_MS } from "../shared/streams.ts";
-import type { Flow } from "../shared/subscription.ts";
+import { type Flow, START_CONCURRENCY } from "../shared/subscription.ts";
 import type { Deliverer } from "./deliverer.ts";
 import { endOf } from "./deliverer.ts";
 import { wakeAfter } from "./ending.ts";
 import { finalRound, type Round, takeRound } from "./rounds.ts";
 import { nothingOwed, type Owed, owedBoth, startRun } from "./settle.ts";
+import { tell } from "./window.ts";
 
-function request(d: Deliverer, owed: Owed, now: number, count: number): TakeRequest {
+function request(
+  d: Deliverer,
+  owed: Owed,
+  now: number,
+  count: number,
+  window: Signals & { known: Window | null },
+): TakeRequest {
   const { sub } = d.job;
   return {
     reader: d.reader.name,
@@ -38,6 +51,8 @@ function request(d: Deliverer, owed: Owed, now: number, count: number): TakeRequ
       batchSize: sub.batchSize,
       own: d.sending + d.buffer.length,
     },
+    // Adaptive: what the requests that ended met moves the subscription's window (window.ts).
+    window: { ...window, start: START_CONCURRENCY },
     pendingLimit: PENDING_LIMIT,
     paceIntervalMs: d.paceMs,
     // Ordered: the channel's entries only (a redrive stream's go out as they come).
@@ -71,9 +86,14 @@ export async function takeStep(d: Deliverer, count: number, final: boolean): Pro
   const owed = d.run.owed;
   const now = clock();
   const looked = d.look;
-  const req = { ...request(d, owed, now, count), end: final };
-  // Carried by this round: what is owed from here on is the next round's.
-  d.run = { ...d.run, owed: nothingOwed() };
+  // Telling before a join: the take writes what the run kept, as its last round does.
+  const told = tell(d.window, owed.signals, d.job.sub.maxConcurrency, final || d.telling, d.alone);
+  const carried = { ...owed, signals: told.carried };
+  const window = { ...told.carried, known: told.known };
+  const req = { ...request(d, carried, now, count, window), end: final };
+  // Carried by this round: what is owed from here on is the next round's (with the successes
+  // the window is not told yet).
+  d.run = { ...d.run, owed: { ...nothingOwed(), signals: told.kept } };
   for (const n of owed.nack) d.retryAt = Math.min(d.retryAt ?? n.at, n.at);
   d.first = false;
   try {
@@ -96,10 +116,11 @@ export async function takeStep(d: Deliverer, count: number, final: boolean): Pro
       d.run = { ...d.run, progress: { ...d.run.progress, state: startRun().progress.state } };
       round = ended;
     }
-    d.mail.post({ kind: "taken", round, count, looked, final, at: now, own: req.cap?.own ?? 0 });
+    const own = req.cap?.own ?? 0;
+    d.mail.post({ kind: "taken", round, count, looked, final, at: now, own, stored: told.stored });
   } catch (e) {
     // Refused, nothing of it ran: what it carried is still owed, for the run's end.
-    d.run = { ...d.run, owed: owedBoth(owed, d.run.owed) };
+    d.run = { ...d.run, owed: owedBoth(carried, d.run.owed) };
     d.mail.post({ kind: "failed", error: e, during: "take", final });
   }
 }

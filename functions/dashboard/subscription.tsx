@@ -131,6 +131,11 @@ const Delivery = (props: { sub: SubscriptionView; now: number }) => {
       <Item term="Next attempt">
         <When at={sub.nextAttemptAt} now={now} />
       </Item>
+      {sub.currentConcurrency === null ? null : (
+        <Item term="Concurrency now">
+          <Count value={sub.currentConcurrency} /> of <Count value={sub.maxConcurrency} />
+        </Item>
+      )}
       <Item term="Failures in a row">
         <Count value={sub.consecutiveFailures} />
       </Item>

@@ -5,10 +5,12 @@
 //           a lost reply is repeated (db.redis) and what the lost run took comes back after its
 //           visibility timeout, attempt counted
 //   push    a reader per deliverer run (newReader), nacks to the waiting room, the subscription's
-//           maxConcurrency as a cap, the group pending limit, its {p}:due members kept, its pace,
-//           its flow key's share (the rate and parallelism of every subscription naming the key);
+//           window of requests in flight as a cap (adaptive, up to maxConcurrency), the group
+//           pending limit, its {p}:due members kept, its pace, its flow key's share (the rate
+//           and parallelism of every subscription naming the key);
 //           a lost reply is recovered with `cursor` (worker/drive.ts)
 
+import { stateField } from "../keys.ts";
 import { TAKE_LUA } from "../lua/take.ts";
 import { asArray, asNumber, asString, type Db, type Redis, replyOf, runScript } from "../redis.ts";
 import { type TraceContext, traceSeed } from "../trace.ts";
@@ -68,6 +70,12 @@ export interface TakeRequest {
   cursor?: string;
   /** Requests the group may have in flight, counted `batchSize` entries each; `own` exactly. */
   cap?: { requests: number; batchSize: number; own: number };
+  /**
+   * The cap adapts: a window of requests in flight in the subscription's state hash, from `start`
+   * up to the cap's requests (see lua/take.ts: window), moved by what the reader's requests met
+   * since its last take.
+   */
+  window?: Signals & { start: number; known: Window | null };
   /** New entries are read only while the group holds fewer pending than this. */
   pendingLimit?: number;
   /** The retry member also covers what this take hands out, until its visibility runs out. */
@@ -125,7 +133,10 @@ export interface TakeResult {
   refused: number | null;
   /** The first start slot reserved (paceIntervalMs), null when none. */
   paceAt: number | null;
-  /** Requests the cap leaves room for after this take; null without a cap. */
+  /**
+   * Requests the cap leaves room for after this take; null without a cap. A reader alone under a
+   * window: the room its `cap.requests` leaves (it may take ahead of the window).
+   */
   room: number | null;
   /** An end: when the group's first pending entry becomes visible (null: none is pending). */
   nextAt: number | null;
@@ -136,6 +147,10 @@ export interface TakeResult {
    * (the reader stays). When a slot frees by itself at the latest (a release may come sooner).
    */
   flowWait: number | null;
+  /** The window as this take left it; null when the take had no use for it. */
+  window: Window | null;
+  /** The take found no other reader holding entries under the window (it may take ahead). */
+  alone: boolean;
 }
 
 const READ_STATES: ReadState[] = ["none", "empty", "some", "more", "no-room"];
@@ -179,6 +194,13 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
     String(r.flow?.parallelism ?? 0),
     String(r.flow?.intervalMs ?? 0),
     String(r.flow?.horizonMs ?? 0),
+    r.window ? stateField(q.subscription, "concurrency") : "",
+    stateField(q.subscription, "concurrencyCutAt"),
+    String(r.window?.start ?? 1),
+    String(r.window?.succeeded ?? 0),
+    String(r.window?.congestedAt ?? 0),
+    String(r.window?.known?.size ?? 0),
+    String(r.window?.known?.cutAt ?? 0),
     String(types.length),
     ...types,
     String(r.ack?.length ?? 0),
@@ -191,8 +213,15 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
       ...n.ids,
     ]),
   ];
-  // Without a flow key, its key is named and never touched.
-  const keys = [q.stream, db.keys.due(), q.pace, db.keys.flow(r.flow?.key ?? "")];
+  // Without a flow key, its key is named and never touched; so is the state key without a window.
+  // An ordered subscription's lanes come last (KEYS[6]), so that every other key keeps its place.
+  const keys = [
+    q.stream,
+    db.keys.due(),
+    q.pace,
+    db.keys.flow(r.flow?.key ?? ""),
+    db.keys.state(q.channel),
+  ];
   if (r.lanes !== undefined) {
     keys.push(r.lanes.key);
     args.push(PARKED, String(r.lanes.dead.length), ...r.lanes.dead);
@@ -200,10 +229,27 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
   return { script: TAKE_LUA, keys, args };
 }
 
+/** A subscription's window of requests in flight (lua/take.ts: window). */
+export interface Window {
+  /** Requests it allows in flight: its whole part. */
+  size: number;
+  /** When it was last halved (ms); 0: never (it is still in slow start). */
+  cutAt: number;
+}
+
+/** What a reader's requests met since its last take: what moves the window. */
+export interface Signals {
+  /** Requests the endpoint took (2xx). */
+  succeeded: number;
+  /** When the latest request that met congestion was sent (ms); 0: none did. */
+  congestedAt: number;
+}
+
 /** What a take's script answered (see lua/take.ts). */
 export function readTake(value: unknown): TakeResult {
-  const [acked, nacked, flat, deadFlat, filtered, largest, read, paceAt, room, next, flowAt, wait] =
+  const [acked, nacked, flat, deadFlat, filtered, largest, read, paceAt, room, next, ...rest] =
     asArray(value);
+  const [flowAt, wait, size, cutAt, alone] = rest;
   const taken: Taken[] = [];
   const entries = asArray(flat);
   for (let i = 0; i + 7 < entries.length; i += 8) {
@@ -240,6 +286,8 @@ export function readTake(value: unknown): TakeResult {
     nextAt: asNumber(next) > 0 ? asNumber(next) : null,
     flowAt: asNumber(flowAt) > 0 ? asNumber(flowAt) : null,
     flowWait: asNumber(wait) > 0 ? asNumber(wait) : null,
+    window: asString(size) === "" ? null : { size: Number(asString(size)), cutAt: asNumber(cutAt) },
+    alone: asNumber(alone) === 1,
   };
 }
 

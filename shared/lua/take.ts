@@ -36,33 +36,49 @@
 //               maxAttempts deliveries are reported dead (the caller parks them), the rest claimed
 //               (XCLAIM min-idle base: only if still visible; the attempt is counted), within the
 //               byte budget (what does not fit goes back as it was, visible at once)
-//   5. room     with a cap or a group pending limit: XPENDING's summary; requests in flight are
-//               counted per reader as ceil(pending / batch size), the reader's own given exactly
-//   6. read     XREADGROUP > for what is left of `count`, in slices sized to the byte budget by
+//   5. window   with a window field (push: adaptive concurrency), when the take carries signals
+//               or asks for room: the subscription's window of requests in flight (a number in
+//               its state hash, shared by every reader) sets the cap. It grows by the requests
+//               that succeeded since the reader's last take: +1 each until its first cut (slow
+//               start), then +1 per window's worth (additive); it is halved once when a request
+//               sent after its last cut met congestion (429, 503, a timeout, a connection error:
+//               one sent before it is part of what that cut answered); never below 1, never above
+//               the cap. Read and written whole (HMGET, + HSET when it moved or was not there yet)
+//               on a reader's first take and on a cut; grown in one HINCRBYFLOAT, which answers
+//               its value with every other reader's steps in it; and not touched at all by a
+//               reader that knows it at the cap with no congestion to tell: a window at the cap
+//               costs nothing. The stored number may pass the cap by a step (two readers growing
+//               it at once): it counts as the cap. Its whole part is the cap of the next step
+//   6. room     with a cap or a group pending limit: XPENDING's summary; requests in flight are
+//               counted per reader as ceil(pending / batch size), the reader's own given exactly.
+//               A reader alone under a window (no other holds entries) may take ahead of it, up
+//               to the cap it was given: it sends no more than the window at once (the caller's
+//               part: worker/drive.ts), and a reader that comes counts all it holds as in flight
+//   7. read     XREADGROUP > for what is left of `count`, in slices sized to the byte budget by
 //               the largest entry seen (refused by Upstash's per-consumer limit before anything
 //               was read: the error is answered); entries the types filter leaves out are acked,
 //               those over the byte budget (beyond the first) given back visible at once, with no
 //               attempt counted; the rest leased (XCLAIM IDLE, JUSTID) when the reader holds its
 //               own nacks
-//   7. schedule the caller's {p}:due: the retry member moved earlier (ZADD LT) to the first time
+//   8. schedule the caller's {p}:due: the retry member moved earlier (ZADD LT) to the first time
 //               an entry nacked, given back or (with `cover`) taken here becomes visible; when the
 //               read found nothing and the wake member is due or held (a backoff keeps it):
 //               removed, or, with `busy wake` while a reader holds entries (requests in flight,
 //               this one's or another's), held `busy wake` ms ahead (ZADD XX), so that a
 //               publish meanwhile neither kicks a deliverer of its own (the one at work takes it
 //               next) nor joins before then; not due, no pass visits it for nothing
-//   8. pace     one start slot per batch taken, from the subscription's pace key
-//   8b. flow    the key's state written when this take changed it: one start slot per batch
+//   9. pace     one start slot per batch taken, from the subscription's pace key
+//   9b. flow    the key's state written when this take changed it: one start slot per batch
 //               taken (rate), and this reader's requests (its own + the batches taken) with a
 //               lease of `flow lease` ms from now (parallelism; none: its record dropped), or,
 //               blocked with none in flight, that it waits (-since, for 1 s: it tries again
 //               sooner); a repeat after a lost reply sets the same record, never adds to it
-//   9. end      the reader is done, unless this take found more or the flow blocked it: the
+//  10. end      the reader is done, unless this take found more or the flow blocked it: the
 //               retry member set to when the group's first pending entry becomes visible
 //               (removed when none is pending), and the reader's consumer deleted if it holds
 //               nothing
 //
-// Ordered (KEYS[5], a push subscription's lanes {p}:lanes:<ch>:<sub>, see keys.ts). One entry of
+// Ordered (KEYS[6], a push subscription's lanes {p}:lanes:<ch>:<sub>, see keys.ts). One entry of
 // each ordering key (field k; keyless entries are the key "") is out at a time, in flight or in
 // the waiting room: its lane's head. Decided here, atomically, so it holds over every reader of
 // the group, whichever invocation runs it, and across lost replies (a repeat finds the heads
@@ -72,16 +88,17 @@
 //     refused park keeps its key held); a failed nack (no retry count) marks its lane held since
 //     now. Each lane's next entry is handed out in this take (counted, within the byte budget),
 //     or, with no room, put in the waiting room visible now
-//   - 4 and 6: a looked or read entry whose key has another head is parked: XCLAIM to the
+//   - 4 and 7: a looked or read entry whose key has another head is parked: XCLAIM to the
 //     consumer ARGV "parked" (JUSTID, attempts 0), its id queued in its lane in id order. The
 //     parked are never looked at (the holder's XPENDING is asked for the holder only), nor
-//     counted in flight (5, 7), nor scheduled (9)
+//     counted in flight (6, 8), nor scheduled (10)
 //   - 4: a looked head that is gone (trimmed while pending: XCLAIM drops it) moves its lane on
 //   - at the end, the lanes changed written back: one HSET, one HDEL
 //
 // KEYS[1] stream (the queue's: the channel or a redrive stream), KEYS[2] due {p}:due,
 // KEYS[3] pace {p}:pace:<ch>:<sub>, KEYS[4] flow {p}:flow:<key> (untouched without a flow key),
-// KEYS[5] lanes (ordered only)
+// KEYS[5] state {p}:state:<ch> (the window's fields; untouched without a window), KEYS[6] lanes
+// (ordered only: last, so that the keys every take names keep their places)
 // ARGV[1] group, ARGV[2] reader, ARGV[3] holder of nacked entries ("" the reader), ARGV[4] "1"
 // purge (XDEL acked), ARGV[5] now (ms), ARGV[6] base (LEASE_BASE_MS), ARGV[7] visibility (ms),
 // ARGV[8] count (at most this many taken; 0 none), ARGV[9] byte budget, ARGV[10] "1" look,
@@ -91,26 +108,37 @@
 // cover, ARGV[19] wake member ("" none), ARGV[20] pace interval ms (0 none), ARGV[21] "1" end,
 // ARGV[22] "1" own ids (pull: an entry's own id, and redrivenFrom; push: the original's),
 // ARGV[23] size hint: bytes to assume an entry takes before any is read (0: read `count` at once),
-// ARGV[24] busy wake ms (0: none; see 7), ARGV[25] the channel's trace seed (shared/trace.ts
+// ARGV[24] busy wake ms (0: none; see 8), ARGV[25] the channel's trace seed (shared/trace.ts
 // traceSeed: an entry stored without a trace gets one derived from its id), ARGV[26] flow lease
 // ms (0: no flow key), ARGV[27] flow parallelism (0 none), ARGV[28] flow interval ms (0 no
-// rate), ARGV[29] flow horizon ms, ARGV[30] n, then n type patterns; then n, then n ids to
-// ack; then n nack groups, each:
+// rate), ARGV[29] flow horizon ms, ARGV[30] window field ("" none: the cap is fixed), ARGV[31]
+// the window's cut field, ARGV[32] the window's start, ARGV[33] requests that succeeded since
+// the reader's last take, ARGV[34] when the latest request that met congestion since then was
+// sent (ms; 0 none), ARGV[35] the window as the reader last knew it (0: unknown, read it),
+// ARGV[36] when it was last cut as the reader knew (0: never), ARGV[37] n, then n type
+// patterns; then n, then n ids to ack; then n nack groups, each:
 // visibleIn ms, retry count ("" keep), k, then k ids; then, ordered only: the parked consumer's
 // name, n, then n ids of dead letters parked before this take.
 //
 // Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt,
-// flowWait}: taken a
+// flowWait, window, cutAt, alone}: taken a
 // flat list of (entry id, message id, attempt, JSON text, bytes, traceparent, tracestate: '' when
 // none, ordering key: '' when none), dead of (entry id,
 // deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
 // room, or Upstash's refusal text; paceAt the first slot's time (0 none); room the requests the
-// cap leaves (-1 no cap); nextAt the retry member's time an end set (0: none pending); flowAt
-// the first start slot reserved under the flow key's rate (0 none); flowWait 0, or when blocked
-// by the flow, the time its own leases or rate free a slot at the latest (releases come sooner).
+// cap leaves (-1 no cap; a reader alone under a window: the cap it was given); nextAt the retry
+// member's time an end set (0: none pending); flowAt the first start slot reserved under the flow
+// key's rate (0 none); flowWait 0, or when blocked
+// by the flow, the time its own leases or rate free a slot at the latest (releases come sooner);
+// window the window as this take left it, as text ("" when not used), cutAt its last cut's time;
+// alone 1 when the room step found the reader alone under a window (see 6), else 0.
 //
 // Cost: 1 EVALSHA, + 1 XACK (+1 XDEL) with acks, + 1 XCLAIM per nack group, + 1 XPENDING
-// (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, + 1 XPENDING with a cap or limit,
+// (+1 XCLAIM) recovering, + 1 XPENDING (+1 XCLAIM) looking, with a window: 1 HMGET (+1 HSET) on
+// a reader's first take or a cut, else 1 HINCRBYFLOAT growing it below the cap, else nothing
+// (+1 XPENDING seeing the group before it writes, on a take that has not: one neither reading nor
+// ending; the room's and the end's summary otherwise);
+// + 1 XPENDING with a cap or limit,
 // + 1 XREADGROUP per slice (+1 XCLAIM lease without a holder, +1 XACK types, +1 XCLAIM give-back) reading,
 // + 1 XPENDING per other reader holding entries when looking with a holder, + 1 ZADD with
 // something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
@@ -118,7 +146,8 @@
 // + 1 GET (+1 SET or DEL when it reserves, its requests change or it waits) with a flow key: 2
 // on a take that takes, lets go or waits; none without a key.
 // A pull that returns new messages: 3; a push take of new messages: 4 (the cap's XPENDING, and
-// the retry member's ZADD covering them: push covers on every take; no lease).
+// the retry member's ZADD covering them: push covers on every take; no lease), and the window's
+// command while it grows below the cap.
 // Ordered adds: + 1 HMGET (#<id>) + 1 HMGET (their lanes) with acks or failed nacks, + 1 XCLAIM
 // for the next heads handed out (+1 XCLAIM give-back over the byte budget, or to the waiting
 // room without room), + 1 XPENDING per dead letter parked before; + 1 HMGET for the lanes of
@@ -126,13 +155,14 @@
 // the lanes changed. An unordered take pays none of it (test/worker/cost.test.ts).
 //
 // Lost reply: a repeat settles the same (acks count 0, nacks set the same times a little later),
-// and reads further. What the lost run took is leased: it comes back when its visibility runs
+// and reads further; the window grows by the same successes again (never past the cap), and a
+// cut is made once (the repeat's congestion was sent before the cut it made). What the lost run took is leased: it comes back when its visibility runs
 // out, with its attempt counted, unless the repeat recovers it (push: `cursor`).
 import { ENCODE_LUA } from "./encode.ts";
 
 export const TAKE_LUA = `#!lua flags=allow-key-locking
 ${ENCODE_LUA}
-local stream, due, pace, flowKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream, due, pace, flowKey, stateKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, reader, holder, purge = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local now, base, visibility = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local count, budget, look, maxAttempts = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10] == '1', tonumber(ARGV[11])
@@ -143,10 +173,13 @@ local sizeHint, busyWake = tonumber(ARGV[23]), tonumber(ARGV[24])
 setTraceSeed(ARGV[25])
 local flowLease, flowParallelism = tonumber(ARGV[26]), tonumber(ARGV[27])
 local flowInterval, flowHorizon = tonumber(ARGV[28]), tonumber(ARGV[29])
+local windowField, cutField, start = ARGV[30], ARGV[31], tonumber(ARGV[32])
+local succeeded, congestedAt = tonumber(ARGV[33]), tonumber(ARGV[34])
+local known, knownCut = tonumber(ARGV[35]), tonumber(ARGV[36])
 if holder == '' then holder = reader end
 -- Readers' entries counted from the read: see the top.
 local fromRead = holder ~= reader
-local i = 30
+local i = 37
 local function list()
   local n = tonumber(ARGV[i])
   local from = i + 1
@@ -202,9 +235,9 @@ for _ = 1, groups do
 end
 
 
--- Lanes (ordered: KEYS[5]). A lane is {since, head, queue}, false when empty; loaded once per key
+-- Lanes (ordered: KEYS[6]). A lane is {since, head, queue}, false when empty; loaded once per key
 -- (one HMGET for the keys not loaded yet), written back once at the end (one HSET, one HDEL).
-local lanesKey = KEYS[5]
+local lanesKey = KEYS[6]
 local parked, deadFrom, deadTo = nil, 1, 0
 if lanesKey then
   parked = ARGV[i]
@@ -524,27 +557,80 @@ if look and count > got then
   if lanesKey then release() end
 end
 
--- 5. room
 local want = count - got
 if overflow then want = 0 end
+
+-- 5. window
+-- Written only once this script has seen the group (XPENDING answers NOGROUP for a deleted
+-- channel or subscription, and the script stops there): a run still sending when its channel or
+-- subscription goes, or repeating a take whose reply was lost, never recreates its state hash.
+-- The summary is the room's (step 6) and the end's (step 10), so a take that reads or ends pays
+-- nothing for it.
+local window, cutAt, given, alone, roomSummary = '', 0, cap, 0, nil
+local function seeGroup()
+  if not pendingSummary then
+    pendingSummary = redis.call('XPENDING', stream, group)
+    roomSummary = pendingSummary
+  end
+end
+if windowField ~= '' and (succeeded > 0 or congestedAt > 0 or (want > 0 and cap > 0)) then
+  local w
+  w, cutAt = known, knownCut
+  if known == 0 or congestedAt > knownCut then
+    local stored = redis.call('HMGET', stateKey, windowField, cutField)
+    w, cutAt = math.min(cap, tonumber(stored[1]) or start), tonumber(stored[2]) or 0
+    local was, wasCut = w, cutAt
+    if congestedAt > cutAt then
+      -- The successes it carries first: a run alone keeps its growth until it tells (worker/
+      -- window.ts), so the stored window is behind the one its requests met; the cut halves that.
+      if cutAt == 0 then w = w + succeeded else w = w + succeeded / w end
+      w, cutAt = math.min(cap, w) / 2, now
+    elseif cutAt == 0 then
+      w = w + succeeded
+    else
+      w = w + succeeded / w
+    end
+    -- To a thousandth: its text stays short.
+    w = math.floor(math.max(1, math.min(cap, w)) * 1000 + 0.5) / 1000
+    if not stored[1] or w ~= was or cutAt ~= wasCut then
+      seeGroup()
+      redis.call('HSET', stateKey, windowField, tostring(w), cutField, tostring(cutAt))
+    end
+  elseif succeeded > 0 and known < cap then
+    local step = succeeded
+    if cutAt > 0 then step = succeeded / known end
+    seeGroup()
+    w = tonumber(redis.call('HINCRBYFLOAT', stateKey, windowField, step))
+  end
+  w = math.max(1, math.min(cap, w))
+  window = tostring(w)
+  cap = math.floor(w)
+end
+
+-- 6. room
 if want > 0 and (cap > 0 or pendingLimit > 0) then
-  local summary = redis.call('XPENDING', stream, group)
+  local summary = roomSummary or redis.call('XPENDING', stream, group)
   pendingSummary = summary
   if pendingLimit > 0 then want = math.min(want, pendingLimit - summary[1]) end
   if cap > 0 then
-    local busy = ownRequests + math.ceil(got / batchSize)
+    local others = 0
     for _, c in ipairs(summary[4] or {}) do
       if c[1] ~= reader and c[1] ~= holder and c[1] ~= parked then
-        busy = busy + math.ceil(tonumber(c[2]) / batchSize)
+        others = others + math.ceil(tonumber(c[2]) / batchSize)
       end
     end
+    -- Alone under a window: the reader may take ahead of it, up to the cap it was given; it sends
+    -- no more than the window at once (its caller's part), and every reader that comes counts
+    -- what it holds as in flight.
+    if window ~= '' and others == 0 then cap, alone = given, 1 end
+    local busy = ownRequests + math.ceil(got / batchSize) + others
     room = math.max(0, cap - busy)
     want = math.min(want, room * batchSize)
   end
   if want <= 0 then read = 4 end
 end
 
--- 6. read
+-- 7. read
 if want > 0 and read == 0 then
   -- In slices sized by the largest entry seen so far (sizeHint before any), so that what is read
   -- stays near the byte budget however large the entries are; the next slice only when the last
@@ -622,7 +708,7 @@ if cover and got > 0 then visibleAt(now + visibility) end
 -- An end takes effect only when nothing was taken, nor the flow blocked it: otherwise the reader
 -- goes on.
 local finishing = ending and got == 0 and flowWait == 0
--- 7. schedule
+-- 8. schedule
 if retry ~= '' and earliest and not finishing then redis.call('ZADD', due, 'LT', earliest, retry) end
 if wake ~= '' and read == 1 then
   -- Due, or held for a reader at work (at most busyWake ahead); a backoff's is further out.
@@ -642,7 +728,7 @@ if wake ~= '' and read == 1 then
   end
 end
 
--- 8. pace
+-- 9. pace
 if paceInterval > 0 and got > 0 then
   local batches = math.ceil(got / batchSize)
   paceAt = math.max(now, tonumber(redis.call('GET', pace) or '0'))
@@ -650,7 +736,7 @@ if paceInterval > 0 and got > 0 then
   redis.call('SET', pace, next, 'PX', math.ceil(next - now + 60000))
 end
 
--- 8b. flow
+-- 9b. flow
 if flowLease > 0 then
   local batches = math.ceil(got / batchSize)
   if flowInterval > 0 and batches > 0 then
@@ -681,7 +767,7 @@ if flowLease > 0 then
   end
 end
 
--- 9. end
+-- 10. end
 local nextAt = 0
 if finishing then
   -- Nothing was taken since the room's summary (if any): it still holds.
@@ -733,5 +819,6 @@ if lanesKey then
   if #dels > 0 then redis.call('HDEL', lanesKey, unpack(dels)) end
 end
 
-return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt, flowWait}
+return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt, flowWait,
+  window, cutAt, alone}
 `;

@@ -644,6 +644,10 @@ describe("the subscription page", () => {
     expect(await shown(fact(page, "Pending"))).toBe(String(api.pending));
     expect(await shown(fact(page, "Lag"))).toBe(String(api.lag));
     expect(await shown(fact(page, "Failures in a row"))).toBe(String(api.consecutiveFailures));
+    // The window of requests in flight (adaptive), of maxConcurrency.
+    const [now, max] = await fact(page, "Concurrency now").locator("data").all();
+    expect(await now!.getAttribute("value")).toBe(String(api.currentConcurrency));
+    expect(await max!.getAttribute("value")).toBe(String(api.maxConcurrency));
     expect(await shown(fact(page, "Next attempt"))).toBe(api.nextAttemptAt);
     expect(await shown(fact(page, "Last error at"))).toBe(api.lastErrorAt);
     expect(await fact(page, "Last error").textContent()).toBe(api.lastError);

@@ -178,6 +178,7 @@ describe("listing and reading subscriptions", () => {
         "timeoutMs",
         "maxRequestsPerSecond",
         "maxConcurrency",
+        "currentConcurrency",
         "ordered",
         "heldKeys",
         "flowKey",

@@ -5,7 +5,7 @@ import { failureLine, judge, type Outcome, REJECTED_REASON, stops } from "../../
 import { retryDelayMs } from "../../worker/retry.ts";
 
 const policy = { retryBaseMs: 1000, retryMaxMs: 60_000 };
-const options = { now: 10_000, maxAttempts: 3, jitterKey: "sub", policy };
+const options = { now: 10_000, maxAttempts: 3, jitterKey: "sub", policy, window: 4 };
 /** A message of the channel (its entry id is its message id), on its `attempt`th delivery. */
 const entry = (n: number, attempt = 1): Taken => ({
   entryId: `100-${n}`,
@@ -87,15 +87,52 @@ describe("judging a request", () => {
         dead: [],
         retryAt: due(1),
         reason: status === null ? "timeout after 1 ms" : `HTTP ${status}`,
+        // A timeout is congestion as well as a failure; a status other than 429 or 503 is not.
+        congestion: status === null,
+        backoff: true,
       });
     },
   );
+
+  it.each([429, 503])(
+    "takes a %i without Retry-After for congestion: retried, while the rest go on",
+    (status) => {
+      expect(judge(failed(status), [entry(1)], options)).toMatchObject({
+        kind: "failed",
+        retries: [{ at: due(1), entries: [entry(1)] }],
+        congestion: true,
+        backoff: false,
+      });
+    },
+  );
+
+  it("backs off on a 429 at a window of one: there is nothing left to shrink", () => {
+    expect(judge(failed(429), [entry(1)], { ...options, window: 1 })).toMatchObject({
+      congestion: true,
+      backoff: true,
+    });
+  });
+
+  it("takes a connection error for congestion, and backs off on it", () => {
+    const reset: Answer = {
+      ok: false,
+      status: null,
+      reason: "network error: reset",
+      retryAfterMs: null,
+      answer: "network",
+      body: "",
+    };
+    expect(judge(reset, [entry(1)], options)).toMatchObject({ congestion: true, backoff: true });
+  });
 
   it.each([429, 503])("waits as long as a %i's Retry-After asks when that is longer", (status) => {
     expect(judge(failed(status, 20_000), [entry(1)], options)).toMatchObject({
       kind: "failed",
       retries: [{ at: options.now + 20_000 }],
       retryAt: options.now + 20_000,
+      // Retry-After holds the whole subscription back.
+      congestion: true,
+      backoff: true,
     });
   });
 
@@ -152,21 +189,29 @@ describe("judging a request", () => {
       dead: [entry(1, 3), entry(2, 4)],
       retryAt: due(3),
       reason: "HTTP 500",
+      congestion: false,
+      backoff: true,
     });
   });
 });
 
 describe("which outcomes stop a deliverer", () => {
   const retry = [{ at: 2, entries: [entry(1)] }];
+  const failing: Extract<Outcome, { kind: "failed" }> = {
+    kind: "failed",
+    retries: retry,
+    dead: [],
+    retryAt: 2,
+    reason: "",
+    congestion: false,
+    backoff: true,
+  };
   it.each<[string, boolean, Outcome]>([
     ["delivered", false, { kind: "delivered" }],
     ["partial", false, { kind: "partial", retries: retry, dead: [], reason: "" }],
-    ["failed", true, { kind: "failed", retries: retry, dead: [], retryAt: 2, reason: "" }],
-    [
-      "failed, all dead",
-      false,
-      { kind: "failed", retries: [], dead: [entry(1)], retryAt: 2, reason: "" },
-    ],
+    ["failed", true, { ...failing, retries: retry }],
+    ["failed, all dead", false, { ...failing, retries: [], dead: [entry(1)] }],
+    ["failed by congestion the window answers", false, { ...failing, backoff: false }],
     ["gone", true, { kind: "gone", reason: "" }],
   ])("%s stops: %s", (_, expected, outcome) => {
     expect(stops(outcome)).toBe(expected);
@@ -186,6 +231,8 @@ describe("the log line of a request not wholly accepted", () => {
         dead: [],
         retryAt: 12_500,
         reason: "HTTP 500",
+        congestion: false,
+        backoff: true,
       },
       "webhook failed: orders/billing: HTTP 500, 2 messages, attempt 2; retry in 2.5 s",
     ],

@@ -1,10 +1,10 @@
 // Ordered subscriptions on the real stack: the messages of one ordering key go out in publish
 // order, one request at a time, over every deliverer at once (lua/take.ts: its lanes); other keys,
-// and keyless messages (a lane of their own), go side by side up to maxConcurrency. A failure
+// and keyless messages (a lane of their own), go side by side within the window. A failure
 // holds back its key only, until its message is delivered or dead-lettered.
 
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { timerMember } from "../../shared/keys.ts";
+import { stateField, timerMember } from "../../shared/keys.ts";
 import { TAKE_LUA } from "../../shared/lua/take.ts";
 import { injectedDuring, runsScript } from "../helpers/faults.ts";
 import { startReceiver, type TestReceiver, type WebhookMessage } from "../helpers/receiver.ts";
@@ -172,6 +172,9 @@ describe("an ordered subscription", () => {
       }
       return { status: 204 };
     });
+    // Its window open (an endpoint known to take 25 at once: lua/take.ts, window), so the first
+    // take reads all ten, and a's later four wait behind a0 (a window of 2 would read two).
+    await stack.redis.hset(stack.keys.state(channel), { [stateField("sub", "concurrency")]: 25 });
     await runPass(stack);
     // The endpoint backs off as any subscription's does; a's later messages wait behind a0.
     expect(receiver.messages().map((m) => m.id)).toEqual([a0, ids[1]]);

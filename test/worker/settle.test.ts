@@ -70,7 +70,21 @@ const failed = (retryAt: number, retried: Taken[] = [a, b], dead: Taken[] = []):
   dead,
   retryAt,
   reason: "HTTP 500",
+  congestion: false,
+  backoff: true,
 });
+/** A 429 (or 503, a timeout): congestion; backing the subscription off or not (judge.ts). */
+const congested = (retryAt: number, backoff: boolean): Outcome => ({
+  kind: "failed",
+  retries: [{ at: retryAt, entries: [a, b] }],
+  dead: [],
+  retryAt,
+  reason: "HTTP 429",
+  congestion: true,
+  backoff,
+});
+const none = { succeeded: 0, congestedAt: 0 };
+const succeeded = { succeeded: 1, congestedAt: 0 };
 const gone: Outcome = { kind: "gone", reason: "HTTP 410: the endpoint is gone" };
 const counted = (result: Result) => ({ attempts: { [result]: 1 }, latency: {}, latencyMs: 0 });
 
@@ -80,19 +94,24 @@ describe("what a request's outcome owes Redis", () => {
       "delivered: every message acked",
       [a, b],
       delivered,
-      { ack: ["100-1", "100-2"], nack: [], dead: [] },
+      { ack: ["100-1", "100-2"], nack: [], dead: [], signals: succeeded },
     ],
     [
       "partial: the rest acked, the rejected made visible at their retry time",
       [a, b],
       partial(50),
-      { ack: ["100-1"], nack: [{ ids: ["100-2"], at: 50 }], dead: [] },
+      { ack: ["100-1"], nack: [{ ids: ["100-2"], at: 50 }], dead: [], signals: succeeded },
     ],
     [
       "partial out of attempts: the rejected dead-lettered with its attempts and the reason",
       [a, entry(2, 4)],
       partial(null, [entry(2, 4)]),
-      { ack: ["100-1"], nack: [], dead: [{ id: "100-2", attempts: 4, error: "no" }] },
+      {
+        ack: ["100-1"],
+        nack: [],
+        dead: [{ id: "100-2", attempts: 4, error: "no" }],
+        signals: succeeded,
+      },
     ],
     [
       "partial at two times: a nack for each",
@@ -113,13 +132,25 @@ describe("what a request's outcome owes Redis", () => {
           { ids: ["100-3"], at: 70 },
         ],
         dead: [],
+        signals: succeeded,
       },
     ],
     [
       "failed: nothing acked, the batch visible at its retry time",
       [a, b],
       failed(90),
-      { ack: [], nack: [{ ids: ["100-1", "100-2"], at: 90 }], dead: [] },
+      { ack: [], nack: [{ ids: ["100-1", "100-2"], at: 90 }], dead: [], signals: none },
+    ],
+    [
+      "failed with congestion (429, 503, timeout, network): the same, and when it was sent",
+      [a, b],
+      congested(90, false),
+      {
+        ack: [],
+        nack: [{ ids: ["100-1", "100-2"], at: 90 }],
+        dead: [],
+        signals: { succeeded: 0, congestedAt: 5 },
+      },
     ],
     [
       "failed with one out of attempts: the rest retried, that one dead-lettered",
@@ -129,13 +160,14 @@ describe("what a request's outcome owes Redis", () => {
         ack: [],
         nack: [{ ids: ["100-1"], at: 90 }],
         dead: [{ id: "100-2", attempts: 3, error: "HTTP 500" }],
+        signals: none,
       },
     ],
     [
       "gone: nothing acked or lost, the batch visible again at once",
       [a, b],
       gone,
-      { ack: [], nack: [{ ids: ["100-1", "100-2"], at: 5 }], dead: [] },
+      { ack: [], nack: [{ ids: ["100-1", "100-2"], at: 5 }], dead: [], signals: none },
     ],
   ])("%s", (_, batch, outcome, owed) => {
     const request = sent(outcome, batch);
@@ -203,6 +235,20 @@ describe("what a request's outcome does to the run's progress", () => {
       },
     ],
     [
+      "congestion the window answers: a failed request, no backoff (the rest go on)",
+      congested(90, false),
+      {
+        tally: { delivered: 0, retried: 2, deadLettered: 0, filtered: 0 },
+        state: {
+          success: null,
+          failuresSince: 1,
+          error: { at: 5, error: "HTTP 429" },
+          counts: counted("http_5xx"),
+        },
+        stop: null,
+      },
+    ],
+    [
       "failed with every message dead: a failed request, no backoff (nothing left to retry)",
       failed(90, [], [entry(1, 3), entry(2, 3)]),
       {
@@ -247,6 +293,18 @@ describe("a run of requests", () => {
     });
     const again = settleAll([sent(failed(99, [a]), [a], 4)], "main", recovered);
     expect(again.progress.state).toMatchObject({ success: { at: 3 }, failuresSince: 1 });
+  });
+
+  it("owes the window its successes and the latest congested request's start", () => {
+    const run = settleAll([
+      sent(delivered, [a], 1),
+      sent(congested(90, false), [b], 7),
+      sent(congested(90, false), [c], 4),
+      sent(failed(90, [a]), [a], 9),
+      sent(partial(50), [a, b], 3),
+    ]);
+    // The 500 is not congestion: the latest congested request is the one sent at 7.
+    expect(run.owed.signals).toEqual({ succeeded: 2, congestedAt: 7 });
   });
 
   it("only moves a backoff later: of two, the later holds", () => {
