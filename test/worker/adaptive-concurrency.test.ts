@@ -219,7 +219,9 @@ describe("a push subscription's window of requests in flight", () => {
     // flight with it, refused ones included) is K, give or take one, in most rounds.
     const refused = receiver.requests.filter((r) => r.status === 429).length;
     expect(refused / receiver.requests.length).toBeLessThan(0.2);
-    const peaks = seen.filter((n, i) => i === seen.length - 1 || seen[i + 1]! <= n).sort();
+    const peaks = seen
+      .filter((n, i) => i === seen.length - 1 || seen[i + 1]! <= n)
+      .sort((a, b) => a - b);
     const median = peaks[Math.floor(peaks.length / 2)]!;
     expect(median).toBeGreaterThanOrEqual(K - 1);
     expect(median).toBeLessThanOrEqual(K + 1);
