@@ -9,12 +9,14 @@ import type { DelayedResult } from "./scenarios/delayed.ts";
 import type { DeliveryRow } from "./scenarios/delivery.ts";
 import type { FanoutResult, LoadedFanoutResult } from "./scenarios/fanout.ts";
 import type { LatencyResult } from "./scenarios/latency.ts";
+import type { LoneMessageResult } from "./scenarios/lone-message.ts";
 import type { OrderedResult } from "./scenarios/ordered.ts";
 import type { PublishRow } from "./scenarios/publish.ts";
 import type { PullResult } from "./scenarios/pull.ts";
 import type { RetentionResult } from "./scenarios/retention.ts";
 import type { RetriesResult } from "./scenarios/retries.ts";
 import type { RetryLatenessResult } from "./scenarios/retry-lateness.ts";
+import type { SteadyStreamResult } from "./scenarios/steady-stream.ts";
 import type { SustainedResult } from "./scenarios/sustained.ts";
 
 export interface Results {
@@ -22,6 +24,8 @@ export interface Results {
   cost?: CostResult;
   publish?: PublishRow[];
   latency?: LatencyResult;
+  loneMessage?: LoneMessageResult;
+  steadyStream?: SteadyStreamResult;
   delivery?: DeliveryRow[];
   retries?: RetriesResult;
   slow?: SustainedResult;

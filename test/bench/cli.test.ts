@@ -115,6 +115,12 @@ describe("where npm run bench writes its results", () => {
     expect(options([]).scenarios).toEqual([...SCENARIOS]);
   });
 
+  it("runs issue 21's lone-message and steady-stream scenarios in the default run, right after latency, each alone with --only", () => {
+    expect(options([]).scenarios.slice(2, 5)).toEqual(["latency", "lone-message", "steady-stream"]);
+    expect(options(["--only", "lone-message"]).scenarios).toEqual(["lone-message"]);
+    expect(options(["--only", "steady-stream,cost"]).scenarios).toEqual(["cost", "steady-stream"]);
+  });
+
   it("runs the ordered-delivery scenario in the default run, and alone with --only ordered", () => {
     expect(options([]).scenarios).toContain("ordered");
     expect(options(["--only", "ordered"]).scenarios).toEqual(["ordered"]);
