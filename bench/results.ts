@@ -1,5 +1,6 @@
-// What a benchmark run measured, scenario by scenario (absent: not run). Its own file, so that
-// the report and the chart both read it without importing each other.
+// What a benchmark run measured, scenario by scenario (absent: not run), and the shape of a
+// target judged against it. Its own file, so that the report, its cost part and the chart all
+// read it without importing each other.
 
 import type { BacklogResult } from "./scenarios/backlog.ts";
 import type { ConcurrentResult } from "./scenarios/concurrent.ts";
@@ -18,6 +19,13 @@ import type { RetriesResult } from "./scenarios/retries.ts";
 import type { RetryLatenessResult } from "./scenarios/retry-lateness.ts";
 import type { SteadyStreamResult } from "./scenarios/steady-stream.ts";
 import type { SustainedResult } from "./scenarios/sustained.ts";
+
+/** A target of the report (report.ts), judged against a run's figures. */
+export interface Target {
+  target: string;
+  measured: string;
+  met: boolean;
+}
 
 export interface Results {
   startedAt: string;
