@@ -251,7 +251,7 @@ export function markdown(r: Results): string {
       .join(", ");
     extra.push([
       `A lone message: ${l.messages} single publishes ${l.intervalMs} ms apart to 1 subscriber (default batchSize), queue bound`,
-      `${l.delivered} of ${l.messages} received, missing ${l.missing}; p50 ${round(l.p50Ms, 0)} ms, p99 ${round(l.p99Ms, 0)} ms, max ${round(l.maxMs, 0)} ms; ${l.commandsPerMessage} commands/msg (${each}); ${l.queueOpsPerMessage} queue ops/msg`,
+      `${l.delivered} of ${l.messages} received in ${l.requests} requests, missing ${l.missing}; p50 ${round(l.p50Ms, 0)} ms, p99 ${round(l.p99Ms, 0)} ms, max ${round(l.maxMs, 0)} ms; ${l.commandsPerMessage} commands/msg (${each}); ${l.queueOpsPerMessage} queue ops/msg`,
     ]);
   }
   if (r.steadyStream) {

@@ -16,6 +16,11 @@ export interface LoneMessageResult {
   intervalMs: number;
   /** Distinct messages the subscriber received. */
   delivered: number;
+  /**
+   * Webhook requests it got: as many as messages when each went alone; fewer when the machine
+   * was slow enough that a message came while the one before was still on its way (cheaper).
+   */
+  requests: number;
   missing: number;
   p50Ms: number;
   p99Ms: number;
@@ -57,6 +62,7 @@ export async function loneMessageScenario(
     messages: published,
     intervalMs: options.intervalMs,
     delivered,
+    requests: stack.receivers.requests(receiver),
     missing: published - delivered,
     p50Ms: percentile(samples, 50),
     p99Ms: percentile(samples, 99),

@@ -16,6 +16,7 @@ const lone: LoneMessageResult = {
   messages: 100,
   intervalMs: 50,
   delivered: 100,
+  requests: 100,
   missing: 0,
   p50Ms: 15,
   p99Ms: 60,
@@ -105,8 +106,10 @@ describe("the lone message: <= 5 commands and <= QStash's $10 per million, every
     );
   });
 
-  it("breaks one message's commands down by name, dearest first", () => {
-    expect(markdown({ startedAt, loneMessage: lone })).toContain(
+  it("breaks one message's commands down by name, dearest first, and says if any went together", () => {
+    const md = markdown({ startedAt, loneMessage: { ...lone, requests: 97 } });
+    expect(md).toContain("100 of 100 received in 97 requests, missing 0");
+    expect(md).toContain(
       "4.5 commands/msg (evalsha 2, xadd 1, xgroup delconsumer 1, hincrby 0.5); 0.5 queue ops/msg",
     );
   });
