@@ -12,6 +12,8 @@ export const SCENARIOS = [
   "cost",
   "publish",
   "latency",
+  "lone-message",
+  "steady-stream",
   "delivery",
   "retries",
   "slow",

@@ -10,9 +10,10 @@
 //   npm run bench -- --only publish,cost --out /tmp/bench --check
 //   npm run bench -- --check-only bench/results/latest.json
 //
-// Scenarios: cost, publish, latency, delivery, retries (driven pass by pass or by the kick, as
-// before the queue), then those of the Worker as deployed with its delivery queue and no manual
-// pass: slow (busy subscribers), fast, lateness (retries on time), delayed (delayed messages on
+// Scenarios: cost, publish, latency (by the kick), lone-message and steady-stream (issue 21's
+// costs, on the Worker as deployed with its delivery queue: one subscriber getting a message now
+// and then; 500 msg/s to 10 subscribers), delivery, retries (driven pass by pass), then those of
+// the Worker as deployed with its delivery queue and no manual pass: slow (busy subscribers), fast, lateness (retries on time), delayed (delayed messages on
 // time, and their cost), fanout, fanout-loaded (the
 // same beside a steady load of busy subscribers), drain (a backlog drained by one cron run
 // against back-to-back passes), retention (trimming's memory and commands), pull (4 consumers of
@@ -34,12 +35,14 @@ import { delayedScenario } from "./scenarios/delayed.ts";
 import { type DeliveryRow, deliveryCell } from "./scenarios/delivery.ts";
 import { fanoutScenario, loadedFanoutScenario } from "./scenarios/fanout.ts";
 import { latencyScenario } from "./scenarios/latency.ts";
+import { loneMessageScenario } from "./scenarios/lone-message.ts";
 import { orderedScenario } from "./scenarios/ordered.ts";
 import { publishScenario } from "./scenarios/publish.ts";
 import { pullScenario } from "./scenarios/pull.ts";
 import { retentionScenario } from "./scenarios/retention.ts";
 import { retriesScenario } from "./scenarios/retries.ts";
 import { retryLatenessScenario } from "./scenarios/retry-lateness.ts";
+import { steadyStreamScenario } from "./scenarios/steady-stream.ts";
 import { sustainedScenario } from "./scenarios/sustained.ts";
 import { startBenchStack } from "./stack.ts";
 
@@ -114,6 +117,30 @@ try {
     results.latency = await latencyScenario(stack, {
       ratePerSecond: options.latencyRate ?? 50,
       seconds: options.latencySeconds ?? (quick ? 4 : 10),
+    });
+  }
+  // Issue 21's two figures of the Worker as deployed, run while the kicked Worker has nothing
+  // else to do: Redis' command count is the whole database's.
+  if (runs("lone-message")) {
+    log("lone-message: 100 single publishes 50 ms apart to 1 subscriber, queue bound...");
+    results.loneMessage = await loneMessageScenario(stack, {
+      messages: 100,
+      intervalMs: 50,
+      timeoutMs: 30_000,
+    });
+  }
+  if (runs("steady-stream")) {
+    const seconds = quick ? 5 : 20;
+    log(
+      `steady-stream: 500 msg/s in publishes of 10 to 10 subscribers at batch 100, ${seconds} s...`,
+    );
+    results.steadyStream = await steadyStreamScenario(stack, {
+      ratePerSecond: 500,
+      perPublish: 10,
+      subscriptions: 10,
+      batchSize: 100,
+      seconds,
+      timeoutMs: 120_000,
     });
   }
   if (runs("delivery")) {
