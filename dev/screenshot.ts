@@ -6,13 +6,13 @@
 // and docs/dashboard-subscription.png (a failing subscriber: its attempt log), or one page.
 //
 // An hour cannot be waited for, so the hour before the real requests is written into two attempt
-// logs directly, as records the worker would have written (recordEntry), with `at` in the past:
+// logs directly, as records the worker would have written (recordsEntry), with `at` in the past:
 // the chart then shows an hour, not one bar. Nothing else is written behind the API's back.
 //
 //   npm run screenshot [-- --page channels|channel|subscription --out <file>]
 
 import { join } from "node:path";
-import { type AttemptRecord, recordEntry } from "../shared/attempt-log.ts";
+import { type AttemptRecord, recordsEntry } from "../shared/attempt-log.ts";
 import { requestTrace } from "../shared/trace.ts";
 import setup from "../test/global-setup.ts";
 import { launchBrowser, openDashboard } from "../test/helpers/browser.ts";
@@ -109,7 +109,7 @@ async function writeHistory(
       traceparent: requestTrace([]).traceparent,
       held: [],
     };
-    const fields = Object.entries(recordEntry(record)).flat();
+    const fields = Object.entries(recordsEntry([record])).flat();
     await stack.redis.xadd(stack.keys.attempts("orders", name), "*", ...fields);
   }
 }

@@ -2,10 +2,10 @@
 
 import { z } from "@hono/zod-openapi";
 import { RESPONSE_SNIPPET_BYTES } from "../shared/attempt-log.ts";
-import { StreamId } from "./schemas.ts";
+import { AttemptId } from "./schemas.ts";
 
 export const AttemptQuery = z.object({
-  after: StreamId.optional().openapi({
+  after: AttemptId.optional().openapi({
     description: "Return attempts older than this one (its `id`, exclusive): the `next` of a page",
   }),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -13,7 +13,11 @@ export const AttemptQuery = z.object({
 
 export const Attempt = z
   .object({
-    id: z.string().openapi({ description: "The log entry's id (a stream id): the paging cursor" }),
+    id: z.string().openapi({
+      example: "1712345678901-0.3",
+      description:
+        "The record's id, the paging cursor: its log entry's (a stream id), with `.<i>` after it for the entry's i-th record (the records of a deliverer's requests are written together)",
+    }),
     at: z.iso.datetime().openapi({ description: "When the request started" }),
     attempt: z.number().int().openapi({
       description: "The attempt number of its messages (the highest, should they differ)",

@@ -40,6 +40,14 @@ export const StreamId = z
   .regex(STREAM_ID_64, { error: (issue) => idProblem(String(issue.input)) ?? NOT_AN_ID })
   .openapi({ example: "1712345678901-0" });
 
+/** An attempt record's id (shared/attempt-log.ts): a stream id, and ".<i>" for an entry's i-th. */
+export const AttemptId = z
+  .string()
+  .regex(new RegExp(`^${PART}-${PART}(?:\\.\\d{1,4})?$`), {
+    error: "must be an attempt id like 1712345678901-0 or 1712345678901-0.3",
+  })
+  .openapi({ example: "1712345678901-0.3" });
+
 /**
  * `min` to `max` stream ids, each held to StreamId's rules with its messages, in one pass over
  * the list: a schema run per id was a fifth of the Worker's time in a pull that acks 1,000.

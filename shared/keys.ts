@@ -111,11 +111,13 @@
 //                                 death. Worker writes (a pull's park too), and trims to
 //                                 DEAD_LETTER_MAX_AGE_MS, _MAX_MESSAGES and _MAX_BYTES when it
 //                                 parks and when the channel is swept; API lists, purges
-// {p}:attempts:<ch>:<sub> STREAM the last ~1,000 webhook requests of a push subscription (XADD
-//                                 MAXLEN ~ 1000): a (start ms), n (attempt), m (messages), f and l
-//                                 (first and last message id), s (HTTP status, or "timeout" /
+// {p}:attempts:<ch>:<sub> STREAM the last ~1,000 webhook requests of a push subscription, the
+//                                 records of a round trip's requests in one entry (XADD MAXLEN ~
+//                                 1000 / records): a (start ms), n (attempt), m (messages), f and
+//                                 l (first and last message id), s (HTTP status, or "timeout" /
 //                                 "network"), d (duration ms), e (error; absent on 2xx), b (the
-//                                 response body's first 1 KiB; absent when empty). Made empty by
+//                                 response body's first 1 KiB; absent when empty), t, h; the i-th
+//                                 record of an entry (i >= 1) as a<i>, n<i>, ... Made empty by
 //                                 subscribe; the worker appends with NOMKSTREAM, so a deleted
 //                                 subscription's log is never made again; API lists it newest
 //                                 first (shared/attempt-log.ts)

@@ -3,19 +3,14 @@
 // cost, and what happens when its reply is lost (shared/redis.ts):
 //
 //   call          commands                                 reply lost
-//   records       1 XADD per request (NOMKSTREAM, MAXLEN ~)  again through lua/record.ts, which
-//                                                           appends only those the log does not
+//   records       1 XADD for all the requests since the     again through lua/record.ts, which
+//                 last round trip (NOMKSTREAM, MAXLEN ~)    appends only those the log does not
 //                                                           end with yet (recordAgain)
 //   report        lua/report.ts: counters, delivery state,  again: a repeat finds what the first
 //                 health, pause on 410                     run answered ({p}:written:<id>) and
 //                                                           writes nothing
 
-import {
-  ATTEMPT_LOG_LENGTH,
-  type AttemptRecord,
-  recordEntry,
-  recordValues,
-} from "../shared/attempt-log.ts";
+import { type AttemptRecord, logTrim, recordsEntry, recordValues } from "../shared/attempt-log.ts";
 import { metricsField, pausedField, type StateFact, stateField } from "../shared/keys.ts";
 import { RECORD_LUA } from "../shared/lua/record.ts";
 import { REPORT_LUA } from "../shared/lua/report.ts";
@@ -25,14 +20,13 @@ import { counterIncrements } from "./attempts.ts";
 import type { StateChange } from "./settle.ts";
 import { stateWrites } from "./settle.ts";
 
-/** The XADDs of some requests' records, as calls of a batch. */
+/** The XADD of some requests' records (one entry: shared/attempt-log.ts), as calls of a batch. */
 export function recordCalls(db: Db, sub: Subscription, records: AttemptRecord[]): Call[] {
+  if (records.length === 0) return [];
   const log = db.keys.attempts(sub.channel, sub.name);
   // NOMKSTREAM: a subscription deleted meanwhile does not get its log back (subscribe makes it).
-  const trim = { type: "MAXLEN", comparison: "~", threshold: ATTEMPT_LOG_LENGTH } as const;
-  return records.map((record) => ({
-    add: (p) => p.xadd(log, "*", recordEntry(record), { nomkStream: true, trim }),
-  }));
+  const trim = { type: "MAXLEN", comparison: "~", threshold: logTrim(records.length) } as const;
+  return [{ add: (p) => p.xadd(log, "*", recordsEntry(records), { nomkStream: true, trim }) }];
 }
 
 /** After a lost reply: the records appended unless the log holds them already. Safe to repeat. */

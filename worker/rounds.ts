@@ -3,7 +3,7 @@
 //
 //   part        what                                       reply lost
 //   park        dead letters owed (lua/dead-letter.ts)     again: parks only what is pending
-//   records     one XADD per request since (report.ts)     again through lua/record.ts: once
+//   records     one XADD: the requests since (report.ts)   again through lua/record.ts: once
 //   report      the run's counters, state, health          again: its {p}:written key says it
 //               (final round only)                          was written, nothing twice
 //   take        acks, nacks, then more (lua/take.ts)       again with `cursor`: what the lost
@@ -104,14 +104,10 @@ export async function finalRound(
   const { db } = r;
   // Parked first, on its own: the take lets the reader go only once it holds nothing.
   const refused = owed.dead.length > 0 ? await parkAgain(r, owed, req.now) : noneRefused;
-  const n = owed.records.length;
+  const records = recordCalls(db, r.sub, owed.records);
+  const n = records.length;
   const after = wakeCalls(r, wake);
-  const calls = [
-    ...recordCalls(db, r.sub, owed.records),
-    reportCall(db, r.sub, report),
-    takeCall(db, r.q, req),
-    ...after,
-  ];
+  const calls = [...records, reportCall(db, r.sub, report), takeCall(db, r.q, req), ...after];
   try {
     const replies = await sendBatch(db.once, calls);
     const health = healthOf(replyValue(replies[n]));

@@ -34,11 +34,13 @@ export interface HourOfAttempts {
   since: number | null;
 }
 
-// Records per XREVRANGE. A full log (up to 1,100 records: XADD MAXLEN ~ keeps whole stream
-// nodes of 100) takes 5 pages, each at most about 400 KB (records hold up to ~1.6 KB).
+// Records per page. A full log takes 5 to 9 pages, each at most about 400 KB (records hold up to
+// ~1.6 KB): about ATTEMPT_LOG_LENGTH records, up to twice that when a busy stretch (entries of
+// several records, trimmed to fewer entries: shared/attempt-log.ts) follows a quiet one, plus
+// the whole stream nodes of 100 that XADD MAXLEN ~ keeps.
 const PAGE = 250;
 // The bound on pages: the whole log and no more, whatever happens to it while it is read.
-const MAX_PAGES = Math.ceil((ATTEMPT_LOG_LENGTH + 100) / PAGE);
+const MAX_PAGES = Math.ceil((2 * ATTEMPT_LOG_LENGTH + 200) / PAGE);
 
 /**
  * The subscription's records of the last hour: pages of the log, newest first, until one reaches

@@ -15,6 +15,13 @@ deliveryFixture("attempts", { vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "
   ({ stack, receiver, channel } = f);
 });
 
+/** The whole log, newest first, in one page. */
+async function allRecords(name: string) {
+  const page = await attempts(name, "?limit=1000");
+  if (page.next === null) return page.attempts;
+  return [...page.attempts, ...(await attempts(name, `?limit=1000&after=${page.next}`)).attempts];
+}
+
 const path = (name: string, query = "") =>
   `/v1/channels/${channel}/subscriptions/${name}/attempts${query}`;
 
@@ -146,13 +153,53 @@ describe("the attempt log", () => {
     );
     while ((await runPass(stack)).delivered > 0);
     expect(receiver.requests).toHaveLength(total);
+    // A round trip's records are one entry, trimmed to about 1,000 / records entries (MAXLEN ~
+    // keeps whole stream nodes of 100): about the last 1,000 requests, in far fewer entries.
     const length = await stack.redis.xlen(stack.keys.attempts(channel, "sub"));
-    // MAXLEN ~ trims whole stream nodes (100 entries): at least 1,000, less than 1,100.
-    expect(length).toBeGreaterThanOrEqual(1000);
-    expect(length).toBeLessThan(1100);
-    const newest = (await attempts("sub", "?limit=1")).attempts[0]!;
-    expect(newest.firstId).toBe(rest.at(-1));
+    const kept = await allRecords("sub");
+    expect(kept.length).toBeGreaterThanOrEqual(1000);
+    expect(kept.length).toBeLessThanOrEqual(total);
+    expect(length).toBeLessThan(kept.length / 2);
+    // The newest ones, each once.
+    expect(kept[0]!.firstId).toBe(rest.at(-1));
+    expect(new Set(kept.map((a) => a.firstId)).size).toBe(kept.length);
   }, 60_000);
+
+  it("pages through records written together as it does through records written alone", async () => {
+    // Ten requests at a time: a take acks several, and their records are one entry.
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 1 });
+    const ids = await publish(
+      stack,
+      channel,
+      Array.from({ length: 40 }, (_, i) => ({ data: i })),
+    );
+    await runPass(stack);
+    expect(receiver.requests).toHaveLength(40);
+    const entries = await stack.redis.xlen(stack.keys.attempts(channel, "sub"));
+    expect(entries).toBeLessThan(40);
+    const whole = await allRecords("sub");
+    // Every request once; an entry's later records are <entry id>.<i>.
+    expect(whole.map((a) => a.firstId).sort()).toEqual([...ids].sort());
+    expect(whole.some((a) => /^\d+-\d+\.\d+$/.test(a.id))).toBe(true);
+    // Pages of 3 cut entries anywhere, and give the same records in the same order.
+    const paged: Attempt[] = [];
+    let after: string | null = null;
+    do {
+      const page = await attempts("sub", `?limit=3${after ? `&after=${after}` : ""}`);
+      expect(page.attempts.length).toBeLessThanOrEqual(3);
+      paged.push(...page.attempts);
+      after = page.next;
+    } while (after !== null);
+    expect(paged).toEqual(whole);
+    // Newest first: by entry, then by place in the entry.
+    const order = whole.map((a) => {
+      const [entry, i = "0"] = a.id.split(".");
+      const [ms, seq] = entry!.split("-").map(Number);
+      return [ms!, seq!, Number(i)];
+    });
+    const sorted = [...order].sort((x, y) => y[0]! - x[0]! || y[1]! - x[1]! || y[2]! - x[2]!);
+    expect(order).toEqual(sorted);
+  });
 
   it("is empty for a pull subscription, which makes no requests", async () => {
     await subscribe(stack, channel, { name: "puller", mode: "pull", from: "earliest" });
@@ -187,6 +234,7 @@ describe("the attempt log", () => {
     ["a limit of 0", "?limit=0"],
     ["a limit over 1000", "?limit=1001"],
     ["an after that is no stream id", "?after=yesterday"],
+    ["an after with no index after its dot", "?after=1-0."],
   ])("answers %s with 400", async (_, query) => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url });
     const res = await stack.api(path("sub", query));
