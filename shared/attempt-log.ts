@@ -3,14 +3,18 @@
 // answer: what was sent, when, and what the endpoint said.
 //
 // The worker appends the records of a deliverer's requests in whichever round trip comes next
-// (worker/rounds.ts), ONE XADD for all of them (worker/report.ts): Upstash bills each command, and
-// a record per XADD was most of a backlog's cost (0.9 of 2.1 commands per batch of 100). An entry
-// holds its records in the order they were made: the first under RECORD_FIELDS' names, the i-th
-// (i >= 1) under the same names followed by i (a1, n1, ...). So a one-record entry is exactly the
-// entry of a log written before records were packed, and plain Lua can read them (lua/record.ts,
-// which finds out after a lost reply which records were appended). The API reads the log newest
-// first: a record's id is its entry's, with ".<i>" after it for the i-th. Pull subscriptions make
-// no requests: no log.
+// (worker/rounds.ts), one XADD per RECORDS_PER_ENTRY of them (worker/report.ts): Upstash bills
+// each command, and a record per XADD was most of a backlog's cost (0.9 of 2.1 commands per batch
+// of 100, 1 of 1.73 per message at batch size 1). An entry holds its records in the order they
+// were made: the first under RECORD_FIELDS' names, the i-th (i >= 1) under the same names
+// followed by i (a1, n1, ...). So a one-record entry is exactly the entry of a log written before
+// records were packed, and plain Lua can read them (lua/record.ts, which finds out after a lost
+// reply which records were appended). The API reads the log newest first: a record's id is its
+// entry's, with ".<i>" after it for the i-th. Pull subscriptions make no requests: no log.
+//
+// The log is capped in entries (XADD MAXLEN ~ ATTEMPT_LOG_LENGTH), so it always keeps at least
+// the last ATTEMPT_LOG_LENGTH requests, and RECORDS_PER_ENTRY bounds what it can hold: up to ten
+// times as many requests for a subscription that finishes ten between two round trips.
 
 import { asEntries, type Db } from "./redis.ts";
 
@@ -60,14 +64,17 @@ export interface HeldBehind {
 export const RESPONSE_SNIPPET_BYTES = 1024;
 
 /**
- * Records kept per subscription, at least: an XADD of n records trims the log to about
- * ATTEMPT_LOG_LENGTH / n entries (logTrim), so a busy subscription's log holds about as many
- * requests as a quiet one's, and never more than ATTEMPT_LOG_LENGTH entries.
+ * Entries kept per subscription (XADD MAXLEN ~ this: whole stream nodes of 100, so up to 100
+ * more), each of one to RECORDS_PER_ENTRY records: at least this many requests are kept.
  */
 export const ATTEMPT_LOG_LENGTH = 1000;
 
-/** The XADD MAXLEN ~ threshold for an entry of `records` records (whole stream nodes are kept). */
-export const logTrim = (records: number) => Math.ceil(ATTEMPT_LOG_LENGTH / Math.max(1, records));
+/**
+ * Records an entry holds at most. A take carries the records of the requests it acks, ten at a
+ * time on a backlog at the default maxConcurrency: one XADD for them. The bound keeps a full log
+ * (records of up to ~1.7 KB) under ~19 MB, well inside Upstash's 100 MB per key.
+ */
+export const RECORDS_PER_ENTRY = 10;
 
 /** The stream fields of a record, in this order; "" values are left out of the entry. */
 export const RECORD_FIELDS = ["a", "n", "m", "f", "l", "s", "d", "e", "b", "t", "h"] as const;
@@ -166,9 +173,9 @@ function viewOf(id: string, f: Record<string, string>): AttemptView {
 
 /**
  * A page of a subscription's attempt log, newest first, before `after` (a record's id,
- * exclusive); `next` is the cursor of the following page, null when there is none. 1 XREVRANGE:
- * each entry holds at least one record, so `limit` + 1 entries (and the one `after` is in) tell
- * whether another page exists.
+ * exclusive); `next` is the cursor of the following page, null when there is none. XREVRANGEs of
+ * as many entries as the page needs were each full (its records are read whole, and one more
+ * tells whether another page exists): 1 for a log of full entries, 2 or 3 for one of single records.
  */
 export async function readAttempts(
   db: Db,
@@ -179,18 +186,24 @@ export async function readAttempts(
   const after = page.after ? splitId(page.after) : null;
   // Nothing comes before the smallest id (and Redis refuses to range below it).
   if (after?.entry === "0-0" && after.index === 0) return { attempts: [], next: null };
+  const log = db.keys.attempts(channel, name);
   // After an entry's first record come older entries only; after a later one, the entry's
   // records before it first.
-  const end = after === null ? "+" : after.index === 0 ? `(${after.entry}` : after.entry;
-  const raw = await db.redis.xrevrange(db.keys.attempts(channel, name), end, "-", page.limit + 2);
+  let end = after === null ? "+" : after.index === 0 ? `(${after.entry}` : after.entry;
   const views: AttemptView[] = [];
-  for (const { id, fields } of asEntries(raw)) {
-    const records = unpack(fields ?? {});
-    const below = after !== null && id === after.entry ? after.index : records.length;
-    for (let i = Math.min(below, records.length) - 1; i >= 0; i--) {
-      views.push(viewOf(i === 0 ? id : `${id}.${i}`, records[i]!));
+  while (views.length <= page.limit) {
+    const wanted = page.limit + 1 - views.length;
+    const count = Math.ceil(wanted / RECORDS_PER_ENTRY) + 1;
+    const entries = asEntries(await db.redis.xrevrange(log, end, "-", count));
+    for (const { id, fields } of entries) {
+      const records = unpack(fields ?? {});
+      const below = after !== null && id === after.entry ? after.index : records.length;
+      for (let i = Math.min(below, records.length) - 1; i >= 0; i--) {
+        views.push(viewOf(i === 0 ? id : `${id}.${i}`, records[i]!));
+      }
     }
-    if (views.length > page.limit) break;
+    if (entries.length < count) break;
+    end = `(${entries.at(-1)!.id}`;
   }
   const attempts = views.slice(0, page.limit);
   const next = views.length > page.limit ? (attempts.at(-1)?.id ?? null) : null;

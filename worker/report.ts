@@ -3,14 +3,20 @@
 // cost, and what happens when its reply is lost (shared/redis.ts):
 //
 //   call          commands                                 reply lost
-//   records       1 XADD for all the requests since the     again through lua/record.ts, which
-//                 last round trip (NOMKSTREAM, MAXLEN ~)    appends only those the log does not
+//   records       1 XADD per 10 requests since the last     again through lua/record.ts, which
+//                 round trip (NOMKSTREAM, MAXLEN ~)         appends only those the log does not
 //                                                           end with yet (recordAgain)
 //   report        lua/report.ts: counters, delivery state,  again: a repeat finds what the first
 //                 health, pause on 410                     run answered ({p}:written:<id>) and
 //                                                           writes nothing
 
-import { type AttemptRecord, logTrim, recordsEntry, recordValues } from "../shared/attempt-log.ts";
+import {
+  ATTEMPT_LOG_LENGTH,
+  type AttemptRecord,
+  RECORDS_PER_ENTRY,
+  recordsEntry,
+  recordValues,
+} from "../shared/attempt-log.ts";
 import { metricsField, pausedField, type StateFact, stateField } from "../shared/keys.ts";
 import { RECORD_LUA } from "../shared/lua/record.ts";
 import { REPORT_LUA } from "../shared/lua/report.ts";
@@ -20,13 +26,20 @@ import { counterIncrements } from "./attempts.ts";
 import type { StateChange } from "./settle.ts";
 import { stateWrites } from "./settle.ts";
 
-/** The XADD of some requests' records (one entry: shared/attempt-log.ts), as calls of a batch. */
+/**
+ * The XADDs of some requests' records, as calls of a batch: RECORDS_PER_ENTRY to an entry
+ * (shared/attempt-log.ts), so one for the requests a take acks on a backlog.
+ */
 export function recordCalls(db: Db, sub: Subscription, records: AttemptRecord[]): Call[] {
-  if (records.length === 0) return [];
   const log = db.keys.attempts(sub.channel, sub.name);
   // NOMKSTREAM: a subscription deleted meanwhile does not get its log back (subscribe makes it).
-  const trim = { type: "MAXLEN", comparison: "~", threshold: logTrim(records.length) } as const;
-  return [{ add: (p) => p.xadd(log, "*", recordsEntry(records), { nomkStream: true, trim }) }];
+  const trim = { type: "MAXLEN", comparison: "~", threshold: ATTEMPT_LOG_LENGTH } as const;
+  const calls: Call[] = [];
+  for (let i = 0; i < records.length; i += RECORDS_PER_ENTRY) {
+    const entry = recordsEntry(records.slice(i, i + RECORDS_PER_ENTRY));
+    calls.push({ add: (p) => p.xadd(log, "*", entry, { nomkStream: true, trim }) });
+  }
+  return calls;
 }
 
 /** After a lost reply: the records appended unless the log holds them already. Safe to repeat. */

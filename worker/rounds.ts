@@ -3,7 +3,7 @@
 //
 //   part        what                                       reply lost
 //   park        dead letters owed (lua/dead-letter.ts)     again: parks only what is pending
-//   records     one XADD: the requests since (report.ts)   again through lua/record.ts: once
+//   records     XADDs, 10 requests each (report.ts)       again through lua/record.ts: once
 //   report      the run's counters, state, health          again: its {p}:written key says it
 //               (final round only)                          was written, nothing twice
 //   take        acks, nacks, then more (lua/take.ts)       again with `cursor`: what the lost

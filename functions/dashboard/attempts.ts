@@ -3,7 +3,12 @@
 // channel (allow("read"), as the API's GET .../attempts does). Going through the route instead
 // would look the key up again and count against its rate limit once more per subscription.
 
-import { ATTEMPT_LOG_LENGTH, type AttemptView, readAttempts } from "../../shared/attempt-log.ts";
+import {
+  ATTEMPT_LOG_LENGTH,
+  type AttemptView,
+  RECORDS_PER_ENTRY,
+  readAttempts,
+} from "../../shared/attempt-log.ts";
 import type { Db } from "../../shared/redis.ts";
 
 export type { AttemptView };
@@ -34,13 +39,13 @@ export interface HourOfAttempts {
   since: number | null;
 }
 
-// Records per page. A full log takes 5 to 9 pages, each at most about 400 KB (records hold up to
-// ~1.6 KB): about ATTEMPT_LOG_LENGTH records, up to twice that when a busy stretch (entries of
-// several records, trimmed to fewer entries: shared/attempt-log.ts) follows a quiet one, plus
-// the whole stream nodes of 100 that XADD MAXLEN ~ keeps.
+// Records per page, each page at most about 400 KB (records hold up to ~1.6 KB). A log of
+// single-record entries takes 5 pages (XADD MAXLEN ~ keeps whole stream nodes of 100: up to
+// 1,100); one of a busy subscription's, up to RECORDS_PER_ENTRY records an entry, up to ten times
+// as many, but its hour is read long before (its last ~1,000 requests span less than an hour).
 const PAGE = 250;
 // The bound on pages: the whole log and no more, whatever happens to it while it is read.
-const MAX_PAGES = Math.ceil((2 * ATTEMPT_LOG_LENGTH + 200) / PAGE);
+const MAX_PAGES = Math.ceil(((ATTEMPT_LOG_LENGTH + 100) * RECORDS_PER_ENTRY) / PAGE);
 
 /**
  * The subscription's records of the last hour: pages of the log, newest first, until one reaches

@@ -5,8 +5,8 @@
 // knows whether they were appended. This appends the ones the newest entries of the log do not
 // hold, so the log gets each once. A record is known by its start time, first message id and
 // attempt number (two requests cannot share all three: a message's attempt number grows with each
-// try). A write that ran is among the newest entries: it is looked for in the newest one plus the
-// RECENT more that the subscription's other deliverers may have appended since (they run side by
+// try). A write that ran is among the newest entries: it is looked for in the newest ones it
+// made (one per RECORDS_PER_ENTRY records) plus the RECENT more that the subscription's other deliverers may have appended since (they run side by
 // side); past that, its records would be logged twice. An entry holds its records as
 // shared/attempt-log.ts says: the first under the plain field names, the i-th under the names
 // followed by i; this reads them so and appends the missing ones so, as one entry.
@@ -17,9 +17,9 @@
 // ARGV: the records, RECORD_FIELDS.length values each (RECORD_FIELDS of shared/attempt-log.ts: a,
 // n, m, f, l, s, d, e, b, t, h; "" values left out of the entry)
 //
-// Returns how many it appended. Cost: 1 EVALSHA + 1 XREVRANGE, + 1 XADD per 300 records appended.
+// Returns how many it appended. Cost: 1 EVALSHA + 1 XREVRANGE, + 1 XADD per 10 records appended.
 
-import { ATTEMPT_LOG_LENGTH, RECORD_FIELDS } from "../attempt-log.ts";
+import { ATTEMPT_LOG_LENGTH, RECORD_FIELDS, RECORDS_PER_ENTRY } from "../attempt-log.ts";
 
 const FIELDS = RECORD_FIELDS.map((f) => `'${f}'`).join(", ");
 
@@ -30,7 +30,8 @@ local log, RECENT = KEYS[1], 100
 local function name(field, i) if i == 0 then return field end return field .. i end
 local key = function(a, f, n) return a .. '/' .. (f or '') .. '/' .. (n or '') end
 local seen = {}
-for _, entry in ipairs(redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1 + RECENT)) do
+local made = math.ceil(#ARGV / N / ${RECORDS_PER_ENTRY})
+for _, entry in ipairs(redis.call('XREVRANGE', log, '+', '-', 'COUNT', made + RECENT)) do
   local f = {}
   for j = 1, #entry[2], 2 do f[entry[2][j]] = entry[2][j + 1] end
   local i = 0
@@ -39,13 +40,12 @@ for _, entry in ipairs(redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1 + RECEN
     i = i + 1
   end
 end
--- An entry of at most CHUNK records: unpack() stays under Lua's stack limit (8,000 values).
-local CHUNK = 300
+-- An entry holds at most CHUNK records (RECORDS_PER_ENTRY), as the worker writes them.
+local CHUNK = ${RECORDS_PER_ENTRY}
 local add, inEntry, added = {}, 0, 0
 local function flush()
   if inEntry == 0 then return end
-  local trim = math.ceil(${ATTEMPT_LOG_LENGTH} / inEntry)
-  redis.call('XADD', log, 'NOMKSTREAM', 'MAXLEN', '~', trim, '*', unpack(add))
+  redis.call('XADD', log, 'NOMKSTREAM', 'MAXLEN', '~', '${ATTEMPT_LOG_LENGTH}', '*', unpack(add))
   add, inEntry = {}, 0
 end
 for j = 1, #ARGV, N do

@@ -307,13 +307,16 @@ describe("the channel page", () => {
   });
 
   it("charts the last hour's requests as the attempt logs count them, and names a log too busy to reach back an hour", async () => {
-    // busy: one message per request, enough to fill its log (about the last 1,000) and more;
-    // steady: ten per request. Every fourth request of each fails, and the others are accepted.
+    // busy: one message per request, one request at a time (so a record per log entry: the
+    // records of requests that end between two round trips share one), enough to fill its log
+    // (about the last 1,000 entries) and more; steady: ten per request. Every fourth request of
+    // each fails, and the others are accepted.
     await subscribe(stack, channel, {
       name: "busy",
       url: receiver.url,
       batchSize: 1,
       maxAttempts: 1,
+      maxConcurrency: 1,
     });
     await subscribe(stack, channel, {
       name: "steady",

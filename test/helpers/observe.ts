@@ -11,11 +11,20 @@ export type Attempt = AttemptView;
 
 /** A subscription's whole attempt log, oldest first. */
 export async function attemptLog(stack: Stack, channel: string, name: string) {
-  const res = await stack.api(`/v1/channels/${channel}/subscriptions/${name}/attempts?limit=1000`);
-  expect(res.status, await res.clone().text()).toBe(200);
-  const page = (await res.json()) as { attempts: Attempt[]; next: string | null };
-  expect(page.next).toBeNull();
-  return page.attempts.reverse();
+  // About the last 1,000 requests, up to about 2,000 (shared/attempt-log.ts): pages of 1,000.
+  const all: Attempt[] = [];
+  let after: string | null = null;
+  do {
+    const query: string = after === null ? "" : `&after=${after}`;
+    const res = await stack.api(
+      `/v1/channels/${channel}/subscriptions/${name}/attempts?limit=1000${query}`,
+    );
+    expect(res.status, await res.clone().text()).toBe(200);
+    const page = (await res.json()) as { attempts: Attempt[]; next: string | null };
+    all.push(...page.attempts);
+    after = page.next;
+  } while (after !== null);
+  return all.reverse();
 }
 
 /**
