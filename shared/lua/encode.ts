@@ -22,8 +22,8 @@
 //   [,"tracestate":"<s>"]}
 //
 // encodeEntry(entry, attempt, ownId) returns the text, the message id, the entry's data bytes
-// (the sum of its field values: what the byte budgets count), its traceparent (stored or derived)
-// and its tracestate ('' when none).
+// (the sum of its field values: what the byte budgets count), its traceparent (stored or derived),
+// its tracestate ('' when none) and its ordering key (nil when none).
 
 export const ENCODE_LUA = `
 -- Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil, inverted).
@@ -77,6 +77,13 @@ local function fieldsOf(entry)
   end
   return t, d, o, size, p, s, m, k
 end
+-- The bytes of an entry's field values alone, for the read's budget: fieldsOf's size without
+-- looking at the names (per entry read, before the rest of its fields are needed).
+local function sizeOf(entry)
+  local fields, size = entry[2], 0
+  for j = 2, #fields, 2 do size = size + #fields[j] end
+  return size
+end
 -- The trace of an entry stored without one, from its message id (shared/trace.ts derivedTrace,
 -- the same text), around the channel's seed, which the script sets (setTraceSeed) before any
 -- entry is encoded. The parts of one millisecond are made once (a batch shares a few).
@@ -115,6 +122,6 @@ local function encodeEntry(entry, attempt, ownId)
   local text = '{"id":"' .. id .. '","type":' .. (t and quote(t) or 'null') .. ',"data":' .. (d or 'null') ..
     ',"publishedAt":"' .. isoOf(o or entry[1]) .. '","attempt":' .. attempt .. from ..
     ',"traceparent":"' .. p .. '"' .. (s and (',"tracestate":' .. quote(s)) or '') .. '}'
-  return text, id, size, p, s or ''
+  return text, id, size, p, s or '', k
 end
 `;
