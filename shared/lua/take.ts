@@ -116,15 +116,15 @@
 // the reader's last take, ARGV[34] when the latest request that met congestion since then was
 // sent (ms; 0 none), ARGV[35] the window as the reader last knew it (0: unknown, read it),
 // ARGV[36] when it was last cut as the reader knew (0: never), ARGV[37] "1" joined (pull: taken
-// is one text, see below), ARGV[38] n, then n type patterns; then n, then n ids to ack; then n nack groups, each:
-// visibleIn ms, retry count ("" keep), k, then k ids; then, ordered only: the parked consumer's
+// is one text, see below), ARGV[38] n, then n type patterns; then n, then n ids to ack; then n
+// nack groups, each: visibleIn ms, retry count ("" keep), k, then k ids; then, ordered only: the parked consumer's
 // name, n, then n ids of dead letters parked before this take.
 //
 // Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt,
 // flowWait, window, cutAt, alone}: taken a
 // flat list of (entry id, message id, attempt, JSON text, bytes, traceparent, tracestate: '' when
-// none, ordering key: '' when none), or, joined, {their JSON texts joined by ',', how many}; dead of (entry id,
-// deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
+// none, ordering key: '' when none), or, joined, {their JSON texts joined by ',', how many}; dead
+// of (entry id, deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
 // room, or Upstash's refusal text; paceAt the first slot's time (0 none); room the requests the
 // cap leaves (-1 no cap; a reader alone under a window: the cap it was given); nextAt the retry
 // member's time an end set (0: none pending); flowAt the first start slot reserved under the flow
