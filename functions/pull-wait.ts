@@ -36,7 +36,7 @@ export async function pullWaiting(
   const again = { ...req, ack: [] };
   let pulled = first;
   let redriving = o.redriving && !first.redriveEnded;
-  for (let tick = 0; pulled.messages.length === 0; tick++) {
+  for (let tick = 0; pulled.messages.count === 0; tick++) {
     const left = deadline - o.clock();
     if (left <= 0) break;
     await o.sleep(Math.min(left, WAIT_TICKS_MS[Math.min(tick, WAIT_TICKS_MS.length - 1)]!));

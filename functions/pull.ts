@@ -26,7 +26,7 @@
 import { type DeadLetterBounds, endRedrive, park } from "../shared/engine/dead-letters.ts";
 import { channelQueue, type Queue, redriveQueue, splitIds } from "../shared/engine/queue.ts";
 import { ack } from "../shared/engine/settle.ts";
-import { PENDING_LIMIT, type Taken, type TakeResult, take } from "../shared/engine/take.ts";
+import { type Joined, PENDING_LIMIT, type TakeResult, take } from "../shared/engine/take.ts";
 import type { Db } from "../shared/redis.ts";
 import type { Subscription } from "../shared/subscription.ts";
 
@@ -58,7 +58,8 @@ export interface PullOptions {
 
 /** What a pull took, how many of its `ack` ids were pending (now acked), and its largest data. */
 export interface Pulled {
-  messages: Taken[];
+  /** Their JSON texts, joined as the answer carries them (lua/encode.ts). */
+  messages: Joined;
   acked: number;
   /** Bytes of the largest message this pull read (0: none), to size the next one. */
   largest: number;
@@ -103,7 +104,7 @@ export async function pull(
   let redriveEnded = false;
   if (o.redriving) {
     const redriven = await pullFrom(db, sub, redrive, plain, { ...o, look: true });
-    if (redriven.messages.length > 0) return { ...redriven, acked };
+    if (redriven.messages.count > 0) return { ...redriven, acked };
     redriveEnded = await endRedrive(db, sub);
   }
   return { ...(await pullFrom(db, sub, main, plain, o)), acked, redriveEnded };
@@ -130,6 +131,7 @@ async function pullFrom(
       types: sub.types,
       ack: acks,
       ownIds: true,
+      joined: true,
     });
   const acks = req.ack ?? [];
   let taken = await run(count, acks);
@@ -142,8 +144,10 @@ async function pullFrom(
     if (taken.refused !== null) throw new TooManyPending(taken.refused, taken.acked);
   }
   await parkDead(db, q, req.consumer, taken, o);
-  return { messages: taken.taken, acked: taken.acked, largest: taken.largest };
+  return { messages: taken.joined ?? NONE, acked: taken.acked, largest: taken.largest };
 }
+
+const NONE: Joined = { count: 0, text: "" };
 
 // Leases that ran out for the last time: parked as dead letters (the consumer never acked them).
 async function parkDead(db: Db, q: Queue, consumer: string, t: TakeResult, o: PullOptions) {

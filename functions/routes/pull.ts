@@ -155,9 +155,9 @@ const jsonText = <T>(text: string) =>
   }) as unknown as TypedResponse<JSONParsed<T>, 200, "json">;
 
 /**
- * The answer to a pull, as JSON text. Each message's text comes ready from the take (lua/encode.ts),
- * its data being the JSON text publish stored: parsing and serializing per message was most of a
- * pull's time here.
+ * The answer to a pull, as JSON text. The messages' texts come ready and joined from the take
+ * (lua/encode.ts), each one's data being the JSON text publish stored: parsing and serializing
+ * per message was most of a pull's time here.
  */
 const pulledJson = ({ messages, acked }: PullResult) =>
-  `{"messages":[${messages.map((m) => m.text).join(",")}],"acked":${acked}}`;
+  `{"messages":[${messages.text}],"acked":${acked}}`;

@@ -66,6 +66,11 @@ export interface TakeRequest {
   nack?: Nack[];
   /** Messages carry their entry id and redrivenFrom (pull), not the original id (push). */
   ownIds?: boolean;
+  /**
+   * The taken come back as one text (TakeResult.joined), their JSON texts joined by commas, as a
+   * pull answers them: one string in the reply instead of eight per message.
+   */
+  joined?: boolean;
   /** Recover a take whose reply was lost: the highest id this reader read before it. */
   cursor?: string;
   /** Requests the group may have in flight, counted `batchSize` entries each; `own` exactly. */
@@ -121,7 +126,10 @@ export type ReadState = "none" | "empty" | "some" | "more" | "no-room";
 export interface TakeResult {
   acked: number;
   nacked: number;
+  /** Empty when the take was `joined`. */
   taken: Taken[];
+  /** A `joined` take's messages: how many, and their JSON texts joined by commas; else null. */
+  joined: Joined | null;
   /** Entries whose visibility ran out with maxAttempts deliveries made: park them. */
   dead: { entryId: string; deliveries: number }[];
   /** Entries the types filter left out (acked). */
@@ -155,10 +163,16 @@ export interface TakeResult {
 
 const READ_STATES: ReadState[] = ["none", "empty", "some", "more", "no-room"];
 
+/** Messages as one text: their JSON texts, joined by commas ("" when none). */
+export interface Joined {
+  count: number;
+  text: string;
+}
+
 /** Runs one take on `client` (db.redis repeats on a lost reply; push sends it on db.once). */
 export async function take(client: Redis, db: Db, q: Queue, r: TakeRequest): Promise<TakeResult> {
   const call = takeCall(db, q, r);
-  return readTake(await runScript(client, call.script, call.keys, call.args));
+  return readTake(await runScript(client, call.script, call.keys, call.args), r.joined);
 }
 
 /** A take as one call of a batch (redis.ts sendBatch); its reply read with readTake. */
@@ -201,6 +215,7 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
     String(r.window?.congestedAt ?? 0),
     String(r.window?.known?.size ?? 0),
     String(r.window?.known?.cutAt ?? 0),
+    r.joined ? "1" : "0",
     String(types.length),
     ...types,
     String(r.ack?.length ?? 0),
@@ -245,14 +260,14 @@ export interface Signals {
   congestedAt: number;
 }
 
-/** What a take's script answered (see lua/take.ts). */
-export function readTake(value: unknown): TakeResult {
+/** What a take's script answered (see lua/take.ts); `joined` as the take asked. */
+export function readTake(value: unknown, joined = false): TakeResult {
   const [acked, nacked, flat, deadFlat, filtered, largest, read, paceAt, room, next, ...rest] =
     asArray(value);
   const [flowAt, wait, size, cutAt, alone] = rest;
   const taken: Taken[] = [];
   const entries = asArray(flat);
-  for (let i = 0; i + 7 < entries.length; i += 8) {
+  for (let i = 0; !joined && i + 7 < entries.length; i += 8) {
     const traceparent = asString(entries[i + 5]);
     const tracestate = asString(entries[i + 6]);
     taken.push({
@@ -276,6 +291,7 @@ export function readTake(value: unknown): TakeResult {
     acked: asNumber(acked),
     nacked: asNumber(nacked),
     taken,
+    joined: joined ? { text: asString(entries[0]), count: asNumber(entries[1]) } : null,
     dead,
     filtered: asNumber(filtered),
     largest: asNumber(largest),

@@ -22,8 +22,8 @@
 //   [,"tracestate":"<s>"]}
 //
 // encodeEntry(entry, attempt, ownId) returns the text, the message id, the entry's data bytes
-// (the sum of its field values: what the byte budgets count), its traceparent (stored or derived)
-// and its tracestate ('' when none).
+// (the sum of its field values: what the byte budgets count), its traceparent (stored or derived),
+// its tracestate ('' when none) and its ordering key (nil when none).
 
 export const ENCODE_LUA = `
 -- Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil, inverted).
@@ -41,8 +41,8 @@ local function civil(days)
   return y, m, d
 end
 local isoMs, iso = nil, nil
-local function isoOf(id)
-  local ms = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
+-- The ISO-8601 text of an id's milliseconds (its text before the dash).
+local function isoOf(ms)
   if ms ~= isoMs then
     local t = tonumber(ms)
     local days = math.floor(t / 86400000)
@@ -77,6 +77,13 @@ local function fieldsOf(entry)
   end
   return t, d, o, size, p, s, m, k
 end
+-- The bytes of an entry's field values alone, for the read's budget: fieldsOf's size without
+-- looking at the names (per entry read, before the rest of its fields are needed).
+local function sizeOf(entry)
+  local fields, size = entry[2], 0
+  for j = 2, #fields, 2 do size = size + #fields[j] end
+  return size
+end
 -- The trace of an entry stored without one, from its message id (shared/trace.ts derivedTrace,
 -- the same text), around the channel's seed, which the script sets (setTraceSeed) before any
 -- entry is encoded. The parts of one millisecond are made once (a batch shares a few).
@@ -86,16 +93,14 @@ local function setTraceSeed(seed)
 end
 local function hex32(n) return string.format('%04x%04x', math.floor(n / 65536), n % 65536) end
 local derivedMs, derivedHead, derivedTail, seqHex = nil, nil, nil, {}
-local function derivedTrace(id)
-  local dash = string.find(id, '-', 1, true)
-  local ms = string.sub(id, 1, dash - 1)
+-- Of the id's two parts, as texts (its milliseconds and its sequence number).
+local function derivedTrace(ms, seq)
   if ms ~= derivedMs then
     local t = tonumber(ms)
     derivedHead = seedHead .. string.format('%06x%06x', math.floor(t / 16777216) % 16777216, t % 16777216)
     derivedTail = seedSpan .. hex32(t % 4294967296) .. '-00'
     derivedMs = ms
   end
-  local seq = string.sub(id, dash + 1)
   local h = seqHex[seq]
   if not h then
     h = hex32(tonumber(seq) % 4294967296)
@@ -103,9 +108,20 @@ local function derivedTrace(id)
   end
   return derivedHead .. h .. derivedTail
 end
+-- Attempt numbers as text, made once each (a number in a concatenation is formatted every time).
+local attemptText = {}
 local function encodeEntry(entry, attempt, ownId)
   local t, d, o, size, p, s, m, k = fieldsOf(entry)
-  if not p then p = derivedTrace(o or entry[1]) end
+  -- The message id's parts, cut once for its date and its derived trace.
+  local named = o or entry[1]
+  local dash = string.find(named, '-', 1, true)
+  local ms = string.sub(named, 1, dash - 1)
+  if not p then p = derivedTrace(ms, string.sub(named, dash + 1)) end
+  local a = attemptText[attempt]
+  if not a then
+    a = tostring(attempt)
+    attemptText[attempt] = a
+  end
   local id = entry[1]
   if o and not ownId then id = o end
   local from = ''
@@ -113,8 +129,8 @@ local function encodeEntry(entry, attempt, ownId)
   if m then from = from .. ',"delayedId":"' .. m .. '"' end
   if k then from = from .. ',"orderingKey":' .. quote(k) end
   local text = '{"id":"' .. id .. '","type":' .. (t and quote(t) or 'null') .. ',"data":' .. (d or 'null') ..
-    ',"publishedAt":"' .. isoOf(o or entry[1]) .. '","attempt":' .. attempt .. from ..
+    ',"publishedAt":"' .. isoOf(ms) .. '","attempt":' .. a .. from ..
     ',"traceparent":"' .. p .. '"' .. (s and (',"tracestate":' .. quote(s)) or '') .. '}'
-  return text, id, size, p, s or ''
+  return text, id, size, p, s or '', k
 end
 `;

@@ -115,16 +115,16 @@
 // the window's cut field, ARGV[32] the window's start, ARGV[33] requests that succeeded since
 // the reader's last take, ARGV[34] when the latest request that met congestion since then was
 // sent (ms; 0 none), ARGV[35] the window as the reader last knew it (0: unknown, read it),
-// ARGV[36] when it was last cut as the reader knew (0: never), ARGV[37] n, then n type
-// patterns; then n, then n ids to ack; then n nack groups, each:
-// visibleIn ms, retry count ("" keep), k, then k ids; then, ordered only: the parked consumer's
+// ARGV[36] when it was last cut as the reader knew (0: never), ARGV[37] "1" joined (pull: taken
+// is one text, see below), ARGV[38] n, then n type patterns; then n, then n ids to ack; then n
+// nack groups, each: visibleIn ms, retry count ("" keep), k, then k ids; then, ordered only: the parked consumer's
 // name, n, then n ids of dead letters parked before this take.
 //
 // Returns {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt,
 // flowWait, window, cutAt, alone}: taken a
 // flat list of (entry id, message id, attempt, JSON text, bytes, traceparent, tracestate: '' when
-// none, ordering key: '' when none), dead of (entry id,
-// deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
+// none, ordering key: '' when none), or, joined, {their JSON texts joined by ',', how many}; dead
+// of (entry id, deliveries); read 0 not tried, 1 found nothing, 2 fewer than asked, 3 as many as asked, 4 no
 // room, or Upstash's refusal text; paceAt the first slot's time (0 none); room the requests the
 // cap leaves (-1 no cap; a reader alone under a window: the cap it was given); nextAt the retry
 // member's time an end set (0: none pending); flowAt the first start slot reserved under the flow
@@ -176,10 +176,11 @@ local flowInterval, flowHorizon = tonumber(ARGV[28]), tonumber(ARGV[29])
 local windowField, cutField, start = ARGV[30], ARGV[31], tonumber(ARGV[32])
 local succeeded, congestedAt = tonumber(ARGV[33]), tonumber(ARGV[34])
 local known, knownCut = tonumber(ARGV[35]), tonumber(ARGV[36])
+local joined = ARGV[37] == '1'
 if holder == '' then holder = reader end
 -- Readers' entries counted from the read: see the top.
 local fromRead = holder ~= reader
-local i = 37
+local i = 38
 local function list()
   local n = tonumber(ARGV[i])
   local from = i + 1
@@ -416,10 +417,13 @@ local function fits(size)
   return true
 end
 local function add(entry, attempt)
-  local text, id, size, p, s = encodeEntry(entry, attempt, ownIds)
-  local _, _, _, _, _, _, _, k = fieldsOf(entry)
+  local text, id, size, p, s, k = encodeEntry(entry, attempt, ownIds)
   if size > largest then largest = size end
   got = got + 1
+  if joined then
+    taken[#taken + 1] = text
+    return
+  end
   taken[#taken + 1] = entry[1]
   taken[#taken + 1] = id
   taken[#taken + 1] = attempt
@@ -635,7 +639,7 @@ if want > 0 and read == 0 then
   -- In slices sized by the largest entry seen so far (sizeHint before any), so that what is read
   -- stays near the byte budget however large the entries are; the next slice only when the last
   -- came back full.
-  local entries, drained, estimate, inBytes = {}, false, sizeHint, 0
+  local entries, sizes, drained, estimate, inBytes = {}, {}, false, sizeHint, 0
   while #entries < want and not drained do
     local n = want - #entries
     if estimate > 0 then
@@ -649,10 +653,11 @@ if want > 0 and read == 0 then
     end
     local slice = reply and reply[1][2] or {}
     for _, entry in ipairs(slice) do
-      local _, _, _, size = fieldsOf(entry)
+      local size = sizeOf(entry)
       inBytes = inBytes + size
       if size > largest then largest = size end
       entries[#entries + 1] = entry
+      sizes[#entries] = size
     end
     estimate = math.max(1, largest)
     drained = #slice < n
@@ -664,16 +669,17 @@ if want > 0 and read == 0 then
       local p = string.gsub(ARGV[j], '[%^%$%(%)%%%.%[%]%+%-%?]', '%%%0')
       patterns[#patterns + 1] = '^' .. string.gsub(p, '%*', '.*') .. '$'
     end
-    local function wanted(t)
+    local function wanted(entry)
       if ntypes == 0 then return true end
+      local t = fieldsOf(entry)
       if not t then return false end
       for _, p in ipairs(patterns) do if string.find(t, p) then return true end end
       return false
     end
     local kept, skipped, over = {}, {}, {}
-    for _, entry in ipairs(entries) do
-      local t, _, _, size = fieldsOf(entry)
-      if not wanted(t) then
+    for j, entry in ipairs(entries) do
+      local size = sizes[j]
+      if not wanted(entry) then
         skipped[#skipped + 1] = entry[1]
       elseif (#kept == 0 and got == 0) or (not overflow and bytes + size <= budget) then
         bytes = bytes + size
@@ -819,6 +825,8 @@ if lanesKey then
   if #dels > 0 then redis.call('HDEL', lanesKey, unpack(dels)) end
 end
 
+-- Joined: one bulk string instead of 8 per entry, which the Worker answers a pull with as it is.
+if joined then taken = {table.concat(taken, ','), got} end
 return {acked, nacked, taken, dead, filtered, largest, read, paceAt, room, nextAt, flowAt, flowWait,
   window, cutAt, alone}
 `;

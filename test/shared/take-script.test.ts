@@ -126,6 +126,14 @@ describe("the take script's messages", () => {
               ...(fields.s ? { tracestate: fields.s } : {}),
             })),
           );
+          // Joined (as a pull asks): the same texts, in order, as one text; no message list.
+          await server.client.xgroup("CREATE", queue.stream, "joined", "0");
+          const joined = await takeAll({ ...queue, group: "joined" }, { ownIds, joined: true });
+          expect(joined.joined).toEqual({
+            count: entries.length,
+            text: taken.map((t) => t.text).join(","),
+          });
+          expect(joined.taken).toEqual([]);
           expect(taken).toEqual(
             entries.map(({ ms, fields }) => ({
               entryId: `${ms}-1`,
