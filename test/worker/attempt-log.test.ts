@@ -16,17 +16,20 @@ deliveryFixture("attempts", { vars: { KICK_ON_PUBLISH: "false", RETRY_BASE_MS: "
   ({ stack, receiver, channel } = f);
 });
 
-/** The whole log, newest first, in pages of 1,000. */
-async function allRecords(name: string) {
-  const all: Attempt[] = [];
+/** The whole log in pages of `limit`, each page's `next` passed as the next one's `after`. */
+async function pagesOf(name: string, limit: number) {
+  const pages: Attempt[][] = [];
   let after: string | null = null;
   do {
-    const page = await attempts(name, `?limit=1000${after ? `&after=${after}` : ""}`);
-    all.push(...page.attempts);
+    const page = await attempts(name, `?limit=${limit}${after ? `&after=${after}` : ""}`);
+    pages.push(page.attempts);
     after = page.next;
   } while (after !== null);
-  return all;
+  return pages;
 }
+
+/** The whole log, newest first. */
+const allRecords = async (name: string) => (await pagesOf(name, 1000)).flat();
 
 const path = (name: string, query = "") =>
   `/v1/channels/${channel}/subscriptions/${name}/attempts${query}`;
@@ -123,15 +126,9 @@ describe("the attempt log", () => {
     );
     await runPass(stack);
     expect(receiver.requests).toHaveLength(5);
-    const seen: Attempt[] = [];
-    let after: string | null = null;
-    for (const expected of [2, 2, 1]) {
-      const page = await attempts("sub", `?limit=2${after ? `&after=${after}` : ""}`);
-      expect(page.attempts).toHaveLength(expected);
-      seen.push(...page.attempts);
-      after = page.next;
-    }
-    expect(after).toBeNull();
+    const pages = await pagesOf("sub", 2);
+    expect(pages.map((page) => page.length)).toEqual([2, 2, 1]);
+    const seen = pages.flat();
     // Nothing is older than the smallest id.
     expect(await attempts("sub", "?after=0-0")).toEqual({ attempts: [], next: null });
     // One record per request, newest first.
@@ -204,14 +201,9 @@ describe("the attempt log", () => {
     expect(whole.map((a) => a.firstId).sort()).toEqual([...ids].sort());
     expect(whole.some((a) => /^\d+-\d+\.\d+$/.test(a.id))).toBe(true);
     // Pages of 3 cut entries anywhere, and give the same records in the same order.
-    const paged: Attempt[] = [];
-    let after: string | null = null;
-    do {
-      const page = await attempts("sub", `?limit=3${after ? `&after=${after}` : ""}`);
-      expect(page.attempts.length).toBeLessThanOrEqual(3);
-      paged.push(...page.attempts);
-      after = page.next;
-    } while (after !== null);
+    const pages = await pagesOf("sub", 3);
+    expect(Math.max(...pages.map((page) => page.length))).toBe(3);
+    const paged = pages.flat();
     expect(paged).toEqual(whole);
     // Newest first: by entry, then by place in the entry.
     const order = whole.map((a) => {
