@@ -15,9 +15,10 @@
 
 import { counted, maxOf, percentile, round, waitFor } from "../measure.ts";
 import type { BenchStack } from "../stack.ts";
-import { publishAtRate, SECRET, subscribeAll } from "./sustained.ts";
+import { type Arrivals, publishAtRate, SECRET, subscribeAll } from "./sustained.ts";
 
-export interface ConcurrentResult {
+/** delivered: distinct messages received within the grace period. */
+export interface ConcurrentResult extends Arrivals {
   ratePerSecond: number;
   seconds: number;
   /** The endpoint's time per request. */
@@ -25,17 +26,8 @@ export interface ConcurrentResult {
   batchSize: number;
   /** How long after publishing ended a message could still come in time. */
   graceMs: number;
-  published: number;
-  /** Distinct messages received within the grace period. */
-  delivered: number;
-  missing: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
   /** The most requests the endpoint had in flight at once. */
   maxInFlight: number;
-  /** Publishes that started more than one interval late (the publisher fell behind). */
-  latePublishes: number;
   commandsPerMessage: number;
 }
 

@@ -8,24 +8,15 @@
 import { counted, maxOf, percentile, round, waitFor } from "../measure.ts";
 import { opsBetween } from "../queue-ops.ts";
 import type { BenchStack } from "../stack.ts";
-import { publishAtRate, SECRET, subscribeAll } from "./sustained.ts";
+import { type Arrivals, publishAtRate, SECRET, subscribeAll } from "./sustained.ts";
 
-export interface SteadyStreamResult {
+/** delivered: distinct messages received, summed over the subscribers; missing: published x subscriptions - delivered. */
+export interface SteadyStreamResult extends Arrivals {
   ratePerSecond: number;
   perPublish: number;
   subscriptions: number;
   batchSize: number;
   seconds: number;
-  published: number;
-  /** Distinct messages received, summed over the subscribers. */
-  delivered: number;
-  /** published x subscriptions - delivered. */
-  missing: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  /** Publishes that started more than one interval late (the publisher fell behind). */
-  latePublishes: number;
   commandsPerDelivery: number;
   queueOpsPerDelivery: number;
 }

@@ -9,6 +9,20 @@ import { closedLoop, counted, maxOf, percentile, round, waitUntil } from "../mea
 import { opsBetween } from "../queue-ops.ts";
 import type { Api, BenchStack } from "../stack.ts";
 
+/** What a load at a rate got to its subscribers (concurrent.ts, steady-stream.ts). */
+export interface Arrivals {
+  published: number;
+  /** Distinct messages received (each scenario says over what). */
+  delivered: number;
+  missing: number;
+  /** Publish to receipt. */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Publishes that started more than one interval late (the publisher fell behind). */
+  latePublishes: number;
+}
+
 export interface SustainedResult {
   ratePerSecond: number;
   subscriptions: number;

@@ -28,6 +28,16 @@ async function pagesOf(name: string, limit: number) {
   return pages;
 }
 
+/** `count` messages to a new subscription "sub", one per request, `maxConcurrency` at a time. */
+async function deliverSingles(count: number, maxConcurrency: number) {
+  await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 1, maxConcurrency });
+  const messages = Array.from({ length: count }, (_, i) => ({ data: i }));
+  const ids = await publish(stack, channel, messages);
+  await runPass(stack);
+  expect(receiver.requests).toHaveLength(count);
+  return ids;
+}
+
 /** The whole log, newest first. */
 const allRecords = async (name: string) => (await pagesOf(name, 1000)).flat();
 
@@ -113,19 +123,7 @@ describe("the attempt log", () => {
 
   it("pages newest first with after and limit, next null on the last page", async () => {
     // One request at a time: the newest request carries the newest message.
-    await subscribe(stack, channel, {
-      name: "sub",
-      url: receiver.url,
-      batchSize: 1,
-      maxConcurrency: 1,
-    });
-    const ids = await publish(
-      stack,
-      channel,
-      Array.from({ length: 5 }, (_, i) => ({ data: i })),
-    );
-    await runPass(stack);
-    expect(receiver.requests).toHaveLength(5);
+    const ids = await deliverSingles(5, 1);
     const pages = await pagesOf("sub", 2);
     expect(pages.map((page) => page.length)).toEqual([2, 2, 1]);
     const seen = pages.flat();
@@ -176,19 +174,7 @@ describe("the attempt log", () => {
   it("pages through records written together as it does through records written alone", async () => {
     // Up to 30 requests at a time: a take acks several, and their records are one entry, ten at
     // most.
-    await subscribe(stack, channel, {
-      name: "sub",
-      url: receiver.url,
-      batchSize: 1,
-      maxConcurrency: 30,
-    });
-    const ids = await publish(
-      stack,
-      channel,
-      Array.from({ length: 90 }, (_, i) => ({ data: i })),
-    );
-    await runPass(stack);
-    expect(receiver.requests).toHaveLength(90);
+    const ids = await deliverSingles(90, 30);
     const raw = await stack.redis.xrange(stack.keys.attempts(channel, "sub"), "-", "+");
     const sizes = (raw as [string, string[]][]).map(
       ([, fields]) => fields.filter((f, i) => i % 2 === 0 && /^a\d*$/.test(f)).length,
