@@ -174,8 +174,9 @@ function viewOf(id: string, f: Record<string, string>): AttemptView {
 /**
  * A page of a subscription's attempt log, newest first, before `after` (a record's id,
  * exclusive); `next` is the cursor of the following page, null when there is none. XREVRANGEs of
- * as many entries as the page needs were each full (its records are read whole, and one more
- * tells whether another page exists): 1 for a log of full entries, 2 or 3 for one of single records.
+ * as many entries as the page needs were each as full as those read so far (its records are read
+ * whole, and one more tells whether another page exists): 1 for a log of full entries, 2 for one
+ * of single records.
  */
 export async function readAttempts(
   db: Db,
@@ -191,12 +192,16 @@ export async function readAttempts(
   // records before it first.
   let end = after === null ? "+" : after.index === 0 ? `(${after.entry}` : after.entry;
   const views: AttemptView[] = [];
+  // Records per entry: full entries at first, then as many as the entries read so far held.
+  let perEntry = RECORDS_PER_ENTRY;
+  let read = { entries: 0, records: 0 };
   while (views.length <= page.limit) {
     const wanted = page.limit + 1 - views.length;
-    const count = Math.ceil(wanted / RECORDS_PER_ENTRY) + 1;
+    const count = Math.ceil(wanted / perEntry) + 1;
     const entries = asEntries(await db.redis.xrevrange(log, end, "-", count));
     for (const { id, fields } of entries) {
       const records = unpack(fields ?? {});
+      read = { entries: read.entries + 1, records: read.records + records.length };
       const below = after !== null && id === after.entry ? after.index : records.length;
       for (let i = Math.min(below, records.length) - 1; i >= 0; i--) {
         views.push(viewOf(i === 0 ? id : `${id}.${i}`, records[i]!));
@@ -204,6 +209,7 @@ export async function readAttempts(
     }
     if (entries.length < count) break;
     end = `(${entries.at(-1)!.id}`;
+    perEntry = Math.max(1, Math.floor(read.records / read.entries));
   }
   const attempts = views.slice(0, page.limit);
   const next = views.length > page.limit ? (attempts.at(-1)?.id ?? null) : null;

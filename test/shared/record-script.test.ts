@@ -8,7 +8,7 @@ import type { Db } from "../../shared/redis.ts";
 import type { Subscription } from "../../shared/subscription.ts";
 import { recordAgain } from "../../worker/report.ts";
 import { type BridgedDb, startBridgedDb } from "../helpers/bridged-db.ts";
-import type { RedisServer } from "../helpers/redis-server.ts";
+import { countCommands, type RedisServer } from "../helpers/redis-server.ts";
 
 let server: RedisServer;
 let db: Db;
@@ -69,4 +69,33 @@ it("does not make the log of a subscription deleted meanwhile", async () => {
   const sub = { channel: "rec", name: "gone" } as Subscription;
   await recordAgain(db, sub, [record(1)]);
   expect(await server.client.exists(db.keys.attempts(sub.channel, sub.name))).toBe(0);
+});
+
+it("reads a page in 1 XREVRANGE from a log of full entries, and 2 from one of single records", async () => {
+  const key = (name: string) => db.keys.attempts("read", name);
+  for (let i = 0; i < 60; i++) {
+    await server.client.xadd(
+      key("singles"),
+      "*",
+      ...Object.entries(recordsEntry([record(i)])).flat(),
+    );
+  }
+  for (let i = 0; i < 60; i += 10) {
+    const ten = Array.from({ length: 10 }, (_, k) => record(i + k));
+    await server.client.xadd(key("full"), "*", ...Object.entries(recordsEntry(ten)).flat());
+  }
+  for (const [name, reads] of [
+    ["full", 1],
+    ["singles", 2],
+  ] as const) {
+    let page: Awaited<ReturnType<typeof readAttempts>> | undefined;
+    const counted = await countCommands(server.client, async () => {
+      page = await readAttempts(db, "read", name, { limit: 40 });
+    });
+    expect(counted.byCommand, name).toEqual({ xrevrange: reads });
+    expect(page!.attempts.map((a) => a.firstId)).toEqual(
+      Array.from({ length: 40 }, (_, i) => `${500 + 59 - i}-0`),
+    );
+    expect(page!.next).toBe(page!.attempts.at(-1)!.id);
+  }
 });
