@@ -1,15 +1,16 @@
 // record: append attempt records to a subscription's attempt log unless they are there already.
 //
 // Why: the records of a deliverer's requests ride in its next round trip (worker/report.ts: one
-// XADD for them all, in the take's batch), which is sent once; when its reply is lost, nobody
-// knows whether they were appended. This appends the ones the newest entries of the log do not
-// hold, so the log gets each once. A record is known by its start time, first message id and
-// attempt number (two requests cannot share all three: a message's attempt number grows with each
-// try). A write that ran is among the newest entries: it is looked for in the newest ones it
-// made (one per RECORDS_PER_ENTRY records) plus the RECENT more that the subscription's other deliverers may have appended since (they run side by
-// side); past that, its records would be logged twice. An entry holds its records as
-// shared/attempt-log.ts says: the first under the plain field names, the i-th under the names
-// followed by i; this reads them so and appends the missing ones so, as one entry.
+// XADD per ten, in the take's batch), which is sent once; when its reply is lost, nobody knows
+// whether they were appended. This appends the ones the newest entries of the log do not hold, so
+// the log gets each once. A record is known by its start time, first message id and attempt
+// number (two requests cannot share all three: a message's attempt number grows with each try).
+// A write that ran is among the newest entries: it is looked for in the entries it made (one per
+// RECORDS_PER_ENTRY records) plus the RECENT more that the subscription's other deliverers may
+// have appended since (they run side by side); past that, its records would be logged twice. An
+// entry holds its records as shared/attempt-log.ts says: the first under the plain field names,
+// the i-th under the names followed by i; this reads them so, and appends the missing ones so,
+// RECORDS_PER_ENTRY to an entry.
 //
 // Safe to repeat: a repeat finds them all.
 //
