@@ -69,6 +69,22 @@ async function grown() {
   expect(await current()).toBe(8);
 }
 
+/**
+ * A subscription at batch size 1 and maxConcurrency 16 to an endpoint that takes `k` requests at
+ * once (limited), and `count` messages published to it: what the endpoint saw, and their ids.
+ */
+async function behindLimit(k: number, count: number) {
+  await subscribe(stack, channel, {
+    name: "sub",
+    url: receiver.url,
+    batchSize: 1,
+    maxConcurrency: 16,
+  });
+  const seen = limited(k, 40);
+  const ids = await publish(stack, channel, messages(count));
+  return { seen, ids };
+}
+
 describe("a push subscription's window of requests in flight", () => {
   it("starts small and grows while requests succeed, up to maxConcurrency and never past it", async () => {
     await subscribe(stack, channel, {
@@ -199,14 +215,7 @@ describe("a push subscription's window of requests in flight", () => {
 
   it("settles near what an endpoint takes at once, answering 429 above it, losing nothing", async () => {
     const K = 4;
-    await subscribe(stack, channel, {
-      name: "sub",
-      url: receiver.url,
-      batchSize: 1,
-      maxConcurrency: 16,
-    });
-    const seen = limited(K, 40);
-    const ids = await publish(stack, channel, messages(200));
+    const { seen, ids } = await behindLimit(K, 200);
     await runPass(stack);
     await deliverAll("all delivered", 30_000);
     // Exactly once each, nothing dead-lettered.
@@ -229,14 +238,7 @@ describe("a push subscription's window of requests in flight", () => {
 
   it("is shared by invocations delivering at once, and stays within its bounds", async () => {
     const K = 4;
-    await subscribe(stack, channel, {
-      name: "sub",
-      url: receiver.url,
-      batchSize: 1,
-      maxConcurrency: 16,
-    });
-    const seen = limited(K, 40);
-    const ids = await publish(stack, channel, messages(150));
+    const { seen, ids } = await behindLimit(K, 150);
     await Promise.all([runPass(stack), runPass(stack), runPass(stack)]);
     await deliverAll("all delivered", 30_000);
     const accepted = receiver.acceptedIds();
