@@ -17,9 +17,10 @@
 // retry of it answering "already published" is right. If the request dies after the drop, the
 // keys not yet deleted expire the same way; nothing else is ever left half-deleted.
 
-import { isSubscriptionField, sweepMember, timerMember } from "./keys.ts";
+import { isSubscriptionField, rosterMember, sweepMember, timerMember } from "./keys.ts";
 import { DROP_CHANNEL_LUA } from "./lua/drop-channel.ts";
 import { asArray, asNumber, asString, type Db, runScript } from "./redis.ts";
+import { rosters } from "./roster.ts";
 import { dueMembersOf } from "./subscriptions.ts";
 
 export interface DroppedChannel {
@@ -73,6 +74,7 @@ export async function dropChannel(
         // again), or by another delete: either way it is deleted, as the client asked.
         const messages = asNumber(status) === 1 ? asNumber(detail) : seen.length;
         await deleteKeys(db, idempotencyKeys);
+        rosters.forget(db, channel);
         const dropped = {
           name: channel,
           messages,
@@ -141,6 +143,7 @@ function drop(db: Db, channel: string, subscriptions: string[], force: boolean) 
       ...subscriptions.flatMap((name) => dueMembersOf(channel, name)),
       timerMember("delay", channel),
       sweepMember(channel),
+      rosterMember(channel),
     ],
   );
 }

@@ -78,6 +78,12 @@
 //                                   delay:<ch>    the earliest due time of the channel's delayed
 //                                                 messages (publish moves it earlier, ZADD LT;
 //                                                 lua/enter.ts sets it to the next, or removes it)
+//                                   roster:<ch>   a subscriber became active (made, resumed):
+//                                                 the channel's subscribers with unread messages
+//                                                 are woken then, once no isolate's roster copy
+//                                                 predates it (shared/roster.ts; subscribe and
+//                                                 resume set it, ZADD GT; lua/rewake.ts removes
+//                                                 it; so does the channel's delete)
 // {p}:delayed:<ch>        ZSET    delayed id -> due time (ms): the channel's delayed messages that
 //                                 have not entered it yet. Publish adds (lua/publish.ts), the
 //                                 timer delay:<ch> lets the due ones in (lua/enter.ts), cancel
@@ -278,11 +284,14 @@ export function parseDueMember(member: string): { kind: "wake" | "retry"; unit: 
  * The kinds of timer kept in {p}:due beside the delivery schedule (see the header): each is
  * handled by the cron (worker/timers.ts) when its member comes due.
  */
-export const TIMER_KINDS = ["delay", "schedule", "sweep"] as const;
+export const TIMER_KINDS = ["delay", "schedule", "sweep", "roster"] as const;
 export type TimerKind = (typeof TIMER_KINDS)[number];
 
 /** The {p}:due member of a timer: "<kind>:<name>". */
 export const timerMember = (kind: TimerKind, name: string) => `${kind}:${name}`;
+
+/** The {p}:due member of a channel's roster timer (shared/roster.ts, worker/roster.ts). */
+export const rosterMember = (channel: string) => timerMember("roster", channel);
 
 /** The {p}:due member of a channel's sweep (worker/sweep.ts). */
 export const sweepMember = (channel: string) => timerMember("sweep", channel);

@@ -36,6 +36,7 @@ import {
   runScript,
   type StreamEntry,
 } from "./redis.ts";
+import { parseRoster, type Roster, type Rosters, rosters } from "./roster.ts";
 import { channelFull, refusalOf, streamBytes } from "./storage.ts";
 import { storedTrace, type TraceContext, traceSeed } from "./trace.ts";
 
@@ -146,9 +147,14 @@ export async function publish(
     retention: RetentionConfig;
     /** Kept with every message: the request's; none, and each message's is derived from its id. */
     trace?: TraceContext | undefined;
+    /** The isolate's roster copies (shared/roster.ts); a test passes its own to play another. */
+    rosters?: Rosters;
   },
 ): Promise<PublishResult> {
   const { keys } = db;
+  const copies = options.rosters ?? rosters;
+  // Read once, so a repeat in recover mode passes the same copy as the first try.
+  const roster = copies.get(db, channel, options.now);
   const scriptKeys = appendKeys(keys, channel);
   if (options.idempotencyKey) scriptKeys.push(keys.idempotency(channel, options.idempotencyKey));
   const prefixes = duePrefixes(channel);
@@ -171,6 +177,7 @@ export async function publish(
       options.trace?.tracestate ?? "",
       timerMember("delay", channel),
       sweepMember(channel),
+      ...rosterArgs(roster),
     ];
     for (const { type, data, dueAt, orderingKey } of messages) {
       const delayed = dueAt !== undefined && dueAt > options.now;
@@ -195,7 +202,7 @@ export async function publish(
       throw new PublishOutcomeUnknown(again);
     }
   }
-  const [status, ids, woken, timerAt] = asArray(reply);
+  const [status, ids, woken, timerAt, hash, trimValue] = asArray(reply);
   switch (asNumber(status)) {
     case 1:
       return { duplicate: true, ids: asString(ids).split(",") };
@@ -205,14 +212,67 @@ export async function publish(
       throw new DelayPastRetention(channel, asNumber(ids));
     default: {
       const timer = asOptionalString(timerAt) ?? "";
+      const kept = keepRoster(copies, db, channel, roster, hash, trimValue, options.now);
       return {
         duplicate: false,
         ids: asArray(ids).map(asString),
-        woken: parseWoken(woken),
+        // With a copy the script answers no settings: the copy has them.
+        woken: parseWoken(woken).map((w) => ({
+          ...w,
+          json: w.json || (kept.active.get(w.name) ?? ""),
+        })),
         timerAt: timer === "" ? null : asNumber(timer),
       };
     }
   }
+}
+
+/** The spelling of the subs hash's fields, for shared/roster.ts. */
+const ROSTER_FIELDS = {
+  channelPrefix: CHANNEL_FIELD_PREFIX,
+  markerSeparator: MARKER_SEPARATOR,
+  trimField,
+  retentionField,
+};
+
+/** lua/publish.ts's roster arguments (ARGV[22..]): a copy, or "" to read the hash. */
+function rosterArgs(roster: Roster | null): string[] {
+  if (!roster) return ["", "", "", "", "0"];
+  const names = [...roster.active.keys()];
+  return [
+    "1",
+    roster.trim ?? "",
+    roster.retention ?? "",
+    roster.subscribed ? "1" : "",
+    String(names.length),
+    ...names,
+  ];
+}
+
+/**
+ * The copy after a publish: the hash its script read (a new copy, dated `now`), or the copy it
+ * used with the trim clock the script wrote or read.
+ */
+function keepRoster(
+  copies: Rosters,
+  db: Db,
+  channel: string,
+  used: Roster | null,
+  hash: unknown,
+  trimValue: unknown,
+  now: number,
+): Roster {
+  const trim = asOptionalString(trimValue) ?? "";
+  if (used) {
+    if (trim !== "") used.trim = trim;
+    return used;
+  }
+  // No hash read (a publish of delayed messages only): nothing learnt, nothing kept.
+  const read = hash !== null && hash !== undefined;
+  const roster = parseRoster(read ? asArray(hash).map(asString) : [], ROSTER_FIELDS, now);
+  if (trim !== "") roster.trim = trim;
+  if (read) copies.set(db, channel, roster);
+  return roster;
 }
 
 /** A delay longer than the channel keeps messages (its retention's maxAgeMs): nothing written. */
@@ -541,5 +601,6 @@ export async function setRetention(
       String(now),
     ],
   );
+  rosters.forget(db, channel);
   return asNumber(written) === 1;
 }

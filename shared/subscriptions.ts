@@ -12,6 +12,7 @@ import {
   pullField,
   redriveField,
   retryMember,
+  rosterMember,
   type StateFact,
   stateField,
   sweepMember,
@@ -32,6 +33,7 @@ import {
   type Db,
   runScript,
 } from "./redis.ts";
+import { ROSTER_TTL_MS, rosters } from "./roster.ts";
 import { sweepGapMs } from "./streams.ts";
 import { parseSubscription, type Subscription, serializeSubscription } from "./subscription.ts";
 
@@ -60,8 +62,17 @@ export const dueMembersOf = (channel: string, subscription: string): string[] =>
   unitsOf(channel, subscription).flatMap((unit) => [wakeMember(unit), retryMember(unit)]);
 
 /**
+ * The earliest a roster copy still in use can have been read, for a change at `now`: a copy
+ * lives ROSTER_TTL_MS by the Worker's clock, and stream ids carry Redis' (CLOCK_MARGIN_MS apart
+ * at most, as the attempt log also assumes).
+ */
+const rosterSince = (now: number) => String(now - ROSTER_TTL_MS - ROSTER_CLOCK_MARGIN_MS);
+const ROSTER_CLOCK_MARGIN_MS = 2000;
+
+/**
  * Creates the subscription and its group, delivering what comes after `startId` ("$": only new
- * messages; anything else makes it due now). False when the name is taken.
+ * messages; anything else makes it due now). False when the name is taken; else when its
+ * channel's roster timer runs (shared/roster.ts), or null when none was needed.
  */
 export async function createSubscription(
   db: Db,
@@ -99,9 +110,14 @@ export async function createSubscription(
       sub.mode === "pull" ? pullField(sub.name) : "",
       sweepMember(sub.channel),
       String(now + sweepGapMs(retention)),
+      sub.mode === "pull" ? "" : rosterMember(sub.channel),
+      String(now + ROSTER_TTL_MS),
+      rosterSince(now),
     ],
   );
-  return asNumber(created) === 1;
+  // This isolate's publishes see it at once; the others' by the roster timer (shared/roster.ts).
+  rosters.forget(db, sub.channel);
+  return rosterOutcome(asNumber(created), now);
 }
 
 /** The group id to start after so that delivery begins at `from` (inclusive). */
@@ -149,20 +165,30 @@ export async function loadChannelSubscriptions(db: Db, channel: string): Promise
     .map((name) => parseSubscription(channel, name, flat[name]!, pausedField(name) in flat));
 }
 
+/** A subscribe's or update's answer: 0 not done, 1 done, 2 done with the roster timer set. */
+const rosterOutcome = (reply: number, now: number) =>
+  reply === 0 ? false : { rosterAt: reply === 2 ? now + ROSTER_TTL_MS : null };
+
 /**
- * Writes new settings (and the paused flag) if the subscription still exists. `wake` makes its
- * units due now: on resume, and when the URL changes (a new endpoint deserves a try now).
- * `reorder` (`ordered` changed) deletes its lanes (lua/update.ts).
+ * Writes new settings (and the paused flag) if the subscription still exists (false when not;
+ * else when the channel's roster timer runs, or null). `wake` makes its units due now: on
+ * resume, and when the URL changes (a new endpoint deserves a try now). `reorder` (`ordered`
+ * changed) deletes its lanes (lua/update.ts).
  */
 export async function saveSubscription(
   db: Db,
   sub: Subscription,
   change: { paused?: boolean; wake?: boolean; reorder?: boolean },
   now: number,
-): Promise<boolean> {
+) {
   const paused = change.paused === undefined ? "" : change.paused ? "1" : "0";
   const members = change.wake ? dueMembersOf(sub.channel, sub.name) : [];
-  const keys = [db.keys.subscriptions(sub.channel), db.keys.due(), db.keys.state(sub.channel)];
+  const keys = [
+    db.keys.subscriptions(sub.channel),
+    db.keys.due(),
+    db.keys.state(sub.channel),
+    db.keys.channel(sub.channel),
+  ];
   if (change.reorder) keys.push(db.keys.lanes(sub.channel, sub.name));
   // Safe to repeat: it writes the same settings and wakes the same members again.
   const updated = await runScript(db.redis, UPDATE_LUA, keys, [
@@ -173,9 +199,13 @@ export async function saveSubscription(
     String(now),
     stateField(sub.name, "failingSince"),
     stateField(sub.name, "disabledAt"),
+    sub.mode === "pull" ? "" : rosterMember(sub.channel),
+    String(now + ROSTER_TTL_MS),
+    rosterSince(now),
     ...members,
   ]);
-  return asNumber(updated) === 1;
+  rosters.forget(db, sub.channel);
+  return rosterOutcome(asNumber(updated), now);
 }
 
 /**
@@ -218,6 +248,7 @@ export async function deleteSubscription(db: Db, sub: Subscription) {
       ...dueMembersOf(channel, name),
     ],
   );
+  rosters.forget(db, channel);
   const result = asNumber(deleted);
   return result === 1 ? "deleted" : result === 0 ? "missing" : "changed";
 }

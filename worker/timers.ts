@@ -12,6 +12,7 @@
 
 import { parseTimerMember, type TimerKind } from "../shared/keys.ts";
 import { enterDelayed } from "./delayed.ts";
+import { rewakeRoster } from "./roster.ts";
 import { runSchedule } from "./schedule-runs.ts";
 import { sweep } from "./sweep.ts";
 import type { DueTimer } from "./timer-task.ts";
@@ -27,6 +28,7 @@ export const TIMER_HANDLERS: Record<TimerKind, TimerHandler> = {
   delay: enterDelayed,
   schedule: runSchedule,
   sweep,
+  roster: rewakeRoster,
 };
 
 /** Runs `timer` by its kind's handler. */

@@ -168,6 +168,13 @@ const routes = {
   }),
 };
 
+/**
+ * The channel's roster timer's task (shared/roster.ts): a subscriber became active; a publish
+ * through another isolate's older copy of the roster may not wake it until `at`.
+ */
+const rosterTimer = (c: Context<AppEnv>, channel: string, at: number) =>
+  c.var.delivery.timer("roster", channel, at);
+
 const mustLoad = (c: Context<AppEnv>, channel: string, name: string) =>
   mustLoadSubscription(c.var.db, channel, name);
 
@@ -219,7 +226,9 @@ export function subscriptionRoutes() {
       };
       const startId = startPoint(input.from);
       const { retention } = c.var.config;
-      if (!(await createSubscription(c.var.db, sub, startId, Date.now(), retention))) {
+      const now = Date.now();
+      const created = await createSubscription(c.var.db, sub, startId, now, retention);
+      if (!created) {
         throw new Conflict(
           `"${sub.name}" already subscribes to "${channel}"`,
           "subscription_exists",
@@ -227,6 +236,8 @@ export function subscriptionRoutes() {
       }
       if (mode === "pull") return c.json(await show(c, sub), 201);
       if (startId !== "$") c.executionCtx.waitUntil(c.var.delivery.wake(channel, sub.name));
+      if (created.rosterAt !== null)
+        c.executionCtx.waitUntil(rosterTimer(c, channel, created.rosterAt));
       return c.json({ ...(await show(c, sub)), secret: sub.secrets[0]!.secret }, 201);
     })
     .openapi(routes.list, async (c) => {
@@ -277,9 +288,12 @@ export function subscriptionRoutes() {
         ((before.paused && paused === false) ||
           (changes.url !== undefined && changes.url !== before.url));
       const reorder = changes.ordered !== undefined && changes.ordered !== before.ordered;
-      if (!(await saveSubscription(c.var.db, after, { paused, wake, reorder }, Date.now())))
-        throw subscriptionNotFound(channel, name);
+      const now = Date.now();
+      const saved = await saveSubscription(c.var.db, after, { paused, wake, reorder }, now);
+      if (!saved) throw subscriptionNotFound(channel, name);
       if (wake && !after.paused) c.executionCtx.waitUntil(c.var.delivery.wake(channel, name));
+      if (saved.rosterAt !== null)
+        c.executionCtx.waitUntil(rosterTimer(c, channel, saved.rosterAt));
       return c.json(await show(c, after), 200);
     })
     .openapi(routes.remove, async (c) => {

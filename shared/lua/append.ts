@@ -9,22 +9,28 @@
 //              its member), joins those woken more than `joinAfter` ms ago (rescored to now), and
 //              with `o.recovering` also reports those whose member is at `now` (an earlier run of
 //              the same call woke them). Returns the woken as {name, json, retry score or '', ...},
-//              or nil and the error of a refused ZADD. It reads the subs hash with one HGETALL and
-//              leaves the channel's own fields in `o.channelFields`, and `o.subscribed` true when
-//              any subscription (paused or not) exists.
+//              or nil and the error of a refused ZADD. It reads the subs hash with one HGETALL,
+//              left in `o.loaded` for the caller's roster (shared/roster.ts), and leaves the
+//              channel's own fields in `o.channelFields`, and `o.subscribed` true when any
+//              subscription (paused or not) exists. With `o.roster` (the caller's copy of what
+//              that HGETALL says: {names, trim, retention, subscribed}, at most ROSTER_TTL_MS
+//              old) it reads nothing, and a woken subscriber's json is '' (the caller has it).
 //   retain(o, stream, state, ids, registered)
 //              the retention step once the entries `ids` (oldest first) are in: a channel just
 //              created (`registered`) only starts its trim clock; otherwise, when the `~trim`
 //              field says a trim is due (or this call alone added a trim's worth), trim.ts's trim.
 //              Either also makes sure the channel's sweep comes within a gap (trim.ts armSweep),
-//              so a channel that falls silent is still trimmed (lua/sweep.ts).
+//              so a channel that falls silent is still trimmed (lua/sweep.ts). With `o.roster`, a
+//              trim the copy says is due is checked against the stored `~trim` first (1 HGET:
+//              another isolate may have trimmed since). `o.trimValue` is left with the `~trim`
+//              value it wrote or read, for the caller's copy.
 //
 // `o` holds: subs, due (keys); now (ms, as the string the caller sent), wakePrefix, retryPrefix,
 // markerSeparator, channelPrefix, joinAfter (ms), recovering; and for retain: maxAge, maxMessages
 // (the defaults, nil for no limit), maxUndelivered, minInterval, maxInterval, retentionField,
 // trimField, sweepMember ("sweep:<ch>").
 //
-// Cost: wake, 1 HGETALL + 1 ZMSCORE + 1 ZADD per 400 active subscribers (+1 ZADD XX when it joins
+// Cost: wake, 1 HGETALL (none with a roster) + 1 ZMSCORE + 1 ZADD per 400 active subscribers (+1 ZADD XX when it joins
 // busy ones; chunks keep unpack() under Lua's stack limit); retain, nothing unless a trim is due
 // (trim.ts), + 1 HSET for a new channel; with retention, + 1 ZADD LT (the sweep) either way.
 import { TRIM_LUA } from "./trim.ts";
@@ -36,7 +42,13 @@ local WAKE_CHUNK = 400
 -- The subscribers that are not paused (nor pull subscriptions), and their settings, from one
 -- HGETALL; the channel's own fields (retention, trim) go to o.channelFields.
 local function active(o)
+  if o.roster then
+    o.channelFields = {[o.trimField] = o.roster.trim, [o.retentionField] = o.roster.retention}
+    o.subscribed = o.roster.subscribed
+    return o.roster.names, {}
+  end
   local flat = redis.call('HGETALL', o.subs)
+  o.loaded = flat
   local paused, names, configs = {}, {}, {}
   o.channelFields = {}
   for i = 1, #flat, 2 do
@@ -85,7 +97,7 @@ local function wake(o)
           joins[#joins + 1] = members[2 * j - 1]
         end
         woken[#woken + 1] = name
-        woken[#woken + 1] = configs[name]
+        woken[#woken + 1] = configs[name] or ''
         woken[#woken + 1] = scores[2 * j] or ''
       end
     end
@@ -118,14 +130,23 @@ local function retain(o, stream, state, ids, registered)
     minInterval = o.minInterval, maxInterval = o.maxInterval, trimField = o.trimField,
     subs = o.subs, due = o.due, sweepMember = o.sweepMember,
   }
+  local function due(value) return not value or tonumber(string.match(value, '^(%d+)')) <= now end
   if registered then
-    clock(t, o.now, now + o.minInterval, 0)
+    o.trimValue = clock(t, o.now, now + o.minInterval, 0)
     armSweep(t, now)
-  elseif not previous or tonumber(string.match(previous, '^(%d+)')) <= now
-      or #ids >= trimEvery(maxMessages) then
+    return
+  end
+  local many = #ids >= trimEvery(maxMessages)
+  if o.roster and (many or due(previous)) then
+    -- The copy may be behind a trim another isolate made: the stored clock decides.
+    previous = redis.call('HGET', o.subs, o.trimField)
+    t.previous = previous or false
+    o.trimValue = previous or ''
+  end
+  if many or due(previous) then
     local trimmed = trim(stream, state, now, t)
     if trimmed then
-      clock(t, o.now, trimmed.next, trimmed.after)
+      o.trimValue = clock(t, o.now, trimmed.next, trimmed.after)
       armSweep(t, now)
     end
   end

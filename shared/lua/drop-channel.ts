@@ -29,7 +29,8 @@
 // KEYS[9..] each given subscription's dlq, redrive stream, pace key, attempt log and lanes
 // ARGV[1] channel name (registry member), ARGV[2] "force" or "", ARGV[3] n, ARGV[4 .. 3+n] the
 // subscriptions' names, ARGV[4+n ..] their {p}:due members (wake and retry of both units), and
-// last the channel's own: its timer "delay:<ch>" and its sweep "sweep:<ch>" (lua/sweep.ts)
+// last the channel's own: its timer "delay:<ch>", its sweep "sweep:<ch>" (lua/sweep.ts) and its
+// roster timer "roster:<ch>" (shared/roster.ts)
 //
 // Returns {1, messages deleted, delayed messages deleted}; {0} when there is no such channel
 // (nothing to delete: a repeat after a lost reply gets this too); {-2, {names}} when it has

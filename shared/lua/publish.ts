@@ -67,7 +67,11 @@
 //          command of its own
 // ARGV[20] the channel's timer member "delay:<ch>" (keys.ts timerMember)
 // ARGV[21] the channel's sweep member "sweep:<ch>" (keys.ts sweepMember)
-// ARGV[22..] type, data, due, ordering key, type, data, due, ordering key, ...: due is "" for a
+// ARGV[22] "1": the caller has the channel's roster (shared/roster.ts: what the subs hash says,
+//          at most ROSTER_TTL_MS old), in ARGV[23] its `~trim` value ("" none), ARGV[24] its
+//          `~retention` ("" none), ARGV[25] "1" when any subscription exists, ARGV[26] n, then
+//          the n active subscribers' names: no HGETALL; "": read the hash, and answer it
+// ARGV[27 + n..] type, data, due, ordering key, type, data, due, ordering key, ...: due is "" for a
 //          message appended now, else the time (ms, later than now) it enters the channel; the
 //          ordering key "" for none, else written into its entry as field `k` (no command of its
 //          own; an ordered subscription delivers a key's messages one at a time: lua/take.ts)
@@ -78,24 +82,29 @@
 // the channel's sweep comes within a gap (trim.ts armSweep), so a channel that falls silent is
 // still trimmed (lua/sweep.ts).
 //
-// Returns {0, {ids...}, {name, subscriptionJSON, retryScore or "", ...}, timerAt} listing the
+// Returns {0, {ids...}, {name, subscriptionJSON or "" (with a roster), retryScore or "", ...},
+// timerAt, hash, trim} listing the
 // subscribers this publish woke (their wake member was absent: nobody was on them, so the caller
 // kicks them; or it is older than JOIN_AFTER_MS: their deliverers have had a backlog for that
 // long, so the caller's kick joins them, and the member is rescored to now, so the next join
 // comes that much later: concurrency grows with a backlog that lasts, one invocation per
 // JOIN_AFTER_MS), and timerAt, the earliest due time of its delayed messages when it moved the
-// channel's timer member earlier (the caller sends a timer task for it), else "";
+// channel's timer member earlier (the caller sends a timer task for it), else ""; hash the subs
+// hash (flat) when it was read, else nil; trim the `~trim` value written or read, else "" (the
+// caller's roster keeps both);
 // {1, "id1,id2,..."} when the idempotency key was already used (nothing written); {2, ...} like 0
 // when recover mode found the first attempt's messages (the woken are those whose wake member has
 // this publish's `now`; timerAt its delayed messages' earliest, moved or not); {3, "<error>"}
 // when a write was refused (nothing written); {4, maxAgeMs} when a delay is longer than the
 // channel's retention keeps messages (nothing written).
 //
-// Cost: 1 EVALSHA + N XADD + 1 HGETALL, plus 1 ZMSCORE + 1 ZADD per 400 active subscribers
+// Cost: 1 EVALSHA + N XADD + 1 HGETALL (none with a roster: an isolate reads a channel's once a
+// second), plus 1 ZMSCORE + 1 ZADD per 400 active subscribers
 // (+1 ZADD XX when it joins busy ones)
 // (chunks keep unpack() under Lua's stack limit); + 1 XADD + 1 SADD the first time (NOMKSTREAM
 // fails, the channel is registered); + 1 GET + 1 SET with an idempotency key. A single publish
-// to a channel without subscribers: 3. A publish that finds a trim due adds its cost (trim.ts),
+// to a channel without subscribers: 2 with a roster, else 3. A publish that finds a trim due adds
+// its cost (trim.ts; + 1 HGET with a roster),
 // about once per 1,000 messages; the first publish to a channel adds 1 HSET (the first `~trim`)
 // and, with retention, 1 ZADD (its sweep).
 // Delayed messages, however many: + 1 HGET (the retention) + 1 HSET + 1 ZADD (the set) + 1 ZADD
@@ -112,7 +121,17 @@ local channel, now = ARGV[1], ARGV[2]
 local idemTtl, nonce, recovering = ARGV[6], ARGV[7], ARGV[8] == 'recover'
 local defaultMaxAge = tonumber(ARGV[9])
 local traceparent, tracestate, timerMember = ARGV[18], ARGV[19], ARGV[20]
-local FIRST, RECOVER_WINDOW_MS = 22, 60000
+local RECOVER_WINDOW_MS = 60000
+local FIRST = 27 + tonumber(ARGV[26])
+local roster = nil
+if ARGV[22] == '1' then
+  local names = {}
+  for i = 27, FIRST - 1 do names[#names + 1] = ARGV[i] end
+  roster = {
+    names = names, trim = ARGV[23] ~= '' and ARGV[23] or nil,
+    retention = ARGV[24] ~= '' and ARGV[24] or nil, subscribed = ARGV[25] == '1',
+  }
+end
 
 local function failed(reply) return type(reply) == 'table' and reply.err end
 ${APPEND_LUA}
@@ -122,8 +141,9 @@ local a = {
   recovering = recovering, maxAge = defaultMaxAge, maxMessages = tonumber(ARGV[10]),
   maxUndelivered = tonumber(ARGV[11]), minInterval = tonumber(ARGV[12]),
   maxInterval = tonumber(ARGV[13]), retentionField = ARGV[15], trimField = ARGV[16],
-  sweepMember = ARGV[21],
+  sweepMember = ARGV[21], roster = roster,
 }
+local function news() return a.loaded or false, a.trimValue or '' end
 
 -- The messages: how many are appended now, how many delayed, and when the first and last are due.
 local immediate, delayed, earliest, latest, firstDelayed = 0, 0, nil, nil, nil
@@ -190,7 +210,8 @@ if recovering then
       woken, err = wake(a)
       if not woken then return {3, err} end
     end
-    return {2, inOrder(appended), woken, timerAt}
+    local hash, trimValue = news()
+    return {2, inOrder(appended), woken, timerAt, hash, trimValue}
   end
 end
 
@@ -298,7 +319,8 @@ if immediate == 0 then
   -- A channel this made starts its trim clock (and its sweep) now, as a first publish's does:
   -- once nothing is left to undo.
   if created and registered then retain(a, stream, state, {}, true) end
-  return {0, all, {}, timerAt}
+  local hash, trimValue = news()
+  return {0, all, {}, timerAt, hash, trimValue}
 end
 local woken, err = wake(a)
 if not woken then
@@ -306,5 +328,6 @@ if not woken then
   return undo(err)
 end
 retain(a, stream, state, ids, registered)
-return {0, all, woken, timerAt}
+local hash, trimValue = news()
+return {0, all, woken, timerAt, hash, trimValue}
 `;

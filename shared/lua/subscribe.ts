@@ -20,16 +20,20 @@
 // the channel has none, ARGV[10] the pull marker field "<name>#pull" of a pull subscription, or "",
 // ARGV[11] the channel's sweep member "sweep:<ch>", ARGV[12] when it is swept at the latest: set
 // with the first `~trim` (ZADD LT), so that a channel made here, then published to within its
-// first trim interval and never again, is still swept (lua/sweep.ts)
+// first trim interval and never again, is still swept (lua/sweep.ts), ARGV[13] the channel's
+// roster timer "roster:<ch>" for a push subscription, else "", ARGV[14] when it runs (ZADD GT):
+// once no isolate's copy of the roster predates this one (shared/roster.ts), ARGV[15] since
+// when a copy may be held (ms): set only when the stream's last entry is that recent (a copy
+// is read by a publish that appends: none since, no copy that can still be used)
 //
-// Returns 1 (created) or 0 (the name is taken). Cost: 1 EVALSHA + 1 HEXISTS + 1 XGROUP CREATE
+// Returns 1 (created), 2 (created, and the roster timer set) or 0 (the name is taken). Cost: 1 EVALSHA + 1 HEXISTS + 1 XGROUP CREATE
 // (+1 XGROUP SETID) + 1 HSET + 1 HSETNX + 1 SADD (+1 ZADD: wake) (+1 XADD MAXLEN 0, push only)
-// (+1 ZADD: the sweep, when the channel had no `~trim`).
+// (+1 ZADD: the sweep, when the channel had no `~trim`) (+1 XREVRANGE (+1 ZADD): the roster timer, push only).
 export const SUBSCRIBE_LUA = `#!lua flags=allow-key-locking
 local subs, stream, registry, due, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local name, json, startId, channel, now, wake = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local group, trimField, firstTrim, pullMarker = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local sweep, sweepAt = ARGV[11], ARGV[12]
+local sweep, sweepAt, roster, rosterAt, rosterSince = ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 if redis.call('HEXISTS', subs, name) == 1 then return 0 end
 local created = redis.pcall('XGROUP', 'CREATE', stream, group, startId, 'MKSTREAM')
 if type(created) == 'table' and created.err then
@@ -48,5 +52,12 @@ if redis.call('HSETNX', subs, trimField, firstTrim) == 1 then
 end
 redis.call('SADD', registry, channel)
 if wake ~= '' then redis.call('ZADD', due, now, wake) end
+if roster ~= '' then
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+  if last and tonumber(string.match(last[1], '^(%d+)')) >= tonumber(rosterSince) then
+    redis.call('ZADD', due, 'GT', rosterAt, roster)
+    return 2
+  end
+end
 return 1
 `;

@@ -42,7 +42,7 @@
 //
 // It defines `trim(stream, state, now, o)` for publish.ts and sweep.ts to call, which answers
 // {next = ms, after = length after, removed = entries trimmed}, or nil when it could not look
-// at the groups (nothing trimmed); `clock(o, now, next, after)` writes `~trim`; and
+// at the groups (nothing trimmed); `clock(o, now, next, after)` writes `~trim` (and answers it); and
 // `armSweep(o, now)`, where `o` holds:
 //   maxAge, maxMessages       retention (nil: no limit of that kind)
 //   maxUndelivered            ms a subscription may fall behind before its oldest messages expire
@@ -206,9 +206,11 @@ local function trim(stream, state, now, o)
   return { next = now + interval, after = length - removed, removed = removed }
 end
 
--- The trim clock: when the next trim is due, the length it left, when it ran.
+-- The trim clock: when the next trim is due, the length it left, when it ran. Answers the value.
 local function clock(o, now, next, after)
-  redis.pcall('HSET', o.subs, o.trimField, next .. ':' .. after .. ':' .. now)
+  local value = next .. ':' .. after .. ':' .. now
+  redis.pcall('HSET', o.subs, o.trimField, value)
+  return value
 end
 
 -- The time between two sweeps of a channel: a tenth of its age limits, at least minInterval.

@@ -1,0 +1,83 @@
+// rewake: a channel's `roster` timer (shared/roster.ts). A subscriber became active (made,
+// resumed) through one isolate; a publish through another, whose copy of the channel's roster
+// was up to ROSTER_TTL_MS old, may have appended messages without waking it. Once every such copy
+// has run out, this wakes, as a publish does (append.ts wake: its wake member set to now when it
+// has none; a deliverer on it keeps its own), each active subscriber whose group has not read
+// up to the stream's last entry, so what such a publish appended is delivered. One that has
+// read everything is left alone: a burst of new subscriptions costs no visit of its own.
+//
+// The timer member is removed only when due (a change since moved it on: it stays, for its own
+// run). Safe twice and at once: a second run finds the wake members there and wakes nobody.
+//
+// KEYS[1] subs {p}:subs:<ch>, KEYS[2] due {p}:due, KEYS[3] stream {p}:ch:<ch>
+// ARGV[1] now (ms), ARGV[2] the timer member "roster:<ch>", ARGV[3] wake member prefix
+// "wake:<ch>/", ARGV[4] retry member prefix "retry:<ch>/", ARGV[5] the paused marker's suffix
+// "#paused", ARGV[6] the pull marker's "#pull"
+//
+// Returns {name, subscriptionJSON, retry score or '', ...}: the woken, for the caller's kick, as
+// a publish's. Cost: 1 EVALSHA + 1 ZSCORE (+1 ZREM) + 1 XREVRANGE, and with messages: 1 XINFO
+// GROUPS, and with groups behind: 1 HMGET + 1 ZMSCORE (+1 ZADD).
+export const REWAKE_LUA = `#!lua flags=allow-key-locking
+local subs, due, stream = KEYS[1], KEYS[2], KEYS[3]
+local now, member, wakePrefix, retryPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local pausedSuffix, pullSuffix = ARGV[5], ARGV[6]
+local at = redis.call('ZSCORE', due, member)
+if at and tonumber(at) <= tonumber(now) then redis.call('ZREM', due, member) end
+local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+if not last then return {} end
+last = last[1]
+
+-- Stream ids as decimal texts (a part may pass 2^53): the longer part is the larger.
+local function before(a, b)
+  local am, as = string.match(a, '^(%d+)%-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)%-(%d+)$')
+  if #am ~= #bm then return #am < #bm end
+  if am ~= bm then return am < bm end
+  if #as ~= #bs then return #as < #bs end
+  return as < bs
+end
+
+local behind = {}
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+  local name, delivered
+  for k = 1, #group, 2 do
+    if group[k] == 'name' then name = group[k + 1] end
+    if group[k] == 'last-delivered-id' then delivered = group[k + 1] end
+  end
+  if name and delivered and before(delivered, last) then
+    behind[#behind + 1] = string.match(name, '^([^~]*)')
+  end
+end
+if #behind == 0 then return {} end
+
+local fields = {}
+for _, name in ipairs(behind) do
+  fields[#fields + 1] = name
+  fields[#fields + 1] = name .. pausedSuffix
+  fields[#fields + 1] = name .. pullSuffix
+end
+local stored = redis.call('HMGET', subs, unpack(fields))
+local active, members = {}, {}
+for j, name in ipairs(behind) do
+  local json = stored[3 * j - 2]
+  if json and not stored[3 * j - 1] and not stored[3 * j] then
+    active[#active + 1] = {name, json}
+    members[#members + 1] = wakePrefix .. name
+    members[#members + 1] = retryPrefix .. name
+  end
+end
+if #active == 0 then return {} end
+local scores = redis.call('ZMSCORE', due, unpack(members))
+local woken, wakes = {}, {}
+for j, sub in ipairs(active) do
+  if not scores[2 * j - 1] then
+    wakes[#wakes + 1] = now
+    wakes[#wakes + 1] = members[2 * j - 1]
+    woken[#woken + 1] = sub[1]
+    woken[#woken + 1] = sub[2]
+    woken[#woken + 1] = scores[2 * j] or ''
+  end
+end
+if #wakes > 0 then redis.call('ZADD', due, 'NX', unpack(wakes)) end
+return woken
+`;
