@@ -3,17 +3,15 @@
 // publish (shared/streams.ts) with a Rosters of its own, against the same Redis as the Worker.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../shared/config.ts";
 import { rosterMember } from "../../shared/keys.ts";
-import { unmetered } from "../../shared/meter.ts";
-import { type Db, getDb } from "../../shared/redis.ts";
+import type { Db } from "../../shared/redis.ts";
 import { ROSTER_TTL_MS, Rosters } from "../../shared/roster.ts";
-import { publish as publishFrom } from "../../shared/streams.ts";
 import { loadScripts } from "../helpers/faults.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import { countCommands } from "../helpers/redis-server.ts";
+import { dbOf, publishThrough as publishWith } from "../helpers/roster.ts";
 import { fireCron } from "../helpers/schedules.ts";
-import { BRIDGE_TOKEN, type Stack, startStack } from "../helpers/stack.ts";
+import { type Stack, startStack } from "../helpers/stack.ts";
 import { publish, runPass, subscribe } from "../helpers/subscriptions.ts";
 
 let stack: Stack;
@@ -25,33 +23,16 @@ beforeAll(async () => {
   });
   receiver = await startReceiver();
   await loadScripts(stack);
-  const config = loadConfig({
-    UPSTASH_REDIS_REST_URL: stack.bridge.url,
-    UPSTASH_REDIS_REST_TOKEN: BRIDGE_TOKEN,
-    API_TOKEN: "unused",
-  });
-  db = getDb(config, unmetered());
+  db = dbOf(stack);
 });
 afterAll(async () => {
   await receiver?.close();
   await stack?.stop();
 });
 
-const retention = () =>
-  loadConfig({
-    UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9",
-    UPSTASH_REDIS_REST_TOKEN: "unused",
-    API_TOKEN: "unused",
-    TRIM_MIN_INTERVAL_MS: "3600000",
-  }).retention;
-
 /** A publish of one message through `isolate`'s copies, at `now`. */
 const publishThrough = (isolate: Rosters, channel: string, data: unknown, now: number) =>
-  publishFrom(db, channel, [{ data: JSON.stringify(data) }], {
-    now,
-    retention: retention(),
-    rosters: isolate,
-  });
+  publishWith(stack, db, isolate, channel, data, now);
 
 describe("a single publish", () => {
   it("costs its script and its XADD through an isolate holding the roster, and reads it again once it is a second old", async () => {
