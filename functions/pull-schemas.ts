@@ -1,7 +1,7 @@
 // Request and response schemas of pulling from a pull subscription (routes/pull.ts).
 
 import { z } from "@hono/zod-openapi";
-import { MAX_VISIBILITY_MS } from "../shared/engine/queue.ts";
+import { MAX_VISIBILITY_MS, PULL_VISIBILITY_MS } from "../shared/engine/queue.ts";
 import {
   CHANNEL_NAME,
   DelayedIdField,
@@ -25,8 +25,8 @@ const VisibilityTimeoutMs = z.number().int().min(1000).max(MAX_VISIBILITY_MS);
 export const PullBody = z
   .strictObject({
     max: z.number().int().min(1).max(1000).default(10).openapi({ default: 10 }),
-    visibilityTimeoutMs: VisibilityTimeoutMs.default(30_000).openapi({
-      default: 30_000,
+    visibilityTimeoutMs: VisibilityTimeoutMs.default(PULL_VISIBILITY_MS).openapi({
+      default: PULL_VISIBILITY_MS,
       description: "How long the messages stay hidden from other consumers unless acked",
     }),
     consumer: ConsumerName.default("default"),
@@ -73,6 +73,13 @@ export const Acked = z
   .object({ acked: z.number().int().openapi({ description: "Ids that were pending" }) })
   .openapi("Acked");
 
+/** A nack's or extend's consumer: accepted as before, and not needed (see its description). */
+const SettlingConsumer = ConsumerName.default("default").openapi({
+  description:
+    "Accepted, and not needed: a message nacked or extended waits with the subscription " +
+    "whoever pulled it, and any consumer may pull it when it is visible again",
+});
+
 export const NackBody = z
   .strictObject({
     ids: Ids,
@@ -80,7 +87,7 @@ export const NackBody = z
       default: 0,
       description: "Visible again after this long (0: now)",
     }),
-    consumer: ConsumerName.default("default"),
+    consumer: SettlingConsumer,
   })
   .openapi("Nack");
 export const Nacked = z.object({ nacked: z.number().int() }).openapi("Nacked");
@@ -89,7 +96,7 @@ export const ExtendBody = z
   .strictObject({
     ids: Ids,
     visibilityTimeoutMs: VisibilityTimeoutMs,
-    consumer: ConsumerName.default("default"),
+    consumer: SettlingConsumer,
   })
   .openapi("Extend");
 export const Extended = z.object({ extended: z.number().int() }).openapi("Extended");

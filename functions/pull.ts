@@ -1,22 +1,28 @@
 // Pull: a policy on the delivery engine (shared/engine/), for consumers that take a subscription's
 // messages over HTTP instead of receiving webhooks. A pull is one take by the consumer it names:
 // it acks what the consumer is done with, claims messages whose visibility timeout ran out if it
-// looks, and reads new ones, each leased to the consumer for its visibility timeout.
+// looks, and reads new ones, invisible to other consumers for its visibility timeout.
 //
-// Looking costs the XPENDING of the whole group, so a pull looks only when its caller says so
-// (routes/pull.ts: at most once a second per isolate and subscription, and after a nack there).
-// Each call, its cost, and what happens when its reply is lost (shared/redis.ts):
+// A consumer's reads need no lease: they stay with it, visible again PULL_VISIBILITY_MS after
+// their read (their idle time in the group's pending list, as a push reader's). A pull asking
+// for another visibility timeout, a nack and an extend leave theirs with the holder
+// (WAITING_ROOM, lua/take.ts), set to come back when asked. Looking costs the XPENDING summary
+// of the group, one XPENDING per consumer holding messages and one for the holder's, so a pull
+// looks only when its caller says so (routes/pull.ts: at most once a second per isolate and
+// subscription, and after a nack there). Each call, its cost, and what happens when its reply is
+// lost (shared/redis.ts):
 //
 //   call        commands                                        reply lost
-//   take        lua/take.ts: [XACK] + XREADGROUP + XCLAIM        repeated (db.redis): what the lost
-//               (lease); + XPENDING (+ XCLAIM) when it looks      run took stays leased to the
-//                                                                consumer, and comes back when its
+//   take        lua/take.ts: [XACK] + XREADGROUP (+ XCLAIM       repeated (db.redis): what the lost
+//               with a visibility of its own); + XPENDING        run took stays the consumer's (or
+//               summary + 1 per consumer + 1 (+ XCLAIM) looking  leased), and comes back when its
 //                                                                visibility runs out, attempt counted
 //   park        lua/dead-letter.ts, when a lease ran out for     repeated: parks only the pending
 //               the last time (maxAttempts)
 //
-// So a pull that returns new messages costs 3 commands, one that looks 4, one that finds nothing
-// 2; +1 XACK when it carries acks (or the types filter skipped some).
+// So a pull that returns new messages costs 2 commands, one that finds nothing 2; +1 XACK when it
+// carries acks (or the types filter skipped some), +1 XCLAIM with a visibilityTimeoutMs other
+// than PULL_VISIBILITY_MS.
 //
 // Redrive. While dead letters put back wait in the subscription's redrive stream
 // (shared/engine/dead-letters.ts), a pull serves them first, from that stream, always looking
@@ -24,7 +30,14 @@
 // empty, the subscription's redrive marker goes and pulls are back to the above.
 
 import { type DeadLetterBounds, endRedrive, park } from "../shared/engine/dead-letters.ts";
-import { channelQueue, type Queue, redriveQueue, splitIds } from "../shared/engine/queue.ts";
+import {
+  channelQueue,
+  PULL_VISIBILITY_MS,
+  type Queue,
+  redriveQueue,
+  splitIds,
+  WAITING_ROOM,
+} from "../shared/engine/queue.ts";
 import { ack } from "../shared/engine/settle.ts";
 import { type Joined, PENDING_LIMIT, type TakeResult, take } from "../shared/engine/take.ts";
 import type { Db } from "../shared/redis.ts";
@@ -122,9 +135,13 @@ async function pullFrom(
   const run = (n: number, acks: string[]) =>
     take(db.redis, db, q, {
       reader: req.consumer,
+      // Nacks and extends wait with the holder; a consumer's reads are visible again
+      // PULL_VISIBILITY_MS after them, or, asked for another time, leased to the holder.
+      holder: WAITING_ROOM,
       now: o.now,
       count: n,
-      visibilityMs: req.visibilityTimeoutMs,
+      visibilityMs: PULL_VISIBILITY_MS,
+      leaseMs: req.visibilityTimeoutMs === PULL_VISIBILITY_MS ? 0 : req.visibilityTimeoutMs,
       byteBudget: PULL_REPLY_BYTES,
       look: o.look,
       maxAttempts: sub.maxAttempts,

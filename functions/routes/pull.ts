@@ -7,7 +7,13 @@ import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
 import type { TypedResponse } from "hono";
 import type { JSONParsed } from "hono/utils/types";
 import { deadLetterBounds } from "../../shared/engine/dead-letters.ts";
-import { channelQueue, type Queue, redriveQueue, splitIds } from "../../shared/engine/queue.ts";
+import {
+  channelQueue,
+  type Queue,
+  redriveQueue,
+  splitIds,
+  WAITING_ROOM,
+} from "../../shared/engine/queue.ts";
 import { ack, nack } from "../../shared/engine/settle.ts";
 import { Conflict } from "../../shared/errors.ts";
 import type { Db } from "../../shared/redis.ts";
@@ -124,10 +130,10 @@ export function pullRoutes() {
       return c.json({ acked }, 200);
     })
     .openapi(routes.nack, async (c) => {
-      const { ids, delayMs, consumer } = c.req.valid("json");
+      const { ids, delayMs } = c.req.valid("json");
       const nacked = await withSettings(c, async (held) => {
         const n = await inQueues(c.var.db, held.sub, ids, (q, some) =>
-          nack(c.var.db, q, consumer, some, delayMs),
+          nack(c.var.db, q, WAITING_ROOM, some, delayMs),
         );
         held.lookedAt = 0; // a message nacked now is handed out by the next pull here
         return n;
@@ -135,10 +141,11 @@ export function pullRoutes() {
       return c.json({ nacked }, 200);
     })
     .openapi(routes.extend, async (c) => {
-      const { ids, visibilityTimeoutMs, consumer } = c.req.valid("json");
+      const { ids, visibilityTimeoutMs } = c.req.valid("json");
+      // Both wait with the holder (functions/pull.ts), whichever consumer pulled them.
       const extended = await withSettings(c, (held) =>
         inQueues(c.var.db, held.sub, ids, (q, some) =>
-          nack(c.var.db, q, consumer, some, visibilityTimeoutMs),
+          nack(c.var.db, q, WAITING_ROOM, some, visibilityTimeoutMs),
         ),
       );
       return c.json({ extended }, 200);

@@ -41,10 +41,11 @@ const namesOf = (sub: Named) => ({
 const paceKey = (db: Db, sub: Named) => db.keys.pace(sub.channel, sub.name);
 
 /**
- * The consumer that holds a push subscription's entries waiting for their next attempt (nacked,
- * or given back unsent), so that readers hold only what they have in flight. Named `deliverer`,
- * the one consumer of push groups before the engine: what such a group still holds from then
- * waits there too, visible again within LEASE_BASE_MS of its last delivery.
+ * The consumer that holds a subscription's entries waiting for their next attempt (nacked, given
+ * back unsent, a pull's extended ones), so that readers hold only what they have in flight, each
+ * visible again when its idle time reaches LEASE_BASE_MS. Named `deliverer`, the one consumer of
+ * push groups before the engine (what such a group still holds from then waits there too), a
+ * name no pull consumer may take.
  */
 export const WAITING_ROOM = "deliverer";
 
@@ -59,6 +60,12 @@ export function newReader(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/**
+ * A pull's visibility timeout unless it asks for another: what its readers' entries are looked
+ * at with (lua/take.ts), so that a pull with it leases nothing.
+ */
+export const PULL_VISIBILITY_MS = 30_000;
 
 /** Longest visibility timeout (and nack delay) anyone may ask for: 12 h, as Pub/Sub's lease. */
 export const MAX_VISIBILITY_MS = 43_200_000;

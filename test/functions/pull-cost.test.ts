@@ -33,11 +33,11 @@ async function ready(channel: string) {
 }
 
 describe("the cost of pulling", () => {
-  it("is 3 commands for a pull that returns new messages (one take), 1 for an ack", async () => {
+  it("is 2 commands for a pull that returns new messages (one take, no lease), 1 for an ack", async () => {
     await ready("c-fresh");
     const ids = await publish(stack, "c-fresh", many(50));
     const pulled = await countCommands(stack.redis, () => call("c-fresh", "pull", { max: 50 }));
-    expect(pulled.byCommand).toEqual({ evalsha: 1, xreadgroup: 1, xclaim: 1 });
+    expect(pulled.byCommand).toEqual({ evalsha: 1, xreadgroup: 1 });
     const acked = await countCommands(stack.redis, () => call("c-fresh", "ack", { ids }));
     expect(acked.byCommand).toEqual({ xack: 1 });
   });
@@ -51,7 +51,7 @@ describe("the cost of pulling", () => {
     const counted = await countCommands(stack.redis, async () => {
       second = await call("c-carry", "pull", { max: 10, ack: first.messages.map((m) => m.id) });
     });
-    expect(counted.byCommand).toEqual({ evalsha: 1, xack: 1, xreadgroup: 1, xclaim: 1 });
+    expect(counted.byCommand).toEqual({ evalsha: 1, xack: 1, xreadgroup: 1 });
     expect(second?.acked).toBe(10);
     expect(second?.messages).toHaveLength(10);
   });
@@ -61,16 +61,41 @@ describe("the cost of pulling", () => {
     await call("c-look", "ack", { ids: ["1-0"] }); // settings now held; no pull has looked yet
     await publish(stack, "c-look", many(5));
     const pulled = await countCommands(stack.redis, () => call("c-look", "pull", { max: 5 }));
-    expect(pulled.byCommand).toEqual({ evalsha: 1, xpending: 1, xreadgroup: 1, xclaim: 1 });
+    // The look: the group's summary (nobody holds anything), the holder's due ones; the read.
+    expect(pulled.byCommand).toEqual({ evalsha: 1, xpending: 2, xreadgroup: 1 });
   });
 
-  it("is 3 commands for a pull that takes over expired leases", async () => {
+  it("adds one XPENDING per consumer holding messages to a look", async () => {
+    await ready("c-many");
+    await publish(stack, "c-many", many(3));
+    const [a] = (await call("c-many", "pull", { max: 1, consumer: "a" })).messages;
+    await call("c-many", "pull", { max: 1, consumer: "b" });
+    // a's back to the holder for a minute; the nack makes the next pull here look.
+    await call("c-many", "nack", { ids: [a!.id], delayMs: 60_000 });
+    const pulled = await countCommands(stack.redis, () =>
+      call("c-many", "pull", { max: 1, consumer: "c" }),
+    );
+    // The summary, b's (a holds nothing now; the holder's are asked by their own time), the
+    // holder's due ones (none), then the read.
+    expect(pulled.byCommand).toEqual({ evalsha: 1, xpending: 3, xreadgroup: 1 });
+  });
+
+  it("adds one XCLAIM to a pull with a visibility timeout of its own: its messages wait with the holder", async () => {
+    await ready("c-own");
+    await publish(stack, "c-own", many(1));
+    const pulled = await countCommands(stack.redis, () =>
+      call("c-own", "pull", { max: 1, visibilityTimeoutMs: 60_000 }),
+    );
+    expect(pulled.byCommand).toEqual({ evalsha: 1, xreadgroup: 1, xclaim: 1 });
+  });
+
+  it("is 4 commands for a pull that takes over expired leases: the summary, the holder's, the claim", async () => {
     await ready("c-expired");
     const ids = await publish(stack, "c-expired", many(5));
     await call("c-expired", "pull", { max: 5 });
     const nacked = await countCommands(stack.redis, () => call("c-expired", "nack", { ids }));
     expect(nacked.byCommand).toEqual({ xclaim: 1 });
     const pulled = await countCommands(stack.redis, () => call("c-expired", "pull", { max: 5 }));
-    expect(pulled.byCommand).toEqual({ evalsha: 1, xpending: 1, xclaim: 1 });
+    expect(pulled.byCommand).toEqual({ evalsha: 1, xpending: 2, xclaim: 1 });
   });
 });
