@@ -3,26 +3,25 @@
 // it acks what the consumer is done with, claims messages whose visibility timeout ran out if it
 // looks, and reads new ones, invisible to other consumers for its visibility timeout.
 //
-// A consumer's reads need no lease: they stay with it, visible again PULL_VISIBILITY_MS after
-// their read (their idle time in the group's pending list, as a push reader's). A pull asking
-// for another visibility timeout, a nack and an extend leave theirs with the holder
-// (WAITING_ROOM, lua/take.ts), set to come back when asked. Looking costs the XPENDING summary
-// of the group, one XPENDING per consumer holding messages and one for the holder's, so a pull
-// looks only when its caller says so (routes/pull.ts: at most once a second per isolate and
+// A consumer's reads need no lease: they stay with it (as the reader pullReader names: its name,
+// and its visibility timeout unless the default), visible again that long after their read (their
+// idle time in the group's pending list, as a push reader's). Nacks and extends leave theirs with
+// the holder (WAITING_ROOM, lua/take.ts), set to come back when asked. Looking costs the XPENDING
+// summary of the group, one XPENDING per reader holding messages and one for the holder's, so a
+// pull looks only when its caller says so (routes/pull.ts: at most once a second per isolate and
 // subscription, and after a nack there). Each call, its cost, and what happens when its reply is
 // lost (shared/redis.ts):
 //
 //   call        commands                                        reply lost
-//   take        lua/take.ts: [XACK] + XREADGROUP (+ XCLAIM       repeated (db.redis): what the lost
-//               with a visibility of its own); + XPENDING        run took stays the consumer's (or
-//               summary + 1 per consumer + 1 (+ XCLAIM) looking  leased), and comes back when its
-//                                                                visibility runs out, attempt counted
+//   take        lua/take.ts: [XACK] + XREADGROUP; + XPENDING     repeated (db.redis): what the lost
+//               summary + 1 per reader + 1 (+ XCLAIM) looking    run took stays the consumer's, and
+//                                                                comes back when its visibility runs
+//                                                                out, attempt counted
 //   park        lua/dead-letter.ts, when a lease ran out for     repeated: parks only the pending
 //               the last time (maxAttempts)
 //
 // So a pull that returns new messages costs 2 commands, one that finds nothing 2; +1 XACK when it
-// carries acks (or the types filter skipped some), +1 XCLAIM with a visibilityTimeoutMs other
-// than PULL_VISIBILITY_MS.
+// carries acks (or the types filter skipped some).
 //
 // Redrive. While dead letters put back wait in the subscription's redrive stream
 // (shared/engine/dead-letters.ts), a pull serves them first, from that stream, always looking
@@ -33,6 +32,7 @@ import { type DeadLetterBounds, endRedrive, park } from "../shared/engine/dead-l
 import {
   channelQueue,
   PULL_VISIBILITY_MS,
+  pullReader,
   type Queue,
   redriveQueue,
   splitIds,
@@ -134,14 +134,13 @@ async function pullFrom(
   const count = pullCount(req.max, o.largestSeen || o.maxMessageBytes);
   const run = (n: number, acks: string[]) =>
     take(db.redis, db, q, {
-      reader: req.consumer,
-      // Nacks and extends wait with the holder; a consumer's reads are visible again
-      // PULL_VISIBILITY_MS after them, or, asked for another time, leased to the holder.
+      // Its reads are visible again visibilityTimeoutMs after them, which the reader's name says
+      // unless it is the default; nacks and extends wait with the holder.
+      reader: pullReader(req.consumer, req.visibilityTimeoutMs),
       holder: WAITING_ROOM,
       now: o.now,
       count: n,
       visibilityMs: PULL_VISIBILITY_MS,
-      leaseMs: req.visibilityTimeoutMs === PULL_VISIBILITY_MS ? 0 : req.visibilityTimeoutMs,
       byteBudget: PULL_REPLY_BYTES,
       look: o.look,
       maxAttempts: sub.maxAttempts,

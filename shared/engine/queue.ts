@@ -61,11 +61,16 @@ export function newReader(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/**
- * A pull's visibility timeout unless it asks for another: what its readers' entries are looked
- * at with (lua/take.ts), so that a pull with it leases nothing.
- */
+/** A pull's visibility timeout unless it asks for another (functions/pull-schemas.ts). */
 export const PULL_VISIBILITY_MS = 30_000;
+
+/**
+ * The reader (consumer in the group) a pull takes as: its consumer's name, followed by
+ * `~<visibilityMs>` when that is not PULL_VISIBILITY_MS, so that what it holds is visible again
+ * that long after its read with no lease to set (lua/take.ts: look). `~` is in no consumer's name.
+ */
+export const pullReader = (consumer: string, visibilityMs: number) =>
+  visibilityMs === PULL_VISIBILITY_MS ? consumer : `${consumer}~${visibilityMs}`;
 
 /** Longest visibility timeout (and nack delay) anyone may ask for: 12 h, as Pub/Sub's lease. */
 export const MAX_VISIBILITY_MS = 43_200_000;

@@ -48,13 +48,11 @@ export interface TakeRequest {
   now: number;
   /** At most this many taken (0: settle only). */
   count: number;
-  /** How long the readers' entries stay invisible, from their read (with a holder). */
-  visibilityMs: number;
   /**
-   * This take's own visibility, when it is not `visibilityMs` (with a holder): its entries go to
-   * the holder, visible again this long from now (lua/take.ts: lease).
+   * How long the readers' entries stay invisible, from their read (with a holder); a reader
+   * named <name>~<ms> (pullReader) keeps its own.
    */
-  leaseMs?: number;
+  visibilityMs: number;
   /** Bytes of message data the taken entries may hold (the first is taken whatever its size). */
   byteBudget: number;
   /**
@@ -222,7 +220,6 @@ export function takeCall(db: Db, q: Queue, r: TakeRequest) {
     String(r.window?.known?.size ?? 0),
     String(r.window?.known?.cutAt ?? 0),
     r.joined ? "1" : "0",
-    String(r.leaseMs ?? 0),
     String(types.length),
     ...types,
     String(r.ack?.length ?? 0),

@@ -15,10 +15,10 @@
 //     `base`: one question to the whole group (XPENDING IDLE base). Nobody takes this way now;
 //     pull did, and what it leased so is still looked at that way (below)
 // Pull uses the first with the same holder as push: its nacks and extends go there (engine/
-// settle.ts), and a take whose visibility is not the one readers' entries are looked at with
-// (`lease`: pull's visibilityTimeoutMs other than its default) leaves its entries with the holder,
-// set to base - lease, as a nack would. The first costs no command per read (a lease was a third
-// of Redis' time in a push drain, and more than half of a pull's at max 1,000).
+// settle.ts), and a reader's entries are visible again at its own visibility: named
+// <consumer>~<ms> when it is not the take's `visibility` (engine/queue.ts pullReader). The first
+// costs no command per read (a lease was a third of Redis' time in a push drain, and more than
+// half of a pull's at max 1,000).
 //
 // In order, each step only when asked for:
 //   1. ack      XACK (+ XDEL on a redrive stream, which keeps nothing done)
@@ -64,7 +64,7 @@
 //               was read: the error is answered); entries the types filter leaves out are acked,
 //               those over the byte budget (beyond the first) given back visible at once, with no
 //               attempt counted; the rest leased (XCLAIM IDLE, JUSTID) when the reader holds its
-//               own nacks, or with a `lease` (to the holder)
+//               own nacks
 //   8. schedule the caller's {p}:due: the retry member moved earlier (ZADD LT) to the first time
 //               an entry nacked, given back or (with `cover`) taken here becomes visible; when the
 //               read found nothing and the wake member is due or held (a backoff keeps it):
@@ -121,8 +121,7 @@
 // the reader's last take, ARGV[34] when the latest request that met congestion since then was
 // sent (ms; 0 none), ARGV[35] the window as the reader last knew it (0: unknown, read it),
 // ARGV[36] when it was last cut as the reader knew (0: never), ARGV[37] "1" joined (pull: taken
-// is one text, see below), ARGV[38] lease ms (0: none; with a holder, the taken are visible again
-// this long from now instead of `visibility`), ARGV[39] n, then n type patterns; then n, then n ids to ack; then n
+// is one text, see below), ARGV[38] n, then n type patterns; then n, then n ids to ack; then n
 // nack groups, each: visibleIn ms, retry count ("" keep), k, then k ids; then, ordered only: the parked consumer's
 // name, n, then n ids of dead letters parked before this take.
 //
@@ -145,13 +144,13 @@
 // (+1 XPENDING seeing the group before it writes, on a take that has not: one neither reading nor
 // ending; the room's and the end's summary otherwise);
 // + 1 XPENDING with a cap or limit,
-// + 1 XREADGROUP per slice (+1 XCLAIM lease without a holder or with a lease, +1 XACK types, +1 XCLAIM give-back) reading,
+// + 1 XREADGROUP per slice (+1 XCLAIM lease without a holder, +1 XACK types, +1 XCLAIM give-back) reading,
 // + 1 XPENDING per other reader holding entries when looking with a holder, + 1 ZADD with
 // something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
 // pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending,
 // + 1 GET (+1 SET or DEL when it reserves, its requests change or it waits) with a flow key: 2
 // on a take that takes, lets go or waits; none without a key.
-// A pull that returns new messages: 2 (3 with a visibilityTimeoutMs of its own); a push take of new messages: 4 (the cap's XPENDING, and
+// A pull that returns new messages: 2; a push take of new messages: 4 (the cap's XPENDING, and
 // the retry member's ZADD covering them: push covers on every take; no lease), and the window's
 // command while it grows below the cap.
 // Ordered adds: + 1 HMGET (#<id>) + 1 HMGET (their lanes) with acks or failed nacks, + 1 XCLAIM
@@ -183,11 +182,10 @@ local windowField, cutField, start = ARGV[30], ARGV[31], tonumber(ARGV[32])
 local succeeded, congestedAt = tonumber(ARGV[33]), tonumber(ARGV[34])
 local known, knownCut = tonumber(ARGV[35]), tonumber(ARGV[36])
 local joined = ARGV[37] == '1'
-local leaseTo = tonumber(ARGV[38])
 if holder == '' then holder = reader end
 -- Readers' entries counted from the read: see the top.
 local fromRead = holder ~= reader
-local i = 39
+local i = 38
 local function list()
   local n = tonumber(ARGV[i])
   local from = i + 1
@@ -520,10 +518,7 @@ local function expire(rows, idle)
   end
   if #live > 0 then
     local claimed, came = {}, {}
-    -- Taken for a visibility of their own (the lease): to the holder, as a nack would leave them.
-    local owner, ownIdle = reader, leaseIdle
-    if fromRead and leaseTo > 0 then owner, ownIdle = holder, base - leaseTo end
-    for _, entry in ipairs(claim(owner, live, idle, ownIdle)) do
+    for _, entry in ipairs(claim(reader, live, idle, leaseIdle)) do
       if entry and entry[2] then
         claimed[#claimed + 1] = entry
         came[entry[1]] = true
@@ -556,13 +551,16 @@ if look and count > got then
     local summary = redis.call('XPENDING', stream, group)
     for _, c in ipairs(summary[4] or {}) do
       if c[1] ~= holder and c[1] ~= parked and count > got and not overflow then
+        -- A reader named <name>~<ms> (pull: a visibilityTimeoutMs other than the default) has
+        -- its own; the others, this take's.
+        local seen = tonumber(string.match(c[1], '~(%d+)$')) or visibility
         local rows = {}
-        for _, row in ipairs(redis.call('XPENDING', stream, group, 'IDLE', visibility, '-', '+', count - got, c[1])) do
+        for _, row in ipairs(redis.call('XPENDING', stream, group, 'IDLE', seen, '-', '+', count - got, c[1])) do
           -- Past half the base: a lease a reader took itself (before pull read this way), left
           -- to the base's look below.
           if row[3] < base / 2 then rows[#rows + 1] = row end
         end
-        expire(rows, visibility)
+        expire(rows, seen)
       end
     end
     -- Still true when nothing was claimed: the steps below may use it.
@@ -712,11 +710,7 @@ if want > 0 and read == 0 then
         ids[#ids + 1] = entry[1]
         add(entry, 1)
       end
-      if not fromRead then
-        claim(reader, ids, 0, leaseIdle, nil, true)
-      elseif leaseTo > 0 then
-        claim(holder, ids, 0, base - leaseTo, nil, true)
-      end
+      if not fromRead then claim(reader, ids, 0, leaseIdle, nil, true) end
     end
     if #skipped > 0 then
       redis.call('XACK', stream, group, unpack(skipped))

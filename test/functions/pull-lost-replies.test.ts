@@ -10,7 +10,8 @@
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { WAIT_TICKS_MS } from "../../functions/pull-wait.ts";
-import { LEASE_BASE_MS, WAITING_ROOM } from "../../shared/engine/queue.ts";
+
+import { LEASE_BASE_MS } from "../../shared/engine/queue.ts";
 import { TAKE_LUA } from "../../shared/lua/take.ts";
 import { injectedDuring, loadScripts, runsScript } from "../helpers/faults.ts";
 import { type Pulled, pullOnce, QUIET_PULLS } from "../helpers/pull.ts";
@@ -94,7 +95,7 @@ describe("a pull whose take reply is lost", () => {
     await expectBackAfterTimeout(channel, [ids[0]!], 1000, 2);
   });
 
-  it("leaves what a long-poll tick's lost take took leased (with the holder: a visibility of its own) until the visibility timeout, then hands it out with its attempt counted", async () => {
+  it("leaves what a long-poll tick's lost take took with its consumer until the visibility timeout, then hands it out with its attempt counted", async () => {
     const channel = "lost-tick";
     await subscribe(stack, channel, { name: "work", mode: "pull", from: "earliest" });
     await pull(channel, {});
@@ -107,7 +108,8 @@ describe("a pull whose take reply is lost", () => {
     const spellStarted = new Promise<void>((resolve) => {
       spell = resolve;
     });
-    const polls = runsScript(TAKE_LUA, stream, "poller");
+    // Its reader, named with its visibility timeout (engine/queue.ts pullReader).
+    const polls = runsScript(TAKE_LUA, stream, "poller~1000");
     stack.bridge.faults.add({
       kind: "drop-reply",
       times: 1,
@@ -134,12 +136,36 @@ describe("a pull whose take reply is lost", () => {
     expect(got.map((m) => [m.id, m.attempt])).toEqual(ids.slice(3).map((id) => [id, 1]));
     expect(await getSubscription(stack, channel, "work")).toMatchObject({ pending: 5, lag: 0 });
     const pending = await pendingOf(channel);
-    // A visibility of its own: leased, with the holder (lua/take.ts), for visibilityTimeoutMs.
+    // A visibility of its own: its reader's name carries it (engine/queue.ts pullReader).
     for (const id of ids.slice(0, 3)) {
-      expect(pending.get(id)).toMatchObject({ consumer: WAITING_ROOM, deliveries: 1 });
+      expect(pending.get(id)).toMatchObject({ consumer: "poller~1000", deliveries: 1 });
     }
     await stack.post(`/v1/channels/${channel}/subscriptions/work/ack`, { ids: ids.slice(3) });
     await expectBackAfterTimeout(channel, ids.slice(0, 3), 1000, 2);
+  });
+});
+
+describe("a lease taken the way pulls took them before (an XCLAIM of the idle time)", () => {
+  it("is kept until it runs out, then handed out with its attempt counted", async () => {
+    const channel = "old-lease";
+    await subscribe(stack, channel, { name: "work", mode: "pull", from: "earliest" });
+    await pull(channel, {});
+    const [id] = await publish(stack, channel, many(1));
+    await pull(channel, { consumer: "old", max: 1 });
+    // As the version before left it: the idle time set to LEASE_BASE_MS - 60 s.
+    const group = await groupOf(stack, channel, "work");
+    const stream = stack.keys.channel(channel);
+    const claim = (idle: number) =>
+      stack.redis.call("XCLAIM", stream, group, "old", "0", id!, "IDLE", String(idle), "JUSTID");
+    await claim(LEASE_BASE_MS - 60_000);
+    const look = () =>
+      stack.post(`/v1/channels/${channel}/subscriptions/work/nack`, { ids: ["1-1"] });
+    await look();
+    expect((await pull(channel, { consumer: "b", max: 10 })).messages).toEqual([]);
+    await claim(LEASE_BASE_MS); // its time has come
+    await look();
+    const again = await pull(channel, { consumer: "b", max: 10 });
+    expect(again.messages.map((m) => [m.id, m.attempt])).toEqual([[id, 2]]);
   });
 });
 
@@ -158,12 +184,14 @@ async function expectBackAfterTimeout(
     stack.post(`/v1/channels/${channel}/subscriptions/work/nack`, { ids: ["1-1"] });
   await look();
   expect((await pull(channel, { consumer: "b", max: 10 })).messages).toEqual([]);
-  // A lease runs out when its entry's idle time reaches LEASE_BASE_MS.
+  // A consumer's message is visible again when its idle time, from the read, reaches its
+  // visibility timeout.
   const pending = await pendingOf(channel);
-  const idle = Math.min(...ids.map((id) => pending.get(id)!.idle));
-  expect(idle).toBeGreaterThanOrEqual(LEASE_BASE_MS - visibilityTimeoutMs);
-  expect(idle).toBeLessThan(LEASE_BASE_MS);
-  await new Promise((resolve) => setTimeout(resolve, LEASE_BASE_MS - idle + 50));
+  const idles = ids.map((id) => pending.get(id)!.idle);
+  expect(Math.max(...idles)).toBeLessThan(visibilityTimeoutMs);
+  await new Promise((resolve) =>
+    setTimeout(resolve, visibilityTimeoutMs - Math.min(...idles) + 50),
+  );
   await look();
   const again = await pull(channel, { consumer: "b", max: 10 });
   expect(again.messages.map((m) => [m.id, m.attempt])).toEqual(ids.map((id) => [id, attempt]));
