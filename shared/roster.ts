@@ -42,35 +42,22 @@ export interface Roster {
   subscribed: boolean;
 }
 
-/** The spelling of the subs hash's fields (keys.ts), passed in so this file needs none of it. */
-export interface RosterFields {
-  channelPrefix: string;
-  markerSeparator: string;
-  trimField: string;
-  retentionField: string;
-}
-
-/** A roster from the subs hash as HGETALL answers it (flat), by lua/append.ts active()'s rules. */
-export function parseRoster(flat: string[], fields: RosterFields, at: number): Roster {
-  const roster: Roster = { at, active: new Map(), trim: null, retention: null, subscribed: false };
-  const marked = new Set<string>();
-  const configs = new Map<string, string>();
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const field = flat[i]!;
-    const value = flat[i + 1]!;
-    const marker = field.indexOf(fields.markerSeparator);
-    if (field.startsWith(fields.channelPrefix)) {
-      if (field === fields.trimField) roster.trim = value;
-      else if (field === fields.retentionField) roster.retention = value;
-    } else if (marker >= 0) {
-      marked.add(field.slice(0, marker)); // paused, or a pull subscription: never woken
-    } else {
-      configs.set(field, value);
-    }
-  }
-  roster.subscribed = configs.size > 0;
-  for (const [name, json] of configs) if (!marked.has(name)) roster.active.set(name, json);
-  return roster;
+/**
+ * A roster as the publish script answers it when it read the subs hash (lua/append.ts active:
+ * the parsing is the script's): "1" when any subscription exists, `~trim`, `~retention` ("" for
+ * none), then the name and settings of each subscriber it wakes.
+ */
+export function rosterOf(answer: string[], at: number): Roster {
+  const [subscribed = "", trim = "", retention = ""] = answer;
+  const active = new Map<string, string>();
+  for (let i = 3; i + 1 < answer.length; i += 2) active.set(answer[i]!, answer[i + 1]!);
+  return {
+    at,
+    active,
+    trim: trim === "" ? null : trim,
+    retention: retention === "" ? null : retention,
+    subscribed: subscribed === "1",
+  };
 }
 
 /** One isolate's copies: per database (a Worker's clients are made per request), per channel. */

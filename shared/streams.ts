@@ -36,7 +36,7 @@ import {
   runScript,
   type StreamEntry,
 } from "./redis.ts";
-import { parseRoster, type Roster, type Rosters, rosters } from "./roster.ts";
+import { type Roster, type Rosters, rosterOf, rosters } from "./roster.ts";
 import { channelFull, refusalOf, streamBytes } from "./storage.ts";
 import { storedTrace, type TraceContext, traceSeed } from "./trace.ts";
 
@@ -202,7 +202,7 @@ export async function publish(
       throw new PublishOutcomeUnknown(again);
     }
   }
-  const [status, ids, woken, timerAt, hash, trimValue] = asArray(reply);
+  const [status, ids, woken, timerAt, read, trimValue] = asArray(reply);
   switch (asNumber(status)) {
     case 1:
       return { duplicate: true, ids: asString(ids).split(",") };
@@ -212,7 +212,7 @@ export async function publish(
       throw new DelayPastRetention(channel, asNumber(ids));
     default: {
       const timer = asOptionalString(timerAt) ?? "";
-      const kept = keepRoster(copies, db, channel, roster, hash, trimValue, options.now);
+      const kept = keepRoster(copies, db, channel, roster, read, trimValue, options.now);
       return {
         duplicate: false,
         ids: asArray(ids).map(asString),
@@ -226,14 +226,6 @@ export async function publish(
     }
   }
 }
-
-/** The spelling of the subs hash's fields, for shared/roster.ts. */
-const ROSTER_FIELDS = {
-  channelPrefix: CHANNEL_FIELD_PREFIX,
-  markerSeparator: MARKER_SEPARATOR,
-  trimField,
-  retentionField,
-};
 
 /** lua/publish.ts's roster arguments (ARGV[22..]): a copy, or "" to read the hash. */
 function rosterArgs(roster: Roster | null): string[] {
@@ -250,15 +242,15 @@ function rosterArgs(roster: Roster | null): string[] {
 }
 
 /**
- * The copy after a publish: the hash its script read (a new copy, dated `now`), or the copy it
- * used with the trim clock the script wrote or read.
+ * The copy after a publish: what its script read (a new copy, dated `now`), or the copy it used
+ * with the trim clock the script wrote or read.
  */
 function keepRoster(
   copies: Rosters,
   db: Db,
   channel: string,
   used: Roster | null,
-  hash: unknown,
+  read: unknown,
   trimValue: unknown,
   now: number,
 ): Roster {
@@ -268,10 +260,10 @@ function keepRoster(
     return used;
   }
   // No hash read (a publish of delayed messages only): nothing learnt, nothing kept.
-  const read = hash !== null && hash !== undefined;
-  const roster = parseRoster(read ? asArray(hash).map(asString) : [], ROSTER_FIELDS, now);
+  const known = read !== null && read !== undefined;
+  const roster = rosterOf(known ? asArray(read).map(asString) : [], now);
   if (trim !== "") roster.trim = trim;
-  if (read) copies.set(db, channel, roster);
+  if (known) copies.set(db, channel, roster);
   return roster;
 }
 

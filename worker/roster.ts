@@ -10,7 +10,7 @@
 import { duePrefixes, PAUSED_SUFFIX, PULL_SUFFIX, rosterMember } from "../shared/keys.ts";
 import { REWAKE_LUA } from "../shared/lua/rewake.ts";
 import { runScript } from "../shared/redis.ts";
-import { parseWoken } from "../shared/streams.ts";
+import { JOIN_AFTER_MS, parseWoken } from "../shared/streams.ts";
 import type { DueTimer } from "./timer-task.ts";
 import type { Worker } from "./worker.ts";
 
@@ -31,6 +31,7 @@ export async function rewakeRoster(w: Worker, timer: DueTimer, now: number): Pro
         prefixes.retry,
         PAUSED_SUFFIX,
         PULL_SUFFIX,
+        String(JOIN_AFTER_MS),
       ],
     ),
   );

@@ -10,11 +10,12 @@
 //              with `o.recovering` also reports those whose member is at `now` (an earlier run of
 //              the same call woke them). Returns the woken as {name, json, retry score or '', ...},
 //              or nil and the error of a refused ZADD. It reads the subs hash with one HGETALL,
-//              left in `o.loaded` for the caller's roster (shared/roster.ts), and leaves the
-//              channel's own fields in `o.channelFields`, and `o.subscribed` true when any
-//              subscription (paused or not) exists. With `o.roster` (the caller's copy of what
-//              that HGETALL says: {names, trim, retention, subscribed}, at most ROSTER_TTL_MS
-//              old) it reads nothing, and a woken subscriber's json is '' (the caller has it).
+//              what it found left in `o.loaded` for the caller's roster (shared/roster.ts, see
+//              active), and leaves the channel's own fields in `o.channelFields`, and
+//              `o.subscribed` true when any subscription (paused or not) exists. With `o.roster`
+//              (what that HGETALL says, as the caller knows it: {names, configs, trim, retention,
+//              subscribed}, at most ROSTER_TTL_MS old) it reads nothing; without its configs a
+//              woken subscriber's json is '' (the caller has it).
 //   retain(o, stream, state, ids, registered)
 //              the retention step once the entries `ids` (oldest first) are in: a channel just
 //              created (`registered`) only starts its trim clock; otherwise, when the `~trim`
@@ -40,15 +41,21 @@ ${TRIM_LUA}
 local WAKE_CHUNK = 400
 
 -- The subscribers that are not paused (nor pull subscriptions), and their settings, from one
--- HGETALL; the channel's own fields (retention, trim) go to o.channelFields.
+-- HGETALL; the channel's own fields (retention, trim) go to o.channelFields. What it found is left
+-- in o.loaded for the caller's roster: {"1" when any subscription exists else "", ~trim or "",
+-- ~retention or "", then name, settings of each active one}.
 local function active(o)
   if o.roster then
-    o.channelFields = {[o.trimField] = o.roster.trim, [o.retentionField] = o.roster.retention}
+    o.channelFields = {}
+    -- Only a publish's roster has the channel's own fields (retain needs them).
+    if o.trimField then
+      o.channelFields[o.trimField] = o.roster.trim
+      o.channelFields[o.retentionField] = o.roster.retention
+    end
     o.subscribed = o.roster.subscribed
-    return o.roster.names, {}
+    return o.roster.names, o.roster.configs or {}
   end
   local flat = redis.call('HGETALL', o.subs)
-  o.loaded = flat
   local paused, names, configs = {}, {}, {}
   o.channelFields = {}
   for i = 1, #flat, 2 do
@@ -66,8 +73,16 @@ local function active(o)
   end
   o.subscribed = #names > 0
   local out = {}
+  o.loaded = {
+    o.subscribed and '1' or '', o.channelFields[o.trimField] or '',
+    o.channelFields[o.retentionField] or '',
+  }
   for _, name in ipairs(names) do
-    if not paused[name] then out[#out + 1] = name end
+    if not paused[name] then
+      out[#out + 1] = name
+      o.loaded[#o.loaded + 1] = name
+      o.loaded[#o.loaded + 1] = configs[name]
+    end
   end
   return out, configs
 end

@@ -83,15 +83,15 @@
 // still trimmed (lua/sweep.ts).
 //
 // Returns {0, {ids...}, {name, subscriptionJSON or "" (with a roster), retryScore or "", ...},
-// timerAt, hash, trim} listing the
+// timerAt, roster, trim} listing the
 // subscribers this publish woke (their wake member was absent: nobody was on them, so the caller
 // kicks them; or it is older than JOIN_AFTER_MS: their deliverers have had a backlog for that
 // long, so the caller's kick joins them, and the member is rescored to now, so the next join
 // comes that much later: concurrency grows with a backlog that lasts, one invocation per
 // JOIN_AFTER_MS), and timerAt, the earliest due time of its delayed messages when it moved the
-// channel's timer member earlier (the caller sends a timer task for it), else ""; hash the subs
-// hash (flat) when it was read, else nil; trim the `~trim` value written or read, else "" (the
-// caller's roster keeps both);
+// channel's timer member earlier (the caller sends a timer task for it), else ""; roster what
+// the subs hash said when it was read (append.ts active), else nil; trim the `~trim` value written
+// or read, else "" (the caller's roster keeps both);
 // {1, "id1,id2,..."} when the idempotency key was already used (nothing written); {2, ...} like 0
 // when recover mode found the first attempt's messages (the woken are those whose wake member has
 // this publish's `now`; timerAt its delayed messages' earliest, moved or not); {3, "<error>"}

@@ -12,31 +12,26 @@
 // KEYS[1] subs {p}:subs:<ch>, KEYS[2] due {p}:due, KEYS[3] stream {p}:ch:<ch>
 // ARGV[1] now (ms), ARGV[2] the timer member "roster:<ch>", ARGV[3] wake member prefix
 // "wake:<ch>/", ARGV[4] retry member prefix "retry:<ch>/", ARGV[5] the paused marker's suffix
-// "#paused", ARGV[6] the pull marker's "#pull"
+// "#paused", ARGV[6] the pull marker's "#pull", ARGV[7] JOIN_AFTER_MS (a subscriber woken longer
+// ago is joined, as by a publish)
 //
 // Returns {name, subscriptionJSON, retry score or '', ...}: the woken, for the caller's kick, as
 // a publish's. Cost: 1 EVALSHA + 1 ZSCORE (+1 ZREM) + 1 XREVRANGE, and with messages: 1 XINFO
-// GROUPS, and with groups behind: 1 HMGET + 1 ZMSCORE (+1 ZADD).
+// GROUPS, and with groups behind: 1 HMGET + 1 ZMSCORE (+1 ZADD) per 400 (+1 ZADD XX joining).
+import { APPEND_LUA } from "./append.ts";
+
 export const REWAKE_LUA = `#!lua flags=allow-key-locking
+local function failed(reply) return type(reply) == 'table' and reply.err end
+${APPEND_LUA}
 local subs, due, stream = KEYS[1], KEYS[2], KEYS[3]
-local now, member, wakePrefix, retryPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, member = ARGV[1], ARGV[2]
 local pausedSuffix, pullSuffix = ARGV[5], ARGV[6]
 local at = redis.call('ZSCORE', due, member)
 if at and tonumber(at) <= tonumber(now) then redis.call('ZREM', due, member) end
 local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
 if not last then return {} end
-last = last[1]
 
--- Stream ids as decimal texts (a part may pass 2^53): the longer part is the larger.
-local function before(a, b)
-  local am, as = string.match(a, '^(%d+)%-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)%-(%d+)$')
-  if #am ~= #bm then return #am < #bm end
-  if am ~= bm then return am < bm end
-  if #as ~= #bs then return #as < #bs end
-  return as < bs
-end
-
+-- The subscriptions whose group has not read up to the last entry (trim.ts idLess, subOf).
 local behind = {}
 for _, group in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
   local name, delivered
@@ -44,12 +39,11 @@ for _, group in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
     if group[k] == 'name' then name = group[k + 1] end
     if group[k] == 'last-delivered-id' then delivered = group[k + 1] end
   end
-  if name and delivered and before(delivered, last) then
-    behind[#behind + 1] = string.match(name, '^([^~]*)')
-  end
+  if name and delivered and idLess(delivered, last[1]) then behind[#behind + 1] = subOf(name) end
 end
 if #behind == 0 then return {} end
 
+-- Of those, the active ones (not paused, not pulled), woken as a publish wakes (append.ts wake).
 local fields = {}
 for _, name in ipairs(behind) do
   fields[#fields + 1] = name
@@ -57,27 +51,18 @@ for _, name in ipairs(behind) do
   fields[#fields + 1] = name .. pullSuffix
 end
 local stored = redis.call('HMGET', subs, unpack(fields))
-local active, members = {}, {}
+local names, configs = {}, {}
 for j, name in ipairs(behind) do
-  local json = stored[3 * j - 2]
-  if json and not stored[3 * j - 1] and not stored[3 * j] then
-    active[#active + 1] = {name, json}
-    members[#members + 1] = wakePrefix .. name
-    members[#members + 1] = retryPrefix .. name
+  if stored[3 * j - 2] and not stored[3 * j - 1] and not stored[3 * j] then
+    names[#names + 1] = name
+    configs[name] = stored[3 * j - 2]
   end
 end
-if #active == 0 then return {} end
-local scores = redis.call('ZMSCORE', due, unpack(members))
-local woken, wakes = {}, {}
-for j, sub in ipairs(active) do
-  if not scores[2 * j - 1] then
-    wakes[#wakes + 1] = now
-    wakes[#wakes + 1] = members[2 * j - 1]
-    woken[#woken + 1] = sub[1]
-    woken[#woken + 1] = sub[2]
-    woken[#woken + 1] = scores[2 * j] or ''
-  end
-end
-if #wakes > 0 then redis.call('ZADD', due, 'NX', unpack(wakes)) end
+if #names == 0 then return {} end
+local woken, err = wake({
+  subs = subs, due = due, now = now, wakePrefix = ARGV[3], retryPrefix = ARGV[4],
+  joinAfter = tonumber(ARGV[7]), roster = {names = names, configs = configs},
+})
+if not woken then return redis.error_reply(err) end
 return woken
 `;
