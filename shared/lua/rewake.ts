@@ -7,7 +7,9 @@
 // read everything is left alone: a burst of new subscriptions costs no visit of its own.
 //
 // The timer member is removed only when due (a change since moved it on: it stays, for its own
-// run). Safe twice and at once: a second run finds the wake members there and wakes nobody.
+// run). Safe twice and at once: a second run finds the wake members there and wakes nobody; a
+// repeat after a lost reply (the same `now`) reports those the first woke (their member is at
+// `now`: append.ts wake, recovering), so the caller still kicks them.
 //
 // KEYS[1] subs {p}:subs:<ch>, KEYS[2] due {p}:due, KEYS[3] stream {p}:ch:<ch>
 // ARGV[1] now (ms), ARGV[2] the timer member "roster:<ch>", ARGV[3] wake member prefix
@@ -62,6 +64,8 @@ if #names == 0 then return {} end
 local woken, err = wake({
   subs = subs, due = due, now = now, wakePrefix = ARGV[3], retryPrefix = ARGV[4],
   joinAfter = tonumber(ARGV[7]), roster = {names = names, configs = configs},
+  -- A repeat after a lost reply (the same now) reports those the first run woke, for the kick.
+  recovering = true,
 })
 if not woken then return redis.error_reply(err) end
 return woken

@@ -4,9 +4,10 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rosterMember } from "../../shared/keys.ts";
+import { REWAKE_LUA } from "../../shared/lua/rewake.ts";
 import type { Db } from "../../shared/redis.ts";
 import { ROSTER_TTL_MS, Rosters } from "../../shared/roster.ts";
-import { loadScripts } from "../helpers/faults.ts";
+import { injectedDuring, loadScripts, runsScript } from "../helpers/faults.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import { countCommands } from "../helpers/redis-server.ts";
 import { dbOf, publishThrough as publishWith } from "../helpers/roster.ts";
@@ -80,6 +81,24 @@ describe("a copy up to a second old", () => {
     expect(got.flatMap((r) => r.body!.messages.map((m) => m.data))).toEqual(["missed"]);
     expect(got.every((r) => r.verified)).toBe(true);
     expect(await stack.redis.zscore(stack.keys.due(), rosterMember("late"))).toBeNull();
+  });
+
+  it("delivers what it missed when the roster timer's reply is lost: the repeat wakes nobody twice and kicks whom the first woke", async () => {
+    const isolate = new Rosters();
+    const t = Date.now();
+    await publishThrough(isolate, "late-lost", "before", t);
+    const sub = await subscribe(stack, "late-lost", { name: "n", url: receiver.url });
+    receiver.setSecret(sub.secret);
+    const timerAt = Number(await stack.redis.zscore(stack.keys.due(), rosterMember("late-lost")));
+    await publishThrough(isolate, "late-lost", "missed too", t + 1);
+    stack.bridge.faults.add({ kind: "drop-reply", match: runsScript(REWAKE_LUA), times: 1 });
+    const injected = await injectedDuring(stack, () => fireCron(stack, timerAt));
+    expect(injected["drop-reply"]).toBe(1);
+    // No pass: the repeat's kick delivers it.
+    await receiver.waitFor((r) => r.messages().some((m) => m.data === "missed too"));
+    const got = receiver.requests.filter((r) => r.body?.subscription === "n");
+    expect(got.flatMap((r) => r.body!.messages.map((m) => m.data))).toEqual(["missed too"]);
+    expect(await stack.redis.zscore(stack.keys.due(), rosterMember("late-lost"))).toBeNull();
   });
 
   it("misses a resume through another isolate, and the roster timer delivers what it missed", async () => {
