@@ -2,15 +2,16 @@
 // {p}:attempts:<ch>:<sub> (a stream, see keys.ts), so "why did my webhook not arrive?" has an
 // answer: what was sent, when, and what the endpoint said.
 //
-// The worker appends the records of a deliverer's requests in whichever round trip comes next
-// (worker/rounds.ts), one XADD per RECORDS_PER_ENTRY of them (worker/report.ts): Upstash bills
-// each command, and a record per XADD was most of a backlog's cost (0.9 of 2.1 commands per batch
-// of 100, 1 of 1.73 per message at batch size 1). An entry holds its records in the order they
-// were made: the first under RECORD_FIELDS' names, the i-th (i >= 1) under the same names
-// followed by i (a1, n1, ...). So a one-record entry is exactly the entry of a log written before
-// records were packed, and plain Lua can read them (lua/record.ts, which finds out after a lost
-// reply which records were appended). The API reads the log newest first: a record's id is its
-// entry's, with ".<i>" after it for the i-th. Pull subscriptions make no requests: no log.
+// The worker appends the records of a deliverer's requests through its isolate's ledger
+// (worker/ledger.ts: written once a second for every run of the isolate, and at the end of a pass
+// or a queue invocation), RECORDS_PER_ENTRY to an XADD; a run with a failure writes its report at
+// once with its subscription's records (lua/report.ts). Upstash bills each command, and a record
+// per XADD was most of a backlog's cost (0.9 of 2.1 commands per batch of 100, 1 of 1.73 per
+// message at batch size 1). An entry holds its records in the order they were made: the first
+// under RECORD_FIELDS' names, the i-th (i >= 1) under the same names followed by i (a1, n1, ...).
+// So a one-record entry is exactly the entry of a log written before records were packed. The
+// API reads the log newest first: a record's id is its entry's, with ".<i>" after it for the i-th.
+// Pull subscriptions make no requests: no log.
 //
 // The log is capped in entries (XADD MAXLEN ~ ATTEMPT_LOG_LENGTH), so it always keeps at least
 // the last ATTEMPT_LOG_LENGTH requests, and RECORDS_PER_ENTRY bounds what it can hold: up to ten
@@ -112,6 +113,15 @@ export function recordsEntry(records: AttemptRecord[]): Record<string, string> {
     });
   });
   return entry;
+}
+
+/** Records as the log's entries, RECORDS_PER_ENTRY to one: each its field/value pairs. */
+export function logEntries(records: AttemptRecord[]): string[][] {
+  const entries: string[][] = [];
+  for (let i = 0; i < records.length; i += RECORDS_PER_ENTRY) {
+    entries.push(Object.entries(recordsEntry(records.slice(i, i + RECORDS_PER_ENTRY))).flat());
+  }
+  return entries;
 }
 
 /** An entry's records, oldest first: each as its fields by their plain names. */

@@ -117,9 +117,9 @@
 //                                 death. Worker writes (a pull's park too), and trims to
 //                                 DEAD_LETTER_MAX_AGE_MS, _MAX_MESSAGES and _MAX_BYTES when it
 //                                 parks and when the channel is swept; API lists, purges
-// {p}:attempts:<ch>:<sub> STREAM the last ~1,000 webhook requests of a push subscription, the
-//                                 records of a round trip's requests in one entry (XADD MAXLEN ~
-//                                 1000 / records): a (start ms), n (attempt), m (messages), f and
+// {p}:attempts:<ch>:<sub> STREAM the last ~1,000 webhook requests of a push subscription, up to
+//                                 ten records in one entry (XADD MAXLEN ~ 1000 / records, by the
+//                                 isolate's ledger, lua/ledger.ts, or a run's report): a (start ms), n (attempt), m (messages), f and
 //                                 l (first and last message id), s (HTTP status, or "timeout" /
 //                                 "network"), d (duration ms), e (error; absent on 2xx), b (the
 //                                 response body's first 1 KiB; absent when empty), t, h; the i-th
@@ -134,9 +134,10 @@
 //                                 writes (a schedule's run publishes with the key
 //                                 "schedule:<name>:<run ms>": `scheduleRunKey`). Not indexed per channel: deleting a channel finds them
 //                                 with SCAN MATCH `idempotencyPattern` (names hold no glob characters)
-// {p}:written:<id>        STRING  what the report of deliverer run <id> answered, EX 5 min: the
-//                                 report's repeat after a lost reply finds it and writes nothing
-//                                 twice (lua/report.ts)
+// {p}:written:<id>        STRING  what the report of deliverer run <id> answered, or "1" for the
+//                                 ledger's write ledger.<uuid>, EX 5 min: a repeat after a lost
+//                                 reply finds it and writes nothing twice (lua/report.ts,
+//                                 lua/ledger.ts)
 // {p}:schedules           HASH    <name> -> schedule JSON (channel, cron, timezone, message,
 //                                 paused, createdAt, updatedAt: shared/schedules.ts), written by
 //                                 the API (POST, PATCH, DELETE /v1/schedules); <name>#lastRun ->

@@ -9,6 +9,7 @@ import { Meter } from "../shared/meter.ts";
 import { type Db, getDb } from "../shared/redis.ts";
 import { consume } from "./consumer.ts";
 import { plannedTimer, queueDispatch } from "./dispatch.ts";
+import { settleSoon, writeLedger } from "./ledger.ts";
 import { cron, kick, runPass, wake } from "./pass.ts";
 import type { Worker } from "./worker.ts";
 
@@ -43,11 +44,17 @@ export const createDelivery: DeliveryFactory = (config, db: Db, queue) => {
     kick: async (channel, woken) => {
       const summary = await kick(w, channel, woken);
       for (const s of summary.subscriptions) if (s.error) console.error("kick failed", s);
+      await settleSoon(db, clock, sleep);
     },
     wake: async (channel, name) => {
       await wake(w, channel, name);
+      await writeLedger(db);
     },
-    pass: () => runPass(w),
+    pass: async () => {
+      const summary = await runPass(w);
+      await writeLedger(db);
+      return summary;
+    },
     timer: async (kind, name, at) => {
       const now = clock();
       if (w.dispatch.queued) await w.dispatch.send([plannedTimer(kind, name, at, now)], now);
@@ -57,7 +64,9 @@ export const createDelivery: DeliveryFactory = (config, db: Db, queue) => {
 
 export async function scheduled(controller: ScheduledController, env: Env): Promise<void> {
   // The scheduled time is the timers' clock (worker/timers.ts): a test passes a later minute in.
-  const result = await cron(worker(env), controller.scheduledTime);
+  const w = worker(env);
+  const result = await cron(w, controller.scheduledTime);
+  await writeLedger(w.db);
   if ("dispatched" in result) {
     if (result.dispatched > 0) console.log(`cron: ${result.dispatched} subscriptions to the queue`);
   } else if (result.subscriptions.length > 0) {
@@ -70,5 +79,7 @@ export async function scheduled(controller: ScheduledController, env: Env): Prom
 }
 
 export async function queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  await consume(worker(env), batch.messages);
+  const w = worker(env);
+  await consume(w, batch.messages);
+  await writeLedger(w.db);
 }

@@ -3,9 +3,10 @@
 //
 //   part        what                                       reply lost
 //   park        dead letters owed (lua/dead-letter.ts)     again: parks only what is pending
-//   records     XADDs, 10 requests each (report.ts)       again through lua/record.ts: once
-//   report      the run's counters, state, health          again: its {p}:written key says it
-//               (final round only)                          was written, nothing twice
+//   ledger      what the isolate's runs owe (ledger.ts:     again: its {p}:written key says it
+//               records, successes' reports), when due      was written, nothing twice
+//   report      a run's own report, at once (final round    again: likewise
+//               only, when it has more than a success)
 //   take        acks, nacks, then more (lua/take.ts)       again with `cursor`: what the lost
 //                                                           take took is the reader's, taken again
 //   wake        the final round's wake member change       again: each ends the same
@@ -35,14 +36,8 @@ import {
 } from "../shared/redis.ts";
 import type { Subscription } from "../shared/subscription.ts";
 import type { WakeChange } from "./ending.ts";
-import {
-  type Health,
-  healthOf,
-  type ReportInput,
-  recordAgain,
-  recordCalls,
-  reportCall,
-} from "./report.ts";
+import { ledger, ledgerCalls } from "./ledger.ts";
+import { type Health, healthOf, type ReportInput, reportCall } from "./report.ts";
 import type { Owed } from "./settle.ts";
 
 /** Who makes the round trips: a reader of a subscription's unit. */
@@ -63,7 +58,7 @@ export interface Round {
   refusal: string;
 }
 
-/** A take carrying what is owed: the dead letters, the records, the acks and nacks (in `req`). */
+/** A take carrying what is owed: the dead letters, the ledger when due, the acks and nacks. */
 export async function takeRound(
   r: Reader,
   owed: Owed,
@@ -72,7 +67,8 @@ export async function takeRound(
 ): Promise<Round> {
   const { db } = r;
   const parking = parkPart(r, owed, req.now);
-  const calls = [...parking, ...recordCalls(db, r.sub, owed.records), takeCall(db, r.q, req)];
+  const ride = riding(r, owed, req.now);
+  const calls = [...parking, ...ride.calls, takeCall(db, r.q, req)];
   try {
     const replies = await sendBatch(db.once, calls);
     return {
@@ -80,54 +76,76 @@ export async function takeRound(
       taken: readTake(replyValue(replies.at(-1))),
     };
   } catch (error) {
-    if (!isOutcomeUnknown(error)) throw error;
+    if (!isOutcomeUnknown(error)) {
+      ledger.restore(ride.owing);
+      throw error;
+    }
   }
   const again = await parkAgain(r, owed, req.now);
-  await recordAgain(db, r.sub, owed.records);
+  await sendBatch(db.redis, ride.calls);
   return { ...again, taken: await take(db.redis, db, r.q, { ...req, cursor }) };
 }
 
 /**
- * The run's last round: what is owed, its report, and a take (`req.end`) that may still find
- * more (then the run goes on: its next report covers what it does from there) or, finding
- * nothing, sets the unit's retry member and lets the reader go; then the wake member's change.
- * After a lost reply, the take again with `cursor`, as takeRound's.
+ * The run's last round: what is owed, its report when it has one of its own to write at once
+ * (else the ledger has it), and a take (`req.end`) that may still find more (then the run goes
+ * on) or, finding nothing, sets the unit's retry member and lets the reader go; then the wake
+ * member's change. After a lost reply, the take again with `cursor`, as takeRound's.
  */
 export async function finalRound(
   r: Reader,
   owed: Owed,
   req: TakeRequest,
   cursor: string,
-  report: ReportInput,
+  report: ReportInput | null,
   wake: WakeChange | null,
 ): Promise<Round & { health: Health }> {
   const { db } = r;
   // Parked first, on its own: the take lets the reader go only once it holds nothing.
   const refused = owed.dead.length > 0 ? await parkAgain(r, owed, req.now) : noneRefused;
-  const records = recordCalls(db, r.sub, owed.records);
-  const n = records.length;
+  // A report of its own takes the records its subscription owes along (in order); the rest of
+  // the ledger rides when due.
+  const records = report ? [...ledger.takeRecords(r.sub), ...owed.records] : [];
+  const ride = riding(r, report ? { ...owed, records: [] } : owed, req.now);
+  const reports = report ? [reportCall(db, r.sub, report, records)] : [];
+  const n = ride.calls.length;
   const after = wakeCalls(r, wake);
-  const calls = [...records, reportCall(db, r.sub, report), takeCall(db, r.q, req), ...after];
+  const calls = [...ride.calls, ...reports, takeCall(db, r.q, req), ...after];
   try {
     const replies = await sendBatch(db.once, calls);
-    const health = healthOf(replyValue(replies[n]));
-    return { ...refused, health, taken: readTake(replyValue(replies[n + 1])) };
+    const health = report ? healthOf(replyValue(replies[n])) : null;
+    return { ...refused, health, taken: readTake(replyValue(replies[n + reports.length])) };
   } catch (error) {
-    if (!isOutcomeUnknown(error)) throw error;
+    if (!isOutcomeUnknown(error)) {
+      // Nothing of it ran: the records are the ledger's again (the report stays the run's).
+      ledger.restore(ride.owing);
+      if (records.length > 0) ledger.owe(r.sub, req.now, { records });
+      throw error;
+    }
   }
-  await recordAgain(db, r.sub, owed.records);
-  // Each repeatable as it is (the report by its writeId, the take by its cursor): one request
-  // that repeats on a lost reply.
+  // Each repeatable as it is (the ledger's and the report by their write ids, the take by its
+  // cursor): one request that repeats on a lost reply.
   const again = await sendBatch(db.redis, [
-    reportCall(db, r.sub, report),
+    ...ride.calls,
+    ...reports,
     takeCall(db, r.q, { ...req, cursor }),
     ...after,
   ]);
   return {
     ...refused,
-    health: healthOf(replyValue(again[0])),
-    taken: readTake(replyValue(again[1])),
+    health: report ? healthOf(replyValue(again[n])) : null,
+    taken: readTake(replyValue(again[n + reports.length])),
   };
+}
+
+/**
+ * The run's records owed to the ledger, and the ledger's write when it is due (old or much),
+ * carried by this round.
+ */
+function riding(r: Reader, owed: Owed, now: number) {
+  if (owed.records.length > 0) ledger.owe(r.sub, now, { records: owed.records });
+  const owing = ledger.due(now) ? ledger.takeAll() : [];
+  return { owing, calls: ledgerCalls(r.db, owing) };
 }
 
 const noneRefused = { refused: [] as Letter[], refusal: "" };

@@ -1,6 +1,6 @@
 // A deliverer's take (drive.ts decides when): one round trip (rounds.ts) that carries what the
 // run owes Redis and asks for up to `count` more entries; the final one also carries the run's
-// report and, if it finds nothing, ends the run. What happened is posted to the run's mailbox.
+// report (or owes it to the isolate's ledger: ownReport) and, if it finds nothing, ends the run. What happened is posted to the run's mailbox.
 
 import { WAITING_ROOM } from "../shared/engine/queue.ts";
 import {
@@ -15,6 +15,8 @@ import { type Flow, START_CONCURRENCY } from "../shared/subscription.ts";
 import type { Deliverer } from "./deliverer.ts";
 import { endOf } from "./deliverer.ts";
 import { wakeAfter } from "./ending.ts";
+import { ledger } from "./ledger.ts";
+import type { ReportInput } from "./report.ts";
 import { finalRound, type Round, takeRound } from "./rounds.ts";
 import { nothingOwed, type Owed, owedBoth, startRun } from "./settle.ts";
 import { tell } from "./window.ts";
@@ -110,7 +112,21 @@ export async function takeStep(d: Deliverer, count: number, final: boolean): Pro
         pause: kind === "gone",
         writeId: `${d.reader.name}.${d.health.length}`,
       };
-      const ended = await finalRound(d.reader, owed, req, d.cursor, report, wake);
+      const immediate = ownReport(report);
+      if (!immediate) {
+        // Owed to the ledger: the run's report is made, whatever becomes of this round.
+        const { success, counts } = report.state;
+        ledger.owe(d.job.sub, now, { counts, success });
+        d.run = { ...d.run, progress: { ...d.run.progress, state: startRun().progress.state } };
+      }
+      const ended = await finalRound(
+        d.reader,
+        owed,
+        req,
+        d.cursor,
+        immediate ? report : null,
+        wake,
+      );
       d.health.push(ended.health);
       // Written: what follows is the next report's.
       d.run = { ...d.run, progress: { ...d.run.progress, state: startRun().progress.state } };
@@ -119,8 +135,25 @@ export async function takeStep(d: Deliverer, count: number, final: boolean): Pro
     const own = req.cap?.own ?? 0;
     d.mail.post({ kind: "taken", round, count, looked, final, at: now, own, stored: told.stored });
   } catch (e) {
-    // Refused, nothing of it ran: what it carried is still owed, for the run's end.
-    d.run = { ...d.run, owed: owedBoth(carried, d.run.owed) };
+    // Refused, nothing of it ran: what it carried is still owed, for the run's end (but its
+    // records: rounds.ts gave them to the ledger).
+    d.run = { ...d.run, owed: owedBoth({ ...carried, records: [] }, d.run.owed) };
     d.mail.post({ kind: "failed", error: e, during: "take", final });
   }
+}
+
+/**
+ * Whether a run's report is written at once (lua/report.ts), not owed to the isolate's ledger
+ * (ledger.ts): it tells of a failure or an error (failures in a row, failingSince, the disable),
+ * a recovery (failingSince cleared: an event), or a 410's pause. Successes, and runs that sent
+ * nothing, are only counters and lastSuccessAt: the ledger writes them within a second.
+ */
+export function ownReport(r: ReportInput): boolean {
+  const { state } = r;
+  return (
+    r.pause ||
+    state.error !== null ||
+    state.failuresSince > 0 ||
+    (r.wasFailing && state.success !== null)
+  );
 }

@@ -16,19 +16,24 @@
 // deleting it; a success clears failingSince (`recovering`: the run holds a success and the
 // subscription was failing when it began).
 //
+// With it, the attempt records its subscription owes (the isolate's ledger's, worker/ledger.ts,
+// then the run's own), appended in order, RECORDS_PER_ENTRY to an entry: a report written at
+// once takes its subscription's records along, so the log keeps them in the order they were made.
+//
 // KEYS[1] subs {p}:subs:<ch>, KEYS[2] state {p}:state:<ch>, KEYS[3] metrics {p}:metrics:<ch>,
-// KEYS[4] written {p}:written:<write id>
+// KEYS[4] written {p}:written:<write id>, KEYS[5] the attempt log {p}:attempts:<ch>:<sub>
 // ARGV[1] name, ARGV[2] id ("" for a subscription stored without one), ARGV[3] failures field,
 // ARGV[4] failures to add (HINCRBY; "0" none), ARGV[5] failingSince field, ARGV[6] disabledAt
 // field, ARGV[7] now (ms), ARGV[8] DISABLE_AFTER_MS, ARGV[9] paused field, ARGV[10] "1"
-// recovering, ARGV[11] "1" pause (410), ARGV[12] n, then n (metrics field, delta) pairs, then
-// state field/value pairs to the end.
+// recovering, ARGV[11] "1" pause (410), ARGV[12] the log's length (ATTEMPT_LOG_LENGTH), ARGV[13]
+// e, then e log entries, each: f, then f field/value pairs; then n, then n (metrics field,
+// delta) pairs, then state field/value pairs to the end.
 //
 // Returns 1, 2 (started failing), 3 (disabled), 4 (recovered), or 0 when the subscription is
-// gone. Cost: 1 EVALSHA + 1 GET + 1 HGET + 1 HINCRBY per counter that moved (+1 HSET of the
-// state) + 1 SET; health, only on those paths: 1 HDEL (recovering), 1 HINCRBY + 1 HSET (first
-// failure) or + 1 HGET (later failures), and 1 HEXISTS + 2 HSET (disabling); + 1 HSET to pause.
-// A repeat: 1 EVALSHA + 1 GET.
+// gone. Cost: 1 EVALSHA + 1 GET + 1 HGET + 1 XADD per log entry + 1 HINCRBY per counter that
+// moved (+1 HSET of the state) + 1 SET; health, only on those paths: 1 HDEL (recovering), 1
+// HINCRBY + 1 HSET (first failure) or + 1 HGET (later failures), and 1 HEXISTS + 2 HSET
+// (disabling); + 1 HSET to pause. A repeat: 1 EVALSHA + 1 GET.
 export const REPORT_LUA = `#!lua flags=allow-key-locking
 local subs, state, metrics, written = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local name, id = ARGV[1], ARGV[2]
@@ -40,9 +45,16 @@ local answered = redis.call('GET', written)
 if answered then return tonumber(answered) end
 local json = redis.call('HGET', subs, name)
 if not json or (string.match(json, '"id":"([^"]*)"') or '') ~= id then return 0 end
-local counts = tonumber(ARGV[12])
-local stateFrom = 13 + 2 * counts
-for j = 13, stateFrom - 1, 2 do redis.call('HINCRBY', metrics, ARGV[j], ARGV[j + 1]) end
+local log, logLength = KEYS[5], ARGV[12]
+local j = 14
+for _ = 1, tonumber(ARGV[13]) do
+  local f = tonumber(ARGV[j])
+  redis.call('XADD', log, 'NOMKSTREAM', 'MAXLEN', '~', logLength, '*', unpack(ARGV, j + 1, j + 2 * f))
+  j = j + 1 + 2 * f
+end
+local counts = tonumber(ARGV[j])
+local stateFrom = j + 1 + 2 * counts
+for c = j + 1, stateFrom - 1, 2 do redis.call('HINCRBY', metrics, ARGV[c], ARGV[c + 1]) end
 local health = 1
 if recovering and redis.call('HDEL', state, failingSinceField) == 1 then health = 4 end
 if failures > 0 then

@@ -10,8 +10,8 @@ import { createHash } from "node:crypto";
 import type { Command } from "../../dev/bridge-request.ts";
 import { parseDueMember, retryMember, type Unit, wakeMember } from "../../shared/keys.ts";
 import { DEAD_LETTER_LUA } from "../../shared/lua/dead-letter.ts";
+import { LEDGER_LUA } from "../../shared/lua/ledger.ts";
 import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
-import { RECORD_LUA } from "../../shared/lua/record.ts";
 import { REPORT_LUA } from "../../shared/lua/report.ts";
 import { TAKE_LUA } from "../../shared/lua/take.ts";
 import { BRIDGE_TOKEN, type Stack } from "./stack.ts";
@@ -43,7 +43,7 @@ export function sends(name: string, ...args: string[]): Match {
 }
 
 /** The scripts a delivery runs (lua/*.ts), for loadScripts. */
-export const DELIVERY_SCRIPTS = [PUBLISH_LUA, TAKE_LUA, REPORT_LUA, DEAD_LETTER_LUA, RECORD_LUA];
+export const DELIVERY_SCRIPTS = [PUBLISH_LUA, TAKE_LUA, REPORT_LUA, DEAD_LETTER_LUA, LEDGER_LUA];
 
 /**
  * Loads the scripts through the bridge (SCRIPT LOAD: it rewrites them and answers their own

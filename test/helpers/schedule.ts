@@ -9,6 +9,7 @@ import {
   parseDueMember,
   pullField,
   retryMember,
+  stateField,
   type Unit,
   wakeMember,
 } from "../../shared/keys.ts";
@@ -138,6 +139,16 @@ export const runsOver = async (
   sub: string,
   kind: Unit["kind"] = "main",
 ) => (await readersOf(stack, channel, sub, kind)).length === 0;
+
+/**
+ * The isolate's ledger (worker/ledger.ts) has written what the subscription's runs that succeeded
+ * owed: its lastSuccessAt is there. A publish's kick writes it within a second of its run.
+ */
+export const ledgerWritten = (stack: Stack, channel: string, sub: string) =>
+  until(`${channel}/${sub}'s ledger written`, async () => {
+    const at = await stack.redis.hget(stack.keys.state(channel), stateField(sub, "lastSuccessAt"));
+    return at !== null;
+  });
 
 /**
  * Nobody is delivering to the subscription and nothing is left to deliver: no due member, nothing

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { RECORDS_PER_ENTRY } from "../../shared/attempt-log.ts";
+import {
+  ATTEMPT_LOG_LENGTH,
+  type AttemptRecord,
+  RECORDS_PER_ENTRY,
+  recordsEntry,
+} from "../../shared/attempt-log.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import type { Attempt } from "../helpers/observe.ts";
 import type { TestReceiver } from "../helpers/receiver.ts";
@@ -139,35 +144,54 @@ describe("the attempt log", () => {
     );
   });
 
-  it("keeps about the last 1,000 requests", async () => {
-    // One request at a time: each take acks one, and its record is an entry of its own.
-    await subscribe(stack, channel, {
-      name: "sub",
-      url: receiver.url,
-      batchSize: 1,
-      maxConcurrency: 1,
-    });
-    const total = 1150;
-    await publish(
-      stack,
-      channel,
-      Array.from({ length: 1000 }, (_, i) => ({ data: i })),
+  // The log is capped in entries (XADD MAXLEN ~ ATTEMPT_LOG_LENGTH), and an entry holds up to
+  // RECORDS_PER_ENTRY records: written together (the isolate's ledger, worker/ledger.ts), the
+  // requests of a second are ten to an entry. A log of 1,000 one-record entries (as a log
+  // written one request a round trip holds them) then gets 150 requests: still 1,000 to 1,100
+  // entries, the newest kept, each once.
+  it("keeps about the last 1,000 entries, the newest ones", async () => {
+    await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 1 });
+    const log = stack.keys.attempts(channel, "sub");
+    const old = Array.from(
+      { length: ATTEMPT_LOG_LENGTH },
+      (_, i): AttemptRecord => ({
+        at: 1_000 + i,
+        attempt: 1,
+        messages: 1,
+        firstId: `1-${i}`,
+        lastId: `1-${i}`,
+        status: 204,
+        durationMs: 1,
+        error: null,
+        body: "",
+        traceparent: null,
+        held: [],
+      }),
     );
-    const rest = await publish(
+    const pipe = stack.redis.pipeline();
+    for (const r of old) pipe.xadd(log, "*", ...Object.entries(recordsEntry([r])).flat());
+    await pipe.exec();
+    const ids = await publish(
       stack,
       channel,
-      Array.from({ length: total - 1000 }, (_, i) => ({ data: i })),
+      Array.from({ length: 150 }, (_, i) => ({ data: i })),
     );
     while ((await runPass(stack)).delivered > 0);
-    expect(receiver.requests).toHaveLength(total);
-    const length = await stack.redis.xlen(stack.keys.attempts(channel, "sub"));
+    expect(receiver.requests).toHaveLength(150);
+    const length = await stack.redis.xlen(log);
     // MAXLEN ~ trims whole stream nodes (100 entries): at least 1,000, less than 1,100.
-    expect(length).toBeGreaterThanOrEqual(1000);
-    expect(length).toBeLessThan(1100);
+    expect(length).toBeGreaterThanOrEqual(ATTEMPT_LOG_LENGTH);
+    expect(length).toBeLessThan(ATTEMPT_LOG_LENGTH + 100);
     const kept = await allRecords("sub");
-    expect(kept).toHaveLength(length);
-    // The newest ones, each once.
-    expect(kept[0]!.firstId).toBe(rest.at(-1));
+    // The 150 new ones, ten to an entry, and the newest of the old ones.
+    expect(kept.length).toBe(150 + length - 150 / RECORDS_PER_ENTRY);
+    expect(
+      kept
+        .slice(0, 150)
+        .map((a) => a.firstId)
+        .sort(),
+    ).toEqual([...ids].sort());
+    expect(kept[150]!.firstId).toBe(`1-${ATTEMPT_LOG_LENGTH - 1}`);
     expect(new Set(kept.map((a) => a.firstId)).size).toBe(kept.length);
   }, 90_000);
 

@@ -11,6 +11,7 @@
 
 import { beforeEach, describe, expect, it } from "vitest";
 import { mulberry32 } from "../../dev/bridge-faults.ts";
+import { LEDGER_LUA } from "../../shared/lua/ledger.ts";
 import { PUBLISH_LUA } from "../../shared/lua/publish.ts";
 import { REPORT_LUA } from "../../shared/lua/report.ts";
 import { TAKE_LUA } from "../../shared/lua/take.ts";
@@ -182,10 +183,16 @@ const attempts = (r: TestReceiver) => r.messages().map((m) => [m.id, m.attempt])
 const sorted = (pairs: (string | number)[][]) =>
   [...pairs].sort((a, b) => String(a).localeCompare(String(b)));
 
-/** The attempt log holds each request the receiver got, once. */
+/**
+ * The attempt log holds each request the receiver got, once. Written by the isolate's ledger
+ * (worker/ledger.ts) within a second of the run, with the run's counters, in one script: once
+ * the records are there, so are the counters.
+ */
 async function loggedOnce(name: string, r: TestReceiver) {
-  const logged = recordKeys(await attemptLog(stack, channel, name));
-  expect(sorted(logged)).toEqual(sorted(requestKeys(r.requests)));
+  const expected = sorted(requestKeys(r.requests));
+  const logged = async () => recordKeys(await attemptLog(stack, channel, name));
+  await until("the records written", async () => (await logged()).length >= expected.length);
+  expect(sorted(await logged())).toEqual(expected);
 }
 
 /** The subscription's delivery counters as GET /v1/metrics shows them. */
@@ -250,13 +257,15 @@ describe("a take whose reply is lost", () => {
 });
 
 describe("the last write of a run, whose reply is lost", () => {
-  // Dropped, it ran (and let its reader go); refused, it never ran (its acks included).
+  // The run's last round trip is its final take (three messages: one take reads them, the
+  // final one acks them and finds nothing). Dropped, it ran (and let its reader go); refused, it
+  // never ran (its acks included).
   it.each([
     { kind: "drop-reply" as const, ran: "ran" },
     { kind: "refuse" as const, ran: "never ran" },
   ])("strands nothing and delivers each message once when it $ran ($kind)", async ({ kind }) => {
     await subscribe(stack, channel, { name: "sub", url: receiver.url });
-    const match = runsScript(REPORT_LUA, stack.keys.state(channel));
+    const match = nth(runsScript(TAKE_LUA, stack.keys.channel(channel)), 2);
     stack.bridge.faults.add({ kind, match, times: 1 });
     let ids: string[] = [];
     const injected = await injectedDuring(stack, async () => {
@@ -266,7 +275,6 @@ describe("the last write of a run, whose reply is lost", () => {
     });
     expect(injected[kind]).toBe(1);
     expect(attempts(receiver)).toEqual(ids.map((id) => [id, 1]));
-    // The write carried the request's record and the run's counters: written once.
     await loggedOnce("sub", receiver);
     expect(await countersOf("sub")).toEqual({ delivered: 3, success: 1, failed: 0 });
   });
@@ -278,11 +286,11 @@ describe("the last write of a run, whose reply is lost", () => {
       if (req.n === 1) await published.opened; // held until the next publish is done
       return { status: 204 };
     });
-    // The run's last round carries its report and a take, which finds the later messages: its
+    // The run's last round carries its acks and a take, which finds the later messages: its
     // reply is lost after they were taken.
     stack.bridge.faults.add({
       kind: "drop-reply",
-      match: runsScript(REPORT_LUA, stack.keys.state(channel)),
+      match: nth(runsScript(TAKE_LUA, stack.keys.channel(channel)), 2),
       times: 1,
     });
     let ids: string[] = [];
@@ -332,6 +340,35 @@ describe("the last write of a run, whose reply is lost", () => {
     const failing = events.filter(([, f]) => f.join(" ").includes(`"channel":"${channel}"`));
     expect(failing).toHaveLength(1);
   });
+});
+
+// The isolate's ledger (worker/ledger.ts) writes the records and counters of the runs that only
+// succeeded, a second after the first of them, with db.redis: a lost reply is repeated, and the
+// repeat finds the first write's mark and writes nothing. Refused, the repeat writes it.
+describe("the ledger's write, whose reply is lost", () => {
+  it.each(["drop-reply", "refuse"] as const)(
+    "counts each request and message once (%s)",
+    async (kind) => {
+      await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 2 });
+      const match = runsScript(LEDGER_LUA, stack.keys.state(channel));
+      stack.bridge.faults.add({ kind, match, times: 1 });
+      const injected = await injectedDuring(stack, async () => {
+        // Three publishes in a row: their kicks' runs owe one write.
+        for (let i = 0; i < 3; i++) {
+          await publish(stack, channel, [{ data: i }, { data: `${i}b` }, { data: `${i}c` }]);
+          await receiver.waitFor((r) => r.acceptedIds().length >= 3 * (i + 1));
+        }
+        await settledIn("sub");
+        await loggedOnce("sub", receiver);
+      });
+      expect(injected[kind]).toBe(1);
+      expect(await countersOf("sub")).toEqual({
+        delivered: 9,
+        success: receiver.requests.length,
+        failed: 0,
+      });
+    },
+  );
 });
 
 describe("a take that looks for a retry, whose reply is lost", () => {

@@ -3,7 +3,7 @@ import type { DeliveryTask } from "../../worker/dispatch.ts";
 import { deliveryFixture } from "../helpers/fixture.ts";
 import { startReceiver, type TestReceiver } from "../helpers/receiver.ts";
 import { countCommands } from "../helpers/redis-server.ts";
-import { nextDueOn, retryDueAt, runsOver, until } from "../helpers/schedule.ts";
+import { ledgerWritten, nextDueOn, retryDueAt, runsOver, until } from "../helpers/schedule.ts";
 import type { Stack } from "../helpers/stack.ts";
 import { pendingCount, publish, subscribe } from "../helpers/subscriptions.ts";
 
@@ -148,6 +148,7 @@ describe("a task that comes twice, or late", () => {
     await publish(stack, channel, [{ data: 1 }]);
     await receiver.waitFor((r) => r.messages().length === 1);
     await until("settled", () => runsOver(stack, channel, "sub"));
+    await ledgerWritten(stack, channel, "sub");
     const counted = await countCommands(stack.redis, async () => {
       await enqueue(task("retry"), task("fanout"));
       await new Promise((resolve) => setTimeout(resolve, 300));

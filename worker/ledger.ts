@@ -1,0 +1,276 @@
+// The isolate's ledger: what deliverer runs owe the subscriptions' bookkeeping, kept for up to
+// LEDGER_FLUSH_MS and written for every run of the isolate at once (lua/ledger.ts):
+//
+//   owed                             written
+//   attempt records (every request)  ridden by the next round trip of a run of this invocation
+//   a run's report that only         once LEDGER_FLUSH_MS old, or LEDGER_MAX_RECORDS many;
+//   succeeded (counters, lastSuccess) else at the invocation's end (settle): at once after a
+//                                    pass or a queue batch; a publish's kick waits for the
+//                                    rest of the second first, so the next publishes' runs
+//                                    join the same write
+//
+// A run whose report says more than a success (a failure, a recovery, a 410's pause) writes it
+// at once (lua/report.ts), after what its subscription owed here (the same request, in order).
+//
+// Why: a lone message (one subscriber, a publish every 50 ms) cost 26 commands, 9 of them the
+// run's report and its record, per run. Written here, 10 runs' records are one XADD and every
+// run of the second one report: a second of counters at most is what an isolate killed
+// mid-flight loses (the messages are acked or pending as before: never these). Counters and
+// the attempt log may show a delivery up to LEDGER_FLUSH_MS after its receipt.
+//
+// Only plain data lives here, never a client: a Worker may not use one invocation's I/O in
+// another. Whoever writes does it with its own (live) invocation's Db.
+
+import { ATTEMPT_LOG_LENGTH, type AttemptRecord, logEntries } from "../shared/attempt-log.ts";
+import { metricsField, stateField } from "../shared/keys.ts";
+import { LEDGER_LUA } from "../shared/lua/ledger.ts";
+import { type Call, type Db, isOutcomeUnknown, sendBatch } from "../shared/redis.ts";
+import type { Subscription } from "../shared/subscription.ts";
+import { type Counts, counterIncrements } from "./attempts.ts";
+
+/** How long the ledger keeps what it is owed before a round trip must carry it. */
+export const LEDGER_FLUSH_MS = 1_000;
+/** Records the ledger keeps before a round trip must carry them. */
+export const LEDGER_MAX_RECORDS = 200;
+/** Subscriptions one write carries (a script's unpack and Upstash's request size stay small). */
+const SUBS_PER_WRITE = 200;
+
+/** What one subscription is owed. */
+export interface Owing {
+  sub: { channel: string; name: string; id: string };
+  /** Counter field -> delta. */
+  counts: Map<string, number>;
+  /** The latest success of its runs owed here (their state). */
+  success: { at: number; lastAckedId: string | null } | null;
+  records: AttemptRecord[];
+  /** When the oldest of it was owed (ms). */
+  since: number;
+}
+
+const keyOf = (sub: { channel: string; name: string }) => `${sub.channel}\n${sub.name}`;
+
+export class Ledger {
+  private readonly owing = new Map<string, Owing>();
+  private records = 0;
+  private oldest = Number.POSITIVE_INFINITY;
+
+  get empty(): boolean {
+    return this.owing.size === 0;
+  }
+
+  /** When the oldest of what is owed was owed (ms; Infinity: nothing). */
+  get oldestAt(): number {
+    return this.oldest;
+  }
+
+  /** Adds what a run owes its subscription. */
+  owe(
+    sub: Subscription,
+    now: number,
+    owed: { records?: AttemptRecord[]; counts?: Counts; success?: Owing["success"] },
+  ): void {
+    const key = keyOf(sub);
+    let o = this.owing.get(key);
+    if (o && o.sub.id !== sub.id) {
+      // Another subscription of the same name since: the old one is gone, and so is what it
+      // was owed (the write would find it gone, and skip it).
+      this.owing.delete(key);
+      this.records -= o.records.length;
+      o = undefined;
+    }
+    if (!o) {
+      o = {
+        sub: { channel: sub.channel, name: sub.name, id: sub.id },
+        counts: new Map(),
+        success: null,
+        records: [],
+        since: now,
+      };
+      this.owing.set(key, o);
+    }
+    this.merge(o, owed.records ?? [], owed.counts, owed.success ?? null);
+    this.oldest = Math.min(this.oldest, o.since);
+  }
+
+  /** Whether a round trip at `now` must carry what is owed: it is old, or much. */
+  due(now: number): boolean {
+    return (
+      !this.empty && (now - this.oldest >= LEDGER_FLUSH_MS || this.records >= LEDGER_MAX_RECORDS)
+    );
+  }
+
+  /**
+   * Takes the attempt records one subscription owes: a report of its own is about to be written,
+   * which appends them before its run's own (lua/report.ts). Its counters and success stay.
+   */
+  takeRecords(sub: { channel: string; name: string; id: string }): AttemptRecord[] {
+    const o = this.owing.get(keyOf(sub));
+    if (!o || o.sub.id !== sub.id) return [];
+    const records = o.records;
+    o.records = [];
+    this.records -= records.length;
+    if (o.counts.size === 0 && o.success === null) {
+      this.owing.delete(keyOf(sub));
+      this.resetOldest();
+    }
+    return records;
+  }
+
+  /** Takes everything owed. */
+  takeAll(): Owing[] {
+    const all = [...this.owing.values()];
+    this.owing.clear();
+    this.records = 0;
+    this.oldest = Number.POSITIVE_INFINITY;
+    return all;
+  }
+
+  /** Puts back what a write took that did not run (refused, or Redis unreachable). */
+  restore(taken: Owing[]): void {
+    for (const t of taken) {
+      const key = keyOf(t.sub);
+      const now = this.owing.get(key);
+      if (now && now.sub.id !== t.sub.id) continue; // a newer subscription of that name: gone
+      if (!now) {
+        this.owing.set(key, t);
+        this.records += t.records.length;
+        continue;
+      }
+      // What it owed before comes first.
+      now.records.unshift(...t.records);
+      this.records += t.records.length;
+      for (const [field, n] of t.counts) now.counts.set(field, (now.counts.get(field) ?? 0) + n);
+      if (t.success && (!now.success || t.success.at > now.success.at)) now.success = t.success;
+      now.since = Math.min(now.since, t.since);
+    }
+    this.resetOldest();
+  }
+
+  private merge(
+    o: Owing,
+    records: AttemptRecord[],
+    counts: Counts | undefined,
+    success: Owing["success"],
+  ): void {
+    o.records.push(...records);
+    this.records += records.length;
+    if (counts) {
+      const pairs = counterIncrements(counts, (c) => metricsField(o.sub.name, c));
+      for (let i = 0; i < pairs.length; i += 2) {
+        const field = pairs[i]!;
+        o.counts.set(field, (o.counts.get(field) ?? 0) + Number(pairs[i + 1]));
+      }
+    }
+    if (success && (!o.success || success.at >= o.success.at)) {
+      o.success = {
+        at: success.at,
+        lastAckedId: success.lastAckedId ?? o.success?.lastAckedId ?? null,
+      };
+    }
+  }
+
+  private resetOldest(): void {
+    this.oldest = Number.POSITIVE_INFINITY;
+    for (const o of this.owing.values()) this.oldest = Math.min(this.oldest, o.since);
+  }
+}
+
+/** The isolate's one ledger. */
+export const ledger = new Ledger();
+
+/** What is owed, as the calls of a batch (lua/ledger.ts): one per SUBS_PER_WRITE. */
+export function ledgerCalls(db: Db, owing: Owing[]): Call[] {
+  return chunked(owing).map((c) => ledgerCall(db, c));
+}
+
+function chunked(owing: Owing[]): Owing[][] {
+  const chunks: Owing[][] = [];
+  for (let i = 0; i < owing.length; i += SUBS_PER_WRITE)
+    chunks.push(owing.slice(i, i + SUBS_PER_WRITE));
+  return chunks;
+}
+
+function ledgerCall(db: Db, owing: Owing[]): Call {
+  const byChannel = new Map<string, Owing[]>();
+  for (const o of owing) {
+    const list = byChannel.get(o.sub.channel) ?? [];
+    list.push(o);
+    byChannel.set(o.sub.channel, list);
+  }
+  const keys = [db.keys.written(`ledger.${crypto.randomUUID()}`)];
+  const args = [String(ATTEMPT_LOG_LENGTH)];
+  for (const [channel, list] of byChannel) {
+    keys.push(db.keys.subscriptions(channel), db.keys.state(channel), db.keys.metrics(channel));
+    args.push(String(list.length));
+    for (const o of list) {
+      const name = o.sub.name;
+      keys.push(db.keys.attempts(channel, name));
+      args.push(
+        name,
+        o.sub.id,
+        String(o.success?.at ?? 0),
+        o.success?.lastAckedId ?? "",
+        stateField(name, "failures"),
+        stateField(name, "lastSuccessAt"),
+        stateField(name, "lastAckedId"),
+        stateField(name, "lastErrorAt"),
+        String(o.counts.size),
+        ...[...o.counts].flatMap(([field, n]) => [field, String(n)]),
+      );
+      const entries = logEntries(o.records);
+      args.push(String(entries.length));
+      for (const e of entries) args.push(String(e.length / 2), ...e);
+    }
+  }
+  return { script: LEDGER_LUA, keys, args };
+}
+
+/**
+ * Writes what is owed now, with this invocation's Db. A write Redis refused, or could not be
+ * reached for, is kept for the next; one whose reply was lost after the repeats is dropped (it
+ * may have run: a second write would count it twice).
+ */
+export async function writeLedger(db: Db): Promise<void> {
+  const owing = ledger.takeAll();
+  if (owing.length === 0) return;
+  const chunks = chunked(owing);
+  try {
+    const replies = await sendBatch(
+      db.redis,
+      chunks.map((c) => ledgerCall(db, c)),
+    );
+    replies.forEach((reply, i) => {
+      if (reply.ok) return;
+      ledger.restore(chunks[i]!);
+      console.error("the delivery ledger's write was refused:", reply.error);
+    });
+  } catch (error) {
+    if (!isOutcomeUnknown(error)) ledger.restore(owing);
+    console.error("could not write the delivery ledger:", error);
+  }
+}
+
+// A kick that is waiting to write the ledger: the others leave it to that one.
+let writer = false;
+
+/**
+ * A publish's kick at its end (in its waitUntil): the ledger written once its oldest is
+ * LEDGER_FLUSH_MS old, so that the runs of the publishes meanwhile join the write; by this
+ * invocation, unless another kick of the isolate is already waiting to write it.
+ */
+export async function settleSoon(
+  db: Db,
+  clock: () => number,
+  sleep: (ms: number) => Promise<void>,
+): Promise<void> {
+  if (ledger.empty || writer) return;
+  writer = true;
+  try {
+    const wait = ledger.oldestAt + LEDGER_FLUSH_MS - clock();
+    if (wait > 0) await sleep(wait);
+  } finally {
+    // Before the write takes what is owed: a run owing after it finds no writer, and settles.
+    writer = false;
+  }
+  await writeLedger(db);
+}
