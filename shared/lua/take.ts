@@ -147,7 +147,8 @@
 // + 1 XREADGROUP per slice (+1 XCLAIM lease without a holder, +1 XACK types, +1 XCLAIM give-back) reading,
 // + 1 XPENDING per other reader holding entries when looking with a holder, + 1 ZADD with
 // something to schedule, + 1 ZSCORE (+1 ZREM) when the read found nothing, + 1 GET + 1 SET
-// pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending,
+// pacing, + 1 XPENDING (+1 XPENDING scan) + 1 ZADD or ZREM (+1 XGROUP DELCONSUMER) ending (the
+// wake member's ZREM is the end's when both go: one ZREM for the two),
 // + 1 GET (+1 SET or DEL when it reserves, its requests change or it waits) with a flow key: 2
 // on a take that takes, lets go or waits; none without a key.
 // A pull that returns new messages: 2; a push take of new messages: 4 (the cap's XPENDING, and
@@ -729,6 +730,9 @@ if cover and got > 0 then visibleAt(now + visibility) end
 -- goes on.
 local finishing = ending and got == 0 and flowWait == 0
 -- 8. schedule
+-- The wake member to remove: removed at the end, with the retry member when that goes too (one
+-- ZREM for both).
+local wakeGoes = false
 if retry ~= '' and earliest and not finishing then redis.call('ZADD', due, 'LT', earliest, retry) end
 if wake ~= '' and read == 1 then
   -- Due, or held for a reader at work (at most busyWake ahead); a backoff's is further out.
@@ -744,7 +748,7 @@ if wake ~= '' and read == 1 then
       end
     end
     if busy then redis.call('ZADD', due, 'XX', now + busyWake, wake)
-    else redis.call('ZREM', due, wake) end
+    else wakeGoes = true end
   end
 end
 
@@ -794,7 +798,8 @@ if finishing then
   local summary = pendingSummary or redis.call('XPENDING', stream, group)
   if retry ~= '' then
     if summary[1] == 0 then
-      redis.call('ZREM', due, retry)
+      if wakeGoes then redis.call('ZREM', due, retry, wake) else redis.call('ZREM', due, retry) end
+      wakeGoes = false
     else
       local soonest = nil
       for _, row in ipairs(redis.call('XPENDING', stream, group, '-', '+', 1000)) do
@@ -815,6 +820,7 @@ if finishing then
   for _, c in ipairs(summary[4] or {}) do if c[1] == reader then holds = tonumber(c[2]) end end
   if holds == 0 then redis.call('XGROUP', 'DELCONSUMER', stream, group, reader) end
 end
+if wakeGoes then redis.call('ZREM', due, wake) end
 
 -- Ordered: the lanes this take changed, written back.
 if lanesKey then

@@ -12,7 +12,14 @@ import type { Db } from "../../shared/redis.ts";
 import { sendBatch } from "../../shared/redis.ts";
 import type { Subscription } from "../../shared/subscription.ts";
 import { noCounts } from "../../worker/attempts.ts";
-import { Ledger, ledgerCalls } from "../../worker/ledger.ts";
+import {
+  LEDGER_FLUSH_MS,
+  Ledger,
+  ledger,
+  ledgerCalls,
+  settleSoon,
+  writeLedger,
+} from "../../worker/ledger.ts";
 import { type BridgedDb, startBridgedDb } from "../helpers/bridged-db.ts";
 import { countCommands, type RedisServer } from "../helpers/redis-server.ts";
 
@@ -233,4 +240,46 @@ it("reads a page in 1 XREVRANGE from a log of full entries, and 2 from one of si
     );
     expect(page!.next).toBe(page!.attempts.at(-1)!.id);
   }
+});
+
+// A kick at its end (worker/entry.ts), with the clock and the sleep passed in.
+it("a kick writes the ledger once it is due; before that one kick watches, and writes what nobody else did", async () => {
+  const sub = await stored("ch", "s", "id-s");
+  let now = 100_000;
+  const waits: number[] = [];
+  const sleep = async (ms: number) => {
+    waits.push(ms);
+    now += ms;
+  };
+  const clock = () => now;
+  const successes = async () =>
+    Number(await server.client.hget(db.keys.metrics("ch"), metricsField("s", "attempts:success")));
+
+  // Due (a second old): written at once, no wait.
+  ledger.owe(sub, now - LEDGER_FLUSH_MS, { counts: success(1) });
+  await settleSoon(db, clock, sleep);
+  expect(waits).toEqual([]);
+  expect(await successes()).toBe(1);
+
+  // Not due: this kick watches until a quarter second past due, and writes it.
+  ledger.owe(sub, now, { counts: success(2) });
+  await settleSoon(db, clock, sleep);
+  expect(waits).toEqual([LEDGER_FLUSH_MS + 250]);
+  expect(await successes()).toBe(3);
+  expect(ledger.empty).toBe(true);
+
+  // Another invocation writes it while this one watches: the watcher writes nothing more.
+  waits.length = 0;
+  ledger.owe(sub, now, { counts: success(4) });
+  let release = () => {};
+  const watched = settleSoon(db, clock, () => new Promise<void>((r) => (release = r)));
+  // A second kick meanwhile, not due: leaves it to the watcher.
+  await settleSoon(db, clock, sleep);
+  expect(waits).toEqual([]);
+  expect(await successes()).toBe(3);
+  await writeLedger(db);
+  now += LEDGER_FLUSH_MS + 250;
+  release();
+  await watched;
+  expect(await successes()).toBe(7);
 });

@@ -114,21 +114,22 @@ describe("delivery", () => {
       // Four takes and the last: the first reads 6 (the run's slots; the window sends 2 of
       // them), each later one as much as the window its successes make lets it send and hold
       // ahead; all but the first carry acks; the last reads nothing, removes the wake and retry
-      // members, and deletes the reader. The ledger's write at the pass's end (EVALSHA, GET, SET).
+      // members (one ZREM), and deletes the reader. The ledger's write at the pass's end
+      // (EVALSHA, GET, SET).
       evalsha: 6,
       xpending: 5,
       xreadgroup: 5,
       xack: 4,
       zadd: 4,
       zscore: 2,
-      zrem: 2,
+      zrem: 1,
       "xgroup|delconsumer": 1,
       get: 1,
       set: 1,
       // The requests' records: 20, two XADDs.
       xadd: 2,
     });
-    expect(counted.total - hincrby).toBe(42);
+    expect(counted.total - hincrby).toBe(41);
     expect(hincrby).toBeLessThanOrEqual(2 + LATENCY_LE.length);
   });
 });
@@ -140,7 +141,7 @@ describe("delivery", () => {
 // writes its report at once, with its records (lua/report.ts). Messages published in one request share
 // their publish millisecond, and one POST answers them all at once: one latency, one bucket.
 describe("one run, command by command", () => {
-  it("costs 29 for a batch of 100 in one request, its ledger's write alone", async () => {
+  it("costs 28 for a batch of 100 in one request, its ledger's write alone", async () => {
     await subscribe(stack, "one100", { name: "sub", url: receiver.url, batchSize: 100 });
     await publishMany("one100", 100);
     const counted = await countCommands(stack.redis, async () => {
@@ -160,15 +161,16 @@ describe("one run, command by command", () => {
       // The take (lua/take.ts): the cap's XPENDING, a read in two slices (32 while no size is
       // known, then the 68 left at the size seen), the retry member covering them (a push
       // reader's entries need no lease: their visibility counts from the read).
-      // The last take: the acks, a read that finds nothing (the wake member removed), the retry
-      // member removed (nothing pending), the reader deleted. EVALSHA: both, and the ledger's.
+      // The last take: the acks, a read that finds nothing (the wake member due: ZSCORE), the
+      // wake and retry members removed in one ZREM (nothing pending), the reader deleted.
+      // EVALSHA: both, and the ledger's.
       evalsha: 3,
       xpending: 2,
       xreadgroup: 3,
       zadd: 1,
       xack: 1,
       zscore: 1,
-      zrem: 2,
+      zrem: 1,
       "xgroup|delconsumer": 1,
       // The ledger's write (lua/ledger.ts): once by its write id (GET, then SET), the request's
       // record, the counters (success, the latency bucket, the latency sum), the state.
@@ -179,7 +181,7 @@ describe("one run, command by command", () => {
       // The state (lastSuccessAt, lastAckedId, failures), and the window's first write.
       hset: 2,
     });
-    expect(counted.total).toBe(29);
+    expect(counted.total).toBe(28);
   });
 
   it("costs 25 for a failed request", async () => {
@@ -225,7 +227,7 @@ describe("one run, command by command", () => {
 });
 
 // A flow key's state is read and written by the takes a run makes anyway (lua/take.ts: flow):
-// nothing per request of its own. The same run as "costs 29 for a batch of 100", with a key.
+// nothing per request of its own. The same run as "costs 28 for a batch of 100", with a key.
 describe("one run under a flow key", () => {
   async function deliverOne(channel: string, flow: Record<string, unknown>) {
     await subscribe(stack, channel, { name: "sub", url: receiver.url, batchSize: 100, ...flow });
@@ -240,14 +242,14 @@ describe("one run under a flow key", () => {
     const counted = await deliverOne("flow-p", { flowKey: "p.example.com", flowParallelism: 2 });
     // The ledger's GET and SET, and the flow's.
     expect(counted.byCommand).toMatchObject({ ...withoutKey, get: 3, set: 2, del: 1 });
-    expect(counted.total, JSON.stringify(counted.byCommand)).toBe(29 + 4);
+    expect(counted.total, JSON.stringify(counted.byCommand)).toBe(28 + 4);
   });
 
   it("costs 3 more with a rate only: a GET and a SET as its take reserves a slot, a GET at the last", async () => {
     const counted = await deliverOne("flow-r", { flowKey: "r.example.com", flowRate: 10 });
     expect(counted.byCommand).toMatchObject({ ...withoutKey, get: 3, set: 2 });
     expect(counted.byCommand.del).toBeUndefined();
-    expect(counted.total, JSON.stringify(counted.byCommand)).toBe(29 + 3);
+    expect(counted.total, JSON.stringify(counted.byCommand)).toBe(28 + 3);
   });
 
   it("costs at most 2 more per request in a backlog: each take lets go of one and holds the next", async () => {
@@ -305,7 +307,7 @@ describe("an ordered subscription's run", () => {
         .filter(([, n]) => n !== 0),
     );
 
-  it("adds 9 commands to a request of 10 keys: the lanes, and a take for the acks", async () => {
+  it("adds 10 commands to a request of 10 keys: the lanes, and a take for the acks", async () => {
     const messages = Array.from({ length: 10 }, (_, i) => ({ data: i, orderingKey: `k${i}` }));
     const plain = await runOf("keys10", { batchSize: 10 }, messages);
     const ordered = await runOf("keys10o", { batchSize: 10, ordered: true }, messages);
@@ -316,13 +318,16 @@ describe("an ordered subscription's run", () => {
       hset: 1,
       hdel: 1,
       // The acks go in a take of their own before the final round (worker/drive.ts: they may
-      // hand out their keys' next), which finds nothing: the cap, a read, the wake member.
+      // hand out their keys' next), which finds nothing: the cap, a read, the wake member
+      // (ZSCORE), removed there on its own (ZREM); the plain run's last take removes it with
+      // the retry member in one.
       evalsha: 1,
       xpending: 1,
       xreadgroup: 1,
       zscore: 1,
+      zrem: 1,
     });
-    expect(ordered.total - plain.total).toBe(9);
+    expect(ordered.total - plain.total).toBe(10);
   });
 
   it("sends one key's 10 messages one a request, a take of 13 commands each after the first", async () => {
@@ -351,7 +356,9 @@ describe("an ordered subscription's run", () => {
       // Ten requests where the plain run makes one, and the same window's cost: a run alone
       // writes its window's growth once, at its end (worker/window.ts).
       // Beside them, the first read's lanes (HMGET, HSET: the head; XCLAIM: nine parked), and the
-      // last ack's take (2 HMGET, HDEL: the lane gone; it finds nothing), as in the test above.
+      // last ack's take (2 HMGET, HDEL: the lane gone; it finds nothing, and removes the wake
+      // member on its own: ZREM), as in the test above.
+      zrem: 1,
     });
   });
 });
