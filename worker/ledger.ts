@@ -233,26 +233,31 @@ function ledgerCall(db: Db, owing: Owing[]): Call {
 
 /**
  * Writes what is owed now, with this invocation's Db. A write Redis refused, or could not be
- * reached for, is kept for the next; one whose reply was lost after the repeats is dropped (it
- * may have run: a second write would count it twice).
+ * reached for, is kept for the next (false: something was kept); one whose reply was lost after
+ * the repeats is dropped (it may have run: a second write would count it twice).
  */
-export async function writeLedger(db: Db): Promise<void> {
+export async function writeLedger(db: Db): Promise<boolean> {
   const owing = ledger.takeAll();
-  if (owing.length === 0) return;
+  if (owing.length === 0) return true;
   const chunks = chunked(owing);
   try {
     const replies = await sendBatch(
       db.redis,
       chunks.map((c) => ledgerCall(db, c)),
     );
+    let kept = false;
     replies.forEach((reply, i) => {
       if (reply.ok) return;
+      kept = true;
       ledger.restore(chunks[i]!);
       console.error("the delivery ledger's write was refused:", reply.error);
     });
+    return !kept;
   } catch (error) {
-    if (!isOutcomeUnknown(error)) ledger.restore(owing);
+    const kept = !isOutcomeUnknown(error);
+    if (kept) ledger.restore(owing);
     console.error("could not write the delivery ledger:", error);
+    return !kept;
   }
 }
 
@@ -272,15 +277,20 @@ export async function settleSoon(
   clock: () => number,
   sleep: (ms: number) => Promise<void>,
 ): Promise<void> {
-  if (ledger.due(clock())) return writeLedger(db);
+  if (ledger.due(clock())) {
+    await writeLedger(db);
+    return;
+  }
   if (ledger.empty || watching) return;
   watching = true;
   try {
     while (!ledger.empty) {
       const at = ledger.oldestAt + LEDGER_FLUSH_MS + WATCH_GRACE_MS;
       if (at > clock()) await sleep(at - clock());
-      // Still there: nobody came to write it.
-      if (ledger.oldestAt + LEDGER_FLUSH_MS + WATCH_GRACE_MS <= clock()) await writeLedger(db);
+      // Still there: nobody came to write it. Refused, or Redis out of reach: kept for the next
+      // invocation to end, not tried again here at once.
+      if (ledger.oldestAt + LEDGER_FLUSH_MS + WATCH_GRACE_MS <= clock() && !(await writeLedger(db)))
+        break;
     }
   } finally {
     watching = false;

@@ -283,3 +283,27 @@ it("a kick writes the ledger once it is due; before that one kick watches, and w
   await watched;
   expect(await successes()).toBe(7);
 });
+
+it("a watcher whose write Redis refuses keeps it for the next invocation and stops, not trying again at once", async () => {
+  const sub = await stored("ch", "s", "id-s");
+  let now = 200_000;
+  let sleeps = 0;
+  const sleep = async (ms: number) => {
+    sleeps++;
+    now += ms;
+  };
+  ledger.owe(sub, now, { counts: success(1) });
+  stack!.bridge.faults.add({ kind: "unavailable", match: () => true });
+  try {
+    await settleSoon(db, () => now, sleep);
+  } finally {
+    stack!.bridge.faults.clear();
+  }
+  // One wait, one refused write: kept, and the watcher gone.
+  expect(sleeps).toBe(1);
+  expect(ledger.empty).toBe(false);
+  await writeLedger(db);
+  expect(
+    await server.client.hget(db.keys.metrics("ch"), metricsField("s", "attempts:success")),
+  ).toBe("1");
+});
