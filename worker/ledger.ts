@@ -75,6 +75,10 @@ export class Ledger {
     now: number,
     owed: { records?: AttemptRecord[]; counts?: Counts; success?: Owing["success"] },
   ): void {
+    // A run that sent nothing owes nothing: no write for it.
+    const { records = [], counts, success = null } = owed;
+    const counted = counts !== undefined && counterIncrements(counts, String).length > 0;
+    if (records.length === 0 && !counted && success === null) return;
     const key = keyOf(sub);
     let o = this.owing.get(key);
     if (o && o.sub.id !== sub.id) {
@@ -94,7 +98,7 @@ export class Ledger {
       };
       this.owing.set(key, o);
     }
-    this.merge(o, owed.records ?? [], owed.counts, owed.success ?? null);
+    this.merge(o, records, counts, success);
     this.oldest = Math.min(this.oldest, o.since);
   }
 

@@ -1,6 +1,7 @@
 // A deliverer's take (drive.ts decides when): one round trip (rounds.ts) that carries what the
 // run owes Redis and asks for up to `count` more entries; the final one also carries the run's
-// report (or owes it to the isolate's ledger: ownReport) and, if it finds nothing, ends the run. What happened is posted to the run's mailbox.
+// report (or owes it to the isolate's ledger: ownReport) and, if it finds nothing, ends the run.
+// What happened is posted to the run's mailbox.
 
 import { WAITING_ROOM } from "../shared/engine/queue.ts";
 import {

@@ -194,6 +194,9 @@ it("keeps failures when a failure was reported after the success, and an older s
 it("is due once its oldest is a second old or it holds 200 records, and keeps a refused write for the next", async () => {
   const sub = await stored("ch", "s", "id-s");
   const ledger = new Ledger();
+  // A run that sent nothing owes nothing.
+  ledger.owe(sub, 10_000, { records: [], counts: noCounts(), success: null });
+  expect(ledger.empty).toBe(true);
   ledger.owe(sub, 10_000, { records: [record(1)] });
   expect(ledger.due(10_999)).toBe(false);
   expect(ledger.due(11_000)).toBe(true);
