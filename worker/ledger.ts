@@ -75,31 +75,16 @@ export class Ledger {
     now: number,
     owed: { records?: AttemptRecord[]; counts?: Counts; success?: Owing["success"] },
   ): void {
+    const counts = new Map<string, number>();
+    const pairs = owed.counts
+      ? counterIncrements(owed.counts, (c) => metricsField(sub.name, c))
+      : [];
+    for (let i = 0; i < pairs.length; i += 2) counts.set(pairs[i]!, Number(pairs[i + 1]));
+    const { records = [], success = null } = owed;
     // A run that sent nothing owes nothing: no write for it.
-    const { records = [], counts, success = null } = owed;
-    const counted = counts !== undefined && counterIncrements(counts, String).length > 0;
-    if (records.length === 0 && !counted && success === null) return;
-    const key = keyOf(sub);
-    let o = this.owing.get(key);
-    if (o && o.sub.id !== sub.id) {
-      // Another subscription of the same name since: the old one is gone, and so is what it
-      // was owed (the write would find it gone, and skip it).
-      this.owing.delete(key);
-      this.records -= o.records.length;
-      o = undefined;
-    }
-    if (!o) {
-      o = {
-        sub: { channel: sub.channel, name: sub.name, id: sub.id },
-        counts: new Map(),
-        success: null,
-        records: [],
-        since: now,
-      };
-      this.owing.set(key, o);
-    }
-    this.merge(o, records, counts, success);
-    this.oldest = Math.min(this.oldest, o.since);
+    if (records.length === 0 && counts.size === 0 && success === null) return;
+    const ids = { channel: sub.channel, name: sub.name, id: sub.id };
+    this.add({ sub: ids, counts, success, records, since: now }, false);
   }
 
   /** Whether a round trip at `now` must carry what is owed: it is old, or much. */
@@ -137,46 +122,41 @@ export class Ledger {
 
   /** Puts back what a write took that did not run (refused, or Redis unreachable). */
   restore(taken: Owing[]): void {
-    for (const t of taken) {
-      const key = keyOf(t.sub);
-      const now = this.owing.get(key);
-      if (now && now.sub.id !== t.sub.id) continue; // a newer subscription of that name: gone
-      if (!now) {
-        this.owing.set(key, t);
-        this.records += t.records.length;
-        continue;
-      }
-      // What it owed before comes first.
-      now.records.unshift(...t.records);
-      this.records += t.records.length;
-      for (const [field, n] of t.counts) now.counts.set(field, (now.counts.get(field) ?? 0) + n);
-      if (t.success && (!now.success || t.success.at > now.success.at)) now.success = t.success;
-      now.since = Math.min(now.since, t.since);
-    }
-    this.resetOldest();
+    for (const t of taken) this.add(t, true);
   }
 
-  private merge(
-    o: Owing,
-    records: AttemptRecord[],
-    counts: Counts | undefined,
-    success: Owing["success"],
-  ): void {
-    o.records.push(...records);
-    this.records += records.length;
-    if (counts) {
-      const pairs = counterIncrements(counts, (c) => metricsField(o.sub.name, c));
-      for (let i = 0; i < pairs.length; i += 2) {
-        const field = pairs[i]!;
-        o.counts.set(field, (o.counts.get(field) ?? 0) + Number(pairs[i + 1]));
+  /**
+   * Adds `o` to what its subscription owes: before what is owed already (`first`: what a write
+   * took and gives back) or after it. Owed by an older subscription of the same name, either is
+   * dropped: that one is gone (its write would skip it).
+   */
+  private add(o: Owing, first: boolean): void {
+    const key = keyOf(o.sub);
+    const there = this.owing.get(key);
+    this.records += o.records.length;
+    if (!there || (there.sub.id !== o.sub.id && !first)) {
+      if (there) this.records -= there.records.length;
+      this.owing.set(key, { ...o, counts: new Map(o.counts), records: [...o.records] });
+    } else if (there.sub.id !== o.sub.id) {
+      this.records -= o.records.length;
+      return;
+    } else {
+      if (first) there.records.unshift(...o.records);
+      else there.records.push(...o.records);
+      for (const [field, n] of o.counts)
+        there.counts.set(field, (there.counts.get(field) ?? 0) + n);
+      // The latest success's state; its last acked id, or the one before when it acked none.
+      const [older, later] =
+        (there.success?.at ?? -1) <= (o.success?.at ?? -1) ? [there, o] : [o, there];
+      if (later.success) {
+        there.success = {
+          at: later.success.at,
+          lastAckedId: later.success.lastAckedId ?? older.success?.lastAckedId ?? null,
+        };
       }
+      there.since = Math.min(there.since, o.since);
     }
-    if (success && (!o.success || success.at >= o.success.at)) {
-      o.success = {
-        at: success.at,
-        lastAckedId: success.lastAckedId ?? o.success?.lastAckedId ?? null,
-      };
-    }
+    this.oldest = Math.min(this.oldest, o.since);
   }
 
   private resetOldest(): void {
