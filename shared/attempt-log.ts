@@ -115,13 +115,17 @@ export function recordsEntry(records: AttemptRecord[]): Record<string, string> {
   return entry;
 }
 
-/** Records as the log's entries, RECORDS_PER_ENTRY to one: each its field/value pairs. */
-export function logEntries(records: AttemptRecord[]): string[][] {
-  const entries: string[][] = [];
+/**
+ * Records as the arguments of the log's entries, RECORDS_PER_ENTRY to one, as lua/log-entries.ts
+ * reads them: how many entries, then each: how many fields, then its field/value pairs.
+ */
+export function logEntryArgs(records: AttemptRecord[]): string[] {
+  const args = [String(Math.ceil(records.length / RECORDS_PER_ENTRY))];
   for (let i = 0; i < records.length; i += RECORDS_PER_ENTRY) {
-    entries.push(Object.entries(recordsEntry(records.slice(i, i + RECORDS_PER_ENTRY))).flat());
+    const fields = Object.entries(recordsEntry(records.slice(i, i + RECORDS_PER_ENTRY)));
+    args.push(String(fields.length), ...fields.flat());
   }
-  return entries;
+  return args;
 }
 
 /** An entry's records, oldest first: each as its fields by their plain names. */

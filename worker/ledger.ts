@@ -27,7 +27,7 @@
 // Only plain data lives here, never a client: a Worker may not use one invocation's I/O in
 // another. Whoever writes does it with its own (live) invocation's Db.
 
-import { ATTEMPT_LOG_LENGTH, type AttemptRecord, logEntries } from "../shared/attempt-log.ts";
+import { ATTEMPT_LOG_LENGTH, type AttemptRecord, logEntryArgs } from "../shared/attempt-log.ts";
 import { metricsField, stateField } from "../shared/keys.ts";
 import { LEDGER_LUA } from "../shared/lua/ledger.ts";
 import { type Call, type Db, isOutcomeUnknown, sendBatch } from "../shared/redis.ts";
@@ -207,9 +207,7 @@ function ledgerCall(db: Db, owing: Owing[]): Call {
         String(o.counts.size),
         ...[...o.counts].flatMap(([field, n]) => [field, String(n)]),
       );
-      const entries = logEntries(o.records);
-      args.push(String(entries.length));
-      for (const e of entries) args.push(String(e.length / 2), ...e);
+      args.push(...logEntryArgs(o.records));
     }
   }
   return { script: LEDGER_LUA, keys, args };

@@ -8,7 +8,7 @@
 //                 health, pause on 410                     run answered ({p}:written:<id>) and
 //                                                           writes nothing
 
-import { ATTEMPT_LOG_LENGTH, type AttemptRecord, logEntries } from "../shared/attempt-log.ts";
+import { ATTEMPT_LOG_LENGTH, type AttemptRecord, logEntryArgs } from "../shared/attempt-log.ts";
 import { metricsField, pausedField, type StateFact, stateField } from "../shared/keys.ts";
 import { REPORT_LUA } from "../shared/lua/report.ts";
 import { asNumber, type Call, type Db } from "../shared/redis.ts";
@@ -52,7 +52,6 @@ export function reportCall(
     db.keys.written(r.writeId),
     db.keys.attempts(sub.channel, sub.name),
   ];
-  const entries = logEntries(records);
   const args = [
     sub.name,
     sub.id,
@@ -66,8 +65,7 @@ export function reportCall(
     r.wasFailing && r.state.success ? "1" : "0",
     r.pause ? "1" : "0",
     String(ATTEMPT_LOG_LENGTH),
-    String(entries.length),
-    ...entries.flatMap((e) => [String(e.length / 2), ...e]),
+    ...logEntryArgs(records),
     String(counts.length / 2),
     ...counts,
     ...Object.entries(set).flat(),

@@ -10,7 +10,7 @@
 //   - its state, when the runs' last success is later than the one stored: lastSuccessAt,
 //     lastAckedId, and failures back to 0 unless a failure was reported since that success
 //     (another isolate's run, written at once: lastErrorAt later than the success)
-//   - its records appended (XADD NOMKSTREAM MAXLEN ~), RECORDS_PER_ENTRY to an entry
+//   - its records appended (lua/log-entries.ts: XADD NOMKSTREAM MAXLEN ~), ten to an entry
 // Once, however often it runs: the first run keeps a mark under the write's id ({p}:written:<id>,
 // 5 minutes: a repeat comes within seconds), and a repeat that finds it writes nothing.
 //
@@ -25,7 +25,10 @@
 // Returns 1, or 0 for a repeat. Cost: 1 EVALSHA + 1 GET + 1 SET; per channel 1 HMGET (the
 // subscriptions), + 1 HMGET (their state) when a success is owed; per subscription 1 HINCRBY per
 // counter, + 1 HSET with a later success, + 1 XADD per log entry. A repeat: 1 EVALSHA + 1 GET.
+import { LOG_ENTRIES_LUA } from "./log-entries.ts";
+
 export const LEDGER_LUA = `#!lua flags=allow-key-locking
+${LOG_ENTRIES_LUA}
 local written, logLength = KEYS[1], ARGV[1]
 if redis.call('GET', written) then return 0 end
 local a, k = 2, 2
@@ -40,10 +43,7 @@ while k <= #KEYS do
     names[s] = ARGV[a]
     fields[2 * s - 1], fields[2 * s] = ARGV[a + 5], ARGV[a + 7]
     if tonumber(ARGV[a + 2]) > 0 then succeeded = true end
-    a = a + 9 + 2 * tonumber(ARGV[a + 8])
-    local entries = tonumber(ARGV[a])
-    a = a + 1
-    for _ = 1, entries do a = a + 1 + 2 * tonumber(ARGV[a]) end
+    a = appendLog(nil, nil, a + 9 + 2 * tonumber(ARGV[a + 8]), false)
   end
   local jsons = redis.call('HMGET', subs, unpack(names))
   local stored = {}
@@ -68,17 +68,8 @@ while k <= #KEYS do
       end
       redis.call('HSET', state, unpack(set))
     end
-    local log = KEYS[k]
+    appendLog(KEYS[k], logLength, j, live)
     k = k + 1
-    local entries = tonumber(ARGV[j])
-    j = j + 1
-    for _ = 1, entries do
-      local f = tonumber(ARGV[j])
-      if live then
-        redis.call('XADD', log, 'NOMKSTREAM', 'MAXLEN', '~', logLength, '*', unpack(ARGV, j + 1, j + 2 * f))
-      end
-      j = j + 1 + 2 * f
-    end
   end
 end
 redis.call('SET', written, '1', 'EX', 300)

@@ -17,7 +17,7 @@
 // subscription was failing when it began).
 //
 // With it, the attempt records its subscription owes (the isolate's ledger's, worker/ledger.ts,
-// then the run's own), appended in order, RECORDS_PER_ENTRY to an entry: a report written at
+// then the run's own), appended in order, RECORDS_PER_ENTRY to an entry (lua/log-entries.ts): a report written at
 // once takes its subscription's records along, so the log keeps them in the order they were made.
 //
 // KEYS[1] subs {p}:subs:<ch>, KEYS[2] state {p}:state:<ch>, KEYS[3] metrics {p}:metrics:<ch>,
@@ -34,7 +34,10 @@
 // moved (+1 HSET of the state) + 1 SET; health, only on those paths: 1 HDEL (recovering), 1
 // HINCRBY + 1 HSET (first failure) or + 1 HGET (later failures), and 1 HEXISTS + 2 HSET
 // (disabling); + 1 HSET to pause. A repeat: 1 EVALSHA + 1 GET.
+import { LOG_ENTRIES_LUA } from "./log-entries.ts";
+
 export const REPORT_LUA = `#!lua flags=allow-key-locking
+${LOG_ENTRIES_LUA}
 local subs, state, metrics, written = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local name, id = ARGV[1], ARGV[2]
 local failuresField, failures = ARGV[3], tonumber(ARGV[4])
@@ -45,13 +48,7 @@ local answered = redis.call('GET', written)
 if answered then return tonumber(answered) end
 local json = redis.call('HGET', subs, name)
 if not json or (string.match(json, '"id":"([^"]*)"') or '') ~= id then return 0 end
-local log, logLength = KEYS[5], ARGV[12]
-local j = 14
-for _ = 1, tonumber(ARGV[13]) do
-  local f = tonumber(ARGV[j])
-  redis.call('XADD', log, 'NOMKSTREAM', 'MAXLEN', '~', logLength, '*', unpack(ARGV, j + 1, j + 2 * f))
-  j = j + 1 + 2 * f
-end
+local j = appendLog(KEYS[5], ARGV[12], 13, true)
 local counts = tonumber(ARGV[j])
 local stateFrom = j + 1 + 2 * counts
 for c = j + 1, stateFrom - 1, 2 do redis.call('HINCRBY', metrics, ARGV[c], ARGV[c + 1]) end
